@@ -1,0 +1,104 @@
+# Realtime events and presence on AWS serverless.
+# `make up` brings the stack up on the local emulator; `make test` runs every suite.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Python 3.12 matches the Lambda python3.12 runtime (pyenv has it on these machines).
+PYTHON312 ?= $(shell p="$$(pyenv root 2>/dev/null)/versions/3.12.1/bin/python3.12"; \
+	[ -x "$$p" ] && echo "$$p" || command -v python3.12)
+VENV          := .venv
+MINISTACK_ENV := .venv-ministack
+CHECKOV_ENV   := .venv-checkov
+PY            := $(VENV)/bin/python
+MINISTACK_VERSION := 1.5.33
+MINISTACK_BOTO3_VERSION := 1.43.106
+CHECKOV_VERSION   := 3.3.30
+
+ARCH       ?= arm64
+LOCAL_PORT ?= 4566
+PYTEST_ARGS ?=
+
+# Terraform uses the machine's provider mirror only (see terraform.rc).
+export TF_CLI_CONFIG_FILE := $(CURDIR)/terraform.rc
+export TF_IN_AUTOMATION := 1
+
+.PHONY: help install build up down test test-unit test-tf test-integration lint fmt clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+# --- environments -----------------------------------------------------------
+
+$(VENV)/.installed: requirements-dev.txt functions/requirements.txt
+	@echo "==> Creating $(VENV) (Python 3.12: tests, lint, build)"
+	@[ -n "$(PYTHON312)" ] || { echo "Python 3.12 not found (pyenv install 3.12.1)"; exit 1; }
+	$(PYTHON312) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+# ministack pins botocore exactly, so it gets a venv of its own. Its interpreter
+# also runs the Lambda handlers, so it stands in for the python3.12 runtime:
+# Python 3.12, plus the boto3 that the runtime provides (matching its botocore).
+$(MINISTACK_ENV)/.installed:
+	@echo "==> Creating $(MINISTACK_ENV) (ministack $(MINISTACK_VERSION), the local AWS emulator)"
+	$(PYTHON312) -m venv $(MINISTACK_ENV)
+	$(MINISTACK_ENV)/bin/pip install --quiet --disable-pip-version-check \
+		ministack==$(MINISTACK_VERSION) boto3==$(MINISTACK_BOTO3_VERSION)
+	@touch $@
+
+$(CHECKOV_ENV)/.installed:
+	@echo "==> Creating $(CHECKOV_ENV) (checkov $(CHECKOV_VERSION))"
+	$(PYTHON312) -m venv $(CHECKOV_ENV)
+	$(CHECKOV_ENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	@touch $@
+
+install: $(VENV)/.installed $(MINISTACK_ENV)/.installed $(CHECKOV_ENV)/.installed ## Create the venvs (dev tools, emulator, checkov)
+
+# --- build and local stack --------------------------------------------------
+
+build: $(VENV)/.installed ## Build the Lambda code and layer zips for ARCH (default arm64) into dist/
+	$(PY) scripts/build.py --arch $(ARCH)
+
+up: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Start the emulator, build, apply examples/local, print the endpoints
+	$(PY) scripts/local_stack.py up --port $(LOCAL_PORT)
+
+down: ## Stop the local stack and remove its state
+	@[ -x $(PY) ] && $(PY) scripts/local_stack.py down || python3 scripts/local_stack.py down
+
+# --- tests -------------------------------------------------------------------
+
+test: lint test-unit test-tf test-integration ## Run every suite (lint, unit, terraform, integration)
+
+test-unit: $(VENV)/.installed ## Unit tests (moto) and packaging tests
+	@echo "==> Unit and packaging tests"
+	$(PY) -m pytest tests/unit tests/build -q $(PYTEST_ARGS)
+
+test-tf: ## Terraform validate and terraform test (offline, mock provider)
+	@echo "==> terraform validate and terraform test"
+	terraform -chdir=terraform init -backend=false -input=false >/dev/null
+	terraform -chdir=terraform validate
+	terraform -chdir=terraform test
+
+test-integration: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Whole stack on the emulator (free port; about 3 minutes)
+	@echo "==> Integration tests: ministack on a free loopback port, real module, real zips"
+	$(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed $(CHECKOV_ENV)/.installed ## ruff, terraform fmt, checkov
+	@echo "==> ruff"
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	@echo "==> terraform fmt"
+	terraform fmt -check -recursive terraform
+	@echo "==> checkov"
+	$(CHECKOV_ENV)/bin/checkov --config-file .checkov.yaml
+
+fmt: $(VENV)/.installed ## Format Python and Terraform
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+	terraform fmt -recursive terraform
+
+clean: ## Remove build outputs and Terraform working dirs
+	rm -rf dist .pytest_cache .ruff_cache
+	find terraform -name .terraform -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Real-time events and presence: Lambda functions (domain modules + thin handlers)."""

@@ -1,0 +1,113 @@
+"""The connections table: one item per live WebSocket plus one per (topic, connection).
+
+Delivery finds a topic's connections with one Query on `pk = topic#<topic>`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from realtime.models import format_timestamp
+
+META_SK = "meta"
+
+
+def connection_pk(connection_id: str) -> str:
+    return f"conn#{connection_id}"
+
+
+def topic_pk(topic: str) -> str:
+    return f"topic#{topic}"
+
+
+class ConnectionStore:
+    def __init__(self, table: Any, *, clock: Callable[[], float] = time.time) -> None:
+        self._table = table
+        self._clock = clock
+
+    def _now_iso(self) -> str:
+        return format_timestamp(datetime.fromtimestamp(self._clock(), UTC))
+
+    def add(self, connection_id: str, user_id: str, topics: Iterable[str], ttl_seconds: int) -> None:
+        """Record a new connection and subscribe it to its topics."""
+        topics = list(dict.fromkeys(topics))
+        now = self._now_iso()
+        expires_at = int(self._clock()) + ttl_seconds
+        # The connection item first: it is what $disconnect reads to find the subscriptions.
+        self._table.put_item(
+            Item={
+                "pk": connection_pk(connection_id),
+                "sk": META_SK,
+                "connectionId": connection_id,
+                "userId": user_id,
+                "topics": topics,
+                "connectedAt": now,
+                "lastSeen": now,
+                "expiresAt": expires_at,
+            }
+        )
+        with self._table.batch_writer() as batch:
+            for topic in topics:
+                batch.put_item(
+                    Item={
+                        "pk": topic_pk(topic),
+                        "sk": connection_pk(connection_id),
+                        "connectionId": connection_id,
+                        "userId": user_id,
+                        "expiresAt": expires_at,
+                    }
+                )
+
+    def get(self, connection_id: str) -> dict[str, Any] | None:
+        return self._table.get_item(Key={"pk": connection_pk(connection_id), "sk": META_SK}, ConsistentRead=True).get(
+            "Item"
+        )
+
+    def remove(self, connection_id: str) -> bool:
+        """Delete a connection and its subscriptions. Idempotent; False if it was already gone."""
+        item = self.get(connection_id)
+        if item is None:
+            return False
+        with self._table.batch_writer() as batch:
+            for topic in item.get("topics", []):
+                batch.delete_item(Key={"pk": topic_pk(topic), "sk": connection_pk(connection_id)})
+            batch.delete_item(Key={"pk": connection_pk(connection_id), "sk": META_SK})
+        return True
+
+    def touch(self, connection_id: str) -> bool:
+        """Record activity on a connection. False if the connection is not (or no longer) known."""
+        try:
+            self._table.update_item(
+                Key={"pk": connection_pk(connection_id), "sk": META_SK},
+                UpdateExpression="SET lastSeen = :now",
+                # Without it, UpdateItem would create a stray item for a removed connection.
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":now": self._now_iso()},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def subscribers(self, topic: str) -> Iterator[str]:
+        """Connection ids subscribed to a topic (expired ones skipped: TTL deletion lags)."""
+        now = int(self._clock())
+        request: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": topic_pk(topic)},
+            "ProjectionExpression": "connectionId, expiresAt",
+        }
+        while True:
+            response = self._table.query(**request)
+            for item in response.get("Items", []):
+                if int(item.get("expiresAt", now + 1)) > now:
+                    yield item["connectionId"]
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]

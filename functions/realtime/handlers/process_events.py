@@ -1,0 +1,86 @@
+"""`process-events`: SQS events queue -> validate, store, deliver. Poison messages go to the DLQ."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from realtime import services
+from realtime.errors import PermanentError
+from realtime.observability import logger, metrics
+from realtime.pipeline import EventPipeline
+
+# Report failed records instead of raising, even when the whole batch failed: same retry, clearer logs.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def _sent_at(record: SQSRecord) -> datetime | None:
+    sent = record.attributes.sent_timestamp
+    return datetime.fromtimestamp(int(sent) / 1000, UTC) if sent else None
+
+
+def _send_to_dlq(record: SQSRecord, error: PermanentError) -> None:
+    services.dead_letters().send(
+        record.body,
+        error_code=error.code,
+        error_reason=error.reason,
+        source_message_id=record.message_id,
+    )
+    logger.warning(
+        "Message can never be processed; sent to the DLQ",
+        extra={"error_code": error.code, "error_reason": error.reason, "message_id": record.message_id},
+    )
+    metrics.add_metric(name="PoisonMessages", unit=MetricUnit.Count, value=1)
+
+
+def _handle_record(pipeline: EventPipeline, record: SQSRecord) -> None:
+    logger.set_correlation_id(record.message_id)
+    try:
+        pending = pipeline.parse(record.body, record.message_id, _sent_at(record))
+        logger.set_correlation_id(pending.event_id)
+        report = pipeline.process(pending)
+    except PermanentError as error:
+        _send_to_dlq(record, error)
+        return
+    except Exception:
+        logger.exception("Record failed; SQS will retry it", extra={"message_id": record.message_id})
+        metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=1)
+        raise
+    metrics.add_metric(name="EventsStored", unit=MetricUnit.Count, value=report.stored)
+    metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=report.duplicates)
+    metrics.add_metric(name="Delivered", unit=MetricUnit.Count, value=report.delivery.sent)
+    metrics.add_metric(name="ConnectionsGone", unit=MetricUnit.Count, value=report.delivery.gone)
+    metrics.add_metric(name="DeliveryRefused", unit=MetricUnit.Count, value=report.delivery.failed)
+    logger.info(
+        "Event processed",
+        extra={
+            "event_type": pending.type,
+            "topics": pending.topics,
+            "stored": report.stored,
+            "duplicates": report.duplicates,
+            "delivered": report.delivery.sent,
+            "gone": report.delivery.gone,
+            "refused": report.delivery.failed,
+        },
+    )
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Built before the batch so a configuration error fails the invocation loudly, not record by record.
+    pipeline = services.event_pipeline()
+    try:
+        return process_partial_response(
+            event=event,
+            record_handler=lambda record: _handle_record(pipeline, record),
+            processor=processor,
+            context=context,
+        )
+    finally:
+        logger.set_correlation_id(None)

@@ -1,0 +1,36 @@
+"""`ws-connect` ($connect): verify the token, then record the connection with the token's topics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from realtime import config, services
+from realtime.auth import InvalidToken
+from realtime.observability import logger, metrics
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    connection_id = event["requestContext"]["connectionId"]
+    logger.set_correlation_id(connection_id)
+    # Browsers cannot set headers on a WebSocket: the token comes as a query parameter.
+    token = (event.get("queryStringParameters") or {}).get("token")
+    try:
+        principal = services.token_verifier().verify(token)
+    except InvalidToken as error:
+        logger.info("Connection refused", extra={"reason": error.reason, "detail": error.detail})
+        metrics.add_metric(name="ConnectionsRefused", unit=MetricUnit.Count, value=1)
+        return {"statusCode": 401}
+    except Exception:
+        logger.exception("Token check failed; connection refused")
+        metrics.add_metric(name="ConnectionErrors", unit=MetricUnit.Count, value=1)
+        return {"statusCode": 500}
+    # Topics come from the verified claims only; nothing the client asks for is added.
+    services.connection_store().add(connection_id, principal.user_id, principal.topics, config.connection_ttl_seconds())
+    logger.info("Connected", extra={"user_id": principal.user_id, "topics": list(principal.topics)})
+    metrics.add_metric(name="ConnectionsOpened", unit=MetricUnit.Count, value=1)
+    return {"statusCode": 200}

@@ -1,0 +1,22 @@
+"""`ws-disconnect` ($disconnect): forget the connection and its subscriptions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from realtime import services
+from realtime.observability import logger, metrics
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    connection_id = event["requestContext"]["connectionId"]
+    logger.set_correlation_id(connection_id)
+    removed = services.connection_store().remove(connection_id)
+    logger.info("Disconnected", extra={"removed": removed})
+    metrics.add_metric(name="ConnectionsClosed", unit=MetricUnit.Count, value=1)
+    return {"statusCode": 200}

@@ -1,0 +1,68 @@
+"""Mint a token for the LOCAL stack (development only; never for a deployed stack).
+
+    python scripts/mint_token.py --user alice [--groups ops,dev] [--topics presence:bob] [--ttl 3600]
+
+Reads the local stack's HS256 secret from the emulator's SSM (the parameter
+named in .local/endpoints.json, written by `make up`) and prints a signed JWT
+with the claims DESIGN.md describes: sub, exp, groups, topics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import boto3
+import jwt
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mint_token(
+    secret: str,
+    user: str,
+    groups: list[str] | None = None,
+    topics: list[str] | None = None,
+    ttl: int = 3600,
+    **extra_claims: object,
+) -> str:
+    now = int(time.time())
+    claims = {"sub": user, "iat": now, "exp": now + ttl, "groups": groups or [], "topics": topics or []}
+    claims.update(extra_claims)
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def local_secret(endpoints: dict) -> str:
+    ssm = boto3.client(
+        "ssm",
+        endpoint_url=endpoints["emulator_endpoint"],
+        region_name=endpoints.get("region", "us-east-1"),
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    parameter = ssm.get_parameter(Name=endpoints["token_secret_ssm_parameter"], WithDecryption=True)
+    return parameter["Parameter"]["Value"]
+
+
+def _split(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--user", required=True)
+    parser.add_argument("--groups", default="", help="comma-separated group names")
+    parser.add_argument("--topics", default="", help="comma-separated extra topics, e.g. presence:bob")
+    parser.add_argument("--ttl", type=int, default=3600, help="seconds until the token expires")
+    parser.add_argument("--endpoints", type=Path, default=ROOT / ".local" / "endpoints.json")
+    args = parser.parse_args()
+    if not args.endpoints.exists():
+        raise SystemExit(f"{args.endpoints} not found: run `make up` first")
+    endpoints = json.loads(args.endpoints.read_text())
+    print(mint_token(local_secret(endpoints), args.user, _split(args.groups), _split(args.topics), args.ttl))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+# The whole stack on the local AWS emulator (ministack). Used by `make up` and
+# the integration tests. Credentials are the emulator's dummies.
+provider "aws" {
+  region     = "us-east-1"
+  access_key = "test"
+  secret_key = "test"
+
+  skip_credentials_validation = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+  skip_requesting_account_id  = false # the emulator answers sts:GetCallerIdentity
+  s3_use_path_style           = true
+
+  endpoints {
+    apigateway     = var.endpoint
+    apigatewayv2   = var.endpoint
+    cloudwatch     = var.endpoint
+    dynamodb       = var.endpoint
+    events         = var.endpoint
+    iam            = var.endpoint
+    kms            = var.endpoint
+    lambda         = var.endpoint
+    logs           = var.endpoint
+    s3             = var.endpoint
+    scheduler      = var.endpoint
+    secretsmanager = var.endpoint
+    sqs            = var.endpoint
+    ssm            = var.endpoint
+    sts            = var.endpoint
+  }
+}
+
+# The dev HS256 secret, as an SSM SecureString. FOR THE EMULATOR ONLY: on AWS,
+# create the secret outside Terraform so it never lands in state.
+resource "aws_ssm_parameter" "token_secret" {
+  #checkov:skip=CKV_AWS_337:Local emulator only; the parameter uses the default aws/ssm key there.
+
+  name        = "/${var.name}/token-secret"
+  description = "HS256 secret of the local stack's tokens (emulator only)"
+  type        = "SecureString"
+  value       = var.dev_token_secret
+}
+
+module "realtime" {
+  source = "../.."
+
+  name                = var.name
+  lambda_code_zip     = var.lambda_code_zip
+  lambda_layer_zip    = var.lambda_layer_zip
+  lambda_architecture = var.lambda_architecture
+  log_level           = "DEBUG"
+
+  token = {
+    secret_ssm_parameter_name = aws_ssm_parameter.token_secret.name
+  }
+
+  # The emulator's @connections API lives under its own path, not on a
+  # {api}.execute-api host.
+  websocket_management_endpoint = "${var.endpoint}/_aws/execute-api/{api_id}/{stage}"
+
+  event_type_rules = [
+    { type = "announcement*", audience = ["all"] },
+    { type = "order.*", audience = ["user:{data.userId}"] },
+  ]
+
+  tags = {
+    Environment = "local"
+  }
+}

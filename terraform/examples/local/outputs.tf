@@ -1,0 +1,79 @@
+output "region" {
+  description = "Region of the local stack."
+  value       = "us-east-1"
+}
+
+output "endpoint" {
+  description = "Emulator endpoint (AWS_ENDPOINT_URL for clients and tests)."
+  value       = var.endpoint
+}
+
+output "websocket_url" {
+  description = "WebSocket URL on the emulator: ws://host:port/_aws/execute-api/<api id>/<stage> (add ?token=<JWT>)."
+  value       = "${replace(var.endpoint, "/^http/", "ws")}/_aws/execute-api/${module.realtime.websocket_api_id}/${module.realtime.websocket_stage_name}"
+}
+
+output "websocket_management_endpoint" {
+  description = "@connections endpoint on the emulator."
+  value       = module.realtime.websocket_management_endpoint
+}
+
+output "http_api_url" {
+  description = "HTTP API base URL on the emulator (GET <url>/events)."
+  value       = "${var.endpoint}/_aws/execute-api/${module.realtime.http_api_id}/$default"
+}
+
+output "websocket_api_id" {
+  description = "ID of the WebSocket API."
+  value       = module.realtime.websocket_api_id
+}
+
+output "http_api_id" {
+  description = "ID of the HTTP API."
+  value       = module.realtime.http_api_id
+}
+
+output "token_secret_ssm_parameter" {
+  description = "SSM SecureString parameter holding the dev HS256 secret."
+  value       = aws_ssm_parameter.token_secret.name
+}
+
+output "events_queue_url" {
+  description = "URL of the events queue."
+  value       = module.realtime.events_queue_url
+}
+
+output "events_queue_arn" {
+  description = "ARN of the events queue."
+  value       = module.realtime.events_queue_arn
+}
+
+output "dlq_url" {
+  description = "URL of the dead-letter queue."
+  value       = module.realtime.dlq_url
+}
+
+output "connections_table_name" {
+  description = "Name of the connections table."
+  value       = module.realtime.connections_table_name
+}
+
+output "events_table_name" {
+  description = "Name of the events table."
+  value       = module.realtime.events_table_name
+}
+
+output "function_names" {
+  description = "Function names by key."
+  value       = module.realtime.function_names
+}
+
+output "log_group_names" {
+  description = "Log group names by key."
+  value       = module.realtime.log_group_names
+}
+
+output "publisher_policy_json" {
+  description = "IAM policy a producer needs (not enforced by the emulator)."
+  value       = module.realtime.publisher_policy_json
+}

@@ -1,0 +1,39 @@
+variable "endpoint" {
+  description = "Base URL of the local AWS emulator (ministack), e.g. http://127.0.0.1:4566."
+  type        = string
+  default     = "http://127.0.0.1:4566"
+
+  validation {
+    condition     = can(regex("^http://[^/]+$", var.endpoint))
+    error_message = "The endpoint must be http://host:port with no path or trailing slash."
+  }
+}
+
+variable "name" {
+  description = "Name prefix of the local stack."
+  type        = string
+  default     = "rt-local"
+}
+
+variable "lambda_code_zip" {
+  description = "Path to the functions zip built for the host (e.g. dist/x86_64/functions.zip)."
+  type        = string
+}
+
+variable "lambda_layer_zip" {
+  description = "Path to the dependencies layer zip built for the host (e.g. dist/x86_64/layer.zip)."
+  type        = string
+}
+
+variable "lambda_architecture" {
+  description = "Architecture recorded on the functions. The emulator runs the zips on the host, so build them for the host."
+  type        = string
+  default     = "x86_64"
+}
+
+variable "dev_token_secret" {
+  description = "HS256 secret of the local stack's tokens. For the emulator only: never use this default anywhere real."
+  type        = string
+  default     = "local-dev-only-secret-do-not-use-in-production"
+  sensitive   = true
+}

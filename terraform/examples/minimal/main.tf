@@ -1,0 +1,23 @@
+provider "aws" {
+  region = var.region
+}
+
+# The smallest useful deployment: HS256 tokens whose secret already exists as
+# an SSM SecureString parameter (create it outside Terraform, e.g.
+#   aws ssm put-parameter --type SecureString --name /realtime/token-secret --value "$(openssl rand -base64 48)"
+# ), functions built for arm64 by the project's build script.
+module "realtime" {
+  source = "../.."
+
+  name             = var.name
+  lambda_code_zip  = "${path.module}/../../../dist/arm64/functions.zip"
+  lambda_layer_zip = "${path.module}/../../../dist/arm64/layer.zip"
+
+  token = {
+    secret_ssm_parameter_name = var.token_secret_ssm_parameter_name
+  }
+
+  # WebSocket stage access logs need API Gateway's account-level CloudWatch
+  # role. Set to false if the account and region already have one.
+  create_api_gateway_cloudwatch_role = var.create_api_gateway_cloudwatch_role
+}

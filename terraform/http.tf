@@ -1,0 +1,106 @@
+locals {
+  # Route key => function. Payload format 2.0, one function per route.
+  http_routes = {
+    "GET /events" = "events-api"
+  }
+}
+
+################################################################################
+# HTTP API (the HTTPS fallback and catch-up path)
+################################################################################
+
+resource "aws_apigatewayv2_api" "http" {
+  name          = "${var.name}-http"
+  description   = "Events over HTTPS (${var.name})"
+  protocol_type = "HTTP"
+
+  cors_configuration {
+    allow_origins = var.cors_allow_origins
+    allow_headers = ["authorization", "content-type"]
+    allow_methods = ["GET", "OPTIONS"]
+    max_age       = 3600
+  }
+
+  tags = merge(var.tags, { Name = "${var.name}-http" })
+}
+
+resource "aws_apigatewayv2_integration" "http" {
+  for_each = local.http_routes
+
+  api_id                 = aws_apigatewayv2_api.http.id
+  description            = "${each.key} -> ${local.function_names[each.value]}"
+  integration_type       = "AWS_PROXY"
+  integration_method     = "POST"
+  integration_uri        = aws_lambda_function.this[each.value].invoke_arn
+  payload_format_version = "2.0"
+  timeout_milliseconds   = 30000
+}
+
+resource "aws_apigatewayv2_route" "http" {
+  for_each = local.http_routes
+
+  #checkov:skip=CKV_AWS_309:The bearer token is verified by the events-api function (HS256 secrets cannot be checked by an API Gateway JWT authorizer, and the function also scopes results to the token's topics).
+
+  api_id    = aws_apigatewayv2_api.http.id
+  route_key = each.key
+  target    = "integrations/${aws_apigatewayv2_integration.http[each.key].id}"
+
+  authorization_type = "NONE"
+}
+
+resource "aws_lambda_permission" "http" {
+  for_each = local.http_routes
+
+  statement_id  = "AllowHttpRoute-${replace(replace(each.key, " /", "-"), "/", "-")}"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this[each.value].function_name
+  principal     = "apigateway.amazonaws.com"
+  # arn:...:<api-id>/<stage>/<METHOD>/<path>, any stage: this route only.
+  source_arn = "${aws_apigatewayv2_api.http.execution_arn}/*/${replace(each.key, " /", "/")}"
+}
+
+################################################################################
+# Stage
+################################################################################
+
+resource "aws_cloudwatch_log_group" "http_access" {
+  #checkov:skip=CKV_AWS_338:Retention is the log_retention_in_days input (default 30 days): these are operational logs, not an audit trail; keep them longer by setting the input.
+
+  name              = "/aws/apigateway/${var.name}-http/default"
+  retention_in_days = var.log_retention_in_days
+  kms_key_id        = var.kms_key_arn
+
+  tags = merge(var.tags, { Name = "/aws/apigateway/${var.name}-http/default" })
+}
+
+resource "aws_apigatewayv2_stage" "http" {
+  api_id      = aws_apigatewayv2_api.http.id
+  name        = "$default"
+  description = "${var.name} HTTP stage"
+  auto_deploy = true
+
+  default_route_settings {
+    throttling_burst_limit = var.http_throttling_burst_limit
+    throttling_rate_limit  = var.http_throttling_rate_limit
+  }
+
+  access_log_settings {
+    destination_arn = aws_cloudwatch_log_group.http_access.arn
+    format = jsonencode({
+      requestId        = "$context.requestId"
+      requestTime      = "$context.requestTime"
+      ip               = "$context.identity.sourceIp"
+      httpMethod       = "$context.httpMethod"
+      path             = "$context.path"
+      routeKey         = "$context.routeKey"
+      status           = "$context.status"
+      protocol         = "$context.protocol"
+      responseLength   = "$context.responseLength"
+      latency          = "$context.integrationLatency"
+      integrationError = "$context.integrationErrorMessage"
+      errorMessage     = "$context.error.message"
+    })
+  }
+
+  tags = merge(var.tags, { Name = "${var.name}-http-default" })
+}

@@ -1,0 +1,205 @@
+data "aws_region" "current" {}
+
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}
+
+locals {
+  region     = data.aws_region.current.name
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+  dns_suffix = data.aws_partition.current.dns_suffix
+
+  ################################################################################
+  # Events queue
+  ################################################################################
+
+  # AWS recommends a visibility timeout of at least 6 x the consumer's timeout.
+  events_queue_visibility_timeout = coalesce(var.events_queue_visibility_timeout_seconds, 6 * var.process_events_timeout)
+
+  ################################################################################
+  # WebSocket management endpoint (@connections) given to process-events
+  ################################################################################
+
+  websocket_management_endpoint = (
+    var.websocket_management_endpoint != null
+    ? replace(replace(var.websocket_management_endpoint, "{api_id}", aws_apigatewayv2_api.websocket.id), "{stage}", var.websocket_stage_name)
+    : "https://${aws_apigatewayv2_api.websocket.id}.execute-api.${local.region}.${local.dns_suffix}/${var.websocket_stage_name}"
+  )
+
+  ################################################################################
+  # Token secret
+  ################################################################################
+
+  token_ssm_parameter_arn = (
+    var.token.secret_ssm_parameter_name == null ? null
+    : "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/${trimprefix(var.token.secret_ssm_parameter_name, "/")}"
+  )
+
+  # Read access to the token secret, for ws-connect and events-api only.
+  token_statements = concat(
+    local.token_ssm_parameter_arn == null ? [] : [{
+      sid       = "ReadTokenSecretParameter"
+      actions   = ["ssm:GetParameter"]
+      resources = [local.token_ssm_parameter_arn]
+    }],
+    var.token.secret_arn == null ? [] : [{
+      sid       = "ReadTokenSecret"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [var.token.secret_arn]
+    }],
+    var.token.kms_key_arn == null ? [] : [{
+      sid       = "DecryptTokenSecret"
+      actions   = ["kms:Decrypt"]
+      resources = [var.token.kms_key_arn]
+    }],
+  )
+
+  token_environment = { for k, v in {
+    TOKEN_MODE                 = var.token.mode
+    TOKEN_SECRET_SSM_PARAMETER = var.token.secret_ssm_parameter_name
+    TOKEN_SECRET_ARN           = var.token.secret_arn
+    TOKEN_JWKS_URL             = var.token.jwks_url
+    TOKEN_ISSUER               = var.token.issuer
+    TOKEN_AUDIENCE             = var.token.audience
+  } : k => v if v != null }
+
+  ################################################################################
+  # Lambda functions: one per route or trigger (see docs/internals.md)
+  ################################################################################
+
+  common_environment = {
+    POWERTOOLS_SERVICE_NAME      = var.name
+    POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
+    POWERTOOLS_LOG_LEVEL         = var.log_level
+  }
+
+  connections_table_statement = {
+    for k, actions in {
+      "ws-connect"     = ["dynamodb:PutItem", "dynamodb:BatchWriteItem"]
+      "ws-disconnect"  = ["dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+      "ws-ping"        = ["dynamodb:UpdateItem"]
+      "process-events" = ["dynamodb:Query", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+      } : k => {
+      sid       = "ConnectionsTable"
+      actions   = actions
+      resources = [aws_dynamodb_table.connections.arn]
+    }
+  }
+
+  # Everything a function may touch besides writing its own logs.
+  function_statements = {
+    "ws-connect"    = concat([local.connections_table_statement["ws-connect"]], local.token_statements)
+    "ws-disconnect" = [local.connections_table_statement["ws-disconnect"]]
+    "ws-ping"       = [local.connections_table_statement["ws-ping"]]
+    "ws-default"    = []
+    "process-events" = concat(
+      [
+        {
+          sid       = "ConsumeEventsQueue"
+          actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
+          resources = [aws_sqs_queue.events.arn]
+        },
+        {
+          sid       = "SendToDeadLetterQueue"
+          actions   = ["sqs:SendMessage"]
+          resources = [aws_sqs_queue.dlq.arn]
+        },
+        {
+          # TransactWriteItems is authorized per contained action (Put/Update).
+          sid       = "EventsTable"
+          actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"]
+          resources = [aws_dynamodb_table.events.arn]
+        },
+        local.connections_table_statement["process-events"],
+        {
+          sid       = "PostToConnections"
+          actions   = ["execute-api:ManageConnections"]
+          resources = ["${aws_apigatewayv2_api.websocket.execution_arn}/${var.websocket_stage_name}/POST/@connections/*"]
+        },
+      ],
+      var.kms_key_arn == null ? [] : [{
+        # Receive from / send to the KMS-encrypted queues.
+        sid       = "EncryptedQueues"
+        actions   = ["kms:GenerateDataKey"]
+        resources = [var.kms_key_arn]
+      }],
+    )
+    "events-api" = concat(
+      [{
+        sid       = "ReadEvents"
+        actions   = ["dynamodb:Query"]
+        resources = [aws_dynamodb_table.events.arn]
+      }],
+      local.token_statements,
+    )
+  }
+
+  functions = {
+    "ws-connect" = {
+      description = "WebSocket $connect: verifies the token and registers the connection and its topics"
+      handler     = "realtime.handlers.ws_connect.handler"
+      memory_size = var.lambda_memory_size
+      timeout     = var.lambda_timeout
+      environment = merge(local.common_environment, local.token_environment, {
+        CONNECTIONS_TABLE      = aws_dynamodb_table.connections.name
+        CONNECTION_TTL_SECONDS = tostring(var.connection_ttl_seconds)
+      })
+    }
+    "ws-disconnect" = {
+      description = "WebSocket $disconnect: removes the connection and its subscriptions"
+      handler     = "realtime.handlers.ws_disconnect.handler"
+      memory_size = var.lambda_memory_size
+      timeout     = var.lambda_timeout
+      environment = merge(local.common_environment, {
+        CONNECTIONS_TABLE = aws_dynamodb_table.connections.name
+      })
+    }
+    "ws-ping" = {
+      description = "WebSocket ping route (two-way): renews the connection record and answers pong"
+      handler     = "realtime.handlers.ws_ping.handler"
+      memory_size = var.lambda_memory_size
+      timeout     = var.lambda_timeout
+      environment = merge(local.common_environment, {
+        CONNECTIONS_TABLE      = aws_dynamodb_table.connections.name
+        CONNECTION_TTL_SECONDS = tostring(var.connection_ttl_seconds)
+      })
+    }
+    "ws-default" = {
+      description = "WebSocket $default route (two-way): answers unknown frames with an error frame"
+      handler     = "realtime.handlers.ws_default.handler"
+      memory_size = var.lambda_memory_size
+      timeout     = var.lambda_timeout
+      environment = merge(local.common_environment, {
+        CONNECTIONS_TABLE = aws_dynamodb_table.connections.name
+      })
+    }
+    "process-events" = {
+      description = "Events queue consumer: validates, stores and fans out events to live connections"
+      handler     = "realtime.handlers.process_events.handler"
+      memory_size = var.process_events_memory_size
+      timeout     = var.process_events_timeout
+      environment = merge(local.common_environment, {
+        CONNECTIONS_TABLE       = aws_dynamodb_table.connections.name
+        EVENTS_TABLE            = aws_dynamodb_table.events.name
+        CONNECTIONS_ENDPOINT    = local.websocket_management_endpoint
+        DLQ_URL                 = aws_sqs_queue.dlq.url
+        EVENT_TYPE_RULES        = jsonencode(var.event_type_rules)
+        EVENT_RETENTION_SECONDS = tostring(var.event_retention_days * 86400)
+        MAX_DATA_BYTES          = tostring(var.max_event_data_bytes)
+        DELIVERY_CONCURRENCY    = tostring(var.delivery_concurrency)
+      })
+    }
+    "events-api" = {
+      description = "HTTP GET /events: the caller's events after a cursor, with optional long polling"
+      handler     = "realtime.handlers.events_api.handler"
+      memory_size = var.lambda_memory_size
+      timeout     = var.events_api_timeout
+      environment = merge(local.common_environment, local.token_environment, {
+        EVENTS_TABLE = aws_dynamodb_table.events.name
+      })
+    }
+  }
+
+  function_names = { for k in keys(local.functions) : k => "${var.name}-${k}" }
+}

@@ -1,0 +1,185 @@
+################################################################################
+# Alarms
+################################################################################
+
+resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
+  count = var.create_alarms ? 1 : 0
+
+  alarm_name        = "${var.name}-events-dlq-not-empty"
+  alarm_description = "Events could not be processed and are waiting in ${aws_sqs_queue.dlq.name} (see their errorCode/errorReason attributes)."
+
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.dlq.name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+
+  actions_enabled = true
+  alarm_actions   = var.alarm_actions
+  ok_actions      = var.ok_actions
+
+  tags = merge(var.tags, { Name = "${var.name}-events-dlq-not-empty" })
+}
+
+resource "aws_cloudwatch_metric_alarm" "process_events_errors" {
+  count = var.create_alarms ? 1 : 0
+
+  alarm_name        = "${var.name}-process-events-errors"
+  alarm_description = "The process-events function failed (its batches are retried, then redriven to the DLQ)."
+
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = aws_lambda_function.this["process-events"].function_name }
+  statistic           = "Sum"
+  period              = 60
+  evaluation_periods  = 5
+  datapoints_to_alarm = 2
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+
+  actions_enabled = true
+  alarm_actions   = var.alarm_actions
+  ok_actions      = var.ok_actions
+
+  tags = merge(var.tags, { Name = "${var.name}-process-events-errors" })
+}
+
+resource "aws_cloudwatch_metric_alarm" "events_queue_age" {
+  count = var.create_alarms ? 1 : 0
+
+  alarm_name        = "${var.name}-events-queue-age"
+  alarm_description = "Events wait in ${aws_sqs_queue.events.name} for more than ${var.events_queue_age_alarm_threshold_seconds} s: delivery is late."
+
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateAgeOfOldestMessage"
+  dimensions          = { QueueName = aws_sqs_queue.events.name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 3
+  datapoints_to_alarm = 2
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.events_queue_age_alarm_threshold_seconds
+  treat_missing_data  = "notBreaching"
+
+  actions_enabled = true
+  alarm_actions   = var.alarm_actions
+  ok_actions      = var.ok_actions
+
+  tags = merge(var.tags, { Name = "${var.name}-events-queue-age" })
+}
+
+################################################################################
+# Dashboard
+################################################################################
+
+locals {
+  dashboard_functions = [for k in keys(local.functions) : local.function_names[k]]
+
+  dashboard_widgets = [
+    {
+      type = "metric", x = 0, y = 0, width = 12, height = 6
+      properties = {
+        title  = "Events queue"
+        region = local.region
+        stat   = "Sum"
+        period = 60
+        view   = "timeSeries"
+        metrics = [
+          ["AWS/SQS", "NumberOfMessagesSent", "QueueName", aws_sqs_queue.events.name],
+          [".", "NumberOfMessagesDeleted", ".", "."],
+          [".", "ApproximateNumberOfMessagesVisible", ".", ".", { stat = "Maximum" }],
+          [".", "ApproximateAgeOfOldestMessage", ".", ".", { stat = "Maximum", yAxis = "right" }],
+        ]
+      }
+    },
+    {
+      type = "metric", x = 12, y = 0, width = 12, height = 6
+      properties = {
+        title   = "Dead-letter queue"
+        region  = local.region
+        stat    = "Maximum"
+        period  = 60
+        view    = "timeSeries"
+        metrics = [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.dlq.name]]
+      }
+    },
+    {
+      type = "metric", x = 0, y = 6, width = 8, height = 6
+      properties = {
+        title   = "Lambda errors"
+        region  = local.region
+        stat    = "Sum"
+        period  = 60
+        view    = "timeSeries"
+        metrics = [for f in local.dashboard_functions : ["AWS/Lambda", "Errors", "FunctionName", f]]
+      }
+    },
+    {
+      type = "metric", x = 8, y = 6, width = 8, height = 6
+      properties = {
+        title   = "Lambda throttles"
+        region  = local.region
+        stat    = "Sum"
+        period  = 60
+        view    = "timeSeries"
+        metrics = [for f in local.dashboard_functions : ["AWS/Lambda", "Throttles", "FunctionName", f]]
+      }
+    },
+    {
+      type = "metric", x = 16, y = 6, width = 8, height = 6
+      properties = {
+        title   = "Lambda duration p95 (ms)"
+        region  = local.region
+        stat    = "p95"
+        period  = 60
+        view    = "timeSeries"
+        metrics = [for f in local.dashboard_functions : ["AWS/Lambda", "Duration", "FunctionName", f]]
+      }
+    },
+    {
+      type = "metric", x = 0, y = 12, width = 12, height = 6
+      properties = {
+        title  = "WebSocket API"
+        region = local.region
+        stat   = "Sum"
+        period = 60
+        view   = "timeSeries"
+        metrics = [
+          ["AWS/ApiGateway", "ConnectCount", "ApiId", aws_apigatewayv2_api.websocket.id, "Stage", var.websocket_stage_name],
+          [".", "MessageCount", ".", ".", ".", "."],
+          [".", "IntegrationError", ".", ".", ".", "."],
+          [".", "ClientError", ".", ".", ".", "."],
+          [".", "ExecutionError", ".", ".", ".", "."],
+        ]
+      }
+    },
+    {
+      type = "metric", x = 12, y = 12, width = 12, height = 6
+      properties = {
+        title  = "HTTP API"
+        region = local.region
+        stat   = "Sum"
+        period = 60
+        view   = "timeSeries"
+        metrics = [
+          ["AWS/ApiGateway", "Count", "ApiId", aws_apigatewayv2_api.http.id, "Stage", "$default"],
+          [".", "4xx", ".", ".", ".", "."],
+          [".", "5xx", ".", ".", ".", "."],
+          [".", "Latency", ".", ".", ".", ".", { stat = "p95", yAxis = "right" }],
+        ]
+      }
+    },
+  ]
+}
+
+resource "aws_cloudwatch_dashboard" "this" {
+  count = var.create_dashboard ? 1 : 0
+
+  dashboard_name = var.name
+  dashboard_body = jsonencode({ widgets = local.dashboard_widgets })
+}

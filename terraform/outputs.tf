@@ -1,0 +1,126 @@
+################################################################################
+# WebSocket API
+################################################################################
+
+output "websocket_api_id" {
+  description = "ID of the WebSocket API."
+  value       = try(aws_apigatewayv2_api.websocket.id, null)
+}
+
+output "websocket_stage_name" {
+  description = "Name of the WebSocket API stage."
+  value       = try(aws_apigatewayv2_stage.websocket.name, null)
+}
+
+output "websocket_url" {
+  description = "URL clients connect to (wss://<api>.execute-api.<region>.amazonaws.com/<stage>), with ?token=<JWT>."
+  value       = try(aws_apigatewayv2_stage.websocket.invoke_url, null)
+}
+
+output "websocket_management_endpoint" {
+  description = "Base URL of the @connections management API that process-events posts to."
+  value       = try(local.websocket_management_endpoint, null)
+}
+
+################################################################################
+# HTTP API
+################################################################################
+
+output "http_api_id" {
+  description = "ID of the HTTP API."
+  value       = try(aws_apigatewayv2_api.http.id, null)
+}
+
+output "http_api_url" {
+  description = "Base URL of the HTTP API (GET <url>/events); no trailing slash."
+  value       = try(trimsuffix(aws_apigatewayv2_stage.http.invoke_url, "/"), null)
+}
+
+################################################################################
+# Queues
+################################################################################
+
+output "events_queue_url" {
+  description = "URL of the events queue producers send to."
+  value       = try(aws_sqs_queue.events.url, null)
+}
+
+output "events_queue_arn" {
+  description = "ARN of the events queue."
+  value       = try(aws_sqs_queue.events.arn, null)
+}
+
+output "dlq_url" {
+  description = "URL of the dead-letter queue of the events queue."
+  value       = try(aws_sqs_queue.dlq.url, null)
+}
+
+output "dlq_arn" {
+  description = "ARN of the dead-letter queue of the events queue."
+  value       = try(aws_sqs_queue.dlq.arn, null)
+}
+
+output "publisher_policy_json" {
+  description = "IAM policy document (JSON) that lets a producer publish events: sqs:SendMessage on the events queue, plus the KMS data-key permissions when kms_key_arn is set. Attach it to your application's role."
+  value = try(jsonencode({
+    Version = "2012-10-17"
+    Statement = concat(
+      [{
+        Sid      = "PublishEvents"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage"]
+        Resource = [aws_sqs_queue.events.arn]
+      }],
+      var.kms_key_arn == null ? [] : [{
+        Sid      = "EncryptEvents"
+        Effect   = "Allow"
+        Action   = ["kms:GenerateDataKey", "kms:Decrypt"]
+        Resource = [var.kms_key_arn]
+      }],
+    )
+  }), null)
+}
+
+################################################################################
+# Tables
+################################################################################
+
+output "connections_table_name" {
+  description = "Name of the connections table."
+  value       = try(aws_dynamodb_table.connections.name, null)
+}
+
+output "events_table_name" {
+  description = "Name of the events table."
+  value       = try(aws_dynamodb_table.events.name, null)
+}
+
+################################################################################
+# Functions and observability
+################################################################################
+
+output "function_names" {
+  description = "Function names by key (ws-connect, ws-disconnect, ws-ping, ws-default, process-events, events-api)."
+  value       = try({ for k, f in aws_lambda_function.this : k => f.function_name }, {})
+}
+
+output "function_arns" {
+  description = "Function ARNs by key."
+  value       = try({ for k, f in aws_lambda_function.this : k => f.arn }, {})
+}
+
+output "dashboard_name" {
+  description = "Name of the CloudWatch dashboard (null when create_dashboard is false)."
+  value       = try(aws_cloudwatch_dashboard.this[0].dashboard_name, null)
+}
+
+output "log_group_names" {
+  description = "Log group names: one per function (by function key), plus websocket-access and http-access."
+  value = try(merge(
+    { for k, g in aws_cloudwatch_log_group.lambda : k => g.name },
+    {
+      websocket-access = aws_cloudwatch_log_group.websocket_access.name
+      http-access      = aws_cloudwatch_log_group.http_access.name
+    },
+  ), {})
+}

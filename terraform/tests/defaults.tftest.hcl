@@ -1,0 +1,526 @@
+# The module with its defaults (HS256 token from SSM), applied against a mocked
+# AWS provider: every computed value is known, so policies and wiring can be
+# read back and checked.
+
+mock_provider "aws" {
+  mock_data "aws_region" {
+    defaults = { name = "us-east-1" }
+  }
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+  mock_data "aws_partition" {
+    defaults = { partition = "aws", dns_suffix = "amazonaws.com" }
+  }
+
+  mock_resource "aws_sqs_queue" {
+    defaults = {
+      arn = "arn:aws:sqs:us-east-1:123456789012:mock-queue"
+      url = "https://sqs.us-east-1.amazonaws.com/123456789012/mock-queue"
+    }
+  }
+  mock_resource "aws_dynamodb_table" {
+    defaults = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/mock-table" }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = { arn = "arn:aws:logs:us-east-1:123456789012:log-group:mock-log-group" }
+  }
+  mock_resource "aws_iam_role" {
+    defaults = { arn = "arn:aws:iam::123456789012:role/mock-role" }
+  }
+  mock_resource "aws_lambda_layer_version" {
+    defaults = { arn = "arn:aws:lambda:us-east-1:123456789012:layer:mock-layer:1" }
+  }
+  mock_resource "aws_lambda_function" {
+    defaults = {
+      arn        = "arn:aws:lambda:us-east-1:123456789012:function:mock-function"
+      invoke_arn = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:mock-function/invocations"
+    }
+  }
+  mock_resource "aws_apigatewayv2_api" {
+    defaults = {
+      id            = "abcdef1234"
+      execution_arn = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234"
+      api_endpoint  = "wss://abcdef1234.execute-api.us-east-1.amazonaws.com"
+    }
+  }
+  mock_resource "aws_apigatewayv2_stage" {
+    defaults = { invoke_url = "wss://abcdef1234.execute-api.us-east-1.amazonaws.com/live" }
+  }
+}
+
+# Distinct ARNs where a test compares two resources of the same type.
+override_resource {
+  target = aws_sqs_queue.events
+  values = {
+    arn = "arn:aws:sqs:us-east-1:123456789012:rt-test-events"
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-events"
+  }
+}
+
+override_resource {
+  target = aws_sqs_queue.dlq
+  values = {
+    arn = "arn:aws:sqs:us-east-1:123456789012:rt-test-events-dlq"
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-events-dlq"
+  }
+}
+
+override_resource {
+  target = aws_dynamodb_table.connections
+  values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/rt-test-connections" }
+}
+
+override_resource {
+  target = aws_dynamodb_table.events
+  values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/rt-test-events" }
+}
+
+override_resource {
+  target = aws_apigatewayv2_api.http
+  values = {
+    id            = "http123456"
+    execution_arn = "arn:aws:execute-api:us-east-1:123456789012:http123456"
+    api_endpoint  = "https://http123456.execute-api.us-east-1.amazonaws.com"
+  }
+}
+
+variables {
+  name             = "rt-test"
+  lambda_code_zip  = "tests/fixtures/lambda.zip"
+  lambda_layer_zip = "tests/fixtures/lambda.zip"
+  token            = { secret_ssm_parameter_name = "/rt-test/token-secret" }
+}
+
+################################################################################
+# Events queue and DLQ
+################################################################################
+
+run "events_queue_redrives_to_the_dlq" {
+  command = apply
+
+  assert {
+    condition     = jsondecode(aws_sqs_queue.events.redrive_policy).deadLetterTargetArn == aws_sqs_queue.dlq.arn
+    error_message = "The events queue must redrive to the DLQ."
+  }
+
+  assert {
+    condition     = jsondecode(aws_sqs_queue.events.redrive_policy).maxReceiveCount == 5
+    error_message = "The default maxReceiveCount must be 5."
+  }
+
+  assert {
+    condition     = jsondecode(aws_sqs_queue_redrive_allow_policy.dlq.redrive_allow_policy).sourceQueueArns == [aws_sqs_queue.events.arn]
+    error_message = "Only the events queue may use the DLQ."
+  }
+
+  assert {
+    condition     = aws_sqs_queue.dlq.message_retention_seconds == 1209600
+    error_message = "The DLQ must keep messages 14 days."
+  }
+
+  assert {
+    condition     = aws_sqs_queue.events.sqs_managed_sse_enabled && aws_sqs_queue.dlq.sqs_managed_sse_enabled
+    error_message = "Both queues must be encrypted (SQS managed SSE without a KMS key)."
+  }
+
+  assert {
+    condition     = aws_sqs_queue.events.receive_wait_time_seconds == 20
+    error_message = "The events queue must use long polling."
+  }
+
+  assert {
+    condition = alltrue([for p in [aws_sqs_queue_policy.events, aws_sqs_queue_policy.dlq] :
+      jsondecode(p.policy).Statement[0].Effect == "Deny" &&
+      jsondecode(p.policy).Statement[0].Condition.Bool["aws:SecureTransport"] == "false"
+    ])
+    error_message = "Both queue policies must deny access without TLS."
+  }
+}
+
+run "max_receive_count_is_configurable" {
+  command = apply
+
+  variables {
+    events_queue_max_receive_count = 3
+  }
+
+  assert {
+    condition     = jsondecode(aws_sqs_queue.events.redrive_policy).maxReceiveCount == 3
+    error_message = "The redrive policy must use events_queue_max_receive_count."
+  }
+}
+
+run "visibility_timeout_is_six_times_the_consumer_timeout" {
+  command = plan
+
+  variables {
+    process_events_timeout = 90
+  }
+
+  assert {
+    condition     = aws_sqs_queue.events.visibility_timeout_seconds == 6 * aws_lambda_function.this["process-events"].timeout
+    error_message = "The visibility timeout must be computed as 6 x the process-events timeout."
+  }
+}
+
+run "visibility_timeout_override_above_the_minimum_is_kept" {
+  command = plan
+
+  variables {
+    events_queue_visibility_timeout_seconds = 900
+  }
+
+  assert {
+    condition     = aws_sqs_queue.events.visibility_timeout_seconds == 900 && aws_sqs_queue.events.visibility_timeout_seconds >= 6 * aws_lambda_function.this["process-events"].timeout
+    error_message = "An override of at least 6 x the timeout must be used as is."
+  }
+}
+
+################################################################################
+# process-events mapping
+################################################################################
+
+run "process_events_reports_batch_item_failures" {
+  command = apply
+
+  assert {
+    condition     = aws_lambda_event_source_mapping.process_events.function_response_types == toset(["ReportBatchItemFailures"])
+    error_message = "The mapping must report partial batch failures, so one bad message never blocks its batch."
+  }
+
+  assert {
+    condition     = aws_lambda_event_source_mapping.process_events.event_source_arn == aws_sqs_queue.events.arn
+    error_message = "The mapping must read the events queue."
+  }
+
+  assert {
+    condition = (
+      aws_lambda_event_source_mapping.process_events.batch_size == 10 &&
+      aws_lambda_event_source_mapping.process_events.maximum_batching_window_in_seconds == 0 &&
+      aws_lambda_event_source_mapping.process_events.scaling_config[0].maximum_concurrency == 10
+    )
+    error_message = "The mapping defaults are batch 10, no batching window, maximum concurrency 10."
+  }
+}
+
+################################################################################
+# Tables
+################################################################################
+
+run "tables_expire_items_on_expiresAt" {
+  command = apply
+
+  assert {
+    condition = alltrue([for t in [aws_dynamodb_table.connections, aws_dynamodb_table.events] :
+      t.ttl[0].enabled && t.ttl[0].attribute_name == "expiresAt"
+    ])
+    error_message = "Both tables must have TTL enabled on expiresAt."
+  }
+
+  assert {
+    condition = (
+      aws_dynamodb_table.connections.hash_key == "pk" && aws_dynamodb_table.connections.range_key == "sk" &&
+      aws_dynamodb_table.events.hash_key == "topic" && aws_dynamodb_table.events.range_key == "seq" &&
+      contains([for a in aws_dynamodb_table.events.attribute : "${a.name}:${a.type}"], "seq:N")
+    )
+    error_message = "The key schemas must match docs/internals.md."
+  }
+
+  assert {
+    condition = alltrue([for t in [aws_dynamodb_table.connections, aws_dynamodb_table.events] :
+      t.billing_mode == "PAY_PER_REQUEST" && t.point_in_time_recovery[0].enabled && !t.deletion_protection_enabled
+    ])
+    error_message = "Tables are on-demand, with point-in-time recovery and no deletion protection by default."
+  }
+}
+
+################################################################################
+# Functions
+################################################################################
+
+run "six_functions_with_their_own_log_groups" {
+  command = apply
+
+  assert {
+    condition     = keys(aws_lambda_function.this) == ["events-api", "process-events", "ws-connect", "ws-default", "ws-disconnect", "ws-ping"]
+    error_message = "The module must create exactly the six functions of docs/internals.md."
+  }
+
+  assert {
+    condition = alltrue([for k, f in aws_lambda_function.this :
+      f.function_name == "rt-test-${k}" && f.handler == "realtime.handlers.${replace(k, "-", "_")}.handler" && f.runtime == "python3.12"
+    ])
+    error_message = "Function names and handlers must follow docs/internals.md."
+  }
+
+  assert {
+    condition = alltrue([for k, f in aws_lambda_function.this :
+      aws_cloudwatch_log_group.lambda[k].name == "/aws/lambda/${f.function_name}" &&
+      f.logging_config[0].log_group == aws_cloudwatch_log_group.lambda[k].name &&
+      aws_cloudwatch_log_group.lambda[k].retention_in_days == 30
+    ])
+    error_message = "Every function must log to its own /aws/lambda/<name> group, which has a retention."
+  }
+
+  assert {
+    condition     = alltrue([for f in aws_lambda_function.this : f.architectures == tolist(["arm64"]) && f.layers == tolist([aws_lambda_layer_version.this.arn])])
+    error_message = "Functions default to arm64 and share the dependencies layer."
+  }
+
+  assert {
+    condition     = aws_lambda_function.this["process-events"].timeout == 60
+    error_message = "process-events defaults to a 60 s timeout."
+  }
+}
+
+run "environment_follows_internals" {
+  command = apply
+
+  assert {
+    condition = alltrue([for f in aws_lambda_function.this :
+      f.environment[0].variables["POWERTOOLS_SERVICE_NAME"] == "rt-test" &&
+      f.environment[0].variables["POWERTOOLS_METRICS_NAMESPACE"] == "RealtimeEvents" &&
+      f.environment[0].variables["POWERTOOLS_LOG_LEVEL"] == "INFO"
+    ])
+    error_message = "Every function gets the Powertools variables."
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function.this["process-events"].environment[0].variables["CONNECTIONS_ENDPOINT"] == "https://abcdef1234.execute-api.us-east-1.amazonaws.com/live" &&
+      aws_lambda_function.this["process-events"].environment[0].variables["DLQ_URL"] == aws_sqs_queue.dlq.url &&
+      aws_lambda_function.this["process-events"].environment[0].variables["EVENT_TYPE_RULES"] == "[]" &&
+      aws_lambda_function.this["process-events"].environment[0].variables["EVENT_RETENTION_SECONDS"] == "604800" &&
+      aws_lambda_function.this["process-events"].environment[0].variables["MAX_DATA_BYTES"] == "32768" &&
+      aws_lambda_function.this["process-events"].environment[0].variables["DELIVERY_CONCURRENCY"] == "32"
+    )
+    error_message = "process-events must get the @connections endpoint, DLQ URL, rules and limits."
+  }
+
+  assert {
+    condition = alltrue([for k in ["ws-connect", "events-api"] :
+      aws_lambda_function.this[k].environment[0].variables["TOKEN_MODE"] == "hs256" &&
+      aws_lambda_function.this[k].environment[0].variables["TOKEN_SECRET_SSM_PARAMETER"] == "/rt-test/token-secret"
+    ])
+    error_message = "ws-connect and events-api must know where the token secret is."
+  }
+
+  assert {
+    condition = alltrue([for k in ["ws-disconnect", "ws-ping", "ws-default", "process-events"] :
+      !contains(keys(aws_lambda_function.this[k].environment[0].variables), "TOKEN_MODE")
+    ])
+    error_message = "Only ws-connect and events-api verify tokens."
+  }
+}
+
+run "policies_are_least_privilege" {
+  command = apply
+
+  assert {
+    condition = alltrue(flatten([for p in aws_iam_role_policy.lambda :
+      [for s in jsondecode(p.policy).Statement : [for r in s.Resource : r != "*"]]
+    ]))
+    error_message = "No function policy may grant a \"*\" resource."
+  }
+
+  assert {
+    condition = alltrue(flatten([for p in aws_iam_role_policy.lambda :
+      [for s in jsondecode(p.policy).Statement : [for a in s.Action : !strcontains(a, "*")]]
+    ]))
+    error_message = "No function policy may use a wildcard action (such as dynamodb:*)."
+  }
+
+  assert {
+    condition = alltrue(flatten([for s in jsondecode(aws_iam_role_policy.lambda["ws-default"].policy).Statement :
+      [for a in s.Action : startswith(a, "logs:")]
+    ]))
+    error_message = "ws-default may only write its own logs: no data permissions."
+  }
+
+  assert {
+    condition = alltrue([for k, p in aws_iam_role_policy.lambda :
+      contains(jsondecode(p.policy).Statement[0].Resource, "${aws_cloudwatch_log_group.lambda[k].arn}:*")
+    ])
+    error_message = "Each function writes to its own log group only."
+  }
+
+  assert {
+    condition = contains(flatten([for s in jsondecode(aws_iam_role_policy.lambda["process-events"].policy).Statement :
+      s.Resource if contains(s.Action, "execute-api:ManageConnections")
+    ]), "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/live/POST/@connections/*")
+    error_message = "process-events may post to connections of its own API and stage only."
+  }
+
+  assert {
+    condition = alltrue([for k, p in aws_iam_role_policy.lambda :
+      contains(flatten([for s in jsondecode(p.policy).Statement : s.Resource if contains(s.Action, "ssm:GetParameter")]),
+      "arn:aws:ssm:us-east-1:123456789012:parameter/rt-test/token-secret") == contains(["ws-connect", "events-api"], k)
+    ])
+    error_message = "Only ws-connect and events-api may read the token secret parameter."
+  }
+
+  assert {
+    condition = toset(flatten([for s in jsondecode(aws_iam_role_policy.lambda["events-api"].policy).Statement :
+      s.Action if s.Sid != "WriteOwnLogs"
+    ])) == toset(["dynamodb:Query", "ssm:GetParameter"])
+    error_message = "events-api may only query events and read the token secret."
+  }
+}
+
+################################################################################
+# WebSocket API
+################################################################################
+
+run "websocket_routes_one_function_each" {
+  command = apply
+
+  assert {
+    condition     = aws_apigatewayv2_api.websocket.protocol_type == "WEBSOCKET" && aws_apigatewayv2_api.websocket.route_selection_expression == "$request.body.action"
+    error_message = "The WebSocket API selects routes on the frame's action."
+  }
+
+  assert {
+    condition     = toset(keys(aws_apigatewayv2_route.websocket)) == toset(["$connect", "$disconnect", "ping", "$default"])
+    error_message = "The WebSocket API must have the $connect, $disconnect, ping and $default routes."
+  }
+
+  assert {
+    condition     = alltrue([for i in aws_apigatewayv2_integration.websocket : i.integration_type == "AWS_PROXY"])
+    error_message = "Every route is a Lambda proxy integration."
+  }
+
+  assert {
+    condition = alltrue([for k, p in aws_lambda_permission.websocket :
+      p.source_arn == "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/live/${k}" && p.principal == "apigateway.amazonaws.com"
+    ])
+    error_message = "Each route's permission must be scoped to that route on the stage."
+  }
+}
+
+run "ping_and_default_are_two_way" {
+  command = apply
+
+  assert {
+    condition     = toset(keys(aws_apigatewayv2_route_response.websocket)) == toset(["ping", "$default"])
+    error_message = "ping and $default need route responses so AWS returns their answers."
+  }
+
+  assert {
+    condition = alltrue([for k, r in aws_apigatewayv2_route_response.websocket :
+      r.route_response_key == "$default" && r.route_id == aws_apigatewayv2_route.websocket[k].id
+    ])
+    error_message = "Route responses use the $default key on their own route."
+  }
+
+  assert {
+    condition = (
+      aws_apigatewayv2_route.websocket["ping"].route_response_selection_expression == "$default" &&
+      aws_apigatewayv2_route.websocket["$default"].route_response_selection_expression == "$default" &&
+      aws_apigatewayv2_route.websocket["$connect"].route_response_selection_expression == null
+    )
+    error_message = "Only the two-way routes select a route response."
+  }
+}
+
+run "both_stages_are_throttled_and_logged" {
+  command = apply
+
+  assert {
+    condition = (
+      aws_apigatewayv2_stage.websocket.default_route_settings[0].throttling_burst_limit == 500 &&
+      aws_apigatewayv2_stage.websocket.default_route_settings[0].throttling_rate_limit == 1000 &&
+      aws_apigatewayv2_stage.http.default_route_settings[0].throttling_burst_limit == 500 &&
+      aws_apigatewayv2_stage.http.default_route_settings[0].throttling_rate_limit == 1000
+    )
+    error_message = "Both stages must be throttled."
+  }
+
+  assert {
+    condition = (
+      aws_apigatewayv2_stage.websocket.access_log_settings[0].destination_arn == aws_cloudwatch_log_group.websocket_access.arn &&
+      aws_apigatewayv2_stage.http.access_log_settings[0].destination_arn == aws_cloudwatch_log_group.http_access.arn &&
+      aws_cloudwatch_log_group.websocket_access.retention_in_days == 30 &&
+      aws_cloudwatch_log_group.http_access.retention_in_days == 30
+    )
+    error_message = "Both stages must write access logs to log groups with a retention."
+  }
+
+  assert {
+    condition     = aws_apigatewayv2_stage.websocket.name == "live" && aws_apigatewayv2_stage.websocket.deployment_id == aws_apigatewayv2_deployment.websocket.id
+    error_message = "The WebSocket stage serves the module's deployment."
+  }
+}
+
+################################################################################
+# HTTP API
+################################################################################
+
+run "http_api_serves_get_events" {
+  command = apply
+
+  assert {
+    condition     = keys(aws_apigatewayv2_route.http) == ["GET /events"] && aws_apigatewayv2_integration.http["GET /events"].payload_format_version == "2.0"
+    error_message = "GET /events must reach events-api with payload format 2.0."
+  }
+
+  assert {
+    condition     = aws_lambda_permission.http["GET /events"].source_arn == "arn:aws:execute-api:us-east-1:123456789012:http123456/*/GET/events"
+    error_message = "The events-api permission must be scoped to the GET /events route."
+  }
+
+  assert {
+    condition = (
+      aws_apigatewayv2_api.http.cors_configuration[0].allow_origins == toset(["*"]) &&
+      aws_apigatewayv2_api.http.cors_configuration[0].allow_methods == toset(["GET", "OPTIONS"]) &&
+      aws_apigatewayv2_api.http.cors_configuration[0].allow_headers == toset(["authorization", "content-type"])
+    )
+    error_message = "CORS must allow the configured origins, GET/OPTIONS and the Authorization/Content-Type headers."
+  }
+
+  assert {
+    condition     = aws_apigatewayv2_stage.http.name == "$default" && aws_apigatewayv2_stage.http.auto_deploy
+    error_message = "The HTTP API is served by an auto-deployed $default stage."
+  }
+}
+
+################################################################################
+# Monitoring and outputs
+################################################################################
+
+run "alarms_dashboard_and_outputs" {
+  command = apply
+
+  variables {
+    alarm_actions = ["arn:aws:sns:us-east-1:123456789012:ops"]
+  }
+
+  assert {
+    condition = alltrue([for a in [
+      aws_cloudwatch_metric_alarm.dlq_not_empty[0],
+      aws_cloudwatch_metric_alarm.process_events_errors[0],
+      aws_cloudwatch_metric_alarm.events_queue_age[0],
+    ] : a.alarm_actions == toset(["arn:aws:sns:us-east-1:123456789012:ops"])])
+    error_message = "Every alarm notifies alarm_actions."
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.dlq_not_empty[0].dimensions.QueueName == aws_sqs_queue.dlq.name && aws_cloudwatch_metric_alarm.dlq_not_empty[0].threshold == 0
+    error_message = "The DLQ alarm fires on any visible message."
+  }
+
+  assert {
+    condition     = output.dashboard_name == "rt-test"
+    error_message = "The dashboard is named after the module."
+  }
+
+  assert {
+    condition     = jsondecode(output.publisher_policy_json).Statement == [{ Sid = "PublishEvents", Effect = "Allow", Action = ["sqs:SendMessage"], Resource = [aws_sqs_queue.events.arn] }]
+    error_message = "The publisher policy only allows sending to the events queue."
+  }
+
+  assert {
+    condition     = length(output.function_names) == 6 && length(output.log_group_names) == 8
+    error_message = "Outputs list the six functions and all eight log groups."
+  }
+}

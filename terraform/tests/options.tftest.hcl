@@ -1,0 +1,199 @@
+# Optional settings: customer managed KMS key, Secrets Manager or JWKS tokens,
+# X-Ray tracing, emulator endpoint template, toggles.
+
+mock_provider "aws" {
+  mock_data "aws_region" {
+    defaults = { name = "eu-west-1" }
+  }
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+  mock_data "aws_partition" {
+    defaults = { partition = "aws", dns_suffix = "amazonaws.com" }
+  }
+
+  mock_resource "aws_sqs_queue" {
+    defaults = {
+      arn = "arn:aws:sqs:eu-west-1:123456789012:mock-queue"
+      url = "https://sqs.eu-west-1.amazonaws.com/123456789012/mock-queue"
+    }
+  }
+  mock_resource "aws_dynamodb_table" {
+    defaults = { arn = "arn:aws:dynamodb:eu-west-1:123456789012:table/mock-table" }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = { arn = "arn:aws:logs:eu-west-1:123456789012:log-group:mock-log-group" }
+  }
+  mock_resource "aws_iam_role" {
+    defaults = { arn = "arn:aws:iam::123456789012:role/mock-role" }
+  }
+  mock_resource "aws_lambda_layer_version" {
+    defaults = { arn = "arn:aws:lambda:eu-west-1:123456789012:layer:mock-layer:1" }
+  }
+  mock_resource "aws_lambda_function" {
+    defaults = {
+      arn        = "arn:aws:lambda:eu-west-1:123456789012:function:mock-function"
+      invoke_arn = "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/arn:aws:lambda:eu-west-1:123456789012:function:mock-function/invocations"
+    }
+  }
+  mock_resource "aws_apigatewayv2_api" {
+    defaults = {
+      id            = "abcdef1234"
+      execution_arn = "arn:aws:execute-api:eu-west-1:123456789012:abcdef1234"
+    }
+  }
+}
+
+variables {
+  name             = "rt-opt"
+  lambda_code_zip  = "tests/fixtures/lambda.zip"
+  lambda_layer_zip = "tests/fixtures/lambda.zip"
+}
+
+run "kms_key_and_secrets_manager_token" {
+  command = apply
+
+  variables {
+    kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+    token = {
+      secret_arn  = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rt-opt-token-AbCdEf"
+      kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/99999999-8888-7777-6666-555555555555"
+    }
+  }
+
+  assert {
+    condition = alltrue([for q in [aws_sqs_queue.events, aws_sqs_queue.dlq] :
+      q.kms_master_key_id == var.kms_key_arn && !q.sqs_managed_sse_enabled
+    ])
+    error_message = "With a KMS key, both queues use it."
+  }
+
+  assert {
+    condition = alltrue([for t in [aws_dynamodb_table.connections, aws_dynamodb_table.events] :
+      t.server_side_encryption[0].enabled && t.server_side_encryption[0].kms_key_arn == var.kms_key_arn
+    ])
+    error_message = "With a KMS key, both tables use it."
+  }
+
+  assert {
+    condition     = alltrue([for f in aws_lambda_function.this : f.kms_key_arn == var.kms_key_arn])
+    error_message = "With a KMS key, function environments are encrypted with it."
+  }
+
+  assert {
+    condition = alltrue([for k, p in aws_iam_role_policy.lambda :
+      contains(flatten([for s in jsondecode(p.policy).Statement : s.Resource if contains(s.Action, "secretsmanager:GetSecretValue")]),
+      "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rt-opt-token-AbCdEf") == contains(["ws-connect", "events-api"], k)
+    ])
+    error_message = "Only ws-connect and events-api may read the token secret, and only that secret."
+  }
+
+  assert {
+    condition = alltrue([for k, p in aws_iam_role_policy.lambda :
+      contains(flatten([for s in jsondecode(p.policy).Statement : s.Resource if contains(s.Action, "kms:Decrypt")]),
+      "arn:aws:kms:eu-west-1:123456789012:key/99999999-8888-7777-6666-555555555555") == contains(["ws-connect", "events-api"], k)
+    ])
+    error_message = "Only the token readers may decrypt with the token secret's key."
+  }
+
+  assert {
+    condition = alltrue(flatten([for p in aws_iam_role_policy.lambda :
+      [for s in jsondecode(p.policy).Statement : [for r in s.Resource : r != "*"]]
+    ]))
+    error_message = "No function policy may grant a \"*\" resource, KMS included."
+  }
+
+  assert {
+    condition = toset(flatten([for s in jsondecode(output.publisher_policy_json).Statement : s.Action])) == toset([
+      "sqs:SendMessage", "kms:GenerateDataKey", "kms:Decrypt",
+    ])
+    error_message = "Publishers to a KMS-encrypted queue also need the key."
+  }
+
+  assert {
+    condition     = aws_lambda_function.this["events-api"].environment[0].variables["TOKEN_SECRET_ARN"] == var.token.secret_arn
+    error_message = "events-api must get the secret ARN."
+  }
+}
+
+run "jwks_token_needs_no_secret_access" {
+  command = apply
+
+  variables {
+    token = {
+      mode     = "jwks"
+      jwks_url = "https://auth.example.com/.well-known/jwks.json"
+      issuer   = "https://auth.example.com/"
+      audience = "realtime"
+    }
+  }
+
+  assert {
+    condition = alltrue(flatten([for p in aws_iam_role_policy.lambda :
+      [for s in jsondecode(p.policy).Statement : [for a in s.Action : !startswith(a, "ssm:") && !startswith(a, "secretsmanager:")]]
+    ]))
+    error_message = "In jwks mode no function reads a secret."
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function.this["ws-connect"].environment[0].variables["TOKEN_MODE"] == "jwks" &&
+      aws_lambda_function.this["ws-connect"].environment[0].variables["TOKEN_JWKS_URL"] == "https://auth.example.com/.well-known/jwks.json" &&
+      aws_lambda_function.this["ws-connect"].environment[0].variables["TOKEN_ISSUER"] == "https://auth.example.com/" &&
+      aws_lambda_function.this["ws-connect"].environment[0].variables["TOKEN_AUDIENCE"] == "realtime" &&
+      !contains(keys(aws_lambda_function.this["ws-connect"].environment[0].variables), "TOKEN_SECRET_SSM_PARAMETER")
+    )
+    error_message = "ws-connect gets the JWKS settings and no secret location."
+  }
+}
+
+run "emulator_endpoint_template_and_toggles" {
+  command = apply
+
+  variables {
+    token                         = { secret_ssm_parameter_name = "rt-opt-token" }
+    websocket_management_endpoint = "http://127.0.0.1:4566/_aws/execute-api/{api_id}/{stage}"
+    websocket_stage_name          = "v1"
+    lambda_architecture           = "x86_64"
+    lambda_tracing_mode           = "Active"
+    create_alarms                 = false
+    create_dashboard              = false
+    event_type_rules              = [{ type = "order.*", audience = ["user:{data.userId}"] }]
+  }
+
+  assert {
+    condition     = aws_lambda_function.this["process-events"].environment[0].variables["CONNECTIONS_ENDPOINT"] == "http://127.0.0.1:4566/_aws/execute-api/abcdef1234/v1"
+    error_message = "The endpoint template's {api_id} and {stage} must be replaced."
+  }
+
+  assert {
+    condition     = jsondecode(aws_lambda_function.this["process-events"].environment[0].variables["EVENT_TYPE_RULES"]) == [{ type = "order.*", audience = ["user:{data.userId}"] }]
+    error_message = "process-events gets the rules as JSON."
+  }
+
+  assert {
+    condition = contains(flatten([for s in jsondecode(aws_iam_role_policy.lambda["ws-connect"].policy).Statement : s.Resource]),
+    "arn:aws:ssm:eu-west-1:123456789012:parameter/rt-opt-token")
+    error_message = "A parameter name without a leading slash still gives the right ARN."
+  }
+
+  assert {
+    condition     = alltrue([for f in aws_lambda_function.this : f.architectures == tolist(["x86_64"]) && f.tracing_config[0].mode == "Active"])
+    error_message = "Architecture and tracing follow the inputs."
+  }
+
+  assert {
+    condition     = length(aws_iam_role_policy_attachment.xray) == 6
+    error_message = "Active tracing attaches the X-Ray write policy to every role."
+  }
+
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.dlq_not_empty) == 0 && output.dashboard_name == null
+    error_message = "Alarms and dashboard can be turned off."
+  }
+
+  assert {
+    condition     = aws_lambda_permission.websocket["ping"].source_arn == "arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/v1/ping"
+    error_message = "Route permissions follow the stage name."
+  }
+}

@@ -1,0 +1,202 @@
+# Inputs the module must refuse at plan time, before anything is created.
+
+mock_provider "aws" {}
+
+variables {
+  name             = "rt-test"
+  lambda_code_zip  = "tests/fixtures/lambda.zip"
+  lambda_layer_zip = "tests/fixtures/lambda.zip"
+  token            = { secret_ssm_parameter_name = "/rt-test/token-secret" }
+}
+
+################################################################################
+# Token
+################################################################################
+
+run "token_mode_must_be_hs256_or_jwks" {
+  command = plan
+
+  variables {
+    token = { mode = "rs256", secret_ssm_parameter_name = "/rt-test/token-secret" }
+  }
+
+  expect_failures = [var.token]
+}
+
+run "hs256_needs_a_secret" {
+  command = plan
+
+  variables {
+    token = { mode = "hs256" }
+  }
+
+  expect_failures = [var.token]
+}
+
+run "hs256_takes_only_one_secret_source" {
+  command = plan
+
+  variables {
+    token = {
+      secret_ssm_parameter_name = "/rt-test/token-secret"
+      secret_arn                = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rt-test-AbCdEf"
+    }
+  }
+
+  expect_failures = [var.token]
+}
+
+run "jwks_needs_url_issuer_and_audience" {
+  command = plan
+
+  variables {
+    token = { mode = "jwks", jwks_url = "https://auth.example.com/.well-known/jwks.json", issuer = "https://auth.example.com/" }
+  }
+
+  expect_failures = [var.token]
+}
+
+run "jwks_takes_no_shared_secret" {
+  command = plan
+
+  variables {
+    token = {
+      mode                      = "jwks"
+      jwks_url                  = "https://auth.example.com/.well-known/jwks.json"
+      issuer                    = "https://auth.example.com/"
+      audience                  = "realtime"
+      secret_ssm_parameter_name = "/rt-test/token-secret"
+    }
+  }
+
+  expect_failures = [var.token]
+}
+
+run "jwks_url_must_be_https" {
+  command = plan
+
+  variables {
+    token = { mode = "jwks", jwks_url = "http://auth.example.com/jwks.json", issuer = "https://auth.example.com/", audience = "realtime" }
+  }
+
+  expect_failures = [var.token]
+}
+
+run "secret_arn_must_be_a_secrets_manager_arn" {
+  command = plan
+
+  variables {
+    token = { secret_arn = "arn:aws:ssm:us-east-1:123456789012:parameter/rt-test/token-secret" }
+  }
+
+  expect_failures = [var.token]
+}
+
+run "ssm_parameter_is_a_name_not_an_arn" {
+  command = plan
+
+  variables {
+    token = { secret_ssm_parameter_name = "arn:aws:ssm:us-east-1:123456789012:parameter/rt-test/token-secret" }
+  }
+
+  expect_failures = [var.token]
+}
+
+################################################################################
+# Queue and consumer
+################################################################################
+
+run "visibility_timeout_below_six_times_the_consumer_timeout_is_refused" {
+  command = plan
+
+  variables {
+    process_events_timeout                  = 60
+    events_queue_visibility_timeout_seconds = 300
+  }
+
+  expect_failures = [var.events_queue_visibility_timeout_seconds]
+}
+
+run "maximum_concurrency_is_at_least_two" {
+  command = plan
+
+  variables {
+    process_events_maximum_concurrency = 1
+  }
+
+  expect_failures = [var.process_events_maximum_concurrency]
+}
+
+run "large_batches_need_a_batching_window" {
+  command = plan
+
+  variables {
+    process_events_batch_size = 100
+  }
+
+  expect_failures = [var.process_events_maximum_batching_window_in_seconds]
+}
+
+################################################################################
+# Other inputs
+################################################################################
+
+run "name_is_short_lowercase" {
+  command = plan
+
+  variables {
+    name = "RT_Test"
+  }
+
+  expect_failures = [var.name]
+}
+
+run "architecture_is_arm64_or_x86_64" {
+  command = plan
+
+  variables {
+    lambda_architecture = "arm"
+  }
+
+  expect_failures = [var.lambda_architecture]
+}
+
+run "log_retention_is_a_cloudwatch_value" {
+  command = plan
+
+  variables {
+    log_retention_in_days = 10
+  }
+
+  expect_failures = [var.log_retention_in_days]
+}
+
+run "event_type_rules_need_a_type" {
+  command = plan
+
+  variables {
+    event_type_rules = [{ type = "", audience = ["all"] }]
+  }
+
+  expect_failures = [var.event_type_rules]
+}
+
+run "event_type_rules_need_an_audience" {
+  command = plan
+
+  variables {
+    event_type_rules = [{ type = "order.*", audience = [] }]
+  }
+
+  expect_failures = [var.event_type_rules]
+}
+
+run "management_endpoint_is_a_template_with_api_id" {
+  command = plan
+
+  variables {
+    websocket_management_endpoint = "http://127.0.0.1:4566/_aws/execute-api/abc/live"
+  }
+
+  expect_failures = [var.websocket_management_endpoint]
+}

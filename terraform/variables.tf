@@ -1,0 +1,526 @@
+################################################################################
+# General
+################################################################################
+
+variable "name" {
+  description = "Prefix of every resource name (functions, queues, tables, APIs, alarms, dashboard). Lower-case letters, digits and hyphens, 3 to 32 characters."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9-]{1,30}[a-z0-9]$", var.name))
+    error_message = "The name must be 3 to 32 characters of [a-z0-9-], starting and ending with a letter or digit."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource that supports them."
+  type        = map(string)
+  default     = {}
+}
+
+variable "kms_key_arn" {
+  description = "ARN of a customer managed KMS key used for the queues, tables, Lambda environment variables and log groups. Null (default) uses AWS managed encryption. The key policy must allow the SQS, DynamoDB, Lambda and CloudWatch Logs services of this region."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.kms_key_arn))
+    error_message = "The kms_key_arn must be a KMS key ARN (arn:<partition>:kms:<region>:<account>:key/<id>)."
+  }
+}
+
+################################################################################
+# Token verification
+################################################################################
+
+variable "token" {
+  description = <<-EOT
+    How clients' JWTs are verified (WebSocket `token` query parameter, HTTP `Authorization: Bearer`).
+    - mode "hs256" (default): a shared secret read at runtime from exactly one of
+      `secret_ssm_parameter_name` (SSM SecureString name) or `secret_arn` (Secrets Manager ARN).
+    - mode "jwks": asymmetric keys from `jwks_url` (https), with `issuer` and `audience` checks.
+    `issuer` / `audience` are also checked in hs256 mode when set. `kms_key_arn` is the customer
+    managed key encrypting the secret, if any (AWS managed keys need no grant).
+    The module never creates, reads or outputs the secret itself; ws-connect and events-api get read access to it.
+  EOT
+  type = object({
+    mode                      = optional(string, "hs256")
+    secret_ssm_parameter_name = optional(string)
+    secret_arn                = optional(string)
+    jwks_url                  = optional(string)
+    issuer                    = optional(string)
+    audience                  = optional(string)
+    kms_key_arn               = optional(string)
+  })
+
+  validation {
+    condition     = contains(["hs256", "jwks"], var.token.mode)
+    error_message = "The token.mode must be \"hs256\" or \"jwks\"."
+  }
+
+  validation {
+    condition     = var.token.mode != "hs256" || ((var.token.secret_ssm_parameter_name != null) != (var.token.secret_arn != null))
+    error_message = "In hs256 mode, set exactly one of token.secret_ssm_parameter_name and token.secret_arn."
+  }
+
+  validation {
+    condition     = var.token.mode != "jwks" || (var.token.jwks_url != null && var.token.issuer != null && var.token.audience != null)
+    error_message = "In jwks mode, token.jwks_url, token.issuer and token.audience are all required."
+  }
+
+  validation {
+    condition     = var.token.mode != "jwks" || (var.token.secret_ssm_parameter_name == null && var.token.secret_arn == null)
+    error_message = "In jwks mode, no shared secret (token.secret_ssm_parameter_name, token.secret_arn) may be set."
+  }
+
+  validation {
+    condition     = var.token.secret_ssm_parameter_name == null || can(regex("^/?[a-zA-Z0-9_.-]+(/[a-zA-Z0-9_.-]+)*$", var.token.secret_ssm_parameter_name))
+    error_message = "The token.secret_ssm_parameter_name must be an SSM parameter name (e.g. /my-app/token-secret), not an ARN."
+  }
+
+  validation {
+    condition     = var.token.secret_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$", var.token.secret_arn))
+    error_message = "The token.secret_arn must be a Secrets Manager secret ARN."
+  }
+
+  validation {
+    condition     = var.token.jwks_url == null || can(regex("^https://", var.token.jwks_url))
+    error_message = "The token.jwks_url must be an https:// URL."
+  }
+
+  validation {
+    condition     = var.token.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.token.kms_key_arn))
+    error_message = "The token.kms_key_arn must be a KMS key ARN."
+  }
+}
+
+################################################################################
+# Events
+################################################################################
+
+variable "event_type_rules" {
+  description = "Default audience per event type, for messages that carry none. First match wins. `type` is an fnmatch pattern (e.g. \"order.*\"); each audience entry is a topic, optionally templated from the event data (e.g. \"user:{data.userId}\")."
+  type = list(object({
+    type     = string
+    audience = list(string)
+  }))
+  default = []
+
+  validation {
+    condition     = alltrue([for r in var.event_type_rules : can(regex("^[a-z0-9_.*?\\[\\]!-]{1,64}$", r.type))])
+    error_message = "Each event_type_rules[*].type must be a non-empty pattern of at most 64 characters from [a-z0-9_.-] and the wildcards * ? [ ] !."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.event_type_rules : length(r.audience) > 0 && alltrue([for a in r.audience : length(trimspace(a)) > 0])])
+    error_message = "Each event_type_rules[*].audience must list at least one non-empty topic."
+  }
+
+  validation {
+    condition     = length(jsonencode(var.event_type_rules)) <= 2048
+    error_message = "The event_type_rules must serialize to at most 2048 characters (they travel in a Lambda environment variable, limited to 4 KB in total)."
+  }
+}
+
+variable "event_retention_days" {
+  description = "How long stored events (and their idempotency records) stay readable over HTTP before DynamoDB TTL removes them."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.event_retention_days >= 1 && var.event_retention_days <= 365 && floor(var.event_retention_days) == var.event_retention_days
+    error_message = "The event_retention_days must be a whole number between 1 and 365."
+  }
+}
+
+variable "max_event_data_bytes" {
+  description = "Largest accepted `data` of an event, in bytes of serialized JSON. Larger events go to the DLQ. Must leave room for the envelope within API Gateway's 128 KiB WebSocket message limit."
+  type        = number
+  default     = 32768
+
+  validation {
+    condition     = var.max_event_data_bytes >= 1 && var.max_event_data_bytes <= 122880
+    error_message = "The max_event_data_bytes must be between 1 and 122880 (120 KiB)."
+  }
+}
+
+variable "delivery_concurrency" {
+  description = "Parallel PostToConnection calls per process-events invocation."
+  type        = number
+  default     = 32
+
+  validation {
+    condition     = var.delivery_concurrency >= 1 && var.delivery_concurrency <= 256
+    error_message = "The delivery_concurrency must be between 1 and 256."
+  }
+}
+
+variable "connection_ttl_seconds" {
+  description = "Lifetime of a connection record (renewed by pings). API Gateway closes every WebSocket after 2 hours, so the default (7500) outlives any real connection; a stale record expires through DynamoDB TTL."
+  type        = number
+  default     = 7500
+
+  validation {
+    condition     = var.connection_ttl_seconds >= 300 && var.connection_ttl_seconds <= 86400
+    error_message = "The connection_ttl_seconds must be between 300 and 86400."
+  }
+}
+
+################################################################################
+# Events queue
+################################################################################
+
+variable "events_queue_message_retention_seconds" {
+  description = "How long the events queue keeps an unprocessed message (the DLQ always keeps them 14 days)."
+  type        = number
+  default     = 345600
+
+  validation {
+    condition     = var.events_queue_message_retention_seconds >= 60 && var.events_queue_message_retention_seconds <= 1209600
+    error_message = "The events_queue_message_retention_seconds must be between 60 and 1209600 (14 days)."
+  }
+}
+
+variable "events_queue_visibility_timeout_seconds" {
+  description = "Visibility timeout of the events queue. Null (default) computes 6 x process_events_timeout, the minimum AWS recommends for a Lambda consumer; an override must not be lower."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.events_queue_visibility_timeout_seconds == null || try(var.events_queue_visibility_timeout_seconds >= 6 * var.process_events_timeout && var.events_queue_visibility_timeout_seconds <= 43200, false)
+    error_message = "The events_queue_visibility_timeout_seconds must be at least 6 x process_events_timeout and at most 43200."
+  }
+}
+
+variable "events_queue_max_receive_count" {
+  description = "Receives of a message (failed processing attempts) before SQS moves it to the DLQ."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.events_queue_max_receive_count >= 1 && var.events_queue_max_receive_count <= 1000
+    error_message = "The events_queue_max_receive_count must be between 1 and 1000."
+  }
+}
+
+################################################################################
+# process-events (SQS consumer)
+################################################################################
+
+variable "process_events_timeout" {
+  description = "Timeout of the process-events function, in seconds. The events queue's visibility timeout is 6 times this."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.process_events_timeout >= 3 && var.process_events_timeout <= 900
+    error_message = "The process_events_timeout must be between 3 and 900 seconds."
+  }
+}
+
+variable "process_events_memory_size" {
+  description = "Memory of the process-events function, in MB (CPU and network scale with it)."
+  type        = number
+  default     = 512
+
+  validation {
+    condition     = var.process_events_memory_size >= 128 && var.process_events_memory_size <= 10240
+    error_message = "The process_events_memory_size must be between 128 and 10240."
+  }
+}
+
+variable "process_events_batch_size" {
+  description = "Messages per process-events invocation."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.process_events_batch_size >= 1 && var.process_events_batch_size <= 10000
+    error_message = "The process_events_batch_size must be between 1 and 10000."
+  }
+}
+
+variable "process_events_maximum_batching_window_in_seconds" {
+  description = "How long the event source mapping waits to fill a batch. 0 (default) favours latency; AWS requires at least 1 when the batch size is above 10."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.process_events_maximum_batching_window_in_seconds >= 0 && var.process_events_maximum_batching_window_in_seconds <= 300
+    error_message = "The process_events_maximum_batching_window_in_seconds must be between 0 and 300."
+  }
+
+  validation {
+    condition     = var.process_events_batch_size <= 10 || var.process_events_maximum_batching_window_in_seconds >= 1
+    error_message = "A process_events_batch_size above 10 needs process_events_maximum_batching_window_in_seconds of at least 1."
+  }
+}
+
+variable "process_events_maximum_concurrency" {
+  description = "Most concurrent process-events invocations the SQS event source mapping starts."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.process_events_maximum_concurrency >= 2 && var.process_events_maximum_concurrency <= 1000
+    error_message = "The process_events_maximum_concurrency must be between 2 and 1000."
+  }
+}
+
+################################################################################
+# Lambda (all functions)
+################################################################################
+
+variable "lambda_code_zip" {
+  description = "Path to the functions zip (package `realtime/` at its root), e.g. dist/arm64/functions.zip."
+  type        = string
+
+  validation {
+    condition     = endswith(var.lambda_code_zip, ".zip")
+    error_message = "The lambda_code_zip must be the path of a .zip file."
+  }
+}
+
+variable "lambda_layer_zip" {
+  description = "Path to the dependencies layer zip (`python/` at its root), e.g. dist/arm64/layer.zip."
+  type        = string
+
+  validation {
+    condition     = endswith(var.lambda_layer_zip, ".zip")
+    error_message = "The lambda_layer_zip must be the path of a .zip file."
+  }
+}
+
+variable "lambda_architecture" {
+  description = "Instruction set of the functions and layer; the zips must be built for it."
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.lambda_architecture)
+    error_message = "The lambda_architecture must be \"arm64\" or \"x86_64\"."
+  }
+}
+
+variable "lambda_memory_size" {
+  description = "Memory of the WebSocket route functions and events-api, in MB."
+  type        = number
+  default     = 256
+
+  validation {
+    condition     = var.lambda_memory_size >= 128 && var.lambda_memory_size <= 10240
+    error_message = "The lambda_memory_size must be between 128 and 10240."
+  }
+}
+
+variable "lambda_timeout" {
+  description = "Timeout of the WebSocket route functions, in seconds (API Gateway waits at most 29 s for them)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.lambda_timeout >= 1 && var.lambda_timeout <= 29
+    error_message = "The lambda_timeout must be between 1 and 29 seconds."
+  }
+}
+
+variable "events_api_timeout" {
+  description = "Timeout of the events-api function, in seconds. Long polls (`wait`) return before it; the HTTP API waits at most 30 s."
+  type        = number
+  default     = 29
+
+  validation {
+    condition     = var.events_api_timeout >= 1 && var.events_api_timeout <= 30
+    error_message = "The events_api_timeout must be between 1 and 30 seconds."
+  }
+}
+
+variable "lambda_tracing_mode" {
+  description = "X-Ray tracing mode of the functions: null (default, no tracing_config), \"PassThrough\" or \"Active\". \"Active\" also attaches AWSXRayDaemonWriteAccess to each role."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.lambda_tracing_mode == null || contains(["PassThrough", "Active"], coalesce(var.lambda_tracing_mode, "-"))
+    error_message = "The lambda_tracing_mode must be null, \"PassThrough\" or \"Active\"."
+  }
+}
+
+variable "log_level" {
+  description = "Log level of the functions (POWERTOOLS_LOG_LEVEL and the Lambda application log level)."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARN", "ERROR"], var.log_level)
+    error_message = "The log_level must be one of DEBUG, INFO, WARN, ERROR."
+  }
+}
+
+variable "log_retention_in_days" {
+  description = "Retention of every log group the module creates (functions and API access logs)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_in_days)
+    error_message = "The log_retention_in_days must be one of CloudWatch Logs' values: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653."
+  }
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the functions' custom metrics (POWERTOOLS_METRICS_NAMESPACE)."
+  type        = string
+  default     = "RealtimeEvents"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_./#:-]{1,255}$", var.metrics_namespace)) && !startswith(var.metrics_namespace, "AWS/")
+    error_message = "The metrics_namespace must be 1 to 255 characters of [A-Za-z0-9_./#:-] and must not start with AWS/."
+  }
+}
+
+################################################################################
+# DynamoDB
+################################################################################
+
+variable "point_in_time_recovery_enabled" {
+  description = "Point-in-time recovery on the connections and events tables."
+  type        = bool
+  default     = true
+}
+
+variable "deletion_protection_enabled" {
+  description = "Deletion protection on the connections and events tables."
+  type        = bool
+  default     = false
+}
+
+################################################################################
+# WebSocket API
+################################################################################
+
+variable "websocket_stage_name" {
+  description = "Name of the WebSocket API stage (last segment of the wss:// URL)."
+  type        = string
+  default     = "live"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,128}$", var.websocket_stage_name))
+    error_message = "The websocket_stage_name must be 1 to 128 characters of [A-Za-z0-9_-]."
+  }
+}
+
+variable "websocket_management_endpoint" {
+  description = "Override of the @connections endpoint given to process-events, as a template with {api_id} and {stage} placeholders (e.g. an emulator's \"http://127.0.0.1:4566/_aws/execute-api/{api_id}/{stage}\"). Null (default) uses https://{api_id}.execute-api.<region>.<dns suffix>/{stage}."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.websocket_management_endpoint == null || can(regex("^https?://.*\\{api_id\\}", var.websocket_management_endpoint))
+    error_message = "The websocket_management_endpoint must be an http(s):// URL template containing {api_id}."
+  }
+}
+
+variable "websocket_throttling_burst_limit" {
+  description = "Burst limit of the WebSocket stage (connect requests and messages)."
+  type        = number
+  default     = 500
+
+  validation {
+    condition     = var.websocket_throttling_burst_limit >= 1 && var.websocket_throttling_burst_limit <= 5000
+    error_message = "The websocket_throttling_burst_limit must be between 1 and 5000."
+  }
+}
+
+variable "websocket_throttling_rate_limit" {
+  description = "Steady-state requests per second of the WebSocket stage (connect requests and messages)."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.websocket_throttling_rate_limit >= 1 && var.websocket_throttling_rate_limit <= 10000
+    error_message = "The websocket_throttling_rate_limit must be between 1 and 10000."
+  }
+}
+
+variable "create_api_gateway_cloudwatch_role" {
+  description = "Create the account-level API Gateway CloudWatch Logs role (aws_api_gateway_account; one per account and region) that WebSocket stage access logging requires. Leave false if the account already has one."
+  type        = bool
+  default     = false
+}
+
+################################################################################
+# HTTP API
+################################################################################
+
+variable "cors_allow_origins" {
+  description = "Origins allowed to call the HTTP API from a browser (CORS)."
+  type        = list(string)
+  default     = ["*"]
+
+  validation {
+    condition     = length(var.cors_allow_origins) > 0 && alltrue([for o in var.cors_allow_origins : o == "*" || can(regex("^https?://[^/]+$", o))])
+    error_message = "The cors_allow_origins must be \"*\" or origins such as https://app.example.com (scheme and host, no path)."
+  }
+}
+
+variable "http_throttling_burst_limit" {
+  description = "Burst limit of the HTTP API stage."
+  type        = number
+  default     = 500
+
+  validation {
+    condition     = var.http_throttling_burst_limit >= 1 && var.http_throttling_burst_limit <= 5000
+    error_message = "The http_throttling_burst_limit must be between 1 and 5000."
+  }
+}
+
+variable "http_throttling_rate_limit" {
+  description = "Steady-state requests per second of the HTTP API stage."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.http_throttling_rate_limit >= 1 && var.http_throttling_rate_limit <= 10000
+    error_message = "The http_throttling_rate_limit must be between 1 and 10000."
+  }
+}
+
+################################################################################
+# Monitoring
+################################################################################
+
+variable "create_alarms" {
+  description = "Create the CloudWatch alarms (DLQ not empty, process-events errors, events queue age)."
+  type        = bool
+  default     = true
+}
+
+variable "alarm_actions" {
+  description = "ARNs (e.g. SNS topics) notified when an alarm fires."
+  type        = list(string)
+  default     = []
+}
+
+variable "ok_actions" {
+  description = "ARNs notified when an alarm returns to OK."
+  type        = list(string)
+  default     = []
+}
+
+variable "events_queue_age_alarm_threshold_seconds" {
+  description = "Alarm when the oldest message of the events queue is older than this, in seconds."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.events_queue_age_alarm_threshold_seconds >= 1
+    error_message = "The events_queue_age_alarm_threshold_seconds must be at least 1."
+  }
+}
+
+variable "create_dashboard" {
+  description = "Create a CloudWatch dashboard named after `name` with the key metrics."
+  type        = bool
+  default     = true
+}

@@ -1,0 +1,12 @@
+terraform {
+  # 1.9 is the first release whose variable validations may refer to other
+  # variables (used for the SQS visibility-timeout and batching rules).
+  required_version = ">= 1.9"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.80"
+    }
+  }
+}

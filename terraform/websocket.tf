@@ -1,0 +1,177 @@
+locals {
+  # Route key => function, and whether the route answers the client (two-way).
+  websocket_routes = {
+    "$connect"    = { function = "ws-connect", two_way = false }
+    "$disconnect" = { function = "ws-disconnect", two_way = false }
+    "ping"        = { function = "ws-ping", two_way = true }
+    "$default"    = { function = "ws-default", two_way = true }
+  }
+
+  websocket_two_way_routes = { for k, v in local.websocket_routes : k => v if v.two_way }
+}
+
+################################################################################
+# WebSocket API
+################################################################################
+
+resource "aws_apigatewayv2_api" "websocket" {
+  name                       = "${var.name}-ws"
+  description                = "Real-time events and presence (${var.name})"
+  protocol_type              = "WEBSOCKET"
+  route_selection_expression = "$request.body.action"
+
+  tags = merge(var.tags, { Name = "${var.name}-ws" })
+}
+
+################################################################################
+# Routes: one function per route
+################################################################################
+
+resource "aws_apigatewayv2_integration" "websocket" {
+  for_each = local.websocket_routes
+
+  api_id             = aws_apigatewayv2_api.websocket.id
+  description        = "${each.key} -> ${local.function_names[each.value.function]}"
+  integration_type   = "AWS_PROXY"
+  integration_method = "POST"
+  integration_uri    = aws_lambda_function.this[each.value.function].invoke_arn
+}
+
+resource "aws_apigatewayv2_route" "websocket" {
+  for_each = local.websocket_routes
+
+  #checkov:skip=CKV_AWS_309:The token is verified by the ws-connect function on $connect (browsers cannot send headers, it travels as a query parameter); API Gateway authorizers apply to $connect only, and every later frame belongs to that verified connection.
+
+  api_id    = aws_apigatewayv2_api.websocket.id
+  route_key = each.key
+  target    = "integrations/${aws_apigatewayv2_integration.websocket[each.key].id}"
+
+  authorization_type = "NONE"
+
+  # Two-way routes send the function's response back to the client.
+  route_response_selection_expression = each.value.two_way ? "$default" : null
+}
+
+resource "aws_apigatewayv2_route_response" "websocket" {
+  for_each = local.websocket_two_way_routes
+
+  api_id             = aws_apigatewayv2_api.websocket.id
+  route_id           = aws_apigatewayv2_route.websocket[each.key].id
+  route_response_key = "$default"
+}
+
+resource "aws_lambda_permission" "websocket" {
+  for_each = local.websocket_routes
+
+  statement_id  = "AllowWebSocketRoute-${trimprefix(each.key, "$")}"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this[each.value.function].function_name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.websocket.execution_arn}/${var.websocket_stage_name}/${each.key}"
+}
+
+################################################################################
+# Deployment and stage (auto-deploy does not exist for WebSocket APIs)
+################################################################################
+
+resource "aws_apigatewayv2_deployment" "websocket" {
+  api_id      = aws_apigatewayv2_api.websocket.id
+  description = "${var.name} WebSocket routes"
+
+  triggers = {
+    redeployment = sha1(jsonencode({
+      routes       = { for k, r in aws_apigatewayv2_route.websocket : k => [r.id, r.target, r.route_response_selection_expression] }
+      integrations = { for k, i in aws_apigatewayv2_integration.websocket : k => [i.id, i.integration_uri] }
+      responses    = { for k, r in aws_apigatewayv2_route_response.websocket : k => [r.id, r.route_response_key] }
+    }))
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_cloudwatch_log_group" "websocket_access" {
+  #checkov:skip=CKV_AWS_338:Retention is the log_retention_in_days input (default 30 days): these are operational logs, not an audit trail; keep them longer by setting the input.
+
+  name              = "/aws/apigateway/${var.name}-ws/${var.websocket_stage_name}"
+  retention_in_days = var.log_retention_in_days
+  kms_key_id        = var.kms_key_arn
+
+  tags = merge(var.tags, { Name = "/aws/apigateway/${var.name}-ws/${var.websocket_stage_name}" })
+}
+
+resource "aws_apigatewayv2_stage" "websocket" {
+  #checkov:skip=CKV2_AWS_51:Clients are browsers connecting with a JWT; mutual TLS client certificates cannot be used by them (and need a custom domain).
+
+  api_id        = aws_apigatewayv2_api.websocket.id
+  name          = var.websocket_stage_name
+  description   = "${var.name} WebSocket stage"
+  deployment_id = aws_apigatewayv2_deployment.websocket.id
+
+  default_route_settings {
+    throttling_burst_limit = var.websocket_throttling_burst_limit
+    throttling_rate_limit  = var.websocket_throttling_rate_limit
+  }
+
+  access_log_settings {
+    destination_arn = aws_cloudwatch_log_group.websocket_access.arn
+    format = jsonencode({
+      requestId         = "$context.requestId"
+      extendedRequestId = "$context.extendedRequestId"
+      requestTime       = "$context.requestTime"
+      ip                = "$context.identity.sourceIp"
+      connectionId      = "$context.connectionId"
+      eventType         = "$context.eventType"
+      routeKey          = "$context.routeKey"
+      status            = "$context.status"
+      integrationStatus = "$context.integrationStatus"
+      integrationError  = "$context.integrationErrorMessage"
+      errorMessage      = "$context.error.message"
+      latency           = "$context.integrationLatency"
+    })
+  }
+
+  tags = merge(var.tags, { Name = "${var.name}-ws-${var.websocket_stage_name}" })
+
+  depends_on = [aws_api_gateway_account.this]
+}
+
+################################################################################
+# Account-level CloudWatch Logs role of API Gateway (optional, one per account
+# and region): WebSocket stage logging fails without it.
+################################################################################
+
+resource "aws_iam_role" "api_gateway_cloudwatch" {
+  count = var.create_api_gateway_cloudwatch_role ? 1 : 0
+
+  name        = "${var.name}-apigateway-cloudwatch"
+  description = "Lets API Gateway write the access logs of this account's stages to CloudWatch Logs"
+
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "ApiGatewayAssumeRole"
+      Effect    = "Allow"
+      Principal = { Service = "apigateway.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+
+  tags = merge(var.tags, { Name = "${var.name}-apigateway-cloudwatch" })
+}
+
+resource "aws_iam_role_policy_attachment" "api_gateway_cloudwatch" {
+  count = var.create_api_gateway_cloudwatch_role ? 1 : 0
+
+  role       = aws_iam_role.api_gateway_cloudwatch[0].name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+}
+
+resource "aws_api_gateway_account" "this" {
+  count = var.create_api_gateway_cloudwatch_role ? 1 : 0
+
+  cloudwatch_role_arn = aws_iam_role.api_gateway_cloudwatch[0].arn
+
+  depends_on = [aws_iam_role_policy_attachment.api_gateway_cloudwatch]
+}

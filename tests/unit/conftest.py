@@ -1,0 +1,108 @@
+"""Shared fixtures for the unit tests: fake AWS credentials, moto, tables, tokens, contexts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from moto import mock_aws
+from realtime import aws, config
+
+from .support import (
+    CONNECTIONS_TABLE,
+    EVENTS_TABLE,
+    REGION,
+    SECRET,
+    SSM_PARAMETER,
+    FakeLambdaContext,
+    FakeManagementClient,
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fake credentials, no endpoint overrides, and fresh per-container caches for every test."""
+    for name in list(os.environ):
+        if name.startswith(("AWS_ENDPOINT_URL", "TOKEN_")) or name in ("AWS_PROFILE", "EVENT_TYPE_RULES"):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "realtime-test")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "RealtimeTest")
+    config.reset()
+    parameters.clear_caches()
+    yield
+    config.reset()
+    parameters.clear_caches()
+
+
+@pytest.fixture
+def aws_mock() -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def dynamodb(aws_mock: None) -> Any:
+    return boto3.resource("dynamodb", region_name=REGION)
+
+
+@pytest.fixture
+def connections_table(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Same key schema as docs/internals.md: pk/sk strings."""
+    table = dynamodb.create_table(
+        TableName=CONNECTIONS_TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    monkeypatch.setenv("CONNECTIONS_TABLE", CONNECTIONS_TABLE)
+    return table
+
+
+@pytest.fixture
+def events_table(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Same key schema as docs/internals.md: topic string, seq number."""
+    table = dynamodb.create_table(
+        TableName=EVENTS_TABLE,
+        KeySchema=[{"AttributeName": "topic", "KeyType": "HASH"}, {"AttributeName": "seq", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "topic", "AttributeType": "S"},
+            {"AttributeName": "seq", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    monkeypatch.setenv("EVENTS_TABLE", EVENTS_TABLE)
+    return table
+
+
+@pytest.fixture
+def hs256_token_mode(aws_mock: None, monkeypatch: pytest.MonkeyPatch) -> str:
+    """hs256 mode with the secret in an SSM SecureString parameter."""
+    boto3.client("ssm", region_name=REGION).put_parameter(Name=SSM_PARAMETER, Value=SECRET, Type="SecureString")
+    monkeypatch.setenv("TOKEN_MODE", "hs256")
+    monkeypatch.setenv("TOKEN_SECRET_SSM_PARAMETER", SSM_PARAMETER)
+    return SECRET
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+@pytest.fixture
+def management_client(monkeypatch: pytest.MonkeyPatch) -> FakeManagementClient:
+    fake = FakeManagementClient()
+    monkeypatch.setattr(aws, "connections_management", lambda: fake)
+    monkeypatch.setenv("CONNECTIONS_ENDPOINT", "https://example.execute-api.us-east-1.amazonaws.com/test")
+    return fake
