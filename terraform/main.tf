@@ -88,7 +88,7 @@ locals {
   }
 
   # Everything a function may touch besides writing its own logs.
-  function_statements = {
+  core_function_statements = {
     "ws-connect"    = concat([local.connections_table_statement["ws-connect"]], local.token_statements)
     "ws-disconnect" = [local.connections_table_statement["ws-disconnect"]]
     "ws-ping"       = [local.connections_table_statement["ws-ping"]]
@@ -135,7 +135,7 @@ locals {
     )
   }
 
-  functions = {
+  core_functions = {
     "ws-connect" = {
       description = "WebSocket $connect: verifies the token and registers the connection and its topics"
       handler     = "realtime.handlers.ws_connect.handler"
@@ -200,6 +200,10 @@ locals {
       })
     }
   }
+
+  # Feature files (presence.tf, db_changes.tf) add their functions the same way.
+  functions           = merge(local.core_functions, local.presence_functions, local.db_changes_functions)
+  function_statements = merge(local.core_function_statements, local.presence_function_statements, local.db_changes_function_statements)
 
   function_names = { for k in keys(local.functions) : k => "${var.name}-${k}" }
 }
