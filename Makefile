@@ -24,7 +24,7 @@ PYTEST_ARGS ?=
 export TF_CLI_CONFIG_FILE := $(CURDIR)/terraform.rc
 export TF_IN_AUTOMATION := 1
 
-.PHONY: help install build up down test test-unit test-tf test-integration lint fmt clean
+.PHONY: help install build up down test test-unit test-tf test-integration lint docs fmt clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -93,6 +93,11 @@ lint: $(VENV)/.installed $(CHECKOV_ENV)/.installed ## ruff, terraform fmt, check
 	terraform fmt -check -recursive terraform
 	@echo "==> checkov"
 	$(CHECKOV_ENV)/bin/checkov --config-file .checkov.yaml
+	@echo "==> README module reference"
+	$(PY) scripts/tf_docs.py --check
+
+docs: $(VENV)/.installed ## Regenerate the README's module inputs/outputs tables from terraform/*.tf
+	$(PY) scripts/tf_docs.py
 
 fmt: $(VENV)/.installed ## Format Python and Terraform
 	$(VENV)/bin/ruff check --fix .
