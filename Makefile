@@ -18,13 +18,16 @@ CHECKOV_VERSION   := 3.3.30
 
 ARCH       ?= arm64
 LOCAL_PORT ?= 4566
+DEMO_PORT  ?= 8765
+CHROMIUM   ?= /usr/bin/chromium
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
 # Terraform uses the machine's provider mirror only (see terraform.rc).
 export TF_CLI_CONFIG_FILE := $(CURDIR)/terraform.rc
 export TF_IN_AUTOMATION := 1
 
-.PHONY: help install build up down test test-unit test-tf test-integration lint docs fmt clean
+.PHONY: help install build up down demo test test-unit test-clients test-tf test-integration test-browser lint docs fmt clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,7 +57,18 @@ $(CHECKOV_ENV)/.installed:
 	$(CHECKOV_ENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	@touch $@
 
-install: $(VENV)/.installed $(MINISTACK_ENV)/.installed $(CHECKOV_ENV)/.installed ## Create the venvs (dev tools, emulator, checkov)
+# Browser tests: playwright-core (npm) drives Debian's Chromium; no browser download.
+node_modules/.installed: package.json package-lock.json
+	@echo "==> npm ci (playwright-core)"
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(CHROMIUM):
+	@echo "==> Installing Debian's chromium"
+	$(SUDO) apt-get update -qq
+	$(SUDO) apt-get install -y -qq chromium >/dev/null
+
+install: $(VENV)/.installed $(MINISTACK_ENV)/.installed $(CHECKOV_ENV)/.installed node_modules/.installed $(CHROMIUM) ## Create the venvs (dev tools, emulator, checkov), npm packages, Chromium
 
 # --- build and local stack --------------------------------------------------
 
@@ -62,18 +76,26 @@ build: $(VENV)/.installed ## Build the Lambda code and layer zips for ARCH (defa
 	$(PY) scripts/build.py --arch $(ARCH)
 
 up: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Start the emulator, build, apply examples/local, print the endpoints
-	$(PY) scripts/local_stack.py up --port $(LOCAL_PORT)
+	$(PY) scripts/local_stack.py up --port $(LOCAL_PORT) --demo-port $(DEMO_PORT)
+
+demo: $(VENV)/.installed ## Scripted walkthrough in the terminal: two users, three sessions (after make up)
+	$(PY) scripts/demo.py
 
 down: ## Stop the local stack and remove its state
 	@[ -x $(PY) ] && $(PY) scripts/local_stack.py down || python3 scripts/local_stack.py down
 
 # --- tests -------------------------------------------------------------------
 
-test: lint test-unit test-tf test-integration ## Run every suite (lint, unit, terraform, integration)
+test: lint test-unit test-clients test-tf test-integration ## Run every suite (lint, unit, clients, terraform, integration + browser)
 
 test-unit: $(VENV)/.installed ## Unit tests (moto) and packaging tests
 	@echo "==> Unit and packaging tests"
 	$(PY) -m pytest tests/unit tests/build -q $(PYTEST_ARGS)
+
+test-clients: $(VENV)/.installed ## Client unit tests: browser client (node:test) and Python client
+	@echo "==> Client unit tests"
+	node --test clients/js/test/*.test.js
+	$(PY) -m pytest tests/clients/unit -q $(PYTEST_ARGS)
 
 test-tf: ## Terraform validate and terraform test (offline, mock provider)
 	@echo "==> terraform validate and terraform test"
@@ -81,9 +103,13 @@ test-tf: ## Terraform validate and terraform test (offline, mock provider)
 	terraform -chdir=terraform validate
 	terraform -chdir=terraform test
 
-test-integration: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Whole stack on the emulator (free port; about 3 minutes)
+# One pytest session, so the pipeline, client and browser suites share one stack.
+test-integration: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.installed $(CHROMIUM) ## Whole stack on the emulator (free port): pipeline, clients, browser
 	@echo "==> Integration tests: ministack on a free loopback port, real module, real zips"
-	$(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
+	$(PY) -m pytest tests/integration tests/clients/stack tests/browser -q $(PYTEST_ARGS)
+
+test-browser: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.installed $(CHROMIUM) ## Only the demo page in headless Chromium on the emulator
+	$(PY) -m pytest tests/browser -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed $(CHECKOV_ENV)/.installed ## ruff, terraform fmt, checkov
 	@echo "==> ruff"
@@ -105,5 +131,5 @@ fmt: $(VENV)/.installed ## Format Python and Terraform
 	terraform fmt -recursive terraform
 
 clean: ## Remove build outputs and Terraform working dirs
-	rm -rf dist .pytest_cache .ruff_cache
+	rm -rf dist .pytest_cache .ruff_cache test-artifacts
 	find terraform -name .terraform -type d -prune -exec rm -rf {} +

@@ -147,7 +147,7 @@ def build_for_host(out: Path) -> tuple[Path, Path, str]:
     return zips["code"], zips["layer"], arch
 
 
-def up(port: int, state_dir: Path) -> dict:
+def up(port: int, state_dir: Path, demo_port: int) -> dict:
     started = time.monotonic()
     print(f"==> Starting ministack on 127.0.0.1:{port}")
     emulator = start_emulator(port, state_dir)
@@ -165,11 +165,18 @@ def up(port: int, state_dir: Path) -> dict:
     print(f"    HTTP API URL  : {outputs['http_api_url']}")
     print(f"    Events queue  : {outputs['events_queue_url']}")
     print(f"    Endpoints file: {state_dir / 'endpoints.json'}")
+    import demo_server  # refuses anything but a loopback emulator
+
+    print(f"    Demo page     : {demo_server.start_detached(state_dir, port=demo_port)}")
+    print("    Walkthrough   : make demo")
     print("    Token for a user: .venv/bin/python scripts/mint_token.py --user alice --groups ops")
     return outputs
 
 
 def down(state_dir: Path) -> None:
+    import demo_server
+
+    demo_server.stop_detached(state_dir)
     pid_file = state_dir / "ministack.pid"
     if pid_file.exists():
         stop_pid(int(pid_file.read_text()))
@@ -183,13 +190,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["up", "down"])
     parser.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_PORT", "4566")))
+    parser.add_argument("--demo-port", type=int, default=int(os.environ.get("DEMO_PORT", "8765")))
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     args = parser.parse_args()
     state_dir = args.state_dir.resolve()
     if args.command == "up":
         if (state_dir / "ministack.pid").exists():
             sys.exit(f"a local stack is already recorded in {state_dir}: run `make down` first")
-        up(args.port, state_dir)
+        up(args.port, state_dir, args.demo_port)
     else:
         down(state_dir)
 

@@ -12,7 +12,7 @@ import httpx
 import jwt
 import pytest
 import websockets
-from conftest import LATENCIES
+from measurements import LATENCIES
 from realtime_publisher import Event, Publisher
 from sessions import Session
 

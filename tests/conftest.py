@@ -1,27 +1,24 @@
-"""The whole stack on the emulator: ministack on a free loopback port, the real
-module applied from terraform/examples/local, the real zips.
+"""Fixtures shared by the suites that need the whole stack (integration, clients, browser).
 
-Set REALTIME_STACK_ENDPOINTS to an endpoints.json (as written by `make up`)
-to run these tests against a stack that is already up instead.
+`stack` is session-scoped: one pytest run over several suites starts one
+stack: ministack on a free loopback port, the real module applied from
+terraform/examples/local, the real zips. Set REALTIME_STACK_ENDPOINTS to an
+endpoints.json (as written by `make up`) to use a stack that is already up,
+on the emulator or on AWS.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import statistics
 import time
 from pathlib import Path
 
 import boto3
 import local_stack
 import pytest
+from measurements import LATENCIES, latency_summary
 from mint_token import local_secret, mint_token
-
-pytestmark = pytest.mark.integration
-
-# Publish-to-receive latencies (seconds) seen by the tests, reported at the end.
-LATENCIES: list[float] = []
 
 
 @pytest.fixture(scope="session")
@@ -74,10 +71,4 @@ def token(secret):
 
 def pytest_terminal_summary(terminalreporter):
     if LATENCIES:
-        ordered = sorted(LATENCIES)
-        p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
-        terminalreporter.write_line(
-            f"publish-to-receive latency over {len(ordered)} deliveries: "
-            f"median {statistics.median(ordered) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
-            f"max {ordered[-1] * 1000:.0f} ms"
-        )
+        terminalreporter.write_line(latency_summary())

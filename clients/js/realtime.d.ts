@@ -1,0 +1,184 @@
+// Type declarations for realtime.js (the browser client). No dependencies.
+
+/** A delivered event: one per (event, topic). */
+export interface RealtimeEvent<T = Record<string, unknown>> {
+  id: string;
+  type: string;
+  topic: string;
+  /** Strictly increasing per topic, from 1, without gaps on the server. */
+  seq: number;
+  data: T;
+  occurredAt: string;
+  publishedAt: string;
+}
+
+export type ConnectionState = 'connecting' | 'open' | 'fallback' | 'closed';
+export type Transport = 'websocket' | 'http';
+
+export interface DeliveryMeta {
+  /** Which transport carried this event to the client. */
+  transport: Transport;
+  /** Client clock (ms since the epoch) when it was handed to the application. */
+  receivedAt: number;
+}
+
+export interface PresenceUpdate {
+  userId: string;
+  online: boolean;
+  /** Per-user version; an update older than one already seen is never handed on. */
+  version?: number;
+  data: Record<string, unknown>;
+  event: RealtimeEvent;
+}
+
+export interface StateInfo {
+  reason?: string;
+  at: number;
+}
+
+export interface BackoffOptions {
+  /** First retry ceiling in ms (default 500). */
+  initialMs?: number;
+  /** Largest retry ceiling in ms (default 30000). */
+  maxMs?: number;
+  /** Growth per attempt (default 2). */
+  factor?: number;
+  /** Random source in [0, 1) (default Math.random). */
+  random?: () => number;
+}
+
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(id: unknown): void;
+}
+
+export interface ConnectOptions {
+  /** The WebSocket API URL (wss://.../stage); the token is added as ?token=. */
+  wsUrl: string;
+  /** The HTTP API base URL; the client calls GET {httpUrl}/events. */
+  httpUrl: string;
+  /** Returns a fresh JWT; called on every (re)connect and after an HTTP 401. */
+  getToken: () => string | Promise<string>;
+  /** 'now' (default): only events after connecting; 'retention': replay what the server still holds first. */
+  since?: 'now' | 'retention';
+  /** Resume after this cursor (from an earlier client's `cursor`, e.g. saved across a page reload). */
+  cursor?: string | null;
+  /** ms between pings on an idle socket (default 30000). */
+  pingIntervalMs?: number;
+  /** ms without any frame after a ping before the socket is declared dead (default 10000). */
+  pongTimeoutMs?: number;
+  /** ms a WebSocket handshake may take (default 10000). */
+  openTimeoutMs?: number;
+  /** Consecutive failed opens before HTTP long polling takes over (default 2). */
+  fallbackAfterFailures?: number;
+  /** ms without a usable socket before HTTP long polling takes over (default 5000). */
+  fallbackDelayMs?: number;
+  /** Drops within dropWindowMs that count as "keeps dropping" (defaults 3 in 60000 ms). */
+  maxDropsInWindow?: number;
+  dropWindowMs?: number;
+  /** ms a socket must stay up before the backoff resets (default 30000). */
+  stableAfterMs?: number;
+  /** ms a seq jump waits for the late frame before reading the gap over HTTP (default 250). */
+  gapGraceMs?: number;
+  /** Long-poll wait in seconds (default 20, the server's maximum). */
+  longPollWaitSeconds?: number;
+  /** Events per GET /events page (default 200). */
+  pageLimit?: number;
+  backoff?: BackoffOptions;
+  /** Hand an event addressed to several of the token's topics on once (default true). */
+  dedupeById?: boolean;
+  /** Override the WebSocket constructor (default globalThis.WebSocket, read at connect time). */
+  WebSocket?: typeof WebSocket;
+  /** Override fetch (default globalThis.fetch). */
+  fetch?: typeof fetch;
+  clock?: Clock;
+  logger?: { debug?: (...args: unknown[]) => void };
+}
+
+export interface ClientStats {
+  opens: number;
+  drops: number;
+  failedOpens: number;
+  fallbacks: number;
+  syncs: number;
+  /** Duration of the last catch-up over HTTP, in ms. */
+  lastSyncMs: number | null;
+  lastSyncEvents: number;
+  /** From a seq jump to the held frames being handed on (late frame or HTTP read), in ms. */
+  lastGapRepairMs: number | null;
+  tracker: TrackerStats;
+}
+
+export interface TrackerStats {
+  delivered: number;
+  duplicates: number;
+  gapsDetected: number;
+  gapsLost: number;
+}
+
+export declare class RealtimeClient {
+  constructor(options: ConnectOptions);
+  readonly state: ConnectionState;
+  readonly transport: Transport | null;
+  readonly stats: ClientStats;
+  readonly tracker: EventTracker;
+  /** Where this client is; pass it as the `cursor` option of a later client to resume without loss. */
+  readonly cursor: string | null;
+  start(): this;
+  /** Handle events of one type, or '*' for all. Returns an unsubscribe function. */
+  on<T = Record<string, unknown>>(type: string, handler: (event: RealtimeEvent<T>, meta: DeliveryMeta) => void): () => void;
+  off(type: string, handler: (...args: any[]) => void): void;
+  onPresence(handler: (update: PresenceUpdate, meta: DeliveryMeta) => void): () => void;
+  onState(handler: (state: ConnectionState, info: StateInfo) => void): () => void;
+  onError(handler: (error: Error) => void): () => void;
+  /** Retry the WebSocket now instead of after the backoff. */
+  reconnectNow(): void;
+  close(): void;
+}
+
+/** Create a client and start connecting (in a microtask, so handlers added right away see every state). */
+export declare function connect(options: ConnectOptions): RealtimeClient;
+
+export declare const STATES: readonly ConnectionState[];
+
+export declare class Backoff {
+  constructor(options?: BackoffOptions);
+  attempt: number;
+  ceiling(attempt?: number): number;
+  next(): number;
+  reset(): void;
+}
+
+export declare function decodeCursor(cursor: string | null | undefined): Map<string, number> | null;
+export declare function encodeCursor(positions: Map<string, number> | Record<string, number>): string;
+
+export interface EventsPage {
+  events: RealtimeEvent[];
+  cursor: string;
+  hasMore: boolean;
+}
+
+export declare class EventTracker {
+  constructor(options?: { dedupeById?: boolean; idMemory?: number });
+  positions: Map<string, number>;
+  serverCursor: string | null;
+  opaque: boolean;
+  syncing: boolean;
+  stats: TrackerStats;
+  offerLive(frame: unknown): { deliver: RealtimeEvent[]; needSync: boolean };
+  restore(cursor: string): void;
+  fetchCursor(): string | null;
+  beginSync(): void;
+  applyPage(page: EventsPage, options?: { deliver?: boolean }): RealtimeEvent[];
+  endSync(options?: { force?: boolean }): { deliver: RealtimeEvent[]; gapRemaining: boolean };
+}
+
+export declare class PresenceTracker {
+  update(event: RealtimeEvent): PresenceUpdate | null;
+}
+
+export declare class HttpError extends Error {
+  status: number;
+  code?: string;
+}

@@ -1,0 +1,314 @@
+// The client's state machine against fake transports on a fake clock: WebSocket
+// delivery, fallback to long polling and back, reconnect catch-up, gap repair,
+// silent sockets, tokens.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { RealtimeClient } from '../realtime.js';
+import { FakeClock, FakeServer } from './fakes.js';
+
+function setup(options = {}, serverSetup = () => {}) {
+  const clock = new FakeClock();
+  const server = new FakeServer(clock);
+  serverSetup(server);
+  let issued = 0;
+  const client = new RealtimeClient({
+    wsUrl: 'wss://ws.example.test/prod',
+    httpUrl: 'https://api.example.test/',
+    getToken: async () => `token-${++issued}`,
+    WebSocket: server.WebSocket,
+    fetch: server.fetch,
+    clock,
+    backoff: { random: () => 0.5 },
+    ...options,
+  });
+  const got = [];
+  const states = [];
+  const errors = [];
+  client.on('*', (event, meta) => got.push({ key: `${event.topic}#${event.seq}`, via: meta.transport }));
+  client.onState((state) => states.push(state));
+  client.onError((error) => errors.push(error));
+  client.start();
+  return { clock, server, client, got, states, errors, keys: () => got.map((g) => g.key) };
+}
+
+function assertExactlyOnceInOrder(keys) {
+  assert.equal(new Set(keys).size, keys.length, `duplicates in ${keys}`);
+  const last = new Map();
+  for (const key of keys) {
+    const [topic, seq] = [key.slice(0, key.lastIndexOf('#')), Number(key.slice(key.lastIndexOf('#') + 1))];
+    assert.equal(seq, (last.get(topic) ?? 0) + 1, `gap or disorder on ${topic}: ${keys}`);
+    last.set(topic, seq);
+  }
+}
+
+describe('RealtimeClient over the WebSocket', () => {
+  it("opens, reads the cursor, and hands on live events only (since 'now')", async () => {
+    const { clock, server, client, got, states } = setup({}, (s) => {
+      s.publish('user:alice'); // history: skipped
+      s.publish('user:alice');
+    });
+    await clock.advance(10);
+    assert.equal(client.state, 'open');
+    assert.deepEqual(states, ['connecting', 'open']);
+    assert.equal(server.openSockets.length, 1);
+    assert.match(server.openSockets[0].url, /^wss:\/\/ws\.example\.test\/prod\?token=token-1$/);
+    server.publish('user:alice');
+    server.publish('group:ops');
+    assert.deepEqual(got, [
+      { key: 'user:alice#3', via: 'websocket' },
+      { key: 'group:ops#1', via: 'websocket' },
+    ]);
+    assert.equal(server.eventRequests()[0].params.limit, '200');
+    client.close();
+  });
+
+  it("replays what the server holds first with since 'retention'", async () => {
+    const { clock, server, client, keys } = setup({ since: 'retention' }, (s) => {
+      s.publish('user:alice');
+      s.publish('all');
+    });
+    await clock.advance(10);
+    server.publish('user:alice');
+    assert.deepEqual(keys(), ['user:alice#1', 'all#1', 'user:alice#2']);
+    client.close();
+  });
+
+  it('pings an idle socket and keeps it while pongs come back', async () => {
+    const { clock, server, client } = setup({ pingIntervalMs: 1000, pongTimeoutMs: 500 });
+    await clock.advance(3500);
+    const socket = server.openSockets[0];
+    assert.equal(socket.sent.filter((m) => m.action === 'ping').length, 3);
+    assert.equal(client.stats.drops, 0);
+    client.close();
+  });
+});
+
+describe('RealtimeClient: reconnect and catch-up', () => {
+  it('after a drop, reads what it missed before newer events: no gap, no duplicate', async () => {
+    const { clock, server, client, got, keys, states } = setup();
+    await clock.advance(10);
+    server.publish('user:alice');
+    server.openSockets[0].kill();
+    await clock.advance(1);
+    assert.equal(client.state, 'connecting');
+    server.publish('user:alice'); // published while down
+    server.publish('group:ops');
+    await clock.advance(2000); // backoff, reopen, catch-up
+    assert.equal(client.state, 'open');
+    server.publish('user:alice');
+    assertExactlyOnceInOrder(keys());
+    assert.deepEqual(keys(), ['user:alice#1', 'user:alice#2', 'group:ops#1', 'user:alice#3']);
+    assert.deepEqual(
+      got.map((g) => g.via),
+      ['websocket', 'http', 'http', 'websocket'],
+    );
+    assert.deepEqual(states, ['connecting', 'open', 'connecting', 'open']);
+    // A fresh token for the new socket.
+    assert.deepEqual(server.tokensSeen, ['token-1', 'token-2']);
+    assert.equal(client.stats.syncs, 2);
+    client.close();
+  });
+
+  it('resumes after a saved cursor (a page reload) without losing or repeating events', async () => {
+    const first = setup();
+    await first.clock.advance(10);
+    first.server.publish('user:alice');
+    first.server.publish('group:ops');
+    const saved = first.client.cursor;
+    first.client.close();
+    first.server.publish('user:alice'); // while the page reloads
+    const second = new RealtimeClient({
+      ...first.client.options,
+      cursor: saved,
+    });
+    const got = [];
+    second.on('*', (e, meta) => got.push(`${e.topic}#${e.seq}/${meta.transport}`));
+    second.start();
+    await first.clock.advance(10);
+    first.server.publish('all');
+    assert.deepEqual(got, ['user:alice#2/http', 'all#1/websocket']);
+    second.close();
+  });
+
+  it('repairs a missed frame from GET /events before handing on the next', async () => {
+    const { clock, server, client, keys } = setup();
+    await clock.advance(10);
+    server.publish('user:alice');
+    server.dropFrames = 1;
+    server.publish('user:alice'); // lost on the way
+    server.publish('user:alice'); // seq jumps 1 -> 3
+    await clock.advance(200);
+    assert.deepEqual(keys(), ['user:alice#1'], 'held while the late frame may still come');
+    await clock.advance(100);
+    server.publish('user:alice');
+    assert.deepEqual(keys(), ['user:alice#1', 'user:alice#2', 'user:alice#3', 'user:alice#4']);
+    assert.equal(client.tracker.stats.gapsDetected, 1);
+    assert.ok(client.stats.lastGapRepairMs >= 250 && client.stats.lastGapRepairMs < 300, `${client.stats.lastGapRepairMs}`);
+    client.close();
+  });
+
+  it('puts frames that overtook each other back in order without asking HTTP', async () => {
+    const { clock, server, client, keys } = setup();
+    await clock.advance(10);
+    const requests = server.eventRequests().length;
+    const socket = server.openSockets[0];
+    server.sockets.delete(socket); // deliver by hand, out of order
+    const [one, two, three] = [server.publish('user:alice'), server.publish('user:alice'), server.publish('user:alice')];
+    for (const frame of [two, three, one]) socket.onmessage({ data: JSON.stringify(frame) });
+    assert.deepEqual(keys(), ['user:alice#1', 'user:alice#2', 'user:alice#3']);
+    await clock.advance(1000);
+    assert.equal(server.eventRequests().length, requests, 'no GET /events');
+    client.close();
+  });
+
+  it('declares a silent socket dead after a missing pong, and catches up on a new one', async () => {
+    const { clock, server, client, keys } = setup({ pingIntervalMs: 1000, pongTimeoutMs: 500 });
+    await clock.advance(10);
+    server.publish('user:alice');
+    const silent = server.openSockets[0];
+    silent.goSilent(); // no close, no frames: a NAT or proxy forgot us
+    server.publish('user:alice'); // never arrives on the silent socket
+    await clock.advance(1600); // ping at 1000, no pong by 1500
+    assert.equal(client.stats.drops, 1);
+    await clock.advance(1000);
+    assert.equal(client.state, 'open');
+    assert.equal(silent.readyState, 3);
+    assert.deepEqual(keys(), ['user:alice#1', 'user:alice#2']);
+    client.close();
+  });
+
+  it('gets a fresh token when GET /events answers 401', async () => {
+    const { clock, server, client } = setup({}, (s) => {
+      s.validTokens = new Set(['token-1']);
+    });
+    await clock.advance(10);
+    assert.equal(client.state, 'open');
+    server.validTokens = new Set(['token-2']);
+    server.dropFrames = 1;
+    server.publish('user:alice');
+    server.publish('user:alice'); // gap -> GET /events -> 401 -> new token -> 200
+    await clock.advance(300);
+    const tokens = server.eventRequests().map((r) => r.token);
+    assert.deepEqual(tokens.slice(-2), ['token-1', 'token-2']);
+    assert.equal(client.stats.tracker.delivered, 2);
+    client.close();
+  });
+});
+
+describe('RealtimeClient: HTTP fallback', () => {
+  it('long-polls when the WebSocket cannot be built, with the same events', async () => {
+    const { clock, server, client, got, states } = setup({}, (s) => {
+      s.blockWebSocket = true;
+    });
+    await clock.advance(1000);
+    assert.equal(client.state, 'fallback');
+    assert.deepEqual(states, ['connecting', 'fallback']);
+    server.publish('user:alice');
+    server.publish('group:ops');
+    await clock.advance(10);
+    assert.deepEqual(got, [
+      { key: 'user:alice#1', via: 'http' },
+      { key: 'group:ops#1', via: 'http' },
+    ]);
+    const polls = server.eventRequests().filter((r) => r.params.wait === '20');
+    assert.ok(polls.length >= 2, 'long polls with wait=20');
+    client.close();
+  });
+
+  it('falls back after fallbackDelayMs when the handshake just hangs', async () => {
+    const { clock, client } = setup({}, (s) => {
+      s.hangWebSocket = true;
+    });
+    await clock.advance(4900);
+    assert.equal(client.state, 'connecting');
+    await clock.advance(200);
+    assert.equal(client.state, 'fallback');
+    client.close();
+  });
+
+  it('moves back to the WebSocket when it works again, without loss or duplicates', async () => {
+    const { clock, server, client, got, keys, states } = setup({}, (s) => {
+      s.blockWebSocket = true;
+    });
+    await clock.advance(1000);
+    server.publish('user:alice');
+    await clock.advance(10);
+    server.blockWebSocket = false;
+    server.publish('user:alice');
+    await clock.advance(60000); // the background retry (backoff) finds the socket usable
+    assert.equal(client.state, 'open');
+    assert.equal(client.transport, 'websocket');
+    const pollsBefore = server.eventRequests().length;
+    server.publish('user:alice');
+    await clock.advance(30000);
+    assert.equal(server.eventRequests().length, pollsBefore, 'no more polling once the socket is back');
+    assertExactlyOnceInOrder(keys());
+    assert.deepEqual(keys(), ['user:alice#1', 'user:alice#2', 'user:alice#3']);
+    assert.equal(got.at(-1).via, 'websocket');
+    assert.deepEqual(states, ['connecting', 'fallback', 'open']);
+    client.close();
+  });
+
+  it('falls back when the socket keeps dropping', async () => {
+    const { clock, server, client, keys } = setup();
+    for (let i = 0; i < 3; i += 1) {
+      await clock.advance(5000);
+      server.openSockets[0]?.kill();
+      server.publish('user:alice');
+    }
+    await clock.advance(10);
+    assert.equal(client.state, 'fallback');
+    assert.equal(client.stats.fallbacks, 1);
+    assertExactlyOnceInOrder(keys());
+    assert.equal(keys().length, 3);
+    client.close();
+  });
+});
+
+describe('RealtimeClient: application side', () => {
+  it('close() stops everything and says so', async () => {
+    const { clock, server, client, states } = setup();
+    await clock.advance(10);
+    const socket = server.openSockets[0];
+    client.close();
+    await clock.advance(100000);
+    assert.equal(socket.readyState, 3);
+    assert.equal(client.state, 'closed');
+    assert.equal(states.at(-1), 'closed');
+    assert.equal(clock.timers.size, 0);
+  });
+
+  it('keeps delivering when a handler throws, and reports the error', async () => {
+    const { clock, server, client, got, errors } = setup();
+    client.on('test.event', () => {
+      throw new Error('boom');
+    });
+    await clock.advance(10);
+    server.publish('user:alice');
+    server.publish('user:alice');
+    assert.equal(got.length, 2);
+    assert.equal(errors.length, 2);
+    client.close();
+  });
+
+  it('routes by type, unsubscribes, and sends presence to onPresence', async () => {
+    const { clock, server, client } = setup({}, (s) => {
+      s.topics.push('presence:bob');
+      s.store.set('presence:bob', []);
+    });
+    const typed = [];
+    const presence = [];
+    const off = client.on('order.updated', (e) => typed.push(e.seq));
+    client.onPresence((p) => presence.push(`${p.userId}:${p.online}:${p.version}`));
+    await clock.advance(10);
+    server.publish('user:alice', 'order.updated');
+    server.publish('presence:bob', 'presence.online', { userId: 'bob', version: 2 });
+    server.publish('presence:bob', 'presence.offline', { userId: 'bob', version: 1 }); // stale
+    off();
+    server.publish('user:alice', 'order.updated');
+    assert.deepEqual(typed, [1]);
+    assert.deepEqual(presence, ['bob:true:2']);
+    client.close();
+  });
+});

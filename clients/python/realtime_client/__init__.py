@@ -1,0 +1,27 @@
+"""asyncio client for realtime events and presence (WebSocket, HTTP long-poll fallback, gap repair)."""
+
+from .client import ClientStats, Delivery, HttpError, RealtimeClient, connect
+from .tracker import (
+    Backoff,
+    EventTracker,
+    PresenceTracker,
+    PresenceUpdate,
+    decode_cursor,
+    encode_cursor,
+    exactly_once_in_order,
+)
+
+__all__ = [
+    "Backoff",
+    "ClientStats",
+    "Delivery",
+    "EventTracker",
+    "HttpError",
+    "PresenceTracker",
+    "PresenceUpdate",
+    "RealtimeClient",
+    "connect",
+    "decode_cursor",
+    "encode_cursor",
+    "exactly_once_in_order",
+]

@@ -1,0 +1,592 @@
+"""asyncio client for realtime events: the browser client's behaviour, for services and tests.
+
+    from realtime_client import RealtimeClient
+
+    client = RealtimeClient(ws_url, http_url, get_token)      # get_token: () -> str (or awaitable)
+    client.on("order.updated", lambda event, meta: print(event["data"], meta.transport))
+    client.on_state(lambda state, info: print("state", state))
+    await client.start()
+    ...
+    await client.close()
+
+The WebSocket is preferred: opened with a fresh token, kept alive with
+``{"action": "ping"}``, reopened with exponential backoff and jitter. Every
+(re)connection and every seq jump is repaired from ``GET /events`` before
+newer events are handed on, so handlers see every event once, in order per
+topic. When the socket cannot open or keeps dropping, HTTP long polling takes
+over and the socket is retried in the background; handlers do not change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import quote
+
+import httpx
+import websockets
+from websockets.asyncio.client import connect as ws_connect_default
+
+from .tracker import Backoff, Event, EventTracker, PresenceTracker, PresenceUpdate
+
+State = Literal["connecting", "open", "fallback", "closed"]
+Transport = Literal["websocket", "http"]
+TokenSource = Callable[[], str | Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    transport: Transport  # which transport carried the event
+    received_at: float  # time.time() when it was handed on
+
+
+@dataclass
+class ClientStats:
+    opens: int = 0
+    drops: int = 0
+    failed_opens: int = 0
+    fallbacks: int = 0
+    syncs: int = 0
+    last_sync_seconds: float | None = None  # duration of the last catch-up over HTTP
+    last_sync_events: int = 0
+    last_gap_repair_seconds: float | None = None  # seq jump seen -> the held frames handed on
+    states: list[tuple[float, str, str]] = field(default_factory=list)  # (monotonic, state, reason)
+
+
+class HttpError(RuntimeError):
+    def __init__(self, status: int, error: dict | None):
+        self.status = status
+        self.code = (error or {}).get("code")
+        super().__init__(f"GET /events failed: {status} {self.code or ''} {(error or {}).get('message', '')}".strip())
+
+
+class RealtimeClient:
+    def __init__(
+        self,
+        ws_url: str,
+        http_url: str,
+        get_token: TokenSource,
+        *,
+        since: Literal["now", "retention"] = "now",
+        cursor: str | None = None,  # resume after a cursor saved from an earlier client's .cursor
+        ping_interval: float = 30.0,  # API Gateway drops idle sockets after 10 min; a ping also proves liveness
+        pong_timeout: float = 10.0,  # no frame this long after a ping: the socket died silently
+        open_timeout: float = 10.0,  # a firewall that drops packets never fails the handshake, it hangs
+        fallback_after_failures: int = 2,  # consecutive failed opens before HTTP takes over
+        fallback_delay: float = 5.0,  # ... or this long without a usable socket
+        drop_window: float = 60.0,  # this many drops within the window count as "keeps dropping"
+        max_drops_in_window: int = 3,
+        stable_after: float = 30.0,  # a socket up this long resets the backoff
+        gap_grace: float = 0.25,  # a seq jump waits this long for the late frame before reading the gap over HTTP
+        long_poll_wait: int = 20,  # the server's maximum (API Gateway cuts requests at 29 s)
+        page_limit: int = 200,
+        backoff: dict[str, Any] | None = None,  # Backoff(**backoff): initial, maximum, factor
+        dedupe_by_id: bool = True,
+        ws_connect: Callable[[str], Awaitable[Any]] | None = None,
+        http: httpx.AsyncClient | None = None,
+        name: str = "client",
+    ) -> None:
+        if since not in ("now", "retention"):
+            raise ValueError("since must be 'now' or 'retention'")
+        self.ws_url = ws_url
+        self.http_url = http_url.rstrip("/")
+        self.get_token = get_token
+        self.since = since
+        self.ping_interval = ping_interval
+        self.pong_timeout = pong_timeout
+        self.open_timeout = open_timeout
+        self.fallback_after_failures = fallback_after_failures
+        self.fallback_delay = fallback_delay
+        self.drop_window = drop_window
+        self.max_drops_in_window = max_drops_in_window
+        self.stable_after = stable_after
+        self.gap_grace = gap_grace
+        self.long_poll_wait = long_poll_wait
+        self.page_limit = page_limit
+        self.name = name
+        self._backoff_options = backoff or {}
+        self._ws_connect = ws_connect or self._default_ws_connect
+        self._http = http
+        self._own_http = http is None
+
+        self.tracker = EventTracker(dedupe_by_id=dedupe_by_id)
+        self._initialized = False
+        if cursor:
+            self.tracker.restore(cursor)
+            self._initialized = True  # everything after the saved cursor is handed on
+        self.presence = PresenceTracker()
+        self.backoff = Backoff(**self._backoff_options)
+        self.stats = ClientStats()
+        self.state: State = "connecting"
+        self.transport: Transport | None = None
+        self.websocket: Any = None  # the open connection, or None
+
+        self._handlers: dict[str, list[Callable]] = {}
+        self._presence_handlers: list[Callable] = []
+        self._state_handlers: list[Callable] = []
+        self._error_handlers: list[Callable] = []
+        self._state_changed = asyncio.Event()
+        self._token: str | None = None
+        self._ws_open = False
+        self._failures = 0
+        self._drop_times: list[float] = []
+        self._closed = False
+        self._started = False
+        self._wake = asyncio.Event()  # cut a reconnect delay short
+        self._frame_seen = asyncio.Event()  # any frame since the last ping
+        self._ws_task: asyncio.Task | None = None
+        self._poll_task: asyncio.Task | None = None
+        self._fallback_task: asyncio.Task | None = None
+        self._gap_task: asyncio.Task | None = None
+        self._gap_seen_at: float | None = None
+        self._sync_task: asyncio.Task | None = None
+        self._sync_again = False
+        self._tasks: set[asyncio.Task] = set()
+
+    # -- public API ---------------------------------------------------------------
+
+    @property
+    def cursor(self) -> str | None:
+        """Where this client is: pass it as ``cursor`` to a later client to resume without loss."""
+        return self.tracker.fetch_cursor()
+
+    def on(self, event_type: str, handler: Callable[[Event, Delivery], Any]) -> Callable[[], None]:
+        """Handle events of one type ('*' for every type); returns a function that unsubscribes."""
+        self._handlers.setdefault(event_type, []).append(handler)
+        return lambda: self._handlers.get(event_type, []).remove(handler)
+
+    def on_presence(self, handler: Callable[[PresenceUpdate, Delivery], Any]) -> Callable[[], None]:
+        self._presence_handlers.append(handler)
+        return lambda: self._presence_handlers.remove(handler)
+
+    def on_state(self, handler: Callable[[str, dict], Any]) -> Callable[[], None]:
+        """handler(state, info) on every change of connecting | open | fallback | closed."""
+        self._state_handlers.append(handler)
+        return lambda: self._state_handlers.remove(handler)
+
+    def on_error(self, handler: Callable[[BaseException], Any]) -> Callable[[], None]:
+        self._error_handlers.append(handler)
+        return lambda: self._error_handlers.remove(handler)
+
+    async def start(self) -> RealtimeClient:
+        if self._started:
+            return self
+        self._started = True
+        if self._http is None:
+            self._http = httpx.AsyncClient()
+        self._set_state("connecting", "start")
+        self._arm_fallback_timer()
+        self._ws_task = self._spawn(self._ws_loop())
+        return self
+
+    async def wait_for_state(self, *states: str, timeout: float = 30.0) -> str:
+        """Wait until the client is in one of ``states``; returns it."""
+
+        async def reached() -> str:
+            while self.state not in states:
+                self._state_changed.clear()
+                await self._state_changed.wait()
+            return self.state
+
+        return await asyncio.wait_for(reached(), timeout)
+
+    def reconnect_now(self) -> None:
+        """Retry the WebSocket now instead of after the backoff."""
+        self.backoff.reset()
+        self._wake.set()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        tasks = [task for task in self._tasks if not task.done() and task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        if self.websocket is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.websocket.close(), 2)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._own_http and self._http is not None:
+            await self._http.aclose()
+        self.websocket = None
+        self._ws_open = False
+        self.transport = None
+        self._set_state("closed", "close()")
+
+    async def __aenter__(self) -> RealtimeClient:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- tasks ----------------------------------------------------------------------
+
+    def _spawn(self, coroutine) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._emit_error(task.exception())
+
+    # -- WebSocket ------------------------------------------------------------------
+
+    @staticmethod
+    async def _default_ws_connect(url: str) -> Any:
+        # Pings are sent by this client as {"action": "ping"} frames, the way the
+        # browser has to (it cannot send protocol pings); they also keep API
+        # Gateway's idle timer from closing the socket.
+        return await ws_connect_default(url, ping_interval=None, open_timeout=None, close_timeout=2)
+
+    async def _ws_loop(self) -> None:
+        while not self._closed:
+            await self._ws_attempt()
+            if self._closed:
+                return
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.backoff.next())
+
+    async def _ws_attempt(self) -> None:
+        try:
+            token = await self._fresh_token()
+            separator = "&" if "?" in self.ws_url else "?"
+            socket = await asyncio.wait_for(
+                self._ws_connect(f"{self.ws_url}{separator}token={quote(token, safe='')}"), self.open_timeout
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # refused, blocked, timed out, bad token: all mean "no socket"
+            self._socket_failed(error)
+            return
+        self._socket_opened(socket)
+        reason = "closed"
+        heartbeat = self._spawn(self._heartbeat(socket))
+        stable = self._spawn(self._stable_timer())
+        try:
+            async for raw in socket:
+                self._frame_seen.set()
+                self._on_message(raw)
+        except websockets.ConnectionClosed as closed:
+            reason = f"closed {closed.rcvd.code if closed.rcvd else 1006}"
+        finally:
+            heartbeat.cancel()
+            stable.cancel()
+            if not self._closed:
+                self._socket_dropped(reason)
+
+    def _socket_failed(self, error: BaseException) -> None:
+        self._failures += 1
+        self.stats.failed_opens += 1
+        if self._failures >= self.fallback_after_failures:
+            self._enter_fallback(f"websocket cannot open: {type(error).__name__}")
+
+    def _socket_opened(self, socket: Any) -> None:
+        self.websocket = socket
+        self._ws_open = True
+        self._failures = 0
+        self.stats.opens += 1
+        self.transport = "websocket"
+        self._frame_seen = asyncio.Event()
+        self._cancel(self._fallback_task)
+        self._stop_polling()  # the socket carries events again
+        # Anything published while there was no socket is read over HTTP first;
+        # live frames that arrive meanwhile are held and released in order.
+        self.tracker.begin_sync()
+        sync = self._request_sync()
+
+        def announce(_: asyncio.Task) -> None:
+            if self.websocket is socket and self._ws_open and not self._closed:
+                self._set_state("open", "websocket")
+
+        sync.add_done_callback(announce)
+
+    def _on_message(self, raw: str | bytes) -> None:
+        try:
+            frame = json.loads(raw)
+        except ValueError:
+            return
+        if not isinstance(frame, dict) or frame.get("type") == "pong":
+            return
+        if frame.get("type") == "error" and "seq" not in frame:
+            self._emit_error(RuntimeError(f"error frame: {frame.get('error')}"))
+            return
+        result = self.tracker.offer_live(frame)
+        self._dispatch(result.deliver, "websocket")
+        if result.need_sync:
+            self._gap_detected()
+        elif self._gap_task is not None and not self._gap_task.done() and not self._sync_running():
+            self._try_close_gap()
+
+    def _gap_detected(self) -> None:
+        if self._gap_seen_at is None:
+            self._gap_seen_at = time.monotonic()
+        # Frames of one topic can overtake each other (the server delivers from
+        # concurrent workers), so a missing frame is usually just late: wait a
+        # moment for it before reading the gap over HTTP.
+        if self._sync_running() or self.gap_grace <= 0:
+            self._request_sync()
+        elif self._gap_task is None or self._gap_task.done():
+
+            async def later() -> None:
+                await asyncio.sleep(self.gap_grace)
+                self._gap_task = None
+                self._request_sync()
+
+            self._gap_task = self._spawn(later())
+
+    def _try_close_gap(self) -> None:
+        result = self.tracker.end_sync(force=False)
+        self._dispatch(result.deliver, "websocket")
+        if not result.gap_remaining:
+            self._cancel(self._gap_task)  # the late frame came: no HTTP needed
+            self._gap_task = None
+            self._gap_closed()
+
+    def _gap_closed(self) -> None:
+        if self._gap_seen_at is not None:
+            self.stats.last_gap_repair_seconds = time.monotonic() - self._gap_seen_at
+            self._gap_seen_at = None
+
+    def _sync_running(self) -> bool:
+        return self._sync_task is not None and not self._sync_task.done()
+
+    async def _heartbeat(self, socket: Any) -> None:
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            self._frame_seen.clear()
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await socket.send(json.dumps({"action": "ping"}))
+            try:
+                await asyncio.wait_for(self._frame_seen.wait(), self.pong_timeout)
+            except TimeoutError:
+                # Silently dead (no FIN, no RST): give up on it without waiting for the OS.
+                transport = getattr(socket, "transport", None)
+                if transport is not None:
+                    transport.abort()
+                else:
+                    await socket.close()
+                return
+
+    async def _stable_timer(self) -> None:
+        await asyncio.sleep(self.stable_after)
+        self.backoff.reset()
+
+    def _socket_dropped(self, reason: str) -> None:
+        self.websocket = None
+        self._ws_open = False
+        self.transport = "http" if self._poll_task and not self._poll_task.done() else None
+        self.stats.drops += 1
+        now = time.monotonic()
+        self._drop_times = [at for at in self._drop_times if now - at < self.drop_window] + [now]
+        if len(self._drop_times) >= self.max_drops_in_window or self.state == "fallback":
+            self._enter_fallback("websocket keeps dropping")
+        else:
+            self._set_state("connecting", reason)
+            self._arm_fallback_timer()
+
+    # -- HTTP -----------------------------------------------------------------------
+
+    async def _fresh_token(self) -> str:
+        token = self.get_token()
+        if inspect.isawaitable(token):
+            token = await token
+        self._token = token
+        return token
+
+    async def _get_events(self, wait: int = 0) -> dict:
+        assert self._http is not None
+        built = not self.tracker.opaque
+        cursor = self.tracker.fetch_cursor()
+        params: dict[str, Any] = {"limit": self.page_limit}
+        if cursor:
+            params["cursor"] = cursor
+        if wait > 0:
+            params["wait"] = wait
+        token = self._token or await self._fresh_token()
+        for attempt in range(2):
+            response = await self._http.get(
+                f"{self.http_url}/events",
+                params=params,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=wait + 15,
+            )
+            if response.status_code == 401 and attempt == 0:
+                token = await self._fresh_token()  # expired or rotated: one retry with a new token
+                continue
+            if response.status_code != 200:
+                try:
+                    error = response.json().get("error")
+                except ValueError:
+                    error = None
+                if response.status_code == 400 and built and cursor and cursor != self.tracker.server_cursor:
+                    self.tracker.opaque = True  # the server did not take a cursor we built
+                    return await self._get_events(wait)
+                raise HttpError(response.status_code, error)
+            return response.json()
+        raise AssertionError("unreachable")
+
+    def _request_sync(self) -> asyncio.Task:
+        """Catch up over HTTP (one at a time; a request during one runs once more after it)."""
+        self._cancel(self._gap_task)
+        self._gap_task = None
+        if self._sync_running():
+            self._sync_again = True
+            return self._sync_task
+        self._sync_task = self._spawn(self._sync_loop())
+        return self._sync_task
+
+    async def _sync_loop(self) -> None:
+        while True:
+            self._sync_again = False
+            await self._sync_once()
+            if not self._sync_again or self._closed:
+                return
+
+    async def _sync_once(self) -> None:
+        started = time.monotonic()
+        retry = Backoff(**self._backoff_options)
+        count = 0
+        self.tracker.begin_sync()
+        passes = 0
+        while not self._closed:
+            try:
+                count += await self._drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                self._emit_error(error)
+                await asyncio.sleep(retry.next())
+                continue
+            # A frame still ahead of a gap after a full read means the server lost
+            # those events (retention): hand it on rather than stall for ever.
+            result = self.tracker.end_sync(force=passes >= 1)
+            self._dispatch(result.deliver, "websocket")
+            count += len(result.deliver)
+            if not result.gap_remaining:
+                break
+            passes += 1
+            self.tracker.begin_sync()
+        self.stats.syncs += 1
+        self.stats.last_sync_seconds = time.monotonic() - started
+        self._gap_closed()
+        self.stats.last_sync_events = count
+
+    async def _drain(self) -> int:
+        """Read GET /events from the cursor until hasMore is false; returns how many were handed on."""
+        count = 0
+        while True:
+            page = await self._get_events()
+            deliver = self.tracker.apply_page(page, deliver=self._replay())
+            self._initialized = True
+            self._dispatch(deliver, "http")
+            count += len(deliver)
+            if not page.get("hasMore"):
+                return count
+
+    def _replay(self) -> bool:
+        # A client that starts "now" skips what was there before its first read.
+        return self._initialized or self.since == "retention"
+
+    # -- fallback: HTTP long polling --------------------------------------------------
+
+    def _arm_fallback_timer(self) -> None:
+        if self._closed or self.state == "fallback" or (self._fallback_task and not self._fallback_task.done()):
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(self.fallback_delay)
+            if not self._ws_open:
+                self._enter_fallback("no websocket yet")
+
+        self._fallback_task = self._spawn(later())
+
+    def _enter_fallback(self, reason: str) -> None:
+        if self._closed or self._ws_open:
+            return
+        self._cancel(self._fallback_task)
+        if self._poll_task is None or self._poll_task.done():
+            self.transport = "http"
+            self._poll_task = self._spawn(self._poll_loop(reason))
+
+    async def _poll_loop(self, reason: str) -> None:
+        retry = Backoff(**self._backoff_options)
+        # The first read (or a catch-up) without waiting; shielded so that
+        # stopping the poll does not cancel a catch-up the socket relies on.
+        await asyncio.shield(self._request_sync())
+        if self.state != "fallback" and not self._ws_open:
+            # Announced once HTTP has read the cursor: from here on nothing is missed.
+            self.stats.fallbacks += 1
+            self._set_state("fallback", reason)
+        while not self._closed:
+            if self._sync_task is not None and not self._sync_task.done():
+                await asyncio.shield(self._sync_task)
+            try:
+                page = await self._get_events(wait=0 if self.tracker.syncing else self.long_poll_wait)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                self._emit_error(error)
+                await asyncio.sleep(retry.next())
+                continue
+            deliver = self.tracker.apply_page(page, deliver=self._replay())
+            self._initialized = True
+            self._dispatch(deliver, "http")
+            retry.reset()
+
+    def _stop_polling(self) -> None:
+        self._cancel(self._poll_task)
+        self._poll_task = None
+
+    @staticmethod
+    def _cancel(task: asyncio.Task | None) -> None:
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+
+    # -- delivery to the application --------------------------------------------------
+
+    def _dispatch(self, events: list[Event], transport: Transport) -> None:
+        for event in events:
+            meta = Delivery(transport, time.time())
+            for handler in [*self._handlers.get(event.get("type", ""), []), *self._handlers.get("*", [])]:
+                self._call(handler, event, meta)
+            presence = self.presence.update(event)
+            if presence is not None:
+                for handler in list(self._presence_handlers):
+                    self._call(handler, presence, meta)
+
+    def _call(self, handler: Callable, *args: Any) -> None:
+        try:
+            result = handler(*args)
+            if inspect.isawaitable(result):
+                self._spawn(result)
+        except Exception as error:  # one broken handler must not stop delivery
+            self._emit_error(error)
+
+    def _set_state(self, state: State, reason: str = "") -> None:
+        if state == self.state and self.stats.states:
+            return
+        self.state = state
+        self.stats.states.append((time.monotonic(), state, reason))
+        self._state_changed.set()
+        for handler in list(self._state_handlers):
+            self._call(handler, state, {"reason": reason})
+
+    def _emit_error(self, error: BaseException) -> None:
+        for handler in list(self._error_handlers):
+            with contextlib.suppress(Exception):
+                handler(error)
+
+
+async def connect(ws_url: str, http_url: str, get_token: TokenSource, **options: Any) -> RealtimeClient:
+    """Create a client and start it (add handlers before, or use ``since="retention"``)."""
+    return await RealtimeClient(ws_url, http_url, get_token, **options).start()

@@ -1,0 +1,312 @@
+"""The client's pure logic, without I/O: backoff, the cursor, ordering and dedup.
+
+The same rules as the browser client (clients/js/realtime.js), so both behave
+alike: every event is handed on once, in ``seq`` order per topic, whichever
+transport carried it, and a seq jump is repaired from ``GET /events`` before
+newer events are handed on.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import heapq
+import json
+import random
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Event = dict[str, Any]
+
+
+class Backoff:
+    """Exponential backoff with "equal jitter": half fixed, half random, so
+    retries spread out but never collapse to zero delay."""
+
+    def __init__(
+        self,
+        initial: float = 0.5,
+        maximum: float = 30.0,
+        factor: float = 2.0,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.factor = factor
+        self.rand = rand
+        self.attempt = 0
+
+    def ceiling(self, attempt: int | None = None) -> float:
+        return min(self.maximum, self.initial * self.factor ** (self.attempt if attempt is None else attempt))
+
+    def next(self) -> float:
+        """Seconds to wait before the next retry; each call moves one attempt further."""
+        ceiling = self.ceiling()
+        self.attempt += 1
+        return ceiling / 2 + self.rand() * ceiling / 2
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+# The server's cursor is opaque by contract; today it is base64url JSON
+# {"v": 1, "t": {topic: seq}}. When it decodes as exactly that, the client
+# advances it with the positions it already holds, so a catch-up after an hour
+# on the socket does not re-download the hour. Anything else is used as is.
+
+
+def decode_cursor(cursor: str | None) -> dict[str, int] | None:
+    """Per-topic positions of a v1 cursor, or None when the cursor is not one."""
+    if not isinstance(cursor, str) or not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value = json.loads(raw.decode("utf-8"))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(value, dict) or set(value) != {"v", "t"} or value["v"] != 1 or not isinstance(value["t"], dict):
+        return None
+    positions = value["t"]
+    if not all(isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0 for seq in positions.values()):
+        return None
+    return dict(positions)
+
+
+def encode_cursor(positions: Mapping[str, int]) -> str:
+    text = json.dumps({"v": 1, "t": dict(positions)}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def is_event(frame: object) -> bool:
+    return (
+        isinstance(frame, dict)
+        and isinstance(frame.get("topic"), str)
+        and isinstance(frame.get("seq"), int)
+        and not isinstance(frame.get("seq"), bool)
+        and frame["seq"] > 0
+    )
+
+
+@dataclass
+class TrackerStats:
+    delivered: int = 0
+    duplicates: int = 0
+    gaps_detected: int = 0
+    gaps_lost: int = 0
+
+
+@dataclass
+class LiveResult:
+    deliver: list[Event] = field(default_factory=list)
+    need_sync: bool = False
+
+
+@dataclass
+class SyncResult:
+    deliver: list[Event]
+    gap_remaining: bool
+
+
+class EventTracker:
+    """Positions per topic, frames held back during a catch-up, dedup.
+
+    The client feeds it WebSocket frames (:meth:`offer_live`) and HTTP pages
+    (:meth:`apply_page`) and hands on whatever it returns, in that order.
+    """
+
+    def __init__(self, *, dedupe_by_id: bool = True, id_memory: int = 5000) -> None:
+        self.positions: dict[str, int] = {}  # topic -> last seq handed on (or skipped on purpose)
+        self.server_cursor: str | None = None
+        self.opaque = False  # the server refused a cursor we built: use its own from now on
+        self.syncing = False  # a catch-up is running: hold live frames until it ends
+        self.pending: dict[tuple[str, int], Event] = {}
+        self.dedupe_by_id = dedupe_by_id
+        self.id_memory = id_memory
+        self.recent_ids: OrderedDict[str, None] = OrderedDict()
+        self.stats = TrackerStats()
+
+    def offer_live(self, frame: object) -> LiveResult:
+        """A WebSocket frame. ``need_sync``: a seq jumped (or a topic starts
+        mid-way); the frame is held until the caller has caught up over HTTP."""
+        result = LiveResult()
+        if not is_event(frame):
+            return result
+        assert isinstance(frame, dict)
+        topic, seq = frame["topic"], frame["seq"]
+        position = self.positions.get(topic)
+        if (position is not None and seq <= position) or (topic, seq) in self.pending:
+            self.stats.duplicates += 1
+            return result
+        if self.syncing:
+            self.pending[(topic, seq)] = frame
+            return result
+        expected = 1 if position is None else position + 1
+        if seq == expected:
+            self._accept(frame, result.deliver)
+            return result
+        # A jump: frames in between were missed. Hold this one and everything
+        # after it until the gap is read over HTTP.
+        self.stats.gaps_detected += 1
+        self.pending[(topic, seq)] = frame
+        self.syncing = True
+        result.need_sync = True
+        return result
+
+    def restore(self, cursor: str) -> None:
+        """Start from a cursor saved earlier."""
+        self.server_cursor = cursor
+        self.positions.update(decode_cursor(cursor) or {})
+
+    def fetch_cursor(self) -> str | None:
+        """The cursor to fetch with: the server's, advanced by our own positions when it is a v1 cursor."""
+        if self.opaque:
+            return self.server_cursor
+        server = {} if self.server_cursor is None else decode_cursor(self.server_cursor)
+        if server is None:
+            return self.server_cursor
+        if self.server_cursor is None and not self.positions:
+            return None
+        for topic, seq in self.positions.items():
+            if server.get(topic, -1) < seq:
+                server[topic] = seq
+        return encode_cursor(server)
+
+    def begin_sync(self) -> None:
+        self.syncing = True
+
+    def apply_page(self, page: Mapping[str, Any], *, deliver: bool = True) -> list[Event]:
+        """A page of GET /events. With deliver=False (a client that starts
+        "now") the events only move the positions forward."""
+        out: list[Event] = []
+        for event in page.get("events") or []:
+            if not is_event(event):
+                continue
+            topic, seq = event["topic"], event["seq"]
+            position = self.positions.get(topic)
+            if position is not None and seq <= position:
+                self.stats.duplicates += 1
+                continue
+            if position is not None and seq > position + 1:
+                # The server no longer holds the events in between (retention).
+                self.stats.gaps_lost += seq - position - 1
+            if deliver:
+                self._accept(event, out)
+            else:
+                self.positions[topic] = seq
+        cursor = page.get("cursor")
+        if isinstance(cursor, str) and cursor:
+            self.server_cursor = cursor
+            # The server's positions are authoritative for topics we have not seen yet.
+            for topic, seq in (decode_cursor(cursor) or {}).items():
+                if self.positions.get(topic, -1) < seq:
+                    self.positions[topic] = seq
+        return out
+
+    def end_sync(self, *, force: bool = False) -> SyncResult:
+        """End a catch-up: hand on the held frames that now follow on.
+
+        A frame still ahead of a gap stays held (``gap_remaining``: catch up
+        once more) unless ``force``, which hands it on and counts the missing
+        seqs as lost.
+        """
+        by_topic: dict[str, list[Event]] = {}
+        for frame in self.pending.values():
+            by_topic.setdefault(frame["topic"], []).append(frame)
+        self.pending = {}
+        chains: list[list[Event]] = []
+        gap_remaining = False
+        for topic, frames in by_topic.items():
+            frames.sort(key=lambda frame: frame["seq"])
+            position = self.positions.get(topic)
+            chain: list[Event] = []
+            for frame in frames:
+                seq = frame["seq"]
+                if position is not None and seq <= position:
+                    self.stats.duplicates += 1
+                    continue
+                contiguous = seq == 1 if position is None else seq == position + 1
+                if not contiguous and not force:
+                    gap_remaining = True
+                    self.pending[(topic, seq)] = frame
+                    continue
+                if not contiguous and position is not None:
+                    self.stats.gaps_lost += seq - position - 1
+                chain.append(frame)
+                position = seq
+            if chain:
+                chains.append(chain)
+        deliver: list[Event] = []
+        # Interleave topics by publishedAt; heapq.merge never reorders within a chain.
+        for frame in heapq.merge(*chains, key=lambda frame: str(frame.get("publishedAt", ""))):
+            self._accept(frame, deliver)
+        self.syncing = gap_remaining
+        return SyncResult(deliver, gap_remaining)
+
+    def _accept(self, frame: Event, out: list[Event]) -> None:
+        self.positions[frame["topic"]] = frame["seq"]
+        # One event addressed to several of our topics arrives once per topic;
+        # the application wants it once.
+        event_id = frame.get("id")
+        if self.dedupe_by_id and isinstance(event_id, str):
+            if event_id in self.recent_ids:
+                self.stats.duplicates += 1
+                return
+            self.recent_ids[event_id] = None
+            if len(self.recent_ids) > self.id_memory:
+                self.recent_ids.popitem(last=False)
+        self.stats.delivered += 1
+        out.append(frame)
+
+
+@dataclass(frozen=True)
+class PresenceUpdate:
+    user_id: str
+    online: bool
+    version: int | None
+    data: dict[str, Any]
+    event: Event
+
+
+class PresenceTracker:
+    """The newest version per user, so a late, stale update never wins."""
+
+    def __init__(self) -> None:
+        self.versions: dict[str, int] = {}
+
+    def update(self, event: Event) -> PresenceUpdate | None:
+        if event.get("type") not in ("presence.online", "presence.offline"):
+            return None
+        data = event.get("data") or {}
+        user_id = str(data.get("userId") or str(event.get("topic", "")).removeprefix("presence:"))
+        version = data.get("version")
+        if isinstance(version, int) and not isinstance(version, bool):
+            seen = self.versions.get(user_id)
+            if seen is not None and version <= seen:
+                return None
+            self.versions[user_id] = version
+        else:
+            version = None
+        return PresenceUpdate(user_id, event["type"] == "presence.online", version, data, event)
+
+
+def exactly_once_in_order(events: Iterable[Event]) -> list[str]:
+    """Problems with a sequence of handed-on events (duplicates, gaps, disorder per topic); empty if none.
+
+    A helper for tests and benchmarks: the first event seen on a topic sets where it starts.
+    """
+    problems: list[str] = []
+    last: dict[str, int] = {}
+    seen: set[tuple[str, int]] = set()
+    for event in events:
+        key = (event["topic"], event["seq"])
+        if key in seen:
+            problems.append(f"duplicate {key}")
+            continue
+        seen.add(key)
+        expected = last.get(event["topic"], event["seq"] - 1) + 1
+        if event["seq"] != expected:
+            problems.append(f"{event['topic']}: expected seq {expected}, got {event['seq']}")
+        last[event["topic"]] = event["seq"]
+    return problems

@@ -1,0 +1,300 @@
+"""The demo page for the LOCAL stack (development only; it refuses anything else).
+
+    python scripts/demo_server.py [--endpoints .local/endpoints.json] [--port 8765] [--pid-file F]
+
+Serves, on 127.0.0.1 only:
+
+- ``/``            the static demo page (clients/demo) and ``/js/`` the browser client (clients/js);
+- ``/config.json`` the stack's WebSocket and HTTP URLs and the seeded users;
+- ``/token``       ``?user=alice[&groups=ops,dev]``: a JWT signed with the local stack's dev
+                   secret (read from the emulator's SSM) - the dev-only stand-in for your login;
+- ``/publish``     ``POST {"type", "data", "audience"}``: sends an event to the events queue
+                   with the publisher SDK, as your API server would.
+
+It refuses to start unless every endpoint in the endpoints file is on the
+loopback interface, i.e. the emulator: it mints tokens and publishes events
+for anyone who asks, which must never happen against a deployed stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import json
+import mimetypes
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "clients" / "python"))
+
+from mint_token import local_secret, mint_token  # noqa: E402
+
+DEMO_DIR = ROOT / "clients" / "demo"
+JS_DIR = ROOT / "clients" / "js"
+DEFAULT_PORT = 8765
+TOKEN_TTL_SECONDS = 15 * 60  # short, so a long demo session shows the client refreshing it
+
+# A few seeded users; every one may watch the others' presence.
+USERS: dict[str, list[str]] = {
+    "alice": ["ops", "dev"],
+    "bob": ["ops"],
+    "carol": ["dev"],
+    "dave": [],
+}
+NAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,64}$")
+
+
+class NotLocal(SystemExit):
+    pass
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_local(endpoints: dict) -> None:
+    """Refuse unless the stack is the emulator on this machine."""
+    for key in ("emulator_endpoint", "websocket_url", "http_api_url", "events_queue_url"):
+        value = endpoints.get(key)
+        if not isinstance(value, str) or not _is_loopback(value):
+            raise NotLocal(
+                f"refusing to run: {key}={value!r} is not on the loopback interface. The demo server mints "
+                "tokens and publishes events for anyone, so it only runs against the local emulator (make up)."
+            )
+
+
+def _split(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+class Demo:
+    """What the handlers need: the endpoints, the dev secret, a publisher."""
+
+    def __init__(self, endpoints: dict):
+        check_local(endpoints)
+        import boto3
+        from realtime_publisher import Publisher
+
+        self.endpoints = endpoints
+        self.secret = local_secret(endpoints)
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=endpoints["emulator_endpoint"],
+            region_name=endpoints.get("region", "us-east-1"),
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        self.publisher = Publisher(endpoints["events_queue_url"], sqs_client=sqs)
+
+    def config(self) -> dict:
+        return {
+            "wsUrl": self.endpoints["websocket_url"],
+            "httpUrl": self.endpoints["http_api_url"],
+            "users": [{"id": user, "groups": groups} for user, groups in USERS.items()],
+            "dev": True,
+        }
+
+    def token(self, user: str, groups: list[str] | None) -> dict:
+        if not NAME.match(user):
+            raise ValueError("user must be 1-64 of A-Z a-z 0-9 _ . @ + -")
+        groups = USERS.get(user, []) if groups is None else groups
+        if not all(NAME.match(group) for group in groups):
+            raise ValueError("groups must be names of 1-64 of A-Z a-z 0-9 _ . @ + -")
+        watch = [f"presence:{other}" for other in USERS if other != user]
+        token = mint_token(self.secret, user, groups, watch, TOKEN_TTL_SECONDS)
+        return {"token": token, "user": user, "groups": groups, "topics": watch, "expiresIn": TOKEN_TTL_SECONDS}
+
+    def publish(self, body: dict) -> dict:
+        message_id = self.publisher.publish(
+            body.get("type", "demo.note"),
+            body.get("data", {}),
+            audience=body.get("audience"),
+            id=body.get("id"),
+        )
+        return {"messageId": message_id}
+
+
+class Handler(BaseHTTPRequestHandler):
+    demo: Demo  # set on the subclass made by make_server
+    server_version = "realtime-demo/1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: one line per error only
+        if args and str(args[1 if len(args) > 1 else 0]).startswith(("4", "5")):
+            sys.stderr.write(f"demo_server: {format % args}\n")
+
+    def _send(self, status: int, body: bytes, content_type: str, extra: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        for key, value in (extra or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, value: Any) -> None:
+        self._send(status, json.dumps(value).encode(), "application/json")
+
+    def _error(self, status: int, code: str, message: str) -> None:
+        self._json(status, {"error": {"code": code, "message": message}})
+
+    def do_GET(self) -> None:
+        url = urlparse(self.path)
+        if url.path == "/config.json":
+            return self._json(200, self.demo.config())
+        if url.path == "/token":
+            query = parse_qs(url.query)
+            user = (query.get("user") or [""])[0]
+            groups = _split(query["groups"][0]) if "groups" in query else None
+            try:
+                return self._json(200, self.demo.token(user, groups))
+            except ValueError as error:
+                return self._error(400, "bad_request", str(error))
+        if url.path.startswith("/js/"):
+            return self._static(JS_DIR, url.path.removeprefix("/js/"))
+        return self._static(DEMO_DIR, url.path.lstrip("/") or "index.html")
+
+    do_HEAD = do_GET
+
+    def do_POST(self) -> None:
+        if urlparse(self.path).path != "/publish":
+            return self._error(404, "not_found", "no such route")
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > 64 * 1024:
+            return self._error(413, "too_large", "body over 64 KiB")
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("body must be a JSON object")
+            return self._json(200, self.demo.publish(body))
+        except ValueError as error:  # InvalidEvent is a ValueError too
+            return self._error(400, "bad_request", str(error))
+
+    def _static(self, base: Path, relative: str) -> None:
+        path = (base / relative).resolve()
+        if not path.is_relative_to(base) or not path.is_file():
+            return self._error(404, "not_found", "no such file")
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        if path.suffix in (".js", ".mjs"):
+            content_type = "text/javascript"
+        if path.name.endswith(".d.ts"):
+            content_type = "text/plain"
+        self._send(200, path.read_bytes(), f"{content_type}; charset=utf-8" if "text" in content_type else content_type)
+
+
+def make_server(endpoints: dict, port: int = DEFAULT_PORT, demo: Demo | None = None) -> ThreadingHTTPServer:
+    demo = demo or Demo(endpoints)
+    handler = type("BoundHandler", (Handler,), {"demo": demo})
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)  # loopback only, never all interfaces
+    server.daemon_threads = True
+    return server
+
+
+class BackgroundServer:
+    """The demo server on a thread (for tests): ``url`` once started, ``stop()`` when done."""
+
+    def __init__(self, endpoints: dict, port: int = 0, demo: Demo | None = None):
+        self.server = make_server(endpoints, port, demo)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="demo-server", daemon=True)
+
+    def __enter__(self) -> BackgroundServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# -- `make up` / `make down` helpers: a detached process with a pid file ------------
+
+
+def start_detached(state_dir: Path, port: int = DEFAULT_PORT, timeout: float = 30.0) -> str:
+    """Start the demo server in the background for `make up`; returns its URL."""
+    pid_file = state_dir / "demo_server.pid"
+    log = (state_dir / "demo_server.log").open("ab")
+    command = [sys.executable, str(Path(__file__).resolve()), "--endpoints", str(state_dir / "endpoints.json")]
+    process = subprocess.Popen(
+        [*command, "--port", str(port), "--pid-file", str(pid_file)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"the demo server exited with {process.returncode}; see {state_dir / 'demo_server.log'}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}config.json", timeout=1) as response:
+            if response.status == 200:
+                return url
+        time.sleep(0.2)
+    stop_detached(state_dir)
+    sys.exit(f"the demo server did not answer on {url} within {timeout:.0f}s")
+
+
+def stop_detached(state_dir: Path) -> None:
+    """Stop the demo server started by start_detached (for `make down`)."""
+    pid_file = state_dir / "demo_server.pid"
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text())
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--endpoints", type=Path, default=ROOT / ".local" / "endpoints.json")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", DEFAULT_PORT)), help="0: any")
+    parser.add_argument("--pid-file", type=Path, help="write the process id here (removed on exit)")
+    args = parser.parse_args()
+    if not args.endpoints.exists():
+        raise SystemExit(f"{args.endpoints} not found: run `make up` first")
+    server = make_server(json.loads(args.endpoints.read_text()), args.port)
+    if args.pid_file:
+        args.pid_file.write_text(f"{os.getpid()}\n")
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    print(f"Demo page: http://127.0.0.1:{server.server_address[1]}/  (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        if args.pid_file:
+            args.pid_file.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+// Browser tests: the demo page (and so the browser client) in real headless
+// Chromium against the stack on the emulator.
+//
+//   DEMO_URL=http://127.0.0.1:8765 node --test --test-concurrency=1 tests/browser/
+//
+// DEMO_URL is a running scripts/demo_server.py (tests/browser/test_browser.py
+// starts one on the `stack` fixture and runs this file). CHROMIUM (default
+// /usr/bin/chromium) and ARTIFACTS (default test-artifacts/) are optional.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { chromium } from 'playwright-core';
+
+const DEMO_URL = process.env.DEMO_URL?.replace(/\/+$/, '');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ARTIFACTS = process.env.ARTIFACTS || 'test-artifacts';
+const WAIT = 30_000;
+const timings = {};
+
+function record(name, ms) {
+  (timings[name] ||= []).push(Math.round(ms));
+  console.log(`[timing] ${name}: ${Math.round(ms)} ms`);
+}
+
+const unique = (prefix) => `${prefix}-${randomUUID().slice(0, 8)}`;
+
+let browser;
+
+before(async () => {
+  assert.ok(DEMO_URL, 'set DEMO_URL to a running demo server');
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // A fresh temporary profile per launch; nothing reaches out to the internet.
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  mkdirSync(ARTIFACTS, { recursive: true });
+  writeFileSync(join(ARTIFACTS, 'browser-timings.json'), `${JSON.stringify(timings, null, 2)}\n`);
+});
+
+/** A signed-in demo page in its own context; blockWebSocket makes `new WebSocket` throw before any script runs. */
+async function openPage(user, { groups = [], blockWebSocket = false } = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  if (blockWebSocket) {
+    await context.addInitScript(() => {
+      window.WebSocket = function BlockedWebSocket() {
+        throw new DOMException('WebSocket blocked by the test', 'SecurityError');
+      };
+    });
+  }
+  const page = await context.newPage();
+  page.on('pageerror', (error) => console.log(`[page ${user}] ${error}`));
+  const started = Date.now();
+  await page.goto(`${DEMO_URL}/?user=${encodeURIComponent(user)}&groups=${groups.join(',')}`);
+  return { page, context, started };
+}
+
+function waitState(page, state) {
+  return page.waitForFunction((s) => window.demo?.client?.state === s, state, { timeout: WAIT });
+}
+
+async function stateAt(page, state, after = 0) {
+  return page.evaluate(([s, t]) => window.demo.states.find((x) => x.state === s && x.at >= t)?.at, [state, after]);
+}
+
+async function networkChangedAt(page, mode) {
+  return page.evaluate((m) => window.demo.networkChanges.findLast((x) => x.mode === m)?.at, mode);
+}
+
+async function publish(audience, count, type = 'test.browser') {
+  const ids = [];
+  for (let n = 0; n < count; n += 1) {
+    const id = unique('evt');
+    const response = await fetch(`${DEMO_URL}/publish`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ type, data: { n }, audience: [audience], id }),
+    });
+    assert.equal(response.status, 200, await response.text());
+    ids.push(id);
+  }
+  return ids;
+}
+
+async function waitIds(page, ids) {
+  try {
+    await page.waitForFunction((wanted) => wanted.every((id) => window.demo.events.some((e) => e.event.id === id)), ids, {
+      timeout: WAIT,
+    });
+  } catch (error) {
+    const got = await received(page, ids);
+    throw new Error(`missing ${ids.filter((id) => !got.some((e) => e.id === id))}: ${error.message}`);
+  }
+}
+
+/** What the page handed to the application for these ids, in order. */
+function received(page, ids) {
+  return page.evaluate(
+    (wanted) =>
+      window.demo.events
+        .filter((e) => wanted.includes(e.event.id))
+        .map((e) => ({ id: e.event.id, topic: e.event.topic, seq: e.event.seq, via: e.transport, at: e.receivedAt })),
+    ids,
+  );
+}
+
+function assertExactlyOnceInOrder(events, ids) {
+  assert.deepEqual(events.map((e) => e.id).sort(), [...ids].sort(), 'every event, once');
+  const last = new Map();
+  for (const event of events) {
+    if (last.has(event.topic)) assert.equal(event.seq, last.get(event.topic) + 1, `gap or disorder on ${event.topic}`);
+    last.set(event.topic, event.seq);
+  }
+}
+
+describe('the demo page in Chromium', () => {
+  it('receives events over the WebSocket', async () => {
+    const user = unique('wsuser');
+    const team = unique('team');
+    const { page, context, started } = await openPage(user, { groups: [team] });
+    await waitState(page, 'open');
+    record('browser: page load to open (websocket)', (await stateAt(page, 'open')) - started);
+    const sent = Date.now();
+    const ids = [...(await publish(`user:${user}`, 3)), ...(await publish(`group:${team}`, 2))];
+    await waitIds(page, ids);
+    const events = await received(page, ids);
+    assertExactlyOnceInOrder(events, ids);
+    assert.deepEqual([...new Set(events.map((e) => e.via))], ['websocket']);
+    record('browser: first publish to last receipt, 5 events (websocket)', Math.max(...events.map((e) => e.at)) - sent);
+    await context.close();
+  });
+
+  it('with WebSocket construction blocked, receives the same events over HTTP', async () => {
+    const user = unique('fwuser');
+    const blocked = await openPage(user, { blockWebSocket: true });
+    const normal = await openPage(user);
+    await waitState(blocked.page, 'fallback');
+    const connecting = await stateAt(blocked.page, 'connecting');
+    const fallback = await stateAt(blocked.page, 'fallback');
+    record('browser: fallback switch-over (WebSocket blocked; connect() to fallback)', fallback - connecting);
+    record('browser: fallback switch-over (page load to fallback)', fallback - blocked.started);
+    await waitState(normal.page, 'open');
+
+    const sent = Date.now();
+    const ids = await publish(`user:${user}`, 4);
+    await waitIds(blocked.page, ids);
+    await waitIds(normal.page, ids);
+    const overHttp = await received(blocked.page, ids);
+    const overSocket = await received(normal.page, ids);
+    assertExactlyOnceInOrder(overHttp, ids);
+    assert.deepEqual([...new Set(overHttp.map((e) => e.via))], ['http']);
+    assert.deepEqual([...new Set(overSocket.map((e) => e.via))], ['websocket']);
+    // Same events, same topics and seqs, same order: only the transport differs.
+    const strip = (events) => events.map(({ id, topic, seq }) => ({ id, topic, seq }));
+    assert.deepEqual(strip(overHttp), strip(overSocket));
+    record('browser: first publish to last receipt, 4 events (http long poll)', Math.max(...overHttp.map((e) => e.at)) - sent);
+    assert.equal(await blocked.page.evaluate(() => window.demo.client.stats.opens), 0);
+    await blocked.context.close();
+    await normal.context.close();
+  });
+
+  it('after the socket is killed mid-stream, the missed events arrive after reconnect: no gap, no duplicate', async () => {
+    const user = unique('dropuser');
+    const { page, context } = await openPage(user);
+    const watcher = await openPage(user); // another tab of the same user, whose network stays up
+    await waitState(page, 'open');
+    await waitState(watcher.page, 'open');
+    const ids = [];
+    const stream = (async () => {
+      for (let n = 0; n < 24; n += 1) {
+        ids.push(...(await publish(`user:${user}`, 1, 'test.stream')));
+        await sleep(100);
+      }
+    })();
+    await sleep(800);
+    // The network goes away: the live socket is cut, and new ones hang until it is back.
+    await page.evaluate(() => window.demo.setNetwork('outage'));
+    await sleep(1500);
+    const publishedWhileDown = [...ids];
+    await waitIds(watcher.page, publishedWhileDown); // stored and delivered: only a catch-up can bring them now
+    const before = new Set((await received(page, ids)).map((e) => e.id));
+    const missed = publishedWhileDown.filter((id) => !before.has(id));
+    await page.evaluate(() => window.demo.setNetwork('normal'));
+    await waitState(page, 'open');
+    const restored = await networkChangedAt(page, 'normal');
+    await stream;
+    await waitIds(page, ids);
+    const events = await received(page, ids);
+    assertExactlyOnceInOrder(events, ids);
+    const stats = await page.evaluate(() => window.demo.client.stats);
+    assert.ok(stats.drops >= 1, 'the socket dropped');
+    assert.ok(stats.opens >= 2, 'and was opened again');
+    assert.ok(missed.length >= 5, `events were published while down: ${missed.length}`);
+    const missedEvents = events.filter((e) => missed.includes(e.id));
+    assert.deepEqual([...new Set(missedEvents.map((e) => e.via))], ['http'], 'missed events come from the catch-up read');
+    const states = await page.evaluate(() => window.demo.states.map((s) => s.state));
+    assert.ok(!states.includes('fallback'), `a short outage is bridged by reconnecting: ${states}`);
+    record('browser: catch-up after reconnect (GET /events on reopen)', stats.lastSyncMs);
+    record(`browser: network back to all ${missed.length} missed events delivered`, Math.max(...missedEvents.map((e) => e.at)) - restored);
+    await watcher.context.close();
+    await context.close();
+  });
+
+  it('a reload resumes where the tab was: events published meanwhile are not lost', async () => {
+    const user = unique('reloaduser');
+    const { page, context } = await openPage(user);
+    await waitState(page, 'open');
+    const before = await publish(`user:${user}`, 2);
+    await waitIds(page, before);
+    // The tab goes away (its socket with it); events are published before it comes back.
+    await page.evaluate(() => window.demo.client.close());
+    const meanwhile = await publish(`user:${user}`, 2);
+    await sleep(2500);
+    await page.reload();
+    await waitState(page, 'open');
+    const after = await publish(`user:${user}`, 1);
+    await waitIds(page, [...meanwhile, ...after]);
+    const events = await received(page, [...before, ...meanwhile, ...after]);
+    assertExactlyOnceInOrder(events, [...meanwhile, ...after]); // the reloaded page starts after `before`
+    assert.deepEqual(events.filter((e) => meanwhile.includes(e.id)).map((e) => e.via), ['http', 'http']);
+    await context.close();
+  });
+
+  it('the block switch hands over to HTTP mid-session and back, and the page is captured', async () => {
+    const { page, context } = await openPage('alice');
+    await waitState(page, 'open');
+    // Publish through the page's own form.
+    await page.fill('#message', 'over the WebSocket');
+    await page.click('#publish button[type="submit"]');
+    await page.waitForFunction(() => window.demo.events.some((e) => e.event.data?.message === 'over the WebSocket'), null, {
+      timeout: WAIT,
+    });
+
+    await page.check('input[name="network"][value="blocked"]');
+    await waitState(page, 'fallback');
+    const blockedAt = await networkChangedAt(page, 'blocked');
+    record('browser: fallback switch-over (block switch to fallback, mid-session)', (await stateAt(page, 'fallback', blockedAt)) - blockedAt);
+    const ids = await publish('user:alice', 2, 'demo.note');
+    await waitIds(page, ids);
+    assert.deepEqual([...new Set((await received(page, ids)).map((e) => e.via))], ['http']);
+    await page.fill('#message', 'over HTTP while the WebSocket is blocked');
+    await page.click('#publish button[type="submit"]');
+    await page.waitForFunction(
+      () => window.demo.events.some((e) => e.event.data?.message?.startsWith('over HTTP') && e.transport === 'http'),
+      null,
+      { timeout: WAIT },
+    );
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'demo-page-fallback.png'), fullPage: true });
+
+    await page.check('input[name="network"][value="normal"]');
+    await waitState(page, 'open');
+    const unblockedAt = await networkChangedAt(page, 'normal');
+    record('browser: back on the WebSocket after unblocking', (await stateAt(page, 'open', unblockedAt)) - unblockedAt);
+    const later = await publish('user:alice', 1, 'demo.note');
+    await waitIds(page, later);
+    assert.deepEqual((await received(page, later)).map((e) => e.via), ['websocket']);
+    const all = await page.evaluate(() => window.demo.events.map((e) => ({ id: e.event.id, topic: e.event.topic, seq: e.event.seq })));
+    const last = new Map();
+    for (const e of all) {
+      if (last.has(e.topic)) assert.equal(e.seq, last.get(e.topic) + 1, `gap on ${e.topic}`);
+      last.set(e.topic, e.seq);
+    }
+    await page.screenshot({ path: join(ARTIFACTS, 'demo-page.png'), fullPage: true });
+    await context.close();
+  });
+});

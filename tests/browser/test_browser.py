@@ -1,0 +1,40 @@
+"""Runs tests/browser/demo.test.mjs (node:test + playwright-core + Debian's Chromium)
+against the demo server on the `stack` fixture, and reports its timings."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from demo_server import BackgroundServer
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+def test_demo_page_in_chromium(stack, request):
+    node = shutil.which("node")
+    assert node, "node (>= 20) is needed for the browser tests"
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test-browser` installs Debian's chromium"
+    assert (ROOT / "node_modules" / "playwright-core").is_dir(), "run `npm ci` (make test-browser does)"
+    ARTIFACTS.mkdir(exist_ok=True)
+    with BackgroundServer(stack) as demo:
+        result = subprocess.run(
+            [node, "--test", "--test-concurrency=1", "--test-reporter=spec", "tests/browser/demo.test.mjs"],
+            cwd=ROOT,
+            env={**os.environ, "DEMO_URL": demo.url, "CHROMIUM": CHROMIUM, "ARTIFACTS": str(ARTIFACTS)},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    print(result.stdout[-20000:])
+    print(result.stderr[-5000:])
+    assert result.returncode == 0, f"browser tests failed:\n{result.stdout[-8000:]}\n{result.stderr[-4000:]}"
+    request.config.browser_timings = ARTIFACTS / "browser-timings.json"  # reported by conftest.py
+    assert (ARTIFACTS / "demo-page.png").stat().st_size > 10_000

@@ -1,0 +1,330 @@
+"""The Python client's state machine against in-process fakes of both transports:
+WebSocket delivery, fallback to long polling and back, reconnect catch-up, gap
+repair, silent sockets, tokens. Short timings keep each test under a second or two."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from contextlib import asynccontextmanager
+
+from realtime_client import RealtimeClient, exactly_once_in_order
+
+from .fakes import FakeServer
+
+FAST = {
+    "ping_interval": 0.2,
+    "pong_timeout": 0.15,
+    "open_timeout": 0.3,
+    "fallback_delay": 0.6,
+    "long_poll_wait": 1,
+    "backoff": {"initial": 0.05, "maximum": 0.4},
+}
+
+
+@asynccontextmanager
+async def running(setup=None, **options):
+    server = FakeServer()
+    if setup:
+        setup(server)
+    counter = itertools.count(1)
+    client = RealtimeClient(
+        "ws://ws.test/prod",
+        "http://api.test/",
+        lambda: f"token-{next(counter)}",
+        ws_connect=server.ws_connect,
+        http=server.http,
+        **{**FAST, **options},
+    )
+    got: list[tuple[dict, str]] = []
+    client.on("*", lambda event, meta: got.append((event, meta.transport)))
+    await client.start()
+    try:
+        yield server, client, got
+    finally:
+        await client.close()
+
+
+def keys(got) -> list[str]:
+    return [f"{event['topic']}#{event['seq']}" for event, _ in got]
+
+
+async def until(predicate, timeout: float = 3.0) -> None:
+    async def poll():
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+def run(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, 20))
+
+
+def test_websocket_delivery_skips_history_with_since_now():
+    async def scenario():
+        def history(server):
+            server.publish("user:alice")
+            server.publish("user:alice")
+
+        async with running(history) as (server, client, got):
+            assert await client.wait_for_state("open", timeout=2) == "open"
+            assert server.open_sockets[0].token == "token-1"
+            server.publish("user:alice")
+            server.publish("group:ops")
+            await until(lambda: len(got) == 2)
+            assert keys(got) == ["user:alice#3", "group:ops#1"]
+            assert {transport for _, transport in got} == {"websocket"}
+            assert server.event_requests()[0]["params"]["limit"] == "200"
+
+    run(scenario())
+
+
+def test_since_retention_replays_first():
+    async def scenario():
+        async with running(lambda s: (s.publish("user:alice"), s.publish("all")), since="retention") as (s, c, got):
+            await c.wait_for_state("open", timeout=2)
+            s.publish("user:alice")
+            await until(lambda: len(got) == 3)
+            assert keys(got) == ["user:alice#1", "all#1", "user:alice#2"]
+
+    run(scenario())
+
+
+def test_pings_keep_a_live_socket():
+    async def scenario():
+        async with running() as (server, client, _):
+            await client.wait_for_state("open", timeout=2)
+            await asyncio.sleep(0.7)
+            assert len([m for m in server.open_sockets[0].sent if m == {"action": "ping"}]) >= 3
+            assert client.stats.drops == 0
+
+    run(scenario())
+
+
+def test_drop_then_catch_up_without_gap_or_duplicate():
+    async def scenario():
+        async with running() as (server, client, got):
+            await client.wait_for_state("open", timeout=2)
+            server.publish("user:alice")
+            await until(lambda: len(got) == 1)
+            server.open_sockets[0].kill()
+            await client.wait_for_state("connecting", timeout=2)
+            server.publish("user:alice")  # while down
+            server.publish("group:ops")
+            await client.wait_for_state("open", timeout=3)
+            server.publish("user:alice")
+            await until(lambda: len(got) == 4)
+            assert keys(got) == ["user:alice#1", "user:alice#2", "group:ops#1", "user:alice#3"]
+            assert [t for _, t in got] == ["websocket", "http", "http", "websocket"]
+            assert [s.token for s in server.all_sockets] == ["token-1", "token-2"]
+            assert client.stats.last_sync_events == 2
+
+    run(scenario())
+
+
+def test_resumes_after_a_saved_cursor_without_loss_or_repeat():
+    async def scenario():
+        async with running() as (server, client, got):
+            await client.wait_for_state("open", timeout=2)
+            server.publish("user:alice")
+            server.publish("group:ops")
+            await until(lambda: len(got) == 2)
+            saved = client.cursor
+            await client.close()
+            server.publish("user:alice")  # while the service restarts
+            resumed = RealtimeClient(
+                "ws://ws.test/prod",
+                "http://api.test",
+                lambda: "t",
+                ws_connect=server.ws_connect,
+                http=server.http,
+                cursor=saved,
+                **FAST,
+            )
+            again: list[str] = []
+            resumed.on("*", lambda e, m: again.append(f"{e['topic']}#{e['seq']}/{m.transport}"))
+            async with resumed:
+                await resumed.wait_for_state("open", timeout=2)
+                server.publish("all")
+                await until(lambda: len(again) == 2)
+            assert again == ["user:alice#2/http", "all#1/websocket"]
+
+    run(scenario())
+
+
+def test_a_missed_frame_is_repaired_before_the_next_is_handed_on():
+    async def scenario():
+        async with running() as (server, client, got):
+            await client.wait_for_state("open", timeout=2)
+            server.publish("user:alice")
+            server.drop_frames = 1
+            server.publish("user:alice")  # lost on the way
+            server.publish("user:alice")
+            server.publish("user:alice")
+            await until(lambda: len(got) == 4)
+            assert keys(got) == ["user:alice#1", "user:alice#2", "user:alice#3", "user:alice#4"]
+            assert client.tracker.stats.gaps_detected == 1
+
+    run(scenario())
+
+
+def test_frames_that_overtook_each_other_are_reordered_without_http():
+    async def scenario():
+        async with running() as (server, client, got):
+            await client.wait_for_state("open", timeout=2)
+            requests = len(server.event_requests())
+            socket = server.open_sockets[0]
+            server.sockets.discard(socket)  # deliver by hand, out of order
+            one, two, three = (server.publish("user:alice") for _ in range(3))
+            for frame in (two, three, one):
+                socket.queue.put_nowait(json.dumps(frame))
+            await until(lambda: len(got) == 3)
+            assert keys(got) == ["user:alice#1", "user:alice#2", "user:alice#3"]
+            await asyncio.sleep(0.4)
+            assert len(server.event_requests()) == requests, "no GET /events"
+
+    run(scenario())
+
+
+def test_a_silent_socket_is_declared_dead_and_replaced():
+    async def scenario():
+        async with running() as (server, client, got):
+            await client.wait_for_state("open", timeout=2)
+            server.publish("user:alice")
+            silent = server.open_sockets[0]
+            silent.go_silent()
+            server.publish("user:alice")  # never arrives on the silent socket
+            await until(lambda: client.stats.drops == 1)
+            await until(lambda: len(got) == 2)
+            assert silent.closed
+            assert keys(got) == ["user:alice#1", "user:alice#2"]
+
+    run(scenario())
+
+
+def test_401_gets_a_fresh_token():
+    async def scenario():
+        def setup(server):
+            server.valid_tokens = {"token-1"}
+
+        async with running(setup) as (server, client, got):
+            await client.wait_for_state("open", timeout=2)
+            server.valid_tokens = {"token-2"}
+            server.drop_frames = 1
+            server.publish("user:alice")
+            server.publish("user:alice")  # gap -> GET /events -> 401 -> new token -> 200
+            await until(lambda: len(got) == 2)
+            assert [r["token"] for r in server.event_requests()][-2:] == ["token-1", "token-2"]
+
+    run(scenario())
+
+
+def test_blocked_websocket_falls_back_to_long_polling_with_the_same_events():
+    async def scenario():
+        async with running(lambda s: setattr(s, "block_websocket", True)) as (server, client, got):
+            await client.wait_for_state("fallback", timeout=2)
+            server.publish("user:alice")
+            server.publish("group:ops")
+            await until(lambda: len(got) == 2)
+            assert keys(got) == ["user:alice#1", "group:ops#1"]
+            assert {t for _, t in got} == {"http"}
+            assert any(r["params"].get("wait") == "1" for r in server.event_requests())
+
+    run(scenario())
+
+
+def test_a_hanging_handshake_falls_back_after_the_delay():
+    async def scenario():
+        async with running(lambda s: setattr(s, "hang_websocket", True), open_timeout=5) as (_, client, _got):
+            await asyncio.sleep(0.4)
+            assert client.state == "connecting"
+            await client.wait_for_state("fallback", timeout=1)
+
+    run(scenario())
+
+
+def test_moves_back_to_the_websocket_when_it_works_again():
+    async def scenario():
+        async with running(lambda s: setattr(s, "block_websocket", True)) as (server, client, got):
+            await client.wait_for_state("fallback", timeout=2)
+            server.publish("user:alice")
+            await until(lambda: len(got) == 1)
+            server.block_websocket = False
+            server.publish("user:alice")
+            await client.wait_for_state("open", timeout=3)
+            assert client.transport == "websocket"
+            before = len(server.event_requests())
+            server.publish("user:alice")
+            await until(lambda: len(got) == 3)
+            await asyncio.sleep(1.2)
+            assert len(server.event_requests()) == before, "polling stops once the socket is back"
+            assert exactly_once_in_order(e for e, _ in got) == []
+            assert got[-1][1] == "websocket"
+            assert [state for _, state, _ in client.stats.states] == ["connecting", "fallback", "open"]
+
+    run(scenario())
+
+
+def test_a_socket_that_keeps_dropping_hands_over_to_http():
+    async def scenario():
+        async with running() as (server, client, got):
+            for _ in range(3):
+                await client.wait_for_state("open", timeout=3)
+                server.open_sockets[0].kill()
+                server.publish("user:alice")
+                await asyncio.sleep(0.02)
+            await client.wait_for_state("fallback", timeout=2)
+            await until(lambda: len(got) == 3)
+            assert exactly_once_in_order(e for e, _ in got) == []
+
+    run(scenario())
+
+
+def test_close_stops_everything():
+    async def scenario():
+        async with running() as (server, client, _):
+            await client.wait_for_state("open", timeout=2)
+            socket = server.open_sockets[0]
+            await client.close()
+            assert socket.closed
+            assert client.state == "closed"
+            assert not client._tasks
+
+    run(scenario())
+
+
+def test_handlers_that_fail_do_not_stop_delivery_and_presence_is_routed():
+    async def scenario():
+        def setup(server):
+            server.topics.append("presence:bob")
+            server.store["presence:bob"] = []
+
+        async with running(setup) as (server, client, got):
+            errors, presence, typed = [], [], []
+            client.on_error(errors.append)
+            client.on("test.event", lambda e, m: 1 / 0)
+            off = client.on("order.updated", lambda e, m: typed.append(e["seq"]))
+            client.on_presence(lambda p, m: presence.append((p.user_id, p.online, p.version)))
+
+            async def async_handler(event, meta):
+                typed.append("async")
+
+            client.on("order.updated", async_handler)
+            await client.wait_for_state("open", timeout=2)
+            server.publish("user:alice")
+            server.publish("user:alice", "order.updated")
+            server.publish("presence:bob", "presence.online", {"userId": "bob", "version": 2})
+            server.publish("presence:bob", "presence.offline", {"userId": "bob", "version": 1})  # stale
+            await until(lambda: len(got) == 4)
+            off()
+            server.publish("user:alice", "order.updated")
+            await until(lambda: len(got) == 5)
+            await asyncio.sleep(0.01)
+            assert len(errors) == 1
+            assert typed.count(2) == 1
+            assert typed.count("async") == 2
+            assert presence == [("bob", True, 2)]
+
+    run(scenario())

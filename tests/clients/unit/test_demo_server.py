@@ -1,0 +1,118 @@
+"""The demo server's guard rails and routes, without a stack (a stand-in for its AWS side)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import jwt
+import pytest
+from demo_server import BackgroundServer, Demo, NotLocal, check_local
+
+LOCAL = {
+    "emulator_endpoint": "http://127.0.0.1:4566",
+    "websocket_url": "ws://127.0.0.1:4566/_aws/execute-api/abc/live",
+    "http_api_url": "http://127.0.0.1:4566/_aws/execute-api/def/$default",
+    "events_queue_url": "http://127.0.0.1:4566/000000000000/rt-local-events",
+}
+
+
+SECRET = "a-dev-secret-that-is-long-enough-for-hs256"
+
+
+class FakePublisher:
+    def __init__(self):
+        self.sent = []
+
+    def publish(self, type, data, *, audience=None, id=None):
+        from realtime_publisher import Event
+
+        Event(type, data, audience, id).to_message()  # the SDK's own validation
+        self.sent.append((type, data, audience, id))
+        return "msg-1"
+
+
+def fake_demo() -> Demo:
+    demo = object.__new__(Demo)  # no SSM, no SQS
+    demo.endpoints = LOCAL
+    demo.secret = SECRET
+    demo.publisher = FakePublisher()
+    return demo
+
+
+@pytest.fixture
+def server():
+    with BackgroundServer(LOCAL, demo=fake_demo()) as running:
+        yield running
+
+
+def get(url: str) -> tuple[int, str, bytes]:
+    response = httpx.get(url, timeout=5)
+    return response.status_code, response.headers.get("content-type"), response.content
+
+
+def post(url: str, body: bytes) -> tuple[int, dict]:
+    response = httpx.post(url, content=body, headers={"Content-Type": "application/json"}, timeout=5)
+    return response.status_code, response.json()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("emulator_endpoint", "https://sqs.eu-west-1.amazonaws.com"),
+        ("websocket_url", "wss://abc.execute-api.eu-west-1.amazonaws.com/live"),
+        ("http_api_url", "http://10.0.0.5:4566/x"),
+        ("events_queue_url", None),
+    ],
+)
+def test_refuses_anything_but_the_local_emulator(key, value):
+    with pytest.raises(NotLocal, match="refusing to run"):
+        check_local({**LOCAL, key: value})
+
+
+def test_accepts_loopback_names():
+    check_local(LOCAL)
+    check_local({key: value.replace("127.0.0.1", "localhost") for key, value in LOCAL.items()})
+
+
+def test_serves_the_page_the_client_and_the_config(server):
+    status, kind, body = get(f"{server.url}/")
+    assert status == 200
+    assert kind.startswith("text/html")
+    assert b"demo.js" in body
+    status, kind, body = get(f"{server.url}/js/realtime.js")
+    assert (status, kind) == (200, "text/javascript; charset=utf-8")
+    assert b"export function connect" in body
+    status, _, body = get(f"{server.url}/config.json")
+    config = json.loads(body)
+    assert config["wsUrl"] == LOCAL["websocket_url"]
+    assert config["httpUrl"] == LOCAL["http_api_url"]
+    assert [u["id"] for u in config["users"]] == ["alice", "bob", "carol", "dave"]
+
+
+@pytest.mark.parametrize("path", ["/js/../../pyproject.toml", "/..%2f..%2fpyproject.toml", "/nope.html", "/js/"])
+def test_serves_nothing_outside_its_folders(server, path):
+    assert get(f"{server.url}{path}")[0] == 404
+
+
+def test_mints_dev_tokens_for_seeded_and_other_users(server):
+    status, _, body = get(f"{server.url}/token?user=alice")
+    assert status == 200
+    claims = jwt.decode(json.loads(body)["token"], SECRET, algorithms=["HS256"])
+    assert claims["sub"] == "alice"
+    assert claims["groups"] == ["ops", "dev"]
+    assert set(claims["topics"]) == {"presence:bob", "presence:carol", "presence:dave"}
+    status, _, body = get(f"{server.url}/token?user=zed&groups=team-1,team-2")
+    assert jwt.decode(json.loads(body)["token"], SECRET, algorithms=["HS256"])["groups"] == ["team-1", "team-2"]
+    assert get(f"{server.url}/token?user=bad%20name")[0] == 400
+    assert get(f"{server.url}/token")[0] == 400
+
+
+def test_publishes_valid_events_and_explains_invalid_ones(server):
+    status, body = post(f"{server.url}/publish", b'{"type":"demo.note","data":{"m":1},"audience":["user:bob"]}')
+    assert (status, body) == (200, {"messageId": "msg-1"})
+    status, body = post(f"{server.url}/publish", b'{"type":"Bad Type","data":{}}')
+    assert status == 400
+    assert "type" in body["error"]["message"]
+    assert post(f"{server.url}/publish", b"not json")[0] == 400
+    assert post(f"{server.url}/publish", b"[1]")[0] == 400
