@@ -27,7 +27,7 @@ PYTEST_ARGS ?=
 export TF_CLI_CONFIG_FILE := $(CURDIR)/terraform.rc
 export TF_IN_AUTOMATION := 1
 
-.PHONY: help install build up down demo test test-unit test-clients test-tf test-integration test-browser lint docs fmt clean
+.PHONY: help install build up down demo bench test test-unit test-clients test-tf test-integration test-browser lint docs fmt clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -83,6 +83,9 @@ demo: $(VENV)/.installed ## Scripted walkthrough in the terminal: two users, thr
 
 down: ## Stop the local stack and remove its state
 	@[ -x $(PY) ] && $(PY) scripts/local_stack.py down || python3 scripts/local_stack.py down
+
+bench: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Latency and fan-out benchmarks on the emulator (own stack, or REALTIME_STACK_ENDPOINTS=.local/endpoints.json)
+	$(PY) scripts/bench.py
 
 # --- tests -------------------------------------------------------------------
 

@@ -1,0 +1,175 @@
+"""Benchmarks on the local stack: latency and fan-out, measured side by side in one run.
+
+    python scripts/bench.py [--endpoints .local/endpoints.json] [--sessions 60] [--events 30]
+
+Without --endpoints (or REALTIME_STACK_ENDPOINTS) it starts its own emulator
+on a free loopback port, applies the stack, and stops it afterwards.
+
+What it prints:
+  1. publish-to-receive latency on a warm stack (one session, events sent one
+     after another): median and p95, with the cold first event apart;
+  2. fan-out of one event to N sessions with DELIVERY_CONCURRENCY=1 and with
+     the module's default concurrency, and the ratio between them.
+
+Figures from the emulator: its Lambda workers and API run on this machine, so
+they show the shape of the costs (what concurrency buys, where time goes),
+not AWS's absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import boto3
+import local_stack
+import websockets
+from mint_token import local_secret, mint_token
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Receiver:
+    """One WebSocket session that timestamps every event frame it receives."""
+
+    def __init__(self, socket):
+        self.socket = socket
+        self.arrivals: dict[str, float] = {}
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.socket:
+                frame = json.loads(raw)
+                if "id" in frame:
+                    self.arrivals.setdefault(frame["id"], time.perf_counter())
+        except websockets.ConnectionClosed:
+            pass
+
+    async def wait_for(self, event_id: str, timeout: float = 30.0) -> float:
+        deadline = time.perf_counter() + timeout
+        while event_id not in self.arrivals:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"event {event_id} did not arrive in {timeout}s")
+            await asyncio.sleep(0.002)
+        return self.arrivals[event_id]
+
+    async def close(self) -> None:
+        await self.socket.close()
+        await self.task
+
+
+class Bench:
+    def __init__(self, endpoints: dict):
+        self.endpoints = endpoints
+        session = boto3.session.Session(
+            aws_access_key_id="test", aws_secret_access_key="test", region_name=endpoints.get("region", "us-east-1")
+        )
+        self.sqs = session.client("sqs", endpoint_url=endpoints["emulator_endpoint"])
+        self.lambda_ = session.client("lambda", endpoint_url=endpoints["emulator_endpoint"])
+        self.secret = local_secret(endpoints)
+        self.run = uuid.uuid4().hex[:6]
+
+    async def open(self, user: str, groups: list[str]) -> Receiver:
+        token = mint_token(self.secret, user, groups)
+        socket = await websockets.connect(f"{self.endpoints['websocket_url']}?token={quote(token)}", open_timeout=30)
+        return Receiver(socket)
+
+    def publish(self, audience: list[str]) -> tuple[str, float]:
+        event_id = f"bench-{uuid.uuid4().hex[:12]}"
+        body = json.dumps({"type": "bench.tick", "id": event_id, "data": {}, "audience": audience})
+        sent = time.perf_counter()
+        self.sqs.send_message(QueueUrl=self.endpoints["events_queue_url"], MessageBody=body)
+        return event_id, sent
+
+    async def latency(self, events: int) -> dict:
+        user = f"bench-latency-{self.run}"
+        receiver = await self.open(user, [])
+        samples = []
+        for _ in range(events + 1):
+            event_id, sent = self.publish([f"user:{user}"])
+            samples.append(await receiver.wait_for(event_id) - sent)
+            await asyncio.sleep(0.05)
+        await receiver.close()
+        warm = samples[1:]
+        return {
+            "first_ms": samples[0] * 1000,
+            "median_ms": statistics.median(warm) * 1000,
+            "p95_ms": sorted(warm)[int(len(warm) * 0.95) - 1] * 1000,
+            "events": len(warm),
+        }
+
+    def set_delivery_concurrency(self, value: int) -> None:
+        name = self.endpoints["function_names"]["process-events"]
+        variables = self.lambda_.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+        variables["DELIVERY_CONCURRENCY"] = str(value)
+        self.lambda_.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+        self.lambda_.get_waiter("function_updated_v2").wait(FunctionName=name)
+
+    async def fanout(self, sessions: int, concurrency: int, rounds: int = 5) -> dict:
+        self.set_delivery_concurrency(concurrency)
+        group = f"bench-fanout-{self.run}-{concurrency}"
+        receivers = [await self.open(f"bench-user-{self.run}-{n}", [group]) for n in range(sessions)]
+        times = []
+        for round_number in range(rounds + 1):
+            event_id, sent = self.publish([f"group:{group}"])
+            last = max([await receiver.wait_for(event_id) for receiver in receivers])
+            if round_number:  # round 0 warms the reconfigured function
+                times.append(last - sent)
+        for receiver in receivers:
+            await receiver.close()
+        return {"median_ms": statistics.median(times) * 1000, "rounds": rounds}
+
+
+async def run(endpoints: dict, sessions: int, events: int) -> None:
+    bench = Bench(endpoints)
+    original = bench.lambda_.get_function_configuration(FunctionName=endpoints["function_names"]["process-events"])
+    default_concurrency = int(original["Environment"]["Variables"]["DELIVERY_CONCURRENCY"])
+
+    latency = await bench.latency(events)
+    print(
+        f"publish -> receive, warm, 1 session: median {latency['median_ms']:.0f} ms, "
+        f"p95 {latency['p95_ms']:.0f} ms over {latency['events']} events "
+        f"(first, cold: {latency['first_ms']:.0f} ms)"
+    )
+    serial = await bench.fanout(sessions, 1)
+    parallel = await bench.fanout(sessions, default_concurrency)
+    bench.set_delivery_concurrency(default_concurrency)
+    print(f"fan-out of one event to {sessions} sessions (publish -> last session), median of {serial['rounds']}:")
+    print(f"  DELIVERY_CONCURRENCY=1   : {serial['median_ms']:7.0f} ms")
+    print(f"  DELIVERY_CONCURRENCY={default_concurrency:<3} : {parallel['median_ms']:7.0f} ms")
+    print(f"  concurrent delivery is {serial['median_ms'] / parallel['median_ms']:.1f}x faster")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--endpoints", type=Path, default=os.environ.get("REALTIME_STACK_ENDPOINTS"))
+    parser.add_argument("--sessions", type=int, default=60)
+    parser.add_argument("--events", type=int, default=30)
+    args = parser.parse_args()
+    if args.endpoints:
+        asyncio.run(run(json.loads(Path(args.endpoints).read_text()), args.sessions, args.events))
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        print("==> Starting a stack of its own on a free loopback port (about a minute and a half)")
+        emulator = local_stack.start_emulator(local_stack.free_port(), Path(tmp))
+        try:
+            code_zip, layer_zip, arch = local_stack.build_for_host(ROOT / "dist")
+            outputs = local_stack.apply_stack(emulator.endpoint, Path(tmp), code_zip, layer_zip, arch)
+            outputs["emulator_endpoint"] = emulator.endpoint
+            asyncio.run(run(outputs, args.sessions, args.events))
+        finally:
+            emulator.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
