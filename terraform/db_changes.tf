@@ -1,9 +1,265 @@
 ################################################################################
-# Database changes
+# Database changes: application-table streams -> db-changes -> events queue
+#
+# One db-changes function reads every stream in var.db_changes_sources (one
+# event source mapping each) and turns item changes into producer messages by
+# the rules (functions/realtime/db_changes_rules.py); process-events stores and
+# delivers them like any other event.
 ################################################################################
 
 locals {
-  # Functions of this feature, merged into local.functions (see main.tf).
-  db_changes_functions           = {}
-  db_changes_function_statements = {}
+  db_changes_enabled = length(var.db_changes_sources) > 0
+  db_changes_sources = { for s in var.db_changes_sources : s.name => s }
+
+  # The rules as the function reads them (DB_CHANGE_SOURCES), with the default kinds filled in.
+  db_changes_rules = {
+    for name, s in local.db_changes_sources : name => [for r in s.rules : {
+      name       = r.name
+      event_type = r.event_type
+      kinds = (
+        r.kinds != null ? r.kinds
+        : try(r.when.becomes, null) != null ? ["INSERT", "MODIFY"] : ["INSERT", "MODIFY", "REMOVE"]
+      )
+      when     = r.when
+      audience = r.audience
+      data     = r.data
+    }]
+  }
+
+  ################################################################################
+  # Lambda event filtering: only records some rule may fire on invoke the function
+  ################################################################################
+
+  # Kinds of the rules that fire on any change, or on any change of an attribute (a filter cannot compare images).
+  db_changes_plain_kinds = {
+    for name, rules in local.db_changes_rules : name => sort(distinct(flatten([
+      for r in rules : r.kinds if try(r.when.becomes, null) == null
+    ])))
+  }
+
+  # "becomes" rules need their new value in the NewImage (the function then checks the old one). Kinds already let
+  # through by the plain pattern are left out, and a pattern with nothing left is dropped.
+  db_changes_value_patterns = {
+    for name, rules in local.db_changes_rules : name => distinct([
+      for r in rules : jsonencode({
+        eventName = sort(setsubtract(r.kinds, local.db_changes_plain_kinds[name]))
+        dynamodb = {
+          NewImage = {
+            (r.when.attribute) = jsondecode(
+              r.when.becomes.BOOL != null ? jsonencode({ BOOL = [r.when.becomes.BOOL] })
+              : r.when.becomes.S != null ? jsonencode({ S = [r.when.becomes.S] })
+              # Numbers travel as text ("5" or "5.0"), so the filter only asks for a number; the function compares.
+              : jsonencode({ N = [{ exists = true }] })
+            )
+          }
+        }
+      }) if try(r.when.becomes, null) != null && length(setsubtract(r.kinds, local.db_changes_plain_kinds[name])) > 0
+    ])
+  }
+
+  # Lambda allows 5 filters per mapping by default: past that, filter on the change kind alone (still correct).
+  db_changes_filter_patterns = {
+    for name, rules in local.db_changes_rules : name => (
+    length(local.db_changes_plain_kinds[name]) > 0 ? 1 : 0) + length(local.db_changes_value_patterns[name]) <= 5
+    ? concat(
+      length(local.db_changes_plain_kinds[name]) > 0 ? [jsonencode({ eventName = local.db_changes_plain_kinds[name] })] : [],
+      local.db_changes_value_patterns[name],
+    )
+    : [jsonencode({ eventName = sort(distinct(flatten(rules[*].kinds))) })]
+  }
+
+  ################################################################################
+  # Stream view type each source's rules need
+  ################################################################################
+
+  db_changes_stream_view_types = {
+    for name, rules in local.db_changes_rules : name => (
+      anytrue([for r in rules : r.when != null && contains(r.kinds, "MODIFY")]) || (
+        anytrue([for r in rules : contains(r.kinds, "REMOVE")]) &&
+        anytrue([for r in rules : contains(r.kinds, "INSERT") || contains(r.kinds, "MODIFY")])
+      ) ? ["NEW_AND_OLD_IMAGES"]
+      : anytrue([for r in rules : contains(r.kinds, "REMOVE")]) ? ["OLD_IMAGE", "NEW_AND_OLD_IMAGES"]
+      : ["NEW_IMAGE", "NEW_AND_OLD_IMAGES"]
+    )
+  }
+
+  ################################################################################
+  # Function, merged into local.functions (see main.tf)
+  ################################################################################
+
+  db_changes_table_kms_key_arns = distinct([
+    for s in var.db_changes_sources : s.table_kms_key_arn if s.table_kms_key_arn != null && s.table_kms_key_arn != var.kms_key_arn
+  ])
+
+  db_changes_functions = local.db_changes_enabled ? {
+    "db-changes" = {
+      description = "Application-table stream consumer: turns item changes into events by the db_changes rules"
+      handler     = "realtime.handlers.db_changes.handler"
+      memory_size = var.db_changes_memory_size
+      timeout     = var.db_changes_timeout
+      environment = merge(local.common_environment, {
+        EVENTS_QUEUE_URL = aws_sqs_queue.events.url
+        DB_CHANGE_SOURCES = jsonencode([for name, s in local.db_changes_sources : {
+          name       = name
+          stream_arn = s.stream_arn
+          rules      = local.db_changes_rules[name]
+        }])
+      })
+    }
+  } : {}
+
+  db_changes_function_statements = local.db_changes_enabled ? {
+    "db-changes" = concat(
+      [
+        {
+          # What the event source mapping needs to read the streams (it runs with the function's role).
+          sid       = "ReadApplicationTableStreams"
+          actions   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"]
+          resources = [for s in var.db_changes_sources : s.stream_arn]
+        },
+        {
+          sid       = "PublishToEventsQueue"
+          actions   = ["sqs:SendMessage"]
+          resources = [aws_sqs_queue.events.arn]
+        },
+        {
+          # The mapping sends the pointers of records it gave up on, with the function's role.
+          sid       = "SendToFailureQueue"
+          actions   = ["sqs:SendMessage"]
+          resources = [aws_sqs_queue.db_changes_failures[0].arn]
+        },
+      ],
+      var.kms_key_arn == null ? [] : [{
+        # Send to the KMS-encrypted queues (kms:Decrypt on the module key comes with every function).
+        sid       = "EncryptedQueues"
+        actions   = ["kms:GenerateDataKey"]
+        resources = [var.kms_key_arn]
+      }],
+      length(local.db_changes_table_kms_key_arns) == 0 ? [] : [{
+        sid       = "DecryptApplicationTableStreams"
+        actions   = ["kms:Decrypt"]
+        resources = local.db_changes_table_kms_key_arns
+      }],
+    )
+  } : {}
+}
+
+################################################################################
+# The tables behind the streams, to check their stream view type at plan time
+################################################################################
+
+data "aws_dynamodb_table" "db_changes" {
+  for_each = local.db_changes_sources
+
+  # arn:<partition>:dynamodb:<region>:<account>:table/<name>/stream/<label>
+  name = split("/", each.value.stream_arn)[1]
+}
+
+################################################################################
+# On-failure destination: pointers to the stream records the mapping gave up on
+################################################################################
+
+resource "aws_sqs_queue" "db_changes_failures" {
+  count = local.db_changes_enabled ? 1 : 0
+
+  name = "${var.name}-db-changes-failures"
+
+  message_retention_seconds = 1209600 # 14 days, the maximum: records are read back from the stream (24 h)
+  receive_wait_time_seconds = 20
+
+  sqs_managed_sse_enabled           = var.kms_key_arn == null ? true : null
+  kms_master_key_id                 = var.kms_key_arn
+  kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 300
+
+  tags = merge(var.tags, { Name = "${var.name}-db-changes-failures" })
+}
+
+resource "aws_sqs_queue_policy" "db_changes_failures" {
+  count = local.db_changes_enabled ? 1 : 0
+
+  queue_url = aws_sqs_queue.db_changes_failures[0].id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "DenyInsecureTransport"
+      Effect    = "Deny"
+      Principal = "*"
+      Action    = "sqs:*"
+      Resource  = aws_sqs_queue.db_changes_failures[0].arn
+      Condition = { Bool = { "aws:SecureTransport" = "false" } }
+    }]
+  })
+}
+
+resource "aws_cloudwatch_metric_alarm" "db_changes_failures" {
+  count = var.create_alarms && local.db_changes_enabled ? 1 : 0
+
+  alarm_name        = "${var.name}-db-changes-failures"
+  alarm_description = "Application-table changes could not be turned into events after every retry; their stream positions wait in ${aws_sqs_queue.db_changes_failures[0].name} (stream records are kept for 24 h)."
+
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.db_changes_failures[0].name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+
+  actions_enabled = true
+  alarm_actions   = var.alarm_actions
+  ok_actions      = var.ok_actions
+
+  tags = merge(var.tags, { Name = "${var.name}-db-changes-failures" })
+}
+
+################################################################################
+# db-changes <- application-table streams
+################################################################################
+
+resource "aws_lambda_event_source_mapping" "db_changes" {
+  for_each = local.db_changes_sources
+
+  event_source_arn  = each.value.stream_arn
+  function_name     = aws_lambda_function.this["db-changes"].arn
+  starting_position = each.value.starting_position
+
+  batch_size                         = each.value.batch_size
+  maximum_batching_window_in_seconds = each.value.maximum_batching_window_in_seconds
+  parallelization_factor             = each.value.parallelization_factor
+
+  # One bad record must neither block its shard for long nor take its neighbours down with it.
+  function_response_types        = ["ReportBatchItemFailures"]
+  bisect_batch_on_function_error = true
+  maximum_retry_attempts         = each.value.maximum_retry_attempts
+  maximum_record_age_in_seconds  = each.value.maximum_record_age_in_seconds
+
+  destination_config {
+    on_failure {
+      destination_arn = aws_sqs_queue.db_changes_failures[0].arn
+    }
+  }
+
+  filter_criteria {
+    dynamic "filter" {
+      for_each = local.db_changes_filter_patterns[each.key]
+
+      content {
+        pattern = filter.value
+      }
+    }
+  }
+
+  tags = merge(var.tags, { Name = "${var.name}-db-changes-${each.key}" })
+
+  lifecycle {
+    precondition {
+      condition = (
+        data.aws_dynamodb_table.db_changes[each.key].stream_enabled &&
+        contains(local.db_changes_stream_view_types[each.key], coalesce(data.aws_dynamodb_table.db_changes[each.key].stream_view_type, "none"))
+      )
+      error_message = "The stream of table ${data.aws_dynamodb_table.db_changes[each.key].name} (db_changes source ${each.key}) has view type ${coalesce(data.aws_dynamodb_table.db_changes[each.key].stream_view_type, "none")}, but its rules need ${join(" or ", local.db_changes_stream_view_types[each.key])}: set the table's stream_view_type to ${local.db_changes_stream_view_types[each.key][0]}."
+    }
+  }
 }

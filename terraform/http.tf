@@ -1,7 +1,8 @@
 locals {
   # Route key => function. Payload format 2.0, one function per route.
   http_routes = {
-    "GET /events" = "events-api"
+    "GET /events"   = "events-api"
+    "GET /presence" = "events-api"
   }
 }
 

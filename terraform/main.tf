@@ -201,9 +201,19 @@ locals {
     }
   }
 
-  # Feature files (presence.tf, db_changes.tf) add their functions the same way.
-  functions           = merge(local.core_functions, local.presence_functions, local.db_changes_functions)
-  function_statements = merge(local.core_function_statements, local.presence_function_statements, local.db_changes_function_statements)
+  # Feature files (presence.tf, db_changes.tf) add their functions the same way. Presence also adds
+  # environment and permissions to core functions (session counting in $connect, $disconnect, ping,
+  # delivery; GET /presence in events-api).
+  functions = merge(
+    { for k, f in local.core_functions : k => merge(f, { environment = merge(f.environment, lookup(local.presence_environment, k, {})) }) },
+    local.presence_functions,
+    local.db_changes_functions,
+  )
+  function_statements = merge(
+    { for k, s in local.core_function_statements : k => concat(s, lookup(local.presence_statements, k, [])) },
+    local.presence_function_statements,
+    local.db_changes_function_statements,
+  )
 
   function_names = { for k in keys(local.functions) : k => "${var.name}-${k}" }
 }

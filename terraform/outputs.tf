@@ -131,8 +131,68 @@ output "log_group_names" {
 
 # (presence outputs)
 
+output "presence_table_name" {
+  description = "Name of the presence table (one item per user)."
+  value       = try(aws_dynamodb_table.presence.name, null)
+}
+
+output "presence_table_arn" {
+  description = "ARN of the presence table."
+  value       = try(aws_dynamodb_table.presence.arn, null)
+}
+
+output "presence_checks_queue_url" {
+  description = "URL of the presence-checks delay queue (offline checks, delayed by the grace period)."
+  value       = try(aws_sqs_queue.presence_checks.url, null)
+}
+
+output "presence_checks_dlq_url" {
+  description = "URL of the dead-letter queue of the presence-checks queue."
+  value       = try(aws_sqs_queue.presence_checks_dlq.url, null)
+}
+
+output "presence_grace_period_seconds" {
+  description = "The grace period after a user's last session before presence.offline."
+  value       = var.presence_grace_period_seconds
+}
+
+output "maintenance_function_name" {
+  description = "Name of the maintenance function (invoke it to repair presence now)."
+  value       = try(aws_lambda_function.this["maintenance"].function_name, null)
+}
+
+output "maintenance_schedule_name" {
+  description = "Name of the EventBridge Scheduler schedule that runs maintenance (default schedule group)."
+  value       = try(aws_scheduler_schedule.maintenance.name, null)
+}
+
+output "maintenance_schedule_arn" {
+  description = "ARN of the maintenance schedule."
+  value       = try(aws_scheduler_schedule.maintenance.arn, null)
+}
+
 ################################################################################
 # Database changes
 ################################################################################
 
 # (db_changes outputs)
+
+output "db_changes_failures_queue_url" {
+  description = "URL of the db-changes on-failure queue: pointers (shard, sequence numbers) to the stream records the mappings gave up on. Null without db_changes_sources."
+  value       = try(aws_sqs_queue.db_changes_failures[0].url, null)
+}
+
+output "db_changes_failures_queue_arn" {
+  description = "ARN of the db-changes on-failure queue. Null without db_changes_sources."
+  value       = try(aws_sqs_queue.db_changes_failures[0].arn, null)
+}
+
+output "db_changes_event_source_mapping_uuids" {
+  description = "UUID of each application-table stream's event source mapping, by source name."
+  value       = try({ for k, m in aws_lambda_event_source_mapping.db_changes : k => m.uuid }, {})
+}
+
+output "db_changes_filter_patterns" {
+  description = "The Lambda event filter patterns generated from each source's rules, by source name."
+  value       = try(local.db_changes_filter_patterns, {})
+}

@@ -531,8 +531,210 @@ variable "create_dashboard" {
 
 # (presence inputs)
 
+variable "presence_grace_period_seconds" {
+  description = "How long after a user's last session ends the user is still shown online; presence.offline is sent only if no new session started meanwhile, so a page reload never flaps. Whole seconds, at most 900 (the longest SQS message delay)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.presence_grace_period_seconds >= 1 && var.presence_grace_period_seconds <= 900 && floor(var.presence_grace_period_seconds) == var.presence_grace_period_seconds
+    error_message = "The presence_grace_period_seconds must be a whole number between 1 and 900."
+  }
+}
+
+variable "group_presence_enabled" {
+  description = "Also send each user's presence events to group:<g> for every group of the user's token (besides presence:<user>)."
+  type        = bool
+  default     = false
+}
+
+variable "max_presence_users_per_request" {
+  description = "Most user ids one GET /presence?users=... may ask about (more is a 400)."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.max_presence_users_per_request >= 1 && var.max_presence_users_per_request <= 100 && floor(var.max_presence_users_per_request) == var.max_presence_users_per_request
+    error_message = "The max_presence_users_per_request must be a whole number between 1 and 100."
+  }
+}
+
+variable "maintenance_schedule_expression" {
+  description = "When the maintenance function runs (EventBridge Scheduler rate() or cron() expression). It removes connections whose $disconnect was missed, so this bounds how long such a user can stay online (plus the stale threshold and grace period)."
+  type        = string
+  default     = "rate(5 minutes)"
+
+  validation {
+    condition     = can(regex("^(rate\\(([1-9][0-9]*) (minute|minutes|hour|hours|day|days)\\)|cron\\(.+\\))$", var.maintenance_schedule_expression))
+    error_message = "The maintenance_schedule_expression must be a rate(...) or cron(...) expression, e.g. \"rate(5 minutes)\"."
+  }
+}
+
+variable "stale_connection_threshold_seconds" {
+  description = "maintenance asks API Gateway about connections not seen (connect or ping) for this long, and removes those it no longer knows. Clients ping every 30 s by default; API Gateway drops idle sockets after 10 minutes."
+  type        = number
+  default     = 180
+
+  validation {
+    condition     = var.stale_connection_threshold_seconds >= 60 && var.stale_connection_threshold_seconds <= 7200
+    error_message = "The stale_connection_threshold_seconds must be between 60 and 7200."
+  }
+}
+
 ################################################################################
 # Database changes (DynamoDB Streams of application tables)
 ################################################################################
 
 # (db_changes inputs)
+
+variable "db_changes_sources" {
+  description = <<-EOT
+    Application-table streams whose item changes become events (adds the db-changes function; none by default).
+    Each source: `name` (key of its mapping), `stream_arn` (the table's current stream, same account and region),
+    `rules`, optional `table_kms_key_arn` (the table's customer managed key) and mapping options (bounded retries
+    and record age, batch size and window, parallelization, starting position). Each rule: `name` (unique in its
+    source, part of every event id), `event_type`, `kinds` (INSERT/MODIFY/REMOVE; default all, or INSERT and MODIFY
+    with `when.becomes`), `when` (null: any change; `{ attribute = "status" }`: that attribute's value changes;
+    `{ attribute = "online", becomes = { BOOL = true } }`: it becomes that value, one of S, N, BOOL), `audience`
+    (topic templates over top-level attributes, e.g. "presence:{doctorId}"; a list or set attribute gives a topic
+    per element) and `data` (attributes copied into the event; none by default). Lambda event filters are generated
+    from the rules. The table's stream view type is checked against what the rules read (NEW_AND_OLD_IMAGES when a
+    `when` rule reacts to MODIFY). The rules travel in the function's environment, so their JSON is limited to
+    about 3.3 KB. See docs/internals.md.
+  EOT
+  type = list(object({
+    name       = string
+    stream_arn = string
+    rules = list(object({
+      name       = string
+      event_type = string
+      kinds      = optional(list(string))
+      when = optional(object({
+        attribute = string
+        becomes = optional(object({
+          S    = optional(string)
+          N    = optional(string)
+          BOOL = optional(bool)
+        }))
+      }))
+      audience = list(string)
+      data     = optional(list(string), [])
+    }))
+    table_kms_key_arn                  = optional(string)
+    starting_position                  = optional(string, "LATEST")
+    batch_size                         = optional(number, 100)
+    maximum_batching_window_in_seconds = optional(number, 0)
+    parallelization_factor             = optional(number, 1)
+    maximum_retry_attempts             = optional(number, 10)
+    maximum_record_age_in_seconds      = optional(number, 3600)
+  }))
+  default = []
+
+  validation {
+    condition     = alltrue([for s in var.db_changes_sources : can(regex("^[a-z0-9][a-z0-9_-]{0,63}$", s.name))]) && length(distinct(var.db_changes_sources[*].name)) == length(var.db_changes_sources)
+    error_message = "Each db_changes_sources[*].name must be unique and 1-64 characters [a-z0-9_-] starting with a letter or digit; got ${jsonencode(var.db_changes_sources[*].name)}."
+  }
+
+  validation {
+    condition     = alltrue([for s in var.db_changes_sources : can(regex("^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[A-Za-z0-9_.-]{3,255}/stream/\\S+$", s.stream_arn))])
+    error_message = "Each db_changes_sources[*].stream_arn must be a DynamoDB stream ARN (arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>, e.g. aws_dynamodb_table.x.stream_arn); not: ${join(", ", [for s in var.db_changes_sources : "${s.name} (${s.stream_arn})" if !can(regex("^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[A-Za-z0-9_.-]{3,255}/stream/\\S+$", s.stream_arn))])}."
+  }
+
+  validation {
+    condition     = alltrue([for s in var.db_changes_sources : length(s.rules) > 0 && length(distinct(s.rules[*].name)) == length(s.rules) && alltrue([for r in s.rules : can(regex("^[a-z0-9][a-z0-9_-]{0,63}$", r.name))])])
+    error_message = "Each db_changes source needs at least one rule, and rule names must be unique within their source and 1-64 characters [a-z0-9_-] starting with a letter or digit; check: ${join(", ", [for s in var.db_changes_sources : "${s.name} ${jsonencode(s.rules[*].name)}" if !(length(s.rules) > 0 && length(distinct(s.rules[*].name)) == length(s.rules) && alltrue([for r in s.rules : can(regex("^[a-z0-9][a-z0-9_-]{0,63}$", r.name))]))])}."
+  }
+
+  validation {
+    condition     = alltrue(flatten([for s in var.db_changes_sources : [for r in s.rules : can(regex("^[a-z0-9_.-]{1,64}$", r.event_type))]]))
+    error_message = "A db_changes rule's event_type must be 1-64 characters [a-z0-9_.-]; not: ${join(", ", flatten([for s in var.db_changes_sources : [for r in s.rules : "${s.name}/${r.name} (${jsonencode(r.event_type)})" if !can(regex("^[a-z0-9_.-]{1,64}$", r.event_type))]]))}."
+  }
+
+  validation {
+    condition = alltrue(flatten([for s in var.db_changes_sources : [for r in s.rules :
+      r.kinds == null || (length(coalesce(r.kinds, [])) > 0 && length(distinct(coalesce(r.kinds, []))) == length(coalesce(r.kinds, [])) && length(setsubtract(coalesce(r.kinds, []), ["INSERT", "MODIFY", "REMOVE"])) == 0)
+    ]]))
+    error_message = "A db_changes rule's kinds must be a non-empty list of distinct INSERT, MODIFY, REMOVE; not: ${join(", ", flatten([for s in var.db_changes_sources : [for r in s.rules : "${s.name}/${r.name} ${jsonencode(r.kinds)}" if !(r.kinds == null || (length(coalesce(r.kinds, [])) > 0 && length(distinct(coalesce(r.kinds, []))) == length(coalesce(r.kinds, [])) && length(setsubtract(coalesce(r.kinds, []), ["INSERT", "MODIFY", "REMOVE"])) == 0))]]))}."
+  }
+
+  validation {
+    condition     = alltrue(flatten([for s in var.db_changes_sources : [for r in s.rules : r.when == null || can(regex("^[A-Za-z0-9_.-]{1,255}$", try(r.when.attribute, "")))]]))
+    error_message = "A db_changes rule's when.attribute must be a top-level attribute name of 1-255 characters [A-Za-z0-9_.-]; not: ${join(", ", flatten([for s in var.db_changes_sources : [for r in s.rules : "${s.name}/${r.name} (${jsonencode(try(r.when.attribute, null))})" if !(r.when == null || can(regex("^[A-Za-z0-9_.-]{1,255}$", try(r.when.attribute, ""))))]]))}."
+  }
+
+  validation {
+    condition = alltrue(flatten([for s in var.db_changes_sources : [for r in s.rules :
+      try(r.when.becomes, null) == null ? true : (length([for v in values(r.when.becomes) : v if v != null]) == 1 && can(tonumber(coalesce(r.when.becomes.N, "0"))))
+    ]]))
+    error_message = "A db_changes rule's when.becomes must set exactly one of S, N (a number) or BOOL, e.g. { BOOL = true }; not: ${join(", ", flatten([for s in var.db_changes_sources : [for r in s.rules : "${s.name}/${r.name} ${jsonencode(try(r.when.becomes, null))}" if !(try(r.when.becomes, null) == null ? true : (length([for v in values(r.when.becomes) : v if v != null]) == 1 && can(tonumber(coalesce(r.when.becomes.N, "0")))))]]))}."
+  }
+
+  validation {
+    condition     = alltrue(flatten([for s in var.db_changes_sources : [for r in s.rules : try(r.when.becomes, null) == null || !contains(coalesce(r.kinds, ["INSERT", "MODIFY"]), "REMOVE")]]))
+    error_message = "A db_changes rule with when.becomes cannot react to REMOVE (a removed item has no new value); drop REMOVE from kinds of: ${join(", ", flatten([for s in var.db_changes_sources : [for r in s.rules : "${s.name}/${r.name}" if !(try(r.when.becomes, null) == null || !contains(coalesce(r.kinds, ["INSERT", "MODIFY"]), "REMOVE"))]]))}."
+  }
+
+  validation {
+    condition = alltrue(flatten([for s in var.db_changes_sources : [for r in s.rules :
+      length(r.audience) >= 1 && length(r.audience) <= 100 && length(distinct(r.audience)) == length(r.audience) && alltrue([for t in r.audience :
+        can(regex("^(all|(user|group|presence):[A-Za-z0-9_.@:|+-]{1,128})$", replace(t, "/\\{[A-Za-z0-9_.-]{1,255}\\}/", "x")))
+      ])
+    ]]))
+    error_message = "A db_changes rule's audience must list 1-100 distinct topic templates such as \"user:{patientId}\", \"group:{clinicId}\", \"presence:{doctorId}\" or \"all\" ({attribute} names a top-level attribute); not: ${join(", ", flatten([for s in var.db_changes_sources : [for r in s.rules : "${s.name}/${r.name} ${jsonencode(r.audience)}" if !(length(r.audience) >= 1 && length(r.audience) <= 100 && length(distinct(r.audience)) == length(r.audience) && alltrue([for t in r.audience : can(regex("^(all|(user|group|presence):[A-Za-z0-9_.@:|+-]{1,128})$", replace(t, "/\\{[A-Za-z0-9_.-]{1,255}\\}/", "x")))]))]]))}."
+  }
+
+  validation {
+    condition     = alltrue(flatten([for s in var.db_changes_sources : [for r in s.rules : length(r.data) <= 100 && length(distinct(r.data)) == length(r.data) && alltrue([for a in r.data : can(regex("^[A-Za-z0-9_.-]{1,255}$", a))])]]))
+    error_message = "A db_changes rule's data must list at most 100 distinct top-level attribute names [A-Za-z0-9_.-]; not: ${join(", ", flatten([for s in var.db_changes_sources : [for r in s.rules : "${s.name}/${r.name} ${jsonencode(r.data)}" if !(length(r.data) <= 100 && length(distinct(r.data)) == length(r.data) && alltrue([for a in r.data : can(regex("^[A-Za-z0-9_.-]{1,255}$", a))]))]]))}."
+  }
+
+  validation {
+    condition     = length(jsonencode(var.db_changes_sources[*].rules)) + 160 * length(var.db_changes_sources) <= 3500
+    error_message = "The db_changes rules serialize to ${length(jsonencode(var.db_changes_sources[*].rules))} bytes of JSON, plus about 160 per source for its name and stream ARN; at most 3500 in all fit in the db-changes function's environment (Lambda allows 4 KB for all its variables). Shorten names and templates, or project fewer attributes."
+  }
+
+  validation {
+    condition = alltrue([for s in var.db_changes_sources :
+      contains(["LATEST", "TRIM_HORIZON"], s.starting_position) &&
+      s.batch_size >= 1 && s.batch_size <= 10000 &&
+      s.maximum_batching_window_in_seconds >= 0 && s.maximum_batching_window_in_seconds <= 300 &&
+      s.parallelization_factor >= 1 && s.parallelization_factor <= 10
+    ])
+    error_message = "Each db_changes source needs starting_position LATEST or TRIM_HORIZON, batch_size 1-10000, maximum_batching_window_in_seconds 0-300 and parallelization_factor 1-10."
+  }
+
+  validation {
+    condition = alltrue([for s in var.db_changes_sources :
+      s.maximum_retry_attempts >= 0 && s.maximum_retry_attempts <= 10000 &&
+      s.maximum_record_age_in_seconds >= 60 && s.maximum_record_age_in_seconds <= 604800
+    ])
+    error_message = "Each db_changes source needs bounded retries: maximum_retry_attempts 0-10000 and maximum_record_age_in_seconds 60-604800 (-1, retry forever, would let one bad record block its shard)."
+  }
+
+  validation {
+    condition     = alltrue([for s in var.db_changes_sources : s.table_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", s.table_kms_key_arn))])
+    error_message = "Each db_changes_sources[*].table_kms_key_arn must be null or a KMS key ARN."
+  }
+}
+
+variable "db_changes_timeout" {
+  description = "Timeout of the db-changes function, in seconds."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.db_changes_timeout >= 3 && var.db_changes_timeout <= 900
+    error_message = "The db_changes_timeout must be between 3 and 900 seconds."
+  }
+}
+
+variable "db_changes_memory_size" {
+  description = "Memory of the db-changes function, in MB."
+  type        = number
+  default     = 256
+
+  validation {
+    condition     = var.db_changes_memory_size >= 128 && var.db_changes_memory_size <= 10240
+    error_message = "The db_changes_memory_size must be between 128 and 10240."
+  }
+}

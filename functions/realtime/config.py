@@ -19,6 +19,11 @@ DEFAULT_MAX_DATA_BYTES = 64 * 1024
 # PostToConnection accepts at most 128 KiB; leave room for the frame's envelope.
 MAX_DATA_BYTES_LIMIT = 120 * 1024
 DEFAULT_DELIVERY_CONCURRENCY = 16
+DEFAULT_PRESENCE_GRACE_SECONDS = 5
+MAX_PRESENCE_GRACE_SECONDS = 900  # the longest SQS DelaySeconds
+DEFAULT_STALE_CONNECTION_SECONDS = 180  # clients ping every 30 s
+DEFAULT_MAX_PRESENCE_USERS = 50
+MAX_PRESENCE_USERS_LIMIT = 100  # one BatchGetItem
 
 
 class ConfigError(RuntimeError):
@@ -96,6 +101,11 @@ def event_type_rules_json() -> str:
 
 
 @per_container
+def db_change_sources_json() -> str:
+    return _required("DB_CHANGE_SOURCES")
+
+
+@per_container
 def connection_ttl_seconds() -> int:
     return _integer("CONNECTION_TTL_SECONDS", DEFAULT_CONNECTION_TTL_SECONDS, 60, 7 * 24 * 3600)
 
@@ -113,6 +123,50 @@ def max_data_bytes() -> int:
 @per_container
 def delivery_concurrency() -> int:
     return _integer("DELIVERY_CONCURRENCY", DEFAULT_DELIVERY_CONCURRENCY, 1, 256)
+
+
+@per_container
+def presence_table() -> str:
+    return _required("PRESENCE_TABLE")
+
+
+@per_container
+def presence_configured() -> bool:
+    """Whether this function tracks presence (functions without PRESENCE_TABLE leave it to maintenance)."""
+    return _optional("PRESENCE_TABLE") is not None
+
+
+@per_container
+def presence_checks_queue_url() -> str:
+    return _required("PRESENCE_CHECKS_QUEUE_URL")
+
+
+@per_container
+def events_queue_url() -> str:
+    return _required("EVENTS_QUEUE_URL")
+
+
+@per_container
+def presence_grace_seconds() -> int:
+    return _integer("PRESENCE_GRACE_SECONDS", DEFAULT_PRESENCE_GRACE_SECONDS, 0, MAX_PRESENCE_GRACE_SECONDS)
+
+
+@per_container
+def group_presence_enabled() -> bool:
+    raw = (_optional("GROUP_PRESENCE_ENABLED") or "false").lower()
+    if raw not in ("true", "false"):
+        raise ConfigError(f"environment variable GROUP_PRESENCE_ENABLED must be 'true' or 'false', got {raw!r}")
+    return raw == "true"
+
+
+@per_container
+def stale_connection_seconds() -> int:
+    return _integer("STALE_CONNECTION_SECONDS", DEFAULT_STALE_CONNECTION_SECONDS, 30, 24 * 3600)
+
+
+@per_container
+def max_presence_users() -> int:
+    return _integer("MAX_PRESENCE_USERS", DEFAULT_MAX_PRESENCE_USERS, 1, MAX_PRESENCE_USERS_LIMIT)
 
 
 @dataclass(frozen=True)

@@ -81,19 +81,24 @@ class ConnectionStore:
 
     def touch(self, connection_id: str) -> bool:
         """Record activity on a connection. False if the connection is not (or no longer) known."""
+        return self.record_activity(connection_id) is not None
+
+    def record_activity(self, connection_id: str) -> str | None:
+        """Record activity on a connection: its user id, or None if the connection is not (or no longer) known."""
         try:
-            self._table.update_item(
+            response = self._table.update_item(
                 Key={"pk": connection_pk(connection_id), "sk": META_SK},
                 UpdateExpression="SET lastSeen = :now",
                 # Without it, UpdateItem would create a stray item for a removed connection.
                 ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeValues={":now": self._now_iso()},
+                ReturnValues="ALL_NEW",
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
+                return None
             raise
-        return True
+        return str(response["Attributes"].get("userId", ""))
 
     def subscribers(self, topic: str) -> Iterator[str]:
         """Connection ids subscribed to a topic (expired ones skipped: TTL deletion lags)."""

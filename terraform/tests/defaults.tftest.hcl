@@ -239,12 +239,12 @@ run "tables_expire_items_on_expiresAt" {
 # Functions
 ################################################################################
 
-run "six_functions_with_their_own_log_groups" {
+run "eight_functions_with_their_own_log_groups" {
   command = apply
 
   assert {
-    condition     = keys(aws_lambda_function.this) == ["events-api", "process-events", "ws-connect", "ws-default", "ws-disconnect", "ws-ping"]
-    error_message = "The module must create exactly the six functions of docs/internals.md."
+    condition     = keys(aws_lambda_function.this) == ["events-api", "maintenance", "presence-checks", "process-events", "ws-connect", "ws-default", "ws-disconnect", "ws-ping"]
+    error_message = "The module must create exactly the eight functions of docs/internals.md."
   }
 
   assert {
@@ -363,8 +363,8 @@ run "policies_are_least_privilege" {
   assert {
     condition = toset(flatten([for s in jsondecode(aws_iam_role_policy.lambda["events-api"].policy).Statement :
       s.Action if s.Sid != "WriteOwnLogs"
-    ])) == toset(["dynamodb:Query", "ssm:GetParameter"])
-    error_message = "events-api may only query events and read the token secret."
+    ])) == toset(["dynamodb:Query", "dynamodb:BatchGetItem", "ssm:GetParameter"])
+    error_message = "events-api may only query events, read presence items and read the token secret."
   }
 }
 
@@ -460,7 +460,7 @@ run "http_api_serves_get_events" {
   command = apply
 
   assert {
-    condition     = keys(aws_apigatewayv2_route.http) == ["GET /events"] && aws_apigatewayv2_integration.http["GET /events"].payload_format_version == "2.0"
+    condition     = keys(aws_apigatewayv2_route.http) == ["GET /events", "GET /presence"] && aws_apigatewayv2_integration.http["GET /events"].payload_format_version == "2.0"
     error_message = "GET /events must reach events-api with payload format 2.0."
   }
 
@@ -520,7 +520,7 @@ run "alarms_dashboard_and_outputs" {
   }
 
   assert {
-    condition     = length(output.function_names) == 6 && length(output.log_group_names) == 8
-    error_message = "Outputs list the six functions and all eight log groups."
+    condition     = length(output.function_names) == 8 && length(output.log_group_names) == 10
+    error_message = "Outputs list the eight functions and all ten log groups."
   }
 }

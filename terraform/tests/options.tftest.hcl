@@ -183,7 +183,7 @@ run "emulator_endpoint_template_and_toggles" {
   }
 
   assert {
-    condition     = length(aws_iam_role_policy_attachment.xray) == 6
+    condition     = length(aws_iam_role_policy_attachment.xray) == length(aws_lambda_function.this)
     error_message = "Active tracing attaches the X-Ray write policy to every role."
   }
 

@@ -102,8 +102,10 @@ def test_every_session_in_the_audience_receives_the_event_and_no_other(stack, aw
         # Anything addressed elsewhere would have arrived by now.
         await asyncio.sleep(1.0)
         for session in sessions:
-            assert session.ids() == expected[session.name], session.name
-            for event in session.events:
+            # Teammates' presence events (group presence is on in the local example) are not this test's business.
+            events = [event for event in session.events if not event["type"].startswith("presence.")]
+            assert {event["id"] for event in events} == expected[session.name], session.name
+            for event in events:
                 assert set(event) == FRAME_KEYS
                 LATENCIES.append(session.arrival_of(event["id"]) - sent_at[event["id"]])
         frame = await alice_1.wait_for(lambda f: f.get("id") == to_alice)
@@ -141,7 +143,7 @@ def test_http_returns_the_same_events_in_the_same_order_across_pages(stack, aws,
 
         assert pages >= 3
         assert by_topic(events) == by_topic([e for e in session.events if e["topic"] != "all"])
-        assert sorted(e["id"] for e in events) == sorted(ids)
+        assert sorted(e["id"] for e in events if not e["type"].startswith("presence.")) == sorted(ids)
         for topic, seqs in by_topic(events).items():
             numbers = [seq for seq, _ in seqs]
             assert numbers == list(range(1, len(numbers) + 1)), f"{topic} has gaps or disorder: {numbers}"

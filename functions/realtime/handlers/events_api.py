@@ -1,4 +1,5 @@
-"""`events-api` (HTTP API `GET /events`): the caller's events after a cursor, oldest first."""
+"""`events-api` (HTTP API): `GET /events`, the caller's events after a cursor, oldest first;
+`GET /presence`, the presence of users the caller may watch."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from realtime import services
+from realtime import config, services
 from realtime.auth import InvalidToken, Principal
 from realtime.feed import BadRequest, FeedRequest
 from realtime.observability import logger, metrics
+from realtime.presence_api import requested_users
 
 # Stop polling early enough to answer before the function times out.
 RESPONSE_MARGIN_SECONDS = 1.5
@@ -53,6 +55,16 @@ def get_events() -> Response:
     page = services.event_feed().read(principal.topics, request, max_seconds=_seconds_left())
     metrics.add_metric(name="EventsServed", unit=MetricUnit.Count, value=len(page.events))
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=page.to_json())
+
+
+@app.get("/presence")
+def get_presence() -> Response:
+    principal = _authenticate()
+    users = requested_users(app.current_event.query_string_parameters, config.max_presence_users())
+    # Users the caller may not watch are left out, as if unknown (see realtime.presence_api).
+    answer = services.presence_reader().read(principal, users)
+    metrics.add_metric(name="PresenceServed", unit=MetricUnit.Count, value=len(answer["users"]))
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(answer))
 
 
 @app.exception_handler(InvalidToken)

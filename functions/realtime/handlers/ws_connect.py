@@ -1,4 +1,4 @@
-"""`ws-connect` ($connect): verify the token, then record the connection with the token's topics."""
+"""`ws-connect` ($connect): verify the token, record the connection with the token's topics, count the session."""
 
 from __future__ import annotations
 
@@ -30,7 +30,20 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="ConnectionErrors", unit=MetricUnit.Count, value=1)
         return {"statusCode": 500}
     # Topics come from the verified claims only; nothing the client asks for is added.
-    services.connection_store().add(connection_id, principal.user_id, principal.topics, config.connection_ttl_seconds())
-    logger.info("Connected", extra={"user_id": principal.user_id, "topics": list(principal.topics)})
+    try:
+        presence = services.session_tracker().open(connection_id, principal, config.connection_ttl_seconds())
+    except Exception:
+        # Whatever was written is found and removed by maintenance (the gateway never knew this connection).
+        logger.exception("Connection could not be recorded; refused", extra={"user_id": principal.user_id})
+        metrics.add_metric(name="ConnectionErrors", unit=MetricUnit.Count, value=1)
+        return {"statusCode": 500}
+    logger.info(
+        "Connected",
+        extra={
+            "user_id": principal.user_id,
+            "topics": list(principal.topics),
+            "sessions": presence.sessions if presence else None,
+        },
+    )
     metrics.add_metric(name="ConnectionsOpened", unit=MetricUnit.Count, value=1)
     return {"statusCode": 200}

@@ -1,4 +1,4 @@
-"""`ws-disconnect` ($disconnect): forget the connection and its subscriptions."""
+"""`ws-disconnect` ($disconnect): forget the connection and its subscriptions, end its session."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from realtime.observability import logger, metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     connection_id = event["requestContext"]["connectionId"]
     logger.set_correlation_id(connection_id)
-    removed = services.connection_store().remove(connection_id)
+    # Ends the user's session too; after the last one, the offline check waits for the grace period.
+    removed = services.session_tracker().close(connection_id)
     logger.info("Disconnected", extra={"removed": removed})
     metrics.add_metric(name="ConnectionsClosed", unit=MetricUnit.Count, value=1)
     return {"statusCode": 200}

@@ -1,4 +1,4 @@
-"""`ws-ping` (route `ping`): note the connection is alive and answer with a pong frame."""
+"""`ws-ping` (route `ping`): note the connection and its user are alive, answer with a pong frame."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     connection_id = event["requestContext"]["connectionId"]
     logger.set_correlation_id(connection_id)
     try:
-        if not services.connection_store().touch(connection_id):
+        if not services.session_tracker().ping(connection_id):
             logger.info("Ping from a connection with no record")
     except Exception:
         # The pong matters more to the client than lastSeen; maintenance copes with a stale value.

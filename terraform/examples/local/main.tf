@@ -63,6 +63,12 @@ module "realtime" {
     { type = "order.*", audience = ["user:{data.userId}"] },
   ]
 
+  # Presence events also reach the user's groups (the module's default grace period, 5 s, is kept).
+  group_presence_enabled = true
+
+  # Changes of the application's clinic table become events (clinic.tf).
+  db_changes_sources = local.clinic_db_changes_sources
+
   tags = {
     Environment = "local"
   }

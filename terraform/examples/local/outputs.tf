@@ -77,3 +77,43 @@ output "publisher_policy_json" {
   description = "IAM policy a producer needs (not enforced by the emulator)."
   value       = module.realtime.publisher_policy_json
 }
+
+output "clinic_table_name" {
+  description = "The example application table (doctors and their patients) whose changes become events."
+  value       = aws_dynamodb_table.clinic.name
+}
+
+output "clinic_table_stream_arn" {
+  description = "Stream of the clinic table, read by db-changes."
+  value       = aws_dynamodb_table.clinic.stream_arn
+}
+
+output "db_changes_failures_queue_url" {
+  description = "On-failure queue of the clinic stream mapping."
+  value       = module.realtime.db_changes_failures_queue_url
+}
+
+output "presence_table_name" {
+  description = "Name of the presence table."
+  value       = module.realtime.presence_table_name
+}
+
+output "presence_checks_queue_url" {
+  description = "URL of the presence-checks delay queue."
+  value       = module.realtime.presence_checks_queue_url
+}
+
+output "presence_grace_period_seconds" {
+  description = "Grace period before presence.offline."
+  value       = module.realtime.presence_grace_period_seconds
+}
+
+output "maintenance_function_name" {
+  description = "Name of the maintenance function (the emulator's scheduler ticks about once a minute; invoke it directly to repair now)."
+  value       = module.realtime.maintenance_function_name
+}
+
+output "maintenance_schedule_name" {
+  description = "Name of the EventBridge Scheduler schedule that runs maintenance."
+  value       = module.realtime.maintenance_schedule_name
+}

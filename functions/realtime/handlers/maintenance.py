@@ -1,0 +1,39 @@
+"""`maintenance` (EventBridge Scheduler): remove dead connections, repair presence."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from realtime import services
+from realtime.observability import logger, metrics
+
+# Stop starting new work this long before the function's timeout; the next run carries on.
+TIME_MARGIN_SECONDS = 10
+
+METRICS = {
+    "connections_checked": "StaleConnectionsChecked",
+    "connections_removed": "DeadConnectionsRemoved",
+    "connections_unknown": "ConnectionChecksFailed",
+    "errors": "MaintenanceErrors",
+    "orphan_sessions_removed": "OrphanSessionsRemoved",
+    "offline_decided": "OverdueOfflineDecided",
+    "events_resent": "PresenceEventsResent",
+}
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    def time_is_up() -> bool:
+        return context.get_remaining_time_in_millis() < TIME_MARGIN_SECONDS * 1000
+
+    report = services.maintenance().run(time_is_up)
+    summary = dataclasses.asdict(report)
+    for field, metric in METRICS.items():
+        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=summary[field])
+    logger.info("Maintenance run finished", extra=summary)
+    return summary

@@ -1,0 +1,29 @@
+variable "region" {
+  description = "AWS region to deploy to."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "name" {
+  description = "Name prefix of every resource."
+  type        = string
+  default     = "telemed"
+}
+
+variable "token_secret_ssm_parameter_name" {
+  description = "Existing SSM SecureString parameter holding the HS256 token secret (create it outside Terraform)."
+  type        = string
+  default     = "/telemed/token-secret"
+}
+
+variable "create_api_gateway_cloudwatch_role" {
+  description = "Create API Gateway's account-level CloudWatch Logs role (false if the account already has one)."
+  type        = bool
+  default     = true
+}
+
+variable "alarm_email" {
+  description = "Email address subscribed to the alarms topic (null: no subscription)."
+  type        = string
+  default     = null
+}

@@ -1,0 +1,483 @@
+# Presence wiring: the presence table, the offline-check delay queue and its
+# consumer, the maintenance schedule and its role, GET /presence, the presence
+# environment and permissions of every function, and the presence inputs.
+
+mock_provider "aws" {
+  mock_data "aws_region" {
+    defaults = { name = "us-east-1" }
+  }
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+  mock_data "aws_partition" {
+    defaults = { partition = "aws", dns_suffix = "amazonaws.com" }
+  }
+
+  mock_resource "aws_sqs_queue" {
+    defaults = {
+      arn = "arn:aws:sqs:us-east-1:123456789012:mock-queue"
+      url = "https://sqs.us-east-1.amazonaws.com/123456789012/mock-queue"
+    }
+  }
+  mock_resource "aws_dynamodb_table" {
+    defaults = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/mock-table" }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = { arn = "arn:aws:logs:us-east-1:123456789012:log-group:mock-log-group" }
+  }
+  mock_resource "aws_iam_role" {
+    defaults = { arn = "arn:aws:iam::123456789012:role/mock-role" }
+  }
+  mock_resource "aws_lambda_layer_version" {
+    defaults = { arn = "arn:aws:lambda:us-east-1:123456789012:layer:mock-layer:1" }
+  }
+  mock_resource "aws_lambda_function" {
+    defaults = {
+      arn        = "arn:aws:lambda:us-east-1:123456789012:function:mock-function"
+      invoke_arn = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:mock-function/invocations"
+    }
+  }
+  mock_resource "aws_apigatewayv2_api" {
+    defaults = {
+      id            = "abcdef1234"
+      execution_arn = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234"
+      api_endpoint  = "wss://abcdef1234.execute-api.us-east-1.amazonaws.com"
+    }
+  }
+  mock_resource "aws_scheduler_schedule" {
+    defaults = { arn = "arn:aws:scheduler:us-east-1:123456789012:schedule/default/rt-test-maintenance" }
+  }
+}
+
+# Distinct values where a test tells two resources of the same type apart.
+override_resource {
+  target = aws_sqs_queue.events
+  values = {
+    arn = "arn:aws:sqs:us-east-1:123456789012:rt-test-events"
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-events"
+  }
+}
+
+override_resource {
+  target = aws_sqs_queue.presence_checks
+  values = {
+    arn = "arn:aws:sqs:us-east-1:123456789012:rt-test-presence-checks"
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-presence-checks"
+  }
+}
+
+override_resource {
+  target = aws_sqs_queue.presence_checks_dlq
+  values = {
+    arn = "arn:aws:sqs:us-east-1:123456789012:rt-test-presence-checks-dlq"
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-presence-checks-dlq"
+  }
+}
+
+override_resource {
+  target = aws_dynamodb_table.connections
+  values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/rt-test-connections" }
+}
+
+override_resource {
+  target = aws_dynamodb_table.presence
+  values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/rt-test-presence" }
+}
+
+override_resource {
+  target = aws_iam_role.maintenance_scheduler
+  values = { arn = "arn:aws:iam::123456789012:role/rt-test-maintenance-scheduler" }
+}
+
+override_resource {
+  target = aws_apigatewayv2_api.http
+  values = {
+    id            = "http123456"
+    execution_arn = "arn:aws:execute-api:us-east-1:123456789012:http123456"
+    api_endpoint  = "https://http123456.execute-api.us-east-1.amazonaws.com"
+  }
+}
+
+variables {
+  name             = "rt-test"
+  lambda_code_zip  = "tests/fixtures/lambda.zip"
+  lambda_layer_zip = "tests/fixtures/lambda.zip"
+  token            = { secret_ssm_parameter_name = "/rt-test/token-secret" }
+}
+
+################################################################################
+# maintenance: schedule -> role -> function
+################################################################################
+
+run "maintenance_runs_on_a_schedule_with_its_own_role" {
+  command = apply
+
+  assert {
+    condition = (
+      aws_scheduler_schedule.maintenance.name == "rt-test-maintenance" &&
+      aws_scheduler_schedule.maintenance.schedule_expression == "rate(5 minutes)" &&
+      aws_scheduler_schedule.maintenance.state == "ENABLED" &&
+      aws_scheduler_schedule.maintenance.flexible_time_window[0].mode == "OFF"
+    )
+    error_message = "maintenance runs every 5 minutes by default, on time."
+  }
+
+  assert {
+    condition = (
+      aws_scheduler_schedule.maintenance.target[0].arn == aws_lambda_function.this["maintenance"].arn &&
+      aws_scheduler_schedule.maintenance.target[0].role_arn == aws_iam_role.maintenance_scheduler.arn &&
+      aws_scheduler_schedule.maintenance.target[0].role_arn == "arn:aws:iam::123456789012:role/rt-test-maintenance-scheduler"
+    )
+    error_message = "The schedule targets the maintenance function with its own role."
+  }
+
+  assert {
+    condition = (
+      jsondecode(aws_iam_role.maintenance_scheduler.assume_role_policy).Statement[0].Principal.Service == "scheduler.amazonaws.com" &&
+      jsondecode(aws_iam_role.maintenance_scheduler.assume_role_policy).Statement[0].Condition.StringEquals["aws:SourceAccount"] == "123456789012"
+    )
+    error_message = "Only EventBridge Scheduler of this account may assume the role."
+  }
+
+  assert {
+    condition = jsondecode(aws_iam_role_policy.maintenance_scheduler.policy).Statement == [{
+      Sid      = "InvokeMaintenance"
+      Effect   = "Allow"
+      Action   = ["lambda:InvokeFunction"]
+      Resource = [aws_lambda_function.this["maintenance"].arn]
+    }]
+    error_message = "The scheduler role may invoke the maintenance function and nothing else."
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function.this["maintenance"].handler == "realtime.handlers.maintenance.handler" &&
+      aws_lambda_function.this["maintenance"].timeout == 300 &&
+      aws_cloudwatch_log_group.lambda["maintenance"].name == "/aws/lambda/rt-test-maintenance"
+    )
+    error_message = "maintenance has its handler, a 5-minute timeout and its own log group."
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function.this["maintenance"].environment[0].variables["STALE_CONNECTION_SECONDS"] == "180" &&
+      aws_lambda_function.this["maintenance"].environment[0].variables["CONNECTIONS_ENDPOINT"] == "https://abcdef1234.execute-api.us-east-1.amazonaws.com/live" &&
+      aws_lambda_function.this["maintenance"].environment[0].variables["PRESENCE_CHECKS_QUEUE_URL"] == aws_sqs_queue.presence_checks.url &&
+      aws_lambda_function.this["maintenance"].environment[0].variables["EVENTS_QUEUE_URL"] == aws_sqs_queue.events.url
+    )
+    error_message = "maintenance knows the stale threshold, the @connections endpoint and both queues."
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.maintenance_errors[0].dimensions.FunctionName == "rt-test-maintenance"
+    error_message = "maintenance failures raise an alarm."
+  }
+}
+
+################################################################################
+# Offline checks: the delay queue and its consumer
+################################################################################
+
+run "offline_checks_wait_the_grace_period_on_a_delay_queue" {
+  command = apply
+
+  assert {
+    condition = (
+      aws_sqs_queue.presence_checks.delay_seconds == 5 &&
+      aws_sqs_queue.presence_checks.visibility_timeout_seconds >= 6 * aws_lambda_function.this["presence-checks"].timeout
+    )
+    error_message = "The presence-checks queue delays every message by the grace period (default 5 s)."
+  }
+
+  assert {
+    condition = alltrue([for k in ["ws-disconnect", "process-events", "maintenance"] :
+      aws_lambda_function.this[k].environment[0].variables["PRESENCE_GRACE_SECONDS"] == "5" &&
+      aws_lambda_function.this[k].environment[0].variables["PRESENCE_CHECKS_QUEUE_URL"] == aws_sqs_queue.presence_checks.url
+    ])
+    error_message = "Every function that can end a user's last session schedules checks with the grace period."
+  }
+
+  assert {
+    condition = (
+      aws_lambda_event_source_mapping.presence_checks.event_source_arn == aws_sqs_queue.presence_checks.arn &&
+      aws_lambda_event_source_mapping.presence_checks.function_name == aws_lambda_function.this["presence-checks"].arn &&
+      aws_lambda_event_source_mapping.presence_checks.function_response_types == toset(["ReportBatchItemFailures"]) &&
+      aws_lambda_event_source_mapping.presence_checks.maximum_batching_window_in_seconds == 0
+    )
+    error_message = "presence-checks consumes the queue with partial batch failures and no extra wait."
+  }
+
+  assert {
+    condition = (
+      jsondecode(aws_sqs_queue.presence_checks.redrive_policy).deadLetterTargetArn == aws_sqs_queue.presence_checks_dlq.arn &&
+      jsondecode(aws_sqs_queue_redrive_allow_policy.presence_checks_dlq.redrive_allow_policy).sourceQueueArns == [aws_sqs_queue.presence_checks.arn] &&
+      aws_cloudwatch_metric_alarm.presence_checks_dlq_not_empty[0].dimensions.QueueName == aws_sqs_queue.presence_checks_dlq.name
+    )
+    error_message = "Checks that keep failing go to their own, alarmed DLQ."
+  }
+
+  assert {
+    condition = alltrue([for k, p in aws_sqs_queue_policy.presence_checks :
+      jsondecode(p.policy).Statement[0].Effect == "Deny" &&
+      jsondecode(p.policy).Statement[0].Condition.Bool["aws:SecureTransport"] == "false"
+    ]) && aws_sqs_queue.presence_checks.sqs_managed_sse_enabled && aws_sqs_queue.presence_checks_dlq.sqs_managed_sse_enabled
+    error_message = "Both presence queues are encrypted and refuse access without TLS."
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function.this["presence-checks"].environment[0].variables["EVENTS_QUEUE_URL"] == aws_sqs_queue.events.url &&
+      aws_lambda_function.this["presence-checks"].environment[0].variables["GROUP_PRESENCE_ENABLED"] == "false"
+    )
+    error_message = "presence-checks announces offline on the events queue; group presence is off by default."
+  }
+}
+
+################################################################################
+# Presence table and GET /presence
+################################################################################
+
+run "presence_table_keeps_one_item_per_user_forever" {
+  command = apply
+
+  assert {
+    condition = (
+      aws_dynamodb_table.presence.name == "rt-test-presence" &&
+      aws_dynamodb_table.presence.hash_key == "userId" &&
+      aws_dynamodb_table.presence.range_key == null &&
+      aws_dynamodb_table.presence.billing_mode == "PAY_PER_REQUEST"
+    )
+    error_message = "The presence table is keyed by userId, on demand."
+  }
+
+  assert {
+    condition     = length(aws_dynamodb_table.presence.ttl) == 0 || !try(aws_dynamodb_table.presence.ttl[0].enabled, false)
+    error_message = "Presence items never expire: a user's version must never restart."
+  }
+
+  assert {
+    condition     = aws_dynamodb_table.presence.point_in_time_recovery[0].enabled && aws_dynamodb_table.presence.server_side_encryption[0].enabled
+    error_message = "The presence table has point-in-time recovery and encryption like the others."
+  }
+
+  assert {
+    condition = alltrue([for k in ["ws-connect", "ws-disconnect", "ws-ping", "process-events", "events-api", "presence-checks", "maintenance"] :
+      aws_lambda_function.this[k].environment[0].variables["PRESENCE_TABLE"] == "rt-test-presence"
+    ]) && !contains(keys(aws_lambda_function.this["ws-default"].environment[0].variables), "PRESENCE_TABLE")
+    error_message = "Every function that reads or writes presence knows its table; ws-default does not."
+  }
+
+  assert {
+    condition = (
+      aws_apigatewayv2_route.http["GET /presence"].route_key == "GET /presence" &&
+      aws_apigatewayv2_integration.http["GET /presence"].integration_uri == aws_lambda_function.this["events-api"].invoke_arn &&
+      aws_lambda_permission.http["GET /presence"].source_arn == "arn:aws:execute-api:us-east-1:123456789012:http123456/*/GET/presence" &&
+      aws_lambda_function.this["events-api"].environment[0].variables["MAX_PRESENCE_USERS"] == "50"
+    )
+    error_message = "GET /presence reaches events-api, which answers at most 50 users by default."
+  }
+
+  assert {
+    condition = (
+      output.presence_table_name == "rt-test-presence" &&
+      output.maintenance_function_name == "rt-test-maintenance" &&
+      output.maintenance_schedule_name == "rt-test-maintenance" &&
+      output.presence_checks_queue_url == aws_sqs_queue.presence_checks.url &&
+      output.presence_grace_period_seconds == 5
+    )
+    error_message = "The presence outputs name the table, function, schedule and queue."
+  }
+}
+
+################################################################################
+# Least privilege
+################################################################################
+
+run "presence_permissions_are_least_privilege" {
+  command = apply
+
+  assert {
+    condition = alltrue(flatten([for k in ["presence-checks", "maintenance"] : [
+      for s in jsondecode(aws_iam_role_policy.lambda[k].policy).Statement : [
+        for r in s.Resource : r != "*" && !strcontains(join(",", s.Action), "*")
+      ]
+    ]]))
+    error_message = "The presence functions get no \"*\" resource and no wildcard action."
+  }
+
+  assert {
+    condition = alltrue([for k, expected in {
+      "events-api"      = "dynamodb:BatchGetItem"
+      "maintenance"     = "dynamodb:GetItem,dynamodb:Scan,dynamodb:UpdateItem"
+      "presence-checks" = "dynamodb:GetItem,dynamodb:UpdateItem"
+      "process-events"  = "dynamodb:UpdateItem"
+      "ws-connect"      = "dynamodb:UpdateItem"
+      "ws-default"      = ""
+      "ws-disconnect"   = "dynamodb:UpdateItem"
+      "ws-ping"         = "dynamodb:UpdateItem"
+      } : join(",", sort(flatten([for s in jsondecode(aws_iam_role_policy.lambda[k].policy).Statement :
+        s.Action if contains(s.Resource, "arn:aws:dynamodb:us-east-1:123456789012:table/rt-test-presence")
+    ]))) == expected])
+    error_message = "Each function touches the presence table only as it needs to (events-api only reads)."
+  }
+
+  assert {
+    condition = toset([for k, p in aws_iam_role_policy.lambda : k if contains(flatten([
+      for s in jsondecode(p.policy).Statement : s.Resource if contains(s.Action, "sqs:SendMessage")
+    ]), aws_sqs_queue.presence_checks.arn)]) == toset(["ws-disconnect", "process-events", "maintenance"])
+    error_message = "Only the functions that end sessions schedule offline checks."
+  }
+
+  assert {
+    condition = toset([for k, p in aws_iam_role_policy.lambda : k if contains(flatten([
+      for s in jsondecode(p.policy).Statement : s.Resource if contains(s.Action, "sqs:ReceiveMessage")
+    ]), aws_sqs_queue.presence_checks.arn)]) == toset(["presence-checks"])
+    error_message = "Only presence-checks consumes the checks queue."
+  }
+
+  assert {
+    condition = toset([for k, p in aws_iam_role_policy.lambda : k if contains(flatten([
+      for s in jsondecode(p.policy).Statement : s.Resource if contains(s.Action, "sqs:SendMessage")
+    ]), aws_sqs_queue.events.arn)]) == toset(["ws-connect", "presence-checks", "maintenance"])
+    error_message = "Only the functions that flip presence publish presence events."
+  }
+
+  assert {
+    condition = flatten([for s in jsondecode(aws_iam_role_policy.lambda["maintenance"].policy).Statement :
+      s.Resource if contains(s.Action, "execute-api:ManageConnections")
+    ]) == ["arn:aws:execute-api:us-east-1:123456789012:abcdef1234/live/GET/@connections/*"]
+    error_message = "maintenance may only ask about connections (GetConnection) of its own API and stage."
+  }
+
+  assert {
+    condition = toset(flatten([for s in jsondecode(aws_iam_role_policy.lambda["maintenance"].policy).Statement :
+      s.Action if contains(s.Resource, "arn:aws:dynamodb:us-east-1:123456789012:table/rt-test-connections")
+    ])) == toset(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"])
+    error_message = "maintenance scans connection records and removes dead ones; it never writes new ones."
+  }
+}
+
+################################################################################
+# Inputs
+################################################################################
+
+run "presence_inputs_reach_the_functions_queue_and_schedule" {
+  command = plan
+
+  variables {
+    presence_grace_period_seconds      = 12
+    group_presence_enabled             = true
+    max_presence_users_per_request     = 20
+    maintenance_schedule_expression    = "rate(1 minute)"
+    stale_connection_threshold_seconds = 300
+  }
+
+  assert {
+    condition = (
+      aws_sqs_queue.presence_checks.delay_seconds == 12 &&
+      aws_lambda_function.this["ws-disconnect"].environment[0].variables["PRESENCE_GRACE_SECONDS"] == "12" &&
+      aws_lambda_function.this["ws-connect"].environment[0].variables["GROUP_PRESENCE_ENABLED"] == "true" &&
+      aws_lambda_function.this["presence-checks"].environment[0].variables["GROUP_PRESENCE_ENABLED"] == "true" &&
+      aws_lambda_function.this["events-api"].environment[0].variables["MAX_PRESENCE_USERS"] == "20" &&
+      aws_lambda_function.this["maintenance"].environment[0].variables["STALE_CONNECTION_SECONDS"] == "300" &&
+      aws_scheduler_schedule.maintenance.schedule_expression == "rate(1 minute)"
+    )
+    error_message = "Grace period, group presence, request size, stale threshold and schedule follow the inputs."
+  }
+}
+
+run "a_kms_key_encrypts_the_presence_resources" {
+  command = apply
+
+  variables {
+    kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+  }
+
+  assert {
+    condition = (
+      aws_sqs_queue.presence_checks.kms_master_key_id == var.kms_key_arn &&
+      aws_sqs_queue.presence_checks_dlq.kms_master_key_id == var.kms_key_arn &&
+      aws_dynamodb_table.presence.server_side_encryption[0].kms_key_arn == var.kms_key_arn &&
+      aws_scheduler_schedule.maintenance.kms_key_arn == var.kms_key_arn
+    )
+    error_message = "With a KMS key, the presence queues, table and schedule use it."
+  }
+
+  assert {
+    condition = alltrue([for k in ["ws-connect", "ws-disconnect", "presence-checks", "maintenance"] :
+      contains(flatten([for s in jsondecode(aws_iam_role_policy.lambda[k].policy).Statement :
+      s.Action if contains(s.Resource, var.kms_key_arn)]), "kms:GenerateDataKey")
+    ])
+    error_message = "Functions sending to the encrypted queues may generate data keys."
+  }
+}
+
+run "grace_period_must_be_a_whole_number_of_seconds_up_to_900" {
+  command = plan
+
+  variables {
+    presence_grace_period_seconds = 901
+  }
+
+  expect_failures = [var.presence_grace_period_seconds]
+}
+
+run "grace_period_cannot_be_zero" {
+  command = plan
+
+  variables {
+    presence_grace_period_seconds = 0
+  }
+
+  expect_failures = [var.presence_grace_period_seconds]
+}
+
+run "grace_period_cannot_be_fractional" {
+  command = plan
+
+  variables {
+    presence_grace_period_seconds = 2.5
+  }
+
+  expect_failures = [var.presence_grace_period_seconds]
+}
+
+run "schedule_must_be_a_rate_or_cron_expression" {
+  command = plan
+
+  variables {
+    maintenance_schedule_expression = "every 5 minutes"
+  }
+
+  expect_failures = [var.maintenance_schedule_expression]
+}
+
+run "schedule_rate_must_be_positive" {
+  command = plan
+
+  variables {
+    maintenance_schedule_expression = "rate(0 minutes)"
+  }
+
+  expect_failures = [var.maintenance_schedule_expression]
+}
+
+run "stale_threshold_is_at_least_a_minute" {
+  command = plan
+
+  variables {
+    stale_connection_threshold_seconds = 30
+  }
+
+  expect_failures = [var.stale_connection_threshold_seconds]
+}
+
+run "presence_requests_ask_about_at_most_100_users" {
+  command = plan
+
+  variables {
+    max_presence_users_per_request = 101
+  }
+
+  expect_failures = [var.max_presence_users_per_request]
+}
