@@ -30,7 +30,6 @@ import uuid
 from pathlib import Path
 from urllib.parse import quote
 
-import boto3
 import local_stack
 import websockets
 from mint_token import local_secret, mint_token
@@ -71,11 +70,8 @@ class Receiver:
 class Bench:
     def __init__(self, endpoints: dict):
         self.endpoints = endpoints
-        session = boto3.session.Session(
-            aws_access_key_id="test", aws_secret_access_key="test", region_name=endpoints.get("region", "us-east-1")
-        )
-        self.sqs = session.client("sqs", endpoint_url=endpoints["emulator_endpoint"])
-        self.lambda_ = session.client("lambda", endpoint_url=endpoints["emulator_endpoint"])
+        self.sqs = local_stack.emulator_client(endpoints, "sqs")
+        self.lambda_ = local_stack.emulator_client(endpoints, "lambda")
         self.secret = local_secret(endpoints)
         self.run = uuid.uuid4().hex[:6]
 

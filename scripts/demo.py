@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "clients" / "python"))
 
 from demo_server import check_local  # noqa: E402
+from local_stack import emulator_client  # noqa: E402
 from mint_token import local_secret, mint_token  # noqa: E402
 from realtime_client import RealtimeClient, exactly_once_in_order  # noqa: E402
 from realtime_publisher import Publisher  # noqa: E402
@@ -127,17 +128,9 @@ def _reason(info: dict) -> str:
 
 class Story:
     def __init__(self, endpoints: dict):
-        import boto3
-
         self.endpoints = endpoints
         self.secret = local_secret(endpoints)
-        sqs = boto3.client(
-            "sqs",
-            endpoint_url=endpoints["emulator_endpoint"],
-            region_name=endpoints.get("region", "us-east-1"),
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
+        sqs = emulator_client(endpoints, "sqs")
         self.publisher = Publisher(endpoints["events_queue_url"], sqs_client=sqs)
         self.timeline = Timeline()
         self.sessions: dict[str, Session] = {}

@@ -91,18 +91,12 @@ class Demo:
 
     def __init__(self, endpoints: dict):
         check_local(endpoints)
-        import boto3
+        from local_stack import emulator_client
         from realtime_publisher import Publisher
 
         self.endpoints = endpoints
         self.secret = local_secret(endpoints)
-        sqs = boto3.client(
-            "sqs",
-            endpoint_url=endpoints["emulator_endpoint"],
-            region_name=endpoints.get("region", "us-east-1"),
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
+        sqs = emulator_client(endpoints, "sqs")
         self.publisher = Publisher(endpoints["events_queue_url"], sqs_client=sqs)
 
     def config(self) -> dict:

@@ -58,6 +58,20 @@ class Emulator:
         stop_pid(self.process.pid)
 
 
+def emulator_client(endpoints: dict, service: str, *, resource: bool = False):
+    """A boto3 client (or resource) for the stack's emulator, with the emulator's dummy credentials."""
+    import boto3  # imported here: `make down` must work without it
+
+    factory = boto3.resource if resource else boto3.client
+    return factory(
+        service,
+        endpoint_url=endpoints["emulator_endpoint"],
+        region_name=endpoints.get("region", "us-east-1"),
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+
+
 def start_emulator(port: int, state_dir: Path, timeout: float = 30.0) -> Emulator:
     if not MINISTACK.exists():
         sys.exit(f"{MINISTACK} is missing: run `make install` first")

@@ -14,8 +14,8 @@ import json
 import time
 from pathlib import Path
 
-import boto3
 import jwt
+from local_stack import emulator_client
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,13 +35,7 @@ def mint_token(
 
 
 def local_secret(endpoints: dict) -> str:
-    ssm = boto3.client(
-        "ssm",
-        endpoint_url=endpoints["emulator_endpoint"],
-        region_name=endpoints.get("region", "us-east-1"),
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    ssm = emulator_client(endpoints, "ssm")
     parameter = ssm.get_parameter(Name=endpoints["token_secret_ssm_parameter"], WithDecryption=True)
     return parameter["Parameter"]["Value"]
 

@@ -14,7 +14,6 @@ import os
 import time
 from pathlib import Path
 
-import boto3
 import local_stack
 import pytest
 from measurements import LATENCIES, latency_summary
@@ -45,13 +44,7 @@ def aws(stack):
     """boto3 clients pointed at the stack's emulator."""
 
     def client(service: str):
-        return boto3.client(
-            service,
-            endpoint_url=stack["emulator_endpoint"],
-            region_name=stack.get("region", "us-east-1"),
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
+        return local_stack.emulator_client(stack, service)
 
     return client
 

@@ -7,9 +7,9 @@ import json
 import time
 import uuid
 
-import boto3
 import httpx
 import pytest
+from local_stack import emulator_client
 from realtime.connections import ConnectionStore
 from realtime.presence import PresenceStore
 from realtime.topics import topics_for_claims
@@ -145,13 +145,7 @@ def test_a_missed_disconnect_is_repaired_by_maintenance(stack, aws, token):
     grace = stack["presence_grace_period_seconds"]
     user = unique("vanished")
     watcher_token = token(unique("watcher"), topics=[f"presence:{user}"])
-    dynamodb = boto3.resource(
-        "dynamodb",
-        endpoint_url=stack["emulator_endpoint"],
-        region_name=stack.get("region", "us-east-1"),
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    dynamodb = emulator_client(stack, "dynamodb", resource=True)
     connections_table = dynamodb.Table(stack["connections_table_name"])
     # A socket whose $disconnect never ran: a record (seen an hour ago) and a counted session,
     # for a connection id the gateway has never heard of.
