@@ -174,44 +174,24 @@ resource "aws_sqs_queue" "db_changes_failures" {
   tags = merge(var.tags, { Name = "${var.name}-db-changes-failures" })
 }
 
-resource "aws_sqs_queue_policy" "db_changes_failures" {
-  count = local.db_changes_enabled ? 1 : 0
+locals {
+  # TLS-only like every queue (see sqs.tf).
+  db_changes_queues = local.db_changes_enabled ? { "db-changes-failures" = aws_sqs_queue.db_changes_failures[0] } : {}
 
-  queue_url = aws_sqs_queue.db_changes_failures[0].id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Sid       = "DenyInsecureTransport"
-      Effect    = "Deny"
-      Principal = "*"
-      Action    = "sqs:*"
-      Resource  = aws_sqs_queue.db_changes_failures[0].arn
-      Condition = { Bool = { "aws:SecureTransport" = "false" } }
-    }]
-  })
-}
-
-resource "aws_cloudwatch_metric_alarm" "db_changes_failures" {
-  count = var.create_alarms && local.db_changes_enabled ? 1 : 0
-
-  alarm_name        = "${var.name}-db-changes-failures"
-  alarm_description = "Application-table changes could not be turned into events after every retry; their stream positions wait in ${aws_sqs_queue.db_changes_failures[0].name} (stream records are kept for 24 h)."
-
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.db_changes_failures[0].name }
-  statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-
-  actions_enabled = true
-  alarm_actions   = var.alarm_actions
-  ok_actions      = var.ok_actions
-
-  tags = merge(var.tags, { Name = "${var.name}-db-changes-failures" })
+  # Merged into local.alarms (see monitoring.tf).
+  db_changes_alarms = local.db_changes_enabled ? {
+    "db-changes-failures" = {
+      description         = "Application-table changes could not be turned into events after every retry; their stream positions wait in ${aws_sqs_queue.db_changes_failures[0].name} (stream records are kept for 24 h)."
+      namespace           = "AWS/SQS"
+      metric_name         = "ApproximateNumberOfMessagesVisible"
+      dimensions          = { QueueName = aws_sqs_queue.db_changes_failures[0].name }
+      statistic           = "Maximum"
+      period              = 60
+      evaluation_periods  = 1
+      comparison_operator = "GreaterThanThreshold"
+      threshold           = 0
+    }
+  } : {}
 }
 
 ################################################################################

@@ -2,75 +2,104 @@
 # Alarms
 ################################################################################
 
-resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
-  count = var.create_alarms ? 1 : 0
+# Feature files (presence.tf, db_changes.tf) add their alarms the same way as
+# their functions (see main.tf). Each alarm is named "<name>-<key>"; leave out
+# datapoints_to_alarm to alarm on every breaching period.
+locals {
+  core_alarms = {
+    "events-dlq-not-empty" = {
+      description         = "Events could not be processed and are waiting in ${aws_sqs_queue.dlq.name} (see their errorCode/errorReason attributes)."
+      namespace           = "AWS/SQS"
+      metric_name         = "ApproximateNumberOfMessagesVisible"
+      dimensions          = { QueueName = aws_sqs_queue.dlq.name }
+      statistic           = "Maximum"
+      period              = 60
+      evaluation_periods  = 1
+      comparison_operator = "GreaterThanThreshold"
+      threshold           = 0
+    }
+    "process-events-errors" = {
+      description         = "The process-events function failed (its batches are retried, then redriven to the DLQ)."
+      namespace           = "AWS/Lambda"
+      metric_name         = "Errors"
+      dimensions          = { FunctionName = aws_lambda_function.this["process-events"].function_name }
+      statistic           = "Sum"
+      period              = 60
+      evaluation_periods  = 5
+      datapoints_to_alarm = 2
+      comparison_operator = "GreaterThanThreshold"
+      threshold           = 0
+    }
+    "events-queue-age" = {
+      description         = "Events wait in ${aws_sqs_queue.events.name} for more than ${var.events_queue_age_alarm_threshold_seconds} s: delivery is late."
+      namespace           = "AWS/SQS"
+      metric_name         = "ApproximateAgeOfOldestMessage"
+      dimensions          = { QueueName = aws_sqs_queue.events.name }
+      statistic           = "Maximum"
+      period              = 60
+      evaluation_periods  = 3
+      datapoints_to_alarm = 2
+      comparison_operator = "GreaterThanThreshold"
+      threshold           = var.events_queue_age_alarm_threshold_seconds
+    }
+  }
 
-  alarm_name        = "${var.name}-events-dlq-not-empty"
-  alarm_description = "Events could not be processed and are waiting in ${aws_sqs_queue.dlq.name} (see their errorCode/errorReason attributes)."
-
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.dlq.name }
-  statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-
-  actions_enabled = true
-  alarm_actions   = var.alarm_actions
-  ok_actions      = var.ok_actions
-
-  tags = merge(var.tags, { Name = "${var.name}-events-dlq-not-empty" })
+  alarms = merge(local.core_alarms, local.presence_alarms, local.db_changes_alarms)
 }
 
-resource "aws_cloudwatch_metric_alarm" "process_events_errors" {
-  count = var.create_alarms ? 1 : 0
+resource "aws_cloudwatch_metric_alarm" "this" {
+  for_each = { for k, a in local.alarms : k => a if var.create_alarms }
 
-  alarm_name        = "${var.name}-process-events-errors"
-  alarm_description = "The process-events function failed (its batches are retried, then redriven to the DLQ)."
+  alarm_name        = "${var.name}-${each.key}"
+  alarm_description = each.value.description
 
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = aws_lambda_function.this["process-events"].function_name }
-  statistic           = "Sum"
-  period              = 60
-  evaluation_periods  = 5
-  datapoints_to_alarm = 2
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric_name
+  dimensions          = each.value.dimensions
+  statistic           = each.value.statistic
+  period              = each.value.period
+  evaluation_periods  = each.value.evaluation_periods
+  datapoints_to_alarm = try(each.value.datapoints_to_alarm, null)
+  comparison_operator = each.value.comparison_operator
+  threshold           = each.value.threshold
   treat_missing_data  = "notBreaching"
 
   actions_enabled = true
   alarm_actions   = var.alarm_actions
   ok_actions      = var.ok_actions
 
-  tags = merge(var.tags, { Name = "${var.name}-process-events-errors" })
+  tags = merge(var.tags, { Name = "${var.name}-${each.key}" })
 }
 
-resource "aws_cloudwatch_metric_alarm" "events_queue_age" {
-  count = var.create_alarms ? 1 : 0
+# The alarms were separate resources before; keep the deployed ones.
+moved {
+  from = aws_cloudwatch_metric_alarm.dlq_not_empty[0]
+  to   = aws_cloudwatch_metric_alarm.this["events-dlq-not-empty"]
+}
 
-  alarm_name        = "${var.name}-events-queue-age"
-  alarm_description = "Events wait in ${aws_sqs_queue.events.name} for more than ${var.events_queue_age_alarm_threshold_seconds} s: delivery is late."
+moved {
+  from = aws_cloudwatch_metric_alarm.process_events_errors[0]
+  to   = aws_cloudwatch_metric_alarm.this["process-events-errors"]
+}
 
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateAgeOfOldestMessage"
-  dimensions          = { QueueName = aws_sqs_queue.events.name }
-  statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 3
-  datapoints_to_alarm = 2
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = var.events_queue_age_alarm_threshold_seconds
-  treat_missing_data  = "notBreaching"
+moved {
+  from = aws_cloudwatch_metric_alarm.events_queue_age[0]
+  to   = aws_cloudwatch_metric_alarm.this["events-queue-age"]
+}
 
-  actions_enabled = true
-  alarm_actions   = var.alarm_actions
-  ok_actions      = var.ok_actions
+moved {
+  from = aws_cloudwatch_metric_alarm.presence_checks_dlq_not_empty[0]
+  to   = aws_cloudwatch_metric_alarm.this["presence-checks-dlq-not-empty"]
+}
 
-  tags = merge(var.tags, { Name = "${var.name}-events-queue-age" })
+moved {
+  from = aws_cloudwatch_metric_alarm.maintenance_errors[0]
+  to   = aws_cloudwatch_metric_alarm.this["maintenance-errors"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.db_changes_failures[0]
+  to   = aws_cloudwatch_metric_alarm.this["db-changes-failures"]
 }
 
 ################################################################################

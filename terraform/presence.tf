@@ -226,24 +226,12 @@ resource "aws_sqs_queue_redrive_allow_policy" "presence_checks_dlq" {
   })
 }
 
-resource "aws_sqs_queue_policy" "presence_checks" {
-  for_each = {
-    presence-checks     = aws_sqs_queue.presence_checks
-    presence-checks-dlq = aws_sqs_queue.presence_checks_dlq
+# TLS-only, like every queue (see sqs.tf).
+locals {
+  presence_queues = {
+    "presence-checks"     = aws_sqs_queue.presence_checks
+    "presence-checks-dlq" = aws_sqs_queue.presence_checks_dlq
   }
-
-  queue_url = each.value.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Sid       = "DenyInsecureTransport"
-      Effect    = "Deny"
-      Principal = "*"
-      Action    = "sqs:*"
-      Resource  = each.value.arn
-      Condition = { Bool = { "aws:SecureTransport" = "false" } }
-    }]
-  })
 }
 
 resource "aws_lambda_event_source_mapping" "presence_checks" {
@@ -328,49 +316,31 @@ resource "aws_scheduler_schedule" "maintenance" {
 # Alarms
 ################################################################################
 
-resource "aws_cloudwatch_metric_alarm" "presence_checks_dlq_not_empty" {
-  count = var.create_alarms ? 1 : 0
-
-  alarm_name        = "${var.name}-presence-checks-dlq-not-empty"
-  alarm_description = "Offline checks failed repeatedly and wait in ${aws_sqs_queue.presence_checks_dlq.name}; maintenance decides those users' presence."
-
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.presence_checks_dlq.name }
-  statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-
-  actions_enabled = true
-  alarm_actions   = var.alarm_actions
-  ok_actions      = var.ok_actions
-
-  tags = merge(var.tags, { Name = "${var.name}-presence-checks-dlq-not-empty" })
-}
-
-resource "aws_cloudwatch_metric_alarm" "maintenance_errors" {
-  count = var.create_alarms ? 1 : 0
-
-  alarm_name        = "${var.name}-maintenance-errors"
-  alarm_description = "The maintenance function failed: missed $disconnects are not being repaired."
-
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = aws_lambda_function.this["maintenance"].function_name }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 3
-  datapoints_to_alarm = 2
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-
-  actions_enabled = true
-  alarm_actions   = var.alarm_actions
-  ok_actions      = var.ok_actions
-
-  tags = merge(var.tags, { Name = "${var.name}-maintenance-errors" })
+# Merged into local.alarms (see monitoring.tf).
+locals {
+  presence_alarms = {
+    "presence-checks-dlq-not-empty" = {
+      description         = "Offline checks failed repeatedly and wait in ${aws_sqs_queue.presence_checks_dlq.name}; maintenance decides those users' presence."
+      namespace           = "AWS/SQS"
+      metric_name         = "ApproximateNumberOfMessagesVisible"
+      dimensions          = { QueueName = aws_sqs_queue.presence_checks_dlq.name }
+      statistic           = "Maximum"
+      period              = 60
+      evaluation_periods  = 1
+      comparison_operator = "GreaterThanThreshold"
+      threshold           = 0
+    }
+    "maintenance-errors" = {
+      description         = "The maintenance function failed: missed $disconnects are not being repaired."
+      namespace           = "AWS/Lambda"
+      metric_name         = "Errors"
+      dimensions          = { FunctionName = aws_lambda_function.this["maintenance"].function_name }
+      statistic           = "Sum"
+      period              = 300
+      evaluation_periods  = 3
+      datapoints_to_alarm = 2
+      comparison_operator = "GreaterThanThreshold"
+      threshold           = 0
+    }
+  }
 }

@@ -21,11 +21,6 @@ resource "aws_sqs_queue" "events" {
   tags = merge(var.tags, { Name = "${var.name}-events" })
 }
 
-resource "aws_sqs_queue_policy" "events" {
-  queue_url = aws_sqs_queue.events.id
-  policy    = local.deny_insecure_transport_policies["events"]
-}
-
 ################################################################################
 # Dead-letter queue
 ################################################################################
@@ -54,30 +49,62 @@ resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
   })
 }
 
-resource "aws_sqs_queue_policy" "dlq" {
-  queue_url = aws_sqs_queue.dlq.id
-  policy    = local.deny_insecure_transport_policies["dlq"]
+################################################################################
+# Queue policies: refuse any access that is not over TLS, on every queue
+################################################################################
+
+# Feature files (presence.tf, db_changes.tf) add their queues the same way, keyed
+# by the queue's name without the "<name>-" prefix.
+locals {
+  queues = merge(
+    {
+      "events"     = aws_sqs_queue.events
+      "events-dlq" = aws_sqs_queue.dlq
+    },
+    local.presence_queues,
+    local.db_changes_queues,
+  )
 }
 
-################################################################################
-# Queue policies: refuse any access that is not over TLS
-################################################################################
+resource "aws_sqs_queue_policy" "this" {
+  for_each = local.queues
 
-locals {
-  deny_insecure_transport_policies = {
-    for k, arn in {
-      events = aws_sqs_queue.events.arn
-      dlq    = aws_sqs_queue.dlq.arn
-      } : k => jsonencode({
-        Version = "2012-10-17"
-        Statement = [{
-          Sid       = "DenyInsecureTransport"
-          Effect    = "Deny"
-          Principal = "*"
-          Action    = "sqs:*"
-          Resource  = arn
-          Condition = { Bool = { "aws:SecureTransport" = "false" } }
-        }]
-    })
-  }
+  queue_url = each.value.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "DenyInsecureTransport"
+      Effect    = "Deny"
+      Principal = "*"
+      Action    = "sqs:*"
+      Resource  = each.value.arn
+      Condition = { Bool = { "aws:SecureTransport" = "false" } }
+    }]
+  })
+}
+
+# The policies were separate resources before; keep the deployed ones.
+moved {
+  from = aws_sqs_queue_policy.events
+  to   = aws_sqs_queue_policy.this["events"]
+}
+
+moved {
+  from = aws_sqs_queue_policy.dlq
+  to   = aws_sqs_queue_policy.this["events-dlq"]
+}
+
+moved {
+  from = aws_sqs_queue_policy.presence_checks["presence-checks"]
+  to   = aws_sqs_queue_policy.this["presence-checks"]
+}
+
+moved {
+  from = aws_sqs_queue_policy.presence_checks["presence-checks-dlq"]
+  to   = aws_sqs_queue_policy.this["presence-checks-dlq"]
+}
+
+moved {
+  from = aws_sqs_queue_policy.db_changes_failures[0]
+  to   = aws_sqs_queue_policy.this["db-changes-failures"]
 }

@@ -2,69 +2,13 @@
 # mappings (filtering, retries, on-failure queue), its policy, and the rule
 # validation that refuses bad rules at plan time.
 
+# Mocks and inputs shared by every test file: tests/mocks/aws.tfmock.hcl, tests/terraform.tfvars.
 mock_provider "aws" {
-  mock_data "aws_region" {
-    defaults = { name = "us-east-1" }
-  }
-  mock_data "aws_caller_identity" {
-    defaults = { account_id = "123456789012" }
-  }
-  mock_data "aws_partition" {
-    defaults = { partition = "aws", dns_suffix = "amazonaws.com" }
-  }
+  source = "./tests/mocks"
+
+  # The application table behind the stream.
   mock_data "aws_dynamodb_table" {
     defaults = { name = "clinic", stream_enabled = true, stream_view_type = "NEW_AND_OLD_IMAGES" }
-  }
-
-  mock_resource "aws_sqs_queue" {
-    defaults = {
-      arn = "arn:aws:sqs:us-east-1:123456789012:mock-queue"
-      url = "https://sqs.us-east-1.amazonaws.com/123456789012/mock-queue"
-    }
-  }
-  mock_resource "aws_dynamodb_table" {
-    defaults = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/mock-table" }
-  }
-  mock_resource "aws_cloudwatch_log_group" {
-    defaults = { arn = "arn:aws:logs:us-east-1:123456789012:log-group:mock-log-group" }
-  }
-  mock_resource "aws_iam_role" {
-    defaults = { arn = "arn:aws:iam::123456789012:role/mock-role" }
-  }
-  mock_resource "aws_lambda_layer_version" {
-    defaults = { arn = "arn:aws:lambda:us-east-1:123456789012:layer:mock-layer:1" }
-  }
-  mock_resource "aws_lambda_function" {
-    defaults = {
-      arn        = "arn:aws:lambda:us-east-1:123456789012:function:mock-function"
-      invoke_arn = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:mock-function/invocations"
-    }
-  }
-  mock_resource "aws_apigatewayv2_api" {
-    defaults = {
-      id            = "abcdef1234"
-      execution_arn = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234"
-      api_endpoint  = "wss://abcdef1234.execute-api.us-east-1.amazonaws.com"
-    }
-  }
-  mock_resource "aws_apigatewayv2_stage" {
-    defaults = { invoke_url = "wss://abcdef1234.execute-api.us-east-1.amazonaws.com/live" }
-  }
-}
-
-override_resource {
-  target = aws_sqs_queue.events
-  values = {
-    arn = "arn:aws:sqs:us-east-1:123456789012:rt-test-events"
-    url = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-events"
-  }
-}
-
-override_resource {
-  target = aws_sqs_queue.dlq
-  values = {
-    arn = "arn:aws:sqs:us-east-1:123456789012:rt-test-events-dlq"
-    url = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-events-dlq"
   }
 }
 
@@ -78,11 +22,6 @@ override_resource {
 }
 
 variables {
-  name             = "rt-test"
-  lambda_code_zip  = "tests/fixtures/lambda.zip"
-  lambda_layer_zip = "tests/fixtures/lambda.zip"
-  token            = { secret_ssm_parameter_name = "/rt-test/token-secret" }
-
   # The telemedicine example: doctors' profiles and their patient assignments in one table.
   db_changes_sources = [{
     name       = "clinic"
@@ -334,18 +273,18 @@ run "the_failure_queue_is_encrypted_tls_only_and_alarmed" {
 
   assert {
     condition = (
-      jsondecode(aws_sqs_queue_policy.db_changes_failures[0].policy).Statement[0].Effect == "Deny" &&
-      jsondecode(aws_sqs_queue_policy.db_changes_failures[0].policy).Statement[0].Condition.Bool["aws:SecureTransport"] == "false"
+      jsondecode(aws_sqs_queue_policy.this["db-changes-failures"].policy).Statement[0].Effect == "Deny" &&
+      jsondecode(aws_sqs_queue_policy.this["db-changes-failures"].policy).Statement[0].Condition.Bool["aws:SecureTransport"] == "false"
     )
     error_message = "The on-failure queue must refuse access without TLS."
   }
 
   assert {
     condition = (
-      aws_cloudwatch_metric_alarm.db_changes_failures[0].metric_name == "ApproximateNumberOfMessagesVisible" &&
-      aws_cloudwatch_metric_alarm.db_changes_failures[0].dimensions.QueueName == "rt-test-db-changes-failures" &&
-      aws_cloudwatch_metric_alarm.db_changes_failures[0].threshold == 0 &&
-      aws_cloudwatch_metric_alarm.db_changes_failures[0].alarm_actions == toset(["arn:aws:sns:us-east-1:123456789012:ops"])
+      aws_cloudwatch_metric_alarm.this["db-changes-failures"].metric_name == "ApproximateNumberOfMessagesVisible" &&
+      aws_cloudwatch_metric_alarm.this["db-changes-failures"].dimensions.QueueName == "rt-test-db-changes-failures" &&
+      aws_cloudwatch_metric_alarm.this["db-changes-failures"].threshold == 0 &&
+      aws_cloudwatch_metric_alarm.this["db-changes-failures"].alarm_actions == toset(["arn:aws:sns:us-east-1:123456789012:ops"])
     )
     error_message = "Any message on the on-failure queue must raise the alarm."
   }

@@ -2,94 +2,9 @@
 # AWS provider: every computed value is known, so policies and wiring can be
 # read back and checked.
 
+# Mocks and inputs shared by every test file: tests/mocks/aws.tfmock.hcl, tests/terraform.tfvars.
 mock_provider "aws" {
-  mock_data "aws_region" {
-    defaults = { name = "us-east-1" }
-  }
-  mock_data "aws_caller_identity" {
-    defaults = { account_id = "123456789012" }
-  }
-  mock_data "aws_partition" {
-    defaults = { partition = "aws", dns_suffix = "amazonaws.com" }
-  }
-
-  mock_resource "aws_sqs_queue" {
-    defaults = {
-      arn = "arn:aws:sqs:us-east-1:123456789012:mock-queue"
-      url = "https://sqs.us-east-1.amazonaws.com/123456789012/mock-queue"
-    }
-  }
-  mock_resource "aws_dynamodb_table" {
-    defaults = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/mock-table" }
-  }
-  mock_resource "aws_cloudwatch_log_group" {
-    defaults = { arn = "arn:aws:logs:us-east-1:123456789012:log-group:mock-log-group" }
-  }
-  mock_resource "aws_iam_role" {
-    defaults = { arn = "arn:aws:iam::123456789012:role/mock-role" }
-  }
-  mock_resource "aws_lambda_layer_version" {
-    defaults = { arn = "arn:aws:lambda:us-east-1:123456789012:layer:mock-layer:1" }
-  }
-  mock_resource "aws_lambda_function" {
-    defaults = {
-      arn        = "arn:aws:lambda:us-east-1:123456789012:function:mock-function"
-      invoke_arn = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:mock-function/invocations"
-    }
-  }
-  mock_resource "aws_apigatewayv2_api" {
-    defaults = {
-      id            = "abcdef1234"
-      execution_arn = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234"
-      api_endpoint  = "wss://abcdef1234.execute-api.us-east-1.amazonaws.com"
-    }
-  }
-  mock_resource "aws_apigatewayv2_stage" {
-    defaults = { invoke_url = "wss://abcdef1234.execute-api.us-east-1.amazonaws.com/live" }
-  }
-}
-
-# Distinct ARNs where a test compares two resources of the same type.
-override_resource {
-  target = aws_sqs_queue.events
-  values = {
-    arn = "arn:aws:sqs:us-east-1:123456789012:rt-test-events"
-    url = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-events"
-  }
-}
-
-override_resource {
-  target = aws_sqs_queue.dlq
-  values = {
-    arn = "arn:aws:sqs:us-east-1:123456789012:rt-test-events-dlq"
-    url = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-events-dlq"
-  }
-}
-
-override_resource {
-  target = aws_dynamodb_table.connections
-  values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/rt-test-connections" }
-}
-
-override_resource {
-  target = aws_dynamodb_table.events
-  values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/rt-test-events" }
-}
-
-override_resource {
-  target = aws_apigatewayv2_api.http
-  values = {
-    id            = "http123456"
-    execution_arn = "arn:aws:execute-api:us-east-1:123456789012:http123456"
-    api_endpoint  = "https://http123456.execute-api.us-east-1.amazonaws.com"
-  }
-}
-
-variables {
-  name             = "rt-test"
-  lambda_code_zip  = "tests/fixtures/lambda.zip"
-  lambda_layer_zip = "tests/fixtures/lambda.zip"
-  token            = { secret_ssm_parameter_name = "/rt-test/token-secret" }
+  source = "./tests/mocks"
 }
 
 ################################################################################
@@ -130,7 +45,7 @@ run "events_queue_redrives_to_the_dlq" {
   }
 
   assert {
-    condition = alltrue([for p in [aws_sqs_queue_policy.events, aws_sqs_queue_policy.dlq] :
+    condition = alltrue([for p in [aws_sqs_queue_policy.this["events"], aws_sqs_queue_policy.this["events-dlq"]] :
       jsondecode(p.policy).Statement[0].Effect == "Deny" &&
       jsondecode(p.policy).Statement[0].Condition.Bool["aws:SecureTransport"] == "false"
     ])
@@ -496,16 +411,22 @@ run "alarms_dashboard_and_outputs" {
   }
 
   assert {
-    condition = alltrue([for a in [
-      aws_cloudwatch_metric_alarm.dlq_not_empty[0],
-      aws_cloudwatch_metric_alarm.process_events_errors[0],
-      aws_cloudwatch_metric_alarm.events_queue_age[0],
-    ] : a.alarm_actions == toset(["arn:aws:sns:us-east-1:123456789012:ops"])])
+    condition = alltrue([for a in aws_cloudwatch_metric_alarm.this :
+      a.alarm_actions == toset(["arn:aws:sns:us-east-1:123456789012:ops"]) && a.tags.Name == a.alarm_name
+    ])
     error_message = "Every alarm notifies alarm_actions."
   }
 
   assert {
-    condition     = aws_cloudwatch_metric_alarm.dlq_not_empty[0].dimensions.QueueName == aws_sqs_queue.dlq.name && aws_cloudwatch_metric_alarm.dlq_not_empty[0].threshold == 0
+    condition = toset([for a in aws_cloudwatch_metric_alarm.this : a.alarm_name]) == toset([
+      "rt-test-events-dlq-not-empty", "rt-test-process-events-errors", "rt-test-events-queue-age",
+      "rt-test-presence-checks-dlq-not-empty", "rt-test-maintenance-errors",
+    ])
+    error_message = "Without db_changes sources, the core and presence alarms exist, under their names."
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.this["events-dlq-not-empty"].dimensions.QueueName == aws_sqs_queue.dlq.name && aws_cloudwatch_metric_alarm.this["events-dlq-not-empty"].threshold == 0
     error_message = "The DLQ alarm fires on any visible message."
   }
 

@@ -1,40 +1,13 @@
 # Optional settings: customer managed KMS key, Secrets Manager or JWKS tokens,
 # X-Ray tracing, emulator endpoint template, toggles.
 
+# Mocks and inputs shared by every test file: tests/mocks/aws.tfmock.hcl, tests/terraform.tfvars.
 mock_provider "aws" {
+  source = "./tests/mocks"
+
+  # Another region than the shared mocks': ARNs the module builds follow it.
   mock_data "aws_region" {
     defaults = { name = "eu-west-1" }
-  }
-  mock_data "aws_caller_identity" {
-    defaults = { account_id = "123456789012" }
-  }
-  mock_data "aws_partition" {
-    defaults = { partition = "aws", dns_suffix = "amazonaws.com" }
-  }
-
-  mock_resource "aws_sqs_queue" {
-    defaults = {
-      arn = "arn:aws:sqs:eu-west-1:123456789012:mock-queue"
-      url = "https://sqs.eu-west-1.amazonaws.com/123456789012/mock-queue"
-    }
-  }
-  mock_resource "aws_dynamodb_table" {
-    defaults = { arn = "arn:aws:dynamodb:eu-west-1:123456789012:table/mock-table" }
-  }
-  mock_resource "aws_cloudwatch_log_group" {
-    defaults = { arn = "arn:aws:logs:eu-west-1:123456789012:log-group:mock-log-group" }
-  }
-  mock_resource "aws_iam_role" {
-    defaults = { arn = "arn:aws:iam::123456789012:role/mock-role" }
-  }
-  mock_resource "aws_lambda_layer_version" {
-    defaults = { arn = "arn:aws:lambda:eu-west-1:123456789012:layer:mock-layer:1" }
-  }
-  mock_resource "aws_lambda_function" {
-    defaults = {
-      arn        = "arn:aws:lambda:eu-west-1:123456789012:function:mock-function"
-      invoke_arn = "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/arn:aws:lambda:eu-west-1:123456789012:function:mock-function/invocations"
-    }
   }
   mock_resource "aws_apigatewayv2_api" {
     defaults = {
@@ -45,9 +18,7 @@ mock_provider "aws" {
 }
 
 variables {
-  name             = "rt-opt"
-  lambda_code_zip  = "tests/fixtures/lambda.zip"
-  lambda_layer_zip = "tests/fixtures/lambda.zip"
+  name = "rt-opt"
 }
 
 run "kms_key_and_secrets_manager_token" {
@@ -188,7 +159,7 @@ run "emulator_endpoint_template_and_toggles" {
   }
 
   assert {
-    condition     = length(aws_cloudwatch_metric_alarm.dlq_not_empty) == 0 && output.dashboard_name == null
+    condition     = length(aws_cloudwatch_metric_alarm.this) == 0 && output.dashboard_name == null
     error_message = "Alarms and dashboard can be turned off."
   }
 

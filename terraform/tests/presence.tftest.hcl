@@ -2,62 +2,12 @@
 # consumer, the maintenance schedule and its role, GET /presence, the presence
 # environment and permissions of every function, and the presence inputs.
 
+# Mocks and inputs shared by every test file: tests/mocks/aws.tfmock.hcl, tests/terraform.tfvars.
 mock_provider "aws" {
-  mock_data "aws_region" {
-    defaults = { name = "us-east-1" }
-  }
-  mock_data "aws_caller_identity" {
-    defaults = { account_id = "123456789012" }
-  }
-  mock_data "aws_partition" {
-    defaults = { partition = "aws", dns_suffix = "amazonaws.com" }
-  }
-
-  mock_resource "aws_sqs_queue" {
-    defaults = {
-      arn = "arn:aws:sqs:us-east-1:123456789012:mock-queue"
-      url = "https://sqs.us-east-1.amazonaws.com/123456789012/mock-queue"
-    }
-  }
-  mock_resource "aws_dynamodb_table" {
-    defaults = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/mock-table" }
-  }
-  mock_resource "aws_cloudwatch_log_group" {
-    defaults = { arn = "arn:aws:logs:us-east-1:123456789012:log-group:mock-log-group" }
-  }
-  mock_resource "aws_iam_role" {
-    defaults = { arn = "arn:aws:iam::123456789012:role/mock-role" }
-  }
-  mock_resource "aws_lambda_layer_version" {
-    defaults = { arn = "arn:aws:lambda:us-east-1:123456789012:layer:mock-layer:1" }
-  }
-  mock_resource "aws_lambda_function" {
-    defaults = {
-      arn        = "arn:aws:lambda:us-east-1:123456789012:function:mock-function"
-      invoke_arn = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:mock-function/invocations"
-    }
-  }
-  mock_resource "aws_apigatewayv2_api" {
-    defaults = {
-      id            = "abcdef1234"
-      execution_arn = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234"
-      api_endpoint  = "wss://abcdef1234.execute-api.us-east-1.amazonaws.com"
-    }
-  }
-  mock_resource "aws_scheduler_schedule" {
-    defaults = { arn = "arn:aws:scheduler:us-east-1:123456789012:schedule/default/rt-test-maintenance" }
-  }
+  source = "./tests/mocks"
 }
 
 # Distinct values where a test tells two resources of the same type apart.
-override_resource {
-  target = aws_sqs_queue.events
-  values = {
-    arn = "arn:aws:sqs:us-east-1:123456789012:rt-test-events"
-    url = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-events"
-  }
-}
-
 override_resource {
   target = aws_sqs_queue.presence_checks
   values = {
@@ -75,11 +25,6 @@ override_resource {
 }
 
 override_resource {
-  target = aws_dynamodb_table.connections
-  values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/rt-test-connections" }
-}
-
-override_resource {
   target = aws_dynamodb_table.presence
   values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/rt-test-presence" }
 }
@@ -87,22 +32,6 @@ override_resource {
 override_resource {
   target = aws_iam_role.maintenance_scheduler
   values = { arn = "arn:aws:iam::123456789012:role/rt-test-maintenance-scheduler" }
-}
-
-override_resource {
-  target = aws_apigatewayv2_api.http
-  values = {
-    id            = "http123456"
-    execution_arn = "arn:aws:execute-api:us-east-1:123456789012:http123456"
-    api_endpoint  = "https://http123456.execute-api.us-east-1.amazonaws.com"
-  }
-}
-
-variables {
-  name             = "rt-test"
-  lambda_code_zip  = "tests/fixtures/lambda.zip"
-  lambda_layer_zip = "tests/fixtures/lambda.zip"
-  token            = { secret_ssm_parameter_name = "/rt-test/token-secret" }
 }
 
 ################################################################################
@@ -169,7 +98,7 @@ run "maintenance_runs_on_a_schedule_with_its_own_role" {
   }
 
   assert {
-    condition     = aws_cloudwatch_metric_alarm.maintenance_errors[0].dimensions.FunctionName == "rt-test-maintenance"
+    condition     = aws_cloudwatch_metric_alarm.this["maintenance-errors"].dimensions.FunctionName == "rt-test-maintenance"
     error_message = "maintenance failures raise an alarm."
   }
 }
@@ -211,15 +140,15 @@ run "offline_checks_wait_the_grace_period_on_a_delay_queue" {
     condition = (
       jsondecode(aws_sqs_queue.presence_checks.redrive_policy).deadLetterTargetArn == aws_sqs_queue.presence_checks_dlq.arn &&
       jsondecode(aws_sqs_queue_redrive_allow_policy.presence_checks_dlq.redrive_allow_policy).sourceQueueArns == [aws_sqs_queue.presence_checks.arn] &&
-      aws_cloudwatch_metric_alarm.presence_checks_dlq_not_empty[0].dimensions.QueueName == aws_sqs_queue.presence_checks_dlq.name
+      aws_cloudwatch_metric_alarm.this["presence-checks-dlq-not-empty"].dimensions.QueueName == aws_sqs_queue.presence_checks_dlq.name
     )
     error_message = "Checks that keep failing go to their own, alarmed DLQ."
   }
 
   assert {
-    condition = alltrue([for k, p in aws_sqs_queue_policy.presence_checks :
-      jsondecode(p.policy).Statement[0].Effect == "Deny" &&
-      jsondecode(p.policy).Statement[0].Condition.Bool["aws:SecureTransport"] == "false"
+    condition = alltrue([for k in ["presence-checks", "presence-checks-dlq"] :
+      jsondecode(aws_sqs_queue_policy.this[k].policy).Statement[0].Effect == "Deny" &&
+      jsondecode(aws_sqs_queue_policy.this[k].policy).Statement[0].Condition.Bool["aws:SecureTransport"] == "false"
     ]) && aws_sqs_queue.presence_checks.sqs_managed_sse_enabled && aws_sqs_queue.presence_checks_dlq.sqs_managed_sse_enabled
     error_message = "Both presence queues are encrypted and refuse access without TLS."
   }

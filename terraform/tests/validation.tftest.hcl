@@ -1,12 +1,8 @@
 # Inputs the module must refuse at plan time, before anything is created.
 
-mock_provider "aws" {}
-
-variables {
-  name             = "rt-test"
-  lambda_code_zip  = "tests/fixtures/lambda.zip"
-  lambda_layer_zip = "tests/fixtures/lambda.zip"
-  token            = { secret_ssm_parameter_name = "/rt-test/token-secret" }
+# Mocks and inputs shared by every test file: tests/mocks/aws.tfmock.hcl, tests/terraform.tfvars.
+mock_provider "aws" {
+  source = "./tests/mocks"
 }
 
 ################################################################################
