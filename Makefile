@@ -114,7 +114,7 @@ test-integration: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.i
 test-browser: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.installed $(CHROMIUM) ## Only the demo page in headless Chromium on the emulator
 	$(PY) -m pytest tests/browser -q $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed $(CHECKOV_ENV)/.installed ## ruff, terraform fmt, checkov
+lint: $(VENV)/.installed $(CHECKOV_ENV)/.installed ## ruff, terraform fmt, checkov, README module tables
 	@echo "==> ruff"
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
