@@ -117,10 +117,12 @@ test-integration: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.i
 test-browser: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.installed $(CHROMIUM) ## Only the demo page in headless Chromium on the emulator
 	$(PY) -m pytest tests/browser -q $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed $(CHECKOV_ENV)/.installed ## ruff, terraform fmt, checkov, README module tables
+lint: $(VENV)/.installed $(CHECKOV_ENV)/.installed ## ruff, import cycles, terraform fmt, checkov, README module tables
 	@echo "==> ruff"
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	@echo "==> import cycles"
+	PYTHONPATH=$(PACKAGE_PATH) $(VENV)/bin/lint-imports --no-logo
 	@echo "==> terraform fmt"
 	terraform fmt -check -recursive terraform
 	@echo "==> checkov"
@@ -137,5 +139,5 @@ fmt: $(VENV)/.installed ## Format Python and Terraform
 	terraform fmt -recursive terraform
 
 clean: ## Remove build outputs and Terraform working dirs
-	rm -rf dist .pytest_cache .ruff_cache test-artifacts
+	rm -rf dist .pytest_cache .ruff_cache .import_linter_cache test-artifacts
 	find terraform -name .terraform -type d -prune -exec rm -rf {} +
