@@ -14,6 +14,7 @@ function's start with a ConfigError that names the rule and the field.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from realtime.core.contract import is_topic
+from realtime.core.errors import ConfigError
 
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
@@ -80,6 +82,17 @@ class RuleModel(BaseModel):
     """Rules are data: strict about unknown keys, immutable once parsed."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def json_list(text: str, variable: str, items: str) -> list[Any]:
+    """The JSON list an environment variable holds, or ConfigError naming the variable."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{variable} is not valid JSON: {error}") from None
+    if not isinstance(raw, list):
+        raise ConfigError(f"{variable} must be a JSON list of {items}")
+    return raw
 
 
 def explain(error: ValidationError) -> tuple[tuple[int | str, ...], str]:

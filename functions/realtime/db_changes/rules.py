@@ -30,7 +30,6 @@ Everything is validated at cold start: a bad rule raises ConfigError naming it.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
@@ -40,7 +39,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, InstanceOf, Validat
 
 from realtime.core.contract import EVENT_TYPE_PATTERN, MAX_AUDIENCE_TOPICS
 from realtime.core.errors import ConfigError
-from realtime.core.rules import RuleModel, TopicTemplate, explain, name_of, path, unique_texts
+from realtime.core.rules import RuleModel, TopicTemplate, explain, json_list, name_of, path, unique_texts
 
 ENVIRONMENT_VARIABLE = "DB_CHANGE_SOURCES"
 CHANGE_KINDS = ("INSERT", "MODIFY", "REMOVE")
@@ -186,12 +185,7 @@ class ChangeSources:
     @classmethod
     def from_json(cls, text: str) -> ChangeSources:
         """Parse and validate everything up front, so a bad rule fails the cold start, not a record."""
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"{ENVIRONMENT_VARIABLE} is not valid JSON: {error}") from None
-        if not isinstance(raw, list):
-            raise ConfigError(f"{ENVIRONMENT_VARIABLE} must be a JSON list of sources")
+        raw = json_list(text, ENVIRONMENT_VARIABLE, "sources")
         sources = [_parse_source(index, source) for index, source in enumerate(raw)]
         for field in ("name", "stream_arn"):
             values = [getattr(source, field) for source in sources]

@@ -9,7 +9,6 @@ EVENT_TYPE_RULES is a JSON list such as
 from __future__ import annotations
 
 import fnmatch
-import json
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -18,7 +17,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, InstanceOf, Validat
 
 from realtime.core.contract import MAX_AUDIENCE_TOPICS
 from realtime.core.errors import ConfigError, PermanentError
-from realtime.core.rules import InvalidTopic, RuleModel, TopicTemplate, explain, path, unique_texts
+from realtime.core.rules import InvalidTopic, RuleModel, TopicTemplate, explain, json_list, path, unique_texts
 
 ENVIRONMENT_VARIABLE = "EVENT_TYPE_RULES"
 _DATA_FIELD = re.compile(r"data(\.[A-Za-z0-9_-]+)+")
@@ -74,12 +73,7 @@ class EventTypeRules:
     @classmethod
     def from_json(cls, text: str) -> EventTypeRules:
         """Parse and validate all rules up front, so a bad rule fails the cold start, not an event."""
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"{ENVIRONMENT_VARIABLE} is not valid JSON: {error}") from None
-        if not isinstance(raw, list):
-            raise ConfigError(f"{ENVIRONMENT_VARIABLE} must be a JSON list of rules")
+        raw = json_list(text, ENVIRONMENT_VARIABLE, "rules")
         return cls([_parse_rule(index, item) for index, item in enumerate(raw)])
 
     def audience_for(self, event_type: str, data: Mapping[str, Any]) -> list[str] | None:

@@ -40,12 +40,7 @@ def _handle_record(decider: PresenceDecider, record: SQSRecord) -> None:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     decider = services.presence_checks()
-    try:
-        return process_partial_response(
-            event=event,
-            record_handler=lambda record: _handle_record(decider, record),
-            processor=processor,
-            context=context,
-        )
-    finally:
-        logger.set_correlation_id(None)
+    # Each record sets its own correlation id; clear_state drops the last one before the next invocation.
+    return process_partial_response(
+        event=event, record_handler=lambda record: _handle_record(decider, record), processor=processor, context=context
+    )

@@ -75,12 +75,7 @@ def _handle_record(app: ProcessEvents, record: SQSRecord) -> None:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Built before the batch so a configuration error fails the invocation loudly, not record by record.
     app = services.process_events()
-    try:
-        return process_partial_response(
-            event=event,
-            record_handler=lambda record: _handle_record(app, record),
-            processor=processor,
-            context=context,
-        )
-    finally:
-        logger.set_correlation_id(None)
+    # Each record sets its own correlation id; clear_state drops the last one before the next invocation.
+    return process_partial_response(
+        event=event, record_handler=lambda record: _handle_record(app, record), processor=processor, context=context
+    )
