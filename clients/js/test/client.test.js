@@ -196,6 +196,25 @@ describe('RealtimeClient: reconnect and catch-up', () => {
   });
 });
 
+describe('RealtimeClient: tokens', () => {
+  it('reports a getToken that fails and retries it with backoff', async () => {
+    let calls = 0;
+    const getToken = async () => {
+      calls += 1;
+      if (calls === 1) throw new Error('token service down');
+      return 'token-2';
+    };
+    const { clock, client, errors } = setup({ getToken });
+    await clock.advance(2000);
+    assert.equal(client.state, 'open');
+    assert.deepEqual(
+      errors.map((error) => error.message),
+      ['token service down'],
+    );
+    client.close();
+  });
+});
+
 describe('RealtimeClient: HTTP fallback', () => {
   it('long-polls when the WebSocket cannot be built, with the same events', async () => {
     const { clock, server, client, got, states } = setup({}, (s) => {

@@ -24,7 +24,7 @@ FAST = {
 
 
 @asynccontextmanager
-async def running(setup=None, **options):
+async def running(setup=None, get_token=None, **options):
     server = FakeServer()
     if setup:
         setup(server)
@@ -32,7 +32,7 @@ async def running(setup=None, **options):
     client = RealtimeClient(
         "ws://ws.test/prod",
         "http://api.test/",
-        lambda: f"token-{next(counter)}",
+        get_token or (lambda: f"token-{next(counter)}"),
         ws_connect=server.ws_connect,
         http=server.http,
         **{**FAST, **options},
@@ -217,6 +217,24 @@ def test_401_gets_a_fresh_token():
             server.publish("user:alice")  # gap -> GET /events -> 401 -> new token -> 200
             await until(lambda: len(got) == 2)
             assert [r["token"] for r in server.event_requests()][-2:] == ["token-1", "token-2"]
+
+    run(scenario())
+
+
+def test_a_failing_get_token_is_reported_and_retried():
+    async def scenario():
+        calls = itertools.count(1)
+
+        def get_token():
+            if next(calls) == 1:
+                raise RuntimeError("token service down")
+            return "token-2"
+
+        async with running(get_token=get_token) as (_, client, _):
+            errors = []
+            client.on_error(errors.append)
+            await client.wait_for_state("open", timeout=2)
+            assert [str(error) for error in errors] == ["token service down"]
 
     run(scenario())
 
