@@ -63,6 +63,16 @@ describe('RealtimeClient over the WebSocket', () => {
     client.close();
   });
 
+  it("skips history longer than a page with since 'now'", async () => {
+    const { clock, server, client, keys } = setup({ pageLimit: 1 }, (s) => {
+      for (let i = 0; i < 3; i += 1) s.publish('user:alice');
+    });
+    await clock.advance(10);
+    server.publish('user:alice');
+    assert.deepEqual(keys(), ['user:alice#4']);
+    client.close();
+  });
+
   it("replays what the server holds first with since 'retention'", async () => {
     const { clock, server, client, keys } = setup({ since: 'retention' }, (s) => {
       s.publish('user:alice');

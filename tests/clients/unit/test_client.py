@@ -81,6 +81,21 @@ def test_websocket_delivery_skips_history_with_since_now():
     run(scenario())
 
 
+def test_since_now_skips_history_longer_than_a_page():
+    async def scenario():
+        def history(server):
+            for _ in range(3):
+                server.publish("user:alice")
+
+        async with running(history, page_limit=1) as (server, client, got):
+            await client.wait_for_state("open", timeout=2)
+            server.publish("user:alice")
+            await until(lambda: len(got) >= 1)
+            assert keys(got) == ["user:alice#4"]
+
+    run(scenario())
+
+
 def test_since_retention_replays_first():
     async def scenario():
         async with running(lambda s: (s.publish("user:alice"), s.publish("all")), since="retention") as (s, c, got):
