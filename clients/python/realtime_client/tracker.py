@@ -72,12 +72,12 @@ def decode_cursor(cursor: str | None) -> dict[str, int] | None:
     if not isinstance(value, dict) or set(value) != {"v", "t"} or value["v"] != 1 or isinstance(value["v"], bool):
         return None
     positions = value["t"]
-    if not isinstance(positions, dict) or not all(_is_count(seq) for seq in positions.values()):
+    if not isinstance(positions, dict) or not all(_is_integer(seq) for seq in positions.values()):
         return None
     return dict(positions)
 
 
-def _is_count(value: object, minimum: int = 0) -> bool:
+def _is_integer(value: object, minimum: int = 0) -> bool:
     """A JSON integer (not a boolean) of at least ``minimum``."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
@@ -88,7 +88,7 @@ def encode_cursor(positions: Mapping[str, int]) -> str:
 
 
 def is_event(frame: object) -> bool:
-    return isinstance(frame, dict) and isinstance(frame.get("topic"), str) and _is_count(frame.get("seq"), 1)
+    return isinstance(frame, dict) and isinstance(frame.get("topic"), str) and _is_integer(frame.get("seq"), 1)
 
 
 def published_at(frame: Event) -> str:
