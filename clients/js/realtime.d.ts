@@ -160,16 +160,21 @@ export interface EventsPage {
 }
 
 export declare class EventTracker {
-  constructor(options?: { dedupeById?: boolean; idMemory?: number });
+  /** skipHistory: the first full read (up to hasMore false) only moves positions (the client's since: 'now'). */
+  constructor(options?: { dedupeById?: boolean; idMemory?: number; skipHistory?: boolean });
   positions: Map<string, number>;
   serverCursor: string | null;
   opaque: boolean;
   syncing: boolean;
+  skippingHistory: boolean;
   stats: TrackerStats;
   offerLive(frame: unknown): { deliver: RealtimeEvent[]; needSync: boolean };
   restore(cursor: string): void;
   fetchCursor(): string | null;
+  /** The server answered 400 to this cursor: true when it was one the tracker built (fetch again with the server's own). */
+  cursorRefused(cursor: string | null): boolean;
   beginSync(): void;
+  /** deliver defaults to !skippingHistory. */
   applyPage(page: EventsPage, options?: { deliver?: boolean }): RealtimeEvent[];
   endSync(options?: { force?: boolean }): { deliver: RealtimeEvent[]; gapRemaining: boolean };
 }

@@ -14,7 +14,8 @@
 // GET /events before newer events are handed on.
 //
 // The pure logic (backoff, cursor, ordering and dedup) is exported separately
-// so that it can be tested without a network.
+// so that it can be tested without a network; it runs the same cases as the
+// Python client (contract/vectors/client.json).
 
 export const STATES = Object.freeze(['connecting', 'open', 'fallback', 'closed']);
 
@@ -62,7 +63,10 @@ function base64UrlEncode(text) {
   return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
-function base64UrlDecode(text) {
+function base64UrlDecode(cursor) {
+  // Strict: atob alone would also take white space and the standard alphabet.
+  if (!/^[A-Za-z0-9_-]+={0,2}$/.test(cursor)) throw new SyntaxError('not base64url');
+  const text = cursor.replace(/=+$/, '');
   const padded = text.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (text.length % 4)) % 4);
   const binary = atob(padded);
   const bytes = Uint8Array.from(binary, (ch) => ch.charCodeAt(0));
@@ -71,7 +75,7 @@ function base64UrlDecode(text) {
 
 /** Per-topic positions from a v1 cursor, or null when the cursor is not one. */
 export function decodeCursor(cursor) {
-  if (typeof cursor !== 'string' || cursor === '') return null;
+  if (typeof cursor !== 'string') return null;
   try {
     const value = JSON.parse(base64UrlDecode(cursor));
     if (!value || value.v !== 1 || typeof value.t !== 'object' || value.t === null || Array.isArray(value.t)) {
@@ -112,12 +116,20 @@ function isEvent(frame) {
   );
 }
 
+/** The key that interleaves topics on release; a frame without one goes first. */
+function publishedAt(frame) {
+  return typeof frame.publishedAt === 'string' ? frame.publishedAt : '';
+}
+
 export class EventTracker {
-  constructor({ dedupeById = true, idMemory = 5000 } = {}) {
+  constructor({ dedupeById = true, idMemory = 5000, skipHistory = false } = {}) {
     this.positions = new Map(); // topic -> last seq handed on (or skipped on purpose)
     this.serverCursor = null; // the last cursor the server gave
     this.opaque = false; // true: never rebuild the cursor (the server refused one we built)
     this.syncing = false; // a catch-up is running: hold live frames until it ends
+    // A client that starts 'now': the first full read (every page up to
+    // hasMore false) only moves the positions; what comes after is handed on.
+    this.skippingHistory = skipHistory;
     this.pending = new Map(); // `${topic}\n${seq}` -> frame held back
     this.dedupeById = dedupeById;
     this.idMemory = idMemory;
@@ -157,10 +169,11 @@ export class EventTracker {
     return result;
   }
 
-  /** Start from a cursor saved earlier (e.g. across a page reload). */
+  /** Start from a cursor saved earlier (e.g. across a page reload): everything after it is handed on. */
   restore(cursor) {
     this.serverCursor = cursor;
     for (const [topic, seq] of decodeCursor(cursor) || []) this.positions.set(topic, seq);
+    this.skippingHistory = false;
   }
 
   /** The cursor to fetch with: the server's, advanced by our own positions when it is a v1 cursor. */
@@ -175,17 +188,28 @@ export class EventTracker {
     return encodeCursor(server);
   }
 
+  /**
+   * The server answered 400 to `cursor`. True when it was one we built: from
+   * now on the server's own cursor is sent, so fetch again with it.
+   */
+  cursorRefused(cursor) {
+    const built = cursor != null && cursor !== this.serverCursor;
+    if (built) this.opaque = true;
+    return built;
+  }
+
   beginSync() {
     this.syncing = true;
   }
 
   /**
-   * A page of GET /events. With deliver=false (a client that starts "now")
-   * the events only move the positions forward. Returns the events to hand on.
+   * A page of GET /events: returns the events to hand on. With deliver=false
+   * (by default while skipping history) they only move the positions forward.
    */
-  applyPage(page, { deliver = true } = {}) {
+  applyPage(page, { deliver = !this.skippingHistory } = {}) {
+    if (!page.hasMore) this.skippingHistory = false;
     const out = [];
-    for (const event of page.events || []) {
+    for (const event of Array.isArray(page.events) ? page.events : []) {
       if (!isEvent(event)) continue;
       const position = this.positions.get(event.topic);
       if (position !== undefined && event.seq <= position) {
@@ -256,7 +280,7 @@ export class EventTracker {
       let best = -1;
       for (let i = 0; i < chains.length; i += 1) {
         if (heads[i] >= chains[i].length) continue;
-        if (best < 0 || String(chains[i][heads[i]].publishedAt) < String(chains[best][heads[best]].publishedAt)) {
+        if (best < 0 || publishedAt(chains[i][heads[i]]) < publishedAt(chains[best][heads[best]])) {
           best = i;
         }
       }
@@ -296,9 +320,11 @@ export class PresenceTracker {
   /** A presence update for the application, or null when stale / not presence. */
   update(event) {
     if (!event || (event.type !== 'presence.online' && event.type !== 'presence.offline')) return null;
-    const data = event.data || {};
-    const userId = data.userId ?? (event.topic || '').replace(/^presence:/, '');
-    const version = Number.isFinite(data.version) ? data.version : undefined;
+    const data = event.data !== null && typeof event.data === 'object' && !Array.isArray(event.data) ? event.data : {};
+    const topic = typeof event.topic === 'string' ? event.topic : '';
+    const userId = typeof data.userId === 'string' && data.userId !== '' ? data.userId : topic.replace(/^presence:/, '');
+    // Without a version an update cannot be stale.
+    const version = Number.isInteger(data.version) ? data.version : undefined;
     if (version !== undefined) {
       const seen = this.versions.get(userId);
       if (seen !== undefined && version <= seen) return null;
@@ -366,11 +392,9 @@ export class RealtimeClient {
     };
     this._log = options.logger || null;
 
-    this.tracker = new EventTracker({ dedupeById: this.options.dedupeById });
-    if (this.options.cursor) {
-      this.tracker.restore(this.options.cursor);
-      this._initialized = true; // everything after the saved cursor is handed on
-    }
+    // A client that starts 'now' skips what was there before its first read.
+    this.tracker = new EventTracker({ dedupeById: this.options.dedupeById, skipHistory: this.options.since === 'now' });
+    if (this.options.cursor) this.tracker.restore(this.options.cursor);
     this.presence = new PresenceTracker();
     this.backoff = new Backoff(this.options.backoff);
     this.state = 'connecting';
@@ -719,7 +743,6 @@ export class RealtimeClient {
   }
 
   async _getEvents({ wait = 0, signal } = {}) {
-    const useBuilt = !this.tracker.opaque;
     const cursor = this.tracker.fetchCursor();
     const params = new URLSearchParams({ limit: String(this.options.pageLimit) });
     if (cursor) params.set('cursor', cursor);
@@ -734,10 +757,7 @@ export class RealtimeClient {
       }
       if (!response.ok) {
         const body = await response.json().catch(() => null);
-        if (response.status === 400 && useBuilt && cursor && cursor !== this.tracker.serverCursor) {
-          this.tracker.opaque = true; // the server did not take a cursor we built: use its own from now on
-          return this._getEvents({ wait, signal });
-        }
+        if (response.status === 400 && this.tracker.cursorRefused(cursor)) return this._getEvents({ wait, signal });
         throw new HttpError(response.status, body?.error);
       }
       return response.json();
@@ -816,22 +836,23 @@ export class RealtimeClient {
     let count = 0;
     try {
       for (;;) {
-        const page = await this._getEvents({ signal: this._syncAbort.signal });
-        if (this._closed) return count;
-        const deliver = this.tracker.applyPage(page, { deliver: this._replay() });
-        this._initialized = true;
-        this._dispatch(deliver, 'http');
-        count += deliver.length;
-        if (!page.hasMore) return count;
+        const read = await this._readPage({ signal: this._syncAbort.signal });
+        if (!read) return count;
+        count += read.handedOn;
+        if (!read.page.hasMore) return count;
       }
     } finally {
       this._syncAbort = null;
     }
   }
 
-  _replay() {
-    // A client that starts "now" skips what was there before its first read.
-    return this._initialized || this.options.since === 'retention';
+  /** One page of GET /events, handed on unless `current()` says its reader was stopped meanwhile. */
+  async _readPage({ wait = 0, signal, current = () => !this._closed }) {
+    const page = await this._getEvents({ wait, signal });
+    if (!current()) return null;
+    const deliver = this.tracker.applyPage(page);
+    this._dispatch(deliver, 'http');
+    return { page, handedOn: deliver.length };
   }
 
   _sleep(ms) {
@@ -873,11 +894,8 @@ export class RealtimeClient {
           // Only one reader at a time: a catch-up started by the socket goes first.
           if (this._syncPromise) await this._syncPromise;
           const wait = this.tracker.syncing ? 0 : this.options.longPollWaitSeconds;
-          const page = await this._getEvents({ wait, signal: abort.signal });
-          if (gen !== this._pollGen || this._closed) return;
-          const deliver = this.tracker.applyPage(page, { deliver: this._replay() });
-          this._initialized = true;
-          this._dispatch(deliver, 'http');
+          const current = () => gen === this._pollGen && !this._closed;
+          if (!(await this._readPage({ wait, signal: abort.signal, current }))) return;
           retry.reset();
         } catch (error) {
           if (gen !== this._pollGen || this._closed || error?.name === 'AbortError') return;

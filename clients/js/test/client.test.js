@@ -63,6 +63,16 @@ describe('RealtimeClient over the WebSocket', () => {
     client.close();
   });
 
+  it("skips history longer than a page with since 'now'", async () => {
+    const { clock, server, client, keys } = setup({ pageLimit: 1 }, (s) => {
+      for (let i = 0; i < 3; i += 1) s.publish('user:alice');
+    });
+    await clock.advance(10);
+    server.publish('user:alice');
+    assert.deepEqual(keys(), ['user:alice#4']);
+    client.close();
+  });
+
   it("replays what the server holds first with since 'retention'", async () => {
     const { clock, server, client, keys } = setup({ since: 'retention' }, (s) => {
       s.publish('user:alice');
@@ -192,6 +202,25 @@ describe('RealtimeClient: reconnect and catch-up', () => {
     const tokens = server.eventRequests().map((r) => r.token);
     assert.deepEqual(tokens.slice(-2), ['token-1', 'token-2']);
     assert.equal(client.stats.tracker.delivered, 2);
+    client.close();
+  });
+});
+
+describe('RealtimeClient: tokens', () => {
+  it('reports a getToken that fails and retries it with backoff', async () => {
+    let calls = 0;
+    const getToken = async () => {
+      calls += 1;
+      if (calls === 1) throw new Error('token service down');
+      return 'token-2';
+    };
+    const { clock, client, errors } = setup({ getToken });
+    await clock.advance(2000);
+    assert.equal(client.state, 'open');
+    assert.deepEqual(
+      errors.map((error) => error.message),
+      ['token service down'],
+    );
     client.close();
   });
 });

@@ -33,7 +33,7 @@ import httpx
 import websockets
 from websockets.asyncio.client import connect as ws_connect_default
 
-from .tracker import Backoff, Event, EventTracker, PresenceTracker, PresenceUpdate
+from .tracker import Backoff, Event, EventTracker, PresenceTracker, PresenceUpdate, TrackerStats
 
 State = Literal["connecting", "open", "fallback", "closed"]
 Transport = Literal["websocket", "http"]
@@ -48,6 +48,7 @@ class Delivery:
 
 @dataclass
 class ClientStats:
+    tracker: TrackerStats = field(default_factory=TrackerStats)  # delivered, duplicates, gaps detected and lost
     opens: int = 0
     drops: int = 0
     failed_opens: int = 0
@@ -115,14 +116,13 @@ class RealtimeClient:
         self._http = http
         self._own_http = http is None
 
-        self.tracker = EventTracker(dedupe_by_id=dedupe_by_id)
-        self._initialized = False
+        # A client that starts "now" skips what was there before its first read.
+        self.tracker = EventTracker(dedupe_by_id=dedupe_by_id, skip_history=since == "now")
         if cursor:
             self.tracker.restore(cursor)
-            self._initialized = True  # everything after the saved cursor is handed on
         self.presence = PresenceTracker()
         self.backoff = Backoff(**self._backoff_options)
-        self.stats = ClientStats()
+        self.stats = ClientStats(self.tracker.stats)
         self.state: State = "connecting"
         self.transport: Transport | None = None
         self.websocket: Any = None  # the open connection, or None
@@ -198,6 +198,8 @@ class RealtimeClient:
 
     def reconnect_now(self) -> None:
         """Retry the WebSocket now instead of after the backoff."""
+        if self._closed or self._ws_open:
+            return
         self.backoff.reset()
         self._wake.set()
 
@@ -259,12 +261,15 @@ class RealtimeClient:
     async def _ws_attempt(self) -> None:
         try:
             token = await self._fresh_token()
+        except Exception as error:  # the application's get_token failed: tell it; there is no socket either
+            self._emit_error(error)
+            self._socket_failed(error)
+            return
+        try:
             separator = "&" if "?" in self.ws_url else "?"
             socket = await asyncio.wait_for(
                 self._ws_connect(f"{self.ws_url}{separator}token={quote(token, safe='')}"), self.open_timeout
             )
-        except asyncio.CancelledError:
-            raise
         except Exception as error:  # refused, blocked, timed out, bad token: all mean "no socket"
             self._socket_failed(error)
             return
@@ -405,7 +410,6 @@ class RealtimeClient:
 
     async def _get_events(self, wait: int = 0) -> dict:
         assert self._http is not None
-        built = not self.tracker.opaque
         cursor = self.tracker.fetch_cursor()
         params: dict[str, Any] = {"limit": self.page_limit}
         if cursor:
@@ -428,8 +432,7 @@ class RealtimeClient:
                     error = response.json().get("error")
                 except ValueError:
                     error = None
-                if response.status_code == 400 and built and cursor and cursor != self.tracker.server_cursor:
-                    self.tracker.opaque = True  # the server did not take a cursor we built
+                if response.status_code == 400 and self.tracker.cursor_refused(cursor):
                     return await self._get_events(wait)
                 raise HttpError(response.status_code, error)
             return response.json()
@@ -461,8 +464,6 @@ class RealtimeClient:
         while not self._closed:
             try:
                 count += await self._drain()
-            except asyncio.CancelledError:
-                raise
             except Exception as error:
                 self._emit_error(error)
                 await asyncio.sleep(retry.next())
@@ -485,17 +486,17 @@ class RealtimeClient:
         """Read GET /events from the cursor until hasMore is false; returns how many were handed on."""
         count = 0
         while True:
-            page = await self._get_events()
-            deliver = self.tracker.apply_page(page, deliver=self._replay())
-            self._initialized = True
-            self._dispatch(deliver, "http")
-            count += len(deliver)
+            page, handed_on = await self._read_page()
+            count += handed_on
             if not page.get("hasMore"):
                 return count
 
-    def _replay(self) -> bool:
-        # A client that starts "now" skips what was there before its first read.
-        return self._initialized or self.since == "retention"
+    async def _read_page(self, wait: int = 0) -> tuple[dict, int]:
+        """One page of GET /events, handed on; returns it and how many of its events were new."""
+        page = await self._get_events(wait)
+        deliver = self.tracker.apply_page(page)
+        self._dispatch(deliver, "http")
+        return page, len(deliver)
 
     # -- fallback: HTTP long polling --------------------------------------------------
 
@@ -531,16 +532,11 @@ class RealtimeClient:
             if self._sync_task is not None and not self._sync_task.done():
                 await asyncio.shield(self._sync_task)
             try:
-                page = await self._get_events(wait=0 if self.tracker.syncing else self.long_poll_wait)
-            except asyncio.CancelledError:
-                raise
+                await self._read_page(wait=0 if self.tracker.syncing else self.long_poll_wait)
             except Exception as error:
                 self._emit_error(error)
                 await asyncio.sleep(retry.next())
                 continue
-            deliver = self.tracker.apply_page(page, deliver=self._replay())
-            self._initialized = True
-            self._dispatch(deliver, "http")
             retry.reset()
 
     def _stop_polling(self) -> None:

@@ -3,7 +3,7 @@
 The same rules as the browser client (clients/js/realtime.js), so both behave
 alike: every event is handed on once, in ``seq`` order per topic, whichever
 transport carried it, and a seq jump is repaired from ``GET /events`` before
-newer events are handed on.
+newer events are handed on. Both run the cases of contract/vectors/client.json.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import binascii
 import heapq
 import json
 import random
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -55,23 +56,30 @@ class Backoff:
 # {"v": 1, "t": {topic: seq}}. When it decodes as exactly that, the client
 # advances it with the positions it already holds, so a catch-up after an hour
 # on the socket does not re-download the hour. Anything else is used as is.
+BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 
 
 def decode_cursor(cursor: str | None) -> dict[str, int] | None:
     """Per-topic positions of a v1 cursor, or None when the cursor is not one."""
-    if not isinstance(cursor, str) or not cursor:
+    if not isinstance(cursor, str) or not BASE64URL.fullmatch(cursor):
         return None
+    text = cursor.rstrip("=")
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         value = json.loads(raw.decode("utf-8"))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         return None
-    if not isinstance(value, dict) or set(value) != {"v", "t"} or value["v"] != 1 or not isinstance(value["t"], dict):
+    if not isinstance(value, dict) or set(value) != {"v", "t"} or value["v"] != 1 or isinstance(value["v"], bool):
         return None
     positions = value["t"]
-    if not all(isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0 for seq in positions.values()):
+    if not isinstance(positions, dict) or not all(_is_integer(seq) for seq in positions.values()):
         return None
     return dict(positions)
+
+
+def _is_integer(value: object, minimum: int = 0) -> bool:
+    """A JSON integer (not a boolean) of at least ``minimum``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
 def encode_cursor(positions: Mapping[str, int]) -> str:
@@ -80,13 +88,13 @@ def encode_cursor(positions: Mapping[str, int]) -> str:
 
 
 def is_event(frame: object) -> bool:
-    return (
-        isinstance(frame, dict)
-        and isinstance(frame.get("topic"), str)
-        and isinstance(frame.get("seq"), int)
-        and not isinstance(frame.get("seq"), bool)
-        and frame["seq"] > 0
-    )
+    return isinstance(frame, dict) and isinstance(frame.get("topic"), str) and _is_integer(frame.get("seq"), 1)
+
+
+def published_at(frame: Event) -> str:
+    """The key that interleaves topics on release; a frame without one goes first."""
+    value = frame.get("publishedAt")
+    return value if isinstance(value, str) else ""
 
 
 @dataclass
@@ -116,11 +124,14 @@ class EventTracker:
     (:meth:`apply_page`) and hands on whatever it returns, in that order.
     """
 
-    def __init__(self, *, dedupe_by_id: bool = True, id_memory: int = 5000) -> None:
+    def __init__(self, *, dedupe_by_id: bool = True, id_memory: int = 5000, skip_history: bool = False) -> None:
         self.positions: dict[str, int] = {}  # topic -> last seq handed on (or skipped on purpose)
         self.server_cursor: str | None = None
         self.opaque = False  # the server refused a cursor we built: use its own from now on
         self.syncing = False  # a catch-up is running: hold live frames until it ends
+        # A client that starts "now": the first full read (every page up to
+        # hasMore false) only moves the positions; what comes after is handed on.
+        self.skipping_history = skip_history
         self.pending: dict[tuple[str, int], Event] = {}
         self.dedupe_by_id = dedupe_by_id
         self.id_memory = id_memory
@@ -155,9 +166,10 @@ class EventTracker:
         return result
 
     def restore(self, cursor: str) -> None:
-        """Start from a cursor saved earlier."""
+        """Start from a cursor saved earlier: everything after it is handed on."""
         self.server_cursor = cursor
         self.positions.update(decode_cursor(cursor) or {})
+        self.skipping_history = False
 
     def fetch_cursor(self) -> str | None:
         """The cursor to fetch with: the server's, advanced by our own positions when it is a v1 cursor."""
@@ -173,14 +185,27 @@ class EventTracker:
                 server[topic] = seq
         return encode_cursor(server)
 
+    def cursor_refused(self, cursor: str | None) -> bool:
+        """The server answered 400 to ``cursor``. True when it was one we built:
+        from now on the server's own cursor is sent, so fetch again with it."""
+        built = cursor is not None and cursor != self.server_cursor
+        if built:
+            self.opaque = True
+        return built
+
     def begin_sync(self) -> None:
         self.syncing = True
 
-    def apply_page(self, page: Mapping[str, Any], *, deliver: bool = True) -> list[Event]:
-        """A page of GET /events. With deliver=False (a client that starts
-        "now") the events only move the positions forward."""
+    def apply_page(self, page: Mapping[str, Any], *, deliver: bool | None = None) -> list[Event]:
+        """A page of GET /events: the events to hand on. With deliver=False
+        (by default while skipping history) they only move the positions forward."""
+        if deliver is None:
+            deliver = not self.skipping_history
+        if not page.get("hasMore"):
+            self.skipping_history = False
         out: list[Event] = []
-        for event in page.get("events") or []:
+        events = page.get("events")
+        for event in events if isinstance(events, list) else []:
             if not is_event(event):
                 continue
             topic, seq = event["topic"], event["seq"]
@@ -239,7 +264,7 @@ class EventTracker:
                 chains.append(chain)
         deliver: list[Event] = []
         # Interleave topics by publishedAt; heapq.merge never reorders within a chain.
-        for frame in heapq.merge(*chains, key=lambda frame: str(frame.get("publishedAt", ""))):
+        for frame in heapq.merge(*chains, key=published_at):
             self._accept(frame, deliver)
         self.syncing = gap_remaining
         return SyncResult(deliver, gap_remaining)
@@ -278,8 +303,12 @@ class PresenceTracker:
     def update(self, event: Event) -> PresenceUpdate | None:
         if event.get("type") not in ("presence.online", "presence.offline"):
             return None
-        data = event.get("data") or {}
-        user_id = str(data.get("userId") or str(event.get("topic", "")).removeprefix("presence:"))
+        data = event.get("data")
+        data = data if isinstance(data, dict) else {}
+        user_id = data.get("userId")
+        if not isinstance(user_id, str) or not user_id:
+            topic = event.get("topic")
+            user_id = topic.removeprefix("presence:") if isinstance(topic, str) else ""
         version = data.get("version")
         if isinstance(version, int) and not isinstance(version, bool):
             seen = self.versions.get(user_id)
@@ -287,7 +316,7 @@ class PresenceTracker:
                 return None
             self.versions[user_id] = version
         else:
-            version = None
+            version = None  # without a version an update cannot be stale
         return PresenceUpdate(user_id, event["type"] == "presence.online", version, data, event)
 
 

@@ -18,22 +18,33 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 
+# The wire contract (contract/wire.json; a test keeps these equal to it). Always
+# matched with fullmatch: with re.match, "$" would let a trailing newline through.
 TYPE_PATTERN = re.compile(r"^[a-z0-9_.-]{1,64}$")
 TOPIC_PATTERN = re.compile(r"^(all|(user|group|presence):[A-Za-z0-9_.@:|+-]{1,128})$")
-ID_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
+ID_PATTERN = re.compile(r"^[!-~]{1,128}$")  # printable ASCII, no spaces
 MAX_AUDIENCE = 100
 DEFAULT_MAX_DATA_BYTES = 32 * 1024  # the module's max_event_data_bytes default
+MAX_DATA_BYTES = 120 * 1024  # the most max_event_data_bytes can be
 SQS_BATCH_LIMIT = 10  # messages per SendMessageBatch
 SQS_BATCH_BYTES = 256 * 1024  # total payload per SendMessageBatch
 
+# RFC 3339 with a time zone: a strict subset of what process-events parses, so
+# a time this accepts is never the reason for a dead letter.
+TIMESTAMP_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
+
 
 class InvalidEvent(ValueError):
-    """The event would be refused by the pipeline; nothing was sent."""
+    """The event would be refused by the pipeline; nothing was sent. ``field`` names the wire field."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(message)
 
 
 class PublishError(RuntimeError):
@@ -53,52 +64,65 @@ class Event:
     occurred_at: datetime | str | None = None
 
     def to_message(self, max_data_bytes: int = DEFAULT_MAX_DATA_BYTES) -> str:
-        """The SQS message body (DESIGN.md, producer message), or InvalidEvent."""
-        if not isinstance(self.type, str) or not TYPE_PATTERN.match(self.type):
-            raise InvalidEvent(f"type {self.type!r} must match {TYPE_PATTERN.pattern}")
-        if not isinstance(self.data, dict):
-            raise InvalidEvent("data must be a JSON object (a dict)")
-        try:
-            data_json = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError) as error:
-            raise InvalidEvent(f"data is not JSON-serialisable: {error}") from error
-        if len(data_json.encode()) > max_data_bytes:
-            raise InvalidEvent(f"data is {len(data_json.encode())} bytes; the limit is {max_data_bytes}")
+        """The SQS message body (docs/design.md, producer message), or InvalidEvent."""
+        if not _matches(TYPE_PATTERN, self.type):
+            raise InvalidEvent("type", f"type {self.type!r} must match {TYPE_PATTERN.pattern}")
+        _check_data(self.data, max_data_bytes)
         message: dict[str, Any] = {"type": self.type, "data": self.data}
         if self.audience is not None:
             message["audience"] = _checked_audience(self.audience)
         if self.id is not None:
-            if not isinstance(self.id, str) or not ID_PATTERN.match(self.id):
-                raise InvalidEvent("id must be 1-128 printable ASCII characters without spaces")
+            if not _matches(ID_PATTERN, self.id):
+                raise InvalidEvent("id", "id must be 1-128 printable ASCII characters without spaces")
             message["id"] = self.id
         if self.occurred_at is not None:
-            message["occurredAt"] = _iso(self.occurred_at)
+            message["occurredAt"] = _timestamp(self.occurred_at)
         return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+def _matches(pattern: re.Pattern[str], value: object) -> bool:
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
+def _check_data(data: object, max_data_bytes: int) -> None:
+    if not isinstance(data, dict):
+        raise InvalidEvent("data", "data must be a JSON object (a dict)")
+    try:
+        # Measured as process-events measures it: compact JSON, UTF-8.
+        size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
+    except UnicodeEncodeError as error:
+        raise InvalidEvent("data", "data contains invalid Unicode (a lone surrogate)") from error
+    except (TypeError, ValueError) as error:
+        raise InvalidEvent("data", f"data is not JSON-serialisable: {error}") from error
+    if size > max_data_bytes:
+        raise InvalidEvent("data", f"data is {size} bytes; the limit is {max_data_bytes}")
 
 
 def _checked_audience(audience: Sequence[str]) -> list[str]:
     if isinstance(audience, str):
-        raise InvalidEvent("audience must be a list of topics, not a string")
+        raise InvalidEvent("audience", "audience must be a list of topics, not a string")
     topics = list(audience)
     if not 1 <= len(topics) <= MAX_AUDIENCE:
-        raise InvalidEvent(f"audience must have 1 to {MAX_AUDIENCE} topics")
-    bad = [topic for topic in topics if not isinstance(topic, str) or not TOPIC_PATTERN.match(topic)]
+        raise InvalidEvent("audience", f"audience must have 1 to {MAX_AUDIENCE} topics")
+    bad = [topic for topic in topics if not _matches(TOPIC_PATTERN, topic)]
     if bad:
-        raise InvalidEvent(f"not a topic: {bad!r} (user:<id>, group:<name>, presence:<id> or all)")
+        raise InvalidEvent("audience", f"not a topic: {bad!r} (user:<id>, group:<name>, presence:<id> or all)")
     if len(set(topics)) != len(topics):
-        raise InvalidEvent("audience lists a topic twice")
+        raise InvalidEvent("audience", "audience lists a topic twice")
     return topics
 
 
-def _iso(value: datetime | str) -> str:
+def _timestamp(value: object) -> str:
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise InvalidEvent("occurred_at must be timezone-aware")
-        return value.isoformat().replace("+00:00", "Z")
+        if value.utcoffset() is None:
+            raise InvalidEvent("occurredAt", "occurred_at must be timezone-aware")
+        value = value.isoformat().replace("+00:00", "Z")
+    if not _matches(TIMESTAMP_PATTERN, value):
+        raise InvalidEvent("occurredAt", f"occurred_at {value!r} is not an ISO 8601 time with a time zone")
     try:
-        datetime.fromisoformat(value)
-    except ValueError as error:
-        raise InvalidEvent(f"occurred_at {value!r} is not an ISO 8601 time") from error
+        datetime.fromisoformat(value).astimezone(UTC)  # a real date, and one that exists in UTC
+    except (ValueError, OverflowError) as error:
+        raise InvalidEvent("occurredAt", f"occurred_at {value!r} is not a valid time: {error}") from error
     return value
 
 
@@ -113,6 +137,8 @@ class Publisher:
         self.queue_url = queue_url or os.environ.get("REALTIME_EVENTS_QUEUE_URL")
         if not self.queue_url:
             raise ValueError("queue_url is required (or set REALTIME_EVENTS_QUEUE_URL)")
+        if not 0 < max_data_bytes <= MAX_DATA_BYTES:
+            raise ValueError(f"max_data_bytes must be 1 to {MAX_DATA_BYTES}, as the module's max_event_data_bytes")
         self.sqs = sqs_client or boto3.client("sqs")
         self.max_data_bytes = max_data_bytes
 

@@ -24,7 +24,7 @@ FAST = {
 
 
 @asynccontextmanager
-async def running(setup=None, **options):
+async def running(setup=None, get_token=None, **options):
     server = FakeServer()
     if setup:
         setup(server)
@@ -32,7 +32,7 @@ async def running(setup=None, **options):
     client = RealtimeClient(
         "ws://ws.test/prod",
         "http://api.test/",
-        lambda: f"token-{next(counter)}",
+        get_token or (lambda: f"token-{next(counter)}"),
         ws_connect=server.ws_connect,
         http=server.http,
         **{**FAST, **options},
@@ -77,6 +77,21 @@ def test_websocket_delivery_skips_history_with_since_now():
             assert keys(got) == ["user:alice#3", "group:ops#1"]
             assert {transport for _, transport in got} == {"websocket"}
             assert server.event_requests()[0]["params"]["limit"] == "200"
+
+    run(scenario())
+
+
+def test_since_now_skips_history_longer_than_a_page():
+    async def scenario():
+        def history(server):
+            for _ in range(3):
+                server.publish("user:alice")
+
+        async with running(history, page_limit=1) as (server, client, got):
+            await client.wait_for_state("open", timeout=2)
+            server.publish("user:alice")
+            await until(lambda: len(got) >= 1)
+            assert keys(got) == ["user:alice#4"]
 
     run(scenario())
 
@@ -217,6 +232,24 @@ def test_401_gets_a_fresh_token():
             server.publish("user:alice")  # gap -> GET /events -> 401 -> new token -> 200
             await until(lambda: len(got) == 2)
             assert [r["token"] for r in server.event_requests()][-2:] == ["token-1", "token-2"]
+
+    run(scenario())
+
+
+def test_a_failing_get_token_is_reported_and_retried():
+    async def scenario():
+        calls = itertools.count(1)
+
+        def get_token():
+            if next(calls) == 1:
+                raise RuntimeError("token service down")
+            return "token-2"
+
+        async with running(get_token=get_token) as (_, client, _):
+            errors = []
+            client.on_error(errors.append)
+            await client.wait_for_state("open", timeout=2)
+            assert [str(error) for error in errors] == ["token service down"]
 
     run(scenario())
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import boto3
 import pytest
@@ -70,6 +70,11 @@ def test_optional_fields_are_left_out(queue):
         ({"type": "a", "data": {}, "id": "has spaces"}, "id must be"),
         ({"type": "a", "data": {}, "occurred_at": "yesterday"}, "ISO 8601"),
         ({"type": "a", "data": {}, "occurred_at": datetime(2026, 1, 1)}, "timezone-aware"),
+        ({"type": "a", "data": {}, "occurred_at": "2026-11-26T10:00:00.123"}, "time zone"),
+        ({"type": "a", "data": {}, "occurred_at": "2026-02-30T10:00:00Z"}, "not a valid time"),
+        # In UTC this falls before year 1: process-events could not store it.
+        ({"type": "a", "data": {}, "occurred_at": "0001-01-01T00:00:00+01:00"}, "not a valid time"),
+        ({"type": "a", "data": {}, "occurred_at": datetime(2026, 1, 1, tzinfo=timezone(timedelta(seconds=30)))}, "ISO"),
     ],
 )
 def test_bad_events_raise_before_anything_is_sent(queue, kwargs, reason):
@@ -128,6 +133,11 @@ def test_publish_many_reports_what_sqs_refused():
     with pytest.raises(PublishError) as error:
         publisher.publish_many([Event("a", {}, audience=["all"]), Event("b", {}, audience=["all"])])
     assert error.value.failed == {1: "InternalError:"}
+
+
+def test_a_data_limit_beyond_what_the_module_allows_is_refused():
+    with pytest.raises(ValueError, match="max_data_bytes"):
+        Publisher("https://sqs.example/q", sqs_client=object(), max_data_bytes=122_881)
 
 
 def test_queue_url_comes_from_the_environment(monkeypatch):
