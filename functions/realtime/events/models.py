@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -33,11 +34,24 @@ class ProducerMessage(BaseModel):
 
     @field_validator("occurred_at", mode="before")
     @classmethod
-    def _occurred_at_is_text(cls, value: object) -> object:
-        # Numbers would be read as epoch seconds; the contract says ISO 8601 text.
-        if value is not None and not isinstance(value, str):
-            raise ValueError("occurredAt must be an ISO 8601 date-time string with a time zone")
-        return value
+    def _occurred_at_is_a_time(cls, value: object) -> object:
+        # Parsed here, not by pydantic: it would read numbers, and number strings, as epoch seconds.
+        if value is None:
+            return None
+        problem = "occurredAt must be an ISO 8601 date-time string with a time zone, e.g. 2026-11-26T10:00:00Z"
+        if not isinstance(value, str):
+            raise ValueError(problem)
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(problem) from None
+        if moment.tzinfo is None:
+            raise ValueError(problem)
+        try:
+            moment.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("occurredAt is outside the years 1 to 9999 in UTC") from None
+        return moment
 
 
 @dataclass(frozen=True)
