@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from realtime import services
+from realtime.core.batch import process_sqs_batch
 from realtime.core.observability import logger, metrics
 from realtime.presence.announcer import OfflineCheck
 from realtime.presence.sessions import PresenceDecider
-
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def _handle_record(decider: PresenceDecider, record: SQSRecord) -> None:
@@ -41,6 +40,4 @@ def _handle_record(decider: PresenceDecider, record: SQSRecord) -> None:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     decider = services.presence_checks()
     # Each record sets its own correlation id; clear_state drops the last one before the next invocation.
-    return process_partial_response(
-        event=event, record_handler=lambda record: _handle_record(decider, record), processor=processor, context=context
-    )
+    return process_sqs_batch(event, context, functools.partial(_handle_record, decider))

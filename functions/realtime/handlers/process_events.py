@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from realtime import services
+from realtime.core.batch import process_sqs_batch
 from realtime.core.errors import PermanentError
 from realtime.core.observability import logger, metrics
 from realtime.services import ProcessEvents
-
-# Report failed records instead of raising, even when the whole batch failed: same retry, clearer logs.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def _sent_at(record: SQSRecord) -> datetime | None:
@@ -76,6 +74,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Built before the batch so a configuration error fails the invocation loudly, not record by record.
     app = services.process_events()
     # Each record sets its own correlation id; clear_state drops the last one before the next invocation.
-    return process_partial_response(
-        event=event, record_handler=lambda record: _handle_record(app, record), processor=processor, context=context
-    )
+    return process_sqs_batch(event, context, functools.partial(_handle_record, app))
