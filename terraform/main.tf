@@ -83,7 +83,7 @@ locals {
       } : k => {
       sid       = "ConnectionsTable"
       actions   = actions
-      resources = [aws_dynamodb_table.connections.arn]
+      resources = [aws_dynamodb_table.this["connections"].arn]
     }
   }
 
@@ -103,13 +103,13 @@ locals {
         {
           sid       = "SendToDeadLetterQueue"
           actions   = ["sqs:SendMessage"]
-          resources = [aws_sqs_queue.dlq.arn]
+          resources = [aws_sqs_queue.dead_letter["events-dlq"].arn]
         },
         {
           # TransactWriteItems is authorized per contained action (Put/Update).
           sid       = "EventsTable"
           actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"]
-          resources = [aws_dynamodb_table.events.arn]
+          resources = [aws_dynamodb_table.this["events"].arn]
         },
         local.connections_table_statement["process-events"],
         {
@@ -129,7 +129,7 @@ locals {
       [{
         sid       = "ReadEvents"
         actions   = ["dynamodb:Query"]
-        resources = [aws_dynamodb_table.events.arn]
+        resources = [aws_dynamodb_table.this["events"].arn]
       }],
       local.token_statements,
     )
@@ -142,7 +142,7 @@ locals {
       memory_size = var.lambda_memory_size
       timeout     = var.lambda_timeout
       environment = merge(local.common_environment, local.token_environment, {
-        CONNECTIONS_TABLE      = aws_dynamodb_table.connections.name
+        CONNECTIONS_TABLE      = aws_dynamodb_table.this["connections"].name
         CONNECTION_TTL_SECONDS = tostring(var.connection_ttl_seconds)
       })
     }
@@ -152,7 +152,7 @@ locals {
       memory_size = var.lambda_memory_size
       timeout     = var.lambda_timeout
       environment = merge(local.common_environment, {
-        CONNECTIONS_TABLE = aws_dynamodb_table.connections.name
+        CONNECTIONS_TABLE = aws_dynamodb_table.this["connections"].name
       })
     }
     "ws-ping" = {
@@ -161,7 +161,7 @@ locals {
       memory_size = var.lambda_memory_size
       timeout     = var.lambda_timeout
       environment = merge(local.common_environment, {
-        CONNECTIONS_TABLE      = aws_dynamodb_table.connections.name
+        CONNECTIONS_TABLE      = aws_dynamodb_table.this["connections"].name
         CONNECTION_TTL_SECONDS = tostring(var.connection_ttl_seconds)
       })
     }
@@ -171,7 +171,7 @@ locals {
       memory_size = var.lambda_memory_size
       timeout     = var.lambda_timeout
       environment = merge(local.common_environment, {
-        CONNECTIONS_TABLE = aws_dynamodb_table.connections.name
+        CONNECTIONS_TABLE = aws_dynamodb_table.this["connections"].name
       })
     }
     "process-events" = {
@@ -180,10 +180,10 @@ locals {
       memory_size = var.process_events_memory_size
       timeout     = var.process_events_timeout
       environment = merge(local.common_environment, {
-        CONNECTIONS_TABLE       = aws_dynamodb_table.connections.name
-        EVENTS_TABLE            = aws_dynamodb_table.events.name
+        CONNECTIONS_TABLE       = aws_dynamodb_table.this["connections"].name
+        EVENTS_TABLE            = aws_dynamodb_table.this["events"].name
         CONNECTIONS_ENDPOINT    = local.websocket_management_endpoint
-        DLQ_URL                 = aws_sqs_queue.dlq.url
+        DLQ_URL                 = aws_sqs_queue.dead_letter["events-dlq"].url
         EVENT_TYPE_RULES        = jsonencode(var.event_type_rules)
         EVENT_RETENTION_SECONDS = tostring(var.event_retention_days * 86400)
         MAX_DATA_BYTES          = tostring(var.max_event_data_bytes)
@@ -196,7 +196,7 @@ locals {
       memory_size = var.lambda_memory_size
       timeout     = var.events_api_timeout
       environment = merge(local.common_environment, local.token_environment, {
-        EVENTS_TABLE = aws_dynamodb_table.events.name
+        EVENTS_TABLE = aws_dynamodb_table.this["events"].name
       })
     }
   }

@@ -52,12 +52,12 @@ output "events_queue_arn" {
 
 output "dlq_url" {
   description = "URL of the dead-letter queue of the events queue."
-  value       = try(aws_sqs_queue.dlq.url, null)
+  value       = try(aws_sqs_queue.dead_letter["events-dlq"].url, null)
 }
 
 output "dlq_arn" {
   description = "ARN of the dead-letter queue of the events queue."
-  value       = try(aws_sqs_queue.dlq.arn, null)
+  value       = try(aws_sqs_queue.dead_letter["events-dlq"].arn, null)
 }
 
 output "publisher_policy_json" {
@@ -87,12 +87,12 @@ output "publisher_policy_json" {
 
 output "connections_table_name" {
   description = "Name of the connections table."
-  value       = try(aws_dynamodb_table.connections.name, null)
+  value       = try(aws_dynamodb_table.this["connections"].name, null)
 }
 
 output "events_table_name" {
   description = "Name of the events table."
-  value       = try(aws_dynamodb_table.events.name, null)
+  value       = try(aws_dynamodb_table.this["events"].name, null)
 }
 
 ################################################################################
@@ -133,12 +133,12 @@ output "log_group_names" {
 
 output "presence_table_name" {
   description = "Name of the presence table (one item per user)."
-  value       = try(aws_dynamodb_table.presence.name, null)
+  value       = try(aws_dynamodb_table.this["presence"].name, null)
 }
 
 output "presence_table_arn" {
   description = "ARN of the presence table."
-  value       = try(aws_dynamodb_table.presence.arn, null)
+  value       = try(aws_dynamodb_table.this["presence"].arn, null)
 }
 
 output "presence_checks_queue_url" {
@@ -148,7 +148,7 @@ output "presence_checks_queue_url" {
 
 output "presence_checks_dlq_url" {
   description = "URL of the dead-letter queue of the presence-checks queue."
-  value       = try(aws_sqs_queue.presence_checks_dlq.url, null)
+  value       = try(aws_sqs_queue.dead_letter["presence-checks-dlq"].url, null)
 }
 
 output "presence_grace_period_seconds" {
@@ -179,12 +179,12 @@ output "maintenance_schedule_arn" {
 
 output "db_changes_failures_queue_url" {
   description = "URL of the db-changes on-failure queue: pointers (shard, sequence numbers) to the stream records the mappings gave up on. Null without db_changes_sources."
-  value       = try(aws_sqs_queue.db_changes_failures[0].url, null)
+  value       = try(aws_sqs_queue.dead_letter["db-changes-failures"].url, null)
 }
 
 output "db_changes_failures_queue_arn" {
   description = "ARN of the db-changes on-failure queue. Null without db_changes_sources."
-  value       = try(aws_sqs_queue.db_changes_failures[0].arn, null)
+  value       = try(aws_sqs_queue.dead_letter["db-changes-failures"].arn, null)
 }
 
 output "db_changes_event_source_mapping_uuids" {

@@ -25,7 +25,7 @@ locals {
       } : k => {
       sid       = "PresenceTable"
       actions   = actions
-      resources = [aws_dynamodb_table.presence.arn]
+      resources = [aws_dynamodb_table.this["presence"].arn]
     }
   }
 
@@ -51,26 +51,26 @@ locals {
   # Environment and permissions presence adds to core functions (merged in main.tf).
   presence_environment = {
     "ws-connect" = {
-      PRESENCE_TABLE         = aws_dynamodb_table.presence.name
+      PRESENCE_TABLE         = aws_dynamodb_table.this["presence"].name
       EVENTS_QUEUE_URL       = aws_sqs_queue.events.url
       GROUP_PRESENCE_ENABLED = tostring(var.group_presence_enabled)
     }
     "ws-disconnect" = {
-      PRESENCE_TABLE            = aws_dynamodb_table.presence.name
+      PRESENCE_TABLE            = aws_dynamodb_table.this["presence"].name
       PRESENCE_CHECKS_QUEUE_URL = aws_sqs_queue.presence_checks.url
       PRESENCE_GRACE_SECONDS    = tostring(var.presence_grace_period_seconds)
     }
     "ws-ping" = {
-      PRESENCE_TABLE = aws_dynamodb_table.presence.name
+      PRESENCE_TABLE = aws_dynamodb_table.this["presence"].name
     }
     # A connection found gone while delivering also ends its session.
     "process-events" = {
-      PRESENCE_TABLE            = aws_dynamodb_table.presence.name
+      PRESENCE_TABLE            = aws_dynamodb_table.this["presence"].name
       PRESENCE_CHECKS_QUEUE_URL = aws_sqs_queue.presence_checks.url
       PRESENCE_GRACE_SECONDS    = tostring(var.presence_grace_period_seconds)
     }
     "events-api" = {
-      PRESENCE_TABLE     = aws_dynamodb_table.presence.name
+      PRESENCE_TABLE     = aws_dynamodb_table.this["presence"].name
       MAX_PRESENCE_USERS = tostring(var.max_presence_users_per_request)
     }
   }
@@ -91,7 +91,7 @@ locals {
       memory_size = var.lambda_memory_size
       timeout     = local.presence_checks_timeout
       environment = merge(local.common_environment, {
-        PRESENCE_TABLE         = aws_dynamodb_table.presence.name
+        PRESENCE_TABLE         = aws_dynamodb_table.this["presence"].name
         EVENTS_QUEUE_URL       = aws_sqs_queue.events.url
         GROUP_PRESENCE_ENABLED = tostring(var.group_presence_enabled)
       })
@@ -102,9 +102,9 @@ locals {
       memory_size = var.lambda_memory_size
       timeout     = local.maintenance_timeout
       environment = merge(local.common_environment, {
-        CONNECTIONS_TABLE         = aws_dynamodb_table.connections.name
+        CONNECTIONS_TABLE         = aws_dynamodb_table.this["connections"].name
         CONNECTIONS_ENDPOINT      = local.websocket_management_endpoint
-        PRESENCE_TABLE            = aws_dynamodb_table.presence.name
+        PRESENCE_TABLE            = aws_dynamodb_table.this["presence"].name
         PRESENCE_CHECKS_QUEUE_URL = aws_sqs_queue.presence_checks.url
         PRESENCE_GRACE_SECONDS    = tostring(var.presence_grace_period_seconds)
         EVENTS_QUEUE_URL          = aws_sqs_queue.events.url
@@ -134,7 +134,7 @@ locals {
           # GetItem/DeleteItem/BatchWriteItem to remove a dead connection and its subscriptions.
           sid       = "ConnectionsTable"
           actions   = ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
-          resources = [aws_dynamodb_table.connections.arn]
+          resources = [aws_dynamodb_table.this["connections"].arn]
         },
         local.presence_table_statement["maintenance"],
         local.schedule_offline_checks_statement,
@@ -152,35 +152,7 @@ locals {
 }
 
 ################################################################################
-# Presence table: one item per user, never expiring (its version must only grow)
-################################################################################
-
-resource "aws_dynamodb_table" "presence" {
-  name         = "${var.name}-presence"
-  billing_mode = "PAY_PER_REQUEST"
-  hash_key     = "userId"
-
-  deletion_protection_enabled = var.deletion_protection_enabled
-
-  attribute {
-    name = "userId"
-    type = "S"
-  }
-
-  point_in_time_recovery {
-    enabled = var.point_in_time_recovery_enabled
-  }
-
-  server_side_encryption {
-    enabled     = true
-    kms_key_arn = var.kms_key_arn
-  }
-
-  tags = merge(var.tags, { Name = "${var.name}-presence" })
-}
-
-################################################################################
-# Offline checks: a delay queue (the grace period) and its DLQ
+# Offline checks: a delay queue (the grace period; its DLQ is in sqs.tf)
 ################################################################################
 
 resource "aws_sqs_queue" "presence_checks" {
@@ -197,41 +169,11 @@ resource "aws_sqs_queue" "presence_checks" {
   kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 300
 
   redrive_policy = jsonencode({
-    deadLetterTargetArn = aws_sqs_queue.presence_checks_dlq.arn
+    deadLetterTargetArn = aws_sqs_queue.dead_letter["presence-checks-dlq"].arn
     maxReceiveCount     = 5
   })
 
   tags = merge(var.tags, { Name = "${var.name}-presence-checks" })
-}
-
-resource "aws_sqs_queue" "presence_checks_dlq" {
-  name = "${var.name}-presence-checks-dlq"
-
-  message_retention_seconds = 1209600
-  receive_wait_time_seconds = 20
-
-  sqs_managed_sse_enabled           = var.kms_key_arn == null ? true : null
-  kms_master_key_id                 = var.kms_key_arn
-  kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 300
-
-  tags = merge(var.tags, { Name = "${var.name}-presence-checks-dlq" })
-}
-
-resource "aws_sqs_queue_redrive_allow_policy" "presence_checks_dlq" {
-  queue_url = aws_sqs_queue.presence_checks_dlq.id
-
-  redrive_allow_policy = jsonencode({
-    redrivePermission = "byQueue"
-    sourceQueueArns   = [aws_sqs_queue.presence_checks.arn]
-  })
-}
-
-# TLS-only, like every queue (see sqs.tf).
-locals {
-  presence_queues = {
-    "presence-checks"     = aws_sqs_queue.presence_checks
-    "presence-checks-dlq" = aws_sqs_queue.presence_checks_dlq
-  }
 }
 
 resource "aws_lambda_event_source_mapping" "presence_checks" {
@@ -308,39 +250,6 @@ resource "aws_scheduler_schedule" "maintenance" {
     retry_policy {
       maximum_retry_attempts       = 0
       maximum_event_age_in_seconds = 60
-    }
-  }
-}
-
-################################################################################
-# Alarms
-################################################################################
-
-# Merged into local.alarms (see monitoring.tf).
-locals {
-  presence_alarms = {
-    "presence-checks-dlq-not-empty" = {
-      description         = "Offline checks failed repeatedly and wait in ${aws_sqs_queue.presence_checks_dlq.name}; maintenance decides those users' presence."
-      namespace           = "AWS/SQS"
-      metric_name         = "ApproximateNumberOfMessagesVisible"
-      dimensions          = { QueueName = aws_sqs_queue.presence_checks_dlq.name }
-      statistic           = "Maximum"
-      period              = 60
-      evaluation_periods  = 1
-      comparison_operator = "GreaterThanThreshold"
-      threshold           = 0
-    }
-    "maintenance-errors" = {
-      description         = "The maintenance function failed: missed $disconnects are not being repaired."
-      namespace           = "AWS/Lambda"
-      metric_name         = "Errors"
-      dimensions          = { FunctionName = aws_lambda_function.this["maintenance"].function_name }
-      statistic           = "Sum"
-      period              = 300
-      evaluation_periods  = 3
-      datapoints_to_alarm = 2
-      comparison_operator = "GreaterThanThreshold"
-      threshold           = 0
     }
   }
 }

@@ -13,7 +13,7 @@ mock_provider "aws" {
 }
 
 override_resource {
-  target = aws_sqs_queue.db_changes_failures
+  target = aws_sqs_queue.dead_letter["db-changes-failures"]
   values = {
     arn  = "arn:aws:sqs:us-east-1:123456789012:rt-test-db-changes-failures"
     url  = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-db-changes-failures"
@@ -159,7 +159,7 @@ run "the_mapping_filters_bisects_retries_and_has_a_destination" {
   }
 
   assert {
-    condition     = aws_lambda_event_source_mapping.db_changes["clinic"].destination_config[0].on_failure[0].destination_arn == aws_sqs_queue.db_changes_failures[0].arn
+    condition     = aws_lambda_event_source_mapping.db_changes["clinic"].destination_config[0].on_failure[0].destination_arn == aws_sqs_queue.dead_letter["db-changes-failures"].arn
     error_message = "Records given up on must go to the on-failure queue."
   }
 
@@ -267,7 +267,7 @@ run "the_failure_queue_is_encrypted_tls_only_and_alarmed" {
   }
 
   assert {
-    condition     = aws_sqs_queue.db_changes_failures[0].sqs_managed_sse_enabled && aws_sqs_queue.db_changes_failures[0].message_retention_seconds == 1209600
+    condition     = aws_sqs_queue.dead_letter["db-changes-failures"].sqs_managed_sse_enabled && aws_sqs_queue.dead_letter["db-changes-failures"].message_retention_seconds == 1209600
     error_message = "The on-failure queue must be encrypted and keep messages 14 days."
   }
 
@@ -290,7 +290,7 @@ run "the_failure_queue_is_encrypted_tls_only_and_alarmed" {
   }
 
   assert {
-    condition     = output.db_changes_failures_queue_arn == aws_sqs_queue.db_changes_failures[0].arn && length(output.db_changes_filter_patterns["clinic"]) == 3
+    condition     = output.db_changes_failures_queue_arn == aws_sqs_queue.dead_letter["db-changes-failures"].arn && length(output.db_changes_filter_patterns["clinic"]) == 3
     error_message = "The outputs expose the on-failure queue and the generated filters."
   }
 }
@@ -366,7 +366,7 @@ run "kms_keys_add_only_what_encryption_needs" {
   }
 
   assert {
-    condition     = aws_sqs_queue.db_changes_failures[0].kms_master_key_id == "arn:aws:kms:us-east-1:123456789012:key/11111111-1111-1111-1111-111111111111"
+    condition     = aws_sqs_queue.dead_letter["db-changes-failures"].kms_master_key_id == "arn:aws:kms:us-east-1:123456789012:key/11111111-1111-1111-1111-111111111111"
     error_message = "The on-failure queue uses the module's key when given."
   }
 }
@@ -379,7 +379,7 @@ run "no_sources_no_function" {
   }
 
   assert {
-    condition     = !contains(keys(aws_lambda_function.this), "db-changes") && length(aws_lambda_event_source_mapping.db_changes) == 0 && length(aws_sqs_queue.db_changes_failures) == 0
+    condition     = !contains(keys(aws_lambda_function.this), "db-changes") && length(aws_lambda_event_source_mapping.db_changes) == 0 && !contains(keys(aws_sqs_queue.dead_letter), "db-changes-failures")
     error_message = "Without sources there is no db-changes function, mapping or queue."
   }
 }

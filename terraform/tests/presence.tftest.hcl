@@ -17,7 +17,7 @@ override_resource {
 }
 
 override_resource {
-  target = aws_sqs_queue.presence_checks_dlq
+  target = aws_sqs_queue.dead_letter["presence-checks-dlq"]
   values = {
     arn = "arn:aws:sqs:us-east-1:123456789012:rt-test-presence-checks-dlq"
     url = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-presence-checks-dlq"
@@ -25,7 +25,7 @@ override_resource {
 }
 
 override_resource {
-  target = aws_dynamodb_table.presence
+  target = aws_dynamodb_table.this["presence"]
   values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/rt-test-presence" }
 }
 
@@ -138,9 +138,9 @@ run "offline_checks_wait_the_grace_period_on_a_delay_queue" {
 
   assert {
     condition = (
-      jsondecode(aws_sqs_queue.presence_checks.redrive_policy).deadLetterTargetArn == aws_sqs_queue.presence_checks_dlq.arn &&
-      jsondecode(aws_sqs_queue_redrive_allow_policy.presence_checks_dlq.redrive_allow_policy).sourceQueueArns == [aws_sqs_queue.presence_checks.arn] &&
-      aws_cloudwatch_metric_alarm.this["presence-checks-dlq-not-empty"].dimensions.QueueName == aws_sqs_queue.presence_checks_dlq.name
+      jsondecode(aws_sqs_queue.presence_checks.redrive_policy).deadLetterTargetArn == aws_sqs_queue.dead_letter["presence-checks-dlq"].arn &&
+      jsondecode(aws_sqs_queue_redrive_allow_policy.this["presence-checks-dlq"].redrive_allow_policy).sourceQueueArns == [aws_sqs_queue.presence_checks.arn] &&
+      aws_cloudwatch_metric_alarm.this["presence-checks-dlq-not-empty"].dimensions.QueueName == aws_sqs_queue.dead_letter["presence-checks-dlq"].name
     )
     error_message = "Checks that keep failing go to their own, alarmed DLQ."
   }
@@ -149,7 +149,7 @@ run "offline_checks_wait_the_grace_period_on_a_delay_queue" {
     condition = alltrue([for k in ["presence-checks", "presence-checks-dlq"] :
       jsondecode(aws_sqs_queue_policy.this[k].policy).Statement[0].Effect == "Deny" &&
       jsondecode(aws_sqs_queue_policy.this[k].policy).Statement[0].Condition.Bool["aws:SecureTransport"] == "false"
-    ]) && aws_sqs_queue.presence_checks.sqs_managed_sse_enabled && aws_sqs_queue.presence_checks_dlq.sqs_managed_sse_enabled
+    ]) && aws_sqs_queue.presence_checks.sqs_managed_sse_enabled && aws_sqs_queue.dead_letter["presence-checks-dlq"].sqs_managed_sse_enabled
     error_message = "Both presence queues are encrypted and refuse access without TLS."
   }
 
@@ -171,21 +171,21 @@ run "presence_table_keeps_one_item_per_user_forever" {
 
   assert {
     condition = (
-      aws_dynamodb_table.presence.name == "rt-test-presence" &&
-      aws_dynamodb_table.presence.hash_key == "userId" &&
-      aws_dynamodb_table.presence.range_key == null &&
-      aws_dynamodb_table.presence.billing_mode == "PAY_PER_REQUEST"
+      aws_dynamodb_table.this["presence"].name == "rt-test-presence" &&
+      aws_dynamodb_table.this["presence"].hash_key == "userId" &&
+      aws_dynamodb_table.this["presence"].range_key == null &&
+      aws_dynamodb_table.this["presence"].billing_mode == "PAY_PER_REQUEST"
     )
     error_message = "The presence table is keyed by userId, on demand."
   }
 
   assert {
-    condition     = length(aws_dynamodb_table.presence.ttl) == 0 || !try(aws_dynamodb_table.presence.ttl[0].enabled, false)
+    condition     = length(aws_dynamodb_table.this["presence"].ttl) == 0 || !try(aws_dynamodb_table.this["presence"].ttl[0].enabled, false)
     error_message = "Presence items never expire: a user's version must never restart."
   }
 
   assert {
-    condition     = aws_dynamodb_table.presence.point_in_time_recovery[0].enabled && aws_dynamodb_table.presence.server_side_encryption[0].enabled
+    condition     = aws_dynamodb_table.this["presence"].point_in_time_recovery[0].enabled && aws_dynamodb_table.this["presence"].server_side_encryption[0].enabled
     error_message = "The presence table has point-in-time recovery and encryption like the others."
   }
 
@@ -325,8 +325,8 @@ run "a_kms_key_encrypts_the_presence_resources" {
   assert {
     condition = (
       aws_sqs_queue.presence_checks.kms_master_key_id == var.kms_key_arn &&
-      aws_sqs_queue.presence_checks_dlq.kms_master_key_id == var.kms_key_arn &&
-      aws_dynamodb_table.presence.server_side_encryption[0].kms_key_arn == var.kms_key_arn &&
+      aws_sqs_queue.dead_letter["presence-checks-dlq"].kms_master_key_id == var.kms_key_arn &&
+      aws_dynamodb_table.this["presence"].server_side_encryption[0].kms_key_arn == var.kms_key_arn &&
       aws_scheduler_schedule.maintenance.kms_key_arn == var.kms_key_arn
     )
     error_message = "With a KMS key, the presence queues, table and schedule use it."

@@ -60,7 +60,7 @@ override_resource {
 }
 
 override_resource {
-  target = aws_sqs_queue.dlq
+  target = aws_sqs_queue.dead_letter["events-dlq"]
   values = {
     arn = "arn:aws:sqs:us-east-1:123456789012:rt-test-events-dlq"
     url = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-events-dlq"
@@ -68,12 +68,12 @@ override_resource {
 }
 
 override_resource {
-  target = aws_dynamodb_table.connections
+  target = aws_dynamodb_table.this["connections"]
   values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/rt-test-connections" }
 }
 
 override_resource {
-  target = aws_dynamodb_table.events
+  target = aws_dynamodb_table.this["events"]
   values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/rt-test-events" }
 }
 
