@@ -84,31 +84,21 @@ locals {
   }
 
   ################################################################################
-  # Function, merged into local.functions (see main.tf)
+  # The db-changes function's settings and permissions (the function is in main.tf)
   ################################################################################
 
   db_changes_table_kms_key_arns = distinct([
     for s in var.db_changes_sources : s.table_kms_key_arn if s.table_kms_key_arn != null && s.table_kms_key_arn != var.kms_key_arn
   ])
 
-  db_changes_functions = local.db_changes_enabled ? {
-    "db-changes" = {
-      description = "Application-table stream consumer: turns item changes into events by the db_changes rules"
-      handler     = "realtime.handlers.db_changes.handler"
-      memory_size = var.db_changes_memory_size
-      timeout     = var.db_changes_timeout
-      environment = merge(local.common_environment, {
-        EVENTS_QUEUE_URL = aws_sqs_queue.events.url
-        DB_CHANGE_SOURCES = jsonencode([for name, s in local.db_changes_sources : {
-          name       = name
-          stream_arn = s.stream_arn
-          rules      = local.db_changes_rules[name]
-        }])
-      })
-    }
-  } : {}
+  # DB_CHANGE_SOURCES of the db-changes function (main.tf).
+  db_changes_sources_json = jsonencode([for name, s in local.db_changes_sources : {
+    name       = name
+    stream_arn = s.stream_arn
+    rules      = local.db_changes_rules[name]
+  }])
 
-  db_changes_function_statements = local.db_changes_enabled ? {
+  db_changes_statements = local.db_changes_enabled ? {
     "db-changes" = concat(
       [
         {

@@ -5,17 +5,19 @@
 #   events       event:        topic = <topic>,                  seq = 1, 2, ...
 #                counter:      topic = <topic>,                  seq = 0 (lastSeq, never expires)
 #                idempotency:  topic = dedup#<topic>#<eventId>,  seq = 0
-#   presence     one item per user: userId
+#   presence     one item per user: userId (with presence_enabled only)
 ################################################################################
 
 locals {
   # Table (its name after "<name>-") => key schema, and whether items expire through TTL on expiresAt.
-  tables = {
-    connections = { hash_key = "pk", range_key = "sk", attributes = { pk = "S", sk = "S" }, expires = true }
-    events      = { hash_key = "topic", range_key = "seq", attributes = { topic = "S", seq = "N" }, expires = true }
+  tables = merge(
+    {
+      connections = { hash_key = "pk", range_key = "sk", attributes = { pk = "S", sk = "S" }, expires = true }
+      events      = { hash_key = "topic", range_key = "seq", attributes = { topic = "S", seq = "N" }, expires = true }
+    },
     # Never expires: a user's version must only grow.
-    presence = { hash_key = "userId", range_key = null, attributes = { userId = "S" }, expires = false }
-  }
+    var.presence_enabled ? { presence = { hash_key = "userId", range_key = null, attributes = { userId = "S" }, expires = false } } : {},
+  )
 }
 
 resource "aws_dynamodb_table" "this" {

@@ -33,11 +33,13 @@ locals {
         alarm   = "events-dlq-not-empty"
         meaning = "Events could not be processed; see their errorCode/errorReason attributes."
       }
+    },
+    var.presence_enabled ? {
       "presence-checks-dlq" = {
         alarm   = "presence-checks-dlq-not-empty"
         meaning = "Offline checks failed repeatedly; maintenance decides those users' presence."
       }
-    },
+    } : {},
     local.db_changes_enabled ? {
       # The stream mappings' on-failure destination (db_changes.tf).
       "db-changes-failures" = {
@@ -48,10 +50,10 @@ locals {
   )
 
   # Dead-letter queue => the queue that redrives to it (the others are written to by their consumers).
-  redrive_sources = {
-    "events-dlq"          = aws_sqs_queue.events.arn
-    "presence-checks-dlq" = aws_sqs_queue.presence_checks.arn
-  }
+  redrive_sources = merge(
+    { "events-dlq" = aws_sqs_queue.events.arn },
+    var.presence_enabled ? { "presence-checks-dlq" = aws_sqs_queue.presence_checks[0].arn } : {},
+  )
 }
 
 resource "aws_sqs_queue" "dead_letter" {
@@ -89,10 +91,8 @@ resource "aws_sqs_queue_redrive_allow_policy" "this" {
 locals {
   # Every queue, keyed by its name without the "<name>-" prefix.
   queues = merge(
-    {
-      "events"          = aws_sqs_queue.events
-      "presence-checks" = aws_sqs_queue.presence_checks
-    },
+    { "events" = aws_sqs_queue.events },
+    { for q in aws_sqs_queue.presence_checks : "presence-checks" => q },
     aws_sqs_queue.dead_letter,
   )
 }

@@ -156,7 +156,7 @@ variable "delivery_concurrency" {
 }
 
 variable "connection_ttl_seconds" {
-  description = "Lifetime of a connection record (renewed by pings). API Gateway closes every WebSocket after 2 hours, so the default (7500) outlives any real connection; a stale record expires through DynamoDB TTL."
+  description = "Lifetime of a connection record, counted from $connect (pings do not renew it). API Gateway closes every WebSocket after 2 hours, so the default (7500) outlives any real connection; a record whose $disconnect was missed expires through DynamoDB TTL, if maintenance has not removed it first."
   type        = number
   default     = 7500
 
@@ -384,13 +384,13 @@ variable "metrics_namespace" {
 ################################################################################
 
 variable "point_in_time_recovery_enabled" {
-  description = "Point-in-time recovery on the connections and events tables."
+  description = "Point-in-time recovery on the module's tables (connections, events, presence)."
   type        = bool
   default     = true
 }
 
 variable "deletion_protection_enabled" {
-  description = "Deletion protection on the connections and events tables."
+  description = "Deletion protection on the module's tables (connections, events, presence)."
   type        = bool
   default     = false
 }
@@ -529,7 +529,11 @@ variable "create_dashboard" {
 # Presence
 ################################################################################
 
-# (presence inputs)
+variable "presence_enabled" {
+  description = "Track who is online: the presence table, the presence-checks queue and function, presence events (presence.online/offline) and GET /presence. False leaves all of these out; connections, events and the maintenance run (which then only removes connections whose $disconnect was missed) stay."
+  type        = bool
+  default     = true
+}
 
 variable "presence_grace_period_seconds" {
   description = "How long after a user's last session ends the user is still shown online; presence.offline is sent only if no new session started meanwhile, so a page reload never flaps. Whole seconds, at most 900 (the longest SQS message delay)."
@@ -559,6 +563,10 @@ variable "max_presence_users_per_request" {
   }
 }
 
+################################################################################
+# Maintenance
+################################################################################
+
 variable "maintenance_schedule_expression" {
   description = "When the maintenance function runs (EventBridge Scheduler rate() or cron() expression). It removes connections whose $disconnect was missed, so this bounds how long such a user can stay online (plus the stale threshold and grace period)."
   type        = string
@@ -584,8 +592,6 @@ variable "stale_connection_threshold_seconds" {
 ################################################################################
 # Database changes (DynamoDB Streams of application tables)
 ################################################################################
-
-# (db_changes inputs)
 
 variable "db_changes_sources" {
   description = <<-EOT
