@@ -98,8 +98,13 @@ variable "token" {
 # Events
 ################################################################################
 
+locals {
+  # A topic: contract/wire.json's patterns.topic (`python -m scripts.tf_contract --check` keeps them equal).
+  topic_pattern = "^(all|(user|group|presence):[A-Za-z0-9_.@:|+-]{1,128})$"
+}
+
 variable "event_type_rules" {
-  description = "Default audience per event type, for messages that carry none. First match wins. `type` is an fnmatch pattern (e.g. \"order.*\"); each audience entry is a topic, optionally templated from the event data (e.g. \"user:{data.userId}\")."
+  description = "Default audience per event type, for messages that carry none. First match wins. `type` is an fnmatch pattern (e.g. \"order.*\"); `audience` lists 1 to 100 topics, each optionally templated from the event data with {data.<field>} placeholders (e.g. \"user:{data.userId}\")."
   type = list(object({
     type     = string
     audience = list(string)
@@ -112,8 +117,16 @@ variable "event_type_rules" {
   }
 
   validation {
-    condition     = alltrue([for r in var.event_type_rules : length(r.audience) > 0 && alltrue([for a in r.audience : length(trimspace(a)) > 0])])
-    error_message = "Each event_type_rules[*].audience must list at least one non-empty topic."
+    condition     = alltrue([for r in var.event_type_rules : length(r.audience) >= 1 && length(r.audience) <= 100])
+    error_message = "Each event_type_rules[*].audience must list 1 to 100 topics."
+  }
+
+  # A {data.<field>} placeholder stands for a part of the topic (the function checks the value it takes).
+  validation {
+    condition = alltrue(flatten([for r in var.event_type_rules : [for a in r.audience :
+      can(regex(local.topic_pattern, replace(a, "/\\{data(\\.[A-Za-z0-9_-]+)+\\}/", "x")))
+    ]]))
+    error_message = "Each event_type_rules[*].audience entry must form a topic (all, user:<id>, group:<name>, presence:<id>) once its {data.<field>} placeholders are filled, e.g. \"user:{data.userId}\"; not: ${join(", ", flatten([for r in var.event_type_rules : [for a in r.audience : jsonencode(a) if !can(regex(local.topic_pattern, replace(a, "/\\{data(\\.[A-Za-z0-9_-]+)+\\}/", "x")))]]))}."
   }
 
   validation {
@@ -683,10 +696,10 @@ variable "db_changes_sources" {
   validation {
     condition = alltrue(flatten([for s in var.db_changes_sources : [for r in s.rules :
       length(r.audience) >= 1 && length(r.audience) <= 100 && length(distinct(r.audience)) == length(r.audience) && alltrue([for t in r.audience :
-        can(regex("^(all|(user|group|presence):[A-Za-z0-9_.@:|+-]{1,128})$", replace(t, "/\\{[A-Za-z0-9_.-]{1,255}\\}/", "x")))
+        can(regex(local.topic_pattern, replace(t, "/\\{[A-Za-z0-9_.-]{1,255}\\}/", "x")))
       ])
     ]]))
-    error_message = "A db_changes rule's audience must list 1-100 distinct topic templates such as \"user:{patientId}\", \"group:{clinicId}\", \"presence:{doctorId}\" or \"all\" ({attribute} names a top-level attribute); not: ${join(", ", flatten([for s in var.db_changes_sources : [for r in s.rules : "${s.name}/${r.name} ${jsonencode(r.audience)}" if !(length(r.audience) >= 1 && length(r.audience) <= 100 && length(distinct(r.audience)) == length(r.audience) && alltrue([for t in r.audience : can(regex("^(all|(user|group|presence):[A-Za-z0-9_.@:|+-]{1,128})$", replace(t, "/\\{[A-Za-z0-9_.-]{1,255}\\}/", "x")))]))]]))}."
+    error_message = "A db_changes rule's audience must list 1-100 distinct topic templates such as \"user:{patientId}\", \"group:{clinicId}\", \"presence:{doctorId}\" or \"all\" ({attribute} names a top-level attribute); not: ${join(", ", flatten([for s in var.db_changes_sources : [for r in s.rules : "${s.name}/${r.name} ${jsonencode(r.audience)}" if !(length(r.audience) >= 1 && length(r.audience) <= 100 && length(distinct(r.audience)) == length(r.audience) && alltrue([for t in r.audience : can(regex(local.topic_pattern, replace(t, "/\\{[A-Za-z0-9_.-]{1,255}\\}/", "x")))]))]]))}."
   }
 
   validation {
