@@ -60,19 +60,3 @@ resource "aws_dynamodb_table" "this" {
 
   tags = merge(var.tags, { Name = "${var.name}-${each.key}" })
 }
-
-# The tables were separate resources before; keep the deployed ones.
-moved {
-  from = aws_dynamodb_table.connections
-  to   = aws_dynamodb_table.this["connections"]
-}
-
-moved {
-  from = aws_dynamodb_table.events
-  to   = aws_dynamodb_table.this["events"]
-}
-
-moved {
-  from = aws_dynamodb_table.presence
-  to   = aws_dynamodb_table.this["presence"]
-}

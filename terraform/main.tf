@@ -61,32 +61,26 @@ locals {
 
   maintenance_timeout = 300 # a run stops starting work 10 s before; the next run carries on
 
-  # presence-checks exists with presence only, db-changes with db_changes_sources only.
-  functions = merge(
+  # Each function's description and handler, and its memory and timeout where they are not
+  # lambda_memory_size and lambda_timeout. presence-checks exists with presence only, db-changes
+  # with db_changes_sources only.
+  functions = { for k, f in merge(
     {
       "ws-connect" = {
         description = "WebSocket $connect: verifies the token and registers the connection and its topics"
         handler     = "realtime.handlers.ws_connect.handler"
-        memory_size = var.lambda_memory_size
-        timeout     = var.lambda_timeout
       }
       "ws-disconnect" = {
         description = "WebSocket $disconnect: removes the connection and its subscriptions"
         handler     = "realtime.handlers.ws_disconnect.handler"
-        memory_size = var.lambda_memory_size
-        timeout     = var.lambda_timeout
       }
       "ws-ping" = {
         description = "WebSocket ping route (two-way): notes the connection is alive and answers pong"
         handler     = "realtime.handlers.ws_ping.handler"
-        memory_size = var.lambda_memory_size
-        timeout     = var.lambda_timeout
       }
       "ws-default" = {
         description = "WebSocket $default route (two-way): answers unknown frames with an error frame"
         handler     = "realtime.handlers.ws_default.handler"
-        memory_size = var.lambda_memory_size
-        timeout     = var.lambda_timeout
       }
       "process-events" = {
         description = "Events queue consumer: validates, stores and fans out events to live connections"
@@ -97,13 +91,11 @@ locals {
       "events-api" = {
         description = "HTTP GET /events: the caller's events after a cursor, with optional long polling"
         handler     = "realtime.handlers.events_api.handler"
-        memory_size = var.lambda_memory_size
         timeout     = var.events_api_timeout
       }
       "maintenance" = {
         description = "Scheduled: removes connections whose $disconnect was missed and repairs presence"
         handler     = "realtime.handlers.maintenance.handler"
-        memory_size = var.lambda_memory_size
         timeout     = local.maintenance_timeout
       }
     },
@@ -111,7 +103,6 @@ locals {
       "presence-checks" = {
         description = "Delayed offline checks: marks a user offline when the grace period passed without a new session"
         handler     = "realtime.handlers.presence_checks.handler"
-        memory_size = var.lambda_memory_size
         timeout     = local.presence_checks_timeout
       }
     } : {},
@@ -123,7 +114,7 @@ locals {
         timeout     = var.db_changes_timeout
       }
     } : {},
-  )
+  ) : k => merge({ memory_size = var.lambda_memory_size, timeout = var.lambda_timeout }, f) }
 
   function_names = { for k in keys(local.functions) : k => "${var.name}-${k}" }
 

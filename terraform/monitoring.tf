@@ -76,37 +76,6 @@ resource "aws_cloudwatch_metric_alarm" "this" {
   tags = merge(var.tags, { Name = "${var.name}-${each.key}" })
 }
 
-# The alarms were separate resources before; keep the deployed ones.
-moved {
-  from = aws_cloudwatch_metric_alarm.dlq_not_empty[0]
-  to   = aws_cloudwatch_metric_alarm.this["events-dlq-not-empty"]
-}
-
-moved {
-  from = aws_cloudwatch_metric_alarm.process_events_errors[0]
-  to   = aws_cloudwatch_metric_alarm.this["process-events-errors"]
-}
-
-moved {
-  from = aws_cloudwatch_metric_alarm.events_queue_age[0]
-  to   = aws_cloudwatch_metric_alarm.this["events-queue-age"]
-}
-
-moved {
-  from = aws_cloudwatch_metric_alarm.presence_checks_dlq_not_empty[0]
-  to   = aws_cloudwatch_metric_alarm.this["presence-checks-dlq-not-empty"]
-}
-
-moved {
-  from = aws_cloudwatch_metric_alarm.maintenance_errors[0]
-  to   = aws_cloudwatch_metric_alarm.this["maintenance-errors"]
-}
-
-moved {
-  from = aws_cloudwatch_metric_alarm.db_changes_failures[0]
-  to   = aws_cloudwatch_metric_alarm.this["db-changes-failures"]
-}
-
 ################################################################################
 # Dashboard
 ################################################################################

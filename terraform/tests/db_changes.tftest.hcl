@@ -12,16 +12,13 @@ mock_provider "aws" {
   }
 }
 
-override_resource {
-  target = aws_sqs_queue.dead_letter["db-changes-failures"]
-  values = {
-    arn  = "arn:aws:sqs:us-east-1:123456789012:rt-test-db-changes-failures"
-    url  = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-db-changes-failures"
-    name = "rt-test-db-changes-failures"
-  }
-}
-
 variables {
+  # The application table's stream, which most runs below give rules of their own.
+  clinic_stream = {
+    name       = "clinic"
+    stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
+  }
+
   # The telemedicine example: doctors' profiles and their patient assignments in one table.
   db_changes_sources = [{
     name       = "clinic"
@@ -180,9 +177,7 @@ run "mapping_options_are_inputs" {
   command = plan
 
   variables {
-    db_changes_sources = [{
-      name                               = "clinic"
-      stream_arn                         = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
+    db_changes_sources = [merge(var.clinic_stream, {
       rules                              = [{ name = "any", event_type = "clinic.changed", audience = ["all"] }]
       starting_position                  = "TRIM_HORIZON"
       batch_size                         = 500
@@ -190,7 +185,7 @@ run "mapping_options_are_inputs" {
       parallelization_factor             = 4
       maximum_retry_attempts             = 3
       maximum_record_age_in_seconds      = 600
-    }]
+    })]
   }
 
   assert {
@@ -351,12 +346,10 @@ run "kms_keys_add_only_what_encryption_needs" {
 
   variables {
     kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/11111111-1111-1111-1111-111111111111"
-    db_changes_sources = [{
-      name              = "clinic"
-      stream_arn        = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
+    db_changes_sources = [merge(var.clinic_stream, {
       table_kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/22222222-2222-2222-2222-222222222222"
       rules             = [{ name = "any", event_type = "clinic.changed", audience = ["all"] }]
-    }]
+    })]
   }
 
   assert {
@@ -411,11 +404,9 @@ run "new_images_are_enough_for_rules_on_inserts" {
   }
 
   variables {
-    db_changes_sources = [{
-      name       = "clinic"
-      stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
-      rules      = [{ name = "new-doctor", event_type = "doctor.joined", kinds = ["INSERT"], audience = ["group:{clinicId}"] }]
-    }]
+    db_changes_sources = [merge(var.clinic_stream, {
+      rules = [{ name = "new-doctor", event_type = "doctor.joined", kinds = ["INSERT"], audience = ["group:{clinicId}"] }]
+    })]
   }
 
   assert {
@@ -432,11 +423,9 @@ run "bad_event_type_is_refused" {
   command = plan
 
   variables {
-    db_changes_sources = [{
-      name       = "clinic"
-      stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
-      rules      = [{ name = "doctor-online", event_type = "Doctor Online", audience = ["all"] }]
-    }]
+    db_changes_sources = [merge(var.clinic_stream, {
+      rules = [{ name = "doctor-online", event_type = "Doctor Online", audience = ["all"] }]
+    })]
   }
 
   expect_failures = [var.db_changes_sources]
@@ -446,16 +435,14 @@ run "becomes_needs_exactly_one_value" {
   command = plan
 
   variables {
-    db_changes_sources = [{
-      name       = "clinic"
-      stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
+    db_changes_sources = [merge(var.clinic_stream, {
       rules = [{
         name       = "doctor-online"
         event_type = "doctor.online"
         when       = { attribute = "online", becomes = { BOOL = true, S = "yes" } }
         audience   = ["all"]
       }]
-    }]
+    })]
   }
 
   expect_failures = [var.db_changes_sources]
@@ -465,9 +452,7 @@ run "becomes_cannot_fire_on_remove" {
   command = plan
 
   variables {
-    db_changes_sources = [{
-      name       = "clinic"
-      stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
+    db_changes_sources = [merge(var.clinic_stream, {
       rules = [{
         name       = "doctor-online"
         event_type = "doctor.online"
@@ -475,7 +460,7 @@ run "becomes_cannot_fire_on_remove" {
         when       = { attribute = "online", becomes = { BOOL = true } }
         audience   = ["all"]
       }]
-    }]
+    })]
   }
 
   expect_failures = [var.db_changes_sources]
@@ -485,11 +470,9 @@ run "unknown_change_kind_is_refused" {
   command = plan
 
   variables {
-    db_changes_sources = [{
-      name       = "clinic"
-      stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
-      rules      = [{ name = "doctor-updated", event_type = "doctor.updated", kinds = ["UPDATE"], audience = ["all"] }]
-    }]
+    db_changes_sources = [merge(var.clinic_stream, {
+      rules = [{ name = "doctor-updated", event_type = "doctor.updated", kinds = ["UPDATE"], audience = ["all"] }]
+    })]
   }
 
   expect_failures = [var.db_changes_sources]
@@ -499,11 +482,9 @@ run "audience_template_must_form_a_topic" {
   command = plan
 
   variables {
-    db_changes_sources = [{
-      name       = "clinic"
-      stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
-      rules      = [{ name = "doctor-online", event_type = "doctor.online", audience = ["doctor:{doctorId}"] }]
-    }]
+    db_changes_sources = [merge(var.clinic_stream, {
+      rules = [{ name = "doctor-online", event_type = "doctor.online", audience = ["doctor:{doctorId}"] }]
+    })]
   }
 
   expect_failures = [var.db_changes_sources]
@@ -513,14 +494,12 @@ run "rule_names_are_unique_within_a_source" {
   command = plan
 
   variables {
-    db_changes_sources = [{
-      name       = "clinic"
-      stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
+    db_changes_sources = [merge(var.clinic_stream, {
       rules = [
         { name = "doctor", event_type = "doctor.online", audience = ["all"] },
         { name = "doctor", event_type = "doctor.offline", audience = ["all"] },
       ]
-    }]
+    })]
   }
 
   expect_failures = [var.db_changes_sources]
@@ -544,12 +523,10 @@ run "retries_must_be_bounded" {
   command = plan
 
   variables {
-    db_changes_sources = [{
-      name                   = "clinic"
-      stream_arn             = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
+    db_changes_sources = [merge(var.clinic_stream, {
       rules                  = [{ name = "any", event_type = "clinic.changed", audience = ["all"] }]
       maximum_retry_attempts = -1
-    }]
+    })]
   }
 
   expect_failures = [var.db_changes_sources]
@@ -559,16 +536,14 @@ run "rules_must_fit_the_lambda_environment" {
   command = plan
 
   variables {
-    db_changes_sources = [{
-      name       = "clinic"
-      stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
+    db_changes_sources = [merge(var.clinic_stream, {
       rules = [for i in range(40) : {
         name       = "rule-${i}"
         event_type = "clinic.changed"
         audience   = ["group:{clinicId}"]
         data       = ["doctorId", "patientId", "clinicId", "status"]
       }]
-    }]
+    })]
   }
 
   expect_failures = [var.db_changes_sources]

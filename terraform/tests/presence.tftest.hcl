@@ -8,33 +8,6 @@ mock_provider "aws" {
   source = "./tests/mocks"
 }
 
-# Distinct values where a test tells two resources of the same type apart.
-override_resource {
-  target = aws_sqs_queue.presence_checks
-  values = {
-    arn = "arn:aws:sqs:us-east-1:123456789012:rt-test-presence-checks"
-    url = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-presence-checks"
-  }
-}
-
-override_resource {
-  target = aws_sqs_queue.dead_letter["presence-checks-dlq"]
-  values = {
-    arn = "arn:aws:sqs:us-east-1:123456789012:rt-test-presence-checks-dlq"
-    url = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-presence-checks-dlq"
-  }
-}
-
-override_resource {
-  target = aws_dynamodb_table.this["presence"]
-  values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/rt-test-presence" }
-}
-
-override_resource {
-  target = aws_iam_role.maintenance_scheduler
-  values = { arn = "arn:aws:iam::123456789012:role/rt-test-maintenance-scheduler" }
-}
-
 ################################################################################
 # maintenance: schedule -> role -> function
 ################################################################################
