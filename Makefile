@@ -22,6 +22,9 @@ DEMO_PORT  ?= 8765
 CHROMIUM   ?= /usr/bin/chromium
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
+# Where the Python packages live besides the repository root (`scripts`); pyproject.toml
+# gives pytest the same list.
+PACKAGE_PATH := functions:clients/python
 
 # Terraform uses the machine's provider mirror only (see terraform.rc).
 export TF_CLI_CONFIG_FILE := $(CURDIR)/terraform.rc
@@ -73,19 +76,19 @@ install: $(VENV)/.installed $(MINISTACK_ENV)/.installed $(CHECKOV_ENV)/.installe
 # --- build and local stack --------------------------------------------------
 
 build: $(VENV)/.installed ## Build the Lambda code and layer zips for ARCH (default arm64) into dist/
-	$(PY) scripts/build.py --arch $(ARCH)
+	$(PY) -m scripts.build --arch $(ARCH)
 
 up: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Start the emulator, build, apply examples/local, print the endpoints
-	$(PY) scripts/local_stack.py up --port $(LOCAL_PORT) --demo-port $(DEMO_PORT)
+	$(PY) -m scripts.local_stack up --port $(LOCAL_PORT) --demo-port $(DEMO_PORT)
 
 demo: $(VENV)/.installed ## Scripted walkthrough in the terminal: two users, three sessions (after make up)
-	$(PY) scripts/demo.py
+	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.demo
 
 down: ## Stop the local stack and remove its state
-	@[ -x $(PY) ] && $(PY) scripts/local_stack.py down || python3 scripts/local_stack.py down
+	@[ -x $(PY) ] && $(PY) -m scripts.local_stack down || python3 -m scripts.local_stack down
 
 bench: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Latency and fan-out benchmarks on the emulator (own stack, or REALTIME_STACK_ENDPOINTS=.local/endpoints.json)
-	$(PY) scripts/bench.py
+	$(PY) -m scripts.bench
 
 # --- tests -------------------------------------------------------------------
 
@@ -114,21 +117,23 @@ test-integration: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.i
 test-browser: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.installed $(CHROMIUM) ## Only the demo page in headless Chromium on the emulator
 	$(PY) -m pytest tests/browser -q $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed $(CHECKOV_ENV)/.installed ## ruff, terraform fmt, checkov, README module tables, Terraform contract test
+lint: $(VENV)/.installed $(CHECKOV_ENV)/.installed ## ruff, import cycles, terraform fmt, checkov, README module tables, Terraform contract test
 	@echo "==> ruff"
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	@echo "==> import cycles"
+	PYTHONPATH=$(PACKAGE_PATH) $(VENV)/bin/lint-imports --no-logo
 	@echo "==> terraform fmt"
 	terraform fmt -check -recursive terraform
 	@echo "==> checkov"
 	$(CHECKOV_ENV)/bin/checkov --config-file .checkov.yaml
 	@echo "==> README module reference"
-	$(PY) scripts/tf_docs.py --check
+	$(PY) -m scripts.tf_docs --check
 	@echo "==> Terraform contract test (terraform/tests/contract.tftest.hcl)"
 	$(PY) -m scripts.tf_contract --check
 
 docs: $(VENV)/.installed ## Regenerate the README's module tables and the Terraform contract test
-	$(PY) scripts/tf_docs.py
+	$(PY) -m scripts.tf_docs
 	$(PY) -m scripts.tf_contract
 
 fmt: $(VENV)/.installed ## Format Python and Terraform
@@ -137,5 +142,5 @@ fmt: $(VENV)/.installed ## Format Python and Terraform
 	terraform fmt -recursive terraform
 
 clean: ## Remove build outputs and Terraform working dirs
-	rm -rf dist .pytest_cache .ruff_cache test-artifacts
+	rm -rf dist .pytest_cache .ruff_cache .import_linter_cache test-artifacts
 	find terraform -name .terraform -type d -prune -exec rm -rf {} +

@@ -1,6 +1,6 @@
 """Benchmarks on the local stack: latency and fan-out, measured side by side in one run.
 
-    python scripts/bench.py [--endpoints .local/endpoints.json] [--sessions 60] [--events 30]
+    python -m scripts.bench [--endpoints .local/endpoints.json] [--sessions 60] [--events 30]
 
 Without --endpoints (or REALTIME_STACK_ENDPOINTS) it starts its own emulator
 on a free loopback port, applies the stack, and stops it afterwards.
@@ -30,11 +30,11 @@ import uuid
 from pathlib import Path
 from urllib.parse import quote
 
-import local_stack
 import websockets
-from mint_token import local_secret, mint_token
 
-ROOT = Path(__file__).resolve().parent.parent
+from scripts.emulator import emulator_client, read_endpoints
+from scripts.local_stack import stack_on_free_port
+from scripts.mint_token import local_secret, mint_token
 
 
 class Receiver:
@@ -70,8 +70,8 @@ class Receiver:
 class Bench:
     def __init__(self, endpoints: dict):
         self.endpoints = endpoints
-        self.sqs = local_stack.emulator_client(endpoints, "sqs")
-        self.lambda_ = local_stack.emulator_client(endpoints, "lambda")
+        self.sqs = emulator_client(endpoints, "sqs")
+        self.lambda_ = emulator_client(endpoints, "lambda")
         self.secret = local_secret(endpoints)
         self.run = uuid.uuid4().hex[:6]
 
@@ -153,18 +153,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=30)
     args = parser.parse_args()
     if args.endpoints:
-        asyncio.run(run(json.loads(Path(args.endpoints).read_text()), args.sessions, args.events))
+        asyncio.run(run(read_endpoints(Path(args.endpoints)), args.sessions, args.events))
         return
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        print("==> Starting a stack of its own on a free loopback port (about a minute and a half)")
-        emulator = local_stack.start_emulator(local_stack.free_port(), Path(tmp))
-        try:
-            code_zip, layer_zip, arch = local_stack.build_for_host(ROOT / "dist")
-            outputs = local_stack.apply_stack(emulator.endpoint, Path(tmp), code_zip, layer_zip, arch)
-            outputs["emulator_endpoint"] = emulator.endpoint
-            asyncio.run(run(outputs, args.sessions, args.events))
-        finally:
-            emulator.stop()
+        print("==> Starting a stack of its own on a free loopback port")
+        with stack_on_free_port(Path(tmp)) as endpoints:
+            asyncio.run(run(endpoints, args.sessions, args.events))
 
 
 if __name__ == "__main__":

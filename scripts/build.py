@@ -1,6 +1,6 @@
 """Build the Lambda code zip and the dependencies layer zip, deterministically.
 
-    python scripts/build.py [--arch arm64|x86_64|host] [--out dist] [--force]
+    python -m scripts.build [--arch arm64|x86_64|host] [--out dist] [--force]
 
 Writes ``<out>/<arch>/functions.zip`` (the ``realtime`` package, all handlers)
 and ``<out>/<arch>/layer.zip`` (``python/`` with functions/requirements.txt

@@ -1,6 +1,6 @@
 """`make demo`: a scripted walkthrough against the LOCAL stack, printed as a timeline.
 
-    python scripts/demo.py [--endpoints .local/endpoints.json]
+    PYTHONPATH=clients/python python -m scripts.demo [--endpoints .local/endpoints.json]
 
 Two users, three sessions (alice on a laptop and a phone, bob on a laptop),
 all using the Python client (clients/python/realtime_client), which behaves
@@ -22,15 +22,12 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT / "clients" / "python"))
+from realtime_client import RealtimeClient, exactly_once_in_order
+from realtime_publisher import Publisher
 
-from demo_server import check_local  # noqa: E402
-from local_stack import emulator_client  # noqa: E402
-from mint_token import local_secret, mint_token  # noqa: E402
-from realtime_client import RealtimeClient, exactly_once_in_order  # noqa: E402
-from realtime_publisher import Publisher  # noqa: E402
+from scripts.demo_server import check_local
+from scripts.emulator import LOCAL_ENDPOINTS, emulator_client, read_endpoints
+from scripts.mint_token import local_secret, mint_token
 
 RUN = uuid.uuid4().hex[:6]
 GROUP = "ops"
@@ -263,11 +260,9 @@ async def main_async(endpoints: dict) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--endpoints", type=Path, default=ROOT / ".local" / "endpoints.json")
+    parser.add_argument("--endpoints", type=Path, default=LOCAL_ENDPOINTS)
     args = parser.parse_args()
-    if not args.endpoints.exists():
-        raise SystemExit(f"{args.endpoints} not found: run `make up` first")
-    endpoints = json.loads(args.endpoints.read_text())
+    endpoints = read_endpoints(args.endpoints)
     check_local(endpoints)
     sys.exit(0 if asyncio.run(main_async(endpoints)) else 1)
 

@@ -1,6 +1,7 @@
 """The demo page for the LOCAL stack (development only; it refuses anything else).
 
-    python scripts/demo_server.py [--endpoints .local/endpoints.json] [--port 8765] [--pid-file F]
+    PYTHONPATH=clients/python python -m scripts.demo_server
+        [--endpoints .local/endpoints.json] [--port 8765] [--pid-file F]
 
 Serves, on 127.0.0.1 only:
 
@@ -19,28 +20,23 @@ for anyone who asks, which must never happen against a deployed stack.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ipaddress
 import json
 import mimetypes
 import os
 import re
 import signal
-import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT / "clients" / "python"))
+from realtime_publisher import Publisher
 
-from mint_token import local_secret, mint_token  # noqa: E402
+from scripts.emulator import LOCAL_ENDPOINTS, ROOT, emulator_client, read_endpoints
+from scripts.mint_token import local_secret, mint_token
 
 DEMO_DIR = ROOT / "clients" / "demo"
 JS_DIR = ROOT / "clients" / "js"
@@ -91,9 +87,6 @@ class Demo:
 
     def __init__(self, endpoints: dict):
         check_local(endpoints)
-        from local_stack import emulator_client
-        from realtime_publisher import Publisher
-
         self.endpoints = endpoints
         self.secret = local_secret(endpoints)
         sqs = emulator_client(endpoints, "sqs")
@@ -225,57 +218,13 @@ class BackgroundServer:
         self.server.server_close()
 
 
-# -- `make up` / `make down` helpers: a detached process with a pid file ------------
-
-
-def start_detached(state_dir: Path, port: int = DEFAULT_PORT, timeout: float = 30.0) -> str:
-    """Start the demo server in the background for `make up`; returns its URL."""
-    pid_file = state_dir / "demo_server.pid"
-    log = (state_dir / "demo_server.log").open("ab")
-    command = [sys.executable, str(Path(__file__).resolve()), "--endpoints", str(state_dir / "endpoints.json")]
-    process = subprocess.Popen(
-        [*command, "--port", str(port), "--pid-file", str(pid_file)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"the demo server exited with {process.returncode}; see {state_dir / 'demo_server.log'}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}config.json", timeout=1) as response:
-            if response.status == 200:
-                return url
-        time.sleep(0.2)
-    stop_detached(state_dir)
-    sys.exit(f"the demo server did not answer on {url} within {timeout:.0f}s")
-
-
-def stop_detached(state_dir: Path) -> None:
-    """Stop the demo server started by start_detached (for `make down`)."""
-    pid_file = state_dir / "demo_server.pid"
-    if not pid_file.exists():
-        return
-    pid = int(pid_file.read_text())
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(50):
-            os.kill(pid, 0)
-            time.sleep(0.1)
-        os.kill(pid, signal.SIGKILL)
-    pid_file.unlink(missing_ok=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--endpoints", type=Path, default=ROOT / ".local" / "endpoints.json")
+    parser.add_argument("--endpoints", type=Path, default=LOCAL_ENDPOINTS)
     parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", DEFAULT_PORT)), help="0: any")
     parser.add_argument("--pid-file", type=Path, help="write the process id here (removed on exit)")
     args = parser.parse_args()
-    if not args.endpoints.exists():
-        raise SystemExit(f"{args.endpoints} not found: run `make up` first")
-    server = make_server(json.loads(args.endpoints.read_text()), args.port)
+    server = make_server(read_endpoints(args.endpoints), args.port)
     if args.pid_file:
         args.pid_file.write_text(f"{os.getpid()}\n")
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())

@@ -1,6 +1,6 @@
 """Mint a token for the LOCAL stack (development only; never for a deployed stack).
 
-    python scripts/mint_token.py --user alice [--groups ops,dev] [--topics presence:bob] [--ttl 3600]
+    python -m scripts.mint_token --user alice [--groups ops,dev] [--topics presence:bob] [--ttl 3600]
 
 Reads the local stack's HS256 secret from the emulator's SSM (the parameter
 named in .local/endpoints.json, written by `make up`) and prints a signed JWT
@@ -10,14 +10,12 @@ with the claims DESIGN.md describes: sub, exp, groups, topics.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import jwt
-from local_stack import emulator_client
 
-ROOT = Path(__file__).resolve().parent.parent
+from scripts.emulator import LOCAL_ENDPOINTS, emulator_client, read_endpoints
 
 
 def mint_token(
@@ -50,11 +48,9 @@ def main() -> None:
     parser.add_argument("--groups", default="", help="comma-separated group names")
     parser.add_argument("--topics", default="", help="comma-separated extra topics, e.g. presence:bob")
     parser.add_argument("--ttl", type=int, default=3600, help="seconds until the token expires")
-    parser.add_argument("--endpoints", type=Path, default=ROOT / ".local" / "endpoints.json")
+    parser.add_argument("--endpoints", type=Path, default=LOCAL_ENDPOINTS)
     args = parser.parse_args()
-    if not args.endpoints.exists():
-        raise SystemExit(f"{args.endpoints} not found: run `make up` first")
-    endpoints = json.loads(args.endpoints.read_text())
+    endpoints = read_endpoints(args.endpoints)
     print(mint_token(local_secret(endpoints), args.user, _split(args.groups), _split(args.topics), args.ttl))
 
 

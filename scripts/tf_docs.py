@@ -1,7 +1,7 @@
 """Keep the README's module inputs and outputs in step with terraform/*.tf.
 
-    python scripts/tf_docs.py          # rewrite the tables in README.md
-    python scripts/tf_docs.py --check  # fail if they are out of date (make lint)
+    python -m scripts.tf_docs          # rewrite the tables in README.md
+    python -m scripts.tf_docs --check  # fail if they are out of date (make lint)
 
 The tables live between `<!-- BEGIN_TF_DOCS -->` and `<!-- END_TF_DOCS -->`,
 as terraform-docs would put them (terraform-docs itself is not installable

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
-import local_stack
 import pytest
 from measurements import LATENCIES, latency_summary
-from mint_token import local_secret, mint_token
+
+from scripts.emulator import emulator_client
+from scripts.local_stack import stack_on_free_port
+from scripts.mint_token import local_secret, mint_token
 
 
 @pytest.fixture(scope="session")
@@ -26,17 +27,8 @@ def stack(tmp_path_factory) -> dict:
     if existing:
         yield json.loads(Path(existing).read_text())
         return
-    state_dir = tmp_path_factory.mktemp("stack")
-    emulator = local_stack.start_emulator(local_stack.free_port(), state_dir)
-    try:
-        started = time.monotonic()
-        code_zip, layer_zip, arch = local_stack.build_for_host(local_stack.ROOT / "dist")
-        outputs = local_stack.apply_stack(emulator.endpoint, state_dir, code_zip, layer_zip, arch)
-        outputs["emulator_endpoint"] = emulator.endpoint
-        outputs["apply_seconds"] = round(time.monotonic() - started, 1)
-        yield outputs
-    finally:
-        emulator.stop()
+    with stack_on_free_port(tmp_path_factory.mktemp("stack")) as endpoints:
+        yield endpoints
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +36,7 @@ def aws(stack):
     """boto3 clients pointed at the stack's emulator."""
 
     def client(service: str):
-        return local_stack.emulator_client(stack, service)
+        return emulator_client(stack, service)
 
     return client
 

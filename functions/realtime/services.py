@@ -1,133 +1,209 @@
-"""The objects each function uses, built from configuration once per container."""
+"""The composition root: what each function works with, built once per container from its settings.
+
+One builder per function, named after it. Each reads its own settings model in
+full (a missing variable fails the first invocation, naming it) and imports only
+the modules that function uses, so a cold start pays for nothing else (ws-ping
+never loads pydantic, the rule engines or the token libraries).
+"""
 
 from __future__ import annotations
 
-from realtime import aws, config
-from realtime.auth import TokenVerifier, default_verifier
-from realtime.connections import ConnectionStore
-from realtime.db_changes import ChangeTranslator
-from realtime.db_changes_publisher import ChangePublisher, EventsQueueSender
-from realtime.db_changes_rules import ChangeSources
-from realtime.delivery import Deliverer
-from realtime.dlq import DeadLetterQueue
-from realtime.events_store import EventStore
-from realtime.feed import EventFeed
-from realtime.pipeline import EventPipeline
-from realtime.presence import PresenceStore
-from realtime.presence_api import PresenceReader
-from realtime.presence_events import OfflineChecks, PresenceAnnouncer
-from realtime.presence_maintenance import Maintenance
-from realtime.presence_sessions import PresenceDecider, SessionTracker
-from realtime.rules import EventTypeRules
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from realtime.core import aws
+from realtime.core.lifecycle import per_container
+from realtime.core.settings import (
+    AnnouncingPresence,
+    DbChangesSettings,
+    EndingSessions,
+    EventsApiSettings,
+    MaintenanceSettings,
+    PresenceChecksSettings,
+    PresenceTable,
+    ProcessEventsSettings,
+    WsConnectSettings,
+    WsDisconnectSettings,
+    WsPingSettings,
+    load,
+)
+
+if TYPE_CHECKING:
+    from realtime.core.auth import TokenVerifier
+    from realtime.db_changes.publish import ChangePublisher
+    from realtime.events.connections import ConnectionStore
+    from realtime.events.dlq import DeadLetterQueue
+    from realtime.events.feed import EventFeed
+    from realtime.events.pipeline import EventPipeline
+    from realtime.presence.announcer import PresenceAnnouncer
+    from realtime.presence.api import PresenceReader
+    from realtime.presence.maintenance import Maintenance
+    from realtime.presence.sessions import PresenceDecider, SessionTracker
+    from realtime.presence.store import PresenceStore
 
 
-@config.per_container
-def connection_store() -> ConnectionStore:
-    return ConnectionStore(aws.dynamodb().Table(config.connections_table()))
+@dataclass(frozen=True)
+class WsConnect:
+    verifier: TokenVerifier
+    sessions: SessionTracker
+    connection_ttl_seconds: int
 
 
-@config.per_container
-def event_store() -> EventStore:
-    return EventStore(aws.dynamodb().Table(config.events_table()), config.event_retention_seconds())
+@dataclass(frozen=True)
+class ProcessEvents:
+    pipeline: EventPipeline
+    dead_letters: DeadLetterQueue
 
 
-@config.per_container
-def event_feed() -> EventFeed:
-    return EventFeed(event_store())
+@dataclass(frozen=True)
+class EventsApi:
+    verifier: TokenVerifier
+    feed: EventFeed
+    presence: PresenceReader | None  # None: presence is turned off (GET /presence answers 404)
 
 
-@config.per_container
-def event_type_rules() -> EventTypeRules:
-    return EventTypeRules.from_json(config.event_type_rules_json())
+# --- one builder per function --------------------------------------------------------------------
 
 
-@config.per_container
-def deliverer() -> Deliverer:
-    # With presence configured, a connection found gone also ends its session (SessionTracker.remove).
-    connections = session_tracker() if config.presence_configured() else connection_store()
-    return Deliverer(aws.connections_management(), connections, config.delivery_concurrency())
+@per_container
+def ws_connect() -> WsConnect:
+    from realtime.core.auth import TokenVerifier
 
-
-@config.per_container
-def dead_letters() -> DeadLetterQueue:
-    return DeadLetterQueue(aws.sqs(), config.dlq_url())
-
-
-@config.per_container
-def change_publisher() -> ChangePublisher:
-    """db-changes: stream records -> rules -> producer messages on the events queue."""
-    translator = ChangeTranslator(ChangeSources.from_json(config.db_change_sources_json()))
-    return ChangePublisher(translator, EventsQueueSender(aws.sqs(), config.events_queue_url()))
-
-
-@config.per_container
-def event_pipeline() -> EventPipeline:
-    return EventPipeline(
-        store=event_store(),
-        connections=connection_store(),
-        deliverer=deliverer(),
-        rules=event_type_rules(),
-        max_data_bytes=config.max_data_bytes(),
+    settings = load(WsConnectSettings)
+    return WsConnect(
+        verifier=TokenVerifier.from_settings(settings.token),
+        sessions=_sessions(settings.connections_table, settings.presence),
+        connection_ttl_seconds=settings.connection_ttl_seconds,
     )
 
 
-def token_verifier() -> TokenVerifier:
-    return default_verifier()
+@per_container
+def ws_disconnect() -> SessionTracker:
+    settings = load(WsDisconnectSettings)
+    return _sessions(settings.connections_table, settings.presence)
 
 
-@config.per_container
-def presence_store() -> PresenceStore:
-    return PresenceStore(aws.dynamodb(), config.presence_table())
+@per_container
+def ws_ping() -> SessionTracker:
+    settings = load(WsPingSettings)
+    return _sessions(settings.connections_table, settings.presence)
 
 
-@config.per_container
-def presence_announcer() -> PresenceAnnouncer:
-    return PresenceAnnouncer(
-        aws.sqs(), config.events_queue_url(), presence_store(), include_groups=config.group_presence_enabled()
+@per_container
+def process_events() -> ProcessEvents:
+    from realtime.events.delivery import Deliverer
+    from realtime.events.dlq import DeadLetterQueue
+    from realtime.events.pipeline import EventPipeline
+    from realtime.events.rules import EventTypeRules
+    from realtime.events.store import EventStore
+
+    settings = load(ProcessEventsSettings)
+    connections = _connection_store(settings.connections_table)
+    # A connection found gone while delivering also ends its session when presence is on.
+    on_gone = _sessions(settings.connections_table, settings.presence).remove
+    management = aws.connections_management(settings.connections_endpoint, settings.delivery_concurrency)
+    pipeline = EventPipeline(
+        store=EventStore(aws.dynamodb().Table(settings.events_table), settings.event_retention_seconds),
+        connections=connections,
+        deliverer=Deliverer(management, settings.delivery_concurrency, on_gone),
+        rules=EventTypeRules.from_json(settings.event_type_rules),
+        max_data_bytes=settings.max_data_bytes,
+    )
+    return ProcessEvents(pipeline=pipeline, dead_letters=DeadLetterQueue(aws.sqs(), settings.dlq_url))
+
+
+@per_container
+def events_api() -> EventsApi:
+    from realtime.core.auth import TokenVerifier
+    from realtime.events.feed import EventFeed
+    from realtime.events.store import EventStore
+
+    settings = load(EventsApiSettings)
+    reader = None
+    if settings.presence is not None:
+        from realtime.presence.api import PresenceReader
+
+        reader = PresenceReader(_presence_store(settings.presence), settings.presence.max_users)
+    return EventsApi(
+        verifier=TokenVerifier.from_settings(settings.token),
+        feed=EventFeed(EventStore(aws.dynamodb().Table(settings.events_table))),
+        presence=reader,
     )
 
 
-@config.per_container
-def offline_checks() -> OfflineChecks:
-    return OfflineChecks(aws.sqs(), config.presence_checks_queue_url(), config.presence_grace_seconds())
+@per_container
+def presence_checks() -> PresenceDecider:
+    from realtime.presence.sessions import PresenceDecider
+
+    presence = load(PresenceChecksSettings).presence
+    return PresenceDecider(_presence_store(presence), announce=_announcer(presence).announce)
 
 
-@config.per_container
-def session_tracker() -> SessionTracker:
-    """Connections plus presence when PRESENCE_TABLE is set.
-
-    The announcer and the check queue are resolved on first use, so a function
-    only needs the variables of what it does (ws-ping never sends anything).
-    """
-    if not config.presence_configured():
-        return SessionTracker(connection_store())
-    return SessionTracker(
-        connection_store(),
-        presence_store(),
-        announce=lambda state: presence_announcer().announce(state),
-        schedule_check=lambda user_id, version: offline_checks().schedule(user_id, version),
-    )
-
-
-@config.per_container
-def presence_decider() -> PresenceDecider:
-    """presence-checks: needs the presence table and the events queue, not the connections table."""
-    return PresenceDecider(presence_store(), announce=lambda state: presence_announcer().announce(state))
-
-
-@config.per_container
-def presence_reader() -> PresenceReader:
-    return PresenceReader(presence_store())
-
-
-@config.per_container
+@per_container
 def maintenance() -> Maintenance:
+    from realtime.presence.maintenance import Maintenance
+
+    settings = load(MaintenanceSettings)
+    presence = settings.presence
     return Maintenance(
-        connections_table=aws.dynamodb().Table(config.connections_table()),
-        dynamodb=aws.dynamodb(),
-        management=aws.connections_management(),
-        sessions=session_tracker(),
-        presence=presence_store(),
-        stale_seconds=config.stale_connection_seconds(),
-        grace_seconds=config.presence_grace_seconds(),
+        connections=_connection_store(settings.connections_table),
+        management=aws.connections_management(settings.connections_endpoint),
+        sessions=_sessions(settings.connections_table, presence),
+        presence=_presence_store(presence) if presence is not None else None,
+        stale_seconds=settings.stale_connection_seconds,
+        grace_seconds=presence.grace_seconds if presence is not None else 0,
     )
+
+
+@per_container
+def db_changes() -> ChangePublisher:
+    from realtime.db_changes.publish import ChangePublisher, EventsQueueSender
+    from realtime.db_changes.rules import ChangeSources
+    from realtime.db_changes.translate import ChangeTranslator
+
+    settings = load(DbChangesSettings)
+    translator = ChangeTranslator(ChangeSources.from_json(settings.sources))
+    return ChangePublisher(translator, EventsQueueSender(aws.sqs(), settings.events_queue_url))
+
+
+# --- shared pieces -------------------------------------------------------------------------------
+
+
+def _connection_store(table_name: str) -> ConnectionStore:
+    from realtime.events.connections import ConnectionStore
+
+    return ConnectionStore(aws.dynamodb().Table(table_name))
+
+
+def _presence_store(presence: PresenceTable) -> PresenceStore:
+    from realtime.presence.store import PresenceStore
+
+    return PresenceStore(aws.dynamodb(), presence.table)
+
+
+def _announcer(presence: AnnouncingPresence) -> PresenceAnnouncer:
+    from realtime.presence.announcer import PresenceAnnouncer
+
+    return PresenceAnnouncer(
+        aws.sqs(), presence.events_queue_url, _presence_store(presence), include_groups=presence.group_presence
+    )
+
+
+def _sessions(connections_table: str, presence: PresenceTable | None) -> SessionTracker:
+    """Connection records, plus presence when the function's settings have it.
+
+    What the tracker may do with presence follows what the function is given:
+    announcing (ws-connect, maintenance) and scheduling offline checks
+    (ws-disconnect, process-events, maintenance).
+    """
+    from realtime.presence.announcer import OfflineChecks
+    from realtime.presence.sessions import SessionTracker
+
+    connections = _connection_store(connections_table)
+    if presence is None:
+        return SessionTracker(connections)
+    announce = _announcer(presence).announce if isinstance(presence, AnnouncingPresence) else None
+    schedule_check = None
+    if isinstance(presence, EndingSessions):
+        schedule_check = OfflineChecks(aws.sqs(), presence.checks_queue_url, presence.grace_seconds).schedule
+    return SessionTracker(connections, _presence_store(presence), announce=announce, schedule_check=schedule_check)

@@ -9,7 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from demo_server import BackgroundServer
+
+from scripts.demo_server import BackgroundServer
 
 pytestmark = pytest.mark.integration
 

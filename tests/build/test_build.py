@@ -11,8 +11,9 @@ import sys
 import zipfile
 from pathlib import Path
 
-import build
 import pytest
+
+from scripts import build
 
 ROOT = Path(__file__).resolve().parents[2]
 # What the Lambda python3.12 runtime provides besides the standard library.
@@ -89,19 +90,23 @@ def test_every_handler_imports_from_the_zips_alone(tmp_path, built):
             shutil.copy(origin, runtime / origin.name)
     modules = handler_modules(built["code"])
     assert len(modules) >= 6
-    paths = [str(tmp_path / "code"), str(tmp_path / "layer" / "python"), str(runtime)]
+    code = str(tmp_path / "code")
     script = (
-        "import importlib, sys\n"
-        f"sys.path[:0] = {paths!r}\n"
+        "import importlib\n"
         f"for name in {modules!r}:\n"
         "    module = importlib.import_module(name)\n"
         "    assert callable(module.handler), name\n"
-        "    assert module.__file__.startswith(sys.path[0]), module.__file__\n"
+        f"    assert module.__file__.startswith({code!r}), module.__file__\n"
         "print('imported', len(" + repr(modules) + "))\n"
     )
-    env = {"PATH": os.environ["PATH"], "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
-    # -I: ignore PYTHON* variables and user site; -S: no site-packages at all.
-    result = subprocess.run([sys.executable, "-I", "-S", "-c", script], env=env, capture_output=True, text=True)
+    env = {
+        "PATH": os.environ["PATH"],
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PYTHONPATH": os.pathsep.join([code, str(tmp_path / "layer" / "python"), str(runtime)]),
+    }
+    # The environment above is all it gets; -P: not the working directory, -s: no user site, -S: no site-packages.
+    result = subprocess.run([sys.executable, "-P", "-s", "-S", "-c", script], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert f"imported {len(modules)}" in result.stdout
 

@@ -18,7 +18,7 @@ from datetime import datetime
 import httpx
 import pytest
 from boto3.dynamodb.types import TypeSerializer
-from realtime.db_changes import derive_event_id
+from realtime.db_changes.translate import derive_event_id
 from sessions import Session
 
 pytestmark = pytest.mark.integration

@@ -9,11 +9,12 @@ import uuid
 
 import httpx
 import pytest
-from local_stack import emulator_client
-from realtime.connections import ConnectionStore
-from realtime.presence import PresenceStore
-from realtime.topics import topics_for_claims
+from realtime.core.topics import topics_for_claims
+from realtime.events.connections import ConnectionStore
+from realtime.presence.store import PresenceStore
 from sessions import Session
+
+from scripts.emulator import emulator_client
 
 pytestmark = pytest.mark.integration
 

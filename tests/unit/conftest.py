@@ -10,11 +10,12 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
-from realtime import aws, config
+from realtime.core import aws, lifecycle
 
 from .support import (
     CONNECTIONS_TABLE,
     EVENTS_TABLE,
+    MODULE_DEFAULTS,
     REGION,
     SECRET,
     SSM_PARAMETER,
@@ -36,10 +37,13 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "realtime-test")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "RealtimeTest")
-    config.reset()
+    # What the module sets by default (terraform/variables.tf); tests override what they exercise.
+    for name, value in MODULE_DEFAULTS.items():
+        monkeypatch.setenv(name, value)
+    lifecycle.reset()
     parameters.clear_caches()
     yield
-    config.reset()
+    lifecycle.reset()
     parameters.clear_caches()
 
 
@@ -103,6 +107,6 @@ def lambda_context() -> FakeLambdaContext:
 @pytest.fixture
 def management_client(monkeypatch: pytest.MonkeyPatch) -> FakeManagementClient:
     fake = FakeManagementClient()
-    monkeypatch.setattr(aws, "connections_management", lambda: fake)
+    monkeypatch.setattr(aws, "connections_management", lambda *_args, **_kwargs: fake)
     monkeypatch.setenv("CONNECTIONS_ENDPOINT", "https://example.execute-api.us-east-1.amazonaws.com/test")
     return fake

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -330,8 +331,10 @@ class FakeDynamoDB:
         self.page_size = page_size
 
     def create_table(self, name: str, *key_names: str) -> FakeTable:
-        self.tables[name] = FakeTable(name, key_names, self.page_size)
-        return self.tables[name]
+        table = FakeTable(name, key_names, self.page_size)
+        table.meta = SimpleNamespace(client=self)  # boto3: the resource's client, for batch and transaction calls
+        self.tables[name] = table
+        return table
 
     def Table(self, name: str) -> FakeTable:  # boto3's name
         return self.tables[name]

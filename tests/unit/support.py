@@ -16,6 +16,16 @@ SSM_PARAMETER = "/realtime-test/token-secret"
 CONNECTIONS_TABLE = "realtime-test-connections"
 EVENTS_TABLE = "realtime-test-events"
 
+# The module's defaults for the functions' tunables (terraform/variables.tf), as the environment carries them.
+MODULE_DEFAULTS = {
+    "CONNECTION_TTL_SECONDS": "7500",
+    "EVENT_RETENTION_SECONDS": str(7 * 86400),
+    "MAX_DATA_BYTES": "32768",
+    "DELIVERY_CONCURRENCY": "32",
+    "EVENT_TYPE_RULES": "[]",
+    "STALE_CONNECTION_SECONDS": "180",
+}
+
 
 def make_token(
     sub: str | None = "user-1",

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from realtime import services
-from realtime.observability import logger, metrics
+from realtime.core.observability import logger, metrics
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
 
@@ -23,7 +23,7 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Built before the batch so a bad rule fails the invocation loudly (cold start), naming the rule.
-    publisher = services.change_publisher()
+    publisher = services.db_changes()
     report = publisher.publish(event.get("Records") or [])
 
     metrics.add_metric(name="StreamRecords", unit=MetricUnit.Count, value=report.records)

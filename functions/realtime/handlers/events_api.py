@@ -12,11 +12,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from realtime import config, services
-from realtime.auth import InvalidToken, Principal
-from realtime.feed import BadRequest, FeedRequest
-from realtime.observability import logger, metrics
-from realtime.presence_api import requested_users
+from realtime import services
+from realtime.core.auth import InvalidToken, Principal
+from realtime.core.errors import BadRequest
+from realtime.core.observability import logger, metrics
+from realtime.events.feed import FeedRequest
+from realtime.presence.api import requested_users
 
 # Stop polling early enough to answer before the function times out.
 RESPONSE_MARGIN_SECONDS = 1.5
@@ -38,7 +39,7 @@ def _authenticate() -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer":
         raise InvalidToken("missing_token")
-    return services.token_verifier().verify(token.strip())
+    return services.events_api().verifier.verify(token.strip())
 
 
 def _seconds_left() -> float | None:
@@ -52,17 +53,20 @@ def _seconds_left() -> float | None:
 def get_events() -> Response:
     principal = _authenticate()
     request = FeedRequest.from_query(app.current_event.query_string_parameters)
-    page = services.event_feed().read(principal.topics, request, max_seconds=_seconds_left())
+    page = services.events_api().feed.read(principal.topics, request, max_seconds=_seconds_left())
     metrics.add_metric(name="EventsServed", unit=MetricUnit.Count, value=len(page.events))
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=page.to_json())
 
 
 @app.get("/presence")
 def get_presence() -> Response:
+    reader = services.events_api().presence
+    if reader is None:
+        raise NotFoundError  # presence is turned off in this deployment
     principal = _authenticate()
-    users = requested_users(app.current_event.query_string_parameters, config.max_presence_users())
-    # Users the caller may not watch are left out, as if unknown (see realtime.presence_api).
-    answer = services.presence_reader().read(principal, users)
+    # Users the caller may not watch are left out, as if unknown (see realtime.presence.api).
+    users = requested_users(app.current_event.query_string_parameters, reader.max_users)
+    answer = reader.read(principal, users)
     metrics.add_metric(name="PresenceServed", unit=MetricUnit.Count, value=len(answer["users"]))
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(answer))
 

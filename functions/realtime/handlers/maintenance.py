@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from realtime import services
-from realtime.observability import logger, metrics
+from realtime.core.observability import logger, metrics
 
 # Stop starting new work this long before the function's timeout; the next run carries on.
 TIME_MARGIN_SECONDS = 10

@@ -10,9 +10,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from realtime import services
-from realtime.observability import logger, metrics
-from realtime.presence_events import OfflineCheck
-from realtime.presence_sessions import PresenceDecider
+from realtime.core.observability import logger, metrics
+from realtime.presence.announcer import OfflineCheck
+from realtime.presence.sessions import PresenceDecider
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -39,13 +39,8 @@ def _handle_record(decider: PresenceDecider, record: SQSRecord) -> None:
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    decider = services.presence_decider()
-    try:
-        return process_partial_response(
-            event=event,
-            record_handler=lambda record: _handle_record(decider, record),
-            processor=processor,
-            context=context,
-        )
-    finally:
-        logger.set_correlation_id(None)
+    decider = services.presence_checks()
+    # Each record sets its own correlation id; clear_state drops the last one before the next invocation.
+    return process_partial_response(
+        event=event, record_handler=lambda record: _handle_record(decider, record), processor=processor, context=context
+    )

@@ -11,9 +11,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from realtime import services
-from realtime.errors import PermanentError
-from realtime.observability import logger, metrics
-from realtime.pipeline import EventPipeline
+from realtime.core.errors import PermanentError
+from realtime.core.observability import logger, metrics
+from realtime.services import ProcessEvents
 
 # Report failed records instead of raising, even when the whole batch failed: same retry, clearer logs.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -24,8 +24,8 @@ def _sent_at(record: SQSRecord) -> datetime | None:
     return datetime.fromtimestamp(int(sent) / 1000, UTC) if sent else None
 
 
-def _send_to_dlq(record: SQSRecord, error: PermanentError) -> None:
-    services.dead_letters().send(
+def _send_to_dlq(app: ProcessEvents, record: SQSRecord, error: PermanentError) -> None:
+    app.dead_letters.send(
         record.body,
         error_code=error.code,
         error_reason=error.reason,
@@ -38,14 +38,14 @@ def _send_to_dlq(record: SQSRecord, error: PermanentError) -> None:
     metrics.add_metric(name="PoisonMessages", unit=MetricUnit.Count, value=1)
 
 
-def _handle_record(pipeline: EventPipeline, record: SQSRecord) -> None:
+def _handle_record(app: ProcessEvents, record: SQSRecord) -> None:
     logger.set_correlation_id(record.message_id)
     try:
-        pending = pipeline.parse(record.body, record.message_id, _sent_at(record))
+        pending = app.pipeline.parse(record.body, record.message_id, _sent_at(record))
         logger.set_correlation_id(pending.event_id)
-        report = pipeline.process(pending)
+        report = app.pipeline.process(pending)
     except PermanentError as error:
-        _send_to_dlq(record, error)
+        _send_to_dlq(app, record, error)
         return
     except Exception:
         logger.exception("Record failed; SQS will retry it", extra={"message_id": record.message_id})
@@ -74,13 +74,8 @@ def _handle_record(pipeline: EventPipeline, record: SQSRecord) -> None:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Built before the batch so a configuration error fails the invocation loudly, not record by record.
-    pipeline = services.event_pipeline()
-    try:
-        return process_partial_response(
-            event=event,
-            record_handler=lambda record: _handle_record(pipeline, record),
-            processor=processor,
-            context=context,
-        )
-    finally:
-        logger.set_correlation_id(None)
+    app = services.process_events()
+    # Each record sets its own correlation id; clear_state drops the last one before the next invocation.
+    return process_partial_response(
+        event=event, record_handler=lambda record: _handle_record(app, record), processor=processor, context=context
+    )

@@ -7,20 +7,21 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from realtime import config, services
-from realtime.auth import InvalidToken
-from realtime.observability import logger, metrics
+from realtime import services
+from realtime.core.auth import InvalidToken
+from realtime.core.observability import logger, metrics
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    app = services.ws_connect()
     connection_id = event["requestContext"]["connectionId"]
     logger.set_correlation_id(connection_id)
     # Browsers cannot set headers on a WebSocket: the token comes as a query parameter.
     token = (event.get("queryStringParameters") or {}).get("token")
     try:
-        principal = services.token_verifier().verify(token)
+        principal = app.verifier.verify(token)
     except InvalidToken as error:
         logger.info("Connection refused", extra={"reason": error.reason, "detail": error.detail})
         metrics.add_metric(name="ConnectionsRefused", unit=MetricUnit.Count, value=1)
@@ -31,7 +32,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return {"statusCode": 500}
     # Topics come from the verified claims only; nothing the client asks for is added.
     try:
-        presence = services.session_tracker().open(connection_id, principal, config.connection_ttl_seconds())
+        presence = app.sessions.open(connection_id, principal, app.connection_ttl_seconds)
     except Exception:
         # Whatever was written is found and removed by maintenance (the gateway never knew this connection).
         logger.exception("Connection could not be recorded; refused", extra={"user_id": principal.user_id})

@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from realtime.observability import logger, metrics
+from realtime.core.observability import logger, metrics
 
 SUPPORTED_ACTIONS = ("ping",)
 MAX_ECHOED_ACTION_LENGTH = 64

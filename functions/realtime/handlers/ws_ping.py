@@ -10,17 +10,18 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from realtime import services
-from realtime.models import format_timestamp
-from realtime.observability import logger, metrics
+from realtime.core.encoding import format_timestamp
+from realtime.core.observability import logger, metrics
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    sessions = services.ws_ping()
     connection_id = event["requestContext"]["connectionId"]
     logger.set_correlation_id(connection_id)
     try:
-        if not services.session_tracker().ping(connection_id):
+        if not sessions.ping(connection_id):
             logger.info("Ping from a connection with no record")
     except Exception:
         # The pong matters more to the client than lastSeen; maintenance copes with a stale value.

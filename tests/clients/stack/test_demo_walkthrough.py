@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from demo import main_async
+
+from scripts.demo import main_async
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,8 @@ import json
 import httpx
 import jwt
 import pytest
-from demo_server import BackgroundServer, Demo, NotLocal, check_local
+
+from scripts.demo_server import BackgroundServer, Demo, NotLocal, check_local
 
 LOCAL = {
     "emulator_endpoint": "http://127.0.0.1:4566",

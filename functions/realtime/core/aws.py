@@ -1,0 +1,40 @@
+"""AWS clients, created on first use and kept for the life of the container.
+
+Importing this module creates nothing, so handlers can be imported without
+credentials (tests set up their mocks afterwards).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from realtime.core.lifecycle import per_container
+
+
+@per_container
+def dynamodb() -> Any:
+    return boto3.resource("dynamodb")
+
+
+@per_container
+def sqs() -> Any:
+    return boto3.client("sqs")
+
+
+@per_container
+def connections_management(endpoint_url: str, concurrency: int = 10) -> Any:
+    """The `@connections` client of the WebSocket API, sized for `concurrency` parallel posts."""
+    return boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=endpoint_url,
+        config=Config(
+            max_pool_connections=concurrency,
+            connect_timeout=3,
+            read_timeout=5,
+            # Standard mode retries throttling and 5xx a couple of times before we see them.
+            retries={"mode": "standard", "max_attempts": 3},
+        ),
+    )

@@ -1,0 +1,55 @@
+"""The wire grammar and limits that producers, functions, clients and the module share.
+
+The language-neutral source is `contract/wire.json`; tests keep these constants
+equal to it and run its accept/reject vectors against the checks below.
+"""
+
+from __future__ import annotations
+
+import re
+
+TOPIC_PATTERN = r"^(all|(user|group|presence):[A-Za-z0-9_.@:|+-]{1,128})$"
+USER_ID_PATTERN = r"^[A-Za-z0-9_.@:|+-]{1,128}$"
+EVENT_TYPE_PATTERN = r"^[a-z0-9_.-]{1,64}$"
+# Printable ASCII without spaces, so ids are safe inside keys, logs and URLs.
+EVENT_ID_PATTERN = r"^[!-~]{1,128}$"
+
+BROADCAST_TOPIC = "all"
+
+MAX_AUDIENCE_TOPICS = 100
+MAX_TOPICS_PER_TOKEN = 100
+DEFAULT_DATA_BYTES = 32 * 1024
+# PostToConnection accepts at most 128 KiB; leave room for the frame's envelope.
+MAX_DATA_BYTES = 120 * 1024
+QUEUE_MESSAGE_BYTES = 256 * 1024
+DEFAULT_PAGE_EVENTS = 50
+MAX_PAGE_EVENTS = 200
+MAX_WAIT_SECONDS = 20
+DEFAULT_PRESENCE_USERS = 50
+MAX_PRESENCE_USERS = 100  # one BatchGetItem
+
+_TOPIC = re.compile(TOPIC_PATTERN)
+_USER_ID = re.compile(USER_ID_PATTERN)
+_EVENT_TYPE = re.compile(EVENT_TYPE_PATTERN)
+_EVENT_ID = re.compile(EVENT_ID_PATTERN)
+
+
+def _matches(pattern: re.Pattern[str], value: object) -> bool:
+    # fullmatch: `$` alone would also accept a trailing newline.
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
+def is_topic(value: object) -> bool:
+    return _matches(_TOPIC, value)
+
+
+def is_user_id(value: object) -> bool:
+    return _matches(_USER_ID, value)
+
+
+def is_event_type(value: object) -> bool:
+    return _matches(_EVENT_TYPE, value)
+
+
+def is_event_id(value: object) -> bool:
+    return _matches(_EVENT_ID, value)

@@ -1,0 +1,28 @@
+"""JSON and timestamps exactly as they travel on the wire and sit in the tables."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+
+def compact_json(value: Any) -> str:
+    # ensure_ascii=False keeps non-ASCII text at its UTF-8 size, which is what the size limits count.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """UTC, millisecond precision, `Z` suffix: 2026-11-26T10:00:00.000Z (fixed width, so strings sort as times)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def timestamp_at(epoch_seconds: float) -> str:
+    return format_timestamp(datetime.fromtimestamp(epoch_seconds, UTC))
+
+
+def parse_timestamp(value: str | None) -> float | None:
+    """Epoch seconds of a stored ISO timestamp (None stays None)."""
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()

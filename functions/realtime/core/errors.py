@@ -1,0 +1,29 @@
+"""Errors shared by every capability: what went wrong, in words a caller can act on."""
+
+from __future__ import annotations
+
+
+class ConfigError(RuntimeError):
+    """The function's configuration (environment) is missing or invalid: fails the cold start."""
+
+
+class PermanentError(Exception):
+    """A message that can never be processed, whatever the retries.
+
+    `code` is a short stable identifier (sent to the DLQ as `errorCode`),
+    `reason` a human-readable explanation (`errorReason`).
+    """
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class BadRequest(Exception):
+    """An HTTP request the API refuses with 400: `code` is stable, `message` says what to fix."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

@@ -1,0 +1,260 @@
+"""One validated settings model per function, read from the environment once per container.
+
+The module sets each function's variables from one table (`function_environment`
+in terraform/main.tf); tests check that every variable a model below reads is set
+for its function and that nothing else is. Python holds no defaults: the module's
+inputs are the only place they live. A missing or malformed variable raises
+ConfigError naming it when the function's objects are first built, whatever path
+that invocation takes.
+
+A settings model is a frozen dataclass whose fields are variables (`text`,
+`integer`, `boolean`) or sections (`section`): a group of variables that is
+either wholly present or, when optional, wholly absent (presence turned off).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from realtime.core.contract import MAX_DATA_BYTES, MAX_PRESENCE_USERS
+from realtime.core.errors import ConfigError
+
+Environment = Mapping[str, str]
+
+
+# --- declaring variables -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Variable:
+    name: str
+    parse: Callable[[str, str], Any]  # (name, raw text) -> value, or ConfigError
+    optional: bool = False
+
+
+def _text(_name: str, raw: str) -> str:
+    return raw
+
+
+def _integer(minimum: int, maximum: int) -> Callable[[str, str], int]:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"environment variable {name} must be an integer, got {raw!r}") from None
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"environment variable {name} must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    return parse
+
+
+def _boolean(name: str, raw: str) -> bool:
+    if raw not in ("true", "false"):
+        raise ConfigError(f"environment variable {name} must be 'true' or 'false', got {raw!r}")
+    return raw == "true"
+
+
+def text(name: str, *, optional: bool = False) -> Any:
+    return dataclasses.field(metadata={"variable": _Variable(name, _text, optional)})
+
+
+def integer(name: str, minimum: int, maximum: int) -> Any:
+    return dataclasses.field(metadata={"variable": _Variable(name, _integer(minimum, maximum))})
+
+
+def boolean(name: str) -> Any:
+    return dataclasses.field(metadata={"variable": _Variable(name, _boolean)})
+
+
+def section(model: type, *, optional: bool = False) -> Any:
+    """A nested model; an optional one is None when none of its variables is set."""
+    return dataclasses.field(metadata={"section": model, "optional": optional})
+
+
+# --- reading them --------------------------------------------------------------------------------
+
+
+def variables(model: type) -> Iterator[str]:
+    """Every variable the model may read, sections included."""
+    for field in dataclasses.fields(model):
+        if "variable" in field.metadata:
+            yield field.metadata["variable"].name
+        else:
+            yield from variables(field.metadata["section"])
+
+
+def load[M](model: type[M], environ: Environment | None = None) -> M:
+    """Read and check every variable of the model at once. Raises ConfigError naming the first problem."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(model):  # type: ignore[arg-type]
+        if "variable" in field.metadata:
+            variable: _Variable = field.metadata["variable"]
+            raw = environ.get(variable.name, "").strip()
+            if raw:
+                values[field.name] = variable.parse(variable.name, raw)
+            elif variable.optional:
+                values[field.name] = None
+            else:
+                raise ConfigError(f"environment variable {variable.name} is required but not set")
+            continue
+        nested = field.metadata["section"]
+        absent = not any(environ.get(name, "").strip() for name in variables(nested))
+        values[field.name] = None if field.metadata["optional"] and absent else load(nested, environ)
+    settings = model(**values)
+    check = getattr(settings, "check", None)
+    if check is not None:
+        check()
+    return settings
+
+
+# --- sections ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    """How tokens are verified: a shared HS256 secret (SSM or Secrets Manager), or keys from a JWKS URL."""
+
+    mode: Literal["hs256", "jwks"] = text("TOKEN_MODE")
+    secret_ssm_parameter: str | None = text("TOKEN_SECRET_SSM_PARAMETER", optional=True)
+    secret_arn: str | None = text("TOKEN_SECRET_ARN", optional=True)
+    jwks_url: str | None = text("TOKEN_JWKS_URL", optional=True)
+    issuer: str | None = text("TOKEN_ISSUER", optional=True)
+    audience: str | None = text("TOKEN_AUDIENCE", optional=True)
+
+    def check(self) -> None:
+        if self.mode == "hs256":
+            if (self.secret_ssm_parameter is None) == (self.secret_arn is None):
+                raise ConfigError(
+                    "TOKEN_MODE=hs256 needs exactly one of TOKEN_SECRET_SSM_PARAMETER or TOKEN_SECRET_ARN"
+                )
+        elif self.mode == "jwks":
+            for name, value in (
+                ("TOKEN_JWKS_URL", self.jwks_url),
+                ("TOKEN_ISSUER", self.issuer),
+                ("TOKEN_AUDIENCE", self.audience),
+            ):
+                if value is None:
+                    raise ConfigError(f"TOKEN_MODE=jwks needs environment variable {name}")
+        else:
+            raise ConfigError(f"environment variable TOKEN_MODE must be 'hs256' or 'jwks', got {self.mode!r}")
+
+
+@dataclass(frozen=True)
+class PresenceTable:
+    table: str = text("PRESENCE_TABLE")
+
+
+@dataclass(frozen=True)
+class AnnouncingPresence(PresenceTable):
+    """Sends presence events (to the events queue), to presence:<user> and optionally the user's groups."""
+
+    events_queue_url: str = text("EVENTS_QUEUE_URL")
+    group_presence: bool = boolean("GROUP_PRESENCE_ENABLED")
+
+
+@dataclass(frozen=True)
+class EndingSessions(PresenceTable):
+    """Ends sessions; the last one schedules the delayed offline check."""
+
+    checks_queue_url: str = text("PRESENCE_CHECKS_QUEUE_URL")
+    grace_seconds: int = integer("PRESENCE_GRACE_SECONDS", 0, 900)  # 900: the longest SQS DelaySeconds
+
+
+@dataclass(frozen=True)
+class RepairingPresence(EndingSessions, AnnouncingPresence):
+    """maintenance: ends orphaned sessions, decides overdue checks, re-sends unconfirmed events."""
+
+
+@dataclass(frozen=True)
+class ReadingPresence(PresenceTable):
+    max_users: int = integer("MAX_PRESENCE_USERS", 1, MAX_PRESENCE_USERS)
+
+
+# --- one model per function ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WsConnectSettings:
+    connections_table: str = text("CONNECTIONS_TABLE")
+    connection_ttl_seconds: int = integer("CONNECTION_TTL_SECONDS", 300, 86400)
+    token: TokenSettings = section(TokenSettings)
+    presence: AnnouncingPresence | None = section(AnnouncingPresence, optional=True)
+
+
+@dataclass(frozen=True)
+class WsDisconnectSettings:
+    connections_table: str = text("CONNECTIONS_TABLE")
+    presence: EndingSessions | None = section(EndingSessions, optional=True)
+
+
+@dataclass(frozen=True)
+class WsPingSettings:
+    connections_table: str = text("CONNECTIONS_TABLE")
+    presence: PresenceTable | None = section(PresenceTable, optional=True)
+
+
+@dataclass(frozen=True)
+class WsDefaultSettings:
+    """Reads nothing: it only answers frames."""
+
+
+@dataclass(frozen=True)
+class ProcessEventsSettings:
+    connections_table: str = text("CONNECTIONS_TABLE")
+    events_table: str = text("EVENTS_TABLE")
+    connections_endpoint: str = text("CONNECTIONS_ENDPOINT")
+    dlq_url: str = text("DLQ_URL")
+    event_type_rules: str = text("EVENT_TYPE_RULES")  # JSON, parsed by realtime.events.rules
+    event_retention_seconds: int = integer("EVENT_RETENTION_SECONDS", 86400, 365 * 86400)
+    max_data_bytes: int = integer("MAX_DATA_BYTES", 1, MAX_DATA_BYTES)
+    delivery_concurrency: int = integer("DELIVERY_CONCURRENCY", 1, 256)
+    presence: EndingSessions | None = section(EndingSessions, optional=True)
+
+
+@dataclass(frozen=True)
+class EventsApiSettings:
+    events_table: str = text("EVENTS_TABLE")
+    token: TokenSettings = section(TokenSettings)
+    presence: ReadingPresence | None = section(ReadingPresence, optional=True)
+
+
+@dataclass(frozen=True)
+class PresenceChecksSettings:
+    presence: AnnouncingPresence = section(AnnouncingPresence)
+
+
+@dataclass(frozen=True)
+class MaintenanceSettings:
+    connections_table: str = text("CONNECTIONS_TABLE")
+    connections_endpoint: str = text("CONNECTIONS_ENDPOINT")
+    stale_connection_seconds: int = integer("STALE_CONNECTION_SECONDS", 60, 7200)
+    presence: RepairingPresence | None = section(RepairingPresence, optional=True)
+
+
+@dataclass(frozen=True)
+class DbChangesSettings:
+    events_queue_url: str = text("EVENTS_QUEUE_URL")
+    sources: str = text("DB_CHANGE_SOURCES")  # JSON, parsed by realtime.db_changes.rules
+
+
+# The module's function names (terraform/main.tf) and the model each one reads.
+FUNCTION_SETTINGS: dict[str, type] = {
+    "ws-connect": WsConnectSettings,
+    "ws-disconnect": WsDisconnectSettings,
+    "ws-ping": WsPingSettings,
+    "ws-default": WsDefaultSettings,
+    "process-events": ProcessEventsSettings,
+    "events-api": EventsApiSettings,
+    "presence-checks": PresenceChecksSettings,
+    "maintenance": MaintenanceSettings,
+    "db-changes": DbChangesSettings,
+}
+
+# Read by Powertools itself on every function, not by these models.
+COMMON_VARIABLES = ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL")

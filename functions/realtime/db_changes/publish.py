@@ -1,0 +1,142 @@
+"""Publishing the events of a batch of stream records to the events queue.
+
+The events join the path every producer uses (events queue -> process-events:
+validate, store, deliver). All records of a batch are translated first, then
+their messages go out together with SendMessageBatch (10 a call). A record
+counts as published only when every one of its messages was accepted; the
+others are reported as batch item failures and retried from the stream, which
+is safe because their event ids are derived from the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from realtime.core.observability import logger
+from realtime.db_changes.translate import ChangeTranslator, OutgoingMessage, Translation
+
+MAX_BATCH_ENTRIES = 10  # SendMessageBatch's limit
+MAX_BATCH_BYTES = 256 * 1024  # ...and its limit on the sum of the bodies
+
+# Skips that point at the deployment (stream view type, rules for another stream), not at one item.
+_CONFIGURATION_SKIPS = frozenset({"image_missing", "unknown_stream"})
+
+
+class RecordNotPublished(Exception):
+    """Some events of a stream record did not reach the events queue; the stream retries the record."""
+
+
+class EventsQueueSender:
+    def __init__(self, sqs_client: Any, queue_url: str) -> None:
+        self._sqs = sqs_client
+        self._queue_url = queue_url
+
+    def send(self, bodies: Sequence[str]) -> dict[int, str]:
+        """Send every body; return the index and reason of each one the queue did not accept."""
+        failures: dict[int, str] = {}
+        for chunk in _chunks(bodies):
+            entries = [{"Id": str(index), "MessageBody": bodies[index]} for index in chunk]
+            try:
+                response = self._sqs.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
+            except (ClientError, BotoCoreError) as error:
+                failures.update({index: f"SendMessageBatch failed: {error}" for index in chunk})
+                continue
+            for failed in response.get("Failed", []):
+                failures[int(failed["Id"])] = f"{failed.get('Code', 'Error')}: {failed.get('Message', '')}".strip()
+        return failures
+
+
+def _chunks(bodies: Sequence[str]) -> list[list[int]]:
+    """Indexes grouped into calls of at most 10 entries and 256 KiB."""
+    chunks: list[list[int]] = []
+    size = 0
+    for index, body in enumerate(bodies):
+        length = len(body.encode("utf-8"))
+        if not chunks or len(chunks[-1]) == MAX_BATCH_ENTRIES or size + length > MAX_BATCH_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(index)
+        size += length
+    return chunks
+
+
+@dataclass
+class PublishReport:
+    records: int = 0
+    matched: int = 0  # (record, rule) pairs that fired
+    events_queued: int = 0  # distinct event ids whose messages were all accepted
+    skipped: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # sequence number -> reason
+
+    def raise_if_unpublished(self, record: Any) -> None:
+        """Record handler for Powertools' BatchProcessor: fails the records whose events were not sent."""
+        sequence_number = record.dynamodb.sequence_number
+        if sequence_number in self.failed:
+            raise RecordNotPublished(self.failed[sequence_number])
+
+
+class ChangePublisher:
+    def __init__(self, translator: ChangeTranslator, sender: EventsQueueSender) -> None:
+        self._translator = translator
+        self._sender = sender
+
+    def publish(self, records: Sequence[Mapping[str, Any]]) -> PublishReport:
+        report = PublishReport(records=len(records))
+        outgoing: list[tuple[str, OutgoingMessage]] = []
+        for record in records:
+            sequence_number = str((record.get("dynamodb") or {}).get("SequenceNumber", ""))
+            try:
+                translation = self._translator.translate(record)
+            except Exception as error:  # a malformed record: let the stream retry it, then the on-failure queue
+                logger.exception("Stream record could not be read", extra={"sequence_number": sequence_number})
+                report.failed[sequence_number] = f"record could not be read: {error!r}"
+                continue
+            report.matched += translation.matched
+            report.skipped += len(translation.skipped)
+            logger.debug(
+                "Stream record translated",
+                extra={
+                    "sequence_number": sequence_number,
+                    "change_kind": translation.change.kind,
+                    "keys": (record.get("dynamodb") or {}).get("Keys"),
+                    "events": sorted({m.event_id for m in translation.messages}),
+                },
+            )
+            _log_skips(translation)
+            outgoing += [(sequence_number, message) for message in translation.messages]
+
+        failures = self._sender.send([message.body for _, message in outgoing]) if outgoing else {}
+        unsent_ids = set()
+        for index, reason in failures.items():
+            sequence_number, message = outgoing[index]
+            report.failed.setdefault(sequence_number, f"event {message.event_id} ({message.rule}): {reason}")
+            unsent_ids.add(message.event_id)
+        report.events_queued = len({message.event_id for _, message in outgoing} - unsent_ids)
+        for sequence_number, reason in report.failed.items():
+            logger.warning(
+                "Stream record not published; the stream will retry it",
+                extra={"sequence_number": sequence_number, "reason": reason},
+            )
+        return report
+
+
+def _log_skips(translation: Translation) -> None:
+    change = translation.change
+    for skip in translation.skipped:
+        log = logger.error if skip.code in _CONFIGURATION_SKIPS else logger.warning
+        log(
+            "Rule skipped for this change",
+            extra={
+                "rule": skip.rule,
+                "attribute": skip.attribute,
+                "skip_code": skip.code,
+                "skip_reason": skip.reason,
+                "change_kind": change.kind,
+                "sequence_number": change.sequence_number,
+                "stream_arn": change.source_arn,
+            },
+        )

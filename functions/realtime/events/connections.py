@@ -1,0 +1,155 @@
+"""The connections table: one item per live WebSocket plus one per (topic, connection).
+
+Delivery finds a topic's connections with one Query on `pk = topic#<topic>`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from realtime.core.encoding import timestamp_at
+
+META_SK = "meta"
+BATCH_GET_LIMIT = 100  # keys per BatchGetItem
+
+
+def connection_pk(connection_id: str) -> str:
+    return f"conn#{connection_id}"
+
+
+def topic_pk(topic: str) -> str:
+    return f"topic#{topic}"
+
+
+class ConnectionStore:
+    def __init__(self, table: Any, *, clock: Callable[[], float] = time.time) -> None:
+        self._table = table
+        self._clock = clock
+
+    def _now_iso(self) -> str:
+        return timestamp_at(self._clock())
+
+    def add(self, connection_id: str, user_id: str, topics: Iterable[str], ttl_seconds: int) -> None:
+        """Record a new connection and subscribe it to its topics."""
+        topics = list(dict.fromkeys(topics))
+        now = self._now_iso()
+        expires_at = int(self._clock()) + ttl_seconds
+        # The connection item first: it is what $disconnect reads to find the subscriptions.
+        self._table.put_item(
+            Item={
+                "pk": connection_pk(connection_id),
+                "sk": META_SK,
+                "connectionId": connection_id,
+                "userId": user_id,
+                "topics": topics,
+                "connectedAt": now,
+                "lastSeen": now,
+                "expiresAt": expires_at,
+            }
+        )
+        with self._table.batch_writer() as batch:
+            for topic in topics:
+                batch.put_item(
+                    Item={
+                        "pk": topic_pk(topic),
+                        "sk": connection_pk(connection_id),
+                        "connectionId": connection_id,
+                        "userId": user_id,
+                        "expiresAt": expires_at,
+                    }
+                )
+
+    def get(self, connection_id: str) -> dict[str, Any] | None:
+        return self._table.get_item(Key={"pk": connection_pk(connection_id), "sk": META_SK}, ConsistentRead=True).get(
+            "Item"
+        )
+
+    def remove(self, connection_id: str) -> bool:
+        """Delete a connection and its subscriptions. Idempotent; False if it was already gone."""
+        item = self.get(connection_id)
+        if item is None:
+            return False
+        with self._table.batch_writer() as batch:
+            for topic in item.get("topics", []):
+                batch.delete_item(Key={"pk": topic_pk(topic), "sk": connection_pk(connection_id)})
+            batch.delete_item(Key={"pk": connection_pk(connection_id), "sk": META_SK})
+        return True
+
+    def touch(self, connection_id: str) -> bool:
+        """Record activity on a connection. False if the connection is not (or no longer) known."""
+        return self.record_activity(connection_id) is not None
+
+    def record_activity(self, connection_id: str) -> str | None:
+        """Record activity on a connection: its user id, or None if the connection is not (or no longer) known."""
+        try:
+            response = self._table.update_item(
+                Key={"pk": connection_pk(connection_id), "sk": META_SK},
+                UpdateExpression="SET lastSeen = :now",
+                # Without it, UpdateItem would create a stray item for a removed connection.
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":now": self._now_iso()},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        return str(response["Attributes"].get("userId", ""))
+
+    def not_seen_since(self, seen_before: str, connected_before: str) -> Iterator[dict[str, Any]]:
+        """Connection records (`connectionId`, `userId`) last seen before one time or connected before another.
+
+        A filtered, paginated Scan: it reads every item (subscriptions too) on each
+        call, fine at this size; see docs/internals.md. The timestamps are
+        fixed-width ISO text, so comparing strings compares times.
+        """
+        request: dict[str, Any] = {
+            "FilterExpression": "sk = :meta AND (lastSeen < :seen OR connectedAt < :connected)",
+            "ProjectionExpression": "connectionId, userId",
+            "ExpressionAttributeValues": {":meta": META_SK, ":seen": seen_before, ":connected": connected_before},
+        }
+        while True:
+            response = self._table.scan(**request)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def existing(self, connection_ids: Iterable[str]) -> set[str]:
+        """Which of these connections still have a record (consistent BatchGetItem)."""
+        ids = sorted(set(connection_ids))
+        client = self._table.meta.client
+        table_name = self._table.name
+        found: set[str] = set()
+        for start in range(0, len(ids), BATCH_GET_LIMIT):
+            keys = [{"pk": connection_pk(i), "sk": META_SK} for i in ids[start : start + BATCH_GET_LIMIT]]
+            request: dict[str, Any] = {
+                table_name: {"Keys": keys, "ConsistentRead": True, "ProjectionExpression": "connectionId"}
+            }
+            while request:
+                response = client.batch_get_item(RequestItems=request)
+                found.update(str(item["connectionId"]) for item in response.get("Responses", {}).get(table_name, []))
+                # Throttled keys come back unprocessed: ask again for those only.
+                request = response.get("UnprocessedKeys") or {}
+        return found
+
+    def subscribers(self, topic: str) -> Iterator[str]:
+        """Connection ids subscribed to a topic (expired ones skipped: TTL deletion lags)."""
+        now = int(self._clock())
+        request: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": topic_pk(topic)},
+            "ProjectionExpression": "connectionId, expiresAt",
+        }
+        while True:
+            response = self._table.query(**request)
+            for item in response.get("Items", []):
+                if int(item.get("expiresAt", now + 1)) > now:
+                    yield item["connectionId"]
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -1,0 +1,169 @@
+"""The scheduled `maintenance` run: remove dead connections and repair presence.
+
+API Gateway sends `$disconnect` best-effort, so some connections die without
+one. Each run:
+
+1. Stale connections. Pages through the connection records (Scan, filtered on
+   `lastSeen` older than the stale threshold or `connectedAt` older than API
+   Gateway's 2 h limit) and asks the `@connections` API about each
+   (GetConnection). GoneException means dead: the connection is removed with its
+   subscriptions and its session, as a $disconnect would have, and the last
+   session's end schedules the offline check. Any other answer leaves it alone.
+2. Presence repair. Pages through the users that are online, have sessions or
+   have an unconfirmed presence event, and
+   - drops sessions whose connection record is gone (removed by a path that
+     did not know about presence, or expired by TTL);
+   - decides offline for users left online with no session well past the grace
+     period (their check was lost);
+   - re-sends presence events whose sending was never confirmed.
+
+Every step is a conditional write or an idempotent send, so two runs, or a run
+and live traffic, never double-count a session or emit an event twice. A run
+stops early when its time is nearly up; the next one carries on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from realtime.core.encoding import parse_timestamp, timestamp_at
+from realtime.core.observability import logger
+from realtime.events.connections import ConnectionStore
+from realtime.presence.sessions import SessionTracker
+from realtime.presence.store import PresenceState, PresenceStore
+
+MAX_CONNECTION_AGE_SECONDS = 7200  # API Gateway closes every WebSocket after 2 hours
+# A check scheduled at a session's end fires after the grace period; give SQS and Lambda this long on top.
+OVERDUE_CHECK_MARGIN_SECONDS = 60
+# An announcement is normally confirmed within milliseconds of its flip; leave in-flight ones alone.
+UNCONFIRMED_EVENT_AGE_SECONDS = 30
+
+
+@dataclass
+class MaintenanceReport:
+    connections_checked: int = 0
+    connections_alive: int = 0
+    connections_removed: int = 0
+    connections_unknown: int = 0  # GetConnection failed for another reason: left for the next run
+    orphan_sessions_removed: int = 0
+    offline_decided: int = 0
+    events_resent: int = 0
+    errors: int = 0  # connections or users whose step failed (logged); the next run tries them again
+    complete: bool = True
+
+
+class Maintenance:
+    def __init__(
+        self,
+        *,
+        connections: ConnectionStore,
+        management: Any,
+        sessions: SessionTracker,
+        presence: PresenceStore | None,
+        stale_seconds: int,
+        grace_seconds: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._connections = connections
+        self._management = management
+        self._sessions = sessions
+        self._presence = presence
+        self._stale_seconds = stale_seconds
+        self._grace_seconds = grace_seconds
+        self._clock = clock
+
+    def run(self, time_is_up: Callable[[], bool] = lambda: False) -> MaintenanceReport:
+        report = MaintenanceReport()
+        stale = self._connections.not_seen_since(
+            timestamp_at(self._clock() - self._stale_seconds), timestamp_at(self._clock() - MAX_CONNECTION_AGE_SECONDS)
+        )
+        for record in stale:
+            if time_is_up():
+                report.complete = False
+                return report
+            self._isolated(report, self._check_connection, record, report)
+        for state in self._presence.needing_repair() if self._presence is not None else ():
+            if time_is_up():
+                report.complete = False
+                return report
+            self._isolated(report, self._repair, state, report)
+        return report
+
+    @staticmethod
+    def _isolated(report: MaintenanceReport, step: Callable[..., None], *args: Any) -> None:
+        """One connection or user failing (throttling, a queue down) must not stop the run."""
+        try:
+            step(*args)
+        except Exception:
+            logger.exception("Maintenance step failed; the next run retries it", extra={"step": step.__name__})
+            report.errors += 1
+
+    # --- 1. stale connections ------------------------------------------------------
+
+    def _check_connection(self, record: dict[str, Any], report: MaintenanceReport) -> None:
+        connection_id = str(record["connectionId"])
+        report.connections_checked += 1
+        alive = self._alive(connection_id)
+        if alive is None:
+            report.connections_unknown += 1
+        elif alive:
+            report.connections_alive += 1
+        elif self._sessions.remove(connection_id):
+            report.connections_removed += 1
+            logger.info(
+                "Dead connection removed", extra={"connection_id": connection_id, "user_id": record.get("userId")}
+            )
+
+    def _alive(self, connection_id: str) -> bool | None:
+        """GetConnection: True if the gateway knows it, False on GoneException, None if it cannot tell."""
+        try:
+            # Only success matters: the emulator's answer has no usable fields.
+            self._management.get_connection(ConnectionId=connection_id)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            if code == "GoneException" or status == 410:
+                return False
+            logger.warning("GetConnection failed", extra={"connection_id": connection_id, "code": code})
+            return None
+        except BotoCoreError as error:
+            logger.warning(
+                "GetConnection failed (network)", extra={"connection_id": connection_id, "error": f"{error}"}
+            )
+            return None
+        return True
+
+    # --- 2. presence repair -------------------------------------------------------
+
+    def _repair(self, state: PresenceState, report: MaintenanceReport) -> None:
+        for connection_id in self._orphans(state):
+            ended = self._sessions.end_session(state.user_id, connection_id)
+            if ended is not None:
+                report.orphan_sessions_removed += 1
+                state = ended
+                logger.info("Orphan session removed", extra={"user_id": state.user_id, "connection_id": connection_id})
+        now = self._clock()
+        ended_at = parse_timestamp(state.session_ended_at) or 0.0
+        if state.online and state.sessions == 0 and now - ended_at > self._grace_seconds + OVERDUE_CHECK_MARGIN_SECONDS:
+            # The check scheduled at the last session's end never came (or could not be sent).
+            if self._sessions.check_offline(state.user_id, state.version) is not None:
+                report.offline_decided += 1
+                logger.info("Overdue offline decided", extra={"user_id": state.user_id})
+            return
+        changed_at = parse_timestamp(state.state_changed_at) or 0.0
+        overdue = state.unannounced and now - changed_at > UNCONFIRMED_EVENT_AGE_SECONDS
+        if overdue and self._sessions.announce(state) is not None:
+            report.events_resent += 1
+            logger.info("Unconfirmed presence event sent again", extra={"user_id": state.user_id})
+
+    def _orphans(self, state: PresenceState) -> list[str]:
+        """Counted sessions whose connection record no longer exists."""
+        if not state.connection_ids:
+            return []
+        existing = self._connections.existing(state.connection_ids)
+        return sorted(state.connection_ids - existing)

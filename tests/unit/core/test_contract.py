@@ -1,0 +1,98 @@
+"""The functions keep the wire contract of contract/: same patterns and limits, same verdict on every vector."""
+
+import json
+from pathlib import Path
+
+import pytest
+from realtime.core import contract
+from realtime.core.errors import PermanentError
+from realtime.events.pipeline import EventPipeline
+from realtime.events.rules import EventTypeRules
+
+CONTRACT = Path(__file__).resolve().parents[3] / "contract"
+WIRE = json.loads((CONTRACT / "wire.json").read_text())
+GRAMMAR = json.loads((CONTRACT / "vectors" / "grammar.json").read_text())
+MESSAGES = json.loads((CONTRACT / "vectors" / "messages.json").read_text())
+
+CHECKS = {
+    "topic": contract.is_topic,
+    "userId": contract.is_user_id,
+    "eventType": contract.is_event_type,
+    "eventId": contract.is_event_id,
+}
+
+
+def test_patterns_and_limits_equal_the_contract():
+    assert WIRE["patterns"] == {
+        "topic": contract.TOPIC_PATTERN,
+        "userId": contract.USER_ID_PATTERN,
+        "eventType": contract.EVENT_TYPE_PATTERN,
+        "eventId": contract.EVENT_ID_PATTERN,
+    }
+    assert WIRE["broadcastTopic"] == contract.BROADCAST_TOPIC
+    assert WIRE["limits"] == {
+        "audienceTopics": contract.MAX_AUDIENCE_TOPICS,
+        "topicsPerToken": contract.MAX_TOPICS_PER_TOKEN,
+        "dataBytesDefault": contract.DEFAULT_DATA_BYTES,
+        "dataBytesMax": contract.MAX_DATA_BYTES,
+        "queueMessageBytes": contract.QUEUE_MESSAGE_BYTES,
+        "pageEventsDefault": contract.DEFAULT_PAGE_EVENTS,
+        "pageEventsMax": contract.MAX_PAGE_EVENTS,
+        "waitSecondsMax": contract.MAX_WAIT_SECONDS,
+        "presenceUsersDefault": contract.DEFAULT_PRESENCE_USERS,
+        "presenceUsersMax": contract.MAX_PRESENCE_USERS,
+    }
+
+
+GRAMMAR_CASES = [
+    (kind, value, verdict)
+    for kind, vectors in GRAMMAR.items()
+    if not kind.startswith("$")
+    for verdict in ("accept", "reject")
+    for value in vectors[verdict]
+]
+
+
+@pytest.mark.parametrize(("kind", "value", "verdict"), GRAMMAR_CASES)
+def test_grammar_vectors(kind, value, verdict):
+    assert CHECKS[kind](value) is (verdict == "accept")
+
+
+def pipeline() -> EventPipeline:
+    """Parsing only (no store, connections or delivery); a catch-all rule gives audience-less messages one."""
+    return EventPipeline(
+        store=None,
+        connections=None,
+        deliverer=None,
+        rules=EventTypeRules.from_json('[{"type": "*", "audience": ["all"]}]'),
+        max_data_bytes=WIRE["limits"]["dataBytesDefault"],
+    )
+
+
+@pytest.mark.parametrize("message", MESSAGES["accept"])
+def test_accepted_messages_parse(message):
+    pending = pipeline().parse(json.dumps(message), "sqs-message-id")
+
+    assert pending.type == message["type"]
+    assert pending.topics == message.get("audience", ["all"])
+
+
+def rejected_messages():
+    yield from ((case["message"], case["field"]) for case in MESSAGES["reject"])
+    generated = MESSAGES["generated"]
+    audience = generated["audienceOverLimit"]
+    topics = [audience["topicFormat"].format(i=i) for i in range(audience["topics"])]
+    yield {"type": "a", "data": {}, "audience": topics}, audience["field"]
+    data = generated["dataOverLimit"]
+    # {"x":"..."} serializes to the text plus 8 bytes of JSON around it.
+    yield {"type": "a", "data": {"x": "y" * (data["bytes"] - 8)}, "audience": ["all"]}, data["field"]
+
+
+@pytest.mark.parametrize(("message", "field"), list(rejected_messages()))
+def test_rejected_messages_go_to_the_dlq_naming_the_field(message, field):
+    # json.dumps escapes non-ASCII, so a lone surrogate travels as \ud800, as a producer would send it.
+    with pytest.raises(PermanentError) as caught:
+        pipeline().parse(json.dumps(message), "sqs-message-id")
+
+    assert caught.value.code in ("invalid_message", "too_large")
+    assert field in caught.value.reason

@@ -1,0 +1,144 @@
+"""The four WebSocket routes: $connect, $disconnect, ping and $default."""
+
+import json
+
+import pytest
+from realtime.events.connections import ConnectionStore
+from realtime.handlers import ws_connect, ws_default, ws_disconnect, ws_ping
+
+from ..support import make_token, ws_event
+
+
+@pytest.fixture
+def connections(connections_table, hs256_token_mode, monkeypatch):
+    monkeypatch.setenv("CONNECTION_TTL_SECONDS", "7200")
+    return ConnectionStore(connections_table)
+
+
+def connect(context, query, connection_id="conn-1"):
+    return ws_connect.handler(ws_event("$connect", connection_id, queryStringParameters=query), context)
+
+
+# --- $connect -------------------------------------------------------------------
+
+
+def test_connect_stores_the_topics_of_the_token(connections, lambda_context):
+    token = make_token("42", groups=["ops"], topics=["presence:7"])
+
+    assert connect(lambda_context, {"token": token}) == {"statusCode": 200}
+
+    item = connections.get("conn-1")
+    assert item["userId"] == "42"
+    assert item["topics"] == ["user:42", "group:ops", "presence:7", "all"]
+    assert list(connections.subscribers("presence:7")) == ["conn-1"]
+
+
+def test_connect_ignores_topics_asked_for_in_the_query(connections, lambda_context):
+    query = {"token": make_token("42"), "topics": "user:7,group:admins", "topic": "all", "groups": "admins"}
+
+    assert connect(lambda_context, query) == {"statusCode": 200}
+
+    assert connections.get("conn-1")["topics"] == ["user:42", "all"]
+    assert list(connections.subscribers("user:7")) == []
+    assert list(connections.subscribers("group:admins")) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        None,
+        {},
+        {"token": ""},
+        {"token": "garbage"},
+        {"token": make_token("42", expires_in=-120)},
+        {"token": make_token("42", key="not-the-secret-but-long-enough-0123456789")},
+        {"token": make_token(None)},
+    ],
+)
+def test_connect_refuses_missing_expired_or_bad_tokens_and_stores_nothing(
+    connections, connections_table, lambda_context, query
+):
+    assert connect(lambda_context, query) == {"statusCode": 401}
+
+    assert connections_table.scan()["Count"] == 0
+
+
+def test_connect_refuses_when_tokens_cannot_be_checked(connections_table, lambda_context, monkeypatch):
+    monkeypatch.setenv("TOKEN_MODE", "hs256")
+    monkeypatch.setenv("TOKEN_SECRET_SSM_PARAMETER", "/does/not/exist")
+
+    assert connect(lambda_context, {"token": make_token("42")}) == {"statusCode": 500}
+    assert connections_table.scan()["Count"] == 0
+
+
+# --- $disconnect ----------------------------------------------------------------
+
+
+def test_disconnect_removes_the_connection_and_subscriptions(connections, connections_table, lambda_context):
+    connect(lambda_context, {"token": make_token("42")}, "conn-1")
+    connect(lambda_context, {"token": make_token("42")}, "conn-2")
+
+    response = ws_disconnect.handler(ws_event("$disconnect", "conn-1"), lambda_context)
+
+    assert response == {"statusCode": 200}
+    assert connections.get("conn-1") is None
+    assert list(connections.subscribers("user:42")) == ["conn-2"]
+
+
+def test_disconnect_of_an_unknown_connection_is_fine(connections, lambda_context):
+    assert ws_disconnect.handler(ws_event("$disconnect", "never-seen"), lambda_context) == {"statusCode": 200}
+
+
+# --- ping -----------------------------------------------------------------------
+
+
+def test_ping_pongs_and_records_activity(connections, lambda_context, monkeypatch):
+    connect(lambda_context, {"token": make_token("42")})
+    connections_before = connections.get("conn-1")
+
+    response = ws_ping.handler(ws_event("ping", body='{"action": "ping"}'), lambda_context)
+
+    assert response["statusCode"] == 200
+    pong = json.loads(response["body"])
+    assert pong["type"] == "pong"
+    assert pong["time"].endswith("Z")
+    assert connections.get("conn-1")["lastSeen"] >= connections_before["lastSeen"]
+
+
+def test_ping_from_an_unknown_connection_still_pongs(connections, connections_table, lambda_context):
+    response = ws_ping.handler(ws_event("ping", "ghost", body='{"action": "ping"}'), lambda_context)
+
+    assert json.loads(response["body"])["type"] == "pong"
+    assert connections_table.scan()["Count"] == 0
+
+
+# --- $default -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "hint"),
+    [
+        ('{"action": "subscribe", "topic": "group:admins"}', "unknown action 'subscribe'"),
+        ('{"hello": 1}', '"action" field'),
+        ("[1, 2]", '"action" field'),
+        ('{"action": 7}', '"action" field'),
+        ("not json at all", "must be JSON"),
+        ("", "must be JSON"),
+        (None, "must be JSON"),
+    ],
+)
+def test_default_answers_with_an_error_frame(lambda_context, body, hint):
+    response = ws_default.handler(ws_event("$default", body=body), lambda_context)
+
+    assert response["statusCode"] == 200
+    frame = json.loads(response["body"])
+    assert frame["type"] == "error"
+    assert frame["error"]["code"] == "unknown_action"
+    assert hint in frame["error"]["message"]
+    assert "ping" in frame["error"]["message"]
+
+
+def test_default_never_raises_even_on_a_strange_event(lambda_context):
+    response = ws_default.handler({"body": {"not": "a string"}}, lambda_context)
+
+    assert json.loads(response["body"])["type"] == "error"
