@@ -117,7 +117,7 @@ test-integration: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.i
 test-browser: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.installed $(CHROMIUM) ## Only the demo page in headless Chromium on the emulator
 	$(PY) -m pytest tests/browser -q $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed $(CHECKOV_ENV)/.installed ## ruff, import cycles, terraform fmt, checkov, README module tables
+lint: $(VENV)/.installed $(CHECKOV_ENV)/.installed ## ruff, import cycles, terraform fmt, checkov, README module tables, Terraform contract test
 	@echo "==> ruff"
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -129,9 +129,12 @@ lint: $(VENV)/.installed $(CHECKOV_ENV)/.installed ## ruff, import cycles, terra
 	$(CHECKOV_ENV)/bin/checkov --config-file .checkov.yaml
 	@echo "==> README module reference"
 	$(PY) -m scripts.tf_docs --check
+	@echo "==> Terraform contract test (terraform/tests/contract.tftest.hcl)"
+	$(PY) -m scripts.tf_contract --check
 
-docs: $(VENV)/.installed ## Regenerate the README's module inputs/outputs tables from terraform/*.tf
+docs: $(VENV)/.installed ## Regenerate the README's module tables and the Terraform contract test
 	$(PY) -m scripts.tf_docs
+	$(PY) -m scripts.tf_contract
 
 fmt: $(VENV)/.installed ## Format Python and Terraform
 	$(VENV)/bin/ruff check --fix .

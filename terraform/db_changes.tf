@@ -84,31 +84,21 @@ locals {
   }
 
   ################################################################################
-  # Function, merged into local.functions (see main.tf)
+  # The db-changes function's settings and permissions (the function is in main.tf)
   ################################################################################
 
   db_changes_table_kms_key_arns = distinct([
     for s in var.db_changes_sources : s.table_kms_key_arn if s.table_kms_key_arn != null && s.table_kms_key_arn != var.kms_key_arn
   ])
 
-  db_changes_functions = local.db_changes_enabled ? {
-    "db-changes" = {
-      description = "Application-table stream consumer: turns item changes into events by the db_changes rules"
-      handler     = "realtime.handlers.db_changes.handler"
-      memory_size = var.db_changes_memory_size
-      timeout     = var.db_changes_timeout
-      environment = merge(local.common_environment, {
-        EVENTS_QUEUE_URL = aws_sqs_queue.events.url
-        DB_CHANGE_SOURCES = jsonencode([for name, s in local.db_changes_sources : {
-          name       = name
-          stream_arn = s.stream_arn
-          rules      = local.db_changes_rules[name]
-        }])
-      })
-    }
-  } : {}
+  # DB_CHANGE_SOURCES of the db-changes function (main.tf).
+  db_changes_sources_json = jsonencode([for name, s in local.db_changes_sources : {
+    name       = name
+    stream_arn = s.stream_arn
+    rules      = local.db_changes_rules[name]
+  }])
 
-  db_changes_function_statements = local.db_changes_enabled ? {
+  db_changes_statements = local.db_changes_enabled ? {
     "db-changes" = concat(
       [
         {
@@ -126,7 +116,7 @@ locals {
           # The mapping sends the pointers of records it gave up on, with the function's role.
           sid       = "SendToFailureQueue"
           actions   = ["sqs:SendMessage"]
-          resources = [aws_sqs_queue.db_changes_failures[0].arn]
+          resources = [aws_sqs_queue.dead_letter["db-changes-failures"].arn]
         },
       ],
       var.kms_key_arn == null ? [] : [{
@@ -156,45 +146,6 @@ data "aws_dynamodb_table" "db_changes" {
 }
 
 ################################################################################
-# On-failure destination: pointers to the stream records the mapping gave up on
-################################################################################
-
-resource "aws_sqs_queue" "db_changes_failures" {
-  count = local.db_changes_enabled ? 1 : 0
-
-  name = "${var.name}-db-changes-failures"
-
-  message_retention_seconds = 1209600 # 14 days, the maximum: records are read back from the stream (24 h)
-  receive_wait_time_seconds = 20
-
-  sqs_managed_sse_enabled           = var.kms_key_arn == null ? true : null
-  kms_master_key_id                 = var.kms_key_arn
-  kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 300
-
-  tags = merge(var.tags, { Name = "${var.name}-db-changes-failures" })
-}
-
-locals {
-  # TLS-only like every queue (see sqs.tf).
-  db_changes_queues = local.db_changes_enabled ? { "db-changes-failures" = aws_sqs_queue.db_changes_failures[0] } : {}
-
-  # Merged into local.alarms (see monitoring.tf).
-  db_changes_alarms = local.db_changes_enabled ? {
-    "db-changes-failures" = {
-      description         = "Application-table changes could not be turned into events after every retry; their stream positions wait in ${aws_sqs_queue.db_changes_failures[0].name} (stream records are kept for 24 h)."
-      namespace           = "AWS/SQS"
-      metric_name         = "ApproximateNumberOfMessagesVisible"
-      dimensions          = { QueueName = aws_sqs_queue.db_changes_failures[0].name }
-      statistic           = "Maximum"
-      period              = 60
-      evaluation_periods  = 1
-      comparison_operator = "GreaterThanThreshold"
-      threshold           = 0
-    }
-  } : {}
-}
-
-################################################################################
 # db-changes <- application-table streams
 ################################################################################
 
@@ -217,7 +168,7 @@ resource "aws_lambda_event_source_mapping" "db_changes" {
 
   destination_config {
     on_failure {
-      destination_arn = aws_sqs_queue.db_changes_failures[0].arn
+      destination_arn = aws_sqs_queue.dead_letter["db-changes-failures"].arn
     }
   }
 

@@ -1,9 +1,9 @@
 locals {
   # Route key => function. Payload format 2.0, one function per route.
-  http_routes = {
-    "GET /events"   = "events-api"
-    "GET /presence" = "events-api"
-  }
+  http_routes = merge(
+    { "GET /events" = "events-api" },
+    var.presence_enabled ? { "GET /presence" = "events-api" } : {},
+  )
 }
 
 ################################################################################

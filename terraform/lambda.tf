@@ -128,7 +128,7 @@ resource "aws_lambda_function" "this" {
   kms_key_arn = var.kms_key_arn
 
   environment {
-    variables = each.value.environment
+    variables = { for k, v in merge(local.common_environment, local.function_environment[each.key]) : k => v if v != null }
   }
 
   logging_config {

@@ -55,18 +55,143 @@ locals {
     }],
   )
 
-  token_environment = { for k, v in {
-    TOKEN_MODE                 = var.token.mode
-    TOKEN_SECRET_SSM_PARAMETER = var.token.secret_ssm_parameter_name
-    TOKEN_SECRET_ARN           = var.token.secret_arn
-    TOKEN_JWKS_URL             = var.token.jwks_url
-    TOKEN_ISSUER               = var.token.issuer
-    TOKEN_AUDIENCE             = var.token.audience
-  } : k => v if v != null }
-
   ################################################################################
   # Lambda functions: one per route or trigger (see docs/internals.md)
   ################################################################################
+
+  maintenance_timeout = 300 # a run stops starting work 10 s before; the next run carries on
+
+  # Each function's description and handler, and its memory and timeout where they are not
+  # lambda_memory_size and lambda_timeout. presence-checks exists with presence only, db-changes
+  # with db_changes_sources only.
+  functions = { for k, f in merge(
+    {
+      "ws-connect" = {
+        description = "WebSocket $connect: verifies the token and registers the connection and its topics"
+        handler     = "realtime.handlers.ws_connect.handler"
+      }
+      "ws-disconnect" = {
+        description = "WebSocket $disconnect: removes the connection and its subscriptions"
+        handler     = "realtime.handlers.ws_disconnect.handler"
+      }
+      "ws-ping" = {
+        description = "WebSocket ping route (two-way): notes the connection is alive and answers pong"
+        handler     = "realtime.handlers.ws_ping.handler"
+      }
+      "ws-default" = {
+        description = "WebSocket $default route (two-way): answers unknown frames with an error frame"
+        handler     = "realtime.handlers.ws_default.handler"
+      }
+      "process-events" = {
+        description = "Events queue consumer: validates, stores and fans out events to live connections"
+        handler     = "realtime.handlers.process_events.handler"
+        memory_size = var.process_events_memory_size
+        timeout     = var.process_events_timeout
+      }
+      "events-api" = {
+        description = "HTTP GET /events: the caller's events after a cursor, with optional long polling"
+        handler     = "realtime.handlers.events_api.handler"
+        timeout     = var.events_api_timeout
+      }
+      "maintenance" = {
+        description = "Scheduled: removes connections whose $disconnect was missed and repairs presence"
+        handler     = "realtime.handlers.maintenance.handler"
+        timeout     = local.maintenance_timeout
+      }
+    },
+    var.presence_enabled ? {
+      "presence-checks" = {
+        description = "Delayed offline checks: marks a user offline when the grace period passed without a new session"
+        handler     = "realtime.handlers.presence_checks.handler"
+        timeout     = local.presence_checks_timeout
+      }
+    } : {},
+    local.db_changes_enabled ? {
+      "db-changes" = {
+        description = "Application-table stream consumer: turns item changes into events by the db_changes rules"
+        handler     = "realtime.handlers.db_changes.handler"
+        memory_size = var.db_changes_memory_size
+        timeout     = var.db_changes_timeout
+      }
+    } : {},
+  ) : k => merge({ memory_size = var.lambda_memory_size, timeout = var.lambda_timeout }, f) }
+
+  function_names = { for k in keys(local.functions) : k => "${var.name}-${k}" }
+
+  # Every function's environment, besides the Powertools variables all of them get (docs/internals.md
+  # says what each one means). A null value leaves the variable out: token settings that are not set,
+  # and presence's variables when presence_enabled is false. A function missing from local.functions
+  # is not deployed, and its entry here is not used.
+  function_environment = {
+    "ws-connect" = {
+      CONNECTIONS_TABLE          = aws_dynamodb_table.this["connections"].name
+      CONNECTION_TTL_SECONDS     = tostring(var.connection_ttl_seconds)
+      TOKEN_MODE                 = var.token.mode
+      TOKEN_SECRET_SSM_PARAMETER = var.token.secret_ssm_parameter_name
+      TOKEN_SECRET_ARN           = var.token.secret_arn
+      TOKEN_JWKS_URL             = var.token.jwks_url
+      TOKEN_ISSUER               = var.token.issuer
+      TOKEN_AUDIENCE             = var.token.audience
+      PRESENCE_TABLE             = local.presence.table
+      EVENTS_QUEUE_URL           = local.presence.events_queue_url
+      GROUP_PRESENCE_ENABLED     = local.presence.group_enabled
+    }
+    "ws-disconnect" = {
+      CONNECTIONS_TABLE         = aws_dynamodb_table.this["connections"].name
+      PRESENCE_TABLE            = local.presence.table
+      PRESENCE_CHECKS_QUEUE_URL = local.presence.checks_queue_url
+      PRESENCE_GRACE_SECONDS    = local.presence.grace_seconds
+    }
+    "ws-ping" = {
+      CONNECTIONS_TABLE = aws_dynamodb_table.this["connections"].name
+      PRESENCE_TABLE    = local.presence.table
+    }
+    "ws-default" = {}
+    "process-events" = {
+      CONNECTIONS_TABLE       = aws_dynamodb_table.this["connections"].name
+      EVENTS_TABLE            = aws_dynamodb_table.this["events"].name
+      CONNECTIONS_ENDPOINT    = local.websocket_management_endpoint
+      DLQ_URL                 = aws_sqs_queue.dead_letter["events-dlq"].url
+      EVENT_TYPE_RULES        = jsonencode(var.event_type_rules)
+      EVENT_RETENTION_SECONDS = tostring(var.event_retention_days * 86400)
+      MAX_DATA_BYTES          = tostring(var.max_event_data_bytes)
+      DELIVERY_CONCURRENCY    = tostring(var.delivery_concurrency)
+      # A connection found gone while delivering also ends its session.
+      PRESENCE_TABLE            = local.presence.table
+      PRESENCE_CHECKS_QUEUE_URL = local.presence.checks_queue_url
+      PRESENCE_GRACE_SECONDS    = local.presence.grace_seconds
+    }
+    "events-api" = {
+      EVENTS_TABLE               = aws_dynamodb_table.this["events"].name
+      TOKEN_MODE                 = var.token.mode
+      TOKEN_SECRET_SSM_PARAMETER = var.token.secret_ssm_parameter_name
+      TOKEN_SECRET_ARN           = var.token.secret_arn
+      TOKEN_JWKS_URL             = var.token.jwks_url
+      TOKEN_ISSUER               = var.token.issuer
+      TOKEN_AUDIENCE             = var.token.audience
+      PRESENCE_TABLE             = local.presence.table
+      MAX_PRESENCE_USERS         = local.presence.max_users
+    }
+    "presence-checks" = {
+      PRESENCE_TABLE         = local.presence.table
+      EVENTS_QUEUE_URL       = local.presence.events_queue_url
+      GROUP_PRESENCE_ENABLED = local.presence.group_enabled
+    }
+    "maintenance" = {
+      CONNECTIONS_TABLE         = aws_dynamodb_table.this["connections"].name
+      CONNECTIONS_ENDPOINT      = local.websocket_management_endpoint
+      STALE_CONNECTION_SECONDS  = tostring(var.stale_connection_threshold_seconds)
+      PRESENCE_TABLE            = local.presence.table
+      PRESENCE_CHECKS_QUEUE_URL = local.presence.checks_queue_url
+      PRESENCE_GRACE_SECONDS    = local.presence.grace_seconds
+      EVENTS_QUEUE_URL          = local.presence.events_queue_url
+      GROUP_PRESENCE_ENABLED    = local.presence.group_enabled
+    }
+    "db-changes" = {
+      EVENTS_QUEUE_URL  = aws_sqs_queue.events.url
+      DB_CHANGE_SOURCES = local.db_changes_sources_json
+    }
+  }
 
   common_environment = {
     POWERTOOLS_SERVICE_NAME      = var.name
@@ -83,7 +208,7 @@ locals {
       } : k => {
       sid       = "ConnectionsTable"
       actions   = actions
-      resources = [aws_dynamodb_table.connections.arn]
+      resources = [aws_dynamodb_table.this["connections"].arn]
     }
   }
 
@@ -103,13 +228,13 @@ locals {
         {
           sid       = "SendToDeadLetterQueue"
           actions   = ["sqs:SendMessage"]
-          resources = [aws_sqs_queue.dlq.arn]
+          resources = [aws_sqs_queue.dead_letter["events-dlq"].arn]
         },
         {
           # TransactWriteItems is authorized per contained action (Put/Update).
           sid       = "EventsTable"
           actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"]
-          resources = [aws_dynamodb_table.events.arn]
+          resources = [aws_dynamodb_table.this["events"].arn]
         },
         local.connections_table_statement["process-events"],
         {
@@ -129,91 +254,32 @@ locals {
       [{
         sid       = "ReadEvents"
         actions   = ["dynamodb:Query"]
-        resources = [aws_dynamodb_table.events.arn]
+        resources = [aws_dynamodb_table.this["events"].arn]
       }],
       local.token_statements,
     )
+    "maintenance" = [
+      {
+        # Scan for stale connection records; GetItem/DeleteItem/BatchWriteItem to remove a dead
+        # connection and its subscriptions.
+        sid       = "ConnectionsTable"
+        actions   = ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+        resources = [aws_dynamodb_table.this["connections"].arn]
+      },
+      {
+        # GetConnection is GET @connections/{id}.
+        sid       = "AskConnections"
+        actions   = ["execute-api:ManageConnections"]
+        resources = ["${aws_apigatewayv2_api.websocket.execution_arn}/${var.websocket_stage_name}/GET/@connections/*"]
+      },
+    ]
   }
 
-  core_functions = {
-    "ws-connect" = {
-      description = "WebSocket $connect: verifies the token and registers the connection and its topics"
-      handler     = "realtime.handlers.ws_connect.handler"
-      memory_size = var.lambda_memory_size
-      timeout     = var.lambda_timeout
-      environment = merge(local.common_environment, local.token_environment, {
-        CONNECTIONS_TABLE      = aws_dynamodb_table.connections.name
-        CONNECTION_TTL_SECONDS = tostring(var.connection_ttl_seconds)
-      })
-    }
-    "ws-disconnect" = {
-      description = "WebSocket $disconnect: removes the connection and its subscriptions"
-      handler     = "realtime.handlers.ws_disconnect.handler"
-      memory_size = var.lambda_memory_size
-      timeout     = var.lambda_timeout
-      environment = merge(local.common_environment, {
-        CONNECTIONS_TABLE = aws_dynamodb_table.connections.name
-      })
-    }
-    "ws-ping" = {
-      description = "WebSocket ping route (two-way): renews the connection record and answers pong"
-      handler     = "realtime.handlers.ws_ping.handler"
-      memory_size = var.lambda_memory_size
-      timeout     = var.lambda_timeout
-      environment = merge(local.common_environment, {
-        CONNECTIONS_TABLE      = aws_dynamodb_table.connections.name
-        CONNECTION_TTL_SECONDS = tostring(var.connection_ttl_seconds)
-      })
-    }
-    "ws-default" = {
-      description = "WebSocket $default route (two-way): answers unknown frames with an error frame"
-      handler     = "realtime.handlers.ws_default.handler"
-      memory_size = var.lambda_memory_size
-      timeout     = var.lambda_timeout
-      environment = merge(local.common_environment, {
-        CONNECTIONS_TABLE = aws_dynamodb_table.connections.name
-      })
-    }
-    "process-events" = {
-      description = "Events queue consumer: validates, stores and fans out events to live connections"
-      handler     = "realtime.handlers.process_events.handler"
-      memory_size = var.process_events_memory_size
-      timeout     = var.process_events_timeout
-      environment = merge(local.common_environment, {
-        CONNECTIONS_TABLE       = aws_dynamodb_table.connections.name
-        EVENTS_TABLE            = aws_dynamodb_table.events.name
-        CONNECTIONS_ENDPOINT    = local.websocket_management_endpoint
-        DLQ_URL                 = aws_sqs_queue.dlq.url
-        EVENT_TYPE_RULES        = jsonencode(var.event_type_rules)
-        EVENT_RETENTION_SECONDS = tostring(var.event_retention_days * 86400)
-        MAX_DATA_BYTES          = tostring(var.max_event_data_bytes)
-        DELIVERY_CONCURRENCY    = tostring(var.delivery_concurrency)
-      })
-    }
-    "events-api" = {
-      description = "HTTP GET /events: the caller's events after a cursor, with optional long polling"
-      handler     = "realtime.handlers.events_api.handler"
-      memory_size = var.lambda_memory_size
-      timeout     = var.events_api_timeout
-      environment = merge(local.common_environment, local.token_environment, {
-        EVENTS_TABLE = aws_dynamodb_table.events.name
-      })
-    }
+  # Features add permissions to the core functions (presence) and bring their own functions' (presence, db_changes).
+  function_statements = {
+    for k in keys(local.functions) : k => flatten([
+      for granted in [local.core_function_statements, local.presence_statements, local.db_changes_statements] :
+      granted[k] if contains(keys(granted), k)
+    ])
   }
-
-  # Feature files (presence.tf, db_changes.tf) add their functions the same way. Presence also adds
-  # environment and permissions to core functions (session counting in $connect, $disconnect, ping,
-  # delivery; GET /presence in events-api).
-  functions = merge(
-    { for k, f in local.core_functions : k => merge(f, { environment = merge(f.environment, lookup(local.presence_environment, k, {})) }) },
-    local.presence_functions,
-    local.db_changes_functions,
-  )
-  function_statements = merge(
-    { for k, s in local.core_function_statements : k => concat(s, lookup(local.presence_statements, k, [])) },
-    local.presence_function_statements,
-    local.db_changes_function_statements,
-  )
-
-  function_names = { for k in keys(local.functions) : k => "${var.name}-${k}" }
 }

@@ -2,49 +2,54 @@
 # Alarms
 ################################################################################
 
-# Feature files (presence.tf, db_changes.tf) add their alarms the same way as
-# their functions (see main.tf). Each alarm is named "<name>-<key>"; leave out
-# datapoints_to_alarm to alarm on every breaching period.
+# Each alarm is named "<name>-<key>"; leave out datapoints_to_alarm to alarm on every breaching period.
 locals {
-  core_alarms = {
-    "events-dlq-not-empty" = {
-      description         = "Events could not be processed and are waiting in ${aws_sqs_queue.dlq.name} (see their errorCode/errorReason attributes)."
+  # Function => how long its errors must last before they alarm, and what they mean.
+  function_error_alarms = {
+    "process-events" = { period = 60, evaluation_periods = 5, meaning = "its batches are retried, then redriven to the DLQ" }
+    "maintenance"    = { period = 300, evaluation_periods = 3, meaning = "missed $disconnects are not being repaired" }
+  }
+
+  alarms = merge(
+    # Any message in a dead-letter queue needs a look.
+    { for queue, q in local.dead_letter_queues : q.alarm => {
+      description         = "Messages wait in ${aws_sqs_queue.dead_letter[queue].name}. ${q.meaning}"
       namespace           = "AWS/SQS"
       metric_name         = "ApproximateNumberOfMessagesVisible"
-      dimensions          = { QueueName = aws_sqs_queue.dlq.name }
+      dimensions          = { QueueName = aws_sqs_queue.dead_letter[queue].name }
       statistic           = "Maximum"
       period              = 60
       evaluation_periods  = 1
       comparison_operator = "GreaterThanThreshold"
       threshold           = 0
-    }
-    "process-events-errors" = {
-      description         = "The process-events function failed (its batches are retried, then redriven to the DLQ)."
+    } },
+    { for function, a in local.function_error_alarms : "${function}-errors" => {
+      description         = "The ${function} function failed: ${a.meaning}."
       namespace           = "AWS/Lambda"
       metric_name         = "Errors"
-      dimensions          = { FunctionName = aws_lambda_function.this["process-events"].function_name }
+      dimensions          = { FunctionName = aws_lambda_function.this[function].function_name }
       statistic           = "Sum"
-      period              = 60
-      evaluation_periods  = 5
+      period              = a.period
+      evaluation_periods  = a.evaluation_periods
       datapoints_to_alarm = 2
       comparison_operator = "GreaterThanThreshold"
       threshold           = 0
-    }
-    "events-queue-age" = {
-      description         = "Events wait in ${aws_sqs_queue.events.name} for more than ${var.events_queue_age_alarm_threshold_seconds} s: delivery is late."
-      namespace           = "AWS/SQS"
-      metric_name         = "ApproximateAgeOfOldestMessage"
-      dimensions          = { QueueName = aws_sqs_queue.events.name }
-      statistic           = "Maximum"
-      period              = 60
-      evaluation_periods  = 3
-      datapoints_to_alarm = 2
-      comparison_operator = "GreaterThanThreshold"
-      threshold           = var.events_queue_age_alarm_threshold_seconds
-    }
-  }
-
-  alarms = merge(local.core_alarms, local.presence_alarms, local.db_changes_alarms)
+    } },
+    {
+      "events-queue-age" = {
+        description         = "Events wait in ${aws_sqs_queue.events.name} for more than ${var.events_queue_age_alarm_threshold_seconds} s: delivery is late."
+        namespace           = "AWS/SQS"
+        metric_name         = "ApproximateAgeOfOldestMessage"
+        dimensions          = { QueueName = aws_sqs_queue.events.name }
+        statistic           = "Maximum"
+        period              = 60
+        evaluation_periods  = 3
+        datapoints_to_alarm = 2
+        comparison_operator = "GreaterThanThreshold"
+        threshold           = var.events_queue_age_alarm_threshold_seconds
+      }
+    },
+  )
 }
 
 resource "aws_cloudwatch_metric_alarm" "this" {
@@ -71,37 +76,6 @@ resource "aws_cloudwatch_metric_alarm" "this" {
   tags = merge(var.tags, { Name = "${var.name}-${each.key}" })
 }
 
-# The alarms were separate resources before; keep the deployed ones.
-moved {
-  from = aws_cloudwatch_metric_alarm.dlq_not_empty[0]
-  to   = aws_cloudwatch_metric_alarm.this["events-dlq-not-empty"]
-}
-
-moved {
-  from = aws_cloudwatch_metric_alarm.process_events_errors[0]
-  to   = aws_cloudwatch_metric_alarm.this["process-events-errors"]
-}
-
-moved {
-  from = aws_cloudwatch_metric_alarm.events_queue_age[0]
-  to   = aws_cloudwatch_metric_alarm.this["events-queue-age"]
-}
-
-moved {
-  from = aws_cloudwatch_metric_alarm.presence_checks_dlq_not_empty[0]
-  to   = aws_cloudwatch_metric_alarm.this["presence-checks-dlq-not-empty"]
-}
-
-moved {
-  from = aws_cloudwatch_metric_alarm.maintenance_errors[0]
-  to   = aws_cloudwatch_metric_alarm.this["maintenance-errors"]
-}
-
-moved {
-  from = aws_cloudwatch_metric_alarm.db_changes_failures[0]
-  to   = aws_cloudwatch_metric_alarm.this["db-changes-failures"]
-}
-
 ################################################################################
 # Dashboard
 ################################################################################
@@ -109,75 +83,34 @@ moved {
 locals {
   dashboard_functions = [for k in keys(local.functions) : local.function_names[k]]
 
-  dashboard_widgets = [
-    {
-      type = "metric", x = 0, y = 0, width = 12, height = 6
-      properties = {
-        title  = "Events queue"
-        region = local.region
-        stat   = "Sum"
-        period = 60
-        view   = "timeSeries"
+  # Widgets row by row, side by side: a title, the default statistic and the metrics of each.
+  dashboard_rows = [
+    [
+      {
+        title = "Events queue"
+        stat  = "Sum"
         metrics = [
           ["AWS/SQS", "NumberOfMessagesSent", "QueueName", aws_sqs_queue.events.name],
           [".", "NumberOfMessagesDeleted", ".", "."],
           [".", "ApproximateNumberOfMessagesVisible", ".", ".", { stat = "Maximum" }],
           [".", "ApproximateAgeOfOldestMessage", ".", ".", { stat = "Maximum", yAxis = "right" }],
         ]
-      }
-    },
-    {
-      type = "metric", x = 12, y = 0, width = 12, height = 6
-      properties = {
-        title   = "Dead-letter queue"
-        region  = local.region
+      },
+      {
+        title   = "Dead-letter queues"
         stat    = "Maximum"
-        period  = 60
-        view    = "timeSeries"
-        metrics = [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.dlq.name]]
-      }
-    },
-    {
-      type = "metric", x = 0, y = 6, width = 8, height = 6
-      properties = {
-        title   = "Lambda errors"
-        region  = local.region
-        stat    = "Sum"
-        period  = 60
-        view    = "timeSeries"
-        metrics = [for f in local.dashboard_functions : ["AWS/Lambda", "Errors", "FunctionName", f]]
-      }
-    },
-    {
-      type = "metric", x = 8, y = 6, width = 8, height = 6
-      properties = {
-        title   = "Lambda throttles"
-        region  = local.region
-        stat    = "Sum"
-        period  = 60
-        view    = "timeSeries"
-        metrics = [for f in local.dashboard_functions : ["AWS/Lambda", "Throttles", "FunctionName", f]]
-      }
-    },
-    {
-      type = "metric", x = 16, y = 6, width = 8, height = 6
-      properties = {
-        title   = "Lambda duration p95 (ms)"
-        region  = local.region
-        stat    = "p95"
-        period  = 60
-        view    = "timeSeries"
-        metrics = [for f in local.dashboard_functions : ["AWS/Lambda", "Duration", "FunctionName", f]]
-      }
-    },
-    {
-      type = "metric", x = 0, y = 12, width = 12, height = 6
-      properties = {
-        title  = "WebSocket API"
-        region = local.region
-        stat   = "Sum"
-        period = 60
-        view   = "timeSeries"
+        metrics = [for q in aws_sqs_queue.dead_letter : ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", q.name]]
+      },
+    ],
+    [for w in [["Lambda errors", "Errors", "Sum"], ["Lambda throttles", "Throttles", "Sum"], ["Lambda duration p95 (ms)", "Duration", "p95"]] : {
+      title   = w[0]
+      stat    = w[2]
+      metrics = [for f in local.dashboard_functions : ["AWS/Lambda", w[1], "FunctionName", f]]
+    }],
+    [
+      {
+        title = "WebSocket API"
+        stat  = "Sum"
         metrics = [
           ["AWS/ApiGateway", "ConnectCount", "ApiId", aws_apigatewayv2_api.websocket.id, "Stage", var.websocket_stage_name],
           [".", "MessageCount", ".", ".", ".", "."],
@@ -185,25 +118,36 @@ locals {
           [".", "ClientError", ".", ".", ".", "."],
           [".", "ExecutionError", ".", ".", ".", "."],
         ]
-      }
-    },
-    {
-      type = "metric", x = 12, y = 12, width = 12, height = 6
-      properties = {
-        title  = "HTTP API"
-        region = local.region
-        stat   = "Sum"
-        period = 60
-        view   = "timeSeries"
+      },
+      {
+        title = "HTTP API"
+        stat  = "Sum"
         metrics = [
           ["AWS/ApiGateway", "Count", "ApiId", aws_apigatewayv2_api.http.id, "Stage", "$default"],
           [".", "4xx", ".", ".", ".", "."],
           [".", "5xx", ".", ".", ".", "."],
           [".", "Latency", ".", ".", ".", ".", { stat = "p95", yAxis = "right" }],
         ]
-      }
-    },
+      },
+    ],
   ]
+
+  # Each row 6 high, its widgets sharing the dashboard's 24 columns; all one-minute time series of this region.
+  dashboard_widgets = flatten([for y, row in local.dashboard_rows : [for x, w in row : {
+    type   = "metric"
+    x      = x * 24 / length(row)
+    y      = y * 6
+    width  = 24 / length(row)
+    height = 6
+    properties = {
+      title   = w.title
+      region  = local.region
+      stat    = w.stat
+      period  = 60
+      view    = "timeSeries"
+      metrics = w.metrics
+    }
+  }]])
 }
 
 resource "aws_cloudwatch_dashboard" "this" {

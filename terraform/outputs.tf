@@ -52,12 +52,12 @@ output "events_queue_arn" {
 
 output "dlq_url" {
   description = "URL of the dead-letter queue of the events queue."
-  value       = try(aws_sqs_queue.dlq.url, null)
+  value       = try(aws_sqs_queue.dead_letter["events-dlq"].url, null)
 }
 
 output "dlq_arn" {
   description = "ARN of the dead-letter queue of the events queue."
-  value       = try(aws_sqs_queue.dlq.arn, null)
+  value       = try(aws_sqs_queue.dead_letter["events-dlq"].arn, null)
 }
 
 output "publisher_policy_json" {
@@ -87,12 +87,12 @@ output "publisher_policy_json" {
 
 output "connections_table_name" {
   description = "Name of the connections table."
-  value       = try(aws_dynamodb_table.connections.name, null)
+  value       = try(aws_dynamodb_table.this["connections"].name, null)
 }
 
 output "events_table_name" {
   description = "Name of the events table."
-  value       = try(aws_dynamodb_table.events.name, null)
+  value       = try(aws_dynamodb_table.this["events"].name, null)
 }
 
 ################################################################################
@@ -100,7 +100,7 @@ output "events_table_name" {
 ################################################################################
 
 output "function_names" {
-  description = "Function names by key (ws-connect, ws-disconnect, ws-ping, ws-default, process-events, events-api)."
+  description = "Function names by key (ws-connect, ws-disconnect, ws-ping, ws-default, process-events, events-api, maintenance; presence-checks with presence, db-changes with db_changes_sources)."
   value       = try({ for k, f in aws_lambda_function.this : k => f.function_name }, {})
 }
 
@@ -129,35 +129,37 @@ output "log_group_names" {
 # Presence
 ################################################################################
 
-# (presence outputs)
-
 output "presence_table_name" {
-  description = "Name of the presence table (one item per user)."
-  value       = try(aws_dynamodb_table.presence.name, null)
+  description = "Name of the presence table (one item per user). Null when presence_enabled is false."
+  value       = try(aws_dynamodb_table.this["presence"].name, null)
 }
 
 output "presence_table_arn" {
-  description = "ARN of the presence table."
-  value       = try(aws_dynamodb_table.presence.arn, null)
+  description = "ARN of the presence table. Null when presence_enabled is false."
+  value       = try(aws_dynamodb_table.this["presence"].arn, null)
 }
 
 output "presence_checks_queue_url" {
-  description = "URL of the presence-checks delay queue (offline checks, delayed by the grace period)."
-  value       = try(aws_sqs_queue.presence_checks.url, null)
+  description = "URL of the presence-checks delay queue (offline checks, delayed by the grace period). Null when presence_enabled is false."
+  value       = try(aws_sqs_queue.presence_checks[0].url, null)
 }
 
 output "presence_checks_dlq_url" {
-  description = "URL of the dead-letter queue of the presence-checks queue."
-  value       = try(aws_sqs_queue.presence_checks_dlq.url, null)
+  description = "URL of the dead-letter queue of the presence-checks queue. Null when presence_enabled is false."
+  value       = try(aws_sqs_queue.dead_letter["presence-checks-dlq"].url, null)
 }
 
 output "presence_grace_period_seconds" {
-  description = "The grace period after a user's last session before presence.offline."
-  value       = var.presence_grace_period_seconds
+  description = "The grace period after a user's last session before presence.offline. Null when presence_enabled is false."
+  value       = var.presence_enabled ? var.presence_grace_period_seconds : null
 }
 
+################################################################################
+# Maintenance
+################################################################################
+
 output "maintenance_function_name" {
-  description = "Name of the maintenance function (invoke it to repair presence now)."
+  description = "Name of the maintenance function (invoke it to run maintenance now)."
   value       = try(aws_lambda_function.this["maintenance"].function_name, null)
 }
 
@@ -175,16 +177,14 @@ output "maintenance_schedule_arn" {
 # Database changes
 ################################################################################
 
-# (db_changes outputs)
-
 output "db_changes_failures_queue_url" {
   description = "URL of the db-changes on-failure queue: pointers (shard, sequence numbers) to the stream records the mappings gave up on. Null without db_changes_sources."
-  value       = try(aws_sqs_queue.db_changes_failures[0].url, null)
+  value       = try(aws_sqs_queue.dead_letter["db-changes-failures"].url, null)
 }
 
 output "db_changes_failures_queue_arn" {
   description = "ARN of the db-changes on-failure queue. Null without db_changes_sources."
-  value       = try(aws_sqs_queue.db_changes_failures[0].arn, null)
+  value       = try(aws_sqs_queue.dead_letter["db-changes-failures"].arn, null)
 }
 
 output "db_changes_event_source_mapping_uuids" {

@@ -14,7 +14,7 @@ resource "aws_sqs_queue" "events" {
   kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 300
 
   redrive_policy = jsonencode({
-    deadLetterTargetArn = aws_sqs_queue.dlq.arn
+    deadLetterTargetArn = aws_sqs_queue.dead_letter["events-dlq"].arn
     maxReceiveCount     = var.events_queue_max_receive_count
   })
 
@@ -22,11 +22,44 @@ resource "aws_sqs_queue" "events" {
 }
 
 ################################################################################
-# Dead-letter queue
+# Dead-letter queues: what a consumer gave up on waits there, alarmed
 ################################################################################
 
-resource "aws_sqs_queue" "dlq" {
-  name = "${var.name}-events-dlq"
+locals {
+  # Queue (its name after "<name>-") => its alarm (monitoring.tf) and what the messages in it mean.
+  dead_letter_queues = merge(
+    {
+      "events-dlq" = {
+        alarm   = "events-dlq-not-empty"
+        meaning = "Events could not be processed; see their errorCode/errorReason attributes."
+      }
+    },
+    var.presence_enabled ? {
+      "presence-checks-dlq" = {
+        alarm   = "presence-checks-dlq-not-empty"
+        meaning = "Offline checks failed repeatedly; maintenance decides those users' presence."
+      }
+    } : {},
+    local.db_changes_enabled ? {
+      # The stream mappings' on-failure destination (db_changes.tf).
+      "db-changes-failures" = {
+        alarm   = "db-changes-failures"
+        meaning = "Application-table changes could not be turned into events after every retry; the messages point to their stream records, which are kept for 24 h."
+      }
+    } : {},
+  )
+
+  # Dead-letter queue => the queue that redrives to it (the others are written to by their consumers).
+  redrive_sources = merge(
+    { "events-dlq" = aws_sqs_queue.events.arn },
+    var.presence_enabled ? { "presence-checks-dlq" = aws_sqs_queue.presence_checks[0].arn } : {},
+  )
+}
+
+resource "aws_sqs_queue" "dead_letter" {
+  for_each = local.dead_letter_queues
+
+  name = "${var.name}-${each.key}"
 
   message_retention_seconds = 1209600 # 14 days, the maximum
   receive_wait_time_seconds = 20
@@ -35,17 +68,19 @@ resource "aws_sqs_queue" "dlq" {
   kms_master_key_id                 = var.kms_key_arn
   kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 300
 
-  tags = merge(var.tags, { Name = "${var.name}-events-dlq" })
+  tags = merge(var.tags, { Name = "${var.name}-${each.key}" })
 }
 
-# Only the events queue may use this queue as its DLQ. A separate resource,
-# because the events queue's redrive policy already refers to the DLQ.
-resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
-  queue_url = aws_sqs_queue.dlq.id
+# Only its own source queue may use a dead-letter queue. A separate resource,
+# because the source queue's redrive policy already refers to the dead-letter queue.
+resource "aws_sqs_queue_redrive_allow_policy" "this" {
+  for_each = local.redrive_sources
+
+  queue_url = aws_sqs_queue.dead_letter[each.key].id
 
   redrive_allow_policy = jsonencode({
     redrivePermission = "byQueue"
-    sourceQueueArns   = [aws_sqs_queue.events.arn]
+    sourceQueueArns   = [each.value]
   })
 }
 
@@ -53,16 +88,12 @@ resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
 # Queue policies: refuse any access that is not over TLS, on every queue
 ################################################################################
 
-# Feature files (presence.tf, db_changes.tf) add their queues the same way, keyed
-# by the queue's name without the "<name>-" prefix.
 locals {
+  # Every queue, keyed by its name without the "<name>-" prefix.
   queues = merge(
-    {
-      "events"     = aws_sqs_queue.events
-      "events-dlq" = aws_sqs_queue.dlq
-    },
-    local.presence_queues,
-    local.db_changes_queues,
+    { "events" = aws_sqs_queue.events },
+    { for q in aws_sqs_queue.presence_checks : "presence-checks" => q },
+    aws_sqs_queue.dead_letter,
   )
 }
 
@@ -81,30 +112,4 @@ resource "aws_sqs_queue_policy" "this" {
       Condition = { Bool = { "aws:SecureTransport" = "false" } }
     }]
   })
-}
-
-# The policies were separate resources before; keep the deployed ones.
-moved {
-  from = aws_sqs_queue_policy.events
-  to   = aws_sqs_queue_policy.this["events"]
-}
-
-moved {
-  from = aws_sqs_queue_policy.dlq
-  to   = aws_sqs_queue_policy.this["events-dlq"]
-}
-
-moved {
-  from = aws_sqs_queue_policy.presence_checks["presence-checks"]
-  to   = aws_sqs_queue_policy.this["presence-checks"]
-}
-
-moved {
-  from = aws_sqs_queue_policy.presence_checks["presence-checks-dlq"]
-  to   = aws_sqs_queue_policy.this["presence-checks-dlq"]
-}
-
-moved {
-  from = aws_sqs_queue_policy.db_changes_failures[0]
-  to   = aws_sqs_queue_policy.this["db-changes-failures"]
 }

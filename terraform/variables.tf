@@ -98,8 +98,13 @@ variable "token" {
 # Events
 ################################################################################
 
+locals {
+  # A topic: contract/wire.json's patterns.topic (`python -m scripts.tf_contract --check` keeps them equal).
+  topic_pattern = "^(all|(user|group|presence):[A-Za-z0-9_.@:|+-]{1,128})$"
+}
+
 variable "event_type_rules" {
-  description = "Default audience per event type, for messages that carry none. First match wins. `type` is an fnmatch pattern (e.g. \"order.*\"); each audience entry is a topic, optionally templated from the event data (e.g. \"user:{data.userId}\")."
+  description = "Default audience per event type, for messages that carry none. First match wins. `type` is an fnmatch pattern (e.g. \"order.*\"); `audience` lists 1 to 100 topics, each optionally templated from the event data with {data.<field>} placeholders (e.g. \"user:{data.userId}\")."
   type = list(object({
     type     = string
     audience = list(string)
@@ -112,8 +117,16 @@ variable "event_type_rules" {
   }
 
   validation {
-    condition     = alltrue([for r in var.event_type_rules : length(r.audience) > 0 && alltrue([for a in r.audience : length(trimspace(a)) > 0])])
-    error_message = "Each event_type_rules[*].audience must list at least one non-empty topic."
+    condition     = alltrue([for r in var.event_type_rules : length(r.audience) >= 1 && length(r.audience) <= 100])
+    error_message = "Each event_type_rules[*].audience must list 1 to 100 topics."
+  }
+
+  # A {data.<field>} placeholder stands for a part of the topic (the function checks the value it takes).
+  validation {
+    condition = alltrue(flatten([for r in var.event_type_rules : [for a in r.audience :
+      can(regex(local.topic_pattern, replace(a, "/\\{data(\\.[A-Za-z0-9_-]+)+\\}/", "x")))
+    ]]))
+    error_message = "Each event_type_rules[*].audience entry must form a topic (all, user:<id>, group:<name>, presence:<id>) once its {data.<field>} placeholders are filled, e.g. \"user:{data.userId}\"; not: ${join(", ", flatten([for r in var.event_type_rules : [for a in r.audience : jsonencode(a) if !can(regex(local.topic_pattern, replace(a, "/\\{data(\\.[A-Za-z0-9_-]+)+\\}/", "x")))]]))}."
   }
 
   validation {
@@ -156,7 +169,7 @@ variable "delivery_concurrency" {
 }
 
 variable "connection_ttl_seconds" {
-  description = "Lifetime of a connection record (renewed by pings). API Gateway closes every WebSocket after 2 hours, so the default (7500) outlives any real connection; a stale record expires through DynamoDB TTL."
+  description = "Lifetime of a connection record, counted from $connect (pings do not renew it). API Gateway closes every WebSocket after 2 hours, so the default (7500) outlives any real connection; a record whose $disconnect was missed expires through DynamoDB TTL, if maintenance has not removed it first."
   type        = number
   default     = 7500
 
@@ -384,13 +397,13 @@ variable "metrics_namespace" {
 ################################################################################
 
 variable "point_in_time_recovery_enabled" {
-  description = "Point-in-time recovery on the connections and events tables."
+  description = "Point-in-time recovery on the module's tables (connections, events, presence)."
   type        = bool
   default     = true
 }
 
 variable "deletion_protection_enabled" {
-  description = "Deletion protection on the connections and events tables."
+  description = "Deletion protection on the module's tables (connections, events, presence)."
   type        = bool
   default     = false
 }
@@ -529,7 +542,11 @@ variable "create_dashboard" {
 # Presence
 ################################################################################
 
-# (presence inputs)
+variable "presence_enabled" {
+  description = "Track who is online: the presence table, the presence-checks queue and function, presence events (presence.online/offline) and GET /presence. False leaves all of these out; connections, events and the maintenance run (which then only removes connections whose $disconnect was missed) stay."
+  type        = bool
+  default     = true
+}
 
 variable "presence_grace_period_seconds" {
   description = "How long after a user's last session ends the user is still shown online; presence.offline is sent only if no new session started meanwhile, so a page reload never flaps. Whole seconds, at most 900 (the longest SQS message delay)."
@@ -559,6 +576,10 @@ variable "max_presence_users_per_request" {
   }
 }
 
+################################################################################
+# Maintenance
+################################################################################
+
 variable "maintenance_schedule_expression" {
   description = "When the maintenance function runs (EventBridge Scheduler rate() or cron() expression). It removes connections whose $disconnect was missed, so this bounds how long such a user can stay online (plus the stale threshold and grace period)."
   type        = string
@@ -584,8 +605,6 @@ variable "stale_connection_threshold_seconds" {
 ################################################################################
 # Database changes (DynamoDB Streams of application tables)
 ################################################################################
-
-# (db_changes inputs)
 
 variable "db_changes_sources" {
   description = <<-EOT
@@ -677,10 +696,10 @@ variable "db_changes_sources" {
   validation {
     condition = alltrue(flatten([for s in var.db_changes_sources : [for r in s.rules :
       length(r.audience) >= 1 && length(r.audience) <= 100 && length(distinct(r.audience)) == length(r.audience) && alltrue([for t in r.audience :
-        can(regex("^(all|(user|group|presence):[A-Za-z0-9_.@:|+-]{1,128})$", replace(t, "/\\{[A-Za-z0-9_.-]{1,255}\\}/", "x")))
+        can(regex(local.topic_pattern, replace(t, "/\\{[A-Za-z0-9_.-]{1,255}\\}/", "x")))
       ])
     ]]))
-    error_message = "A db_changes rule's audience must list 1-100 distinct topic templates such as \"user:{patientId}\", \"group:{clinicId}\", \"presence:{doctorId}\" or \"all\" ({attribute} names a top-level attribute); not: ${join(", ", flatten([for s in var.db_changes_sources : [for r in s.rules : "${s.name}/${r.name} ${jsonencode(r.audience)}" if !(length(r.audience) >= 1 && length(r.audience) <= 100 && length(distinct(r.audience)) == length(r.audience) && alltrue([for t in r.audience : can(regex("^(all|(user|group|presence):[A-Za-z0-9_.@:|+-]{1,128})$", replace(t, "/\\{[A-Za-z0-9_.-]{1,255}\\}/", "x")))]))]]))}."
+    error_message = "A db_changes rule's audience must list 1-100 distinct topic templates such as \"user:{patientId}\", \"group:{clinicId}\", \"presence:{doctorId}\" or \"all\" ({attribute} names a top-level attribute); not: ${join(", ", flatten([for s in var.db_changes_sources : [for r in s.rules : "${s.name}/${r.name} ${jsonencode(r.audience)}" if !(length(r.audience) >= 1 && length(r.audience) <= 100 && length(distinct(r.audience)) == length(r.audience) && alltrue([for t in r.audience : can(regex(local.topic_pattern, replace(t, "/\\{[A-Za-z0-9_.-]{1,255}\\}/", "x")))]))]]))}."
   }
 
   validation {

@@ -1,12 +1,8 @@
 terraform {
-  # 1.9 is the first release whose variable validations may refer to other
-  # variables (used for the SQS visibility-timeout and batching rules).
+  # 1.9 is the first release whose variable validations may refer to other objects
+  # (the SQS visibility-timeout and batching rules, the topic pattern).
   required_version = ">= 1.9"
-
   required_providers {
-    aws = {
-      source  = "hashicorp/aws"
-      version = ">= 5.80"
-    }
+    aws = { source = "hashicorp/aws", version = ">= 5.80" }
   }
 }

@@ -12,16 +12,13 @@ mock_provider "aws" {
   }
 }
 
-override_resource {
-  target = aws_sqs_queue.db_changes_failures
-  values = {
-    arn  = "arn:aws:sqs:us-east-1:123456789012:rt-test-db-changes-failures"
-    url  = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-db-changes-failures"
-    name = "rt-test-db-changes-failures"
-  }
-}
-
 variables {
+  # The application table's stream, which most runs below give rules of their own.
+  clinic_stream = {
+    name       = "clinic"
+    stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
+  }
+
   # The telemedicine example: doctors' profiles and their patient assignments in one table.
   db_changes_sources = [{
     name       = "clinic"
@@ -75,8 +72,11 @@ run "a_source_adds_the_db_changes_function" {
   }
 
   assert {
-    condition     = aws_lambda_function.this["db-changes"].environment[0].variables["EVENTS_QUEUE_URL"] == aws_sqs_queue.events.url
-    error_message = "db-changes publishes to the events queue."
+    condition = (
+      keys(aws_lambda_function.this["db-changes"].environment[0].variables) == tolist(["DB_CHANGE_SOURCES", "EVENTS_QUEUE_URL", "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_SERVICE_NAME"]) &&
+      aws_lambda_function.this["db-changes"].environment[0].variables["EVENTS_QUEUE_URL"] == aws_sqs_queue.events.url
+    )
+    error_message = "db-changes gets exactly its rules and the events queue it publishes to (besides the Powertools variables)."
   }
 
   assert {
@@ -159,7 +159,7 @@ run "the_mapping_filters_bisects_retries_and_has_a_destination" {
   }
 
   assert {
-    condition     = aws_lambda_event_source_mapping.db_changes["clinic"].destination_config[0].on_failure[0].destination_arn == aws_sqs_queue.db_changes_failures[0].arn
+    condition     = aws_lambda_event_source_mapping.db_changes["clinic"].destination_config[0].on_failure[0].destination_arn == aws_sqs_queue.dead_letter["db-changes-failures"].arn
     error_message = "Records given up on must go to the on-failure queue."
   }
 
@@ -177,9 +177,7 @@ run "mapping_options_are_inputs" {
   command = plan
 
   variables {
-    db_changes_sources = [{
-      name                               = "clinic"
-      stream_arn                         = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
+    db_changes_sources = [merge(var.clinic_stream, {
       rules                              = [{ name = "any", event_type = "clinic.changed", audience = ["all"] }]
       starting_position                  = "TRIM_HORIZON"
       batch_size                         = 500
@@ -187,7 +185,7 @@ run "mapping_options_are_inputs" {
       parallelization_factor             = 4
       maximum_retry_attempts             = 3
       maximum_record_age_in_seconds      = 600
-    }]
+    })]
   }
 
   assert {
@@ -267,7 +265,7 @@ run "the_failure_queue_is_encrypted_tls_only_and_alarmed" {
   }
 
   assert {
-    condition     = aws_sqs_queue.db_changes_failures[0].sqs_managed_sse_enabled && aws_sqs_queue.db_changes_failures[0].message_retention_seconds == 1209600
+    condition     = aws_sqs_queue.dead_letter["db-changes-failures"].sqs_managed_sse_enabled && aws_sqs_queue.dead_letter["db-changes-failures"].message_retention_seconds == 1209600
     error_message = "The on-failure queue must be encrypted and keep messages 14 days."
   }
 
@@ -290,7 +288,7 @@ run "the_failure_queue_is_encrypted_tls_only_and_alarmed" {
   }
 
   assert {
-    condition     = output.db_changes_failures_queue_arn == aws_sqs_queue.db_changes_failures[0].arn && length(output.db_changes_filter_patterns["clinic"]) == 3
+    condition     = output.db_changes_failures_queue_arn == aws_sqs_queue.dead_letter["db-changes-failures"].arn && length(output.db_changes_filter_patterns["clinic"]) == 3
     error_message = "The outputs expose the on-failure queue and the generated filters."
   }
 }
@@ -348,12 +346,10 @@ run "kms_keys_add_only_what_encryption_needs" {
 
   variables {
     kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/11111111-1111-1111-1111-111111111111"
-    db_changes_sources = [{
-      name              = "clinic"
-      stream_arn        = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
+    db_changes_sources = [merge(var.clinic_stream, {
       table_kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/22222222-2222-2222-2222-222222222222"
       rules             = [{ name = "any", event_type = "clinic.changed", audience = ["all"] }]
-    }]
+    })]
   }
 
   assert {
@@ -366,7 +362,7 @@ run "kms_keys_add_only_what_encryption_needs" {
   }
 
   assert {
-    condition     = aws_sqs_queue.db_changes_failures[0].kms_master_key_id == "arn:aws:kms:us-east-1:123456789012:key/11111111-1111-1111-1111-111111111111"
+    condition     = aws_sqs_queue.dead_letter["db-changes-failures"].kms_master_key_id == "arn:aws:kms:us-east-1:123456789012:key/11111111-1111-1111-1111-111111111111"
     error_message = "The on-failure queue uses the module's key when given."
   }
 }
@@ -379,7 +375,7 @@ run "no_sources_no_function" {
   }
 
   assert {
-    condition     = !contains(keys(aws_lambda_function.this), "db-changes") && length(aws_lambda_event_source_mapping.db_changes) == 0 && length(aws_sqs_queue.db_changes_failures) == 0
+    condition     = !contains(keys(aws_lambda_function.this), "db-changes") && length(aws_lambda_event_source_mapping.db_changes) == 0 && !contains(keys(aws_sqs_queue.dead_letter), "db-changes-failures")
     error_message = "Without sources there is no db-changes function, mapping or queue."
   }
 }
@@ -408,11 +404,9 @@ run "new_images_are_enough_for_rules_on_inserts" {
   }
 
   variables {
-    db_changes_sources = [{
-      name       = "clinic"
-      stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
-      rules      = [{ name = "new-doctor", event_type = "doctor.joined", kinds = ["INSERT"], audience = ["group:{clinicId}"] }]
-    }]
+    db_changes_sources = [merge(var.clinic_stream, {
+      rules = [{ name = "new-doctor", event_type = "doctor.joined", kinds = ["INSERT"], audience = ["group:{clinicId}"] }]
+    })]
   }
 
   assert {
@@ -429,11 +423,9 @@ run "bad_event_type_is_refused" {
   command = plan
 
   variables {
-    db_changes_sources = [{
-      name       = "clinic"
-      stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
-      rules      = [{ name = "doctor-online", event_type = "Doctor Online", audience = ["all"] }]
-    }]
+    db_changes_sources = [merge(var.clinic_stream, {
+      rules = [{ name = "doctor-online", event_type = "Doctor Online", audience = ["all"] }]
+    })]
   }
 
   expect_failures = [var.db_changes_sources]
@@ -443,16 +435,14 @@ run "becomes_needs_exactly_one_value" {
   command = plan
 
   variables {
-    db_changes_sources = [{
-      name       = "clinic"
-      stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
+    db_changes_sources = [merge(var.clinic_stream, {
       rules = [{
         name       = "doctor-online"
         event_type = "doctor.online"
         when       = { attribute = "online", becomes = { BOOL = true, S = "yes" } }
         audience   = ["all"]
       }]
-    }]
+    })]
   }
 
   expect_failures = [var.db_changes_sources]
@@ -462,9 +452,7 @@ run "becomes_cannot_fire_on_remove" {
   command = plan
 
   variables {
-    db_changes_sources = [{
-      name       = "clinic"
-      stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
+    db_changes_sources = [merge(var.clinic_stream, {
       rules = [{
         name       = "doctor-online"
         event_type = "doctor.online"
@@ -472,7 +460,7 @@ run "becomes_cannot_fire_on_remove" {
         when       = { attribute = "online", becomes = { BOOL = true } }
         audience   = ["all"]
       }]
-    }]
+    })]
   }
 
   expect_failures = [var.db_changes_sources]
@@ -482,11 +470,9 @@ run "unknown_change_kind_is_refused" {
   command = plan
 
   variables {
-    db_changes_sources = [{
-      name       = "clinic"
-      stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
-      rules      = [{ name = "doctor-updated", event_type = "doctor.updated", kinds = ["UPDATE"], audience = ["all"] }]
-    }]
+    db_changes_sources = [merge(var.clinic_stream, {
+      rules = [{ name = "doctor-updated", event_type = "doctor.updated", kinds = ["UPDATE"], audience = ["all"] }]
+    })]
   }
 
   expect_failures = [var.db_changes_sources]
@@ -496,11 +482,9 @@ run "audience_template_must_form_a_topic" {
   command = plan
 
   variables {
-    db_changes_sources = [{
-      name       = "clinic"
-      stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
-      rules      = [{ name = "doctor-online", event_type = "doctor.online", audience = ["doctor:{doctorId}"] }]
-    }]
+    db_changes_sources = [merge(var.clinic_stream, {
+      rules = [{ name = "doctor-online", event_type = "doctor.online", audience = ["doctor:{doctorId}"] }]
+    })]
   }
 
   expect_failures = [var.db_changes_sources]
@@ -510,14 +494,12 @@ run "rule_names_are_unique_within_a_source" {
   command = plan
 
   variables {
-    db_changes_sources = [{
-      name       = "clinic"
-      stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
+    db_changes_sources = [merge(var.clinic_stream, {
       rules = [
         { name = "doctor", event_type = "doctor.online", audience = ["all"] },
         { name = "doctor", event_type = "doctor.offline", audience = ["all"] },
       ]
-    }]
+    })]
   }
 
   expect_failures = [var.db_changes_sources]
@@ -541,12 +523,10 @@ run "retries_must_be_bounded" {
   command = plan
 
   variables {
-    db_changes_sources = [{
-      name                   = "clinic"
-      stream_arn             = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
+    db_changes_sources = [merge(var.clinic_stream, {
       rules                  = [{ name = "any", event_type = "clinic.changed", audience = ["all"] }]
       maximum_retry_attempts = -1
-    }]
+    })]
   }
 
   expect_failures = [var.db_changes_sources]
@@ -556,16 +536,14 @@ run "rules_must_fit_the_lambda_environment" {
   command = plan
 
   variables {
-    db_changes_sources = [{
-      name       = "clinic"
-      stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
+    db_changes_sources = [merge(var.clinic_stream, {
       rules = [for i in range(40) : {
         name       = "rule-${i}"
         event_type = "clinic.changed"
         audience   = ["group:{clinicId}"]
         data       = ["doctorId", "patientId", "clinicId", "status"]
       }]
-    }]
+    })]
   }
 
   expect_failures = [var.db_changes_sources]

@@ -15,7 +15,7 @@ run "events_queue_redrives_to_the_dlq" {
   command = apply
 
   assert {
-    condition     = jsondecode(aws_sqs_queue.events.redrive_policy).deadLetterTargetArn == aws_sqs_queue.dlq.arn
+    condition     = jsondecode(aws_sqs_queue.events.redrive_policy).deadLetterTargetArn == aws_sqs_queue.dead_letter["events-dlq"].arn
     error_message = "The events queue must redrive to the DLQ."
   }
 
@@ -25,17 +25,17 @@ run "events_queue_redrives_to_the_dlq" {
   }
 
   assert {
-    condition     = jsondecode(aws_sqs_queue_redrive_allow_policy.dlq.redrive_allow_policy).sourceQueueArns == [aws_sqs_queue.events.arn]
+    condition     = jsondecode(aws_sqs_queue_redrive_allow_policy.this["events-dlq"].redrive_allow_policy).sourceQueueArns == [aws_sqs_queue.events.arn]
     error_message = "Only the events queue may use the DLQ."
   }
 
   assert {
-    condition     = aws_sqs_queue.dlq.message_retention_seconds == 1209600
+    condition     = aws_sqs_queue.dead_letter["events-dlq"].message_retention_seconds == 1209600
     error_message = "The DLQ must keep messages 14 days."
   }
 
   assert {
-    condition     = aws_sqs_queue.events.sqs_managed_sse_enabled && aws_sqs_queue.dlq.sqs_managed_sse_enabled
+    condition     = aws_sqs_queue.events.sqs_managed_sse_enabled && aws_sqs_queue.dead_letter["events-dlq"].sqs_managed_sse_enabled
     error_message = "Both queues must be encrypted (SQS managed SSE without a KMS key)."
   }
 
@@ -127,7 +127,7 @@ run "tables_expire_items_on_expiresAt" {
   command = apply
 
   assert {
-    condition = alltrue([for t in [aws_dynamodb_table.connections, aws_dynamodb_table.events] :
+    condition = alltrue([for t in [aws_dynamodb_table.this["connections"], aws_dynamodb_table.this["events"]] :
       t.ttl[0].enabled && t.ttl[0].attribute_name == "expiresAt"
     ])
     error_message = "Both tables must have TTL enabled on expiresAt."
@@ -135,15 +135,15 @@ run "tables_expire_items_on_expiresAt" {
 
   assert {
     condition = (
-      aws_dynamodb_table.connections.hash_key == "pk" && aws_dynamodb_table.connections.range_key == "sk" &&
-      aws_dynamodb_table.events.hash_key == "topic" && aws_dynamodb_table.events.range_key == "seq" &&
-      contains([for a in aws_dynamodb_table.events.attribute : "${a.name}:${a.type}"], "seq:N")
+      aws_dynamodb_table.this["connections"].hash_key == "pk" && aws_dynamodb_table.this["connections"].range_key == "sk" &&
+      aws_dynamodb_table.this["events"].hash_key == "topic" && aws_dynamodb_table.this["events"].range_key == "seq" &&
+      contains([for a in aws_dynamodb_table.this["events"].attribute : "${a.name}:${a.type}"], "seq:N")
     )
     error_message = "The key schemas must match docs/internals.md."
   }
 
   assert {
-    condition = alltrue([for t in [aws_dynamodb_table.connections, aws_dynamodb_table.events] :
+    condition = alltrue([for t in [aws_dynamodb_table.this["connections"], aws_dynamodb_table.this["events"]] :
       t.billing_mode == "PAY_PER_REQUEST" && t.point_in_time_recovery[0].enabled && !t.deletion_protection_enabled
     ])
     error_message = "Tables are on-demand, with point-in-time recovery and no deletion protection by default."
@@ -189,22 +189,14 @@ run "eight_functions_with_their_own_log_groups" {
   }
 }
 
-run "environment_follows_internals" {
+# Which function gets which variable: environment.tftest.hcl.
+run "environment_values_follow_the_inputs" {
   command = apply
-
-  assert {
-    condition = alltrue([for f in aws_lambda_function.this :
-      f.environment[0].variables["POWERTOOLS_SERVICE_NAME"] == "rt-test" &&
-      f.environment[0].variables["POWERTOOLS_METRICS_NAMESPACE"] == "RealtimeEvents" &&
-      f.environment[0].variables["POWERTOOLS_LOG_LEVEL"] == "INFO"
-    ])
-    error_message = "Every function gets the Powertools variables."
-  }
 
   assert {
     condition = (
       aws_lambda_function.this["process-events"].environment[0].variables["CONNECTIONS_ENDPOINT"] == "https://abcdef1234.execute-api.us-east-1.amazonaws.com/live" &&
-      aws_lambda_function.this["process-events"].environment[0].variables["DLQ_URL"] == aws_sqs_queue.dlq.url &&
+      aws_lambda_function.this["process-events"].environment[0].variables["DLQ_URL"] == aws_sqs_queue.dead_letter["events-dlq"].url &&
       aws_lambda_function.this["process-events"].environment[0].variables["EVENT_TYPE_RULES"] == "[]" &&
       aws_lambda_function.this["process-events"].environment[0].variables["EVENT_RETENTION_SECONDS"] == "604800" &&
       aws_lambda_function.this["process-events"].environment[0].variables["MAX_DATA_BYTES"] == "32768" &&
@@ -219,13 +211,6 @@ run "environment_follows_internals" {
       aws_lambda_function.this[k].environment[0].variables["TOKEN_SECRET_SSM_PARAMETER"] == "/rt-test/token-secret"
     ])
     error_message = "ws-connect and events-api must know where the token secret is."
-  }
-
-  assert {
-    condition = alltrue([for k in ["ws-disconnect", "ws-ping", "ws-default", "process-events"] :
-      !contains(keys(aws_lambda_function.this[k].environment[0].variables), "TOKEN_MODE")
-    ])
-    error_message = "Only ws-connect and events-api verify tokens."
   }
 }
 
@@ -426,7 +411,7 @@ run "alarms_dashboard_and_outputs" {
   }
 
   assert {
-    condition     = aws_cloudwatch_metric_alarm.this["events-dlq-not-empty"].dimensions.QueueName == aws_sqs_queue.dlq.name && aws_cloudwatch_metric_alarm.this["events-dlq-not-empty"].threshold == 0
+    condition     = aws_cloudwatch_metric_alarm.this["events-dlq-not-empty"].dimensions.QueueName == aws_sqs_queue.dead_letter["events-dlq"].name && aws_cloudwatch_metric_alarm.this["events-dlq-not-empty"].threshold == 0
     error_message = "The DLQ alarm fires on any visible message."
   }
 

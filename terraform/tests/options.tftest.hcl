@@ -33,14 +33,14 @@ run "kms_key_and_secrets_manager_token" {
   }
 
   assert {
-    condition = alltrue([for q in [aws_sqs_queue.events, aws_sqs_queue.dlq] :
+    condition = alltrue([for q in [aws_sqs_queue.events, aws_sqs_queue.dead_letter["events-dlq"]] :
       q.kms_master_key_id == var.kms_key_arn && !q.sqs_managed_sse_enabled
     ])
     error_message = "With a KMS key, both queues use it."
   }
 
   assert {
-    condition = alltrue([for t in [aws_dynamodb_table.connections, aws_dynamodb_table.events] :
+    condition = alltrue([for t in [aws_dynamodb_table.this["connections"], aws_dynamodb_table.this["events"]] :
       t.server_side_encryption[0].enabled && t.server_side_encryption[0].kms_key_arn == var.kms_key_arn
     ])
     error_message = "With a KMS key, both tables use it."

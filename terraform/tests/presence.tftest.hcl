@@ -1,37 +1,11 @@
 # Presence wiring: the presence table, the offline-check delay queue and its
 # consumer, the maintenance schedule and its role, GET /presence, the presence
-# environment and permissions of every function, and the presence inputs.
+# environment and permissions of every function, the presence inputs, and the
+# module without presence (presence_enabled = false).
 
 # Mocks and inputs shared by every test file: tests/mocks/aws.tfmock.hcl, tests/terraform.tfvars.
 mock_provider "aws" {
   source = "./tests/mocks"
-}
-
-# Distinct values where a test tells two resources of the same type apart.
-override_resource {
-  target = aws_sqs_queue.presence_checks
-  values = {
-    arn = "arn:aws:sqs:us-east-1:123456789012:rt-test-presence-checks"
-    url = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-presence-checks"
-  }
-}
-
-override_resource {
-  target = aws_sqs_queue.presence_checks_dlq
-  values = {
-    arn = "arn:aws:sqs:us-east-1:123456789012:rt-test-presence-checks-dlq"
-    url = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-presence-checks-dlq"
-  }
-}
-
-override_resource {
-  target = aws_dynamodb_table.presence
-  values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/rt-test-presence" }
-}
-
-override_resource {
-  target = aws_iam_role.maintenance_scheduler
-  values = { arn = "arn:aws:iam::123456789012:role/rt-test-maintenance-scheduler" }
 }
 
 ################################################################################
@@ -91,7 +65,7 @@ run "maintenance_runs_on_a_schedule_with_its_own_role" {
     condition = (
       aws_lambda_function.this["maintenance"].environment[0].variables["STALE_CONNECTION_SECONDS"] == "180" &&
       aws_lambda_function.this["maintenance"].environment[0].variables["CONNECTIONS_ENDPOINT"] == "https://abcdef1234.execute-api.us-east-1.amazonaws.com/live" &&
-      aws_lambda_function.this["maintenance"].environment[0].variables["PRESENCE_CHECKS_QUEUE_URL"] == aws_sqs_queue.presence_checks.url &&
+      aws_lambda_function.this["maintenance"].environment[0].variables["PRESENCE_CHECKS_QUEUE_URL"] == aws_sqs_queue.presence_checks[0].url &&
       aws_lambda_function.this["maintenance"].environment[0].variables["EVENTS_QUEUE_URL"] == aws_sqs_queue.events.url
     )
     error_message = "maintenance knows the stale threshold, the @connections endpoint and both queues."
@@ -112,8 +86,8 @@ run "offline_checks_wait_the_grace_period_on_a_delay_queue" {
 
   assert {
     condition = (
-      aws_sqs_queue.presence_checks.delay_seconds == 5 &&
-      aws_sqs_queue.presence_checks.visibility_timeout_seconds >= 6 * aws_lambda_function.this["presence-checks"].timeout
+      aws_sqs_queue.presence_checks[0].delay_seconds == 5 &&
+      aws_sqs_queue.presence_checks[0].visibility_timeout_seconds >= 6 * aws_lambda_function.this["presence-checks"].timeout
     )
     error_message = "The presence-checks queue delays every message by the grace period (default 5 s)."
   }
@@ -121,26 +95,26 @@ run "offline_checks_wait_the_grace_period_on_a_delay_queue" {
   assert {
     condition = alltrue([for k in ["ws-disconnect", "process-events", "maintenance"] :
       aws_lambda_function.this[k].environment[0].variables["PRESENCE_GRACE_SECONDS"] == "5" &&
-      aws_lambda_function.this[k].environment[0].variables["PRESENCE_CHECKS_QUEUE_URL"] == aws_sqs_queue.presence_checks.url
+      aws_lambda_function.this[k].environment[0].variables["PRESENCE_CHECKS_QUEUE_URL"] == aws_sqs_queue.presence_checks[0].url
     ])
     error_message = "Every function that can end a user's last session schedules checks with the grace period."
   }
 
   assert {
     condition = (
-      aws_lambda_event_source_mapping.presence_checks.event_source_arn == aws_sqs_queue.presence_checks.arn &&
-      aws_lambda_event_source_mapping.presence_checks.function_name == aws_lambda_function.this["presence-checks"].arn &&
-      aws_lambda_event_source_mapping.presence_checks.function_response_types == toset(["ReportBatchItemFailures"]) &&
-      aws_lambda_event_source_mapping.presence_checks.maximum_batching_window_in_seconds == 0
+      aws_lambda_event_source_mapping.presence_checks[0].event_source_arn == aws_sqs_queue.presence_checks[0].arn &&
+      aws_lambda_event_source_mapping.presence_checks[0].function_name == aws_lambda_function.this["presence-checks"].arn &&
+      aws_lambda_event_source_mapping.presence_checks[0].function_response_types == toset(["ReportBatchItemFailures"]) &&
+      aws_lambda_event_source_mapping.presence_checks[0].maximum_batching_window_in_seconds == 0
     )
     error_message = "presence-checks consumes the queue with partial batch failures and no extra wait."
   }
 
   assert {
     condition = (
-      jsondecode(aws_sqs_queue.presence_checks.redrive_policy).deadLetterTargetArn == aws_sqs_queue.presence_checks_dlq.arn &&
-      jsondecode(aws_sqs_queue_redrive_allow_policy.presence_checks_dlq.redrive_allow_policy).sourceQueueArns == [aws_sqs_queue.presence_checks.arn] &&
-      aws_cloudwatch_metric_alarm.this["presence-checks-dlq-not-empty"].dimensions.QueueName == aws_sqs_queue.presence_checks_dlq.name
+      jsondecode(aws_sqs_queue.presence_checks[0].redrive_policy).deadLetterTargetArn == aws_sqs_queue.dead_letter["presence-checks-dlq"].arn &&
+      jsondecode(aws_sqs_queue_redrive_allow_policy.this["presence-checks-dlq"].redrive_allow_policy).sourceQueueArns == [aws_sqs_queue.presence_checks[0].arn] &&
+      aws_cloudwatch_metric_alarm.this["presence-checks-dlq-not-empty"].dimensions.QueueName == aws_sqs_queue.dead_letter["presence-checks-dlq"].name
     )
     error_message = "Checks that keep failing go to their own, alarmed DLQ."
   }
@@ -149,7 +123,7 @@ run "offline_checks_wait_the_grace_period_on_a_delay_queue" {
     condition = alltrue([for k in ["presence-checks", "presence-checks-dlq"] :
       jsondecode(aws_sqs_queue_policy.this[k].policy).Statement[0].Effect == "Deny" &&
       jsondecode(aws_sqs_queue_policy.this[k].policy).Statement[0].Condition.Bool["aws:SecureTransport"] == "false"
-    ]) && aws_sqs_queue.presence_checks.sqs_managed_sse_enabled && aws_sqs_queue.presence_checks_dlq.sqs_managed_sse_enabled
+    ]) && aws_sqs_queue.presence_checks[0].sqs_managed_sse_enabled && aws_sqs_queue.dead_letter["presence-checks-dlq"].sqs_managed_sse_enabled
     error_message = "Both presence queues are encrypted and refuse access without TLS."
   }
 
@@ -171,21 +145,21 @@ run "presence_table_keeps_one_item_per_user_forever" {
 
   assert {
     condition = (
-      aws_dynamodb_table.presence.name == "rt-test-presence" &&
-      aws_dynamodb_table.presence.hash_key == "userId" &&
-      aws_dynamodb_table.presence.range_key == null &&
-      aws_dynamodb_table.presence.billing_mode == "PAY_PER_REQUEST"
+      aws_dynamodb_table.this["presence"].name == "rt-test-presence" &&
+      aws_dynamodb_table.this["presence"].hash_key == "userId" &&
+      aws_dynamodb_table.this["presence"].range_key == null &&
+      aws_dynamodb_table.this["presence"].billing_mode == "PAY_PER_REQUEST"
     )
     error_message = "The presence table is keyed by userId, on demand."
   }
 
   assert {
-    condition     = length(aws_dynamodb_table.presence.ttl) == 0 || !try(aws_dynamodb_table.presence.ttl[0].enabled, false)
+    condition     = length(aws_dynamodb_table.this["presence"].ttl) == 0 || !try(aws_dynamodb_table.this["presence"].ttl[0].enabled, false)
     error_message = "Presence items never expire: a user's version must never restart."
   }
 
   assert {
-    condition     = aws_dynamodb_table.presence.point_in_time_recovery[0].enabled && aws_dynamodb_table.presence.server_side_encryption[0].enabled
+    condition     = aws_dynamodb_table.this["presence"].point_in_time_recovery[0].enabled && aws_dynamodb_table.this["presence"].server_side_encryption[0].enabled
     error_message = "The presence table has point-in-time recovery and encryption like the others."
   }
 
@@ -211,7 +185,7 @@ run "presence_table_keeps_one_item_per_user_forever" {
       output.presence_table_name == "rt-test-presence" &&
       output.maintenance_function_name == "rt-test-maintenance" &&
       output.maintenance_schedule_name == "rt-test-maintenance" &&
-      output.presence_checks_queue_url == aws_sqs_queue.presence_checks.url &&
+      output.presence_checks_queue_url == aws_sqs_queue.presence_checks[0].url &&
       output.presence_grace_period_seconds == 5
     )
     error_message = "The presence outputs name the table, function, schedule and queue."
@@ -253,14 +227,14 @@ run "presence_permissions_are_least_privilege" {
   assert {
     condition = toset([for k, p in aws_iam_role_policy.lambda : k if contains(flatten([
       for s in jsondecode(p.policy).Statement : s.Resource if contains(s.Action, "sqs:SendMessage")
-    ]), aws_sqs_queue.presence_checks.arn)]) == toset(["ws-disconnect", "process-events", "maintenance"])
+    ]), aws_sqs_queue.presence_checks[0].arn)]) == toset(["ws-disconnect", "process-events", "maintenance"])
     error_message = "Only the functions that end sessions schedule offline checks."
   }
 
   assert {
     condition = toset([for k, p in aws_iam_role_policy.lambda : k if contains(flatten([
       for s in jsondecode(p.policy).Statement : s.Resource if contains(s.Action, "sqs:ReceiveMessage")
-    ]), aws_sqs_queue.presence_checks.arn)]) == toset(["presence-checks"])
+    ]), aws_sqs_queue.presence_checks[0].arn)]) == toset(["presence-checks"])
     error_message = "Only presence-checks consumes the checks queue."
   }
 
@@ -287,11 +261,68 @@ run "presence_permissions_are_least_privilege" {
 }
 
 ################################################################################
+# Without presence
+################################################################################
+
+run "presence_can_be_left_out" {
+  command = apply
+
+  variables {
+    presence_enabled = false
+  }
+
+  assert {
+    condition = (
+      keys(aws_dynamodb_table.this) == ["connections", "events"] &&
+      length(aws_sqs_queue.presence_checks) == 0 && length(aws_lambda_event_source_mapping.presence_checks) == 0 &&
+      keys(aws_sqs_queue.dead_letter) == ["events-dlq"] && keys(aws_sqs_queue_policy.this) == ["events", "events-dlq"] &&
+      keys(aws_lambda_function.this) == ["events-api", "maintenance", "process-events", "ws-connect", "ws-default", "ws-disconnect", "ws-ping"]
+    )
+    error_message = "Without presence there is no presence table, presence-checks queue, DLQ, mapping or function."
+  }
+
+  assert {
+    condition     = keys(aws_apigatewayv2_route.http) == ["GET /events"] && keys(aws_lambda_permission.http) == ["GET /events"]
+    error_message = "Without presence there is no GET /presence route."
+  }
+
+  assert {
+    condition     = keys(aws_cloudwatch_metric_alarm.this) == ["events-dlq-not-empty", "events-queue-age", "maintenance-errors", "process-events-errors"]
+    error_message = "Without presence the presence-checks DLQ alarm goes; maintenance's stays."
+  }
+
+  assert {
+    condition = alltrue(flatten([for p in aws_iam_role_policy.lambda : [for s in jsondecode(p.policy).Statement :
+      !contains(["PresenceTable", "ScheduleOfflineChecks", "PublishPresenceEvents", "FindOrphanSessions", "EncryptedPresenceQueues"], s.Sid)
+    ]]))
+    error_message = "Without presence no function may touch presence (table, checks queue, presence events)."
+  }
+
+  assert {
+    condition = (
+      aws_scheduler_schedule.maintenance.target[0].arn == aws_lambda_function.this["maintenance"].arn &&
+      toset(flatten([for s in jsondecode(aws_iam_role_policy.lambda["maintenance"].policy).Statement : s.Action if s.Sid != "WriteOwnLogs"])) ==
+      toset(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "execute-api:ManageConnections"])
+    )
+    error_message = "maintenance still runs on its schedule, removing connections whose $disconnect was missed, and may do nothing more."
+  }
+
+  assert {
+    condition = (
+      output.presence_table_name == null && output.presence_table_arn == null && output.presence_checks_queue_url == null &&
+      output.presence_checks_dlq_url == null && output.presence_grace_period_seconds == null &&
+      output.maintenance_function_name == "rt-test-maintenance"
+    )
+    error_message = "The presence outputs are null without presence; maintenance's remain."
+  }
+}
+
+################################################################################
 # Inputs
 ################################################################################
 
 run "presence_inputs_reach_the_functions_queue_and_schedule" {
-  command = plan
+  command = apply
 
   variables {
     presence_grace_period_seconds      = 12
@@ -303,7 +334,7 @@ run "presence_inputs_reach_the_functions_queue_and_schedule" {
 
   assert {
     condition = (
-      aws_sqs_queue.presence_checks.delay_seconds == 12 &&
+      aws_sqs_queue.presence_checks[0].delay_seconds == 12 &&
       aws_lambda_function.this["ws-disconnect"].environment[0].variables["PRESENCE_GRACE_SECONDS"] == "12" &&
       aws_lambda_function.this["ws-connect"].environment[0].variables["GROUP_PRESENCE_ENABLED"] == "true" &&
       aws_lambda_function.this["presence-checks"].environment[0].variables["GROUP_PRESENCE_ENABLED"] == "true" &&
@@ -324,9 +355,9 @@ run "a_kms_key_encrypts_the_presence_resources" {
 
   assert {
     condition = (
-      aws_sqs_queue.presence_checks.kms_master_key_id == var.kms_key_arn &&
-      aws_sqs_queue.presence_checks_dlq.kms_master_key_id == var.kms_key_arn &&
-      aws_dynamodb_table.presence.server_side_encryption[0].kms_key_arn == var.kms_key_arn &&
+      aws_sqs_queue.presence_checks[0].kms_master_key_id == var.kms_key_arn &&
+      aws_sqs_queue.dead_letter["presence-checks-dlq"].kms_master_key_id == var.kms_key_arn &&
+      aws_dynamodb_table.this["presence"].server_side_encryption[0].kms_key_arn == var.kms_key_arn &&
       aws_scheduler_schedule.maintenance.kms_key_arn == var.kms_key_arn
     )
     error_message = "With a KMS key, the presence queues, table and schedule use it."

@@ -196,3 +196,23 @@ run "management_endpoint_is_a_template_with_api_id" {
 
   expect_failures = [var.websocket_management_endpoint]
 }
+
+run "event_type_rules_audience_entries_are_topics" {
+  command = plan
+
+  variables {
+    event_type_rules = [{ type = "order.*", audience = ["user:{data.userId}", "room:{data.roomId}"] }]
+  }
+
+  expect_failures = [var.event_type_rules]
+}
+
+run "event_type_rules_placeholders_name_data_fields" {
+  command = plan
+
+  variables {
+    event_type_rules = [{ type = "order.*", audience = ["user:{userId}"] }]
+  }
+
+  expect_failures = [var.event_type_rules]
+}

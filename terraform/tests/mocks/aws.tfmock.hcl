@@ -60,7 +60,7 @@ override_resource {
 }
 
 override_resource {
-  target = aws_sqs_queue.dlq
+  target = aws_sqs_queue.dead_letter["events-dlq"]
   values = {
     arn = "arn:aws:sqs:us-east-1:123456789012:rt-test-events-dlq"
     url = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-events-dlq"
@@ -68,13 +68,48 @@ override_resource {
 }
 
 override_resource {
-  target = aws_dynamodb_table.connections
+  target = aws_sqs_queue.presence_checks
+  values = {
+    arn = "arn:aws:sqs:us-east-1:123456789012:rt-test-presence-checks"
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-presence-checks"
+  }
+}
+
+override_resource {
+  target = aws_sqs_queue.dead_letter["presence-checks-dlq"]
+  values = {
+    arn = "arn:aws:sqs:us-east-1:123456789012:rt-test-presence-checks-dlq"
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-presence-checks-dlq"
+  }
+}
+
+override_resource {
+  target = aws_sqs_queue.dead_letter["db-changes-failures"]
+  values = {
+    arn  = "arn:aws:sqs:us-east-1:123456789012:rt-test-db-changes-failures"
+    url  = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-db-changes-failures"
+    name = "rt-test-db-changes-failures"
+  }
+}
+
+override_resource {
+  target = aws_dynamodb_table.this["connections"]
   values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/rt-test-connections" }
 }
 
 override_resource {
-  target = aws_dynamodb_table.events
+  target = aws_dynamodb_table.this["events"]
   values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/rt-test-events" }
+}
+
+override_resource {
+  target = aws_dynamodb_table.this["presence"]
+  values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/rt-test-presence" }
+}
+
+override_resource {
+  target = aws_iam_role.maintenance_scheduler
+  values = { arn = "arn:aws:iam::123456789012:role/rt-test-maintenance-scheduler" }
 }
 
 override_resource {

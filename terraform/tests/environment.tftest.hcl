@@ -1,0 +1,57 @@
+# Each function gets exactly the environment variables docs/internals.md lists
+# (main.tf's local.function_environment), with presence on and off: a variable
+# missing here fails the function at run time, an extra one is noise.
+# db_changes.tftest.hcl checks the db-changes function's.
+
+# Mocks and inputs shared by every test file: tests/mocks/aws.tfmock.hcl, tests/terraform.tfvars.
+mock_provider "aws" {
+  source = "./tests/mocks"
+}
+
+run "each_function_gets_its_variables" {
+  command = apply
+
+  assert {
+    condition = jsonencode({ for k, f in aws_lambda_function.this : k => [for v in keys(f.environment[0].variables) : v if !startswith(v, "POWERTOOLS_")] }) == jsonencode({
+      "events-api"      = ["EVENTS_TABLE", "MAX_PRESENCE_USERS", "PRESENCE_TABLE", "TOKEN_MODE", "TOKEN_SECRET_SSM_PARAMETER"]
+      "maintenance"     = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "EVENTS_QUEUE_URL", "GROUP_PRESENCE_ENABLED", "PRESENCE_CHECKS_QUEUE_URL", "PRESENCE_GRACE_SECONDS", "PRESENCE_TABLE", "STALE_CONNECTION_SECONDS"]
+      "presence-checks" = ["EVENTS_QUEUE_URL", "GROUP_PRESENCE_ENABLED", "PRESENCE_TABLE"]
+      "process-events"  = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "DELIVERY_CONCURRENCY", "DLQ_URL", "EVENTS_TABLE", "EVENT_RETENTION_SECONDS", "EVENT_TYPE_RULES", "MAX_DATA_BYTES", "PRESENCE_CHECKS_QUEUE_URL", "PRESENCE_GRACE_SECONDS", "PRESENCE_TABLE"]
+      "ws-connect"      = ["CONNECTIONS_TABLE", "CONNECTION_TTL_SECONDS", "EVENTS_QUEUE_URL", "GROUP_PRESENCE_ENABLED", "PRESENCE_TABLE", "TOKEN_MODE", "TOKEN_SECRET_SSM_PARAMETER"]
+      "ws-default"      = []
+      "ws-disconnect"   = ["CONNECTIONS_TABLE", "PRESENCE_CHECKS_QUEUE_URL", "PRESENCE_GRACE_SECONDS", "PRESENCE_TABLE"]
+      "ws-ping"         = ["CONNECTIONS_TABLE", "PRESENCE_TABLE"]
+    })
+    error_message = "Each function must get exactly the variables docs/internals.md lists for it (besides the Powertools ones)."
+  }
+
+  assert {
+    condition = alltrue([for f in aws_lambda_function.this :
+      f.environment[0].variables["POWERTOOLS_SERVICE_NAME"] == "rt-test" &&
+      f.environment[0].variables["POWERTOOLS_METRICS_NAMESPACE"] == "RealtimeEvents" &&
+      f.environment[0].variables["POWERTOOLS_LOG_LEVEL"] == "INFO"
+    ])
+    error_message = "Every function gets the Powertools variables."
+  }
+}
+
+run "without_presence_no_function_hears_of_it" {
+  command = apply
+
+  variables {
+    presence_enabled = false
+  }
+
+  assert {
+    condition = jsonencode({ for k, f in aws_lambda_function.this : k => [for v in keys(f.environment[0].variables) : v if !startswith(v, "POWERTOOLS_")] }) == jsonencode({
+      "events-api"     = ["EVENTS_TABLE", "TOKEN_MODE", "TOKEN_SECRET_SSM_PARAMETER"]
+      "maintenance"    = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "STALE_CONNECTION_SECONDS"]
+      "process-events" = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "DELIVERY_CONCURRENCY", "DLQ_URL", "EVENTS_TABLE", "EVENT_RETENTION_SECONDS", "EVENT_TYPE_RULES", "MAX_DATA_BYTES"]
+      "ws-connect"     = ["CONNECTIONS_TABLE", "CONNECTION_TTL_SECONDS", "TOKEN_MODE", "TOKEN_SECRET_SSM_PARAMETER"]
+      "ws-default"     = []
+      "ws-disconnect"  = ["CONNECTIONS_TABLE"]
+      "ws-ping"        = ["CONNECTIONS_TABLE"]
+    })
+    error_message = "Without presence, no function may get a presence variable (and presence-checks does not exist)."
+  }
+}
