@@ -3,7 +3,7 @@
 #
 # One db-changes function reads every stream in var.db_changes_sources (one
 # event source mapping each) and turns item changes into producer messages by
-# the rules (functions/realtime/db_changes_rules.py); process-events stores and
+# the rules (realtime.db_changes.rules); process-events stores and
 # delivers them like any other event.
 ################################################################################
 
