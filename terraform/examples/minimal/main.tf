@@ -1,6 +1,5 @@
-provider "aws" {
-  region = var.region
-}
+# Region and credentials come from the environment (AWS_REGION, AWS_PROFILE, ...).
+provider "aws" {}
 
 # The smallest useful deployment: HS256 tokens whose secret already exists as
 # an SSM SecureString parameter (create it outside Terraform, e.g.
@@ -9,7 +8,7 @@ provider "aws" {
 module "realtime" {
   source = "../.."
 
-  name             = var.name
+  name             = "realtime"
   lambda_code_zip  = "${path.module}/../../../dist/arm64/functions.zip"
   lambda_layer_zip = "${path.module}/../../../dist/arm64/layer.zip"
 

@@ -1,24 +1,10 @@
-output "websocket_url" {
-  description = "wss:// URL clients connect to (add ?token=<JWT>)."
-  value       = module.realtime.websocket_url
-}
-
-output "http_api_url" {
-  description = "HTTPS base URL of the events API (GET <url>/events)."
-  value       = module.realtime.http_api_url
-}
-
-output "events_queue_url" {
-  description = "URL of the queue producers send events to."
-  value       = module.realtime.events_queue_url
-}
-
-output "publisher_policy_json" {
-  description = "IAM policy to attach to the producers' role."
-  value       = module.realtime.publisher_policy_json
-}
-
-output "dashboard_name" {
-  description = "CloudWatch dashboard of the stack."
-  value       = module.realtime.dashboard_name
+output "realtime" {
+  description = "Where clients connect (websocket_url with ?token=<JWT>, http_api_url), where producers send (events_queue_url, with publisher_policy_json attached to their role), and the dashboard."
+  value = {
+    websocket_url         = module.realtime.websocket_url
+    http_api_url          = module.realtime.http_api_url
+    events_queue_url      = module.realtime.events_queue_url
+    publisher_policy_json = module.realtime.publisher_policy_json
+    dashboard_name        = module.realtime.dashboard_name
+  }
 }

@@ -1,15 +1,3 @@
-variable "region" {
-  description = "AWS region to deploy to."
-  type        = string
-  default     = "eu-west-1"
-}
-
-variable "name" {
-  description = "Name prefix of every resource."
-  type        = string
-  default     = "realtime"
-}
-
 variable "token_secret_ssm_parameter_name" {
   description = "Existing SSM SecureString parameter holding the HS256 token secret."
   type        = string
