@@ -94,6 +94,9 @@ def pip_install_layer(arch: str, site_dir: Path) -> None:
         "--implementation", "cp",
         "--python-version", PYTHON_VERSION,
         "--only-binary=:all:",
+        # Every package is pinned, transitive ones included; what the runtime provides
+        # (botocore, which aws-xray-sdk asks for) must not come along.
+        "--no-deps",
         "-r", str(REQUIREMENTS),
     ]  # fmt: skip
     for tag in MANYLINUX_TAGS:

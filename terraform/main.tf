@@ -197,6 +197,8 @@ locals {
     POWERTOOLS_SERVICE_NAME      = var.name
     POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
     POWERTOOLS_LOG_LEVEL         = var.log_level
+    # realtime.core.observability starts Powertools Tracer only when this is "false".
+    POWERTOOLS_TRACE_DISABLED = var.lambda_tracing_mode == null ? "true" : "false"
   }
 
   connections_table_statement = {

@@ -349,7 +349,7 @@ variable "events_api_timeout" {
 }
 
 variable "lambda_tracing_mode" {
-  description = "X-Ray tracing mode of the functions: null (default, no tracing_config), \"PassThrough\" or \"Active\". \"Active\" also attaches AWSXRayDaemonWriteAccess to each role."
+  description = "X-Ray tracing of the functions: null (default, off), \"PassThrough\" or \"Active\" (the Lambda tracing_config mode). When set, each invocation and its AWS SDK calls are traced with Powertools Tracer (POWERTOOLS_TRACE_DISABLED=false); when off, the X-Ray SDK is never imported, so cold starts do not pay for it. \"Active\" also attaches AWSXRayDaemonWriteAccess to each role."
   type        = string
   default     = null
 

@@ -73,7 +73,7 @@ run "a_source_adds_the_db_changes_function" {
 
   assert {
     condition = (
-      keys(aws_lambda_function.this["db-changes"].environment[0].variables) == tolist(["DB_CHANGE_SOURCES", "EVENTS_QUEUE_URL", "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_SERVICE_NAME"]) &&
+      keys(aws_lambda_function.this["db-changes"].environment[0].variables) == tolist(["DB_CHANGE_SOURCES", "EVENTS_QUEUE_URL", "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_TRACE_DISABLED"]) &&
       aws_lambda_function.this["db-changes"].environment[0].variables["EVENTS_QUEUE_URL"] == aws_sqs_queue.events.url
     )
     error_message = "db-changes gets exactly its rules and the events queue it publishes to (besides the Powertools variables)."

@@ -29,9 +29,10 @@ run "each_function_gets_its_variables" {
     condition = alltrue([for f in aws_lambda_function.this :
       f.environment[0].variables["POWERTOOLS_SERVICE_NAME"] == "rt-test" &&
       f.environment[0].variables["POWERTOOLS_METRICS_NAMESPACE"] == "RealtimeEvents" &&
-      f.environment[0].variables["POWERTOOLS_LOG_LEVEL"] == "INFO"
+      f.environment[0].variables["POWERTOOLS_LOG_LEVEL"] == "INFO" &&
+      f.environment[0].variables["POWERTOOLS_TRACE_DISABLED"] == "true"
     ])
-    error_message = "Every function gets the Powertools variables."
+    error_message = "Every function gets the Powertools variables; tracing is off by default."
   }
 }
 

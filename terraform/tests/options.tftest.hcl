@@ -149,8 +149,8 @@ run "emulator_endpoint_template_and_toggles" {
   }
 
   assert {
-    condition     = alltrue([for f in aws_lambda_function.this : f.architectures == tolist(["x86_64"]) && f.tracing_config[0].mode == "Active"])
-    error_message = "Architecture and tracing follow the inputs."
+    condition     = alltrue([for f in aws_lambda_function.this : f.architectures == tolist(["x86_64"]) && f.tracing_config[0].mode == "Active" && f.environment[0].variables["POWERTOOLS_TRACE_DISABLED"] == "false"])
+    error_message = "Architecture and tracing (Lambda mode and Powertools Tracer) follow the inputs."
   }
 
   assert {

@@ -71,11 +71,14 @@ def test_every_terraform_handler_is_in_the_code_zip(built):
     assert declared <= packed
 
 
-def test_every_handler_imports_from_the_zips_alone(tmp_path, built):
+@pytest.mark.parametrize("tracing", [False, True], ids=["tracing-off", "tracing-on"])
+def test_every_handler_imports_from_the_zips_alone(tmp_path, built, tracing):
     """Import each handler in a clean interpreter that sees only code + layer + runtime SDK.
 
     The emulator's own packages would hide a missing dependency, so this is the
-    guard against a layer that works locally and fails on AWS.
+    guard against a layer that works locally and fails on AWS. With tracing on,
+    Powertools Tracer patches the SDK with aws_xray_sdk, which must come from the
+    layer; with tracing off (the default), a cold start never imports it.
     """
     zipfile.ZipFile(built["code"]).extractall(tmp_path / "code")
     zipfile.ZipFile(built["layer"]).extractall(tmp_path / "layer")
@@ -90,25 +93,33 @@ def test_every_handler_imports_from_the_zips_alone(tmp_path, built):
             shutil.copy(origin, runtime / origin.name)
     modules = handler_modules(built["code"])
     assert len(modules) >= 6
-    code = str(tmp_path / "code")
+    code, layer = str(tmp_path / "code"), str(tmp_path / "layer")
     script = (
-        "import importlib\n"
+        "import importlib, sys\n"
         f"for name in {modules!r}:\n"
         "    module = importlib.import_module(name)\n"
         "    assert callable(module.handler), name\n"
         f"    assert module.__file__.startswith({code!r}), module.__file__\n"
-        "print('imported', len(" + repr(modules) + "))\n"
+        "xray = sys.modules.get('aws_xray_sdk')\n"
+        "print('imported', len(" + repr(modules) + "), 'xray from', xray and xray.__file__)\n"
     )
     env = {
         "PATH": os.environ["PATH"],
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
         "PYTHONPATH": os.pathsep.join([code, str(tmp_path / "layer" / "python"), str(runtime)]),
+        # What the module sets; LAMBDA_TASK_ROOT as on Lambda, where Tracer does not switch itself off.
+        "POWERTOOLS_TRACE_DISABLED": "false" if tracing else "true",
+        "LAMBDA_TASK_ROOT": code,
     }
     # The environment above is all it gets; -P: not the working directory, -s: no user site, -S: no site-packages.
     result = subprocess.run([sys.executable, "-P", "-s", "-S", "-c", script], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert f"imported {len(modules)}" in result.stdout
+    if tracing:
+        assert f"xray from {layer}" in result.stdout
+    else:
+        assert "xray from None" in result.stdout
 
 
 def _terraform_sources() -> str:

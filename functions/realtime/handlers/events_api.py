@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from realtime import services
 from realtime.core.auth import InvalidToken, Principal
 from realtime.core.errors import BadRequest
-from realtime.core.observability import logger, metrics
+from realtime.core.observability import logger, metrics, traced
 from realtime.events.feed import FeedRequest
 from realtime.presence.api import requested_users
 
@@ -98,6 +98,7 @@ def _unexpected(_error: Exception) -> Response:
     return _error_response(500, "internal_error", "the request could not be served; try again")
 
 
+@traced
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

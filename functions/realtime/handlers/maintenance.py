@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from realtime import services
-from realtime.core.observability import logger, metrics
+from realtime.core.observability import logger, metrics, traced
 
 # Stop starting new work this long before the function's timeout; the next run carries on.
 TIME_MARGIN_SECONDS = 10
@@ -25,6 +25,7 @@ METRICS = {
 }
 
 
+@traced
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from realtime import services
 from realtime.core.batch import process_sqs_batch
-from realtime.core.observability import logger, metrics
+from realtime.core.observability import logger, metrics, traced
 from realtime.presence.announcer import OfflineCheck
 from realtime.presence.sessions import PresenceDecider
 
@@ -35,6 +35,7 @@ def _handle_record(decider: PresenceDecider, record: SQSRecord) -> None:
     metrics.add_metric(name="PresenceOffline", unit=MetricUnit.Count, value=1)
 
 
+@traced
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

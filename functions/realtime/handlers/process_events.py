@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from realtime import services
 from realtime.core.batch import process_sqs_batch
 from realtime.core.errors import PermanentError
-from realtime.core.observability import logger, metrics
+from realtime.core.observability import logger, metrics, traced
 from realtime.services import ProcessEvents
 
 
@@ -68,6 +68,7 @@ def _handle_record(app: ProcessEvents, record: SQSRecord) -> None:
     )
 
 
+@traced
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

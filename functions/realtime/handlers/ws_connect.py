@@ -9,9 +9,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from realtime import services
 from realtime.core.auth import InvalidToken
-from realtime.core.observability import logger, metrics
+from realtime.core.observability import logger, metrics, traced
 
 
+@traced
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

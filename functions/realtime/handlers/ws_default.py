@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from realtime.core.observability import logger, metrics
+from realtime.core.observability import logger, metrics, traced
 
 SUPPORTED_ACTIONS = ("ping",)
 MAX_ECHOED_ACTION_LENGTH = 64
@@ -34,6 +34,7 @@ def _describe(body: object) -> str:
     return f"unknown action {action[:MAX_ECHOED_ACTION_LENGTH]!r}; supported actions: {supported}"
 
 
+@traced
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
