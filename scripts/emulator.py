@@ -48,10 +48,16 @@ def read_endpoints(path: Path) -> dict:
 
 
 def emulator_client(endpoints: dict, service: str, *, resource: bool = False):
-    """A boto3 client (or resource) for the stack's emulator, with the emulator's dummy credentials."""
+    """A boto3 client (or resource) for the stack's services.
+
+    On an emulator (the endpoints name its ``emulator_endpoint``) with its dummy credentials;
+    otherwise the stack is on AWS, reached with the default credential chain (docs/environments.md).
+    """
     import boto3  # imported here: `make down` must work without it
 
     factory = boto3.resource if resource else boto3.client
+    if "emulator_endpoint" not in endpoints:
+        return factory(service, region_name=endpoints["region"])
     return factory(
         service,
         endpoint_url=endpoints["emulator_endpoint"],
@@ -81,7 +87,10 @@ def start_emulator(port: int, state_dir: Path, timeout: float = 30.0) -> Emulato
     if not MINISTACK.exists():
         sys.exit(f"{MINISTACK} is missing: run `make install` first")
     if port_in_use(port):
-        sys.exit(f"port {port} on 127.0.0.1 is already in use (another `make up`?); pick one with LOCAL_PORT=")
+        sys.exit(
+            f"port {port} on 127.0.0.1 is in use: if it is a stack of yours, `make status` says so and "
+            f"`make down` stops it; otherwise pick another port with LOCAL_PORT=..."
+        )
     state_dir.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
@@ -100,14 +109,28 @@ def start_emulator(port: int, state_dir: Path, timeout: float = 30.0) -> Emulato
     while time.monotonic() < deadline:
         if process.poll() is not None:
             sys.exit(f"ministack exited with {process.returncode}; see {state_dir / 'ministack.log'}")
-        try:
-            with urllib.request.urlopen(f"{emulator.endpoint}/_ministack/health", timeout=1) as response:
-                if response.status == 200:
-                    return emulator
-        except OSError:
-            time.sleep(0.2)
+        if healthy(emulator.endpoint):
+            return emulator
+        time.sleep(0.2)
     emulator.stop()
     sys.exit(f"ministack did not answer on port {port} within {timeout:.0f}s")
+
+
+def healthy(endpoint: str) -> bool:
+    """Whether the ministack at ``endpoint`` answers its health check."""
+    try:
+        with urllib.request.urlopen(f"{endpoint}/_ministack/health", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def stop_pid(pid: int, timeout: float = 10.0) -> None:
