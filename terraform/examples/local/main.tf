@@ -1,5 +1,5 @@
-# The whole stack on the local AWS emulator (ministack). Used by `make up` and
-# the integration tests. Credentials are the emulator's dummies.
+# The whole stack on a local AWS emulator: ministack (`make up`, the integration
+# tests) or LocalStack (docs/environments.md). Credentials are the emulator's dummies.
 provider "aws" {
   region     = "us-east-1"
   access_key = "test"
@@ -54,9 +54,9 @@ module "realtime" {
     secret_ssm_parameter_name = aws_ssm_parameter.token_secret.name
   }
 
-  # The emulator's @connections API lives under its own path, not on a
-  # {api}.execute-api host.
-  websocket_management_endpoint = "${var.endpoint}/_aws/execute-api/{api_id}/{stage}"
+  # ministack's @connections API lives under its own path, not on a
+  # {api}.execute-api host; LocalStack's has a host of its own (variables.tf).
+  websocket_management_endpoint = coalesce(var.websocket_management_endpoint, "${var.endpoint}/_aws/execute-api/{api_id}/{stage}")
 
   event_type_rules = [
     { type = "announcement*", audience = ["all"] },

@@ -1,5 +1,5 @@
 variable "endpoint" {
-  description = "Base URL of the local AWS emulator (ministack), e.g. http://127.0.0.1:4566."
+  description = "Base URL of the AWS emulator every service is called on: ministack (e.g. http://127.0.0.1:4566) or LocalStack (e.g. http://localhost.localstack.cloud:4566)."
   type        = string
   default     = "http://127.0.0.1:4566"
 
@@ -7,6 +7,12 @@ variable "endpoint" {
     condition     = can(regex("^http://[^/]+$", var.endpoint))
     error_message = "The endpoint must be http://host:port with no path or trailing slash."
   }
+}
+
+variable "websocket_management_endpoint" {
+  description = "Template of the emulator's @connections endpoint, with {api_id} and {stage} placeholders. Null (default) is ministack's: <endpoint>/_aws/execute-api/{api_id}/{stage}. LocalStack (paid tier): http://{api_id}.execute-api.localhost.localstack.cloud:4566/{stage}."
+  type        = string
+  default     = null
 }
 
 variable "name" {
