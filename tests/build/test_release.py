@@ -1,0 +1,168 @@
+"""The client packages of a release: one version everywhere, the same bytes when rebuilt, and they
+install and import in clean environments (the zips have their own tests in test_build.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+from scripts import release
+
+ROOT = Path(__file__).resolve().parents[2]
+# `make install` fills it with the wheels of clients/python/requirements.txt: pip needs no index.
+WHEELHOUSE = ROOT / ".venv" / "wheelhouse"
+TSC = ROOT / "node_modules" / ".bin" / "tsc"
+VERSION = release.version()
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory) -> list[Path]:
+    return release.build_wheels(tmp_path_factory.mktemp("wheels"), release.source_date_epoch())
+
+
+@pytest.fixture(scope="module")
+def npm_tarball(tmp_path_factory) -> Path:
+    return release.pack_npm(tmp_path_factory.mktemp("npm"))
+
+
+def touch_sources() -> None:
+    """A fresh mtime on every packaged source: a rebuild must not change a byte for it."""
+    for package in [release.NPM_PACKAGE, *release.PYTHON_PACKAGES]:
+        for source in package.iterdir():
+            if source.is_file():
+                os.utime(source)
+
+
+def test_every_manifest_states_the_version_file():
+    assert set(release.manifest_versions().values()) == {VERSION}
+
+
+def test_wheels_are_byte_identical_when_rebuilt(tmp_path, wheels):
+    touch_sources()
+    again = release.build_wheels(tmp_path, release.source_date_epoch())
+    assert [path.name for path in again] == [path.name for path in wheels]
+    assert [path.read_bytes() for path in again] == [path.read_bytes() for path in wheels]
+
+
+def test_npm_tarball_is_byte_identical_when_rebuilt(tmp_path, npm_tarball):
+    touch_sources()
+    assert release.pack_npm(tmp_path).read_bytes() == npm_tarball.read_bytes()
+
+
+def test_wheels_hold_the_packages_and_nothing_of_the_repository(wheels):
+    names = {wheel.name.split("-")[0]: zipfile.ZipFile(wheel).namelist() for wheel in wheels}
+    assert sorted(names) == ["realtime_events_client", "realtime_events_publisher"]
+    for files in names.values():
+        packaged = {name.split("/")[0] for name in files if not name.split("/")[0].endswith(".dist-info")}
+        assert packaged <= {"realtime_client", "realtime_publisher"}
+        assert not [name for name in files if name.endswith(("pyproject.toml", ".pyc", "README.md"))]
+
+
+def test_wheels_install_and_import_in_a_clean_venv(tmp_path, wheels):
+    """pip installs each wheel with its declared dependencies from the wheelhouse alone (no index), so a
+    dependency missing from a pyproject.toml fails the import; the repository is not on the path."""
+    assert WHEELHOUSE.is_dir(), f"{WHEELHOUSE} is missing: `make install` downloads it"
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    python = venv / "bin" / "python"
+    env = {"PATH": os.environ["PATH"], "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    install = [python, "-m", "pip", "install", "--quiet", "--no-index", "--find-links", WHEELHOUSE, *wheels]
+    subprocess.run(install, check=True, env=env, cwd=tmp_path)
+    script = (
+        "import json, importlib.metadata as metadata\n"
+        "import realtime_client, realtime_publisher\n"
+        "from realtime_publisher import Publisher\n"
+        "from realtime_client import RealtimeClient\n"
+        "print(json.dumps({\n"
+        "    'files': [realtime_client.__file__, realtime_publisher.__file__],\n"
+        "    'versions': [metadata.version(n) for n in ('realtime-events-client', 'realtime-events-publisher')],\n"
+        "    'publisher_requires': metadata.requires('realtime-events-publisher'),\n"
+        "}))\n"
+    )
+    result = subprocess.run([python, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert all(file.startswith(str(venv)) for file in found["files"]), found["files"]
+    assert found["versions"] == [VERSION, VERSION]
+    assert [Requirement(text).name for text in found["publisher_requires"]] == ["boto3"]
+    subprocess.run([python, "-m", "pip", "check"], check=True, env=env, cwd=tmp_path, capture_output=True)
+
+
+CONSUMER = """\
+import { connect, EventTracker, type RealtimeEvent, type ConnectionState } from 'realtime-events-client';
+
+interface OrderUpdated { orderId: string; status: string }
+
+const client = connect({
+  wsUrl: 'wss://example.invalid/live',
+  httpUrl: 'https://example.invalid',
+  getToken: async () => 'token',
+});
+client.on('order.updated', (event: RealtimeEvent, meta) => {
+  const data = event.data as unknown as OrderUpdated;
+  const seq: number = event.seq;
+  console.log(data.orderId, seq, meta.transport);
+});
+client.onState((state: ConnectionState) => console.log(state));
+export const tracker: EventTracker = new EventTracker();
+client.close();
+"""
+
+# The same call with a wrong type: the package's types must reject it.
+MISUSE = """\
+import { connect } from 'realtime-events-client';
+connect({ wsUrl: 'wss://example.invalid/live', httpUrl: 'https://example.invalid', getToken: 42 });
+"""
+
+
+@pytest.fixture(scope="module")
+def scratch_project(tmp_path_factory, npm_tarball) -> Path:
+    """A new npm project with the packed tarball installed: a local file needs no registry."""
+    project = tmp_path_factory.mktemp("consumer")
+    (project / "package.json").write_text(json.dumps({"name": "consumer", "private": True, "type": "module"}))
+    install = ["npm", "install", "--offline", "--no-audit", "--no-fund", "--loglevel=error", str(npm_tarball)]
+    subprocess.run(install, cwd=project, check=True, capture_output=True)
+    return project
+
+
+def test_npm_tarball_installs_and_imports_in_node(scratch_project):
+    script = (
+        "const client = await import('realtime-events-client');"
+        "const pkg = JSON.parse((await import('node:fs')).readFileSync("
+        "'node_modules/realtime-events-client/package.json', 'utf8'));"
+        "console.log(JSON.stringify({exports: Object.keys(client).sort(), version: pkg.version,"
+        " dependencies: pkg.dependencies ?? {}}));"
+    )
+    result = subprocess.run(
+        ["node", "--input-type=module", "-e", script], cwd=scratch_project, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert {"connect", "EventTracker", "Backoff", "PresenceTracker"} <= set(found["exports"])
+    assert found["version"] == VERSION
+    assert found["dependencies"] == {}
+
+
+def run_tsc(project: Path, source: str) -> subprocess.CompletedProcess:
+    (project / "consumer.ts").write_text(source)
+    command = [TSC, "--strict", "--noEmit", "--module", "nodenext", "--target", "es2022", "consumer.ts"]
+    return subprocess.run(command, cwd=project, capture_output=True, text=True)
+
+
+def test_a_typescript_consumer_type_checks_with_strict(scratch_project):
+    assert TSC.exists(), f"{TSC} is missing: `make install` runs npm ci"
+    result = run_tsc(scratch_project, CONSUMER)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_package_types_reject_a_wrong_option(scratch_project):
+    result = run_tsc(scratch_project, MISUSE)
+    assert result.returncode != 0
+    assert "'number' is not assignable to type '() => string | Promise<string>'" in result.stdout
