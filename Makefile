@@ -30,18 +30,22 @@ PACKAGE_PATH := functions:clients/python
 export TF_CLI_CONFIG_FILE := $(CURDIR)/terraform.rc
 export TF_IN_AUTOMATION := 1
 
-.PHONY: help install build up down demo bench test test-unit test-clients test-tf test-integration test-browser lint docs fmt clean
+.PHONY: help install build release up status logs down demo bench test test-unit test-clients test-tf validate \
+	test-integration test-browser lint lint-python lint-terraform lint-docs lint-ci docs fmt clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # --- environments -----------------------------------------------------------
 
-$(VENV)/.installed: requirements-dev.txt functions/requirements.txt
+$(VENV)/.installed: requirements-dev.txt functions/requirements.txt clients/python/requirements.txt
 	@echo "==> Creating $(VENV) (Python 3.12: tests, lint, build)"
 	@[ -n "$(PYTHON312)" ] || { echo "Python 3.12 not found (pyenv install 3.12.1)"; exit 1; }
 	$(PYTHON312) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@# The Python clients' dependencies as wheels: the packaging test installs the clients from them, offline.
+	$(VENV)/bin/pip download --quiet --disable-pip-version-check --only-binary=:all: \
+		-d $(VENV)/wheelhouse -r clients/python/requirements.txt
 	@touch $@
 
 # ministack pins botocore exactly, so it gets a venv of its own. Its interpreter
@@ -78,8 +82,17 @@ install: $(VENV)/.installed $(MINISTACK_ENV)/.installed $(CHECKOV_ENV)/.installe
 build: $(VENV)/.installed ## Build the Lambda code and layer zips for ARCH (default arm64) into dist/
 	$(PY) -m scripts.build --arch $(ARCH)
 
+release: $(VENV)/.installed ## Every artifact of VERSION in release/<version>/ with SHA256SUMS (RELEASE_ALLOW_DIRTY=1 for a trial)
+	$(PY) -m scripts.release $(if $(RELEASE_ALLOW_DIRTY),--allow-dirty)
+
 up: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Start the emulator, build, apply examples/local, print the endpoints
 	$(PY) -m scripts.local_stack up --port $(LOCAL_PORT) --demo-port $(DEMO_PORT)
+
+status: ## What of the local stack is running, and where
+	@[ -x $(PY) ] && $(PY) -m scripts.local_stack status || python3 -m scripts.local_stack status
+
+logs: $(VENV)/.installed ## Follow the functions' logs on the local stack (FUNCTION=process-events, CORRELATION_ID=..., SINCE=10m)
+	@$(PY) -m scripts.logs $(FUNCTION) $(if $(CORRELATION_ID),--correlation-id $(CORRELATION_ID)) --since $(or $(SINCE),10m)
 
 demo: $(VENV)/.installed ## Scripted walkthrough in the terminal: two users, three sessions (after make up)
 	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.demo
@@ -94,7 +107,7 @@ bench: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Latency and fan-out ben
 
 test: lint test-unit test-clients test-tf test-integration ## Run every suite (lint, unit, clients, terraform, integration + browser)
 
-test-unit: $(VENV)/.installed ## Unit tests (moto) and packaging tests
+test-unit: $(VENV)/.installed node_modules/.installed ## Unit tests (moto) and packaging tests (zips, release, npm and wheels in clean environments)
 	@echo "==> Unit and packaging tests"
 	$(PY) -m pytest tests/unit tests/build -q $(PYTEST_ARGS)
 
@@ -103,11 +116,16 @@ test-clients: $(VENV)/.installed ## Client unit tests: browser client (node:test
 	node --test clients/js/test/*.test.js
 	$(PY) -m pytest tests/clients/unit -q $(PYTEST_ARGS)
 
-test-tf: ## Terraform validate and terraform test (offline, mock provider)
-	@echo "==> terraform validate and terraform test"
-	terraform -chdir=terraform init -backend=false -input=false >/dev/null
-	terraform -chdir=terraform validate
+test-tf: validate ## Terraform validate and terraform test (offline, mock provider)
+	@echo "==> terraform test"
 	terraform -chdir=terraform test
+
+validate: ## terraform validate: the module and each example (offline)
+	@echo "==> terraform validate"
+	@for dir in terraform terraform/examples/*/; do \
+		terraform -chdir=$$dir init -backend=false -input=false >/dev/null; \
+		printf '  %-30s ' "$$dir"; terraform -chdir=$$dir validate -no-color; \
+	done
 
 # One pytest session, so the pipeline, client and browser suites share one stack.
 test-integration: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.installed $(CHROMIUM) ## Whole stack on the emulator (free port): pipeline, clients, browser
@@ -117,20 +135,32 @@ test-integration: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.i
 test-browser: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.installed $(CHROMIUM) ## Only the demo page in headless Chromium on the emulator
 	$(PY) -m pytest tests/browser -q $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed $(CHECKOV_ENV)/.installed ## ruff, import cycles, terraform fmt, checkov, README module tables, Terraform contract test
+# .pre-commit-config.yaml runs these same targets (tests/build/test_hygiene.py keeps them in step).
+lint: lint-python lint-terraform lint-docs lint-ci ## ruff, import cycles, terraform fmt, checkov, README module tables, Terraform contract test, CI workflow
+
+lint-python: $(VENV)/.installed
 	@echo "==> ruff"
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	@echo "==> import cycles"
 	PYTHONPATH=$(PACKAGE_PATH) $(VENV)/bin/lint-imports --no-logo
+
+lint-terraform: $(CHECKOV_ENV)/.installed
 	@echo "==> terraform fmt"
 	terraform fmt -check -recursive terraform
 	@echo "==> checkov"
 	$(CHECKOV_ENV)/bin/checkov --config-file .checkov.yaml
+
+lint-docs: $(VENV)/.installed
 	@echo "==> README module reference"
 	$(PY) -m scripts.tf_docs --check
 	@echo "==> Terraform contract test (terraform/tests/contract.tftest.hcl)"
 	$(PY) -m scripts.tf_contract --check
+
+lint-ci: $(VENV)/.installed
+	@echo "==> CI workflow (GitHub's workflow schema) and pre-commit configuration"
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(VENV)/bin/pre-commit validate-config .pre-commit-config.yaml
 
 docs: $(VENV)/.installed ## Regenerate the README's module tables and the Terraform contract test
 	$(PY) -m scripts.tf_docs
@@ -141,6 +171,6 @@ fmt: $(VENV)/.installed ## Format Python and Terraform
 	$(VENV)/bin/ruff format .
 	terraform fmt -recursive terraform
 
-clean: ## Remove build outputs and Terraform working dirs
-	rm -rf dist .pytest_cache .ruff_cache .import_linter_cache test-artifacts
+clean: ## Remove build outputs (dist/, release/) and Terraform working dirs
+	rm -rf dist release .pytest_cache .ruff_cache .import_linter_cache test-artifacts
 	find terraform -name .terraform -type d -prune -exec rm -rf {} +
