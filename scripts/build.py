@@ -104,8 +104,12 @@ def pip_install_layer(arch: str, site_dir: Path) -> None:
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"pip could not install the layer for {arch}:\n{result.stderr}")
-    # Console scripts are of no use in a layer.
+    # Console scripts are of no use in a layer. Their RECORD lines go too: the scripts' hashes
+    # depend on the build's interpreter path (the shebang), which would tie the layer to the checkout.
     shutil.rmtree(site_dir / "bin", ignore_errors=True)
+    for record in site_dir.glob("*.dist-info/RECORD"):
+        lines = record.read_bytes().splitlines(keepends=True)
+        record.write_bytes(b"".join(line for line in lines if not line.startswith(b"../../bin/")))
 
 
 def build_layer(out_dir: Path, arch: str, force: bool) -> tuple[Path, bool]:

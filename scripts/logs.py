@@ -6,7 +6,8 @@ FUNCTION is a key of the module's function map (process-events, ws-connect, ...)
 none means every function. ministack writes each invocation's output to the
 function's log group, as Lambda does, so this reads what `aws logs tail` would.
 Powertools' JSON lines print as time, function, level, message, correlation id
-and the line's own extra fields; other output (a traceback) prints as it is.
+and the line's own extra fields (times in UTC); other output (a traceback) prints
+as it is, and metrics records not at all.
 ``--correlation-id`` keeps the lines of one event, connection or request.
 """
 
@@ -56,6 +57,8 @@ def format_line(function: str, event: dict, correlation_id: str | None) -> str |
         record = None
     if not isinstance(record, dict):
         return None if correlation_id else f"{clock(event['timestamp'])} {function:<16} {message}"
+    if "_aws" in record:  # a metrics record (embedded metric format): the dashboard's, not a log line
+        return None
     if correlation_id and record.get("correlation_id") != correlation_id:
         return None
     extra = " ".join(

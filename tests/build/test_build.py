@@ -64,6 +64,14 @@ def test_layer_leaves_boto3_to_the_runtime(built):
     assert not [name for name in names if name.startswith(("python/boto3/", "python/botocore/"))]
 
 
+def test_layer_does_not_depend_on_where_it_was_built(built):
+    """Console scripts carry the build interpreter's path: neither they nor their hashes may be packed."""
+    with zipfile.ZipFile(built["layer"]) as archive:
+        records = [archive.read(name) for name in archive.namelist() if name.endswith(".dist-info/RECORD")]
+    assert records
+    assert not [record for record in records if b"../../bin/" in record]
+
+
 def test_every_terraform_handler_is_in_the_code_zip(built):
     declared = set(re.findall(r"realtime\.handlers\.([a-z_]+)\.handler", _terraform_sources()))
     packed = {module.rsplit(".", 1)[1] for module in handler_modules(built["code"])}
