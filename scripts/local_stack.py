@@ -74,7 +74,7 @@ class ApplyProgress:
     On a terminal it rewrites one line; elsewhere (CI, tests) it prints a line every ``every`` seconds.
     """
 
-    out: TextIO = sys.stdout
+    out: TextIO = field(default_factory=lambda: sys.stdout)
     every: float = 10.0
     started: float = field(default_factory=time.monotonic)
     planned: int | None = None
@@ -94,7 +94,7 @@ class ApplyProgress:
             self.done += 1  # data sources read during apply are not in the plan's count
         elif kind == "diagnostic" and message["diagnostic"]["severity"] == "error":
             diagnostic = message["diagnostic"]
-            self.errors.append(f"{diagnostic['summary']}: {diagnostic.get('detail', '')}".strip(": "))
+            self.errors.append(": ".join(filter(None, [diagnostic["summary"], diagnostic.get("detail")])))
             return
         else:
             return
