@@ -228,6 +228,14 @@ def test_bad_tokens_are_refused_on_connect_and_on_http(stack, secret, case):
     asyncio.run(scenario())
 
 
+def nested(depth: int) -> list:
+    """`depth` lists, one inside the other."""
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 def test_poison_messages_go_to_the_dlq_at_once_and_the_good_ones_arrive(stack, aws, token):
     erin = unique("erin")
     sqs = aws("sqs")
@@ -238,6 +246,9 @@ def test_poison_messages_go_to_the_dlq_at_once_and_the_good_ones_arrive(stack, a
         "bad-type": {"type": "Not A Type", "data": {}, "audience": [f"user:{erin}"]},
         "too-large": {"type": "big.one", "data": {"blob": "x" * 40_000}, "audience": [f"user:{erin}"]},
         "no-audience": {"type": "unrouted.kind", "data": {}},
+        # One level deeper than data may nest, and far deeper than any JSON parser goes.
+        "too-deep": {"type": "deep.one", "data": {"x": nested(64)}, "audience": [f"user:{erin}"]},
+        "far-too-deep": '{"type": "deep.two", "data": {"x": ' + "[" * 50_000 + "]" * 50_000 + "}}",
         "good-1": {"type": "ok.two", "id": good[1], "data": {}, "audience": [f"user:{erin}"]},
     }
 
@@ -256,7 +267,7 @@ def test_poison_messages_go_to_the_dlq_at_once_and_the_good_ones_arrive(stack, a
         await session.wait_for_ids(set(good))
 
         reasons = {}
-        while len(reasons) < 4 and time.monotonic() - started < 60:
+        while len(reasons) < 6 and time.monotonic() - started < 60:
             received = sqs.receive_message(
                 QueueUrl=stack["dlq_url"], MaxNumberOfMessages=10, WaitTimeSeconds=2, MessageAttributeNames=["All"]
             )
@@ -268,12 +279,13 @@ def test_poison_messages_go_to_the_dlq_at_once_and_the_good_ones_arrive(stack, a
                 sqs.delete_message(QueueUrl=stack["dlq_url"], ReceiptHandle=message["ReceiptHandle"])
         elapsed = time.monotonic() - started
 
-        assert set(reasons) == {"invalid-json", "bad-type", "too-large", "no-audience"}
         assert {key: attrs["errorCode"] for key, attrs in reasons.items()} == {
             "invalid-json": "invalid_json",
             "bad-type": "invalid_message",
             "too-large": "too_large",
             "no-audience": "no_audience",
+            "too-deep": "too_deep",
+            "far-too-deep": "too_deep",
         }
         assert all(attrs["errorReason"] for attrs in reasons.values())
         # Straight to the DLQ: no waiting out visibility timeouts and redrives.
