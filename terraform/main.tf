@@ -188,8 +188,10 @@ locals {
       GROUP_PRESENCE_ENABLED    = local.presence.group_enabled
     }
     "db-changes" = {
-      EVENTS_QUEUE_URL  = aws_sqs_queue.events.url
-      DB_CHANGE_SOURCES = local.db_changes_sources_json
+      EVENTS_QUEUE_URL      = aws_sqs_queue.events.url
+      DB_CHANGE_SOURCES     = local.db_changes_sources_json
+      FAILURES_QUEUE_URL    = try(aws_sqs_queue.dead_letter["db-changes-failures"].url, null)
+      MAX_TOPICS_PER_RECORD = tostring(var.db_changes_max_topics_per_record)
     }
   }
 

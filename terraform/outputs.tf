@@ -178,7 +178,7 @@ output "maintenance_schedule_arn" {
 ################################################################################
 
 output "db_changes_failures_queue_url" {
-  description = "URL of the db-changes on-failure queue: pointers (shard, sequence numbers) to the stream records the mappings gave up on. Null without db_changes_sources."
+  description = "URL of the db-changes on-failure queue: pointers (shard, sequence numbers) to the stream records the mappings gave up on, and to those the rules refused (errorCode and errorReason attributes). Null without db_changes_sources."
   value       = try(aws_sqs_queue.dead_letter["db-changes-failures"].url, null)
 }
 

@@ -44,7 +44,7 @@ locals {
       # The stream mappings' on-failure destination (db_changes.tf).
       "db-changes-failures" = {
         alarm   = "db-changes-failures"
-        meaning = "Application-table changes could not be turned into events after every retry; the messages point to their stream records, which are kept for 24 h."
+        meaning = "Application-table changes that gave no event: refused by the rules (too many topics; errorCode and errorReason attributes) or failed after every retry. The messages point to their stream records, which are kept for 24 h."
       }
     } : {},
   )

@@ -615,11 +615,12 @@ variable "db_changes_sources" {
     source, part of every event id), `event_type`, `kinds` (INSERT/MODIFY/REMOVE; default all, or INSERT and MODIFY
     with `when.becomes`), `when` (null: any change; `{ attribute = "status" }`: that attribute's value changes;
     `{ attribute = "online", becomes = { BOOL = true } }`: it becomes that value, one of S, N, BOOL), `audience`
-    (topic templates over top-level attributes, e.g. "presence:{doctorId}"; a list or set attribute gives a topic
-    per element) and `data` (attributes copied into the event; none by default). Lambda event filters are generated
+    (topic templates over top-level attributes, e.g. "presence:{doctorId}"), `list_placeholders` (the audience
+    attributes that may hold a list or set, each element giving a topic, e.g. ["clinicIds"]; a list anywhere else
+    skips the rule) and `data` (attributes copied into the event; none by default). Lambda event filters are generated
     from the rules. The table's stream view type is checked against what the rules read (NEW_AND_OLD_IMAGES when a
     `when` rule reacts to MODIFY). The rules travel in the function's environment, so their JSON is limited to
-    about 3.3 KB. See docs/internals.md.
+    about 3.2 KB. See docs/internals.md.
   EOT
   type = list(object({
     name       = string
@@ -636,8 +637,9 @@ variable "db_changes_sources" {
           BOOL = optional(bool)
         }))
       }))
-      audience = list(string)
-      data     = optional(list(string), [])
+      audience          = list(string)
+      list_placeholders = optional(list(string), [])
+      data              = optional(list(string), [])
     }))
     table_kms_key_arn                  = optional(string)
     starting_position                  = optional(string, "LATEST")
@@ -703,13 +705,20 @@ variable "db_changes_sources" {
   }
 
   validation {
+    condition = alltrue(flatten([for s in var.db_changes_sources : [for r in s.rules :
+      length(distinct(r.list_placeholders)) == length(r.list_placeholders) && alltrue([for a in r.list_placeholders : strcontains(join(" ", r.audience), "{${a}}")])
+    ]]))
+    error_message = "A db_changes rule's list_placeholders must name distinct attributes that its audience templates use as {placeholders}; not: ${join(", ", flatten([for s in var.db_changes_sources : [for r in s.rules : "${s.name}/${r.name} ${jsonencode(r.list_placeholders)}" if !(length(distinct(r.list_placeholders)) == length(r.list_placeholders) && alltrue([for a in r.list_placeholders : strcontains(join(" ", r.audience), "{${a}}")]))]]))}."
+  }
+
+  validation {
     condition     = alltrue(flatten([for s in var.db_changes_sources : [for r in s.rules : length(r.data) <= 100 && length(distinct(r.data)) == length(r.data) && alltrue([for a in r.data : can(regex("^[A-Za-z0-9_.-]{1,255}$", a))])]]))
     error_message = "A db_changes rule's data must list at most 100 distinct top-level attribute names [A-Za-z0-9_.-]; not: ${join(", ", flatten([for s in var.db_changes_sources : [for r in s.rules : "${s.name}/${r.name} ${jsonencode(r.data)}" if !(length(r.data) <= 100 && length(distinct(r.data)) == length(r.data) && alltrue([for a in r.data : can(regex("^[A-Za-z0-9_.-]{1,255}$", a))]))]]))}."
   }
 
   validation {
-    condition     = length(jsonencode(var.db_changes_sources[*].rules)) + 160 * length(var.db_changes_sources) <= 3500
-    error_message = "The db_changes rules serialize to ${length(jsonencode(var.db_changes_sources[*].rules))} bytes of JSON, plus about 160 per source for its name and stream ARN; at most 3500 in all fit in the db-changes function's environment (Lambda allows 4 KB for all its variables). Shorten names and templates, or project fewer attributes."
+    condition     = length(jsonencode(var.db_changes_sources[*].rules)) + 160 * length(var.db_changes_sources) <= 3400
+    error_message = "The db_changes rules serialize to ${length(jsonencode(var.db_changes_sources[*].rules))} bytes of JSON, plus about 160 per source for its name and stream ARN; at most 3400 in all fit in the db-changes function's environment (Lambda allows 4 KB for all its variables). Shorten names and templates, or project fewer attributes."
   }
 
   validation {
@@ -733,6 +742,17 @@ variable "db_changes_sources" {
   validation {
     condition     = alltrue([for s in var.db_changes_sources : s.table_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", s.table_kms_key_arn))])
     error_message = "Each db_changes_sources[*].table_kms_key_arn must be null or a KMS key ARN."
+  }
+}
+
+variable "db_changes_max_topics_per_record" {
+  description = "Most topics the db_changes rules may give for one stream record, all rules together (list placeholders multiply). A record over it gives no event: a pointer to it goes to the db-changes failures queue with errorCode too_many_topics and the reason, and the rest of the batch carries on."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.db_changes_max_topics_per_record >= 1 && var.db_changes_max_topics_per_record <= 1000 && floor(var.db_changes_max_topics_per_record) == var.db_changes_max_topics_per_record
+    error_message = "The db_changes_max_topics_per_record must be a whole number between 1 and 1000."
   }
 }
 

@@ -241,6 +241,8 @@ class MaintenanceSettings:
 class DbChangesSettings:
     events_queue_url: str = text("EVENTS_QUEUE_URL")
     sources: str = text("DB_CHANGE_SOURCES")  # JSON, parsed by realtime.db_changes.rules
+    failures_queue_url: str = text("FAILURES_QUEUE_URL")  # where refused records go, with their reason
+    max_topics_per_record: int = integer("MAX_TOPICS_PER_RECORD", 1, 1000)
 
 
 # The module's function names (terraform/main.tf) and the model each one reads.
