@@ -78,10 +78,6 @@ locals {
         description = "WebSocket ping route (two-way): notes the connection is alive and answers pong"
         handler     = "realtime.handlers.ws_ping.handler"
       }
-      "ws-default" = {
-        description = "WebSocket $default route (two-way): answers unknown frames with an error frame"
-        handler     = "realtime.handlers.ws_default.handler"
-      }
       "process-events" = {
         description = "Events queue consumer: validates, stores and fans out events to live connections"
         handler     = "realtime.handlers.process_events.handler"
@@ -146,7 +142,6 @@ locals {
       CONNECTIONS_TABLE = aws_dynamodb_table.this["connections"].name
       PRESENCE_TABLE    = local.presence.table
     }
-    "ws-default" = {}
     "process-events" = {
       CONNECTIONS_TABLE       = aws_dynamodb_table.this["connections"].name
       EVENTS_TABLE            = aws_dynamodb_table.this["events"].name
@@ -219,7 +214,6 @@ locals {
     "ws-connect"    = concat([local.connections_table_statement["ws-connect"]], local.token_statements)
     "ws-disconnect" = [local.connections_table_statement["ws-disconnect"]]
     "ws-ping"       = [local.connections_table_statement["ws-ping"]]
-    "ws-default"    = []
     "process-events" = concat(
       [
         {

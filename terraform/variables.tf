@@ -456,6 +456,30 @@ variable "websocket_throttling_rate_limit" {
   }
 }
 
+variable "websocket_route_throttling" {
+  description = "Throttling of single routes, below the stage's: route key ($connect, ping or $default) => { burst_limit, rate_limit }. API Gateway cannot throttle one socket, so the routes any open socket may call at will get budgets of their own: a flood of frames is refused there (429 to the sender) before it spends what new connections, and the account's other APIs, need. Each client pings every 30 s by default: raise ping's rate with the number of clients (500/s serves 15,000). $default (unknown actions) costs no Lambda call but still counts against the account's API Gateway quota."
+  type = map(object({
+    burst_limit = number
+    rate_limit  = number
+  }))
+  default = {
+    "ping"     = { burst_limit = 250, rate_limit = 500 }
+    "$default" = { burst_limit = 50, rate_limit = 25 }
+  }
+
+  validation {
+    condition     = length(setsubtract(keys(var.websocket_route_throttling), ["$connect", "ping", "$default"])) == 0
+    error_message = "The websocket_route_throttling keys must be routes of the WebSocket API: $connect, ping or $default; not: ${join(", ", setsubtract(keys(var.websocket_route_throttling), ["$connect", "ping", "$default"]))}."
+  }
+
+  validation {
+    condition = alltrue([for k, t in var.websocket_route_throttling :
+      t.burst_limit >= 0 && t.burst_limit <= var.websocket_throttling_burst_limit && t.rate_limit >= 0 && t.rate_limit <= var.websocket_throttling_rate_limit
+    ])
+    error_message = "Each websocket_route_throttling limit must be between 0 and the stage's (websocket_throttling_burst_limit, websocket_throttling_rate_limit)."
+  }
+}
+
 variable "create_api_gateway_cloudwatch_role" {
   description = "Create the account-level API Gateway CloudWatch Logs role (aws_api_gateway_account; one per account and region) that WebSocket stage access logging requires. Leave false if the account already has one."
   type        = bool

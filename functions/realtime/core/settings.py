@@ -200,11 +200,6 @@ class WsPingSettings:
 
 
 @dataclass(frozen=True)
-class WsDefaultSettings:
-    """Reads nothing: it only answers frames."""
-
-
-@dataclass(frozen=True)
 class ProcessEventsSettings:
     connections_table: str = text("CONNECTIONS_TABLE")
     events_table: str = text("EVENTS_TABLE")
@@ -250,7 +245,6 @@ FUNCTION_SETTINGS: dict[str, type] = {
     "ws-connect": WsConnectSettings,
     "ws-disconnect": WsDisconnectSettings,
     "ws-ping": WsPingSettings,
-    "ws-default": WsDefaultSettings,
     "process-events": ProcessEventsSettings,
     "events-api": EventsApiSettings,
     "presence-checks": PresenceChecksSettings,
