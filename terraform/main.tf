@@ -128,6 +128,7 @@ locals {
       TOKEN_JWKS_URL             = var.token.jwks_url
       TOKEN_ISSUER               = var.token.issuer
       TOKEN_AUDIENCE             = var.token.audience
+      TOKEN_MAX_LIFETIME_SECONDS = tostring(var.token.max_lifetime_seconds)
       PRESENCE_TABLE             = local.presence.table
       EVENTS_QUEUE_URL           = local.presence.events_queue_url
       GROUP_PRESENCE_ENABLED     = local.presence.group_enabled
@@ -164,6 +165,7 @@ locals {
       TOKEN_JWKS_URL             = var.token.jwks_url
       TOKEN_ISSUER               = var.token.issuer
       TOKEN_AUDIENCE             = var.token.audience
+      TOKEN_MAX_LIFETIME_SECONDS = tostring(var.token.max_lifetime_seconds)
       PRESENCE_TABLE             = local.presence.table
       MAX_PRESENCE_USERS         = local.presence.max_users
     }

@@ -38,18 +38,23 @@ variable "token" {
     How clients' JWTs are verified (WebSocket `token` query parameter, HTTP `Authorization: Bearer`).
     - mode "hs256" (default): a shared secret read at runtime from exactly one of
       `secret_ssm_parameter_name` (SSM SecureString name) or `secret_arn` (Secrets Manager ARN).
-    - mode "jwks": asymmetric keys from `jwks_url` (https), with `issuer` and `audience` checks.
-    `issuer` / `audience` are also checked in hs256 mode when set. `kms_key_arn` is the customer
-    managed key encrypting the secret, if any (AWS managed keys need no grant).
+      Its current and previous versions are both accepted, so rotating it refuses no valid token
+      (README: "Rotating the token secret").
+    - mode "jwks": asymmetric keys from `jwks_url` (https).
+    `issuer` and `audience` are required and checked in both modes (`iss` and `aud` must match), so a
+    token issued for another service, even one signed with the same secret, is refused.
+    `max_lifetime_seconds` (default 86400) refuses tokens valid for longer (from `iat`, else from now).
+    `kms_key_arn` is the customer managed key encrypting the secret, if any (AWS managed keys need no grant).
     The module never creates, reads or outputs the secret itself; ws-connect and events-api get read access to it.
   EOT
   type = object({
     mode                      = optional(string, "hs256")
+    issuer                    = optional(string)
+    audience                  = optional(string)
+    max_lifetime_seconds      = optional(number, 86400)
     secret_ssm_parameter_name = optional(string)
     secret_arn                = optional(string)
     jwks_url                  = optional(string)
-    issuer                    = optional(string)
-    audience                  = optional(string)
     kms_key_arn               = optional(string)
   })
 
@@ -64,8 +69,18 @@ variable "token" {
   }
 
   validation {
-    condition     = var.token.mode != "jwks" || (var.token.jwks_url != null && var.token.issuer != null && var.token.audience != null)
-    error_message = "In jwks mode, token.jwks_url, token.issuer and token.audience are all required."
+    condition     = var.token.issuer != null && var.token.audience != null && trimspace(coalesce(var.token.issuer, " ")) != "" && trimspace(coalesce(var.token.audience, " ")) != ""
+    error_message = "The token.issuer and token.audience are required in both modes (the iss and aud your tokens carry): without them, a token issued for another service would be accepted."
+  }
+
+  validation {
+    condition     = var.token.max_lifetime_seconds != null && try(var.token.max_lifetime_seconds >= 60 && var.token.max_lifetime_seconds <= 2592000 && floor(var.token.max_lifetime_seconds) == var.token.max_lifetime_seconds, false)
+    error_message = "The token.max_lifetime_seconds must be a whole number of seconds between 60 and 2592000 (30 days)."
+  }
+
+  validation {
+    condition     = var.token.mode != "jwks" || var.token.jwks_url != null
+    error_message = "In jwks mode, token.jwks_url is required."
   }
 
   validation {

@@ -29,6 +29,8 @@ run "kms_key_and_secrets_manager_token" {
     token = {
       secret_arn  = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rt-opt-token-AbCdEf"
       kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/99999999-8888-7777-6666-555555555555"
+      issuer      = "https://auth.rt-opt.example/"
+      audience    = "rt-opt"
     }
   }
 
@@ -92,10 +94,11 @@ run "jwks_token_needs_no_secret_access" {
 
   variables {
     token = {
-      mode     = "jwks"
-      jwks_url = "https://auth.example.com/.well-known/jwks.json"
-      issuer   = "https://auth.example.com/"
-      audience = "realtime"
+      mode                 = "jwks"
+      jwks_url             = "https://auth.example.com/.well-known/jwks.json"
+      issuer               = "https://auth.example.com/"
+      audience             = "realtime"
+      max_lifetime_seconds = 3600
     }
   }
 
@@ -112,9 +115,10 @@ run "jwks_token_needs_no_secret_access" {
       aws_lambda_function.this["ws-connect"].environment[0].variables["TOKEN_JWKS_URL"] == "https://auth.example.com/.well-known/jwks.json" &&
       aws_lambda_function.this["ws-connect"].environment[0].variables["TOKEN_ISSUER"] == "https://auth.example.com/" &&
       aws_lambda_function.this["ws-connect"].environment[0].variables["TOKEN_AUDIENCE"] == "realtime" &&
+      aws_lambda_function.this["events-api"].environment[0].variables["TOKEN_MAX_LIFETIME_SECONDS"] == "3600" &&
       !contains(keys(aws_lambda_function.this["ws-connect"].environment[0].variables), "TOKEN_SECRET_SSM_PARAMETER")
     )
-    error_message = "ws-connect gets the JWKS settings and no secret location."
+    error_message = "ws-connect gets the JWKS settings, issuer, audience and max lifetime, and no secret location."
   }
 }
 
@@ -122,7 +126,7 @@ run "emulator_endpoint_template_and_toggles" {
   command = apply
 
   variables {
-    token                         = { secret_ssm_parameter_name = "rt-opt-token" }
+    token                         = { secret_ssm_parameter_name = "rt-opt-token", issuer = "https://auth.rt-opt.example/", audience = "rt-opt" }
     websocket_management_endpoint = "http://127.0.0.1:4566/_aws/execute-api/{api_id}/{stage}"
     websocket_stage_name          = "v1"
     lambda_architecture           = "x86_64"

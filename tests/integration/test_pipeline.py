@@ -16,6 +16,8 @@ from measurements import LATENCIES
 from realtime_publisher import Event, Publisher
 from sessions import Session
 
+from scripts.mint_token import LOCAL_AUDIENCE
+
 pytestmark = pytest.mark.integration
 
 FRAME_KEYS = {"id", "type", "topic", "seq", "data", "occurredAt", "publishedAt"}
@@ -202,15 +204,22 @@ def test_a_message_sent_twice_is_stored_once_with_one_seq(stack, aws, token):
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("case", ["missing", "expired", "bad signature", "alg none", "no subject", "garbage"])
-def test_bad_tokens_are_refused_on_connect_and_on_http(stack, secret, case):
+@pytest.mark.parametrize(
+    "case",
+    ["missing", "expired", "bad signature", "alg none", "no subject", "another audience", "too long-lived", "garbage"],
+)
+def test_bad_tokens_are_refused_on_connect_and_on_http(stack, secret, token, case):
     now = int(time.time())
+    good = jwt.decode(token("eve"), secret, algorithms=["HS256"], audience=LOCAL_AUDIENCE)
     tokens = {
         "missing": None,
-        "expired": jwt.encode({"sub": "eve", "exp": now - 60}, secret, algorithm="HS256"),
-        "bad signature": jwt.encode({"sub": "eve", "exp": now + 600}, "x" * 32 + "not-the-secret", algorithm="HS256"),
-        "alg none": jwt.encode({"sub": "eve", "exp": now + 600}, None, algorithm="none"),
-        "no subject": jwt.encode({"exp": now + 600, "groups": ["ops"]}, secret, algorithm="HS256"),
+        "expired": token("eve", ttl=-60),
+        "bad signature": jwt.encode(good, "x" * 32 + "not-the-secret", algorithm="HS256"),
+        "alg none": jwt.encode(good, None, algorithm="none"),
+        "no subject": jwt.encode({k: v for k, v in good.items() if k != "sub"}, secret, algorithm="HS256"),
+        # Signed with the right secret, for another service: hs256 mode checks the audience too.
+        "another audience": jwt.encode(good | {"aud": "billing"}, secret, algorithm="HS256"),
+        "too long-lived": jwt.encode(good | {"iat": now, "exp": now + 30 * 86400}, secret, algorithm="HS256"),
         "garbage": "not.a.jwt",
     }
     bad = tokens[case]

@@ -148,6 +148,8 @@ module "realtime" {
   # clinic staff tokens carry `groups = ["<clinicId>"]`.
   token = {
     secret_ssm_parameter_name = var.token_secret_ssm_parameter_name
+    issuer                    = var.token_issuer
+    audience                  = var.token_audience
   }
 
   db_changes_sources = [{

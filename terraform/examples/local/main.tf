@@ -50,8 +50,11 @@ module "realtime" {
   lambda_architecture = var.lambda_architecture
   log_level           = "DEBUG"
 
+  # scripts/mint_token.py mints the local stack's tokens with this issuer and audience.
   token = {
     secret_ssm_parameter_name = aws_ssm_parameter.token_secret.name
+    issuer                    = "realtime-local"
+    audience                  = "realtime-local"
   }
 
   # The emulator's @connections API lives under its own path, not on a

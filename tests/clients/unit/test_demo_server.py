@@ -9,6 +9,7 @@ import jwt
 import pytest
 
 from scripts.demo_server import BackgroundServer, Demo, NotLocal, check_local
+from scripts.mint_token import LOCAL_AUDIENCE, LOCAL_ISSUER
 
 LOCAL = {
     "emulator_endpoint": "http://127.0.0.1:4566",
@@ -96,15 +97,22 @@ def test_serves_nothing_outside_its_folders(server, path):
     assert get(f"{server.url}{path}")[0] == 404
 
 
+def decoded(body: bytes) -> dict:
+    """The claims of the token in a /token answer, checked as the local stack checks them."""
+    return jwt.decode(
+        json.loads(body)["token"], SECRET, algorithms=["HS256"], issuer=LOCAL_ISSUER, audience=LOCAL_AUDIENCE
+    )
+
+
 def test_mints_dev_tokens_for_seeded_and_other_users(server):
     status, _, body = get(f"{server.url}/token?user=alice")
     assert status == 200
-    claims = jwt.decode(json.loads(body)["token"], SECRET, algorithms=["HS256"])
+    claims = decoded(body)
     assert claims["sub"] == "alice"
     assert claims["groups"] == ["ops", "dev"]
     assert set(claims["topics"]) == {"presence:bob", "presence:carol", "presence:dave"}
     status, _, body = get(f"{server.url}/token?user=zed&groups=team-1,team-2")
-    assert jwt.decode(json.loads(body)["token"], SECRET, algorithms=["HS256"])["groups"] == ["team-1", "team-2"]
+    assert decoded(body)["groups"] == ["team-1", "team-2"]
     assert get(f"{server.url}/token?user=bad%20name")[0] == 400
     assert get(f"{server.url}/token")[0] == 400
 

@@ -63,8 +63,7 @@ def test_connect_refuses_missing_expired_or_bad_tokens_and_stores_nothing(
     assert connections_table.scan()["Count"] == 0
 
 
-def test_connect_refuses_when_tokens_cannot_be_checked(connections_table, lambda_context, monkeypatch):
-    monkeypatch.setenv("TOKEN_MODE", "hs256")
+def test_connect_refuses_when_tokens_cannot_be_checked(connections_table, token_checks, lambda_context, monkeypatch):
     monkeypatch.setenv("TOKEN_SECRET_SSM_PARAMETER", "/does/not/exist")
 
     assert connect(lambda_context, {"token": make_token("42")}) == {"statusCode": 500}
