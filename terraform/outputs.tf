@@ -61,7 +61,7 @@ output "dlq_arn" {
 }
 
 output "publisher_policy_json" {
-  description = "IAM policy document (JSON) that lets a producer publish events: sqs:SendMessage on the events queue, plus the KMS data-key permissions when kms_key_arn is set. Attach it to your application's role."
+  description = "IAM policy document (JSON) that lets a producer publish events: sqs:SendMessage on the events queue, plus, when kms_key_arn is set, the KMS data-key permissions SQS needs, usable only through SQS (kms:ViaService). Attach it to your application's role (and list that role in events_queue_publisher_arns to restrict the queue to it)."
   value = try(jsonencode({
     Version = "2012-10-17"
     Statement = concat(
@@ -72,10 +72,11 @@ output "publisher_policy_json" {
         Resource = [aws_sqs_queue.events.arn]
       }],
       var.kms_key_arn == null ? [] : [{
-        Sid      = "EncryptEvents"
-        Effect   = "Allow"
-        Action   = ["kms:GenerateDataKey", "kms:Decrypt"]
-        Resource = [var.kms_key_arn]
+        Sid       = "EncryptEvents"
+        Effect    = "Allow"
+        Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
+        Resource  = [var.kms_key_arn]
+        Condition = { StringEquals = { "kms:ViaService" = "sqs.${local.region}.${local.dns_suffix}" } }
       }],
     )
   }), null)

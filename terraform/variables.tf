@@ -231,6 +231,17 @@ variable "events_queue_max_receive_count" {
   }
 }
 
+variable "events_queue_publisher_arns" {
+  description = "IAM principals (role or user ARNs, wildcards allowed as in ArnLike, e.g. arn:aws:iam::123456789012:role/api-*) that may send to the events queue. Empty (default): any principal whose own IAM policy allows it, e.g. through publisher_policy_json. Set, the queue policy refuses sqs:SendMessage to every other principal (the module's functions stay allowed), however broad its IAM policy."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.events_queue_publisher_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/.+$", a))])
+    error_message = "Each events_queue_publisher_arns entry must be an IAM role or user ARN (arn:aws:iam::<account>:role/<name>); not: ${join(", ", [for a in var.events_queue_publisher_arns : a if !can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/.+$", a))])}."
+  }
+}
+
 ################################################################################
 # process-events (SQS consumer)
 ################################################################################

@@ -51,6 +51,11 @@ run "events_queue_redrives_to_the_dlq" {
     ])
     error_message = "Both queue policies must deny access without TLS."
   }
+
+  assert {
+    condition     = length(jsondecode(aws_sqs_queue_policy.this["events"].policy).Statement) == 1
+    error_message = "Without events_queue_publisher_arns, the events queue policy restricts no publisher (IAM decides)."
+  }
 }
 
 run "max_receive_count_is_configurable" {

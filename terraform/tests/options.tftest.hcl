@@ -84,6 +84,13 @@ run "kms_key_and_secrets_manager_token" {
   }
 
   assert {
+    condition = [for s in jsondecode(output.publisher_policy_json).Statement : s.Condition if s.Sid == "EncryptEvents"] == [
+      { StringEquals = { "kms:ViaService" = "sqs.eu-west-1.amazonaws.com" } }
+    ]
+    error_message = "The publisher may use the key only through SQS (kms:ViaService), not decrypt anything else with it."
+  }
+
+  assert {
     condition     = aws_lambda_function.this["events-api"].environment[0].variables["TOKEN_SECRET_ARN"] == var.token.secret_arn
     error_message = "events-api must get the secret ARN."
   }
@@ -171,4 +178,40 @@ run "emulator_endpoint_template_and_toggles" {
     condition     = aws_lambda_permission.websocket["ping"].source_arn == "arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/v1/ping"
     error_message = "Route permissions follow the stage name."
   }
+}
+
+run "an_allow_list_of_publishers_closes_the_events_queue_to_everyone_else" {
+  command = apply
+
+  variables {
+    events_queue_publisher_arns = ["arn:aws:iam::123456789012:role/shop-api", "arn:aws:iam::123456789012:role/shop-worker-*"]
+  }
+
+  assert {
+    condition = jsonencode([for s in jsondecode(aws_sqs_queue_policy.this["events"].policy).Statement : s if s.Sid == "OnlyListedPublishers"]) == jsonencode([{
+      Sid       = "OnlyListedPublishers"
+      Effect    = "Deny"
+      Principal = "*"
+      Action    = "sqs:SendMessage"
+      Resource  = aws_sqs_queue.events.arn
+      # The listed publishers, then the module's function roles (the mock gives them all one ARN).
+      Condition = { ArnNotLike = { "aws:PrincipalArn" = concat(var.events_queue_publisher_arns, ["arn:aws:iam::123456789012:role/mock-role"]) } }
+    }])
+    error_message = "With publishers listed, the events queue refuses SendMessage to any other principal but the module's own functions."
+  }
+
+  assert {
+    condition     = length(jsondecode(aws_sqs_queue_policy.this["events-dlq"].policy).Statement) == 1
+    error_message = "The allow-list is the events queue's only: the DLQ's policy keeps its TLS statement alone."
+  }
+}
+
+run "publishers_are_iam_principals" {
+  command = plan
+
+  variables {
+    events_queue_publisher_arns = ["shop-api"]
+  }
+
+  expect_failures = [var.events_queue_publisher_arns]
 }
