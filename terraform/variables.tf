@@ -517,13 +517,13 @@ variable "create_api_gateway_cloudwatch_role" {
 ################################################################################
 
 variable "cors_allow_origins" {
-  description = "Origins allowed to call the HTTP API from a browser (CORS)."
+  description = "Origins of the web application allowed to call the HTTP API from a browser (CORS), e.g. [\"https://app.example.com\"]. Empty (default): no cross-origin access, so a browser client's HTTP fallback only works once its origin is listed. \"*\" is refused: list the application's origins."
   type        = list(string)
-  default     = ["*"]
+  default     = []
 
   validation {
-    condition     = length(var.cors_allow_origins) > 0 && alltrue([for o in var.cors_allow_origins : o == "*" || can(regex("^https?://[^/]+$", o))])
-    error_message = "The cors_allow_origins must be \"*\" or origins such as https://app.example.com (scheme and host, no path)."
+    condition     = alltrue([for o in var.cors_allow_origins : can(regex("^https?://[^/*]+$", o))])
+    error_message = "Each cors_allow_origins entry must be an origin such as https://app.example.com (scheme, host and optional port; no path and no \"*\": list the application's origins); not: ${join(", ", [for o in var.cors_allow_origins : jsonencode(o) if !can(regex("^https?://[^/*]+$", o))])}."
   }
 }
 

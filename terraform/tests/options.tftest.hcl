@@ -215,3 +215,30 @@ run "publishers_are_iam_principals" {
 
   expect_failures = [var.events_queue_publisher_arns]
 }
+
+run "cors_allows_the_applications_origins_only" {
+  command = apply
+
+  variables {
+    cors_allow_origins = ["https://app.example.com", "http://localhost:3000"]
+  }
+
+  assert {
+    condition = (
+      aws_apigatewayv2_api.http.cors_configuration[0].allow_origins == toset(["https://app.example.com", "http://localhost:3000"]) &&
+      aws_apigatewayv2_api.http.cors_configuration[0].allow_methods == toset(["GET", "OPTIONS"]) &&
+      aws_apigatewayv2_api.http.cors_configuration[0].allow_headers == toset(["authorization", "content-type"])
+    )
+    error_message = "CORS must allow exactly the listed origins, GET/OPTIONS and the Authorization/Content-Type headers."
+  }
+}
+
+run "cors_refuses_any_origin" {
+  command = plan
+
+  variables {
+    cors_allow_origins = ["*"]
+  }
+
+  expect_failures = [var.cors_allow_origins]
+}

@@ -66,6 +66,9 @@ module "realtime" {
     { type = "order.*", audience = ["user:{data.userId}"] },
   ]
 
+  # The demo page (scripts/demo_server.py) reads events over HTTP from its own origin.
+  cors_allow_origins = ["http://127.0.0.1:${var.demo_port}", "http://localhost:${var.demo_port}"]
+
   # Presence events also reach the user's groups (the module's default grace period, 5 s, is kept).
   group_presence_enabled = true
 
