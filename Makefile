@@ -117,7 +117,7 @@ test-integration: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.i
 test-browser: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.installed $(CHROMIUM) ## Only the demo page in headless Chromium on the emulator
 	$(PY) -m pytest tests/browser -q $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed $(CHECKOV_ENV)/.installed ## ruff, import cycles, terraform fmt, checkov, README module tables, Terraform contract test
+lint: $(VENV)/.installed $(CHECKOV_ENV)/.installed ## ruff, import cycles, terraform fmt, checkov, README module tables, Terraform contract and refused-input tests
 	@echo "==> ruff"
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -131,10 +131,13 @@ lint: $(VENV)/.installed $(CHECKOV_ENV)/.installed ## ruff, import cycles, terra
 	$(PY) -m scripts.tf_docs --check
 	@echo "==> Terraform contract test (terraform/tests/contract.tftest.hcl)"
 	$(PY) -m scripts.tf_contract --check
+	@echo "==> Refused-input corpus: docs table, Terraform test, module messages (contract/vectors/refused.json)"
+	$(PY) -m scripts.refused --check
 
-docs: $(VENV)/.installed ## Regenerate the README's module tables and the Terraform contract test
+docs: $(VENV)/.installed ## Regenerate the README's module tables, the Terraform contract test and the refused-input table and test
 	$(PY) -m scripts.tf_docs
 	$(PY) -m scripts.tf_contract
+	$(PY) -m scripts.refused
 
 fmt: $(VENV)/.installed ## Format Python and Terraform
 	$(VENV)/bin/ruff check --fix .

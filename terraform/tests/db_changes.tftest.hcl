@@ -557,22 +557,6 @@ run "rules_must_fit_the_lambda_environment" {
   expect_failures = [var.db_changes_sources]
 }
 
-run "list_placeholders_must_be_audience_placeholders" {
-  command = plan
-
-  variables {
-    db_changes_sources = [merge(var.clinic_stream, {
-      rules = [{
-        name              = "doctor-online"
-        event_type        = "doctor.online"
-        audience          = ["presence:{doctorId}"]
-        list_placeholders = ["clinicIds"]
-      }]
-    })]
-  }
-
-  expect_failures = [var.db_changes_sources]
-}
 
 run "the_topic_cap_is_an_input" {
   command = plan
@@ -587,12 +571,3 @@ run "the_topic_cap_is_an_input" {
   }
 }
 
-run "the_topic_cap_is_bounded" {
-  command = plan
-
-  variables {
-    db_changes_max_topics_per_record = 5000
-  }
-
-  expect_failures = [var.db_changes_max_topics_per_record]
-}

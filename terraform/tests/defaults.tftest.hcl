@@ -385,25 +385,7 @@ run "route_throttling_is_an_input" {
   }
 }
 
-run "route_throttling_names_real_routes" {
-  command = plan
 
-  variables {
-    websocket_route_throttling = { "subscribe" = { burst_limit = 10, rate_limit = 10 } }
-  }
-
-  expect_failures = [var.websocket_route_throttling]
-}
-
-run "route_throttling_stays_below_the_stage" {
-  command = plan
-
-  variables {
-    websocket_route_throttling = { "ping" = { burst_limit = 10, rate_limit = 2000 } }
-  }
-
-  expect_failures = [var.websocket_route_throttling]
-}
 
 run "both_stages_are_throttled_and_logged" {
   command = apply

@@ -206,15 +206,6 @@ run "an_allow_list_of_publishers_closes_the_events_queue_to_everyone_else" {
   }
 }
 
-run "publishers_are_iam_principals" {
-  command = plan
-
-  variables {
-    events_queue_publisher_arns = ["shop-api"]
-  }
-
-  expect_failures = [var.events_queue_publisher_arns]
-}
 
 run "cors_allows_the_applications_origins_only" {
   command = apply
@@ -233,12 +224,3 @@ run "cors_allows_the_applications_origins_only" {
   }
 }
 
-run "cors_refuses_any_origin" {
-  command = plan
-
-  variables {
-    cors_allow_origins = ["*"]
-  }
-
-  expect_failures = [var.cors_allow_origins]
-}

@@ -44,25 +44,7 @@ run "hs256_takes_only_one_secret_source" {
   expect_failures = [var.token]
 }
 
-run "hs256_checks_issuer_and_audience_too" {
-  command = plan
 
-  variables {
-    token = { secret_ssm_parameter_name = "/rt-test/token-secret" }
-  }
-
-  expect_failures = [var.token]
-}
-
-run "tokens_have_a_bounded_lifetime" {
-  command = plan
-
-  variables {
-    token = { secret_ssm_parameter_name = "/rt-test/token-secret", issuer = "https://auth.example.com/", audience = "realtime", max_lifetime_seconds = 31536000 }
-  }
-
-  expect_failures = [var.token]
-}
 
 run "jwks_needs_its_url" {
   command = plan

@@ -209,8 +209,8 @@ def _topic_values(template: TopicTemplate, attribute: str, image: Mapping[str, A
     if texts is None:
         raise RuleSkipped(
             "attribute_not_a_topic",
-            f"attribute {attribute!r} of audience template {template.text!r} must be a string, a number, "
-            "or a list or set of them",
+            f"attribute {attribute!r} of audience template {template.text!r} must be a string or a number "
+            "(or, named in list_placeholders, a list or set of them)",
             attribute,
         )
     return list(dict.fromkeys(texts))

@@ -46,7 +46,9 @@ def _reject_constant(name: str) -> Any:
 
 def _field_errors(error: ValidationError) -> str:
     details = error.errors(include_url=False)
-    parts = [f"{'.'.join(str(p) for p in d['loc']) or 'message'}: {d['msg']}" for d in details]
+    parts = [
+        f"{'.'.join(str(p) for p in d['loc']) or 'message'}: {d['msg'].removeprefix('Value error, ')}" for d in details
+    ]
     if len(parts) > MAX_REPORTED_ERRORS:
         parts = [*parts[:MAX_REPORTED_ERRORS], f"and {len(parts) - MAX_REPORTED_ERRORS} more"]
     return "; ".join(parts)
