@@ -136,7 +136,7 @@ test-browser: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.insta
 	$(PY) -m pytest tests/browser -q $(PYTEST_ARGS)
 
 # .pre-commit-config.yaml runs these same targets (tests/build/test_hygiene.py keeps them in step).
-lint: lint-python lint-terraform lint-docs lint-ci ## ruff, import cycles, terraform fmt, checkov, README module tables, Terraform contract test, CI workflow
+lint: lint-python lint-terraform lint-docs lint-ci ## ruff, import cycles, terraform fmt, checkov, README module tables, Terraform contract and refused-input tests, CI workflow
 
 lint-python: $(VENV)/.installed
 	@echo "==> ruff"
@@ -156,15 +156,18 @@ lint-docs: $(VENV)/.installed
 	$(PY) -m scripts.tf_docs --check
 	@echo "==> Terraform contract test (terraform/tests/contract.tftest.hcl)"
 	$(PY) -m scripts.tf_contract --check
+	@echo "==> Refused-input corpus: docs table, Terraform test, module messages (contract/vectors/refused.json)"
+	$(PY) -m scripts.refused --check
 
 lint-ci: $(VENV)/.installed
 	@echo "==> CI workflow (GitHub's workflow schema) and pre-commit configuration"
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(VENV)/bin/pre-commit validate-config .pre-commit-config.yaml
 
-docs: $(VENV)/.installed ## Regenerate the README's module tables and the Terraform contract test
+docs: $(VENV)/.installed ## Regenerate the README's module tables, the Terraform contract test and the refused-input table and test
 	$(PY) -m scripts.tf_docs
 	$(PY) -m scripts.tf_contract
+	$(PY) -m scripts.refused
 
 fmt: $(VENV)/.installed ## Format Python and Terraform
 	$(VENV)/bin/ruff check --fix .

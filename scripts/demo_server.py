@@ -14,7 +14,12 @@ Serves, on 127.0.0.1 only:
 
 It refuses to start unless every endpoint in the endpoints file is on the
 loopback interface, i.e. the emulator: it mints tokens and publishes events
-for anyone who asks, which must never happen against a deployed stack.
+for anyone who asks, which must never happen against a deployed stack. For
+the same reason it serves only requests addressed to itself: a `Host` other
+than 127.0.0.1 or localhost on its port (DNS rebinding) or an `Origin` other
+than its own (a web page the developer visits) gets 403, and `/publish` takes
+only `Content-Type: application/json` (415 otherwise), which a page on another
+origin cannot send without a CORS preflight this server never grants.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ USERS: dict[str, list[str]] = {
     "dave": [],
 }
 NAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,64}$")
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 
 class NotLocal(SystemExit):
@@ -146,7 +152,23 @@ class Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, code: str, message: str) -> None:
         self._json(status, {"error": {"code": code, "message": message}})
 
+    def _addressed_to_us(self) -> bool:
+        """Answers 403 unless Host (and Origin, when sent) name this server on the loopback interface."""
+        port = self.server.server_address[1]
+        hosts = {f"{host}:{port}" for host in LOCAL_HOSTS}
+        host = self.headers.get("Host", "")
+        origin = self.headers.get("Origin")
+        if host not in hosts:
+            self._error(403, "foreign_host", f"this development server only answers Host 127.0.0.1:{port}")
+            return False
+        if origin is not None and origin not in {f"http://{h}" for h in hosts}:
+            self._error(403, "foreign_origin", "this development server only answers its own pages")
+            return False
+        return True
+
     def do_GET(self) -> None:
+        if not self._addressed_to_us():
+            return None
         url = urlparse(self.path)
         if url.path == "/config.json":
             return self._json(200, self.demo.config())
@@ -165,8 +187,12 @@ class Handler(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
     def do_POST(self) -> None:
+        if not self._addressed_to_us():
+            return None
         if urlparse(self.path).path != "/publish":
             return self._error(404, "not_found", "no such route")
+        if self.headers.get_content_type() != "application/json":
+            return self._error(415, "not_json", "send the event as JSON (Content-Type: application/json)")
         length = int(self.headers.get("Content-Length") or 0)
         if length > 64 * 1024:
             return self._error(413, "too_large", "body over 64 KiB")

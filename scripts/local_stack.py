@@ -137,8 +137,8 @@ def terraform_apply(*args: str, data_dir: Path, state_dir: Path) -> None:
         )
 
 
-def apply_stack(endpoint: str, state_dir: Path, code_zip: Path, layer_zip: Path, arch: str) -> dict:
-    """Apply examples/local against ``endpoint`` and return its outputs."""
+def apply_stack(endpoint: str, state_dir: Path, code_zip: Path, layer_zip: Path, arch: str, demo_port: int) -> dict:
+    """Apply examples/local against ``endpoint`` (its HTTP API allowing the demo page's origin); return its outputs."""
     data_dir = state_dir / "terraform"
     state_file = state_dir / "terraform.tfstate"
     variables = [
@@ -146,6 +146,7 @@ def apply_stack(endpoint: str, state_dir: Path, code_zip: Path, layer_zip: Path,
         f"-var=lambda_code_zip={code_zip}",
         f"-var=lambda_layer_zip={layer_zip}",
         f"-var=lambda_architecture={arch}",
+        f"-var=demo_port={demo_port}",
     ]
     terraform("init", "-input=false", "-backend=false", data_dir=data_dir)
     terraform_apply(
@@ -155,21 +156,24 @@ def apply_stack(endpoint: str, state_dir: Path, code_zip: Path, layer_zip: Path,
     return {name: item["value"] for name, item in raw.items()}
 
 
-def deploy(emulator: Emulator, state_dir: Path) -> dict:
+def deploy(emulator: Emulator, state_dir: Path, demo_port: int) -> dict:
     """Build the zips for this machine and apply examples/local on ``emulator``; returns the stack's endpoints."""
     arch = build.host_arch()
     zips = build.build(arch, ROOT / "dist")
     print("==> Applying terraform/examples/local (about a minute and a half)", flush=True)
-    outputs = apply_stack(emulator.endpoint, state_dir, zips["code"], zips["layer"], arch)
+    outputs = apply_stack(emulator.endpoint, state_dir, zips["code"], zips["layer"], arch, demo_port)
     return {**outputs, "emulator_endpoint": emulator.endpoint}
 
 
 @contextlib.contextmanager
 def stack_on_free_port(state_dir: Path) -> Iterator[dict]:
-    """A stack of its own on a free loopback port, stopped on exit (the tests, the benchmarks)."""
+    """A stack of its own on a free loopback port, stopped on exit (the tests, the benchmarks).
+
+    Its HTTP API allows the origin of a demo page on another free port (`demo_port` in the endpoints).
+    """
     emulator = start_emulator(free_port(), state_dir)
     try:
-        yield deploy(emulator, state_dir)
+        yield deploy(emulator, state_dir, free_port())
     finally:
         emulator.stop()
 
@@ -207,7 +211,7 @@ def up(port: int, state_dir: Path, demo_port: int) -> dict:
     print(f"==> Starting ministack on 127.0.0.1:{port}")
     emulator = start_emulator(port, state_dir)
     try:
-        outputs = deploy(emulator, state_dir)
+        outputs = deploy(emulator, state_dir, demo_port)
     except BaseException:
         emulator.stop()
         print("==> ministack stopped; `make down` clears what is left in .local", file=sys.stderr)

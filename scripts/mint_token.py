@@ -4,7 +4,8 @@
 
 Reads the local stack's HS256 secret from the emulator's SSM (the parameter
 named in .local/endpoints.json, written by `make up`) and prints a signed JWT
-with the claims DESIGN.md describes: sub, exp, groups, topics.
+with the claims DESIGN.md describes: sub, exp, groups, topics, and the issuer
+and audience terraform/examples/local gives the module.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ import jwt
 
 from scripts.emulator import LOCAL_ENDPOINTS, emulator_client, read_endpoints
 
+# terraform/examples/local's token.issuer and token.audience.
+LOCAL_ISSUER = "realtime-local"
+LOCAL_AUDIENCE = "realtime-local"
+
 
 def mint_token(
     secret: str,
@@ -27,7 +32,15 @@ def mint_token(
     **extra_claims: object,
 ) -> str:
     now = int(time.time())
-    claims = {"sub": user, "iat": now, "exp": now + ttl, "groups": groups or [], "topics": topics or []}
+    claims = {
+        "sub": user,
+        "iss": LOCAL_ISSUER,
+        "aud": LOCAL_AUDIENCE,
+        "iat": now,
+        "exp": now + ttl,
+        "groups": groups or [],
+        "topics": topics or [],
+    }
     claims.update(extra_claims)
     return jwt.encode(claims, secret, algorithm="HS256")
 

@@ -20,9 +20,10 @@ locals {
         r.kinds != null ? r.kinds
         : try(r.when.becomes, null) != null ? ["INSERT", "MODIFY"] : ["INSERT", "MODIFY", "REMOVE"]
       )
-      when     = r.when
-      audience = r.audience
-      data     = r.data
+      when              = r.when
+      audience          = r.audience
+      list_placeholders = r.list_placeholders
+      data              = r.data
     }]
   }
 
@@ -113,7 +114,8 @@ locals {
           resources = [aws_sqs_queue.events.arn]
         },
         {
-          # The mapping sends the pointers of records it gave up on, with the function's role.
+          # The mapping sends the pointers of records it gave up on, with the function's role; the function
+          # itself sends those it refuses (too many topics), with their reason.
           sid       = "SendToFailureQueue"
           actions   = ["sqs:SendMessage"]
           resources = [aws_sqs_queue.dead_letter["db-changes-failures"].arn]

@@ -15,11 +15,16 @@ resource "aws_apigatewayv2_api" "http" {
   description   = "Events over HTTPS (${var.name})"
   protocol_type = "HTTP"
 
-  cors_configuration {
-    allow_origins = var.cors_allow_origins
-    allow_headers = ["authorization", "content-type"]
-    allow_methods = ["GET", "OPTIONS"]
-    max_age       = 3600
+  # No origins, no CORS configuration: browsers on other origins are refused (the default).
+  dynamic "cors_configuration" {
+    for_each = length(var.cors_allow_origins) > 0 ? [var.cors_allow_origins] : []
+
+    content {
+      allow_origins = cors_configuration.value
+      allow_headers = ["authorization", "content-type"]
+      allow_methods = ["GET", "OPTIONS"]
+      max_age       = 3600
+    }
   }
 
   tags = merge(var.tags, { Name = "${var.name}-http" })

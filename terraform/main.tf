@@ -78,10 +78,6 @@ locals {
         description = "WebSocket ping route (two-way): notes the connection is alive and answers pong"
         handler     = "realtime.handlers.ws_ping.handler"
       }
-      "ws-default" = {
-        description = "WebSocket $default route (two-way): answers unknown frames with an error frame"
-        handler     = "realtime.handlers.ws_default.handler"
-      }
       "process-events" = {
         description = "Events queue consumer: validates, stores and fans out events to live connections"
         handler     = "realtime.handlers.process_events.handler"
@@ -132,6 +128,7 @@ locals {
       TOKEN_JWKS_URL             = var.token.jwks_url
       TOKEN_ISSUER               = var.token.issuer
       TOKEN_AUDIENCE             = var.token.audience
+      TOKEN_MAX_LIFETIME_SECONDS = tostring(var.token.max_lifetime_seconds)
       PRESENCE_TABLE             = local.presence.table
       EVENTS_QUEUE_URL           = local.presence.events_queue_url
       GROUP_PRESENCE_ENABLED     = local.presence.group_enabled
@@ -146,7 +143,6 @@ locals {
       CONNECTIONS_TABLE = aws_dynamodb_table.this["connections"].name
       PRESENCE_TABLE    = local.presence.table
     }
-    "ws-default" = {}
     "process-events" = {
       CONNECTIONS_TABLE       = aws_dynamodb_table.this["connections"].name
       EVENTS_TABLE            = aws_dynamodb_table.this["events"].name
@@ -169,6 +165,7 @@ locals {
       TOKEN_JWKS_URL             = var.token.jwks_url
       TOKEN_ISSUER               = var.token.issuer
       TOKEN_AUDIENCE             = var.token.audience
+      TOKEN_MAX_LIFETIME_SECONDS = tostring(var.token.max_lifetime_seconds)
       PRESENCE_TABLE             = local.presence.table
       MAX_PRESENCE_USERS         = local.presence.max_users
     }
@@ -188,8 +185,10 @@ locals {
       GROUP_PRESENCE_ENABLED    = local.presence.group_enabled
     }
     "db-changes" = {
-      EVENTS_QUEUE_URL  = aws_sqs_queue.events.url
-      DB_CHANGE_SOURCES = local.db_changes_sources_json
+      EVENTS_QUEUE_URL      = aws_sqs_queue.events.url
+      DB_CHANGE_SOURCES     = local.db_changes_sources_json
+      FAILURES_QUEUE_URL    = try(aws_sqs_queue.dead_letter["db-changes-failures"].url, null)
+      MAX_TOPICS_PER_RECORD = tostring(var.db_changes_max_topics_per_record)
     }
   }
 
@@ -219,7 +218,6 @@ locals {
     "ws-connect"    = concat([local.connections_table_statement["ws-connect"]], local.token_statements)
     "ws-disconnect" = [local.connections_table_statement["ws-disconnect"]]
     "ws-ping"       = [local.connections_table_statement["ws-ping"]]
-    "ws-default"    = []
     "process-events" = concat(
       [
         {

@@ -61,7 +61,7 @@ output "dlq_arn" {
 }
 
 output "publisher_policy_json" {
-  description = "IAM policy document (JSON) that lets a producer publish events: sqs:SendMessage on the events queue, plus the KMS data-key permissions when kms_key_arn is set. Attach it to your application's role."
+  description = "IAM policy document (JSON) that lets a producer publish events: sqs:SendMessage on the events queue, plus, when kms_key_arn is set, the KMS data-key permissions SQS needs, usable only through SQS (kms:ViaService). Attach it to your application's role (and list that role in events_queue_publisher_arns to restrict the queue to it)."
   value = try(jsonencode({
     Version = "2012-10-17"
     Statement = concat(
@@ -72,10 +72,11 @@ output "publisher_policy_json" {
         Resource = [aws_sqs_queue.events.arn]
       }],
       var.kms_key_arn == null ? [] : [{
-        Sid      = "EncryptEvents"
-        Effect   = "Allow"
-        Action   = ["kms:GenerateDataKey", "kms:Decrypt"]
-        Resource = [var.kms_key_arn]
+        Sid       = "EncryptEvents"
+        Effect    = "Allow"
+        Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
+        Resource  = [var.kms_key_arn]
+        Condition = { StringEquals = { "kms:ViaService" = "sqs.${local.region}.${local.dns_suffix}" } }
       }],
     )
   }), null)
@@ -100,7 +101,7 @@ output "events_table_name" {
 ################################################################################
 
 output "function_names" {
-  description = "Function names by key (ws-connect, ws-disconnect, ws-ping, ws-default, process-events, events-api, maintenance; presence-checks with presence, db-changes with db_changes_sources)."
+  description = "Function names by key (ws-connect, ws-disconnect, ws-ping, process-events, events-api, maintenance; presence-checks with presence, db-changes with db_changes_sources)."
   value       = try({ for k, f in aws_lambda_function.this : k => f.function_name }, {})
 }
 
@@ -178,7 +179,7 @@ output "maintenance_schedule_arn" {
 ################################################################################
 
 output "db_changes_failures_queue_url" {
-  description = "URL of the db-changes on-failure queue: pointers (shard, sequence numbers) to the stream records the mappings gave up on. Null without db_changes_sources."
+  description = "URL of the db-changes on-failure queue: pointers (shard, sequence numbers) to the stream records the mappings gave up on, and to those the rules refused (errorCode and errorReason attributes). Null without db_changes_sources."
   value       = try(aws_sqs_queue.dead_letter["db-changes-failures"].url, null)
 }
 

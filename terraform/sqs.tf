@@ -44,7 +44,7 @@ locals {
       # The stream mappings' on-failure destination (db_changes.tf).
       "db-changes-failures" = {
         alarm   = "db-changes-failures"
-        meaning = "Application-table changes could not be turned into events after every retry; the messages point to their stream records, which are kept for 24 h."
+        meaning = "Application-table changes that gave no event: refused by the rules (too many topics; errorCode and errorReason attributes) or failed after every retry. The messages point to their stream records, which are kept for 24 h."
       }
     } : {},
   )
@@ -85,7 +85,8 @@ resource "aws_sqs_queue_redrive_allow_policy" "this" {
 }
 
 ################################################################################
-# Queue policies: refuse any access that is not over TLS, on every queue
+# Queue policies: refuse any access that is not over TLS, on every queue; on the
+# events queue, with events_queue_publisher_arns, refuse SendMessage to anyone else
 ################################################################################
 
 locals {
@@ -97,19 +98,36 @@ locals {
   )
 }
 
+locals {
+  # Who may send to the events queue besides the listed publishers: the module's own functions
+  # (presence events, table changes; each role's own policy still says which queue it may use).
+  events_queue_senders = concat(var.events_queue_publisher_arns, sort(distinct([for r in aws_iam_role.lambda : r.arn])))
+}
+
 resource "aws_sqs_queue_policy" "this" {
   for_each = local.queues
 
   queue_url = each.value.id
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [{
-      Sid       = "DenyInsecureTransport"
-      Effect    = "Deny"
-      Principal = "*"
-      Action    = "sqs:*"
-      Resource  = each.value.arn
-      Condition = { Bool = { "aws:SecureTransport" = "false" } }
-    }]
+    Statement = concat(
+      [{
+        Sid       = "DenyInsecureTransport"
+        Effect    = "Deny"
+        Principal = "*"
+        Action    = "sqs:*"
+        Resource  = each.value.arn
+        Condition = { Bool = { "aws:SecureTransport" = "false" } }
+      }],
+      each.key == "events" && length(var.events_queue_publisher_arns) > 0 ? [{
+        # Any principal of the account with sqs:SendMessage on "*" could otherwise publish to `all`.
+        Sid       = "OnlyListedPublishers"
+        Effect    = "Deny"
+        Principal = "*"
+        Action    = "sqs:SendMessage"
+        Resource  = each.value.arn
+        Condition = { ArnNotLike = { "aws:PrincipalArn" = local.events_queue_senders } }
+      }] : [],
+    )
   })
 }

@@ -38,18 +38,23 @@ variable "token" {
     How clients' JWTs are verified (WebSocket `token` query parameter, HTTP `Authorization: Bearer`).
     - mode "hs256" (default): a shared secret read at runtime from exactly one of
       `secret_ssm_parameter_name` (SSM SecureString name) or `secret_arn` (Secrets Manager ARN).
-    - mode "jwks": asymmetric keys from `jwks_url` (https), with `issuer` and `audience` checks.
-    `issuer` / `audience` are also checked in hs256 mode when set. `kms_key_arn` is the customer
-    managed key encrypting the secret, if any (AWS managed keys need no grant).
+      Its current and previous versions are both accepted, so rotating it refuses no valid token
+      (README: "Rotating the token secret").
+    - mode "jwks": asymmetric keys from `jwks_url` (https).
+    `issuer` and `audience` are required and checked in both modes (`iss` and `aud` must match), so a
+    token issued for another service, even one signed with the same secret, is refused.
+    `max_lifetime_seconds` (default 86400) refuses tokens valid for longer (from `iat`, else from now).
+    `kms_key_arn` is the customer managed key encrypting the secret, if any (AWS managed keys need no grant).
     The module never creates, reads or outputs the secret itself; ws-connect and events-api get read access to it.
   EOT
   type = object({
     mode                      = optional(string, "hs256")
+    issuer                    = optional(string)
+    audience                  = optional(string)
+    max_lifetime_seconds      = optional(number, 86400)
     secret_ssm_parameter_name = optional(string)
     secret_arn                = optional(string)
     jwks_url                  = optional(string)
-    issuer                    = optional(string)
-    audience                  = optional(string)
     kms_key_arn               = optional(string)
   })
 
@@ -64,8 +69,18 @@ variable "token" {
   }
 
   validation {
-    condition     = var.token.mode != "jwks" || (var.token.jwks_url != null && var.token.issuer != null && var.token.audience != null)
-    error_message = "In jwks mode, token.jwks_url, token.issuer and token.audience are all required."
+    condition     = var.token.issuer != null && var.token.audience != null && trimspace(coalesce(var.token.issuer, " ")) != "" && trimspace(coalesce(var.token.audience, " ")) != ""
+    error_message = "The token.issuer and token.audience are required in both modes (the iss and aud your tokens carry): without them, a token issued for another service would be accepted."
+  }
+
+  validation {
+    condition     = var.token.max_lifetime_seconds != null && try(var.token.max_lifetime_seconds >= 60 && var.token.max_lifetime_seconds <= 2592000 && floor(var.token.max_lifetime_seconds) == var.token.max_lifetime_seconds, false)
+    error_message = "The token.max_lifetime_seconds must be a whole number of seconds between 60 and 2592000 (30 days)."
+  }
+
+  validation {
+    condition     = var.token.mode != "jwks" || var.token.jwks_url != null
+    error_message = "In jwks mode, token.jwks_url is required."
   }
 
   validation {
@@ -213,6 +228,17 @@ variable "events_queue_max_receive_count" {
   validation {
     condition     = var.events_queue_max_receive_count >= 1 && var.events_queue_max_receive_count <= 1000
     error_message = "The events_queue_max_receive_count must be between 1 and 1000."
+  }
+}
+
+variable "events_queue_publisher_arns" {
+  description = "IAM principals (role or user ARNs, wildcards allowed as in ArnLike, e.g. arn:aws:iam::123456789012:role/api-*) that may send to the events queue. Empty (default): any principal whose own IAM policy allows it, e.g. through publisher_policy_json. Set, the queue policy refuses sqs:SendMessage to every other principal (the module's functions stay allowed), however broad its IAM policy."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.events_queue_publisher_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/.+$", a))])
+    error_message = "Each events_queue_publisher_arns entry must be an IAM role or user ARN (arn:aws:iam::<account>:role/<name>); not: ${join(", ", [for a in var.events_queue_publisher_arns : a if !can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/.+$", a))])}."
   }
 }
 
@@ -456,6 +482,30 @@ variable "websocket_throttling_rate_limit" {
   }
 }
 
+variable "websocket_route_throttling" {
+  description = "Throttling of single routes, below the stage's: route key ($connect, ping or $default) => { burst_limit, rate_limit }. API Gateway cannot throttle one socket, so the routes any open socket may call at will get budgets of their own: a flood of frames is refused there (429 to the sender) before it spends what new connections, and the account's other APIs, need. Each client pings every 30 s by default: raise ping's rate with the number of clients (500/s serves 15,000). $default (unknown actions) costs no Lambda call but still counts against the account's API Gateway quota."
+  type = map(object({
+    burst_limit = number
+    rate_limit  = number
+  }))
+  default = {
+    "ping"     = { burst_limit = 250, rate_limit = 500 }
+    "$default" = { burst_limit = 50, rate_limit = 25 }
+  }
+
+  validation {
+    condition     = length(setsubtract(keys(var.websocket_route_throttling), ["$connect", "ping", "$default"])) == 0
+    error_message = "The websocket_route_throttling keys must be routes of the WebSocket API: $connect, ping or $default; not: ${join(", ", setsubtract(keys(var.websocket_route_throttling), ["$connect", "ping", "$default"]))}."
+  }
+
+  validation {
+    condition = alltrue([for k, t in var.websocket_route_throttling :
+      t.burst_limit >= 0 && t.burst_limit <= var.websocket_throttling_burst_limit && t.rate_limit >= 0 && t.rate_limit <= var.websocket_throttling_rate_limit
+    ])
+    error_message = "Each websocket_route_throttling limit must be between 0 and the stage's (websocket_throttling_burst_limit, websocket_throttling_rate_limit)."
+  }
+}
+
 variable "create_api_gateway_cloudwatch_role" {
   description = "Create the account-level API Gateway CloudWatch Logs role (aws_api_gateway_account; one per account and region) that WebSocket stage access logging requires. Leave false if the account already has one."
   type        = bool
@@ -467,13 +517,13 @@ variable "create_api_gateway_cloudwatch_role" {
 ################################################################################
 
 variable "cors_allow_origins" {
-  description = "Origins allowed to call the HTTP API from a browser (CORS)."
+  description = "Origins of the web application allowed to call the HTTP API from a browser (CORS), e.g. [\"https://app.example.com\"]. Empty (default): no cross-origin access, so a browser client's HTTP fallback only works once its origin is listed. \"*\" is refused: list the application's origins."
   type        = list(string)
-  default     = ["*"]
+  default     = []
 
   validation {
-    condition     = length(var.cors_allow_origins) > 0 && alltrue([for o in var.cors_allow_origins : o == "*" || can(regex("^https?://[^/]+$", o))])
-    error_message = "The cors_allow_origins must be \"*\" or origins such as https://app.example.com (scheme and host, no path)."
+    condition     = alltrue([for o in var.cors_allow_origins : can(regex("^https?://[^/*]+$", o))])
+    error_message = "Each cors_allow_origins entry must be an origin such as https://app.example.com (scheme, host and optional port; no path and no \"*\": list the application's origins); not: ${join(", ", [for o in var.cors_allow_origins : jsonencode(o) if !can(regex("^https?://[^/*]+$", o))])}."
   }
 }
 
@@ -615,11 +665,12 @@ variable "db_changes_sources" {
     source, part of every event id), `event_type`, `kinds` (INSERT/MODIFY/REMOVE; default all, or INSERT and MODIFY
     with `when.becomes`), `when` (null: any change; `{ attribute = "status" }`: that attribute's value changes;
     `{ attribute = "online", becomes = { BOOL = true } }`: it becomes that value, one of S, N, BOOL), `audience`
-    (topic templates over top-level attributes, e.g. "presence:{doctorId}"; a list or set attribute gives a topic
-    per element) and `data` (attributes copied into the event; none by default). Lambda event filters are generated
+    (topic templates over top-level attributes, e.g. "presence:{doctorId}"), `list_placeholders` (the audience
+    attributes that may hold a list or set, each element giving a topic, e.g. ["clinicIds"]; a list anywhere else
+    skips the rule) and `data` (attributes copied into the event; none by default). Lambda event filters are generated
     from the rules. The table's stream view type is checked against what the rules read (NEW_AND_OLD_IMAGES when a
     `when` rule reacts to MODIFY). The rules travel in the function's environment, so their JSON is limited to
-    about 3.3 KB. See docs/internals.md.
+    about 3.2 KB. See docs/internals.md.
   EOT
   type = list(object({
     name       = string
@@ -636,8 +687,9 @@ variable "db_changes_sources" {
           BOOL = optional(bool)
         }))
       }))
-      audience = list(string)
-      data     = optional(list(string), [])
+      audience          = list(string)
+      list_placeholders = optional(list(string), [])
+      data              = optional(list(string), [])
     }))
     table_kms_key_arn                  = optional(string)
     starting_position                  = optional(string, "LATEST")
@@ -703,13 +755,20 @@ variable "db_changes_sources" {
   }
 
   validation {
+    condition = alltrue(flatten([for s in var.db_changes_sources : [for r in s.rules :
+      length(distinct(r.list_placeholders)) == length(r.list_placeholders) && alltrue([for a in r.list_placeholders : strcontains(join(" ", r.audience), "{${a}}")])
+    ]]))
+    error_message = "A db_changes rule's list_placeholders must name distinct attributes that its audience templates use as {placeholders}; not: ${join(", ", flatten([for s in var.db_changes_sources : [for r in s.rules : "${s.name}/${r.name} ${jsonencode(r.list_placeholders)}" if !(length(distinct(r.list_placeholders)) == length(r.list_placeholders) && alltrue([for a in r.list_placeholders : strcontains(join(" ", r.audience), "{${a}}")]))]]))}."
+  }
+
+  validation {
     condition     = alltrue(flatten([for s in var.db_changes_sources : [for r in s.rules : length(r.data) <= 100 && length(distinct(r.data)) == length(r.data) && alltrue([for a in r.data : can(regex("^[A-Za-z0-9_.-]{1,255}$", a))])]]))
     error_message = "A db_changes rule's data must list at most 100 distinct top-level attribute names [A-Za-z0-9_.-]; not: ${join(", ", flatten([for s in var.db_changes_sources : [for r in s.rules : "${s.name}/${r.name} ${jsonencode(r.data)}" if !(length(r.data) <= 100 && length(distinct(r.data)) == length(r.data) && alltrue([for a in r.data : can(regex("^[A-Za-z0-9_.-]{1,255}$", a))]))]]))}."
   }
 
   validation {
-    condition     = length(jsonencode(var.db_changes_sources[*].rules)) + 160 * length(var.db_changes_sources) <= 3500
-    error_message = "The db_changes rules serialize to ${length(jsonencode(var.db_changes_sources[*].rules))} bytes of JSON, plus about 160 per source for its name and stream ARN; at most 3500 in all fit in the db-changes function's environment (Lambda allows 4 KB for all its variables). Shorten names and templates, or project fewer attributes."
+    condition     = length(jsonencode(var.db_changes_sources[*].rules)) + 160 * length(var.db_changes_sources) <= 3400
+    error_message = "The db_changes rules serialize to ${length(jsonencode(var.db_changes_sources[*].rules))} bytes of JSON, plus about 160 per source for its name and stream ARN; at most 3400 in all fit in the db-changes function's environment (Lambda allows 4 KB for all its variables). Shorten names and templates, or project fewer attributes."
   }
 
   validation {
@@ -733,6 +792,17 @@ variable "db_changes_sources" {
   validation {
     condition     = alltrue([for s in var.db_changes_sources : s.table_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", s.table_kms_key_arn))])
     error_message = "Each db_changes_sources[*].table_kms_key_arn must be null or a KMS key ARN."
+  }
+}
+
+variable "db_changes_max_topics_per_record" {
+  description = "Most topics the db_changes rules may give for one stream record, all rules together (list placeholders multiply). A record over it gives no event: a pointer to it goes to the db-changes failures queue with errorCode too_many_topics and the reason, and the rest of the batch carries on."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.db_changes_max_topics_per_record >= 1 && var.db_changes_max_topics_per_record <= 1000 && floor(var.db_changes_max_topics_per_record) == var.db_changes_max_topics_per_record
+    error_message = "The db_changes_max_topics_per_record must be a whole number between 1 and 1000."
   }
 }
 

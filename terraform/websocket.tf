@@ -1,13 +1,24 @@
 locals {
-  # Route key => function, and whether the route answers the client (two-way).
-  websocket_routes = {
+  # Route key => the function behind it, and whether the route answers the client (two-way).
+  # $default has no function: the gateway answers it itself (see "Unknown actions" below).
+  websocket_function_routes = {
     "$connect"    = { function = "ws-connect", two_way = false }
     "$disconnect" = { function = "ws-disconnect", two_way = false }
     "ping"        = { function = "ws-ping", two_way = true }
-    "$default"    = { function = "ws-default", two_way = true }
   }
+  websocket_routes = merge(
+    { for k, r in local.websocket_function_routes : k => { two_way = r.two_way, integration_id = aws_apigatewayv2_integration.websocket[k].id } },
+    { "$default" = { two_way = true, integration_id = aws_apigatewayv2_integration.unknown_action.id } },
+  )
 
   websocket_two_way_routes = { for k, v in local.websocket_routes : k => v if v.two_way }
+
+  # What every frame without a known action gets back: the error frame docs/design.md promises.
+  # A mapping template (VTL): no `$` or `#` may appear in it.
+  unknown_action_frame = jsonencode({
+    type  = "error"
+    error = { code = "unknown_action", message = "frames are JSON objects with an action; supported actions: ping" }
+  })
 }
 
 ################################################################################
@@ -24,11 +35,11 @@ resource "aws_apigatewayv2_api" "websocket" {
 }
 
 ################################################################################
-# Routes: one function per route
+# Routes: one function per route, and the gateway's own answer on $default
 ################################################################################
 
 resource "aws_apigatewayv2_integration" "websocket" {
-  for_each = local.websocket_routes
+  for_each = local.websocket_function_routes
 
   api_id             = aws_apigatewayv2_api.websocket.id
   description        = "${each.key} -> ${local.function_names[each.value.function]}"
@@ -44,7 +55,7 @@ resource "aws_apigatewayv2_route" "websocket" {
 
   api_id    = aws_apigatewayv2_api.websocket.id
   route_key = each.key
-  target    = "integrations/${aws_apigatewayv2_integration.websocket[each.key].id}"
+  target    = "integrations/${each.value.integration_id}"
 
   authorization_type = "NONE"
 
@@ -60,8 +71,25 @@ resource "aws_apigatewayv2_route_response" "websocket" {
   route_response_key = "$default"
 }
 
+# Unknown actions (and frames that are not JSON) cost no Lambda call: a mock integration answers them.
+resource "aws_apigatewayv2_integration" "unknown_action" {
+  api_id                        = aws_apigatewayv2_api.websocket.id
+  description                   = "$default -> the unknown_action error frame (no function)"
+  integration_type              = "MOCK"
+  request_templates             = { "$default" = jsonencode({ statusCode = 200 }) }
+  template_selection_expression = "\\$default"
+}
+
+resource "aws_apigatewayv2_integration_response" "unknown_action" {
+  api_id                        = aws_apigatewayv2_api.websocket.id
+  integration_id                = aws_apigatewayv2_integration.unknown_action.id
+  integration_response_key      = "$default"
+  response_templates            = { "$default" = local.unknown_action_frame }
+  template_selection_expression = "\\$default"
+}
+
 resource "aws_lambda_permission" "websocket" {
-  for_each = local.websocket_routes
+  for_each = local.websocket_function_routes
 
   statement_id  = "AllowWebSocketRoute-${trimprefix(each.key, "$")}"
   action        = "lambda:InvokeFunction"
@@ -83,6 +111,7 @@ resource "aws_apigatewayv2_deployment" "websocket" {
       routes       = { for k, r in aws_apigatewayv2_route.websocket : k => [r.id, r.target, r.route_response_selection_expression] }
       integrations = { for k, i in aws_apigatewayv2_integration.websocket : k => [i.id, i.integration_uri] }
       responses    = { for k, r in aws_apigatewayv2_route_response.websocket : k => [r.id, r.route_response_key] }
+      unknown      = [aws_apigatewayv2_integration.unknown_action.id, aws_apigatewayv2_integration_response.unknown_action.response_templates]
     }))
   }
 
@@ -112,6 +141,18 @@ resource "aws_apigatewayv2_stage" "websocket" {
   default_route_settings {
     throttling_burst_limit = var.websocket_throttling_burst_limit
     throttling_rate_limit  = var.websocket_throttling_rate_limit
+  }
+
+  # Tighter limits on the routes any open socket can call at will, so a flood of frames spends
+  # its route's budget, not what new connections and the account's other APIs need.
+  dynamic "route_settings" {
+    for_each = var.websocket_route_throttling
+
+    content {
+      route_key              = route_settings.key
+      throttling_burst_limit = route_settings.value.burst_limit
+      throttling_rate_limit  = route_settings.value.rate_limit
+    }
   }
 
   access_log_settings {

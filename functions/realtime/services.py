@@ -160,10 +160,15 @@ def db_changes() -> ChangePublisher:
     from realtime.db_changes.publish import ChangePublisher, EventsQueueSender
     from realtime.db_changes.rules import ChangeSources
     from realtime.db_changes.translate import ChangeTranslator
+    from realtime.events.dlq import DeadLetterQueue
 
     settings = load(DbChangesSettings)
-    translator = ChangeTranslator(ChangeSources.from_json(settings.sources))
-    return ChangePublisher(translator, EventsQueueSender(aws.sqs(), settings.events_queue_url))
+    translator = ChangeTranslator(ChangeSources.from_json(settings.sources), settings.max_topics_per_record)
+    return ChangePublisher(
+        translator,
+        EventsQueueSender(aws.sqs(), settings.events_queue_url),
+        DeadLetterQueue(aws.sqs(), settings.failures_queue_url),
+    )
 
 
 # --- shared pieces -------------------------------------------------------------------------------

@@ -25,19 +25,21 @@ variables {
     stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
     rules = [
       {
-        name       = "doctor-online"
-        event_type = "doctor.online"
-        when       = { attribute = "online", becomes = { BOOL = true } }
-        audience   = ["presence:{doctorId}", "group:{clinicIds}"]
-        data       = ["doctorId", "name", "specialty"]
+        name              = "doctor-online"
+        event_type        = "doctor.online"
+        when              = { attribute = "online", becomes = { BOOL = true } }
+        audience          = ["presence:{doctorId}", "group:{clinicIds}"]
+        list_placeholders = ["clinicIds"]
+        data              = ["doctorId", "name", "specialty"]
       },
       {
-        name       = "doctor-offline"
-        event_type = "doctor.offline"
-        kinds      = ["MODIFY"]
-        when       = { attribute = "online", becomes = { BOOL = false } }
-        audience   = ["presence:{doctorId}", "group:{clinicIds}"]
-        data       = ["doctorId", "name"]
+        name              = "doctor-offline"
+        event_type        = "doctor.offline"
+        kinds             = ["MODIFY"]
+        when              = { attribute = "online", becomes = { BOOL = false } }
+        audience          = ["presence:{doctorId}", "group:{clinicIds}"]
+        list_placeholders = ["clinicIds"]
+        data              = ["doctorId", "name"]
       },
       {
         name       = "patient-assigned"
@@ -73,10 +75,12 @@ run "a_source_adds_the_db_changes_function" {
 
   assert {
     condition = (
-      keys(aws_lambda_function.this["db-changes"].environment[0].variables) == tolist(["DB_CHANGE_SOURCES", "EVENTS_QUEUE_URL", "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_TRACE_DISABLED"]) &&
-      aws_lambda_function.this["db-changes"].environment[0].variables["EVENTS_QUEUE_URL"] == aws_sqs_queue.events.url
+      keys(aws_lambda_function.this["db-changes"].environment[0].variables) == tolist(["DB_CHANGE_SOURCES", "EVENTS_QUEUE_URL", "FAILURES_QUEUE_URL", "MAX_TOPICS_PER_RECORD", "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_TRACE_DISABLED"]) &&
+      aws_lambda_function.this["db-changes"].environment[0].variables["EVENTS_QUEUE_URL"] == aws_sqs_queue.events.url &&
+      aws_lambda_function.this["db-changes"].environment[0].variables["FAILURES_QUEUE_URL"] == aws_sqs_queue.dead_letter["db-changes-failures"].url &&
+      aws_lambda_function.this["db-changes"].environment[0].variables["MAX_TOPICS_PER_RECORD"] == "100"
     )
-    error_message = "db-changes gets exactly its rules and the events queue it publishes to (besides the Powertools variables)."
+    error_message = "db-changes gets exactly its rules, the events queue it publishes to, the failures queue for the records it refuses and the per-record topic cap (default 100), besides the Powertools variables."
   }
 
   assert {
@@ -85,36 +89,40 @@ run "a_source_adds_the_db_changes_function" {
       stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
       rules = [
         {
-          name       = "doctor-online"
-          event_type = "doctor.online"
-          kinds      = ["INSERT", "MODIFY"]
-          when       = { attribute = "online", becomes = { S = null, N = null, BOOL = true } }
-          audience   = ["presence:{doctorId}", "group:{clinicIds}"]
-          data       = ["doctorId", "name", "specialty"]
+          name              = "doctor-online"
+          event_type        = "doctor.online"
+          kinds             = ["INSERT", "MODIFY"]
+          when              = { attribute = "online", becomes = { S = null, N = null, BOOL = true } }
+          audience          = ["presence:{doctorId}", "group:{clinicIds}"]
+          list_placeholders = ["clinicIds"]
+          data              = ["doctorId", "name", "specialty"]
         },
         {
-          name       = "doctor-offline"
-          event_type = "doctor.offline"
-          kinds      = ["MODIFY"]
-          when       = { attribute = "online", becomes = { S = null, N = null, BOOL = false } }
-          audience   = ["presence:{doctorId}", "group:{clinicIds}"]
-          data       = ["doctorId", "name"]
+          name              = "doctor-offline"
+          event_type        = "doctor.offline"
+          kinds             = ["MODIFY"]
+          when              = { attribute = "online", becomes = { S = null, N = null, BOOL = false } }
+          audience          = ["presence:{doctorId}", "group:{clinicIds}"]
+          list_placeholders = ["clinicIds"]
+          data              = ["doctorId", "name"]
         },
         {
-          name       = "patient-assigned"
-          event_type = "care.doctor_assigned"
-          kinds      = ["INSERT"]
-          when       = { attribute = "patientId", becomes = null }
-          audience   = ["user:{patientId}"]
-          data       = ["doctorId", "doctorName", "patientId"]
+          name              = "patient-assigned"
+          event_type        = "care.doctor_assigned"
+          kinds             = ["INSERT"]
+          when              = { attribute = "patientId", becomes = null }
+          audience          = ["user:{patientId}"]
+          list_placeholders = []
+          data              = ["doctorId", "doctorName", "patientId"]
         },
         {
-          name       = "patient-unassigned"
-          event_type = "care.doctor_unassigned"
-          kinds      = ["REMOVE"]
-          when       = { attribute = "patientId", becomes = null }
-          audience   = ["user:{patientId}"]
-          data       = ["doctorId", "patientId"]
+          name              = "patient-unassigned"
+          event_type        = "care.doctor_unassigned"
+          kinds             = ["REMOVE"]
+          when              = { attribute = "patientId", becomes = null }
+          audience          = ["user:{patientId}"]
+          list_placeholders = []
+          data              = ["doctorId", "patientId"]
         },
       ]
     }]
@@ -548,3 +556,18 @@ run "rules_must_fit_the_lambda_environment" {
 
   expect_failures = [var.db_changes_sources]
 }
+
+
+run "the_topic_cap_is_an_input" {
+  command = plan
+
+  variables {
+    db_changes_max_topics_per_record = 500
+  }
+
+  assert {
+    condition     = aws_lambda_function.this["db-changes"].environment[0].variables["MAX_TOPICS_PER_RECORD"] == "500"
+    error_message = "db_changes_max_topics_per_record must reach the function as MAX_TOPICS_PER_RECORD."
+  }
+}
+

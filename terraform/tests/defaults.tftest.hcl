@@ -51,6 +51,11 @@ run "events_queue_redrives_to_the_dlq" {
     ])
     error_message = "Both queue policies must deny access without TLS."
   }
+
+  assert {
+    condition     = length(jsondecode(aws_sqs_queue_policy.this["events"].policy).Statement) == 1
+    error_message = "Without events_queue_publisher_arns, the events queue policy restricts no publisher (IAM decides)."
+  }
 }
 
 run "max_receive_count_is_configurable" {
@@ -154,12 +159,12 @@ run "tables_expire_items_on_expiresAt" {
 # Functions
 ################################################################################
 
-run "eight_functions_with_their_own_log_groups" {
+run "seven_functions_with_their_own_log_groups" {
   command = apply
 
   assert {
-    condition     = keys(aws_lambda_function.this) == ["events-api", "maintenance", "presence-checks", "process-events", "ws-connect", "ws-default", "ws-disconnect", "ws-ping"]
-    error_message = "The module must create exactly the eight functions of docs/internals.md."
+    condition     = keys(aws_lambda_function.this) == ["events-api", "maintenance", "presence-checks", "process-events", "ws-connect", "ws-disconnect", "ws-ping"]
+    error_message = "The module must create exactly the seven functions of docs/internals.md."
   }
 
   assert {
@@ -232,13 +237,6 @@ run "policies_are_least_privilege" {
   }
 
   assert {
-    condition = alltrue(flatten([for s in jsondecode(aws_iam_role_policy.lambda["ws-default"].policy).Statement :
-      [for a in s.Action : startswith(a, "logs:")]
-    ]))
-    error_message = "ws-default may only write its own logs: no data permissions."
-  }
-
-  assert {
     condition = alltrue([for k, p in aws_iam_role_policy.lambda :
       contains(jsondecode(p.policy).Statement[0].Resource, "${aws_cloudwatch_log_group.lambda[k].arn}:*")
     ])
@@ -286,8 +284,13 @@ run "websocket_routes_one_function_each" {
   }
 
   assert {
-    condition     = alltrue([for i in aws_apigatewayv2_integration.websocket : i.integration_type == "AWS_PROXY"])
-    error_message = "Every route is a Lambda proxy integration."
+    condition = (
+      toset(keys(aws_apigatewayv2_integration.websocket)) == toset(["$connect", "$disconnect", "ping"]) &&
+      alltrue([for k, i in aws_apigatewayv2_integration.websocket :
+        i.integration_type == "AWS_PROXY" && aws_apigatewayv2_route.websocket[k].target == "integrations/${i.id}"
+      ])
+    )
+    error_message = "$connect, $disconnect and ping are each a Lambda proxy integration of their own."
   }
 
   assert {
@@ -322,6 +325,67 @@ run "ping_and_default_are_two_way" {
     error_message = "Only the two-way routes select a route response."
   }
 }
+
+run "unknown_actions_cost_no_lambda_call" {
+  command = apply
+
+  assert {
+    condition = (
+      aws_apigatewayv2_route.websocket["$default"].target == "integrations/${aws_apigatewayv2_integration.unknown_action.id}" &&
+      aws_apigatewayv2_integration.unknown_action.integration_type == "MOCK" &&
+      aws_apigatewayv2_integration.unknown_action.request_templates["$default"] == "{\"statusCode\":200}" &&
+      aws_apigatewayv2_integration.unknown_action.template_selection_expression == "\\$default"
+    )
+    error_message = "$default must be answered by a mock integration (status 200), not a function."
+  }
+
+  assert {
+    condition = (
+      aws_apigatewayv2_integration_response.unknown_action.integration_response_key == "$default" &&
+      jsondecode(aws_apigatewayv2_integration_response.unknown_action.response_templates["$default"]) == {
+        type  = "error"
+        error = { code = "unknown_action", message = "frames are JSON objects with an action; supported actions: ping" }
+      } &&
+      !strcontains(aws_apigatewayv2_integration_response.unknown_action.response_templates["$default"], "$") &&
+      !strcontains(aws_apigatewayv2_integration_response.unknown_action.response_templates["$default"], "#")
+    )
+    error_message = "The mock answers the unknown_action error frame, as a template with nothing for VTL to expand."
+  }
+
+  assert {
+    condition     = !contains(keys(aws_lambda_function.this), "ws-default") && !contains(keys(aws_lambda_permission.websocket), "$default")
+    error_message = "No function (and no invoke permission) stands behind $default."
+  }
+}
+
+run "the_routes_any_socket_may_call_are_throttled_below_the_stage" {
+  command = apply
+
+  assert {
+    condition = {
+      for r in aws_apigatewayv2_stage.websocket.route_settings : r.route_key => [r.throttling_burst_limit, r.throttling_rate_limit]
+      } == {
+      "ping"     = [250, 500]
+      "$default" = [50, 25]
+    }
+    error_message = "ping and $default must each have a throttle of their own (defaults 250/500 and 50/25), below the stage's 500/1000."
+  }
+}
+
+run "route_throttling_is_an_input" {
+  command = plan
+
+  variables {
+    websocket_route_throttling = { "$connect" = { burst_limit = 100, rate_limit = 50 } }
+  }
+
+  assert {
+    condition     = [for r in aws_apigatewayv2_stage.websocket.route_settings : [r.route_key, r.throttling_burst_limit, r.throttling_rate_limit]] == [["$connect", 100, 50]]
+    error_message = "websocket_route_throttling must set the listed routes' throttles, and only theirs."
+  }
+}
+
+
 
 run "both_stages_are_throttled_and_logged" {
   command = apply
@@ -370,12 +434,8 @@ run "http_api_serves_get_events" {
   }
 
   assert {
-    condition = (
-      aws_apigatewayv2_api.http.cors_configuration[0].allow_origins == toset(["*"]) &&
-      aws_apigatewayv2_api.http.cors_configuration[0].allow_methods == toset(["GET", "OPTIONS"]) &&
-      aws_apigatewayv2_api.http.cors_configuration[0].allow_headers == toset(["authorization", "content-type"])
-    )
-    error_message = "CORS must allow the configured origins, GET/OPTIONS and the Authorization/Content-Type headers."
+    condition     = length(aws_apigatewayv2_api.http.cors_configuration) == 0
+    error_message = "By default no origin may call the HTTP API from a browser: no CORS configuration."
   }
 
   assert {
@@ -426,7 +486,7 @@ run "alarms_dashboard_and_outputs" {
   }
 
   assert {
-    condition     = length(output.function_names) == 8 && length(output.log_group_names) == 10
-    error_message = "Outputs list the eight functions and all ten log groups."
+    condition     = length(output.function_names) == 7 && length(output.log_group_names) == 9
+    error_message = "Outputs list the seven functions and all nine log groups."
   }
 }

@@ -29,6 +29,8 @@ run "kms_key_and_secrets_manager_token" {
     token = {
       secret_arn  = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rt-opt-token-AbCdEf"
       kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/99999999-8888-7777-6666-555555555555"
+      issuer      = "https://auth.rt-opt.example/"
+      audience    = "rt-opt"
     }
   }
 
@@ -82,6 +84,13 @@ run "kms_key_and_secrets_manager_token" {
   }
 
   assert {
+    condition = [for s in jsondecode(output.publisher_policy_json).Statement : s.Condition if s.Sid == "EncryptEvents"] == [
+      { StringEquals = { "kms:ViaService" = "sqs.eu-west-1.amazonaws.com" } }
+    ]
+    error_message = "The publisher may use the key only through SQS (kms:ViaService), not decrypt anything else with it."
+  }
+
+  assert {
     condition     = aws_lambda_function.this["events-api"].environment[0].variables["TOKEN_SECRET_ARN"] == var.token.secret_arn
     error_message = "events-api must get the secret ARN."
   }
@@ -92,10 +101,11 @@ run "jwks_token_needs_no_secret_access" {
 
   variables {
     token = {
-      mode     = "jwks"
-      jwks_url = "https://auth.example.com/.well-known/jwks.json"
-      issuer   = "https://auth.example.com/"
-      audience = "realtime"
+      mode                 = "jwks"
+      jwks_url             = "https://auth.example.com/.well-known/jwks.json"
+      issuer               = "https://auth.example.com/"
+      audience             = "realtime"
+      max_lifetime_seconds = 3600
     }
   }
 
@@ -112,9 +122,10 @@ run "jwks_token_needs_no_secret_access" {
       aws_lambda_function.this["ws-connect"].environment[0].variables["TOKEN_JWKS_URL"] == "https://auth.example.com/.well-known/jwks.json" &&
       aws_lambda_function.this["ws-connect"].environment[0].variables["TOKEN_ISSUER"] == "https://auth.example.com/" &&
       aws_lambda_function.this["ws-connect"].environment[0].variables["TOKEN_AUDIENCE"] == "realtime" &&
+      aws_lambda_function.this["events-api"].environment[0].variables["TOKEN_MAX_LIFETIME_SECONDS"] == "3600" &&
       !contains(keys(aws_lambda_function.this["ws-connect"].environment[0].variables), "TOKEN_SECRET_SSM_PARAMETER")
     )
-    error_message = "ws-connect gets the JWKS settings and no secret location."
+    error_message = "ws-connect gets the JWKS settings, issuer, audience and max lifetime, and no secret location."
   }
 }
 
@@ -122,7 +133,7 @@ run "emulator_endpoint_template_and_toggles" {
   command = apply
 
   variables {
-    token                         = { secret_ssm_parameter_name = "rt-opt-token" }
+    token                         = { secret_ssm_parameter_name = "rt-opt-token", issuer = "https://auth.rt-opt.example/", audience = "rt-opt" }
     websocket_management_endpoint = "http://127.0.0.1:4566/_aws/execute-api/{api_id}/{stage}"
     websocket_stage_name          = "v1"
     lambda_architecture           = "x86_64"
@@ -168,3 +179,48 @@ run "emulator_endpoint_template_and_toggles" {
     error_message = "Route permissions follow the stage name."
   }
 }
+
+run "an_allow_list_of_publishers_closes_the_events_queue_to_everyone_else" {
+  command = apply
+
+  variables {
+    events_queue_publisher_arns = ["arn:aws:iam::123456789012:role/shop-api", "arn:aws:iam::123456789012:role/shop-worker-*"]
+  }
+
+  assert {
+    condition = jsonencode([for s in jsondecode(aws_sqs_queue_policy.this["events"].policy).Statement : s if s.Sid == "OnlyListedPublishers"]) == jsonencode([{
+      Sid       = "OnlyListedPublishers"
+      Effect    = "Deny"
+      Principal = "*"
+      Action    = "sqs:SendMessage"
+      Resource  = aws_sqs_queue.events.arn
+      # The listed publishers, then the module's function roles (the mock gives them all one ARN).
+      Condition = { ArnNotLike = { "aws:PrincipalArn" = concat(var.events_queue_publisher_arns, ["arn:aws:iam::123456789012:role/mock-role"]) } }
+    }])
+    error_message = "With publishers listed, the events queue refuses SendMessage to any other principal but the module's own functions."
+  }
+
+  assert {
+    condition     = length(jsondecode(aws_sqs_queue_policy.this["events-dlq"].policy).Statement) == 1
+    error_message = "The allow-list is the events queue's only: the DLQ's policy keeps its TLS statement alone."
+  }
+}
+
+
+run "cors_allows_the_applications_origins_only" {
+  command = apply
+
+  variables {
+    cors_allow_origins = ["https://app.example.com", "http://localhost:3000"]
+  }
+
+  assert {
+    condition = (
+      aws_apigatewayv2_api.http.cors_configuration[0].allow_origins == toset(["https://app.example.com", "http://localhost:3000"]) &&
+      aws_apigatewayv2_api.http.cors_configuration[0].allow_methods == toset(["GET", "OPTIONS"]) &&
+      aws_apigatewayv2_api.http.cors_configuration[0].allow_headers == toset(["authorization", "content-type"])
+    )
+    error_message = "CORS must allow exactly the listed origins, GET/OPTIONS and the Authorization/Content-Type headers."
+  }
+}
+

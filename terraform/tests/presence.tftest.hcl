@@ -166,8 +166,8 @@ run "presence_table_keeps_one_item_per_user_forever" {
   assert {
     condition = alltrue([for k in ["ws-connect", "ws-disconnect", "ws-ping", "process-events", "events-api", "presence-checks", "maintenance"] :
       aws_lambda_function.this[k].environment[0].variables["PRESENCE_TABLE"] == "rt-test-presence"
-    ]) && !contains(keys(aws_lambda_function.this["ws-default"].environment[0].variables), "PRESENCE_TABLE")
-    error_message = "Every function that reads or writes presence knows its table; ws-default does not."
+    ])
+    error_message = "Every function that reads or writes presence knows its table."
   }
 
   assert {
@@ -215,7 +215,6 @@ run "presence_permissions_are_least_privilege" {
       "presence-checks" = "dynamodb:GetItem,dynamodb:UpdateItem"
       "process-events"  = "dynamodb:UpdateItem"
       "ws-connect"      = "dynamodb:UpdateItem"
-      "ws-default"      = ""
       "ws-disconnect"   = "dynamodb:UpdateItem"
       "ws-ping"         = "dynamodb:UpdateItem"
       } : join(",", sort(flatten([for s in jsondecode(aws_iam_role_policy.lambda[k].policy).Statement :
@@ -276,7 +275,7 @@ run "presence_can_be_left_out" {
       keys(aws_dynamodb_table.this) == ["connections", "events"] &&
       length(aws_sqs_queue.presence_checks) == 0 && length(aws_lambda_event_source_mapping.presence_checks) == 0 &&
       keys(aws_sqs_queue.dead_letter) == ["events-dlq"] && keys(aws_sqs_queue_policy.this) == ["events", "events-dlq"] &&
-      keys(aws_lambda_function.this) == ["events-api", "maintenance", "process-events", "ws-connect", "ws-default", "ws-disconnect", "ws-ping"]
+      keys(aws_lambda_function.this) == ["events-api", "maintenance", "process-events", "ws-connect", "ws-disconnect", "ws-ping"]
     )
     error_message = "Without presence there is no presence table, presence-checks queue, DLQ, mapping or function."
   }

@@ -13,7 +13,7 @@ run "token_mode_must_be_hs256_or_jwks" {
   command = plan
 
   variables {
-    token = { mode = "rs256", secret_ssm_parameter_name = "/rt-test/token-secret" }
+    token = { mode = "rs256", secret_ssm_parameter_name = "/rt-test/token-secret", issuer = "https://auth.example.com/", audience = "realtime" }
   }
 
   expect_failures = [var.token]
@@ -23,7 +23,7 @@ run "hs256_needs_a_secret" {
   command = plan
 
   variables {
-    token = { mode = "hs256" }
+    token = { mode = "hs256", issuer = "https://auth.example.com/", audience = "realtime" }
   }
 
   expect_failures = [var.token]
@@ -36,17 +36,21 @@ run "hs256_takes_only_one_secret_source" {
     token = {
       secret_ssm_parameter_name = "/rt-test/token-secret"
       secret_arn                = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rt-test-AbCdEf"
+      issuer                    = "https://auth.example.com/"
+      audience                  = "realtime"
     }
   }
 
   expect_failures = [var.token]
 }
 
-run "jwks_needs_url_issuer_and_audience" {
+
+
+run "jwks_needs_its_url" {
   command = plan
 
   variables {
-    token = { mode = "jwks", jwks_url = "https://auth.example.com/.well-known/jwks.json", issuer = "https://auth.example.com/" }
+    token = { mode = "jwks", issuer = "https://auth.example.com/", audience = "realtime" }
   }
 
   expect_failures = [var.token]
@@ -82,7 +86,7 @@ run "secret_arn_must_be_a_secrets_manager_arn" {
   command = plan
 
   variables {
-    token = { secret_arn = "arn:aws:ssm:us-east-1:123456789012:parameter/rt-test/token-secret" }
+    token = { secret_arn = "arn:aws:ssm:us-east-1:123456789012:parameter/rt-test/token-secret", issuer = "https://auth.example.com/", audience = "realtime" }
   }
 
   expect_failures = [var.token]
@@ -92,7 +96,7 @@ run "ssm_parameter_is_a_name_not_an_arn" {
   command = plan
 
   variables {
-    token = { secret_ssm_parameter_name = "arn:aws:ssm:us-east-1:123456789012:parameter/rt-test/token-secret" }
+    token = { secret_ssm_parameter_name = "arn:aws:ssm:us-east-1:123456789012:parameter/rt-test/token-secret", issuer = "https://auth.example.com/", audience = "realtime" }
   }
 
   expect_failures = [var.token]

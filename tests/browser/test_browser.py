@@ -3,14 +3,17 @@ against the demo server on the `stack` fixture, and reports its timings."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from scripts.demo_server import BackgroundServer
+from scripts.emulator import port_in_use
 
 pytestmark = pytest.mark.integration
 
@@ -19,17 +22,28 @@ ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
+@contextlib.contextmanager
+def demo_page(stack: dict) -> Iterator[str]:
+    """The demo server on the port whose origin the stack's HTTP API allows (CORS): `make up`'s, or one of ours."""
+    port = stack["demo_port"]
+    if port_in_use(port):
+        yield f"http://127.0.0.1:{port}"
+        return
+    with BackgroundServer(stack, port=port) as demo:
+        yield demo.url
+
+
 def test_demo_page_in_chromium(stack, request):
     node = shutil.which("node")
     assert node, "node (>= 20) is needed for the browser tests"
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test-browser` installs Debian's chromium"
     assert (ROOT / "node_modules" / "playwright-core").is_dir(), "run `npm ci` (make test-browser does)"
     ARTIFACTS.mkdir(exist_ok=True)
-    with BackgroundServer(stack) as demo:
+    with demo_page(stack) as demo_url:
         result = subprocess.run(
             [node, "--test", "--test-concurrency=1", "--test-reporter=spec", "tests/browser/demo.test.mjs"],
             cwd=ROOT,
-            env={**os.environ, "DEMO_URL": demo.url, "CHROMIUM": CHROMIUM, "ARTIFACTS": str(ARTIFACTS)},
+            env={**os.environ, "DEMO_URL": demo_url, "CHROMIUM": CHROMIUM, "ARTIFACTS": str(ARTIFACTS)},
             capture_output=True,
             text=True,
             timeout=600,

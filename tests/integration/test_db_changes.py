@@ -195,6 +195,47 @@ def test_a_doctor_in_several_clinics_notifies_each_clinic(stack, clinic, token):
     asyncio.run(scenario())
 
 
+def refusals(aws, queue_url: str, doctor: str, timeout: float = 30.0) -> list[dict]:
+    """The failures queue's messages about the doctor's profile (others may be there too), deleted once read."""
+    sqs, found = aws("sqs"), []
+    deadline = time.monotonic() + timeout
+    while not found and time.monotonic() < deadline:
+        received = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=2, MessageAttributeNames=["All"]
+        )
+        for message in received.get("Messages", []):
+            body = json.loads(message["Body"])
+            if (body.get("keys") or {}).get("pk", {}).get("S") == f"doctor#{doctor}":
+                found.append({"body": body} | {k: v["StringValue"] for k, v in message["MessageAttributes"].items()})
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return found
+
+
+def test_a_doctor_in_too_many_clinics_is_refused_with_its_reason_and_the_stream_carries_on(stack, aws, clinic, token):
+    """151 topics (presence:<doctor> and 150 clinics) is over the module's default cap of 100 per record."""
+    doctor, patient = unique("doc"), unique("patient")
+    clinics = {unique("clinic") for _ in range(150)}
+    patient_token = token(patient, topics=[f"presence:{doctor}"])
+
+    async def scenario():
+        patient_tab = await Session.open(stack["websocket_url"], patient_token, "patient")
+        clinic.put_doctor(doctor, clinics, online=True)
+        # The next change of the same item's partition, as a barrier: the stream keeps their order.
+        clinic.assign(doctor, patient)
+        await wait_for_event(patient_tab, "care.doctor_assigned", f"user:{patient}")
+        await asyncio.sleep(1.0)
+        assert rule_events(patient_tab) == [("care.doctor_assigned", f"user:{patient}")]
+        await patient_tab.close()
+
+    asyncio.run(scenario())
+
+    (refusal,) = refusals(aws, stack["db_changes_failures_queue_url"], doctor)
+    assert refusal["errorCode"] == "too_many_topics"
+    assert "clinic/doctor-online gives 151 topics" in refusal["errorReason"]
+    assert refusal["body"]["eventName"] == "INSERT"
+    assert refusal["body"]["eventSourceARN"] == stack["clinic_table_stream_arn"]
+
+
 def translated_records(aws, function_name: str, since_ms: int) -> list[dict]:
     """db-changes' own account of the records it received (its DEBUG log line per record)."""
     logs = aws("logs")

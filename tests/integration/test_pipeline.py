@@ -16,6 +16,8 @@ from measurements import LATENCIES
 from realtime_publisher import Event, Publisher
 from sessions import Session
 
+from scripts.mint_token import LOCAL_AUDIENCE
+
 pytestmark = pytest.mark.integration
 
 FRAME_KEYS = {"id", "type", "topic", "seq", "data", "occurredAt", "publishedAt"}
@@ -202,15 +204,22 @@ def test_a_message_sent_twice_is_stored_once_with_one_seq(stack, aws, token):
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("case", ["missing", "expired", "bad signature", "alg none", "no subject", "garbage"])
-def test_bad_tokens_are_refused_on_connect_and_on_http(stack, secret, case):
+@pytest.mark.parametrize(
+    "case",
+    ["missing", "expired", "bad signature", "alg none", "no subject", "another audience", "too long-lived", "garbage"],
+)
+def test_bad_tokens_are_refused_on_connect_and_on_http(stack, secret, token, case):
     now = int(time.time())
+    good = jwt.decode(token("eve"), secret, algorithms=["HS256"], audience=LOCAL_AUDIENCE)
     tokens = {
         "missing": None,
-        "expired": jwt.encode({"sub": "eve", "exp": now - 60}, secret, algorithm="HS256"),
-        "bad signature": jwt.encode({"sub": "eve", "exp": now + 600}, "x" * 32 + "not-the-secret", algorithm="HS256"),
-        "alg none": jwt.encode({"sub": "eve", "exp": now + 600}, None, algorithm="none"),
-        "no subject": jwt.encode({"exp": now + 600, "groups": ["ops"]}, secret, algorithm="HS256"),
+        "expired": token("eve", ttl=-60),
+        "bad signature": jwt.encode(good, "x" * 32 + "not-the-secret", algorithm="HS256"),
+        "alg none": jwt.encode(good, None, algorithm="none"),
+        "no subject": jwt.encode({k: v for k, v in good.items() if k != "sub"}, secret, algorithm="HS256"),
+        # Signed with the right secret, for another service: hs256 mode checks the audience too.
+        "another audience": jwt.encode(good | {"aud": "billing"}, secret, algorithm="HS256"),
+        "too long-lived": jwt.encode(good | {"iat": now, "exp": now + 30 * 86400}, secret, algorithm="HS256"),
         "garbage": "not.a.jwt",
     }
     bad = tokens[case]
@@ -228,6 +237,14 @@ def test_bad_tokens_are_refused_on_connect_and_on_http(stack, secret, case):
     asyncio.run(scenario())
 
 
+def nested(depth: int) -> list:
+    """`depth` lists, one inside the other."""
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 def test_poison_messages_go_to_the_dlq_at_once_and_the_good_ones_arrive(stack, aws, token):
     erin = unique("erin")
     sqs = aws("sqs")
@@ -238,6 +255,9 @@ def test_poison_messages_go_to_the_dlq_at_once_and_the_good_ones_arrive(stack, a
         "bad-type": {"type": "Not A Type", "data": {}, "audience": [f"user:{erin}"]},
         "too-large": {"type": "big.one", "data": {"blob": "x" * 40_000}, "audience": [f"user:{erin}"]},
         "no-audience": {"type": "unrouted.kind", "data": {}},
+        # One level deeper than data may nest, and far deeper than any JSON parser goes.
+        "too-deep": {"type": "deep.one", "data": {"x": nested(64)}, "audience": [f"user:{erin}"]},
+        "far-too-deep": '{"type": "deep.two", "data": {"x": ' + "[" * 50_000 + "]" * 50_000 + "}}",
         "good-1": {"type": "ok.two", "id": good[1], "data": {}, "audience": [f"user:{erin}"]},
     }
 
@@ -256,7 +276,7 @@ def test_poison_messages_go_to_the_dlq_at_once_and_the_good_ones_arrive(stack, a
         await session.wait_for_ids(set(good))
 
         reasons = {}
-        while len(reasons) < 4 and time.monotonic() - started < 60:
+        while len(reasons) < 6 and time.monotonic() - started < 60:
             received = sqs.receive_message(
                 QueueUrl=stack["dlq_url"], MaxNumberOfMessages=10, WaitTimeSeconds=2, MessageAttributeNames=["All"]
             )
@@ -268,12 +288,13 @@ def test_poison_messages_go_to_the_dlq_at_once_and_the_good_ones_arrive(stack, a
                 sqs.delete_message(QueueUrl=stack["dlq_url"], ReceiptHandle=message["ReceiptHandle"])
         elapsed = time.monotonic() - started
 
-        assert set(reasons) == {"invalid-json", "bad-type", "too-large", "no-audience"}
         assert {key: attrs["errorCode"] for key, attrs in reasons.items()} == {
             "invalid-json": "invalid_json",
             "bad-type": "invalid_message",
             "too-large": "too_large",
             "no-audience": "no_audience",
+            "too-deep": "too_deep",
+            "far-too-deep": "too_deep",
         }
         assert all(attrs["errorReason"] for attrs in reasons.values())
         # Straight to the DLQ: no waiting out visibility timeouts and redrives.

@@ -8,13 +8,14 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 from realtime.core import aws, lifecycle
 
 from .support import (
+    AUDIENCE,
     CONNECTIONS_TABLE,
     EVENTS_TABLE,
+    ISSUER,
     MODULE_DEFAULTS,
     REGION,
     SECRET,
@@ -41,10 +42,8 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name, value in MODULE_DEFAULTS.items():
         monkeypatch.setenv(name, value)
     lifecycle.reset()
-    parameters.clear_caches()
     yield
     lifecycle.reset()
-    parameters.clear_caches()
 
 
 @pytest.fixture
@@ -91,12 +90,19 @@ def events_table(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 @pytest.fixture
-def hs256_token_mode(aws_mock: None, monkeypatch: pytest.MonkeyPatch) -> str:
+def hs256_token_mode(aws_mock: None, token_checks: None, monkeypatch: pytest.MonkeyPatch) -> str:
     """hs256 mode with the secret in an SSM SecureString parameter."""
     boto3.client("ssm", region_name=REGION).put_parameter(Name=SSM_PARAMETER, Value=SECRET, Type="SecureString")
-    monkeypatch.setenv("TOKEN_MODE", "hs256")
     monkeypatch.setenv("TOKEN_SECRET_SSM_PARAMETER", SSM_PARAMETER)
     return SECRET
+
+
+@pytest.fixture
+def token_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """hs256 mode with the issuer and audience every mode checks (make_token's by default)."""
+    monkeypatch.setenv("TOKEN_MODE", "hs256")
+    monkeypatch.setenv("TOKEN_ISSUER", ISSUER)
+    monkeypatch.setenv("TOKEN_AUDIENCE", AUDIENCE)
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ from botocore.exceptions import ClientError
 REGION = "us-east-1"
 SECRET = "unit-test-hs256-secret-that-is-long-enough-0123456789"
 SSM_PARAMETER = "/realtime-test/token-secret"
+ISSUER = "https://issuer.example/"
+AUDIENCE = "realtime-test"
 CONNECTIONS_TABLE = "realtime-test-connections"
 EVENTS_TABLE = "realtime-test-events"
 
@@ -24,6 +26,8 @@ MODULE_DEFAULTS = {
     "DELIVERY_CONCURRENCY": "32",
     "EVENT_TYPE_RULES": "[]",
     "STALE_CONNECTION_SECONDS": "180",
+    "MAX_TOPICS_PER_RECORD": "100",
+    "TOKEN_MAX_LIFETIME_SECONDS": "86400",
 }
 
 
@@ -36,9 +40,9 @@ def make_token(
     headers: dict[str, Any] | None = None,
     **claims: Any,
 ) -> str:
-    payload: dict[str, Any] = {"exp": int(time.time()) + expires_in, **claims}
-    if sub is not None:
-        payload["sub"] = sub
+    """A signed token with the claims the functions need; a claim given as None is left out."""
+    payload = {"sub": sub, "exp": int(time.time()) + expires_in, "iss": ISSUER, "aud": AUDIENCE, **claims}
+    payload = {name: value for name, value in payload.items() if value is not None}
     return jwt.encode(payload, key, algorithm=algorithm, headers=headers)
 
 

@@ -31,6 +31,7 @@ ID_PATTERN = re.compile(r"^[!-~]{1,128}$")  # printable ASCII, no spaces
 MAX_AUDIENCE = 100
 DEFAULT_MAX_DATA_BYTES = 32 * 1024  # the module's max_event_data_bytes default
 MAX_DATA_BYTES = 120 * 1024  # the most max_event_data_bytes can be
+MAX_DATA_DEPTH = 64  # objects and lists inside data, data itself included
 SQS_BATCH_LIMIT = 10  # messages per SendMessageBatch
 SQS_BATCH_BYTES = 256 * 1024  # total payload per SendMessageBatch
 
@@ -87,6 +88,8 @@ def _matches(pattern: re.Pattern[str], value: object) -> bool:
 def _check_data(data: object, max_data_bytes: int) -> None:
     if not isinstance(data, dict):
         raise InvalidEvent("data", "data must be a JSON object (a dict)")
+    if _too_deep(data):
+        raise InvalidEvent("data", f"data nests dicts and lists more than {MAX_DATA_DEPTH} levels deep")
     try:
         # Measured as process-events measures it: compact JSON, UTF-8.
         size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
@@ -96,6 +99,19 @@ def _check_data(data: object, max_data_bytes: int) -> None:
         raise InvalidEvent("data", f"data is not JSON-serialisable: {error}") from error
     if size > max_data_bytes:
         raise InvalidEvent("data", f"data is {size} bytes; the limit is {max_data_bytes}")
+
+
+def _too_deep(data: dict) -> bool:
+    """Whether data nests deeper than MAX_DATA_DEPTH, checked a level at a time (no recursion to overflow)."""
+    level: list[Any] = [data]
+    for _ in range(MAX_DATA_DEPTH):
+        level = [
+            child
+            for node in level
+            if isinstance(node, dict | list | tuple)
+            for child in (node.values() if isinstance(node, dict) else node)
+        ]
+    return any(isinstance(node, dict | list | tuple) for node in level)
 
 
 def _checked_audience(audience: Sequence[str]) -> list[str]:

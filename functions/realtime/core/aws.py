@@ -25,6 +25,16 @@ def sqs() -> Any:
 
 
 @per_container
+def ssm() -> Any:
+    return boto3.client("ssm")
+
+
+@per_container
+def secretsmanager() -> Any:
+    return boto3.client("secretsmanager")
+
+
+@per_container
 def connections_management(endpoint_url: str, concurrency: int = 10) -> Any:
     """The `@connections` client of the WebSocket API, sized for `concurrency` parallel posts."""
     return boto3.client(

@@ -21,6 +21,9 @@ MAX_TOPICS_PER_TOKEN = 100
 DEFAULT_DATA_BYTES = 32 * 1024
 # PostToConnection accepts at most 128 KiB; leave room for the frame's envelope.
 MAX_DATA_BYTES = 120 * 1024
+# Objects and lists inside `data`, counting `data` itself: far below any JSON parser's own limit
+# (Python's ~1000, serde_json's 128), and above DynamoDB's 32 levels, so table items always fit.
+MAX_DATA_DEPTH = 64
 QUEUE_MESSAGE_BYTES = 256 * 1024
 DEFAULT_PAGE_EVENTS = 50
 MAX_PAGE_EVENTS = 200

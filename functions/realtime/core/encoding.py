@@ -12,6 +12,21 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def nesting_depth(value: Any, limit: int) -> int:
+    """How many objects and lists deep `value` goes (a scalar: 0), counted no further than `limit` + 1.
+
+    Level by level, without recursion: the value may be nested deeper than Python's stack allows.
+    """
+    depth, level = 0, [value]
+    while depth <= limit:
+        containers = [node for node in level if isinstance(node, dict | list)]
+        if not containers:
+            break
+        depth += 1
+        level = [child for node in containers for child in (node.values() if isinstance(node, dict) else node)]
+    return depth
+
+
 def format_timestamp(moment: datetime) -> str:
     """UTC, millisecond precision, `Z` suffix: 2026-11-26T10:00:00.000Z (fixed width, so strings sort as times)."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

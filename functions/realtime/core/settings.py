@@ -118,14 +118,19 @@ def load[M](model: type[M], environ: Environment | None = None) -> M:
 
 @dataclass(frozen=True)
 class TokenSettings:
-    """How tokens are verified: a shared HS256 secret (SSM or Secrets Manager), or keys from a JWKS URL."""
+    """How tokens are verified: a shared HS256 secret (SSM or Secrets Manager), or keys from a JWKS URL.
+
+    Issuer and audience are checked in both modes: a token another service got from the same
+    issuer, or signed with the same secret, is not one of ours.
+    """
 
     mode: Literal["hs256", "jwks"] = text("TOKEN_MODE")
+    issuer: str = text("TOKEN_ISSUER")
+    audience: str = text("TOKEN_AUDIENCE")
+    max_lifetime_seconds: int = integer("TOKEN_MAX_LIFETIME_SECONDS", 60, 30 * 86400)
     secret_ssm_parameter: str | None = text("TOKEN_SECRET_SSM_PARAMETER", optional=True)
     secret_arn: str | None = text("TOKEN_SECRET_ARN", optional=True)
     jwks_url: str | None = text("TOKEN_JWKS_URL", optional=True)
-    issuer: str | None = text("TOKEN_ISSUER", optional=True)
-    audience: str | None = text("TOKEN_AUDIENCE", optional=True)
 
     def check(self) -> None:
         if self.mode == "hs256":
@@ -134,13 +139,8 @@ class TokenSettings:
                     "TOKEN_MODE=hs256 needs exactly one of TOKEN_SECRET_SSM_PARAMETER or TOKEN_SECRET_ARN"
                 )
         elif self.mode == "jwks":
-            for name, value in (
-                ("TOKEN_JWKS_URL", self.jwks_url),
-                ("TOKEN_ISSUER", self.issuer),
-                ("TOKEN_AUDIENCE", self.audience),
-            ):
-                if value is None:
-                    raise ConfigError(f"TOKEN_MODE=jwks needs environment variable {name}")
+            if self.jwks_url is None:
+                raise ConfigError("TOKEN_MODE=jwks needs environment variable TOKEN_JWKS_URL")
         else:
             raise ConfigError(f"environment variable TOKEN_MODE must be 'hs256' or 'jwks', got {self.mode!r}")
 
@@ -200,11 +200,6 @@ class WsPingSettings:
 
 
 @dataclass(frozen=True)
-class WsDefaultSettings:
-    """Reads nothing: it only answers frames."""
-
-
-@dataclass(frozen=True)
 class ProcessEventsSettings:
     connections_table: str = text("CONNECTIONS_TABLE")
     events_table: str = text("EVENTS_TABLE")
@@ -241,6 +236,8 @@ class MaintenanceSettings:
 class DbChangesSettings:
     events_queue_url: str = text("EVENTS_QUEUE_URL")
     sources: str = text("DB_CHANGE_SOURCES")  # JSON, parsed by realtime.db_changes.rules
+    failures_queue_url: str = text("FAILURES_QUEUE_URL")  # where refused records go, with their reason
+    max_topics_per_record: int = integer("MAX_TOPICS_PER_RECORD", 1, 1000)
 
 
 # The module's function names (terraform/main.tf) and the model each one reads.
@@ -248,7 +245,6 @@ FUNCTION_SETTINGS: dict[str, type] = {
     "ws-connect": WsConnectSettings,
     "ws-disconnect": WsDisconnectSettings,
     "ws-ping": WsPingSettings,
-    "ws-default": WsDefaultSettings,
     "process-events": ProcessEventsSettings,
     "events-api": EventsApiSettings,
     "presence-checks": PresenceChecksSettings,

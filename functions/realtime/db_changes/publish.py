@@ -6,6 +6,11 @@ their messages go out together with SendMessageBatch (10 a call). A record
 counts as published only when every one of its messages was accepted; the
 others are reported as batch item failures and retried from the stream, which
 is safe because their event ids are derived from the record.
+
+A record the rules refuse (more topics than the per-record cap) gives no event:
+a pointer to it goes to the failures queue (the mapping's on-failure
+destination) with `errorCode` and `errorReason`, and the batch carries on. Only
+if that send fails is the record reported as failed, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from realtime.core.encoding import compact_json
 from realtime.core.observability import logger
-from realtime.db_changes.translate import ChangeTranslator, OutgoingMessage, Translation
+from realtime.db_changes.translate import ChangeTranslator, OutgoingMessage, Refusal, Translation
+from realtime.events.dlq import DeadLetterQueue
 
 MAX_BATCH_ENTRIES = 10  # SendMessageBatch's limit
 MAX_BATCH_BYTES = 256 * 1024  # ...and its limit on the sum of the bodies
@@ -70,6 +77,7 @@ class PublishReport:
     matched: int = 0  # (record, rule) pairs that fired
     events_queued: int = 0  # distinct event ids whose messages were all accepted
     skipped: int = 0
+    refused: int = 0  # records sent to the failures queue with their reason
     failed: dict[str, str] = field(default_factory=dict)  # sequence number -> reason
 
     def raise_if_unpublished(self, record: Any) -> None:
@@ -80,9 +88,10 @@ class PublishReport:
 
 
 class ChangePublisher:
-    def __init__(self, translator: ChangeTranslator, sender: EventsQueueSender) -> None:
+    def __init__(self, translator: ChangeTranslator, sender: EventsQueueSender, failures: DeadLetterQueue) -> None:
         self._translator = translator
         self._sender = sender
+        self._failures = failures
 
     def publish(self, records: Sequence[Mapping[str, Any]]) -> PublishReport:
         report = PublishReport(records=len(records))
@@ -107,6 +116,8 @@ class ChangePublisher:
                 },
             )
             _log_skips(translation)
+            if translation.refused is not None:
+                self._refuse(record, translation.refused, report)
             outgoing += [(sequence_number, message) for message in translation.messages]
 
         failures = self._sender.send([message.body for _, message in outgoing]) if outgoing else {}
@@ -122,6 +133,34 @@ class ChangePublisher:
                 extra={"sequence_number": sequence_number, "reason": reason},
             )
         return report
+
+    def _refuse(self, record: Mapping[str, Any], refusal: Refusal, report: PublishReport) -> None:
+        """Send a pointer to the record and the reason to the failures queue; if that fails, let the stream retry."""
+        stream = record.get("dynamodb") or {}
+        sequence_number = str(stream.get("SequenceNumber", ""))
+        pointer = {
+            "errorCode": refusal.code,
+            "errorReason": refusal.reason,
+            "eventSourceARN": record.get("eventSourceARN"),
+            "eventID": record.get("eventID"),
+            "eventName": record.get("eventName"),
+            "sequenceNumber": sequence_number,
+            "keys": stream.get("Keys"),
+            "approximateCreationDateTime": stream.get("ApproximateCreationDateTime"),
+        }
+        extra = {"sequence_number": sequence_number, "error_code": refusal.code, "error_reason": refusal.reason}
+        try:
+            self._failures.send(
+                compact_json(pointer),
+                error_code=refusal.code,
+                error_reason=refusal.reason,
+                source_message_id=str(record.get("eventID", "")),
+            )
+        except (ClientError, BotoCoreError) as error:
+            report.failed[sequence_number] = f"refused ({refusal.code}), and the failures queue is unreachable: {error}"
+            return
+        report.refused += 1
+        logger.warning("Stream record refused; sent to the failures queue", extra=extra)
 
 
 def _log_skips(translation: Translation) -> None:

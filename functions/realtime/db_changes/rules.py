@@ -10,6 +10,7 @@ from its `db_changes_sources` input):
                  "kinds": ["INSERT", "MODIFY"],
                  "when": {"attribute": "online", "becomes": {"BOOL": true}},
                  "audience": ["presence:{doctorId}", "group:{clinicIds}"],
+                 "list_placeholders": ["clinicIds"],
                  "data": ["doctorId", "name"]}]}]
 
 - `kinds`: change kinds the rule reacts to (default: all three, or INSERT and
@@ -20,8 +21,11 @@ from its `db_changes_sources` input):
   `{"attribute": a, "becomes": {"S"|"N"|"BOOL": v}}` fires when the new value
   equals v and the old one did not (absent counts as "did not").
 - `audience`: topic templates over the item's top-level attributes. A string
-  or number attribute fills one topic; a list or set of them fills one topic
-  per element.
+  or number attribute fills one topic.
+- `list_placeholders`: the attributes of `audience` that may hold a list or set
+  of strings and numbers, filling one topic per element (several in one
+  template: every combination). A list anywhere else skips the rule, so an
+  item can only fan out where the rule says it may.
 - `data`: top-level attributes copied into the event's data (none by default,
   so nothing the table holds leaks unless named).
 
@@ -131,6 +135,7 @@ class ChangeRule(RuleModel):
         Field(min_length=1, max_length=MAX_AUDIENCE_TOPICS),
         AfterValidator(unique_texts),
     ]
+    list_placeholders: Annotated[list[Attribute], Field(default_factory=list), AfterValidator(_distinct)]
     data: Annotated[
         list[Attribute], Field(default_factory=list, max_length=MAX_DATA_ATTRIBUTES), AfterValidator(_distinct)
     ]
@@ -151,6 +156,14 @@ class ChangeRule(RuleModel):
             object.__setattr__(self, "kinds", frozenset(("INSERT", "MODIFY") if becomes else CHANGE_KINDS))
         elif becomes and "REMOVE" in self.kinds:
             raise ValueError("a 'becomes' trigger cannot fire on REMOVE (a removed item has no new value); drop REMOVE")
+        return self
+
+    @model_validator(mode="after")
+    def _list_placeholders_are_placeholders(self) -> ChangeRule:
+        used = {name for template in self.audience for name in template.fields}
+        unused = [name for name in self.list_placeholders if name not in used]
+        if unused:
+            raise ValueError(f"list_placeholders names {unused}, which no audience template uses")
         return self
 
     @property

@@ -7,12 +7,15 @@ gives the same id and the events store keeps a single copy.
 
 A rule that cannot be applied to a record (an audience attribute is missing or
 cannot name a topic, or the stream lacks the image the rule reads) is skipped
-with a reason: retrying the record could never change that.
+with a reason: retrying the record could never change that. A record whose
+rules would give more topics than the per-record cap gives no event at all: it
+is refused, with a reason, before any topic is built.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -179,30 +182,57 @@ def _topic_texts(attribute_value: Mapping[str, Any]) -> list[str] | None:
     return None
 
 
-def _topic_values(template: TopicTemplate, attribute: str, image: Mapping[str, Any]) -> list[str]:
+class TooManyTopics(Exception):
+    """The rule's audience would be larger than what is left of the record's topic budget."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} topics")
+        self.count = count
+
+
+def _topic_values(template: TopicTemplate, attribute: str, image: Mapping[str, Any], may_be_list: bool) -> list[str]:
+    """The distinct topic parts the attribute gives (several only for a declared list placeholder)."""
     if attribute not in image:
         raise RuleSkipped(
             "attribute_missing",
             f"audience template {template.text!r} needs attribute {attribute!r}, which the item does not have",
             attribute,
         )
+    if not may_be_list and next(iter(image[attribute]), "") in ("L", "SS", "NS"):
+        raise RuleSkipped(
+            "undeclared_list",
+            f"attribute {attribute!r} of audience template {template.text!r} holds a list or set; name it in the "
+            "rule's list_placeholders for one topic per element",
+            attribute,
+        )
     texts = _topic_texts(image[attribute])
     if texts is None:
         raise RuleSkipped(
             "attribute_not_a_topic",
-            f"attribute {attribute!r} of audience template {template.text!r} must be a string, a number, "
-            "or a list or set of them",
+            f"attribute {attribute!r} of audience template {template.text!r} must be a string or a number "
+            "(or, named in list_placeholders, a list or set of them)",
             attribute,
         )
-    return texts
+    return list(dict.fromkeys(texts))
 
 
-def audience_for(rule: ChangeRule, image: Mapping[str, Any]) -> list[str]:
-    """Every topic the rule's templates give for the item: one per combination of list elements."""
+def audience_for(rule: ChangeRule, image: Mapping[str, Any], limit: int) -> list[str]:
+    """Every topic the rule's templates give for the item: one per combination of list elements.
+
+    Raises TooManyTopics, before building any, when that would be more than `limit`.
+    """
+    values: dict[str, list[str]] = {}
+    for template in rule.audience:
+        for attribute in template.fields:
+            if attribute not in values:
+                values[attribute] = _topic_values(template, attribute, image, attribute in rule.list_placeholders)
+    count = sum(math.prod(len(values[attribute]) for attribute in template.fields) for template in rule.audience)
+    if count > limit:
+        raise TooManyTopics(count)
     topics: list[str] = []
     for template in rule.audience:
         try:
-            topics += template.render(lambda attribute, template=template: _topic_values(template, attribute, image))
+            topics += template.render(values.__getitem__)
         except InvalidTopic as error:
             raise RuleSkipped("invalid_topic", str(error)) from None
     return list(dict.fromkeys(topics))
@@ -231,17 +261,27 @@ class SkippedRule:
     attribute: str | None = None
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a record gives no event at all (it goes to the failures queue with this reason)."""
+
+    code: str
+    reason: str
+
+
 @dataclass
 class Translation:
     change: StreamChange
     messages: list[OutgoingMessage] = field(default_factory=list)
     skipped: list[SkippedRule] = field(default_factory=list)
     matched: int = 0
+    refused: Refusal | None = None
 
 
 class ChangeTranslator:
-    def __init__(self, sources: ChangeSources) -> None:
+    def __init__(self, sources: ChangeSources, max_topics_per_record: int) -> None:
         self._sources = sources
+        self._max_topics = max_topics_per_record
 
     def translate(self, record: Mapping[str, Any]) -> Translation:
         change = StreamChange.from_record(record)
@@ -252,23 +292,37 @@ class ChangeTranslator:
                 SkippedRule("-", "unknown_stream", f"no rules for stream {change.source_arn!r} (DB_CHANGE_SOURCES)")
             )
             return translation
+        topics_given = 0
         for rule in source.rules:
             try:
                 if not rule_matches(rule, change):
                     continue
                 translation.matched += 1
-                translation.messages.extend(self._messages(rule, change))
+                image = change.image
+                if image is None:
+                    raise MissingImageError(f"the {change.kind} record carries no item image (view type KEYS_ONLY?)")
+                topics = audience_for(rule, image, self._max_topics - topics_given)
+                topics_given += len(topics)
+                translation.messages.extend(self._messages(rule, change, image, topics))
             except MissingImageError as error:
                 translation.skipped.append(SkippedRule(rule.label, "image_missing", str(error)))
             except RuleSkipped as skipped:
                 translation.skipped.append(SkippedRule(rule.label, skipped.code, skipped.reason, skipped.attribute))
+            except TooManyTopics as error:
+                earlier = f", after {topics_given} from the rules before it" if topics_given else ""
+                reason = (
+                    f"rule {rule.label} gives {error.count} topics{earlier}: a record may give at most "
+                    f"{self._max_topics} (db_changes_max_topics_per_record)"
+                )
+                translation.messages.clear()
+                translation.refused = Refusal("too_many_topics", reason)
+                break
         return translation
 
-    def _messages(self, rule: ChangeRule, change: StreamChange) -> list[OutgoingMessage]:
-        image = change.image
-        if image is None:
-            raise MissingImageError(f"the {change.kind} record carries no item image (stream view type KEYS_ONLY?)")
-        topics = audience_for(rule, image)
+    @staticmethod
+    def _messages(
+        rule: ChangeRule, change: StreamChange, image: Mapping[str, Any], topics: list[str]
+    ) -> list[OutgoingMessage]:
         if not topics:
             raise RuleSkipped("empty_audience", "the audience attributes are empty lists: nobody to tell")
         event_id = derive_event_id(change.source_arn, change.record_id, rule.name)

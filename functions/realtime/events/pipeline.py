@@ -10,7 +10,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from realtime.core.encoding import compact_json, format_timestamp
+from realtime.core.contract import MAX_DATA_DEPTH
+from realtime.core.encoding import compact_json, format_timestamp, nesting_depth
 from realtime.core.errors import PermanentError
 from realtime.events.connections import ConnectionStore
 from realtime.events.delivery import Deliverer, DeliveryReport
@@ -45,7 +46,9 @@ def _reject_constant(name: str) -> Any:
 
 def _field_errors(error: ValidationError) -> str:
     details = error.errors(include_url=False)
-    parts = [f"{'.'.join(str(p) for p in d['loc']) or 'message'}: {d['msg']}" for d in details]
+    parts = [
+        f"{'.'.join(str(p) for p in d['loc']) or 'message'}: {d['msg'].removeprefix('Value error, ')}" for d in details
+    ]
     if len(parts) > MAX_REPORTED_ERRORS:
         parts = [*parts[:MAX_REPORTED_ERRORS], f"and {len(parts) - MAX_REPORTED_ERRORS} more"]
     return "; ".join(parts)
@@ -74,8 +77,15 @@ class EventPipeline:
         try:
             # NaN and Infinity are not JSON, and browsers could not parse a frame carrying them.
             raw = json.loads(body, parse_constant=_reject_constant)
+        except RecursionError:
+            raise PermanentError(
+                "too_deep", f"the body nests objects and lists too deep to parse; data may nest {MAX_DATA_DEPTH} levels"
+            ) from None
         except ValueError as error:
             raise PermanentError("invalid_json", f"body is not JSON: {error}") from None
+        # Before anything walks it recursively (validation, serialization, the clients' parsers).
+        if isinstance(raw, dict) and nesting_depth(raw.get("data"), MAX_DATA_DEPTH) > MAX_DATA_DEPTH:
+            raise PermanentError("too_deep", f"data nests objects and lists more than {MAX_DATA_DEPTH} levels deep")
         try:
             message = ProducerMessage.model_validate(raw)
         except ValidationError as error:

@@ -2,7 +2,8 @@
 
 Records whose events did not all reach the queue are reported as batch item
 failures (their sequence numbers); the mapping retries them, bisecting, and
-finally sends their pointers to its on-failure queue.
+finally sends their pointers to its on-failure queue. Records the rules refuse
+(too many topics) go to that queue at once, with their reason.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="RulesMatched", unit=MetricUnit.Count, value=report.matched)
     metrics.add_metric(name="ChangeEventsQueued", unit=MetricUnit.Count, value=report.events_queued)
     metrics.add_metric(name="RulesSkipped", unit=MetricUnit.Count, value=report.skipped)
+    metrics.add_metric(name="StreamRecordsRefused", unit=MetricUnit.Count, value=report.refused)
     metrics.add_metric(name="StreamRecordsFailed", unit=MetricUnit.Count, value=len(report.failed))
     logger.info(
         "Stream batch processed",
@@ -39,6 +41,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "matched": report.matched,
             "events_queued": report.events_queued,
             "skipped": report.skipped,
+            "refused": report.refused,
             "failed": len(report.failed),
         },
     )

@@ -148,6 +148,8 @@ module "realtime" {
   # clinic staff tokens carry `groups = ["<clinicId>"]`.
   token = {
     secret_ssm_parameter_name = var.token_secret_ssm_parameter_name
+    issuer                    = var.token_issuer
+    audience                  = var.token_audience
   }
 
   db_changes_sources = [{
@@ -164,20 +166,22 @@ module "realtime" {
     rules = [
       {
         # A doctor starting a shift: their patients (watching presence:<doctorId>) and their clinics' staff.
-        name       = "doctor-online"
-        event_type = "doctor.online"
-        kinds      = ["INSERT", "MODIFY"]
-        when       = { attribute = "online", becomes = { BOOL = true } }
-        audience   = ["presence:{doctorId}", "group:{clinicIds}"]
-        data       = ["doctorId", "name", "specialty"]
+        name              = "doctor-online"
+        event_type        = "doctor.online"
+        kinds             = ["INSERT", "MODIFY"]
+        when              = { attribute = "online", becomes = { BOOL = true } }
+        audience          = ["presence:{doctorId}", "group:{clinicIds}"]
+        list_placeholders = ["clinicIds"] # a string set: one topic per clinic
+        data              = ["doctorId", "name", "specialty"]
       },
       {
-        name       = "doctor-offline"
-        event_type = "doctor.offline"
-        kinds      = ["MODIFY"]
-        when       = { attribute = "online", becomes = { BOOL = false } }
-        audience   = ["presence:{doctorId}", "group:{clinicIds}"]
-        data       = ["doctorId", "name"]
+        name              = "doctor-offline"
+        event_type        = "doctor.offline"
+        kinds             = ["MODIFY"]
+        when              = { attribute = "online", becomes = { BOOL = false } }
+        audience          = ["presence:{doctorId}", "group:{clinicIds}"]
+        list_placeholders = ["clinicIds"]
+        data              = ["doctorId", "name"]
       },
       {
         # Only assignment items have a patientId, so doctor profiles never fire these two.

@@ -56,20 +56,22 @@ locals {
     rules = [
       {
         # A doctor starting a shift: their patients (watching presence:<doctorId>) and their clinics' staff.
-        name       = "doctor-online"
-        event_type = "doctor.online"
-        kinds      = ["INSERT", "MODIFY"]
-        when       = { attribute = "online", becomes = { BOOL = true } }
-        audience   = ["presence:{doctorId}", "group:{clinicIds}"]
-        data       = ["doctorId", "name", "specialty"]
+        name              = "doctor-online"
+        event_type        = "doctor.online"
+        kinds             = ["INSERT", "MODIFY"]
+        when              = { attribute = "online", becomes = { BOOL = true } }
+        audience          = ["presence:{doctorId}", "group:{clinicIds}"]
+        list_placeholders = ["clinicIds"] # a string set: one topic per clinic
+        data              = ["doctorId", "name", "specialty"]
       },
       {
-        name       = "doctor-offline"
-        event_type = "doctor.offline"
-        kinds      = ["MODIFY"]
-        when       = { attribute = "online", becomes = { BOOL = false } }
-        audience   = ["presence:{doctorId}", "group:{clinicIds}"]
-        data       = ["doctorId", "name"]
+        name              = "doctor-offline"
+        event_type        = "doctor.offline"
+        kinds             = ["MODIFY"]
+        when              = { attribute = "online", becomes = { BOOL = false } }
+        audience          = ["presence:{doctorId}", "group:{clinicIds}"]
+        list_placeholders = ["clinicIds"]
+        data              = ["doctorId", "name"]
       },
       {
         # Only assignment items have a patientId, so doctor profiles never fire these two.

@@ -50,8 +50,11 @@ module "realtime" {
   lambda_architecture = var.lambda_architecture
   log_level           = "DEBUG"
 
+  # scripts/mint_token.py mints the local stack's tokens with this issuer and audience.
   token = {
     secret_ssm_parameter_name = aws_ssm_parameter.token_secret.name
+    issuer                    = "realtime-local"
+    audience                  = "realtime-local"
   }
 
   # ministack's @connections API lives under its own path, not on a
@@ -62,6 +65,9 @@ module "realtime" {
     { type = "announcement*", audience = ["all"] },
     { type = "order.*", audience = ["user:{data.userId}"] },
   ]
+
+  # The demo page (scripts/demo_server.py) reads events over HTTP from its own origin.
+  cors_allow_origins = ["http://127.0.0.1:${var.demo_port}", "http://localhost:${var.demo_port}"]
 
   # Presence events also reach the user's groups (the module's default grace period, 5 s, is kept).
   group_presence_enabled = true

@@ -117,3 +117,8 @@ output "maintenance_schedule_name" {
   description = "Name of the EventBridge Scheduler schedule that runs maintenance."
   value       = module.realtime.maintenance_schedule_name
 }
+
+output "demo_port" {
+  description = "Port of the demo page whose origin the HTTP API allows."
+  value       = var.demo_port
+}

@@ -43,3 +43,9 @@ variable "dev_token_secret" {
   default     = "local-dev-only-secret-do-not-use-in-production"
   sensitive   = true
 }
+
+variable "demo_port" {
+  description = "Port of the demo page on 127.0.0.1 (scripts/demo_server.py): the HTTP API allows its origin (CORS)."
+  type        = number
+  default     = 8765
+}

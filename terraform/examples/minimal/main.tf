@@ -14,6 +14,8 @@ module "realtime" {
 
   token = {
     secret_ssm_parameter_name = var.token_secret_ssm_parameter_name
+    issuer                    = var.token_issuer
+    audience                  = var.token_audience
   }
 
   # WebSocket stage access logs need API Gateway's account-level CloudWatch

@@ -9,6 +9,7 @@ import jwt
 import pytest
 
 from scripts.demo_server import BackgroundServer, Demo, NotLocal, check_local
+from scripts.mint_token import LOCAL_AUDIENCE, LOCAL_ISSUER
 
 LOCAL = {
     "emulator_endpoint": "http://127.0.0.1:4566",
@@ -19,6 +20,7 @@ LOCAL = {
 
 
 SECRET = "a-dev-secret-that-is-long-enough-for-hs256"
+JSON_BODY = {"Content-Type": "application/json"}
 
 
 class FakePublisher:
@@ -96,15 +98,22 @@ def test_serves_nothing_outside_its_folders(server, path):
     assert get(f"{server.url}{path}")[0] == 404
 
 
+def decoded(body: bytes) -> dict:
+    """The claims of the token in a /token answer, checked as the local stack checks them."""
+    return jwt.decode(
+        json.loads(body)["token"], SECRET, algorithms=["HS256"], issuer=LOCAL_ISSUER, audience=LOCAL_AUDIENCE
+    )
+
+
 def test_mints_dev_tokens_for_seeded_and_other_users(server):
     status, _, body = get(f"{server.url}/token?user=alice")
     assert status == 200
-    claims = jwt.decode(json.loads(body)["token"], SECRET, algorithms=["HS256"])
+    claims = decoded(body)
     assert claims["sub"] == "alice"
     assert claims["groups"] == ["ops", "dev"]
     assert set(claims["topics"]) == {"presence:bob", "presence:carol", "presence:dave"}
     status, _, body = get(f"{server.url}/token?user=zed&groups=team-1,team-2")
-    assert jwt.decode(json.loads(body)["token"], SECRET, algorithms=["HS256"])["groups"] == ["team-1", "team-2"]
+    assert decoded(body)["groups"] == ["team-1", "team-2"]
     assert get(f"{server.url}/token?user=bad%20name")[0] == 400
     assert get(f"{server.url}/token")[0] == 400
 
@@ -117,3 +126,58 @@ def test_publishes_valid_events_and_explains_invalid_ones(server):
     assert "type" in body["error"]["message"]
     assert post(f"{server.url}/publish", b"not json")[0] == 400
     assert post(f"{server.url}/publish", b"[1]")[0] == 400
+
+
+def port_of(server) -> int:
+    return int(server.url.rsplit(":", 1)[1])
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "127.0.0.1:1", "192.168.1.5:{port}"])
+def test_refuses_requests_for_another_host(server, host):
+    """DNS rebinding: a name the attacker controls, pointed at 127.0.0.1, arrives with its own Host."""
+    headers = {"Host": host.format(port=port_of(server))}
+
+    token = httpx.get(f"{server.url}/token?user=alice", headers=headers, timeout=5)
+    publish = httpx.post(
+        f"{server.url}/publish", content=b'{"type":"a","data":{}}', headers=headers | JSON_BODY, timeout=5
+    )
+
+    assert (token.status_code, token.json()["error"]["code"]) == (403, "foreign_host")
+    assert publish.status_code == 403
+    assert server.server.RequestHandlerClass.demo.publisher.sent == []
+
+
+def test_refuses_pages_of_other_origins(server):
+    headers = {"Origin": "https://evil.example"}
+
+    token = httpx.get(f"{server.url}/token?user=alice", headers=headers, timeout=5)
+    publish = httpx.post(
+        f"{server.url}/publish", content=b'{"type":"a","data":{}}', headers=headers | JSON_BODY, timeout=5
+    )
+
+    assert (token.status_code, token.json()["error"]["code"]) == (403, "foreign_origin")
+    assert (publish.status_code, publish.json()["error"]["code"]) == (403, "foreign_origin")
+    assert server.server.RequestHandlerClass.demo.publisher.sent == []
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_serves_its_own_pages_by_either_loopback_name(server, host):
+    origin = f"http://{host}:{port_of(server)}"
+    headers = {"Host": f"{host}:{port_of(server)}", "Origin": origin}
+
+    response = httpx.post(
+        f"{server.url}/publish", content=b'{"type":"a","data":{}}', headers=headers | JSON_BODY, timeout=5
+    )
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_publish_takes_json_only(server, content_type):
+    """A form or text/plain POST needs no CORS preflight: a page elsewhere could send one."""
+    headers = {} if content_type is None else {"Content-Type": content_type}
+
+    response = httpx.post(f"{server.url}/publish", content=b'{"type":"a","data":{}}', headers=headers, timeout=5)
+
+    assert (response.status_code, response.json()["error"]["code"]) == (415, "not_json")
+    assert server.server.RequestHandlerClass.demo.publisher.sent == []

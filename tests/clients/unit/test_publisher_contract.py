@@ -44,6 +44,7 @@ def test_constants_are_the_wire_contract():
         "audienceTopics": publisher.MAX_AUDIENCE,
         "dataBytesDefault": publisher.DEFAULT_MAX_DATA_BYTES,
         "dataBytesMax": publisher.MAX_DATA_BYTES,
+        "dataDepthMax": publisher.MAX_DATA_DEPTH,
         "queueMessageBytes": publisher.SQS_BATCH_BYTES,
     }
     assert patterns == {name: WIRE["patterns"][name] for name in patterns}
@@ -124,3 +125,24 @@ def test_one_byte_over_the_data_limit_is_refused():
     with pytest.raises(InvalidEvent) as error:
         Event("a", data_of(over["bytes"])).to_message()
     assert error.value.field == over["field"]
+
+
+def nested_data(depth: int) -> dict:
+    """A data object ``depth`` dicts and lists deep: {"x": [[...[1]...]]}."""
+    value: object = 1
+    for _ in range(depth - 1):
+        value = [value]
+    return {"x": value}
+
+
+def test_one_level_over_the_depth_limit_is_refused():
+    over = MESSAGES["generated"]["dataOverDepth"]
+    Event("a", nested_data(over["depth"] - 1)).to_message()
+    with pytest.raises(InvalidEvent) as error:
+        Event("a", nested_data(over["depth"])).to_message()
+    assert error.value.field == over["field"]
+
+
+def test_data_nested_past_what_json_can_serialise_is_refused_as_too_deep():
+    with pytest.raises(InvalidEvent, match="levels deep"):
+        Event("a", nested_data(100_000)).to_message()

@@ -11,15 +11,14 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from realtime.core import lifecycle
+from realtime.core import auth, lifecycle
 from realtime.core.auth import InvalidToken, Principal, TokenVerifier
 from realtime.core.errors import ConfigError
 from realtime.core.settings import TokenSettings, load
 
-from ..support import REGION, SECRET, make_token
+from ..support import AUDIENCE, ISSUER, REGION, SECRET, SSM_PARAMETER, make_token
 
-ISSUER = "https://issuer.example/"
-AUDIENCE = "realtime-test"
+NEW_SECRET = "the-next-hs256-secret-after-rotation-0123456789"
 
 
 # --- hs256 -----------------------------------------------------------------
@@ -38,11 +37,10 @@ def test_valid_hs256_token_from_ssm(hs256_token_mode):
     assert principal == Principal(user_id="42", groups=("ops",), topics=("user:42", "group:ops", "presence:7", "all"))
 
 
-def test_valid_hs256_token_from_secrets_manager(aws_mock, monkeypatch):
+def test_valid_hs256_token_from_secrets_manager(aws_mock, token_checks, monkeypatch):
     arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
         Name="realtime-test/token", SecretString=SECRET
     )["ARN"]
-    monkeypatch.setenv("TOKEN_MODE", "hs256")
     monkeypatch.setenv("TOKEN_SECRET_ARN", arn)
 
     assert default_verifier().verify(make_token("7")).user_id == "7"
@@ -81,9 +79,9 @@ def test_other_hmac_algorithms_are_refused(hs256_token_mode):
     assert _reason(make_token(key=SECRET * 2, algorithm="HS512")) == "unsupported_algorithm"
 
 
-@pytest.mark.parametrize("missing", ["sub", "exp"])
+@pytest.mark.parametrize("missing", ["sub", "exp", "iss", "aud"])
 def test_required_claims(hs256_token_mode, missing):
-    claims = {"sub": "42", "exp": int(time.time()) + 60}
+    claims = {"sub": "42", "exp": int(time.time()) + 60, "iss": ISSUER, "aud": AUDIENCE}
     del claims[missing]
 
     assert _reason(jwt.encode(claims, SECRET, algorithm="HS256")) == "missing_claim"
@@ -94,7 +92,7 @@ def test_required_claims(hs256_token_mode, missing):
     [{"sub": "has space"}, {"sub": "42", "groups": "ops"}, {"sub": "42", "topics": [1]}, {"sub": 42}],
 )
 def test_malformed_claims(hs256_token_mode, claims):
-    payload = {"exp": int(time.time()) + 60, **claims}
+    payload = {"exp": int(time.time()) + 60, "iss": ISSUER, "aud": AUDIENCE, **claims}
 
     assert _reason(jwt.encode(payload, SECRET, algorithm="HS256")) == "invalid_claims"
 
@@ -104,19 +102,34 @@ def test_garbage_is_malformed(hs256_token_mode):
     assert _reason("x" * 9000) == "malformed"
 
 
-def test_issuer_and_audience_checked_when_configured(hs256_token_mode, monkeypatch):
-    monkeypatch.setenv("TOKEN_ISSUER", ISSUER)
-    monkeypatch.setenv("TOKEN_AUDIENCE", AUDIENCE)
-
+def test_a_token_signed_with_the_same_secret_for_another_service_is_refused(hs256_token_mode):
+    """hs256 mode checks issuer and audience too: sharing a secret does not make tokens interchangeable."""
     assert default_verifier().verify(make_token(iss=ISSUER, aud=AUDIENCE)).user_id == "user-1"
-    assert _reason(make_token(iss="https://evil.example/", aud=AUDIENCE)) == "invalid_issuer"
-    assert _reason(make_token(iss=ISSUER, aud="someone-else")) == "invalid_audience"
-    assert _reason(make_token(aud=AUDIENCE)) == "missing_claim"
+    assert _reason(make_token(iss="https://billing.example/")) == "invalid_issuer"
+    assert _reason(make_token(aud="billing")) == "invalid_audience"
+    assert _reason(make_token(iss=None, aud=None)) == "missing_claim"
 
 
-def test_short_secret_is_a_configuration_error(aws_mock, monkeypatch):
+@pytest.mark.parametrize(
+    ("claims", "verdict"),
+    [
+        ({"expires_in": 86_000}, "accepted"),
+        ({"expires_in": 3 * 86400}, "lifetime_too_long"),  # no iat: counted from now
+        ({"expires_in": 23 * 3600, "iat": int(time.time()) - 2 * 3600}, "lifetime_too_long"),  # 25 h from iat
+        ({"expires_in": 3600, "iat": int(time.time()) - 3600}, "accepted"),
+    ],
+)
+def test_tokens_valid_longer_than_the_max_lifetime_are_refused(hs256_token_mode, claims, verdict):
+    token = make_token(**claims)
+
+    if verdict == "accepted":
+        assert default_verifier().verify(token).user_id == "user-1"
+    else:
+        assert _reason(token) == verdict
+
+
+def test_short_secret_is_a_configuration_error(aws_mock, token_checks, monkeypatch):
     boto3.client("ssm", region_name=REGION).put_parameter(Name="/short", Value="too-short", Type="SecureString")
-    monkeypatch.setenv("TOKEN_MODE", "hs256")
     monkeypatch.setenv("TOKEN_SECRET_SSM_PARAMETER", "/short")
 
     with pytest.raises(ConfigError, match="at least 32 bytes"):
@@ -129,6 +142,94 @@ def test_secret_is_cached_between_calls(hs256_token_mode):
     boto3.client("ssm", region_name=REGION).delete_parameter(Name="/realtime-test/token-secret")
 
     assert verifier.verify(make_token()).user_id == "user-1"
+
+
+# --- secret rotation -----------------------------------------------------------
+
+
+def rotate_ssm(value: str) -> None:
+    boto3.client("ssm", region_name=REGION).put_parameter(
+        Name=SSM_PARAMETER, Value=value, Type="SecureString", Overwrite=True
+    )
+
+
+def test_tokens_signed_with_the_previous_ssm_version_still_verify_after_a_rotation(hs256_token_mode, monkeypatch):
+    verifier = default_verifier()
+    old_token = make_token("42")
+    verifier.verify(old_token)
+
+    rotate_ssm(NEW_SECRET)
+    monkeypatch.setattr(auth, "SECRET_MAX_AGE_SECONDS", 0)  # the versions are read again
+
+    assert verifier.verify(old_token).user_id == "42"
+    assert verifier.verify(make_token("43", key=NEW_SECRET)).user_id == "43"
+
+
+def test_tokens_signed_with_a_secret_just_stored_verify_at_once(hs256_token_mode, monkeypatch):
+    """The issuer may sign with the new secret right away: a token matching no known version reads them again."""
+    verifier = default_verifier()
+    verifier.verify(make_token("42"))  # the versions are read (and cached for 5 minutes)
+
+    rotate_ssm(NEW_SECRET)
+    monkeypatch.setattr(auth, "SECRET_REFRESH_SECONDS", 0)
+
+    assert verifier.verify(make_token("43", key=NEW_SECRET)).user_id == "43"
+
+
+def test_two_rotations_retire_the_oldest_secret(hs256_token_mode, monkeypatch):
+    verifier = default_verifier()
+    oldest = make_token("42")
+    rotate_ssm(NEW_SECRET)
+    rotate_ssm("and-the-one-after-that-hs256-secret-0123456789")
+    monkeypatch.setattr(auth, "SECRET_MAX_AGE_SECONDS", 0)
+
+    assert _reason(oldest) == "bad_signature"
+    assert verifier.verify(make_token("43", key=NEW_SECRET)).user_id == "43"
+
+
+def test_tokens_signed_with_the_awsprevious_secret_still_verify(aws_mock, token_checks, monkeypatch):
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    arn = secrets.create_secret(Name="realtime-test/token", SecretString=SECRET)["ARN"]
+    monkeypatch.setenv("TOKEN_SECRET_ARN", arn)
+    secrets.put_secret_value(SecretId=arn, SecretString=NEW_SECRET)
+
+    verifier = default_verifier()
+
+    assert verifier.verify(make_token("42")).user_id == "42"
+    assert verifier.verify(make_token("43", key=NEW_SECRET)).user_id == "43"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_secret_is_read_again_early_at_most_every_30_seconds():
+    reads: list[float] = []
+    clock = FakeClock()
+
+    def fetch() -> list[str]:
+        reads.append(clock.now)
+        return [SECRET]
+
+    secret = auth.SecretVersions(fetch, clock)
+    secret.keys()
+    clock.now += 10
+    assert secret.refreshed() is None  # a flood of bad tokens does not become a flood of reads
+    clock.now += 25
+    assert secret.refreshed() == [SECRET.encode()]
+    clock.now += 299
+    secret.keys()
+    assert reads == [1000.0, 1035.0]
+
+
+def test_a_previous_secret_that_is_too_short_is_not_trusted():
+    secret = auth.SecretVersions(lambda: [SECRET, "short-old-secret"])
+
+    assert secret.keys() == [SECRET.encode()]
 
 
 # --- jwks --------------------------------------------------------------------
@@ -178,12 +279,10 @@ def jwks_server(rsa_key, ec_key):
 
 
 @pytest.fixture
-def jwks_mode(jwks_server, monkeypatch):
+def jwks_mode(jwks_server, token_checks, monkeypatch):
     url, fetches = jwks_server
     monkeypatch.setenv("TOKEN_MODE", "jwks")
     monkeypatch.setenv("TOKEN_JWKS_URL", url)
-    monkeypatch.setenv("TOKEN_ISSUER", ISSUER)
-    monkeypatch.setenv("TOKEN_AUDIENCE", AUDIENCE)
     lifecycle.reset()
     return fetches
 
@@ -240,17 +339,21 @@ def test_jwks_alg_none(jwks_mode):
     assert _reason(unsigned) == "unsupported_algorithm"
 
 
-def test_jwks_endpoint_down_is_not_the_callers_fault(monkeypatch, rsa_key):
+def test_jwks_endpoint_down_is_not_the_callers_fault(token_checks, monkeypatch, rsa_key):
     monkeypatch.setenv("TOKEN_MODE", "jwks")
     monkeypatch.setenv("TOKEN_JWKS_URL", "http://127.0.0.1:9/jwks.json")  # discard port: refused
-    monkeypatch.setenv("TOKEN_ISSUER", ISSUER)
-    monkeypatch.setenv("TOKEN_AUDIENCE", AUDIENCE)
 
     with pytest.raises(jwt.PyJWKClientConnectionError):
         default_verifier().verify(_signed(rsa_key))
 
 
 def test_verifier_can_be_built_directly_with_a_key_resolver():
-    verifier = TokenVerifier(algorithms=["HS256"], resolve_key=lambda _token: SECRET.encode())
+    verifier = TokenVerifier(
+        algorithms=["HS256"],
+        resolve_keys=lambda _token: [SECRET.encode()],
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        max_lifetime=3600,
+    )
 
     assert verifier.verify(make_token("9")).topics == ("user:9", "all")

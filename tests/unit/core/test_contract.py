@@ -35,6 +35,7 @@ def test_patterns_and_limits_equal_the_contract():
         "topicsPerToken": contract.MAX_TOPICS_PER_TOKEN,
         "dataBytesDefault": contract.DEFAULT_DATA_BYTES,
         "dataBytesMax": contract.MAX_DATA_BYTES,
+        "dataDepthMax": contract.MAX_DATA_DEPTH,
         "queueMessageBytes": contract.QUEUE_MESSAGE_BYTES,
         "pageEventsDefault": contract.DEFAULT_PAGE_EVENTS,
         "pageEventsMax": contract.MAX_PAGE_EVENTS,
@@ -86,6 +87,18 @@ def rejected_messages():
     data = generated["dataOverLimit"]
     # {"x":"..."} serializes to the text plus 8 bytes of JSON around it.
     yield {"type": "a", "data": {"x": "y" * (data["bytes"] - 8)}, "audience": ["all"]}, data["field"]
+    deep = generated["dataOverDepth"]
+    yield {"type": "a", "data": nested_data(deep["depth"]), "audience": ["all"]}, deep["field"]
+
+
+def nested_data(depth: int) -> dict:
+    """A data object `depth` objects and lists deep: {"x": [[...]]}."""
+    return json.loads('{"x": ' + "[" * (depth - 1) + "]" * (depth - 1) + "}")
+
+
+def test_data_may_nest_up_to_the_limit():
+    depth = WIRE["limits"]["dataDepthMax"]
+    pipeline().parse(json.dumps({"type": "a", "data": nested_data(depth)}), "sqs-message-id")
 
 
 @pytest.mark.parametrize(("message", "field"), list(rejected_messages()))
@@ -94,5 +107,5 @@ def test_rejected_messages_go_to_the_dlq_naming_the_field(message, field):
     with pytest.raises(PermanentError) as caught:
         pipeline().parse(json.dumps(message), "sqs-message-id")
 
-    assert caught.value.code in ("invalid_message", "too_large")
+    assert caught.value.code in ("invalid_message", "too_large", "too_deep")
     assert field in caught.value.reason

@@ -94,34 +94,56 @@ def test_variables_lists_sections_too():
         "TOKEN_JWKS_URL",
         "TOKEN_ISSUER",
         "TOKEN_AUDIENCE",
+        "TOKEN_MAX_LIFETIME_SECONDS",
         "PRESENCE_TABLE",
         "MAX_PRESENCE_USERS",
     }
 
 
+TOKEN_CHECKS = {
+    "TOKEN_ISSUER": "https://issuer.example/",
+    "TOKEN_AUDIENCE": "realtime",
+    "TOKEN_MAX_LIFETIME_SECONDS": "86400",
+}
+
+
 def test_hs256_needs_exactly_one_secret_source():
     with pytest.raises(ConfigError, match="exactly one of TOKEN_SECRET_SSM_PARAMETER or TOKEN_SECRET_ARN"):
-        load(TokenSettings, {"TOKEN_MODE": "hs256"})
+        load(TokenSettings, TOKEN_CHECKS | {"TOKEN_MODE": "hs256"})
     with pytest.raises(ConfigError, match="exactly one of"):
-        load(TokenSettings, {"TOKEN_MODE": "hs256", "TOKEN_SECRET_SSM_PARAMETER": "/p", "TOKEN_SECRET_ARN": "arn:x"})
+        load(
+            TokenSettings,
+            TOKEN_CHECKS | {"TOKEN_MODE": "hs256", "TOKEN_SECRET_SSM_PARAMETER": "/p", "TOKEN_SECRET_ARN": "arn:x"},
+        )
 
-    settings = load(TokenSettings, {"TOKEN_MODE": "hs256", "TOKEN_SECRET_SSM_PARAMETER": "/p"})
+    settings = load(TokenSettings, TOKEN_CHECKS | {"TOKEN_MODE": "hs256", "TOKEN_SECRET_SSM_PARAMETER": "/p"})
     assert (settings.mode, settings.secret_ssm_parameter, settings.secret_arn) == ("hs256", "/p", None)
+    assert (settings.issuer, settings.audience, settings.max_lifetime_seconds) == (
+        "https://issuer.example/",
+        "realtime",
+        86400,
+    )
 
 
-def test_jwks_needs_issuer_and_audience():
-    environment = {
-        "TOKEN_MODE": "jwks",
-        "TOKEN_JWKS_URL": "https://issuer.example/.well-known/jwks.json",
-        "TOKEN_ISSUER": "https://issuer.example/",
-    }
-    with pytest.raises(ConfigError, match="TOKEN_AUDIENCE"):
+@pytest.mark.parametrize("mode", ["hs256", "jwks"])
+@pytest.mark.parametrize("missing", sorted(TOKEN_CHECKS))
+def test_both_modes_need_issuer_audience_and_a_max_lifetime(mode, missing):
+    source = {"hs256": {"TOKEN_SECRET_SSM_PARAMETER": "/p"}, "jwks": {"TOKEN_JWKS_URL": "https://issuer.example/j"}}
+    environment = {"TOKEN_MODE": mode} | source[mode] | TOKEN_CHECKS
+    del environment[missing]
+
+    with pytest.raises(ConfigError, match=f"environment variable {missing} is required"):
         load(TokenSettings, environment)
+
+
+def test_jwks_needs_its_url():
+    with pytest.raises(ConfigError, match="TOKEN_JWKS_URL"):
+        load(TokenSettings, TOKEN_CHECKS | {"TOKEN_MODE": "jwks"})
 
 
 def test_unknown_token_mode():
     with pytest.raises(ConfigError, match="TOKEN_MODE must be 'hs256' or 'jwks'"):
-        load(TokenSettings, {"TOKEN_MODE": "rs256"})
+        load(TokenSettings, TOKEN_CHECKS | {"TOKEN_MODE": "rs256"})
 
 
 def test_a_function_reads_its_settings_once_per_container(monkeypatch):

@@ -29,6 +29,7 @@ def test_a_full_rule_as_terraform_writes_it():
                 kinds=["INSERT", "MODIFY"],
                 when={"attribute": "online", "becomes": {"S": None, "N": None, "BOOL": True}},
                 audience=["presence:{doctorId}", "group:{clinicIds}"],
+                list_placeholders=["clinicIds"],
                 data=["doctorId", "name"],
             )
         )
@@ -40,6 +41,7 @@ def test_a_full_rule_as_terraform_writes_it():
     assert parsed.when == Trigger(attribute="online", becomes=TypedValue(type="BOOL", value=True))
     assert [t.text for t in parsed.audience] == ["presence:{doctorId}", "group:{clinicIds}"]
     assert parsed.audience[1].fields == ("clinicIds",)
+    assert parsed.list_placeholders == ["clinicIds"]
     assert parsed.data == ["doctorId", "name"]
 
 
@@ -55,7 +57,7 @@ def test_defaults_kinds_follow_the_trigger_and_data_is_empty():
     any_change, attribute_changes, becomes = sources.for_stream(STREAM_ARN).rules
     assert any_change.kinds == attribute_changes.kinds == {"INSERT", "MODIFY", "REMOVE"}
     assert any_change.when is None
-    assert any_change.data == []
+    assert any_change.data == any_change.list_placeholders == []
     assert attribute_changes.when == Trigger(attribute="status")
     assert becomes.kinds == {"INSERT", "MODIFY"}
     assert becomes.when.becomes == TypedValue(type="N", value=Decimal("1"))
@@ -98,6 +100,8 @@ def test_an_empty_list_is_valid():
         (rule(audience=["all", "all"]), "twice"),
         (rule(data=["name", "name"]), "data: lists an attribute twice"),
         (rule(data="name"), "data: Input should be a valid list"),
+        (rule(list_placeholders=["clinicIds"]), "list_placeholders names ['clinicIds'], which no audience template"),
+        (rule(list_placeholders=["doctorId", "doctorId"]), "list_placeholders: lists an attribute twice"),
         (rule(audience=["all"], topic="x"), "unknown keys ['topic']"),
         ("not a rule", "rules[0]: Input should be a valid dictionary"),
     ],

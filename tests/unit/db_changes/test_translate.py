@@ -3,6 +3,7 @@
 import base64
 import json
 import re
+import time
 from decimal import Decimal
 
 import pytest
@@ -19,6 +20,7 @@ RULES = [
         "event_type": "doctor.online",
         "when": {"attribute": "online", "becomes": {"BOOL": True}},
         "audience": ["presence:{doctorId}", "group:{clinicIds}"],
+        "list_placeholders": ["clinicIds"],
         "data": ["doctorId", "name", "specialty"],
     },
     {
@@ -27,6 +29,7 @@ RULES = [
         "kinds": ["MODIFY"],
         "when": {"attribute": "online", "becomes": {"BOOL": False}},
         "audience": ["presence:{doctorId}", "group:{clinicIds}"],
+        "list_placeholders": ["clinicIds"],
         "data": ["doctorId", "name"],
     },
     {
@@ -66,9 +69,12 @@ ASSIGNMENT = {
 }
 
 
-def translator(rules=None, stream_arn=STREAM_ARN):
+MAX_TOPICS = 100  # the module's db_changes_max_topics_per_record default
+
+
+def translator(rules=None, stream_arn=STREAM_ARN, max_topics=MAX_TOPICS):
     sources = [{"name": "clinic", "stream_arn": stream_arn, "rules": rules or RULES}]
-    return ChangeTranslator(ChangeSources.from_json(json.dumps(sources)))
+    return ChangeTranslator(ChangeSources.from_json(json.dumps(sources)), max_topics)
 
 
 def messages(record, rules=None):
@@ -264,8 +270,8 @@ def test_one_skipped_rule_does_not_stop_the_others():
         (["a", 3], ["group:a", "group:3"]),
     ],
 )
-def test_templates_take_strings_numbers_and_lists_of_them(value, topics):
-    rules = [{"name": "r", "event_type": "t", "audience": ["group:{g}"]}]
+def test_templates_take_strings_numbers_and_declared_lists_of_them(value, topics):
+    rules = [{"name": "r", "event_type": "t", "audience": ["group:{g}"], "list_placeholders": ["g"]}]
 
     (event,) = messages(stream_record("INSERT", new={"pk": "x", "g": value}), rules)
 
@@ -273,7 +279,9 @@ def test_templates_take_strings_numbers_and_lists_of_them(value, topics):
 
 
 def test_two_list_attributes_give_every_combination():
-    rules = [{"name": "r", "event_type": "t", "audience": ["group:{clinic}.{role}"]}]
+    rules = [
+        {"name": "r", "event_type": "t", "audience": ["group:{clinic}.{role}"], "list_placeholders": ["clinic", "role"]}
+    ]
 
     (event,) = messages(
         stream_record("INSERT", new={"pk": "x", "clinic": ["a", "b"], "role": {"nurse", "desk"}}), rules
@@ -294,7 +302,7 @@ def test_two_list_attributes_give_every_combination():
     ],
 )
 def test_values_that_cannot_name_a_topic_skip_the_rule(value, code):
-    rules = [{"name": "r", "event_type": "t", "audience": ["group:{g}"]}]
+    rules = [{"name": "r", "event_type": "t", "audience": ["group:{g}"], "list_placeholders": ["g"]}]
 
     translation = translator(rules).translate(stream_record("INSERT", new={"pk": "x", "g": value}))
 
@@ -302,11 +310,53 @@ def test_values_that_cannot_name_a_topic_skip_the_rule(value, code):
     assert [s.code for s in translation.skipped] == [code]
 
 
+@pytest.mark.parametrize("value", [["a", "b"], {"a", "b"}, {Decimal(1), Decimal(2)}])
+def test_a_list_in_a_placeholder_not_declared_as_one_skips_the_rule(value):
+    rules = [{"name": "r", "event_type": "t", "audience": ["presence:{doctorId}", "group:{g}"]}]
+
+    translation = translator(rules).translate(stream_record("INSERT", new={"pk": "x", "doctorId": "d", "g": value}))
+
+    assert translation.messages == []
+    (skip,) = translation.skipped
+    assert (skip.code, skip.attribute) == ("undeclared_list", "g")
+    assert "list_placeholders" in skip.reason
+
+
+def test_a_record_over_the_topic_cap_is_refused_before_any_topic_is_built():
+    """The review's item: two 600-number sets would give 360,000 topics (3,600 messages)."""
+    rules = [{"name": "r", "event_type": "t", "audience": ["group:{a}.{b}"], "list_placeholders": ["a", "b"]}]
+    item = {"pk": "x", "a": {Decimal(n) for n in range(600)}, "b": {Decimal(n) for n in range(1000, 1600)}}
+
+    started = time.monotonic()
+    translation = translator(rules).translate(stream_record("INSERT", new=item))
+
+    assert time.monotonic() - started < 1.0
+    assert translation.messages == []
+    assert translation.refused.code == "too_many_topics"
+    assert "clinic/r gives 360000 topics" in translation.refused.reason
+    assert "at most 100 (db_changes_max_topics_per_record)" in translation.refused.reason
+
+
+def test_the_cap_counts_the_topics_of_every_rule_that_fires_on_the_record():
+    rules = [
+        {"name": "one", "event_type": "t", "audience": ["user:{a}"], "list_placeholders": ["a"]},
+        {"name": "two", "event_type": "t", "audience": ["group:{a}"], "list_placeholders": ["a"]},
+    ]
+    item = {"pk": "x", "a": [f"u{n}" for n in range(60)]}
+
+    within = translator(rules, max_topics=120).translate(stream_record("INSERT", new=item))
+    over = translator(rules, max_topics=119).translate(stream_record("INSERT", new=item))
+
+    assert (within.refused, len(within.messages)) == (None, 2)
+    assert over.messages == []
+    assert "clinic/two gives 60 topics, after 60 from the rules before it" in over.refused.reason
+
+
 def test_an_audience_over_100_topics_is_split_into_messages_with_one_event_id():
-    rules = [{"name": "r", "event_type": "t", "audience": ["user:{patients}"]}]
+    rules = [{"name": "r", "event_type": "t", "audience": ["user:{patients}"], "list_placeholders": ["patients"]}]
     patients = [f"p-{i:03d}" for i in range(250)]
 
-    translation = translator(rules).translate(
+    translation = translator(rules, max_topics=250).translate(
         stream_record("MODIFY", old={"pk": "x"}, new={"pk": "x", "patients": patients})
     )
 

@@ -71,6 +71,10 @@ def test_explicit_fields_win(pipeline):
         ('{"type": "a", "data": {"x": "' + "y" * 100 + '"}, "audience": ["all"]}', "too_large"),
         ('{"type": "a", "data": {}}', "no_audience"),
         ('{"type": "order.created", "data": {}}', "audience_field_missing"),
+        ('{"type": "a", "data": {"x": ' + "[" * 64 + "]" * 64 + '}, "audience": ["all"]}', "too_deep"),
+        # Deeper than Python's JSON parser goes: a RecursionError, which SQS would retry until redrive.
+        ('{"type": "a", "data": {"x": ' + "[" * 100_000 + "]" * 100_000 + '}, "audience": ["all"]}', "too_deep"),
+        ("[" * 100_000 + "]" * 100_000, "too_deep"),
     ],
 )
 def test_messages_that_can_never_succeed(pipeline, body, code):

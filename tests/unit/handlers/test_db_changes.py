@@ -18,6 +18,7 @@ RULES = [
         "event_type": "doctor.online",
         "when": {"attribute": "online", "becomes": {"BOOL": True}},
         "audience": ["presence:{doctorId}", "group:{clinicId}"],
+        "list_placeholders": ["clinicId"],
         "data": ["doctorId", "name"],
     },
     {
@@ -62,13 +63,22 @@ def events_queue(aws_mock, environment, monkeypatch):
     sqs = boto3.client("sqs", region_name=REGION)
     url = sqs.create_queue(QueueName="realtime-test-events")["QueueUrl"]
     monkeypatch.setenv("EVENTS_QUEUE_URL", url)
+    monkeypatch.setenv("FAILURES_QUEUE_URL", sqs.create_queue(QueueName="realtime-test-failures")["QueueUrl"])
     return sqs, url
 
 
-def queued(events_queue) -> list[dict]:
-    sqs, url = events_queue
+@pytest.fixture
+def failures_queue(events_queue):
+    sqs, _ = events_queue
+    return sqs, sqs.get_queue_url(QueueName="realtime-test-failures")["QueueUrl"]
+
+
+def queued(queue) -> list[dict]:
+    sqs, url = queue
     bodies = []
-    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get(
+        "Messages", []
+    ):
         bodies += batch
         sqs.delete_message_batch(
             QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
@@ -103,6 +113,7 @@ def recording_sqs(environment, monkeypatch):
         fake = RecordingSqs(**options)
         monkeypatch.setattr(aws, "sqs", lambda *_args, **_kwargs: fake)
         monkeypatch.setenv("EVENTS_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/realtime-test-events")
+        monkeypatch.setenv("FAILURES_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/realtime-test-fails")
         return fake
 
     return install
@@ -172,6 +183,39 @@ def test_a_missing_template_attribute_is_a_logged_skip_not_a_failure(events_queu
     (emitted,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert emitted["RulesSkipped"] == [1.0]
     assert emitted["ChangeEventsQueued"] == [1.0]
+
+
+def test_a_record_over_the_topic_cap_goes_to_the_failures_queue_with_its_reason_and_the_batch_flows(
+    events_queue, failures_queue, lambda_context, capsys
+):
+    many_clinics = coming_online(1, clinicId=[f"c-{n}" for n in range(150)])
+
+    result = db_changes.handler({"Records": [many_clinics, coming_online(2)]}, lambda_context)
+
+    assert result == {"batchItemFailures": []}
+    assert [json.loads(m["Body"])["data"]["doctorId"] for m in queued(events_queue)] == ["d-2"]
+    (refused,) = queued(failures_queue)
+    attributes = {name: value["StringValue"] for name, value in refused["MessageAttributes"].items()}
+    assert attributes["errorCode"] == "too_many_topics"
+    assert "clinic/doctor-online gives 151 topics" in attributes["errorReason"]
+    assert attributes["sourceMessageId"] == "event-1"
+    pointer = json.loads(refused["Body"])
+    assert (pointer["eventSourceARN"], pointer["sequenceNumber"], pointer["keys"]) == (
+        STREAM_ARN,
+        "101",
+        {"pk": {"S": "doctor#d-1"}},
+    )
+    (emitted,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert emitted["StreamRecordsRefused"] == [1.0]
+
+
+def test_a_refused_record_is_retried_when_the_failures_queue_cannot_take_it(events_queue, monkeypatch, lambda_context):
+    monkeypatch.setenv("FAILURES_QUEUE_URL", events_queue[1].replace("realtime-test-events", "no-such-queue"))
+    many_clinics = coming_online(1, clinicId=[f"c-{n}" for n in range(150)])
+
+    result = db_changes.handler({"Records": [many_clinics, coming_online(2)]}, lambda_context)
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": "101"}]}
 
 
 @pytest.mark.filterwarnings("ignore:No application metrics to publish")

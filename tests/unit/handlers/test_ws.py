@@ -4,7 +4,7 @@ import json
 
 import pytest
 from realtime.events.connections import ConnectionStore
-from realtime.handlers import ws_connect, ws_default, ws_disconnect, ws_ping
+from realtime.handlers import ws_connect, ws_disconnect, ws_ping
 
 from ..support import make_token, ws_event
 
@@ -63,8 +63,7 @@ def test_connect_refuses_missing_expired_or_bad_tokens_and_stores_nothing(
     assert connections_table.scan()["Count"] == 0
 
 
-def test_connect_refuses_when_tokens_cannot_be_checked(connections_table, lambda_context, monkeypatch):
-    monkeypatch.setenv("TOKEN_MODE", "hs256")
+def test_connect_refuses_when_tokens_cannot_be_checked(connections_table, token_checks, lambda_context, monkeypatch):
     monkeypatch.setenv("TOKEN_SECRET_SSM_PARAMETER", "/does/not/exist")
 
     assert connect(lambda_context, {"token": make_token("42")}) == {"statusCode": 500}
@@ -110,35 +109,3 @@ def test_ping_from_an_unknown_connection_still_pongs(connections, connections_ta
 
     assert json.loads(response["body"])["type"] == "pong"
     assert connections_table.scan()["Count"] == 0
-
-
-# --- $default -------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("body", "hint"),
-    [
-        ('{"action": "subscribe", "topic": "group:admins"}', "unknown action 'subscribe'"),
-        ('{"hello": 1}', '"action" field'),
-        ("[1, 2]", '"action" field'),
-        ('{"action": 7}', '"action" field'),
-        ("not json at all", "must be JSON"),
-        ("", "must be JSON"),
-        (None, "must be JSON"),
-    ],
-)
-def test_default_answers_with_an_error_frame(lambda_context, body, hint):
-    response = ws_default.handler(ws_event("$default", body=body), lambda_context)
-
-    assert response["statusCode"] == 200
-    frame = json.loads(response["body"])
-    assert frame["type"] == "error"
-    assert frame["error"]["code"] == "unknown_action"
-    assert hint in frame["error"]["message"]
-    assert "ping" in frame["error"]["message"]
-
-
-def test_default_never_raises_even_on_a_strange_event(lambda_context):
-    response = ws_default.handler({"body": {"not": "a string"}}, lambda_context)
-
-    assert json.loads(response["body"])["type"] == "error"
