@@ -144,7 +144,9 @@ def test_http_returns_the_same_events_in_the_same_order_across_pages(stack, aws,
         events = [e for e in everything if e["topic"] != "all"]
 
         assert pages >= 3
-        assert by_topic(events) == by_topic([e for e in session.events if e["topic"] != "all"])
+        # The socket may bring two invocations' frames out of seq order (clients hold and reorder); HTTP is in order.
+        on_the_socket = sorted((e for e in session.events if e["topic"] != "all"), key=lambda e: e["seq"])
+        assert by_topic(events) == by_topic(on_the_socket)
         assert sorted(e["id"] for e in events if not e["type"].startswith("presence.")) == sorted(ids)
         for topic, seqs in by_topic(events).items():
             numbers = [seq for seq, _ in seqs]
