@@ -124,7 +124,7 @@ class EventPipeline:
 
         for topic in pending.topics:
             build = build_body(topic)
-            seq, created = self._store.append(
+            seq, created, _ = self._store.append(
                 pending.event_id, topic, build, event_type=pending.type, published_at=published_at
             )
             if created:
