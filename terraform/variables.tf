@@ -158,13 +158,24 @@ variable "max_event_data_bytes" {
 }
 
 variable "delivery_concurrency" {
-  description = "Parallel PostToConnection calls per process-events invocation."
+  description = "Parallel PostToConnection calls per process-events invocation (the fanout function has fanout_concurrency). A 429 from the gateway halves it for the rest of the invocation; successes raise it back."
   type        = number
   default     = 32
 
   validation {
     condition     = var.delivery_concurrency >= 1 && var.delivery_concurrency <= 256
     error_message = "The delivery_concurrency must be between 1 and 256."
+  }
+}
+
+variable "delivery_max_attempts" {
+  description = "Posts of one event to one connection before it is given up (logged, counted in DeliveriesAbandoned; its client catches up over HTTP). Only the connections whose post failed transiently (429, 5xx, network) are posted again, after an exponential backoff with full jitter (1 s doubling, at most 900 s)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.delivery_max_attempts >= 1 && var.delivery_max_attempts <= 20 && floor(var.delivery_max_attempts) == var.delivery_max_attempts
+    error_message = "The delivery_max_attempts must be a whole number between 1 and 20."
   }
 }
 
@@ -221,7 +232,7 @@ variable "events_queue_max_receive_count" {
 ################################################################################
 
 variable "process_events_timeout" {
-  description = "Timeout of the process-events function, in seconds. The events queue's visibility timeout is 6 times this."
+  description = "Timeout of the process-events and fanout functions, in seconds. The events and fanout queues' visibility timeout is 6 times this."
   type        = number
   default     = 60
 
@@ -232,7 +243,7 @@ variable "process_events_timeout" {
 }
 
 variable "process_events_memory_size" {
-  description = "Memory of the process-events function, in MB (CPU and network scale with it)."
+  description = "Memory of the process-events and fanout functions, in MB (CPU and network scale with it)."
   type        = number
   default     = 512
 
@@ -277,6 +288,54 @@ variable "process_events_maximum_concurrency" {
   validation {
     condition     = var.process_events_maximum_concurrency >= 2 && var.process_events_maximum_concurrency <= 1000
     error_message = "The process_events_maximum_concurrency must be between 2 and 1000."
+  }
+}
+
+################################################################################
+# fanout (large audiences, retried posts)
+################################################################################
+
+variable "fanout_threshold" {
+  description = "Connections of a topic that process-events posts itself. A topic with more: process-events posts this many and hands the rest to the fanout function, as jobs over pages of fanout_page_size connections posted in parallel."
+  type        = number
+  default     = 500
+
+  validation {
+    condition     = var.fanout_threshold >= 1 && var.fanout_threshold <= 10000 && floor(var.fanout_threshold) == var.fanout_threshold
+    error_message = "The fanout_threshold must be a whole number between 1 and 10000."
+  }
+}
+
+variable "fanout_page_size" {
+  description = "Connections one fanout job posts (one Query page of the topic's subscriptions)."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.fanout_page_size >= 1 && var.fanout_page_size <= 10000 && floor(var.fanout_page_size) == var.fanout_page_size
+    error_message = "The fanout_page_size must be a whole number between 1 and 10000."
+  }
+}
+
+variable "fanout_concurrency" {
+  description = "Parallel PostToConnection calls per fanout invocation. A 429 from the gateway halves it for the rest of the invocation; successes raise it back."
+  type        = number
+  default     = 64
+
+  validation {
+    condition     = var.fanout_concurrency >= 1 && var.fanout_concurrency <= 256 && floor(var.fanout_concurrency) == var.fanout_concurrency
+    error_message = "The fanout_concurrency must be a whole number between 1 and 256."
+  }
+}
+
+variable "fanout_maximum_concurrency" {
+  description = "Most concurrent fanout invocations the SQS event source mapping starts (each posts one page). Together with fanout_concurrency it bounds the posts per second the module asks of API Gateway."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.fanout_maximum_concurrency >= 2 && var.fanout_maximum_concurrency <= 1000 && floor(var.fanout_maximum_concurrency) == var.fanout_maximum_concurrency
+    error_message = "The fanout_maximum_concurrency must be a whole number between 2 and 1000."
   }
 }
 

@@ -214,6 +214,7 @@ run "presence_permissions_are_least_privilege" {
       "maintenance"     = "dynamodb:GetItem,dynamodb:Scan,dynamodb:UpdateItem"
       "presence-checks" = "dynamodb:GetItem,dynamodb:UpdateItem"
       "process-events"  = "dynamodb:UpdateItem"
+      "fanout"          = "dynamodb:UpdateItem"
       "ws-connect"      = "dynamodb:UpdateItem"
       "ws-default"      = ""
       "ws-disconnect"   = "dynamodb:UpdateItem"
@@ -227,7 +228,7 @@ run "presence_permissions_are_least_privilege" {
   assert {
     condition = toset([for k, p in aws_iam_role_policy.lambda : k if contains(flatten([
       for s in jsondecode(p.policy).Statement : s.Resource if contains(s.Action, "sqs:SendMessage")
-    ]), aws_sqs_queue.presence_checks[0].arn)]) == toset(["ws-disconnect", "process-events", "maintenance"])
+    ]), aws_sqs_queue.presence_checks[0].arn)]) == toset(["ws-disconnect", "process-events", "fanout", "maintenance"])
     error_message = "Only the functions that end sessions schedule offline checks."
   }
 
@@ -275,8 +276,8 @@ run "presence_can_be_left_out" {
     condition = (
       keys(aws_dynamodb_table.this) == ["connections", "events"] &&
       length(aws_sqs_queue.presence_checks) == 0 && length(aws_lambda_event_source_mapping.presence_checks) == 0 &&
-      keys(aws_sqs_queue.dead_letter) == ["events-dlq"] && keys(aws_sqs_queue_policy.this) == ["events", "events-dlq"] &&
-      keys(aws_lambda_function.this) == ["events-api", "maintenance", "process-events", "ws-connect", "ws-default", "ws-disconnect", "ws-ping"]
+      keys(aws_sqs_queue.dead_letter) == ["events-dlq", "fanout-dlq"] && keys(aws_sqs_queue_policy.this) == ["events", "events-dlq", "fanout", "fanout-dlq"] &&
+      keys(aws_lambda_function.this) == ["events-api", "fanout", "maintenance", "process-events", "ws-connect", "ws-default", "ws-disconnect", "ws-ping"]
     )
     error_message = "Without presence there is no presence table, presence-checks queue, DLQ, mapping or function."
   }
@@ -287,7 +288,7 @@ run "presence_can_be_left_out" {
   }
 
   assert {
-    condition     = keys(aws_cloudwatch_metric_alarm.this) == ["events-dlq-not-empty", "events-queue-age", "maintenance-errors", "process-events-errors"]
+    condition     = keys(aws_cloudwatch_metric_alarm.this) == ["events-dlq-not-empty", "events-queue-age", "fanout-dlq-not-empty", "fanout-errors", "fanout-queue-age", "maintenance-errors", "process-events-errors"]
     error_message = "Without presence the presence-checks DLQ alarm goes; maintenance's stays."
   }
 

@@ -25,8 +25,12 @@ def sqs() -> Any:
 
 
 @per_container
-def connections_management(endpoint_url: str, concurrency: int = 10) -> Any:
-    """The `@connections` client of the WebSocket API, sized for `concurrency` parallel posts."""
+def connections_management(endpoint_url: str, concurrency: int = 10, *, retries: bool = True) -> Any:
+    """The `@connections` client of the WebSocket API, sized for `concurrency` parallel posts.
+
+    Delivery turns `retries` off: it retries failed posts itself, later and one
+    connection at a time, and slows down on the throttling it must see.
+    """
     return boto3.client(
         "apigatewaymanagementapi",
         endpoint_url=endpoint_url,
@@ -35,6 +39,6 @@ def connections_management(endpoint_url: str, concurrency: int = 10) -> Any:
             connect_timeout=3,
             read_timeout=5,
             # Standard mode retries throttling and 5xx a couple of times before we see them.
-            retries={"mode": "standard", "max_attempts": 3},
+            retries={"mode": "standard", "max_attempts": 3 if retries else 1},
         ),
     )

@@ -24,6 +24,7 @@ from realtime.core.contract import MAX_DATA_BYTES, MAX_PRESENCE_USERS
 from realtime.core.errors import ConfigError
 
 Environment = Mapping[str, str]
+MAX_FANOUT_PAGE = 10_000  # connections a Query page (and an invocation) may hold
 
 
 # --- declaring variables -------------------------------------------------------------------------
@@ -208,12 +209,27 @@ class WsDefaultSettings:
 class ProcessEventsSettings:
     connections_table: str = text("CONNECTIONS_TABLE")
     events_table: str = text("EVENTS_TABLE")
+    events_queue_url: str = text("EVENTS_QUEUE_URL")  # failed records are made visible again sooner
     connections_endpoint: str = text("CONNECTIONS_ENDPOINT")
     dlq_url: str = text("DLQ_URL")
     event_type_rules: str = text("EVENT_TYPE_RULES")  # JSON, parsed by realtime.events.rules
     event_retention_seconds: int = integer("EVENT_RETENTION_SECONDS", 86400, 365 * 86400)
     max_data_bytes: int = integer("MAX_DATA_BYTES", 1, MAX_DATA_BYTES)
     delivery_concurrency: int = integer("DELIVERY_CONCURRENCY", 1, 256)
+    delivery_max_attempts: int = integer("DELIVERY_MAX_ATTEMPTS", 1, 20)
+    fanout_threshold: int = integer("FANOUT_THRESHOLD", 1, MAX_FANOUT_PAGE)
+    fanout_queue_url: str = text("FANOUT_QUEUE_URL")
+    presence: EndingSessions | None = section(EndingSessions, optional=True)
+
+
+@dataclass(frozen=True)
+class FanoutSettings:
+    connections_table: str = text("CONNECTIONS_TABLE")
+    connections_endpoint: str = text("CONNECTIONS_ENDPOINT")
+    fanout_queue_url: str = text("FANOUT_QUEUE_URL")
+    fanout_page_size: int = integer("FANOUT_PAGE_SIZE", 1, MAX_FANOUT_PAGE)
+    fanout_concurrency: int = integer("FANOUT_CONCURRENCY", 1, 256)
+    delivery_max_attempts: int = integer("DELIVERY_MAX_ATTEMPTS", 1, 20)
     presence: EndingSessions | None = section(EndingSessions, optional=True)
 
 
@@ -250,6 +266,7 @@ FUNCTION_SETTINGS: dict[str, type] = {
     "ws-ping": WsPingSettings,
     "ws-default": WsDefaultSettings,
     "process-events": ProcessEventsSettings,
+    "fanout": FanoutSettings,
     "events-api": EventsApiSettings,
     "presence-checks": PresenceChecksSettings,
     "maintenance": MaintenanceSettings,

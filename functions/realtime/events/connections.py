@@ -1,12 +1,16 @@
 """The connections table: one item per live WebSocket plus one per (topic, connection).
 
-Delivery finds a topic's connections with one Query on `pk = topic#<topic>`.
+Delivery reads a topic's connections a page at a time with a Query on
+`pk = topic#<topic>`. Each subscription also carries the connection's full
+topic list, so a page alone tells which of an event's topics reach each
+connection (see realtime.events.fanout).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -15,6 +19,18 @@ from realtime.core.encoding import timestamp_at
 
 META_SK = "meta"
 BATCH_GET_LIMIT = 100  # keys per BatchGetItem
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    connection_id: str
+    topics: tuple[str, ...] | None  # all the connection's topics; None on items written before they were kept
+
+
+@dataclass(frozen=True)
+class SubscriberPage:
+    subscribers: list[Subscriber]
+    next_key: dict[str, Any] | None  # where the next page starts; None: this was the last one
 
 
 def connection_pk(connection_id: str) -> str:
@@ -59,6 +75,7 @@ class ConnectionStore:
                         "sk": connection_pk(connection_id),
                         "connectionId": connection_id,
                         "userId": user_id,
+                        "topics": topics,
                         "expiresAt": expires_at,
                     }
                 )
@@ -137,19 +154,21 @@ class ConnectionStore:
                 request = response.get("UnprocessedKeys") or {}
         return found
 
-    def subscribers(self, topic: str) -> Iterator[str]:
-        """Connection ids subscribed to a topic (expired ones skipped: TTL deletion lags)."""
+    def subscriber_page(self, topic: str, limit: int, start_key: Mapping[str, Any] | None = None) -> SubscriberPage:
+        """Up to `limit` connections subscribed to a topic, from `start_key` (expired ones skipped: TTL lags)."""
         now = int(self._clock())
         request: dict[str, Any] = {
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": topic_pk(topic)},
-            "ProjectionExpression": "connectionId, expiresAt",
+            "ProjectionExpression": "connectionId, topics, expiresAt",
+            "Limit": limit,
         }
-        while True:
-            response = self._table.query(**request)
-            for item in response.get("Items", []):
-                if int(item.get("expiresAt", now + 1)) > now:
-                    yield item["connectionId"]
-            if "LastEvaluatedKey" not in response:
-                return
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        if start_key is not None:
+            request["ExclusiveStartKey"] = dict(start_key)
+        response = self._table.query(**request)
+        subscribers = [
+            Subscriber(str(item["connectionId"]), tuple(item["topics"]) if "topics" in item else None)
+            for item in response.get("Items", [])
+            if int(item.get("expiresAt", now + 1)) > now
+        ]
+        return SubscriberPage(subscribers, response.get("LastEvaluatedKey"))

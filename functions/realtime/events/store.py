@@ -308,16 +308,6 @@ class EventStore:
         """The highest seq ever assigned on a topic (0 if none)."""
         return self._last_seq(topic)
 
-    def get_body(self, topic: str, seq: int) -> str | None:
-        """The stored frame of one event, or None once retention has removed it."""
-        item = self._table.get_item(
-            Key={"topic": topic, "seq": seq},
-            ConsistentRead=True,
-            ProjectionExpression="#body",
-            ExpressionAttributeNames={"#body": "body"},
-        ).get("Item")
-        return item["body"] if item else None
-
     def read_after(
         self,
         topics: Iterable[str],

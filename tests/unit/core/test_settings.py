@@ -23,6 +23,10 @@ PROCESS_EVENTS = {
     "EVENT_RETENTION_SECONDS": "604800",
     "MAX_DATA_BYTES": "32768",
     "DELIVERY_CONCURRENCY": "32",
+    "DELIVERY_MAX_ATTEMPTS": "5",
+    "EVENTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/events",
+    "FANOUT_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/fanout",
+    "FANOUT_THRESHOLD": "500",
 }
 
 

@@ -6,7 +6,7 @@ import pytest
 from realtime.events.connections import ConnectionStore
 from realtime.handlers import ws_connect, ws_default, ws_disconnect, ws_ping
 
-from ..support import make_token, ws_event
+from ..support import make_token, subscribed, ws_event
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def test_connect_stores_the_topics_of_the_token(connections, lambda_context):
     item = connections.get("conn-1")
     assert item["userId"] == "42"
     assert item["topics"] == ["user:42", "group:ops", "presence:7", "all"]
-    assert list(connections.subscribers("presence:7")) == ["conn-1"]
+    assert list(subscribed(connections, "presence:7")) == ["conn-1"]
 
 
 def test_connect_ignores_topics_asked_for_in_the_query(connections, lambda_context):
@@ -39,8 +39,8 @@ def test_connect_ignores_topics_asked_for_in_the_query(connections, lambda_conte
     assert connect(lambda_context, query) == {"statusCode": 200}
 
     assert connections.get("conn-1")["topics"] == ["user:42", "all"]
-    assert list(connections.subscribers("user:7")) == []
-    assert list(connections.subscribers("group:admins")) == []
+    assert list(subscribed(connections, "user:7")) == []
+    assert list(subscribed(connections, "group:admins")) == []
 
 
 @pytest.mark.parametrize(
@@ -82,7 +82,7 @@ def test_disconnect_removes_the_connection_and_subscriptions(connections, connec
 
     assert response == {"statusCode": 200}
     assert connections.get("conn-1") is None
-    assert list(connections.subscribers("user:42")) == ["conn-2"]
+    assert list(subscribed(connections, "user:42")) == ["conn-2"]
 
 
 def test_disconnect_of_an_unknown_connection_is_fine(connections, lambda_context):
