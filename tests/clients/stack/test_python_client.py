@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 
+import httpx
 import pytest
 from realtime_client import RealtimeClient, exactly_once_in_order
 from realtime_publisher import Publisher
@@ -327,5 +328,65 @@ def test_a_silent_socket_is_detected_by_ping(make_client, publisher, timings):
             assert_exactly_once_in_order(received.mine(ids), ids)
             with contextlib.suppress(Exception):
                 socket.transport.abort()
+
+    run(scenario())
+
+
+class Tap:
+    """Opens real sockets and keeps every event frame they carry, as sent."""
+
+    def __init__(self):
+        self.frames: list[dict] = []
+
+    async def connect(self, url: str):
+        return _Tapped(await RealtimeClient._default_ws_connect(url), self.frames)
+
+
+class _Tapped(_Filtered):
+    def __init__(self, socket, frames: list[dict]):
+        super().__init__(socket, set())
+        self._kept = frames
+
+    async def _frames(self):
+        async for raw in self._socket:
+            with contextlib.suppress(ValueError, AttributeError):
+                frame = json.loads(raw)
+                if "seq" in frame:
+                    self._kept.append(frame)
+            yield raw
+
+
+def test_an_event_reaching_the_client_through_two_topics_is_one_frame_and_one_call(stack, publisher, token):
+    erin, team = unique("erin"), unique("team")
+
+    async def scenario():
+        tap = Tap()
+        client = RealtimeClient(
+            stack["websocket_url"], stack["http_api_url"], lambda: token(erin, [team]), ws_connect=tap.connect
+        )
+        received = Recorder(client)
+        async with client:
+            await client.wait_for_state("open", timeout=30)
+            (event_id,) = ids = [unique("evt")]
+            publisher.publish("team.note", {"n": 1}, audience=[f"user:{erin}", f"group:{team}"], id=event_id)
+            await received.wait_for_ids(ids)
+            await asyncio.sleep(1)  # a second frame would have come by now
+
+            frames = [frame for frame in tap.frames if frame["id"] == event_id]
+            assert len(frames) == 1, "posted once to this connection"
+            assert frames[0]["seqs"] == {f"group:{team}": 1, f"user:{erin}": 1}
+            assert (frames[0]["topic"], frames[0]["seq"]) == (f"group:{team}", 1)
+            (handed_on,) = received.mine(ids)
+            assert handed_on["seqs"] == frames[0]["seqs"]
+            assert client.tracker.positions[f"user:{erin}"] == client.tracker.positions[f"group:{team}"] == 1
+
+            # Over HTTP the same event is one item per topic.
+            async with httpx.AsyncClient(timeout=40) as http:
+                response = await http.get(
+                    f"{stack['http_api_url']}/events", headers={"Authorization": f"Bearer {token(erin, [team])}"}
+                )
+            items = [item for item in response.json()["events"] if item["id"] == event_id]
+            assert sorted((item["topic"], item["seq"]) for item in items) == [(f"group:{team}", 1), (f"user:{erin}", 1)]
+            assert all("seqs" not in item for item in items)
 
     run(scenario())
