@@ -132,6 +132,8 @@ locals {
     "ws-connect" = {
       CONNECTIONS_TABLE          = aws_dynamodb_table.this["connections"].name
       CONNECTION_TTL_SECONDS     = tostring(var.connection_ttl_seconds)
+      MAX_SESSIONS_PER_USER      = tostring(var.max_sessions_per_user)
+      MAX_TOPICS_PER_TOKEN       = tostring(var.max_topics_per_token)
       TOKEN_MODE                 = var.token.mode
       TOKEN_SECRET_SSM_PARAMETER = var.token.secret_ssm_parameter_name
       TOKEN_SECRET_ARN           = var.token.secret_arn
@@ -184,6 +186,7 @@ locals {
     }
     "events-api" = {
       EVENTS_TABLE               = aws_dynamodb_table.this["events"].name
+      MAX_TOPICS_PER_TOKEN       = tostring(var.max_topics_per_token)
       TOKEN_MODE                 = var.token.mode
       TOKEN_SECRET_SSM_PARAMETER = var.token.secret_ssm_parameter_name
       TOKEN_SECRET_ARN           = var.token.secret_arn
@@ -220,13 +223,18 @@ locals {
     POWERTOOLS_LOG_LEVEL         = var.log_level
   }
 
+  # Without presence, a user's sessions are counted on an item of the connections table (max_sessions_per_user):
+  # whoever opens or ends a session updates it.
+  session_count_actions = var.presence_enabled ? [] : ["dynamodb:UpdateItem"]
+
   connections_table_statement = {
     for k, actions in {
-      "ws-connect"     = ["dynamodb:PutItem", "dynamodb:BatchWriteItem"]
-      "ws-disconnect"  = ["dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+      # A refused $connect removes what it wrote; sessions whose record is gone are found with BatchGetItem.
+      "ws-connect"     = concat(["dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"], local.session_count_actions)
+      "ws-disconnect"  = concat(["dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"], local.session_count_actions)
       "ws-ping"        = ["dynamodb:UpdateItem"]
-      "process-events" = ["dynamodb:Query", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
-      "fanout"         = ["dynamodb:Query", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+      "process-events" = concat(["dynamodb:Query", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"], local.session_count_actions)
+      "fanout"         = concat(["dynamodb:Query", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"], local.session_count_actions)
       } : k => {
       sid       = "ConnectionsTable"
       actions   = actions
@@ -309,7 +317,7 @@ locals {
         # Scan for stale connection records; GetItem/DeleteItem/BatchWriteItem to remove a dead
         # connection and its subscriptions.
         sid       = "ConnectionsTable"
-        actions   = ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+        actions   = concat(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"], local.session_count_actions)
         resources = [aws_dynamodb_table.this["connections"].arn]
       },
       {

@@ -64,7 +64,7 @@ locals {
 
   presence_table_statement = {
     for k, actions in {
-      "ws-connect"      = ["dynamodb:UpdateItem"]
+      "ws-connect"      = ["dynamodb:UpdateItem", "dynamodb:GetItem"] # GetItem: why a connect was refused
       "ws-disconnect"   = ["dynamodb:UpdateItem"]
       "ws-ping"         = ["dynamodb:UpdateItem"]
       "process-events"  = ["dynamodb:UpdateItem"]

@@ -179,6 +179,28 @@ variable "delivery_max_attempts" {
   }
 }
 
+variable "max_sessions_per_user" {
+  description = "Live WebSocket sessions one user (token sub) may hold. The next $connect is refused with 429 (logged with reason too_many_sessions, counted in ConnectionsRefused); sessions whose connection record is gone do not count."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.max_sessions_per_user >= 1 && var.max_sessions_per_user <= 1000 && floor(var.max_sessions_per_user) == var.max_sessions_per_user
+    error_message = "The max_sessions_per_user must be a whole number between 1 and 1000."
+  }
+}
+
+variable "max_topics_per_token" {
+  description = "Topics one token may grant (user:<sub>, all, one per group and per extra topic). A token granting more is refused at $connect and on HTTP (401 invalid_token, logged with reason too_many_topics)."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.max_topics_per_token >= 1 && var.max_topics_per_token <= 100 && floor(var.max_topics_per_token) == var.max_topics_per_token
+    error_message = "The max_topics_per_token must be a whole number between 1 and 100 (contract/wire.json's topicsPerToken)."
+  }
+}
+
 variable "connection_ttl_seconds" {
   description = "Lifetime of a connection record, counted from $connect (pings do not renew it). API Gateway closes every WebSocket after 2 hours, so the default (7500) outlives any real connection; a record whose $disconnect was missed expires through DynamoDB TTL, if maintenance has not removed it first."
   type        = number
@@ -619,7 +641,7 @@ variable "presence_grace_period_seconds" {
 }
 
 variable "group_presence_enabled" {
-  description = "Also send each user's presence events to group:<g> for every group of the user's token (besides presence:<user>)."
+  description = "Also send each user's presence events to group:<g> for every group of the user's token (besides presence:<user>). Its cost grows with the square of a group's size: as n members come online, each online event reaches every member already online, about n^2/2 frames (1,000 members: about 500,000 frames, $0.50 of WebSocket messages, and as many again going offline). Keep it for small teams; for large groups grant presence:<id> topics for the people a user follows, and read rosters with GET /presence."
   type        = bool
   default     = false
 }

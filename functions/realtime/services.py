@@ -50,6 +50,7 @@ class WsConnect:
     verifier: TokenVerifier
     sessions: SessionTracker
     connection_ttl_seconds: int
+    max_sessions_per_user: int
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,10 @@ def ws_connect() -> WsConnect:
 
     settings = load(WsConnectSettings)
     return WsConnect(
-        verifier=TokenVerifier.from_settings(settings.token),
+        verifier=TokenVerifier.from_settings(settings.token, max_topics=settings.max_topics_per_token),
         sessions=_sessions(settings.connections_table, settings.presence),
         connection_ttl_seconds=settings.connection_ttl_seconds,
+        max_sessions_per_user=settings.max_sessions_per_user,
     )
 
 
@@ -163,7 +165,7 @@ def events_api() -> EventsApi:
 
         reader = PresenceReader(_presence_store(settings.presence), settings.presence.max_users)
     return EventsApi(
-        verifier=TokenVerifier.from_settings(settings.token),
+        verifier=TokenVerifier.from_settings(settings.token, max_topics=settings.max_topics_per_token),
         feed=EventFeed(EventStore(aws.dynamodb().Table(settings.events_table))),
         presence=reader,
     )

@@ -373,6 +373,35 @@ run "fanout_inputs_reach_the_functions" {
   }
 }
 
+run "limits_reach_the_functions" {
+  command = apply
+
+  variables {
+    max_sessions_per_user = 3
+    max_topics_per_token  = 20
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function.this["ws-connect"].environment[0].variables["MAX_SESSIONS_PER_USER"] == "3" &&
+      aws_lambda_function.this["ws-connect"].environment[0].variables["MAX_TOPICS_PER_TOKEN"] == "20" &&
+      aws_lambda_function.this["events-api"].environment[0].variables["MAX_TOPICS_PER_TOKEN"] == "20"
+    )
+    error_message = "The limits reach $connect (sessions, topics) and the HTTP API (topics)."
+  }
+}
+
+run "limits_are_bounded" {
+  command = plan
+
+  variables {
+    max_sessions_per_user = 0
+    max_topics_per_token  = 101
+  }
+
+  expect_failures = [var.max_sessions_per_user, var.max_topics_per_token]
+}
+
 run "fanout_inputs_are_bounded" {
   command = plan
 

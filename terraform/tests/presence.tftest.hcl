@@ -215,7 +215,7 @@ run "presence_permissions_are_least_privilege" {
       "presence-checks" = "dynamodb:GetItem,dynamodb:UpdateItem"
       "process-events"  = "dynamodb:UpdateItem"
       "fanout"          = "dynamodb:UpdateItem"
-      "ws-connect"      = "dynamodb:UpdateItem"
+      "ws-connect"      = "dynamodb:GetItem,dynamodb:UpdateItem"
       "ws-default"      = ""
       "ws-disconnect"   = "dynamodb:UpdateItem"
       "ws-ping"         = "dynamodb:UpdateItem"
@@ -303,9 +303,16 @@ run "presence_can_be_left_out" {
     condition = (
       aws_scheduler_schedule.maintenance.target[0].arn == aws_lambda_function.this["maintenance"].arn &&
       toset(flatten([for s in jsondecode(aws_iam_role_policy.lambda["maintenance"].policy).Statement : s.Action if s.Sid != "WriteOwnLogs"])) ==
-      toset(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "execute-api:ManageConnections"])
+      toset(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem", "execute-api:ManageConnections"])
     )
-    error_message = "maintenance still runs on its schedule, removing connections whose $disconnect was missed, and may do nothing more."
+    error_message = "maintenance still runs on its schedule, removing connections whose $disconnect was missed (and their place in the user's session count), and may do nothing more."
+  }
+
+  assert {
+    condition = toset([for k, p in aws_iam_role_policy.lambda : k if contains(flatten([
+      for s in jsondecode(p.policy).Statement : s.Action if s.Sid == "ConnectionsTable"
+    ]), "dynamodb:UpdateItem")]) == toset(["ws-connect", "ws-disconnect", "ws-ping", "process-events", "fanout", "maintenance"])
+    error_message = "Without presence, whoever opens or ends a session updates the user's session count in the connections table."
   }
 
   assert {

@@ -204,7 +204,9 @@ def test_a_message_sent_twice_is_stored_once_with_one_seq(stack, aws, token):
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("case", ["missing", "expired", "bad signature", "alg none", "no subject", "garbage"])
+@pytest.mark.parametrize(
+    "case", ["missing", "expired", "bad signature", "alg none", "no subject", "garbage", "too many topics"]
+)
 def test_bad_tokens_are_refused_on_connect_and_on_http(stack, secret, case):
     now = int(time.time())
     tokens = {
@@ -214,6 +216,10 @@ def test_bad_tokens_are_refused_on_connect_and_on_http(stack, secret, case):
         "alg none": jwt.encode({"sub": "eve", "exp": now + 600}, None, algorithm="none"),
         "no subject": jwt.encode({"exp": now + 600, "groups": ["ops"]}, secret, algorithm="HS256"),
         "garbage": "not.a.jwt",
+        # user:eve, all and 99 groups: one over the module's default max_topics_per_token (100).
+        "too many topics": jwt.encode(
+            {"sub": "eve", "exp": now + 600, "groups": [f"g{n}" for n in range(99)]}, secret, algorithm="HS256"
+        ),
     }
     bad = tokens[case]
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import botocore.client
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
@@ -161,3 +164,22 @@ def queues(aws_mock: None, monkeypatch: pytest.MonkeyPatch) -> Queues:
     monkeypatch.setenv("FANOUT_QUEUE_URL", found.fanout)
     monkeypatch.setenv("DLQ_URL", found.dlq)
     return found
+
+
+@pytest.fixture
+def atomic_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto, request by request atomic like DynamoDB, for tests with threads.
+
+    moto does not apply a request atomically; serializing its API calls models
+    DynamoDB, while the threads still interleave between their requests.
+    """
+    lock = threading.Lock()
+    make_api_call = botocore.client.BaseClient._make_api_call
+
+    def atomic_api_call(self: Any, operation: str, params: dict) -> Any:
+        with lock:
+            response = make_api_call(self, operation, params)
+        time.sleep(0.001)  # let another thread in between this request and the next
+        return response
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", atomic_api_call)

@@ -90,15 +90,18 @@ class TokenVerifier:
         issuer: str | None = None,
         audience: str | None = None,
         leeway: int = LEEWAY_SECONDS,
+        max_topics: int = MAX_TOPICS_PER_TOKEN,
     ) -> None:
         self._algorithms = algorithms
         self._resolve_key = resolve_key
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway
+        self._max_topics = max_topics
 
     @classmethod
-    def from_settings(cls, settings: TokenSettings) -> TokenVerifier:
+    def from_settings(cls, settings: TokenSettings, *, max_topics: int) -> TokenVerifier:
+        """`max_topics`: a token granting more topics is refused (the module's max_topics_per_token)."""
         if settings.mode == "jwks":
             jwks = jwt.PyJWKClient(settings.jwks_url or "", cache_jwk_set=True, lifespan=JWKS_CACHE_SECONDS, timeout=5)
             return cls(
@@ -106,6 +109,7 @@ class TokenVerifier:
                 resolve_key=jwks.get_signing_key_from_jwt,
                 issuer=settings.issuer,
                 audience=settings.audience,
+                max_topics=max_topics,
             )
         if settings.secret_ssm_parameter:
             name = settings.secret_ssm_parameter
@@ -124,6 +128,7 @@ class TokenVerifier:
             resolve_key=lambda _token: _checked_secret(fetch_secret()),
             issuer=settings.issuer,
             audience=settings.audience,
+            max_topics=max_topics,
         )
 
     def verify(self, token: str | None) -> Principal:
@@ -151,16 +156,15 @@ class TokenVerifier:
             raise InvalidToken(_reason_for(error), str(error)) from None
         return self._principal(claims)
 
-    @staticmethod
-    def _principal(claims: dict[str, Any]) -> Principal:
+    def _principal(self, claims: dict[str, Any]) -> Principal:
         groups = _string_list(claims, "groups")
         _string_list(claims, "topics")
         try:
             topics = topics_for_claims(claims)
         except ValueError as error:
             raise InvalidToken("invalid_claims", str(error)) from None
-        if len(topics) > MAX_TOPICS_PER_TOKEN:
-            raise InvalidToken("invalid_claims", f"token grants more than {MAX_TOPICS_PER_TOKEN} topics")
+        if len(topics) > self._max_topics:
+            raise InvalidToken("too_many_topics", f"token grants {len(topics)} topics; at most {self._max_topics}")
         return Principal(user_id=claims["sub"], groups=groups, topics=tuple(topics))
 
 

@@ -20,11 +20,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from realtime.core.contract import MAX_DATA_BYTES, MAX_PRESENCE_USERS
+from realtime.core.contract import MAX_DATA_BYTES, MAX_PRESENCE_USERS, MAX_TOPICS_PER_TOKEN
 from realtime.core.errors import ConfigError
 
 Environment = Mapping[str, str]
 MAX_FANOUT_PAGE = 10_000  # connections a Query page (and an invocation) may hold
+MAX_SESSIONS_PER_USER = 1000
 
 
 # --- declaring variables -------------------------------------------------------------------------
@@ -184,6 +185,8 @@ class ReadingPresence(PresenceTable):
 class WsConnectSettings:
     connections_table: str = text("CONNECTIONS_TABLE")
     connection_ttl_seconds: int = integer("CONNECTION_TTL_SECONDS", 300, 86400)
+    max_sessions_per_user: int = integer("MAX_SESSIONS_PER_USER", 1, MAX_SESSIONS_PER_USER)
+    max_topics_per_token: int = integer("MAX_TOPICS_PER_TOKEN", 1, MAX_TOPICS_PER_TOKEN)
     token: TokenSettings = section(TokenSettings)
     presence: AnnouncingPresence | None = section(AnnouncingPresence, optional=True)
 
@@ -236,6 +239,7 @@ class FanoutSettings:
 @dataclass(frozen=True)
 class EventsApiSettings:
     events_table: str = text("EVENTS_TABLE")
+    max_topics_per_token: int = integer("MAX_TOPICS_PER_TOKEN", 1, MAX_TOPICS_PER_TOKEN)
     token: TokenSettings = section(TokenSettings)
     presence: ReadingPresence | None = section(ReadingPresence, optional=True)
 

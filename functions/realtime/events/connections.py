@@ -18,7 +18,17 @@ from botocore.exceptions import ClientError
 from realtime.core.encoding import timestamp_at
 
 META_SK = "meta"
+SESSIONS_SK = "sessions"
 BATCH_GET_LIMIT = 100  # keys per BatchGetItem
+
+
+class TooManySessions(Exception):
+    """The user already has as many sessions as allowed: the new connection is refused."""
+
+    def __init__(self, user_id: str, sessions: frozenset[str]) -> None:
+        super().__init__(f"user {user_id!r} already has {len(sessions)} sessions")
+        self.user_id = user_id
+        self.sessions = sessions
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,14 @@ def connection_pk(connection_id: str) -> str:
 
 def topic_pk(topic: str) -> str:
     return f"topic#{topic}"
+
+
+def user_pk(user_id: str) -> str:
+    return f"user#{user_id}"
+
+
+def _condition_failed(error: ClientError) -> bool:
+    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
 
 
 class ConnectionStore:
@@ -96,6 +114,48 @@ class ConnectionStore:
             batch.delete_item(Key={"pk": connection_pk(connection_id), "sk": META_SK})
         return True
 
+    def claim_session(self, user_id: str, connection_id: str, max_sessions: int, ttl_seconds: int) -> None:
+        """Count a session on the user's sessions item (without presence, which counts them itself).
+
+        One conditional UpdateItem, so concurrent connects of a user cannot both
+        take the last place. Raises TooManySessions at the limit.
+        """
+        key = {"pk": user_pk(user_id), "sk": SESSIONS_SK}
+        try:
+            self._table.update_item(
+                Key=key,
+                UpdateExpression="ADD #connections :ids SET expiresAt = :expires",
+                ConditionExpression="attribute_not_exists(#connections) OR size(#connections) < :max "
+                "OR contains(#connections, :id)",
+                ExpressionAttributeNames={"#connections": "connections"},
+                ExpressionAttributeValues={
+                    ":ids": {connection_id},
+                    ":id": connection_id,
+                    ":max": max_sessions,
+                    # The item outlives the user's last connection record, then expires with it.
+                    ":expires": int(self._clock()) + ttl_seconds,
+                },
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            item = self._table.get_item(Key=key, ConsistentRead=True).get("Item") or {}
+            raise TooManySessions(user_id, frozenset(item.get("connections", ()))) from None
+
+    def release_session(self, user_id: str, connection_id: str) -> None:
+        """Stop counting a session on the user's sessions item. Idempotent."""
+        try:
+            self._table.update_item(
+                Key={"pk": user_pk(user_id), "sk": SESSIONS_SK},
+                UpdateExpression="DELETE #connections :ids",
+                ConditionExpression="attribute_exists(pk)",  # never create an item to delete from
+                ExpressionAttributeNames={"#connections": "connections"},
+                ExpressionAttributeValues={":ids": {connection_id}},
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+
     def touch(self, connection_id: str) -> bool:
         """Record activity on a connection. False if the connection is not (or no longer) known."""
         return self.record_activity(connection_id) is not None
@@ -112,7 +172,7 @@ class ConnectionStore:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if _condition_failed(error):
                 return None
             raise
         return str(response["Attributes"].get("userId", ""))

@@ -12,7 +12,8 @@ import uuid
 
 import httpx
 import pytest
-from realtime_client import RealtimeClient, exactly_once_in_order
+import websockets
+from realtime_client import ConnectionRefused, RealtimeClient, exactly_once_in_order
 from realtime_publisher import Publisher
 
 pytestmark = pytest.mark.integration
@@ -388,5 +389,32 @@ def test_an_event_reaching_the_client_through_two_topics_is_one_frame_and_one_ca
             items = [item for item in response.json()["events"] if item["id"] == event_id]
             assert sorted((item["topic"], item["seq"]) for item in items) == [(f"group:{team}", 1), (f"user:{erin}", 1)]
             assert all("seqs" not in item for item in items)
+
+    run(scenario())
+
+
+def test_the_session_past_the_users_limit_is_refused_with_a_clear_error(stack, token):
+    """The local stack keeps the module's default max_sessions_per_user (10)."""
+    frank = unique("frank")
+
+    async def scenario():
+        url = f"{stack['websocket_url']}?token={token(frank)}"
+        sockets = [await websockets.connect(url, open_timeout=15) for _ in range(10)]
+        errors: list[BaseException] = []
+        client = RealtimeClient(
+            stack["websocket_url"], stack["http_api_url"], lambda: token(frank), backoff={"initial": 0.5, "maximum": 1}
+        )
+        client.on_error(errors.append)
+        async with client:
+            await client.wait_for_state("fallback", timeout=30)  # the socket is refused; HTTP carries on
+            refused = [error for error in errors if isinstance(error, ConnectionRefused)]
+            assert refused, errors
+            # AWS answers the handshake with $connect's 429; the emulator turns any refusal into a 403.
+            assert (refused[0].status, refused[0].code) in {(429, "too_many_sessions"), (403, "refused")}
+
+            await sockets.pop().close()  # a place frees up: the client's next try gets the socket
+            await client.wait_for_state("open", timeout=30)
+        for socket in sockets:
+            await socket.close()
 
     run(scenario())

@@ -92,6 +92,7 @@ def test_booleans_are_spelled_out():
 def test_variables_lists_sections_too():
     assert set(variables(EventsApiSettings)) == {
         "EVENTS_TABLE",
+        "MAX_TOPICS_PER_TOKEN",
         "TOKEN_MODE",
         "TOKEN_SECRET_SSM_PARAMETER",
         "TOKEN_SECRET_ARN",

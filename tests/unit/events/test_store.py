@@ -1,9 +1,6 @@
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
-import botocore.client
 import pytest
 from realtime.events.store import EventStore, NewEvent, StoreContentionError
 
@@ -221,20 +218,7 @@ def test_other_errors_fail_their_topic_without_retrying(events_backend, monkeypa
     assert seqs(result) == {("group:ops", "a"): (1, True)}
 
 
-def test_concurrent_batches_get_unique_gapless_seqs(events_table, monkeypatch):
-    # DynamoDB applies each request atomically; serializing moto's API calls models exactly that,
-    # while the threads still interleave between reading the counter and writing.
-    lock = threading.Lock()
-    make_api_call = botocore.client.BaseClient._make_api_call
-
-    def atomic_api_call(self, operation, params):
-        with lock:
-            response = make_api_call(self, operation, params)
-        time.sleep(0.001)  # let another writer in between our read and our write
-        return response
-
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", atomic_api_call)
-
+def test_concurrent_batches_get_unique_gapless_seqs(events_table, atomic_requests):
     def writer(worker):
         table = boto3.session.Session().resource("dynamodb", region_name=REGION).Table(events_table.name)
         store = EventStore(table, RETENTION)

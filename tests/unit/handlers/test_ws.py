@@ -63,6 +63,30 @@ def test_connect_refuses_missing_expired_or_bad_tokens_and_stores_nothing(
     assert connections_table.scan()["Count"] == 0
 
 
+def test_connect_refuses_the_session_past_the_users_limit_with_429(connections, lambda_context, monkeypatch, caplog):
+    monkeypatch.setenv("MAX_SESSIONS_PER_USER", "2")
+    token = make_token("42")
+
+    assert [connect(lambda_context, {"token": token}, f"conn-{n}")["statusCode"] for n in range(3)] == [200, 200, 429]
+
+    assert connections.get("conn-2") is None
+    assert subscribed(connections, "user:42") == ["conn-0", "conn-1"]
+    (refused,) = [r for r in caplog.records if r.getMessage() == "Connection refused"]
+    assert (refused.reason, refused.sessions) == ("too_many_sessions", 2)
+    ws_disconnect.handler(ws_event("$disconnect", "conn-0"), lambda_context)
+    assert connect(lambda_context, {"token": token}, "conn-3") == {"statusCode": 200}
+
+
+def test_connect_refuses_a_token_granting_more_topics_than_allowed(
+    connections, connections_table, lambda_context, monkeypatch
+):
+    monkeypatch.setenv("MAX_TOPICS_PER_TOKEN", "3")
+
+    assert connect(lambda_context, {"token": make_token("42", groups=["a", "b"])}) == {"statusCode": 401}
+    assert connections_table.scan()["Count"] == 0
+    assert connect(lambda_context, {"token": make_token("42", groups=["a"])}) == {"statusCode": 200}
+
+
 def test_connect_refuses_when_tokens_cannot_be_checked(connections_table, lambda_context, monkeypatch):
     monkeypatch.setenv("TOKEN_MODE", "hs256")
     monkeypatch.setenv("TOKEN_SECRET_SSM_PARAMETER", "/does/not/exist")
