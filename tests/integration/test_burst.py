@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +11,7 @@ from datetime import datetime
 
 import httpx
 import pytest
+from measurements import FIGURES
 
 pytestmark = pytest.mark.integration
 
@@ -67,11 +69,12 @@ def test_a_burst_on_one_topic_is_stored_gapless_exactly_once_and_never_waits_out
     stored_after = {
         event["id"]: datetime.fromisoformat(event["publishedAt"]).timestamp() - sent_at[event["id"]] for event in events
     }
-    slowest = max(stored_after, key=stored_after.get)
+    delays = sorted(stored_after.values())
     total = max(datetime.fromisoformat(e["publishedAt"]).timestamp() for e in events) - started
-    print(
-        f"\nburst of {expected} events on one topic from {PRODUCERS} producers: stored in {total:.1f} s; "
-        f"slowest event {stored_after[slowest]:.1f} s from publish to stored"
+    FIGURES.append(
+        f"burst of {expected} events on one topic from {PRODUCERS} producers in batches of 10: all stored "
+        f"{total:.1f} s after the first send ({expected / total:.0f} events/s); publish to stored: median "
+        f"{statistics.median(delays):.1f} s, slowest {delays[-1]:.1f} s"
     )
     # A record that waited out the events queue's visibility timeout (360 s) would be minutes late.
-    assert stored_after[slowest] < 30
+    assert delays[-1] < 60

@@ -128,14 +128,13 @@ class EventPipeline:
         stopped between storing and delivering); clients drop the copy.
         Delivery never fails an event: a post that fails is retried alone.
         """
-        published_at = format_timestamp(self._now())
         result = self._store.append_batch(
             [
                 NewEvent(topic, event.event_id, event.type, _body_of(event, topic))
                 for event in batch
                 for topic in event.topics
             ],
-            published_at,
+            format_timestamp(self._now()),
         )
         report = BatchReport()
         publications: dict[str, Publication] = {}
@@ -145,21 +144,20 @@ class EventPipeline:
                 report.failed[index] = failed
                 continue
             found = {topic: result.stored[(topic, event.event_id)] for topic in event.topics}
-            report.stored.append(
-                StoredOne(event, {t: f.seq for t, f in found.items()}, [t for t, f in found.items() if f.created])
-            )
-            # Two messages with one id in a batch are one event: delivered once.
-            publications.setdefault(
-                event.event_id,
-                Publication(
+            seqs = {topic: f.seq for topic, f in found.items()}
+            # Two messages with one id in a batch are one event: stored and delivered once.
+            twice = event.event_id in publications
+            report.stored.append(StoredOne(event, seqs, [] if twice else [t for t, f in found.items() if f.created]))
+            if not twice:
+                published_at = min(f.published_at for f in found.values())
+                publications[event.event_id] = Publication(
                     id=event.event_id,
                     type=event.type,
                     data=event.data,
-                    occurred_at=event.occurred_at or min(f.published_at for f in found.values()),
-                    published_at=min(f.published_at for f in found.values()),
-                    seqs={topic: f.seq for topic, f in found.items()},
-                ),
-            )
+                    occurred_at=event.occurred_at or published_at,
+                    published_at=published_at,
+                    seqs=seqs,
+                )
         report.delivery = self._delivery.deliver_stored(list(publications.values()), self._fanout_threshold)
         for index, event in enumerate(batch):
             if event.event_id in report.delivery.unqueued and index not in report.failed:

@@ -235,3 +235,13 @@ def test_occurred_at_defaults_to_published_at_without_any_timestamp(pipeline, co
     pipeline.process([pending])
     (frame,) = client.frames_for("c1")
     assert frame["occurredAt"] == frame["publishedAt"] == "2026-01-01T12:00:00.250Z"
+
+
+def test_two_messages_with_one_id_in_a_batch_are_one_event(pipeline, connections_table, client):
+    ConnectionStore(connections_table).add("c1", "42", ["user:42"], ttl_seconds=60)
+    body = '{"type": "order.updated", "id": "order-1", "data": {"userId": 42}}'
+
+    report = pipeline.process([pipeline.parse(body, "m1"), pipeline.parse(body, "m2")])
+
+    assert [(s.seqs, s.created) for s in report.stored] == [({"user:42": 1}, ["user:42"]), ({"user:42": 1}, [])]
+    assert [frame["id"] for frame in client.frames_for("c1")] == ["order-1"]
