@@ -79,8 +79,14 @@ locals {
         handler     = "realtime.handlers.ws_ping.handler"
       }
       "process-events" = {
-        description = "Events queue consumer: validates, stores and fans out events to live connections"
+        description = "Events queue consumer: validates and stores events, posts small audiences, queues large ones"
         handler     = "realtime.handlers.process_events.handler"
+        memory_size = var.process_events_memory_size
+        timeout     = var.process_events_timeout
+      }
+      "fanout" = {
+        description = "Fan-out queue consumer: posts pages of a large audience, and retries the posts that failed"
+        handler     = "realtime.handlers.fanout.handler"
         memory_size = var.process_events_memory_size
         timeout     = var.process_events_timeout
       }
@@ -122,6 +128,8 @@ locals {
     "ws-connect" = {
       CONNECTIONS_TABLE          = aws_dynamodb_table.this["connections"].name
       CONNECTION_TTL_SECONDS     = tostring(var.connection_ttl_seconds)
+      MAX_SESSIONS_PER_USER      = tostring(var.max_sessions_per_user)
+      MAX_TOPICS_PER_TOKEN       = tostring(var.max_topics_per_token)
       TOKEN_MODE                 = var.token.mode
       TOKEN_SECRET_SSM_PARAMETER = var.token.secret_ssm_parameter_name
       TOKEN_SECRET_ARN           = var.token.secret_arn
@@ -146,19 +154,35 @@ locals {
     "process-events" = {
       CONNECTIONS_TABLE       = aws_dynamodb_table.this["connections"].name
       EVENTS_TABLE            = aws_dynamodb_table.this["events"].name
+      EVENTS_QUEUE_URL        = aws_sqs_queue.events.url
       CONNECTIONS_ENDPOINT    = local.websocket_management_endpoint
       DLQ_URL                 = aws_sqs_queue.dead_letter["events-dlq"].url
       EVENT_TYPE_RULES        = jsonencode(var.event_type_rules)
       EVENT_RETENTION_SECONDS = tostring(var.event_retention_days * 86400)
       MAX_DATA_BYTES          = tostring(var.max_event_data_bytes)
       DELIVERY_CONCURRENCY    = tostring(var.delivery_concurrency)
+      DELIVERY_MAX_ATTEMPTS   = tostring(var.delivery_max_attempts)
+      FANOUT_THRESHOLD        = tostring(var.fanout_threshold)
+      FANOUT_QUEUE_URL        = aws_sqs_queue.fanout.url
       # A connection found gone while delivering also ends its session.
+      PRESENCE_TABLE            = local.presence.table
+      PRESENCE_CHECKS_QUEUE_URL = local.presence.checks_queue_url
+      PRESENCE_GRACE_SECONDS    = local.presence.grace_seconds
+    }
+    "fanout" = {
+      CONNECTIONS_TABLE         = aws_dynamodb_table.this["connections"].name
+      CONNECTIONS_ENDPOINT      = local.websocket_management_endpoint
+      FANOUT_QUEUE_URL          = aws_sqs_queue.fanout.url
+      FANOUT_PAGE_SIZE          = tostring(var.fanout_page_size)
+      FANOUT_CONCURRENCY        = tostring(var.fanout_concurrency)
+      DELIVERY_MAX_ATTEMPTS     = tostring(var.delivery_max_attempts)
       PRESENCE_TABLE            = local.presence.table
       PRESENCE_CHECKS_QUEUE_URL = local.presence.checks_queue_url
       PRESENCE_GRACE_SECONDS    = local.presence.grace_seconds
     }
     "events-api" = {
       EVENTS_TABLE               = aws_dynamodb_table.this["events"].name
+      MAX_TOPICS_PER_TOKEN       = tostring(var.max_topics_per_token)
       TOKEN_MODE                 = var.token.mode
       TOKEN_SECRET_SSM_PARAMETER = var.token.secret_ssm_parameter_name
       TOKEN_SECRET_ARN           = var.token.secret_arn
@@ -200,18 +224,42 @@ locals {
     POWERTOOLS_TRACE_DISABLED = var.lambda_tracing_mode == null ? "true" : "false"
   }
 
+  # Without presence, a user's sessions are counted on an item of the connections table (max_sessions_per_user):
+  # whoever opens or ends a session updates it.
+  session_count_actions = var.presence_enabled ? [] : ["dynamodb:UpdateItem"]
+
   connections_table_statement = {
     for k, actions in {
-      "ws-connect"     = ["dynamodb:PutItem", "dynamodb:BatchWriteItem"]
-      "ws-disconnect"  = ["dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+      # A refused $connect removes what it wrote; sessions whose record is gone are found with BatchGetItem.
+      "ws-connect"     = concat(["dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"], local.session_count_actions)
+      "ws-disconnect"  = concat(["dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"], local.session_count_actions)
       "ws-ping"        = ["dynamodb:UpdateItem"]
-      "process-events" = ["dynamodb:Query", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+      "process-events" = concat(["dynamodb:Query", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"], local.session_count_actions)
+      "fanout"         = concat(["dynamodb:Query", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"], local.session_count_actions)
       } : k => {
       sid       = "ConnectionsTable"
       actions   = actions
       resources = [aws_dynamodb_table.this["connections"].arn]
     }
   }
+
+  # Delivery (process-events, fanout): posting frames, and queueing the next pages and the retries.
+  post_to_connections_statement = {
+    sid       = "PostToConnections"
+    actions   = ["execute-api:ManageConnections"]
+    resources = ["${aws_apigatewayv2_api.websocket.execution_arn}/${var.websocket_stage_name}/POST/@connections/*"]
+  }
+  queue_fanout_jobs_statement = {
+    sid       = "QueueFanoutJobs"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.fanout.arn]
+  }
+  # Receive from / send to the KMS-encrypted queues.
+  encrypted_queues_statements = var.kms_key_arn == null ? [] : [{
+    sid       = "EncryptedQueues"
+    actions   = ["kms:GenerateDataKey"]
+    resources = [var.kms_key_arn]
+  }]
 
   # Everything a function may touch besides writing its own logs.
   core_function_statements = {
@@ -231,24 +279,30 @@ locals {
           resources = [aws_sqs_queue.dead_letter["events-dlq"].arn]
         },
         {
-          # TransactWriteItems is authorized per contained action (Put/Update).
+          # Counters and idempotency records are read with BatchGetItem; TransactWriteItems is
+          # authorized per contained action (Put/Update).
           sid       = "EventsTable"
-          actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"]
+          actions   = ["dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
           resources = [aws_dynamodb_table.this["events"].arn]
         },
         local.connections_table_statement["process-events"],
-        {
-          sid       = "PostToConnections"
-          actions   = ["execute-api:ManageConnections"]
-          resources = ["${aws_apigatewayv2_api.websocket.execution_arn}/${var.websocket_stage_name}/POST/@connections/*"]
-        },
+        local.post_to_connections_statement,
+        local.queue_fanout_jobs_statement,
       ],
-      var.kms_key_arn == null ? [] : [{
-        # Receive from / send to the KMS-encrypted queues.
-        sid       = "EncryptedQueues"
-        actions   = ["kms:GenerateDataKey"]
-        resources = [var.kms_key_arn]
-      }],
+      local.encrypted_queues_statements,
+    )
+    "fanout" = concat(
+      [
+        {
+          sid       = "ConsumeFanoutQueue"
+          actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
+          resources = [aws_sqs_queue.fanout.arn]
+        },
+        local.queue_fanout_jobs_statement,
+        local.connections_table_statement["fanout"],
+        local.post_to_connections_statement,
+      ],
+      local.encrypted_queues_statements,
     )
     "events-api" = concat(
       [{
@@ -263,7 +317,7 @@ locals {
         # Scan for stale connection records; GetItem/DeleteItem/BatchWriteItem to remove a dead
         # connection and its subscriptions.
         sid       = "ConnectionsTable"
-        actions   = ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+        actions   = concat(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"], local.session_count_actions)
         resources = [aws_dynamodb_table.this["connections"].arn]
       },
       {

@@ -7,6 +7,7 @@ locals {
   # Function => how long its errors must last before they alarm, and what they mean.
   function_error_alarms = {
     "process-events" = { period = 60, evaluation_periods = 5, meaning = "its batches are retried, then redriven to the DLQ" }
+    "fanout"         = { period = 60, evaluation_periods = 5, meaning = "its jobs are retried, then redriven to the fanout DLQ" }
     "maintenance"    = { period = 300, evaluation_periods = 3, meaning = "missed $disconnects are not being repaired" }
   }
 
@@ -35,20 +36,19 @@ locals {
       comparison_operator = "GreaterThanThreshold"
       threshold           = 0
     } },
-    {
-      "events-queue-age" = {
-        description         = "Events wait in ${aws_sqs_queue.events.name} for more than ${var.events_queue_age_alarm_threshold_seconds} s: delivery is late."
-        namespace           = "AWS/SQS"
-        metric_name         = "ApproximateAgeOfOldestMessage"
-        dimensions          = { QueueName = aws_sqs_queue.events.name }
-        statistic           = "Maximum"
-        period              = 60
-        evaluation_periods  = 3
-        datapoints_to_alarm = 2
-        comparison_operator = "GreaterThanThreshold"
-        threshold           = var.events_queue_age_alarm_threshold_seconds
-      }
-    },
+    # Work waiting too long: events not stored, or pages and retries not posted.
+    { for queue, what in { "events" = "Events", "fanout" = "Fan-out jobs" } : "${queue}-queue-age" => {
+      description                   = "${what} wait in ${local.queues[queue].name} for more than ${var.events_queue_age_alarm_threshold_seconds} s: delivery is late."
+      namespace                     = "AWS/SQS"
+      metric_name                   = "ApproximateAgeOfOldestMessage"
+      dimensions                    = { QueueName = local.queues[queue].name }
+      statistic                     = "Maximum"
+      period                        = 60
+      evaluation_periods            = 3
+      datapoints_to_alarm           = 2
+      comparison_operator           = "GreaterThanThreshold"
+      threshold                     = var.events_queue_age_alarm_threshold_seconds
+    } },
   )
 }
 
@@ -97,9 +97,33 @@ locals {
         ]
       },
       {
+        title = "Fan-out queue (pages and retries)"
+        stat  = "Sum"
+        metrics = [
+          ["AWS/SQS", "NumberOfMessagesSent", "QueueName", aws_sqs_queue.fanout.name],
+          [".", "NumberOfMessagesDeleted", ".", "."],
+          [".", "ApproximateNumberOfMessagesVisible", ".", ".", { stat = "Maximum" }],
+          [".", "ApproximateAgeOfOldestMessage", ".", ".", { stat = "Maximum", yAxis = "right" }],
+        ]
+      },
+      {
         title   = "Dead-letter queues"
         stat    = "Maximum"
         metrics = [for q in aws_sqs_queue.dead_letter : ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", q.name]]
+      },
+    ],
+    [
+      {
+        # The functions' own counts (Powertools metrics: the service dimension is the module's name).
+        title = "Delivery (process-events and fanout)"
+        stat  = "Sum"
+        metrics = [for m in ["Delivered", "DeliveriesRetried", "DeliveriesAbandoned", "DeliveryThrottled", "DeliveryRefused", "ConnectionsGone"] :
+        [var.metrics_namespace, m, "service", var.name]]
+      },
+      {
+        title   = "Storage (process-events)"
+        stat    = "Sum"
+        metrics = [for m in ["EventsStored", "DuplicatesSkipped", "PoisonMessages", "RecordsRetried", "FanoutPagesQueued"] : [var.metrics_namespace, m, "service", var.name]]
       },
     ],
     [for w in [["Lambda errors", "Errors", "Sum"], ["Lambda throttles", "Throttles", "Sum"], ["Lambda duration p95 (ms)", "Duration", "p95"]] : {

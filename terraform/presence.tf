@@ -32,6 +32,7 @@ locals {
     "ws-disconnect"  = concat([local.presence_table_statement["ws-disconnect"], local.schedule_offline_checks_statement], local.presence_kms_statements)
     "ws-ping"        = [local.presence_table_statement["ws-ping"]]
     "process-events" = [local.presence_table_statement["process-events"], local.schedule_offline_checks_statement]
+    "fanout"         = [local.presence_table_statement["fanout"], local.schedule_offline_checks_statement]
     "events-api"     = [local.presence_table_statement["events-api"]]
     "presence-checks" = concat(
       [
@@ -63,10 +64,11 @@ locals {
 
   presence_table_statement = {
     for k, actions in {
-      "ws-connect"      = ["dynamodb:UpdateItem"]
+      "ws-connect"      = ["dynamodb:UpdateItem", "dynamodb:GetItem"] # GetItem: why a connect was refused
       "ws-disconnect"   = ["dynamodb:UpdateItem"]
       "ws-ping"         = ["dynamodb:UpdateItem"]
       "process-events"  = ["dynamodb:UpdateItem"]
+      "fanout"          = ["dynamodb:UpdateItem"]
       "events-api"      = ["dynamodb:BatchGetItem"]
       "presence-checks" = ["dynamodb:UpdateItem", "dynamodb:GetItem"]
       "maintenance"     = ["dynamodb:Scan", "dynamodb:UpdateItem", "dynamodb:GetItem"]

@@ -33,6 +33,10 @@ locals {
         alarm   = "events-dlq-not-empty"
         meaning = "Events could not be processed; see their errorCode/errorReason attributes."
       }
+      "fanout-dlq" = {
+        alarm   = "fanout-dlq-not-empty"
+        meaning = "Fan-out jobs failed repeatedly (a page could not be read, or a job not queued): those connections missed the event until their clients catch up over HTTP."
+      }
     },
     var.presence_enabled ? {
       "presence-checks-dlq" = {
@@ -51,7 +55,7 @@ locals {
 
   # Dead-letter queue => the queue that redrives to it (the others are written to by their consumers).
   redrive_sources = merge(
-    { "events-dlq" = aws_sqs_queue.events.arn },
+    { "events-dlq" = aws_sqs_queue.events.arn, "fanout-dlq" = aws_sqs_queue.fanout.arn },
     var.presence_enabled ? { "presence-checks-dlq" = aws_sqs_queue.presence_checks[0].arn } : {},
   )
 }
@@ -92,7 +96,7 @@ resource "aws_sqs_queue_redrive_allow_policy" "this" {
 locals {
   # Every queue, keyed by its name without the "<name>-" prefix.
   queues = merge(
-    { "events" = aws_sqs_queue.events },
+    { "events" = aws_sqs_queue.events, "fanout" = aws_sqs_queue.fanout },
     { for q in aws_sqs_queue.presence_checks : "presence-checks" => q },
     aws_sqs_queue.dead_letter,
   )

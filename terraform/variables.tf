@@ -173,13 +173,46 @@ variable "max_event_data_bytes" {
 }
 
 variable "delivery_concurrency" {
-  description = "Parallel PostToConnection calls per process-events invocation."
+  description = "Parallel PostToConnection calls per process-events invocation (the fanout function has fanout_concurrency). A 429 from the gateway halves it for the rest of the invocation; successes raise it back."
   type        = number
   default     = 32
 
   validation {
     condition     = var.delivery_concurrency >= 1 && var.delivery_concurrency <= 256
     error_message = "The delivery_concurrency must be between 1 and 256."
+  }
+}
+
+variable "delivery_max_attempts" {
+  description = "Posts of one event to one connection before it is given up (logged, counted in DeliveriesAbandoned; its client catches up over HTTP). Only the connections whose post failed transiently (429, 5xx, network) are posted again, after an exponential backoff with full jitter (1 s doubling, at most 900 s)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.delivery_max_attempts >= 1 && var.delivery_max_attempts <= 20 && floor(var.delivery_max_attempts) == var.delivery_max_attempts
+    error_message = "The delivery_max_attempts must be a whole number between 1 and 20."
+  }
+}
+
+variable "max_sessions_per_user" {
+  description = "Live WebSocket sessions one user (token sub) may hold. The next $connect is refused with 429 (logged with reason too_many_sessions, counted in ConnectionsRefused); sessions whose connection record is gone do not count."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.max_sessions_per_user >= 1 && var.max_sessions_per_user <= 1000 && floor(var.max_sessions_per_user) == var.max_sessions_per_user
+    error_message = "The max_sessions_per_user must be a whole number between 1 and 1000."
+  }
+}
+
+variable "max_topics_per_token" {
+  description = "Topics one token may grant (user:<sub>, all, one per group and per extra topic). A token granting more is refused at $connect and on HTTP (401 invalid_token, logged with reason too_many_topics)."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.max_topics_per_token >= 1 && var.max_topics_per_token <= 100 && floor(var.max_topics_per_token) == var.max_topics_per_token
+    error_message = "The max_topics_per_token must be a whole number between 1 and 100 (contract/wire.json's topicsPerToken)."
   }
 }
 
@@ -247,7 +280,7 @@ variable "events_queue_publisher_arns" {
 ################################################################################
 
 variable "process_events_timeout" {
-  description = "Timeout of the process-events function, in seconds. The events queue's visibility timeout is 6 times this."
+  description = "Timeout of the process-events and fanout functions, in seconds. The events and fanout queues' visibility timeout is 6 times this."
   type        = number
   default     = 60
 
@@ -258,7 +291,7 @@ variable "process_events_timeout" {
 }
 
 variable "process_events_memory_size" {
-  description = "Memory of the process-events function, in MB (CPU and network scale with it)."
+  description = "Memory of the process-events and fanout functions, in MB (CPU and network scale with it)."
   type        = number
   default     = 512
 
@@ -303,6 +336,54 @@ variable "process_events_maximum_concurrency" {
   validation {
     condition     = var.process_events_maximum_concurrency >= 2 && var.process_events_maximum_concurrency <= 1000
     error_message = "The process_events_maximum_concurrency must be between 2 and 1000."
+  }
+}
+
+################################################################################
+# fanout (large audiences, retried posts)
+################################################################################
+
+variable "fanout_threshold" {
+  description = "Connections of a topic that process-events posts itself. A topic with more: process-events posts this many and hands the rest to the fanout function, as jobs over pages of fanout_page_size connections posted in parallel."
+  type        = number
+  default     = 500
+
+  validation {
+    condition     = var.fanout_threshold >= 1 && var.fanout_threshold <= 10000 && floor(var.fanout_threshold) == var.fanout_threshold
+    error_message = "The fanout_threshold must be a whole number between 1 and 10000."
+  }
+}
+
+variable "fanout_page_size" {
+  description = "Connections one fanout job posts (one Query page of the topic's subscriptions)."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.fanout_page_size >= 1 && var.fanout_page_size <= 10000 && floor(var.fanout_page_size) == var.fanout_page_size
+    error_message = "The fanout_page_size must be a whole number between 1 and 10000."
+  }
+}
+
+variable "fanout_concurrency" {
+  description = "Parallel PostToConnection calls per fanout invocation. A 429 from the gateway halves it for the rest of the invocation; successes raise it back."
+  type        = number
+  default     = 64
+
+  validation {
+    condition     = var.fanout_concurrency >= 1 && var.fanout_concurrency <= 256 && floor(var.fanout_concurrency) == var.fanout_concurrency
+    error_message = "The fanout_concurrency must be a whole number between 1 and 256."
+  }
+}
+
+variable "fanout_maximum_concurrency" {
+  description = "Most concurrent fanout invocations the SQS event source mapping starts (each posts one page). Together with fanout_concurrency it bounds the posts per second the module asks of API Gateway."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.fanout_maximum_concurrency >= 2 && var.fanout_maximum_concurrency <= 1000 && floor(var.fanout_maximum_concurrency) == var.fanout_maximum_concurrency
+    error_message = "The fanout_maximum_concurrency must be a whole number between 2 and 1000."
   }
 }
 
@@ -610,7 +691,7 @@ variable "presence_grace_period_seconds" {
 }
 
 variable "group_presence_enabled" {
-  description = "Also send each user's presence events to group:<g> for every group of the user's token (besides presence:<user>)."
+  description = "Also send each user's presence events to group:<g> for every group of the user's token (besides presence:<user>). Its cost grows with the square of a group's size: as n members come online, each online event reaches every member already online, about n^2/2 frames (1,000 members: about 500,000 frames, $0.50 of WebSocket messages, and as many again going offline). Keep it for small teams; for large groups grant presence:<id> topics for the people a user follows, and read rosters with GET /presence."
   type        = bool
   default     = false
 }

@@ -1,12 +1,18 @@
 // Type declarations for realtime.js (the browser client). No dependencies.
 
-/** A delivered event: one per (event, topic). */
+/**
+ * A delivered event, handed on once per event id. It may reach the client
+ * through several of the token's topics: `seqs` holds every (topic, seq) pair
+ * known for it; `topic` and `seq` are the pair it was handed on through.
+ */
 export interface RealtimeEvent<T = Record<string, unknown>> {
   id: string;
   type: string;
   topic: string;
   /** Strictly increasing per topic, from 1, without gaps on the server. */
   seq: number;
+  /** topic -> seq, sorted by topic. On the wire a WebSocket frame carries it; GET /events items do not. */
+  seqs: Record<string, number>;
   data: T;
   occurredAt: string;
   publishedAt: string;
@@ -86,7 +92,7 @@ export interface ConnectOptions {
   /** Events per GET /events page (default 200). */
   pageLimit?: number;
   backoff?: BackoffOptions;
-  /** Hand an event addressed to several of the token's topics on once (default true). */
+  /** Hand an event that reaches several of the token's topics on once (default true; false: once per topic). */
   dedupeById?: boolean;
   /** Override the WebSocket constructor (default globalThis.WebSocket, read at connect time). */
   WebSocket?: typeof WebSocket;
@@ -160,7 +166,10 @@ export interface EventsPage {
 }
 
 export declare class EventTracker {
-  /** skipHistory: the first full read (up to hasMore false) only moves positions (the client's since: 'now'). */
+  /**
+   * skipHistory: the first full read (up to hasMore false) only moves positions (the client's since: 'now').
+   * idMemory: how many recently handed-on event ids are remembered to drop later copies (default 10000).
+   */
   constructor(options?: { dedupeById?: boolean; idMemory?: number; skipHistory?: boolean });
   positions: Map<string, number>;
   serverCursor: string | null;
@@ -168,6 +177,7 @@ export declare class EventTracker {
   syncing: boolean;
   skippingHistory: boolean;
   stats: TrackerStats;
+  /** A WebSocket frame: each (topic, seq) pair of its `seqs` (else its topic and seq) moves its topic. */
   offerLive(frame: unknown): { deliver: RealtimeEvent[]; needSync: boolean };
   restore(cursor: string): void;
   fetchCursor(): string | null;

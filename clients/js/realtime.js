@@ -116,13 +116,35 @@ function isEvent(frame) {
   );
 }
 
+/**
+ * The (topic, seq) pairs of a frame: its `seqs` (every topic through which the
+ * event reached this connection) when well formed, else its own topic and seq.
+ */
+function framePairs(frame) {
+  const seqs = frame.seqs;
+  if (seqs !== null && typeof seqs === 'object' && !Array.isArray(seqs)) {
+    const pairs = Object.entries(seqs);
+    if (pairs.length > 0 && pairs.every(([, seq]) => Number.isInteger(seq) && seq > 0)) return pairs;
+  }
+  return [[frame.topic, frame.seq]];
+}
+
+/** One copy per (topic, seq) pair, each as if it had arrived alone; all of them share the frame's `seqs`. */
+function copiesOf(frame) {
+  const pairs = framePairs(frame);
+  const seqs = Object.fromEntries(pairs);
+  return pairs.map(([topic, seq]) => ({ ...frame, topic, seq, seqs }));
+}
+
+const pairKey = (topic, seq) => `${topic}\n${seq}`;
+
 /** The key that interleaves topics on release; a frame without one goes first. */
 function publishedAt(frame) {
   return typeof frame.publishedAt === 'string' ? frame.publishedAt : '';
 }
 
 export class EventTracker {
-  constructor({ dedupeById = true, idMemory = 5000, skipHistory = false } = {}) {
+  constructor({ dedupeById = true, idMemory = 10000, skipHistory = false } = {}) {
     this.positions = new Map(); // topic -> last seq handed on (or skipped on purpose)
     this.serverCursor = null; // the last cursor the server gave
     this.opaque = false; // true: never rebuild the cursor (the server refused one we built)
@@ -133,40 +155,46 @@ export class EventTracker {
     this.pending = new Map(); // `${topic}\n${seq}` -> frame held back
     this.dedupeById = dedupeById;
     this.idMemory = idMemory;
-    this.recentIds = new Set(); // insertion-ordered: the oldest are forgotten first
+    this.recentIds = new Map(); // id -> Set of its (topic, seq) keys seen; insertion-ordered: the oldest go first
     this.stats = { delivered: 0, duplicates: 0, gapsDetected: 0, gapsLost: 0 };
   }
 
   /**
    * A frame from the WebSocket. Returns { deliver: [...], needSync: bool }:
    * needSync means a seq jumped (or a topic starts mid-way) and the caller
-   * must catch up over HTTP; the frame is held until then.
+   * must catch up over HTTP; the frame is held until then. A frame carries
+   * one event and the seq of each of its topics that reach this connection
+   * (`seqs`): each pair moves its own topic, the event is handed on once.
    */
   offerLive(frame) {
     const result = { deliver: [], needSync: false };
     if (!isEvent(frame)) return result;
-    const key = `${frame.topic}\n${frame.seq}`;
-    const position = this.positions.get(frame.topic);
-    if ((position !== undefined && frame.seq <= position) || this.pending.has(key)) {
+    for (const copy of copiesOf(frame)) this._offerCopy(copy, result);
+    return result;
+  }
+
+  _offerCopy(copy, result) {
+    const key = pairKey(copy.topic, copy.seq);
+    const position = this.positions.get(copy.topic);
+    if ((position !== undefined && copy.seq <= position) || this.pending.has(key)) {
       this.stats.duplicates += 1;
-      return result;
+      return;
     }
     if (this.syncing) {
-      this.pending.set(key, frame);
-      return result;
+      this.pending.set(key, copy);
+      return;
     }
     const expected = position === undefined ? 1 : position + 1;
-    if (frame.seq === expected) {
-      this._accept(frame, result.deliver);
-      return result;
+    if (copy.seq === expected) {
+      this._accept(copy, result.deliver);
+      return;
     }
     // A jump: frames in between were missed (or this topic is new to us). Hold
     // this one and everything after it until the gap is read over HTTP.
     this.stats.gapsDetected += 1;
-    this.pending.set(key, frame);
+    this.pending.set(key, copy);
     this.syncing = true;
     result.needSync = true;
-    return result;
   }
 
   /** Start from a cursor saved earlier (e.g. across a page reload): everything after it is handed on. */
@@ -209,8 +237,17 @@ export class EventTracker {
   applyPage(page, { deliver = !this.skippingHistory } = {}) {
     if (!page.hasMore) this.skippingHistory = false;
     const out = [];
-    for (const event of Array.isArray(page.events) ? page.events : []) {
-      if (!isEvent(event)) continue;
+    const events = (Array.isArray(page.events) ? page.events : []).filter(isEvent);
+    // One item per (event, topic): the items of one event are handed on once, with every pair the page has.
+    const seqsById = new Map();
+    for (const event of events) {
+      if (typeof event.id !== 'string') continue;
+      if (!seqsById.has(event.id)) seqsById.set(event.id, []);
+      seqsById.get(event.id).push([event.topic, event.seq]);
+    }
+    for (const [id, pairs] of seqsById) seqsById.set(id, Object.fromEntries(pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+    for (const item of events) {
+      const event = { ...item, seqs: seqsById.get(item.id) ?? { [item.topic]: item.seq } };
       const position = this.positions.get(event.topic);
       if (position !== undefined && event.seq <= position) {
         this.stats.duplicates += 1;
@@ -292,20 +329,23 @@ export class EventTracker {
     return { deliver, gapRemaining };
   }
 
-  _accept(frame, out) {
-    this.positions.set(frame.topic, frame.seq);
-    // One event addressed to several of our topics arrives once per topic; the
-    // application wants it once.
-    if (this.dedupeById && typeof frame.id === 'string') {
-      if (this.recentIds.has(frame.id)) {
-        this.stats.duplicates += 1;
+  _accept(copy, out) {
+    this.positions.set(copy.topic, copy.seq);
+    // One event can reach us through several topics (one frame, or one HTTP item per topic, or
+    // both): the application gets it once, with every (topic, seq) pair known for it.
+    if (this.dedupeById && typeof copy.id === 'string') {
+      const seen = this.recentIds.get(copy.id);
+      if (seen !== undefined) {
+        // A pair the event was handed on with is its own copy, not a duplicate.
+        if (!seen.has(pairKey(copy.topic, copy.seq))) this.stats.duplicates += 1;
+        seen.add(pairKey(copy.topic, copy.seq));
         return;
       }
-      this.recentIds.add(frame.id);
-      if (this.recentIds.size > this.idMemory) this.recentIds.delete(this.recentIds.values().next().value);
+      this.recentIds.set(copy.id, new Set(Object.entries(copy.seqs).map(([topic, seq]) => pairKey(topic, seq))));
+      if (this.recentIds.size > this.idMemory) this.recentIds.delete(this.recentIds.keys().next().value);
     }
     this.stats.delivered += 1;
-    out.push(frame);
+    out.push(copy);
   }
 }
 

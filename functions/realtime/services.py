@@ -18,6 +18,7 @@ from realtime.core.settings import (
     DbChangesSettings,
     EndingSessions,
     EventsApiSettings,
+    FanoutSettings,
     MaintenanceSettings,
     PresenceChecksSettings,
     PresenceTable,
@@ -30,9 +31,11 @@ from realtime.core.settings import (
 
 if TYPE_CHECKING:
     from realtime.core.auth import TokenVerifier
+    from realtime.core.batch import RetrySoon
     from realtime.db_changes.publish import ChangePublisher
     from realtime.events.connections import ConnectionStore
     from realtime.events.dlq import DeadLetterQueue
+    from realtime.events.fanout import FanoutDelivery
     from realtime.events.feed import EventFeed
     from realtime.events.pipeline import EventPipeline
     from realtime.presence.announcer import PresenceAnnouncer
@@ -47,12 +50,21 @@ class WsConnect:
     verifier: TokenVerifier
     sessions: SessionTracker
     connection_ttl_seconds: int
+    max_sessions_per_user: int
 
 
 @dataclass(frozen=True)
 class ProcessEvents:
     pipeline: EventPipeline
     dead_letters: DeadLetterQueue
+    retries: RetrySoon
+
+
+@dataclass(frozen=True)
+class Fanout:
+    delivery: FanoutDelivery
+    page_size: int
+    retries: RetrySoon
 
 
 @dataclass(frozen=True)
@@ -71,9 +83,10 @@ def ws_connect() -> WsConnect:
 
     settings = load(WsConnectSettings)
     return WsConnect(
-        verifier=TokenVerifier.from_settings(settings.token),
+        verifier=TokenVerifier.from_settings(settings.token, max_topics=settings.max_topics_per_token),
         sessions=_sessions(settings.connections_table, settings.presence),
         connection_ttl_seconds=settings.connection_ttl_seconds,
+        max_sessions_per_user=settings.max_sessions_per_user,
     )
 
 
@@ -91,25 +104,52 @@ def ws_ping() -> SessionTracker:
 
 @per_container
 def process_events() -> ProcessEvents:
-    from realtime.events.delivery import Deliverer
+    from realtime.core.batch import RetrySoon
     from realtime.events.dlq import DeadLetterQueue
     from realtime.events.pipeline import EventPipeline
     from realtime.events.rules import EventTypeRules
     from realtime.events.store import EventStore
 
     settings = load(ProcessEventsSettings)
-    connections = _connection_store(settings.connections_table)
-    # A connection found gone while delivering also ends its session when presence is on.
-    on_gone = _sessions(settings.connections_table, settings.presence).remove
-    management = aws.connections_management(settings.connections_endpoint, settings.delivery_concurrency)
     pipeline = EventPipeline(
         store=EventStore(aws.dynamodb().Table(settings.events_table), settings.event_retention_seconds),
-        connections=connections,
-        deliverer=Deliverer(management, settings.delivery_concurrency, on_gone),
+        delivery=_fanout_delivery(
+            settings.connections_table,
+            settings.presence,
+            settings.connections_endpoint,
+            settings.delivery_concurrency,
+            settings.fanout_queue_url,
+            settings.delivery_max_attempts,
+        ),
         rules=EventTypeRules.from_json(settings.event_type_rules),
         max_data_bytes=settings.max_data_bytes,
+        fanout_threshold=settings.fanout_threshold,
     )
-    return ProcessEvents(pipeline=pipeline, dead_letters=DeadLetterQueue(aws.sqs(), settings.dlq_url))
+    return ProcessEvents(
+        pipeline=pipeline,
+        dead_letters=DeadLetterQueue(aws.sqs(), settings.dlq_url),
+        retries=RetrySoon(aws.sqs(), settings.events_queue_url),
+    )
+
+
+@per_container
+def fanout() -> Fanout:
+    from realtime.core.batch import RetrySoon
+
+    settings = load(FanoutSettings)
+    delivery = _fanout_delivery(
+        settings.connections_table,
+        settings.presence,
+        settings.connections_endpoint,
+        settings.fanout_concurrency,
+        settings.fanout_queue_url,
+        settings.delivery_max_attempts,
+    )
+    return Fanout(
+        delivery=delivery,
+        page_size=settings.fanout_page_size,
+        retries=RetrySoon(aws.sqs(), settings.fanout_queue_url),
+    )
 
 
 @per_container
@@ -125,7 +165,7 @@ def events_api() -> EventsApi:
 
         reader = PresenceReader(_presence_store(settings.presence), settings.presence.max_users)
     return EventsApi(
-        verifier=TokenVerifier.from_settings(settings.token),
+        verifier=TokenVerifier.from_settings(settings.token, max_topics=settings.max_topics_per_token),
         feed=EventFeed(EventStore(aws.dynamodb().Table(settings.events_table))),
         presence=reader,
     )
@@ -172,6 +212,28 @@ def db_changes() -> ChangePublisher:
 
 
 # --- shared pieces -------------------------------------------------------------------------------
+
+
+def _fanout_delivery(
+    connections_table: str,
+    presence: EndingSessions | None,
+    endpoint: str,
+    concurrency: int,
+    queue_url: str,
+    max_attempts: int,
+) -> FanoutDelivery:
+    from realtime.events.delivery import Deliverer
+    from realtime.events.fanout import FanoutDelivery, FanoutQueue
+
+    # A connection found gone while delivering also ends its session when presence is on.
+    on_gone = _sessions(connections_table, presence).remove
+    management = aws.connections_management(endpoint, concurrency, retries=False)
+    return FanoutDelivery(
+        connections=_connection_store(connections_table),
+        deliverer=Deliverer(management, concurrency, on_gone),
+        queue=FanoutQueue(aws.sqs(), queue_url),
+        max_attempts=max_attempts,
+    )
 
 
 def _connection_store(table_name: str) -> ConnectionStore:

@@ -159,12 +159,12 @@ run "tables_expire_items_on_expiresAt" {
 # Functions
 ################################################################################
 
-run "seven_functions_with_their_own_log_groups" {
+run "eight_functions_with_their_own_log_groups" {
   command = apply
 
   assert {
-    condition     = keys(aws_lambda_function.this) == ["events-api", "maintenance", "presence-checks", "process-events", "ws-connect", "ws-disconnect", "ws-ping"]
-    error_message = "The module must create exactly the seven functions of docs/internals.md."
+    condition     = keys(aws_lambda_function.this) == ["events-api", "fanout", "maintenance", "presence-checks", "process-events", "ws-connect", "ws-disconnect", "ws-ping"]
+    error_message = "The module must create exactly the eight functions of docs/internals.md."
   }
 
   assert {
@@ -244,10 +244,34 @@ run "policies_are_least_privilege" {
   }
 
   assert {
-    condition = contains(flatten([for s in jsondecode(aws_iam_role_policy.lambda["process-events"].policy).Statement :
+    condition = alltrue([for k in ["process-events", "fanout"] : flatten([for s in jsondecode(aws_iam_role_policy.lambda[k].policy).Statement :
       s.Resource if contains(s.Action, "execute-api:ManageConnections")
-    ]), "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/live/POST/@connections/*")
-    error_message = "process-events may post to connections of its own API and stage only."
+    ]) == ["arn:aws:execute-api:us-east-1:123456789012:abcdef1234/live/POST/@connections/*"]])
+    error_message = "process-events and fanout may post to connections of their own API and stage only."
+  }
+
+  assert {
+    condition = toset(flatten([for s in jsondecode(aws_iam_role_policy.lambda["process-events"].policy).Statement :
+      s.Action if contains(s.Resource, aws_dynamodb_table.this["events"].arn)
+    ])) == toset(["dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"])
+    error_message = "process-events reads counters and idempotency records in batches and writes events in transactions (Put and Update); it never deletes or scans."
+  }
+
+  assert {
+    condition = toset([for k, p in aws_iam_role_policy.lambda : k if contains(flatten([
+      for s in jsondecode(p.policy).Statement : s.Resource if contains(s.Action, "sqs:SendMessage")
+    ]), aws_sqs_queue.fanout.arn)]) == toset(["process-events", "fanout"])
+    error_message = "Only delivery queues fan-out jobs (pages and retries)."
+  }
+
+  assert {
+    condition = toset(flatten([for s in jsondecode(aws_iam_role_policy.lambda["fanout"].policy).Statement :
+      s.Action if s.Sid != "WriteOwnLogs" && !contains(s.Resource, local.presence.table_arn) && !contains(s.Resource, aws_sqs_queue.presence_checks[0].arn)
+      ])) == toset([
+      "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility", "sqs:SendMessage",
+      "dynamodb:Query", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "execute-api:ManageConnections",
+    ])
+    error_message = "fanout consumes and feeds its queue, reads subscriptions, removes gone connections and posts: nothing else (besides presence)."
   }
 
   assert {
@@ -264,6 +288,130 @@ run "policies_are_least_privilege" {
     ])) == toset(["dynamodb:Query", "dynamodb:BatchGetItem", "ssm:GetParameter"])
     error_message = "events-api may only query events, read presence items and read the token secret."
   }
+}
+
+################################################################################
+# Fan-out
+################################################################################
+
+run "fanout_queue_redrives_to_its_dlq_and_feeds_the_fanout_function" {
+  command = apply
+
+  assert {
+    condition = (
+      jsondecode(aws_sqs_queue.fanout.redrive_policy).deadLetterTargetArn == aws_sqs_queue.dead_letter["fanout-dlq"].arn &&
+      jsondecode(aws_sqs_queue_redrive_allow_policy.this["fanout-dlq"].redrive_allow_policy).sourceQueueArns == [aws_sqs_queue.fanout.arn]
+    )
+    error_message = "The fanout queue redrives to its own DLQ, which only it may use."
+  }
+
+  assert {
+    condition = (
+      aws_sqs_queue.fanout.sqs_managed_sse_enabled && aws_sqs_queue.dead_letter["fanout-dlq"].sqs_managed_sse_enabled &&
+      jsondecode(aws_sqs_queue_policy.this["fanout"].policy).Statement[0].Condition.Bool["aws:SecureTransport"] == "false"
+    )
+    error_message = "The fanout queues are encrypted and TLS-only."
+  }
+
+  assert {
+    condition     = aws_sqs_queue.fanout.visibility_timeout_seconds == 6 * aws_lambda_function.this["fanout"].timeout
+    error_message = "The fanout queue's visibility timeout is 6 x its consumer's timeout."
+  }
+
+  assert {
+    condition = (
+      aws_lambda_event_source_mapping.fanout.event_source_arn == aws_sqs_queue.fanout.arn &&
+      aws_lambda_event_source_mapping.fanout.function_response_types == toset(["ReportBatchItemFailures"]) &&
+      aws_lambda_event_source_mapping.fanout.batch_size == 1 &&
+      aws_lambda_event_source_mapping.fanout.scaling_config[0].maximum_concurrency == 20
+    )
+    error_message = "One job per fanout invocation, partial failures reported, at most fanout_maximum_concurrency at once."
+  }
+
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.this["fanout-dlq-not-empty"].dimensions.QueueName == aws_sqs_queue.dead_letter["fanout-dlq"].name &&
+      aws_cloudwatch_metric_alarm.this["fanout-queue-age"].dimensions.QueueName == aws_sqs_queue.fanout.name &&
+      aws_cloudwatch_metric_alarm.this["fanout-errors"].dimensions.FunctionName == "rt-test-fanout"
+    )
+    error_message = "The fanout DLQ, queue age and function errors are alarmed."
+  }
+
+  assert {
+    condition = alltrue([for title in ["Fan-out queue (pages and retries)", "Delivery (process-events and fanout)"] :
+      contains([for w in jsondecode(aws_cloudwatch_dashboard.this[0].dashboard_body).widgets : w.properties.title], title)
+    ])
+    error_message = "The dashboard shows the fanout queue and delivery's own counts."
+  }
+}
+
+run "fanout_inputs_reach_the_functions" {
+  command = apply
+
+  variables {
+    fanout_threshold           = 200
+    fanout_page_size           = 2000
+    fanout_concurrency         = 100
+    fanout_maximum_concurrency = 50
+    delivery_max_attempts      = 3
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function.this["process-events"].environment[0].variables["FANOUT_THRESHOLD"] == "200" &&
+      aws_lambda_function.this["process-events"].environment[0].variables["DELIVERY_MAX_ATTEMPTS"] == "3" &&
+      aws_lambda_function.this["process-events"].environment[0].variables["FANOUT_QUEUE_URL"] == aws_sqs_queue.fanout.url &&
+      aws_lambda_function.this["process-events"].environment[0].variables["EVENTS_QUEUE_URL"] == aws_sqs_queue.events.url &&
+      aws_lambda_function.this["fanout"].environment[0].variables["FANOUT_PAGE_SIZE"] == "2000" &&
+      aws_lambda_function.this["fanout"].environment[0].variables["FANOUT_CONCURRENCY"] == "100" &&
+      aws_lambda_function.this["fanout"].environment[0].variables["DELIVERY_MAX_ATTEMPTS"] == "3" &&
+      aws_lambda_event_source_mapping.fanout.scaling_config[0].maximum_concurrency == 50
+    )
+    error_message = "The fan-out inputs reach process-events, fanout and the mapping."
+  }
+}
+
+run "limits_reach_the_functions" {
+  command = apply
+
+  variables {
+    max_sessions_per_user = 3
+    max_topics_per_token  = 20
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function.this["ws-connect"].environment[0].variables["MAX_SESSIONS_PER_USER"] == "3" &&
+      aws_lambda_function.this["ws-connect"].environment[0].variables["MAX_TOPICS_PER_TOKEN"] == "20" &&
+      aws_lambda_function.this["events-api"].environment[0].variables["MAX_TOPICS_PER_TOKEN"] == "20"
+    )
+    error_message = "The limits reach $connect (sessions, topics) and the HTTP API (topics)."
+  }
+}
+
+run "limits_are_bounded" {
+  command = plan
+
+  variables {
+    max_sessions_per_user = 0
+    max_topics_per_token  = 101
+  }
+
+  expect_failures = [var.max_sessions_per_user, var.max_topics_per_token]
+}
+
+run "fanout_inputs_are_bounded" {
+  command = plan
+
+  variables {
+    fanout_threshold           = 0
+    fanout_page_size           = 10001
+    fanout_concurrency         = 257
+    fanout_maximum_concurrency = 1
+    delivery_max_attempts      = 2.5
+  }
+
+  expect_failures = [var.fanout_threshold, var.fanout_page_size, var.fanout_concurrency, var.fanout_maximum_concurrency, var.delivery_max_attempts]
 }
 
 ################################################################################
@@ -465,6 +613,7 @@ run "alarms_dashboard_and_outputs" {
   assert {
     condition = toset([for a in aws_cloudwatch_metric_alarm.this : a.alarm_name]) == toset([
       "rt-test-events-dlq-not-empty", "rt-test-process-events-errors", "rt-test-events-queue-age",
+      "rt-test-fanout-dlq-not-empty", "rt-test-fanout-errors", "rt-test-fanout-queue-age",
       "rt-test-presence-checks-dlq-not-empty", "rt-test-maintenance-errors",
     ])
     error_message = "Without db_changes sources, the core and presence alarms exist, under their names."
@@ -486,7 +635,7 @@ run "alarms_dashboard_and_outputs" {
   }
 
   assert {
-    condition     = length(output.function_names) == 7 && length(output.log_group_names) == 9
-    error_message = "Outputs list the seven functions and all nine log groups."
+    condition     = length(output.function_names) == 8 && length(output.log_group_names) == 10
+    error_message = "Outputs list the eight functions and all ten log groups."
   }
 }

@@ -214,7 +214,8 @@ run "presence_permissions_are_least_privilege" {
       "maintenance"     = "dynamodb:GetItem,dynamodb:Scan,dynamodb:UpdateItem"
       "presence-checks" = "dynamodb:GetItem,dynamodb:UpdateItem"
       "process-events"  = "dynamodb:UpdateItem"
-      "ws-connect"      = "dynamodb:UpdateItem"
+      "fanout"          = "dynamodb:UpdateItem"
+      "ws-connect"      = "dynamodb:GetItem,dynamodb:UpdateItem"
       "ws-disconnect"   = "dynamodb:UpdateItem"
       "ws-ping"         = "dynamodb:UpdateItem"
       } : join(",", sort(flatten([for s in jsondecode(aws_iam_role_policy.lambda[k].policy).Statement :
@@ -226,7 +227,7 @@ run "presence_permissions_are_least_privilege" {
   assert {
     condition = toset([for k, p in aws_iam_role_policy.lambda : k if contains(flatten([
       for s in jsondecode(p.policy).Statement : s.Resource if contains(s.Action, "sqs:SendMessage")
-    ]), aws_sqs_queue.presence_checks[0].arn)]) == toset(["ws-disconnect", "process-events", "maintenance"])
+    ]), aws_sqs_queue.presence_checks[0].arn)]) == toset(["ws-disconnect", "process-events", "fanout", "maintenance"])
     error_message = "Only the functions that end sessions schedule offline checks."
   }
 
@@ -274,8 +275,8 @@ run "presence_can_be_left_out" {
     condition = (
       keys(aws_dynamodb_table.this) == ["connections", "events"] &&
       length(aws_sqs_queue.presence_checks) == 0 && length(aws_lambda_event_source_mapping.presence_checks) == 0 &&
-      keys(aws_sqs_queue.dead_letter) == ["events-dlq"] && keys(aws_sqs_queue_policy.this) == ["events", "events-dlq"] &&
-      keys(aws_lambda_function.this) == ["events-api", "maintenance", "process-events", "ws-connect", "ws-disconnect", "ws-ping"]
+      keys(aws_sqs_queue.dead_letter) == ["events-dlq", "fanout-dlq"] && keys(aws_sqs_queue_policy.this) == ["events", "events-dlq", "fanout", "fanout-dlq"] &&
+      keys(aws_lambda_function.this) == ["events-api", "fanout", "maintenance", "process-events", "ws-connect", "ws-disconnect", "ws-ping"]
     )
     error_message = "Without presence there is no presence table, presence-checks queue, DLQ, mapping or function."
   }
@@ -286,7 +287,7 @@ run "presence_can_be_left_out" {
   }
 
   assert {
-    condition     = keys(aws_cloudwatch_metric_alarm.this) == ["events-dlq-not-empty", "events-queue-age", "maintenance-errors", "process-events-errors"]
+    condition     = keys(aws_cloudwatch_metric_alarm.this) == ["events-dlq-not-empty", "events-queue-age", "fanout-dlq-not-empty", "fanout-errors", "fanout-queue-age", "maintenance-errors", "process-events-errors"]
     error_message = "Without presence the presence-checks DLQ alarm goes; maintenance's stays."
   }
 
@@ -301,9 +302,16 @@ run "presence_can_be_left_out" {
     condition = (
       aws_scheduler_schedule.maintenance.target[0].arn == aws_lambda_function.this["maintenance"].arn &&
       toset(flatten([for s in jsondecode(aws_iam_role_policy.lambda["maintenance"].policy).Statement : s.Action if s.Sid != "WriteOwnLogs"])) ==
-      toset(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "execute-api:ManageConnections"])
+      toset(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem", "execute-api:ManageConnections"])
     )
-    error_message = "maintenance still runs on its schedule, removing connections whose $disconnect was missed, and may do nothing more."
+    error_message = "maintenance still runs on its schedule, removing connections whose $disconnect was missed (and their place in the user's session count), and may do nothing more."
+  }
+
+  assert {
+    condition = toset([for k, p in aws_iam_role_policy.lambda : k if contains(flatten([
+      for s in jsondecode(p.policy).Statement : s.Action if s.Sid == "ConnectionsTable"
+    ]), "dynamodb:UpdateItem")]) == toset(["ws-connect", "ws-disconnect", "ws-ping", "process-events", "fanout", "maintenance"])
+    error_message = "Without presence, whoever opens or ends a session updates the user's session count in the connections table."
   }
 
   assert {

@@ -93,12 +93,14 @@ def clinic(stack, aws) -> Clinic:
 
 
 def rule_events(session: Session) -> list[tuple[str, str]]:
-    """(type, topic) of the db-change events a session received, each stored event once (copies share a seq)."""
+    """(type, topic) of the db-change events a session received, each stored event once per topic (copies share
+    a seq; one frame carries every topic that reaches the session)."""
     seen, events = set(), []
     for frame in session.events:
-        if frame["type"] in RULE_EVENT_TYPES and (frame["topic"], frame["seq"]) not in seen:
-            seen.add((frame["topic"], frame["seq"]))
-            events.append((frame["type"], frame["topic"]))
+        for topic, seq in frame["seqs"].items():
+            if frame["type"] in RULE_EVENT_TYPES and (topic, seq) not in seen:
+                seen.add((topic, seq))
+                events.append((frame["type"], topic))
     return events
 
 

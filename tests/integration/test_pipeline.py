@@ -20,7 +20,8 @@ from scripts.mint_token import LOCAL_AUDIENCE
 
 pytestmark = pytest.mark.integration
 
-FRAME_KEYS = {"id", "type", "topic", "seq", "data", "occurredAt", "publishedAt"}
+# A frame is an HTTP item plus `seqs`: the seq of each of its topics that reaches this connection.
+FRAME_KEYS = {"id", "type", "topic", "seq", "seqs", "data", "occurredAt", "publishedAt"}
 
 
 def unique(prefix: str) -> str:
@@ -109,6 +110,7 @@ def test_every_session_in_the_audience_receives_the_event_and_no_other(stack, aw
             assert {event["id"] for event in events} == expected[session.name], session.name
             for event in events:
                 assert set(event) == FRAME_KEYS
+                assert event["seqs"] == {event["topic"]: event["seq"]}  # one topic reaches each of these sessions
                 LATENCIES.append(session.arrival_of(event["id"]) - sent_at[event["id"]])
         frame = await alice_1.wait_for(lambda f: f.get("id") == to_alice)
         assert frame["type"] == "order.updated"
@@ -151,9 +153,9 @@ def test_http_returns_the_same_events_in_the_same_order_across_pages(stack, aws,
         for topic, seqs in by_topic(events).items():
             numbers = [seq for seq, _ in seqs]
             assert numbers == list(range(1, len(numbers) + 1)), f"{topic} has gaps or disorder: {numbers}"
-        on_socket = {(e["topic"], e["seq"]): e for e in session.events}
+        on_socket = {(e["topic"], e["seq"]): {k: v for k, v in e.items() if k != "seqs"} for e in session.events}
         for event in events:
-            assert event == on_socket[(event["topic"], event["seq"])]
+            assert event == on_socket[(event["topic"], event["seq"])]  # the stored item is the frame less its seqs
 
         # Nothing new: an empty page that keeps the cursor usable.
         empty = (await get_events(stack["http_api_url"], carol_token, cursor=cursor)).json()
@@ -208,7 +210,17 @@ def test_a_message_sent_twice_is_stored_once_with_one_seq(stack, aws, token):
 
 @pytest.mark.parametrize(
     "case",
-    ["missing", "expired", "bad signature", "alg none", "no subject", "another audience", "too long-lived", "garbage"],
+    [
+        "missing",
+        "expired",
+        "bad signature",
+        "alg none",
+        "no subject",
+        "another audience",
+        "too long-lived",
+        "garbage",
+        "too many topics",
+    ],
 )
 def test_bad_tokens_are_refused_on_connect_and_on_http(stack, secret, token, case):
     now = int(time.time())
@@ -223,6 +235,8 @@ def test_bad_tokens_are_refused_on_connect_and_on_http(stack, secret, token, cas
         "another audience": jwt.encode(good | {"aud": "billing"}, secret, algorithm="HS256"),
         "too long-lived": jwt.encode(good | {"iat": now, "exp": now + 30 * 86400}, secret, algorithm="HS256"),
         "garbage": "not.a.jwt",
+        # user:eve, all and 99 groups: one over the module's default max_topics_per_token (100).
+        "too many topics": jwt.encode(good | {"groups": [f"g{n}" for n in range(99)]}, secret, algorithm="HS256"),
     }
     bad = tokens[case]
 

@@ -160,7 +160,7 @@ def test_a_missed_disconnect_is_repaired_by_maintenance(stack, aws, token):
         real = await Session.open(url, token(user), "real")
         await watcher.wait_for(presence_of(user, "online"))
         hour_ago.add(ghost, user, topics_for_claims({"sub": user}), ttl_seconds=7200)
-        presence.session_started(user, ghost, ())
+        presence.session_started(user, ghost, (), max_sessions=10)
 
         # The real session leaves; the ghost keeps the user online.
         await real.close()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import botocore.client
 import pytest
 from moto import mock_aws
 from realtime.core import aws, lifecycle
@@ -22,6 +27,7 @@ from .support import (
     SSM_PARAMETER,
     FakeLambdaContext,
     FakeManagementClient,
+    sqs_record,
 )
 
 
@@ -116,3 +122,70 @@ def management_client(monkeypatch: pytest.MonkeyPatch) -> FakeManagementClient:
     monkeypatch.setattr(aws, "connections_management", lambda *_args, **_kwargs: fake)
     monkeypatch.setenv("CONNECTIONS_ENDPOINT", "https://example.execute-api.us-east-1.amazonaws.com/test")
     return fake
+
+
+@dataclass
+class Queues:
+    """The queues of process-events and fanout on moto, through the client the functions use."""
+
+    sqs: Any
+    events: str
+    fanout: str
+    dlq: str
+    sent_jobs: list[dict] = field(default_factory=list)
+
+    def fanout_jobs(self) -> list[dict]:
+        """Every job sent to the fanout queue so far (delayed ones included)."""
+        return [json.loads(entry["MessageBody"]) for entry in self.sent_jobs]
+
+    def received(self, body: str, receives: int = 1) -> list[dict]:
+        """A message on the events queue as Lambda would get it on its `receives`-th receive."""
+        self.sqs.send_message(QueueUrl=self.events, MessageBody=body)
+        for _ in range(receives):
+            (message,) = self.sqs.receive_message(QueueUrl=self.events, VisibilityTimeout=0, AttributeNames=["All"])[
+                "Messages"
+            ]
+        record = sqs_record(body, message["MessageId"])
+        record["receiptHandle"] = message["ReceiptHandle"]
+        record["attributes"]["ApproximateReceiveCount"] = message["Attributes"]["ApproximateReceiveCount"]
+        return [record]
+
+
+@pytest.fixture
+def queues(aws_mock: None, monkeypatch: pytest.MonkeyPatch) -> Queues:
+    sqs = aws.sqs()
+    found = Queues(
+        sqs,
+        events=sqs.create_queue(QueueName="realtime-test-events")["QueueUrl"],
+        fanout=sqs.create_queue(QueueName="realtime-test-fanout")["QueueUrl"],
+        dlq=sqs.create_queue(QueueName="realtime-test-dlq")["QueueUrl"],
+    )
+
+    def record_jobs(params: dict, **_: Any) -> None:
+        if params["QueueUrl"] == found.fanout:
+            found.sent_jobs.extend(params["Entries"])
+
+    sqs.meta.events.register("before-parameter-build.sqs.SendMessageBatch", record_jobs)
+    monkeypatch.setenv("EVENTS_QUEUE_URL", found.events)
+    monkeypatch.setenv("FANOUT_QUEUE_URL", found.fanout)
+    monkeypatch.setenv("DLQ_URL", found.dlq)
+    return found
+
+
+@pytest.fixture
+def atomic_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto, request by request atomic like DynamoDB, for tests with threads.
+
+    moto does not apply a request atomically; serializing its API calls models
+    DynamoDB, while the threads still interleave between their requests.
+    """
+    lock = threading.Lock()
+    make_api_call = botocore.client.BaseClient._make_api_call
+
+    def atomic_api_call(self: Any, operation: str, params: dict) -> Any:
+        with lock:
+            response = make_api_call(self, operation, params)
+        time.sleep(0.001)  # let another thread in between this request and the next
+        return response
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", atomic_api_call)

@@ -1,12 +1,15 @@
-"""An in-memory stand-in for the boto3 DynamoDB resource, for the presence property test.
+"""An in-memory stand-in for the boto3 DynamoDB resource, for the property and interleaving tests.
 
-moto costs ~7 ms a call; the property test makes thousands. This fake covers
-just what the connection and presence stores use (put/get/update/delete,
-batch writer, BatchGetItem, Scan/Query with filters and pages) and evaluates
+moto costs ~7 ms a call; the property tests make thousands. This fake covers
+just what the connection, presence and event stores use (put/get/update/delete,
+batch writer, BatchGetItem, TransactWriteItems, Scan/Query with filters, Limit
+and pages) and evaluates
 their real expressions with DynamoDB's rules: every SET right-hand side reads
 the item as it was before the update, ADD/DELETE work on sets and numbers, an
 emptied set disappears, a missing attribute makes a comparison false.
-test_presence_properties.py checks that it agrees with moto.
+presence/test_properties.py and events/test_store_interleavings.py check that
+it agrees with moto. `before_call(operation)` runs before every request: tests
+use it to interleave writers request by request.
 """
 
 from __future__ import annotations
@@ -231,28 +234,33 @@ def _project(item: dict, projection: str | None, names: dict) -> dict:
 
 
 class FakeTable:
-    def __init__(self, name: str, key_names: tuple[str, ...], page_size: int) -> None:
+    def __init__(self, db: FakeDynamoDB, name: str, key_names: tuple[str, ...], page_size: int) -> None:
+        self.db = db
         self.name = name
         self.key_names = key_names
         self.items: dict[tuple, dict] = {}
         self.page_size = page_size
         self.calls = 0
 
+    def _called(self, operation: str) -> None:
+        self.calls += 1
+        self.db.before_call(operation)
+
     def _key(self, key: dict) -> tuple:
         return tuple(key[k] for k in self.key_names)
 
     def put_item(self, *, Item: dict, **_: Any) -> dict:
-        self.calls += 1
+        self._called("PutItem")
         self.items[self._key(Item)] = copy.deepcopy(Item)
         return {}
 
     def get_item(self, *, Key: dict, **_: Any) -> dict:
-        self.calls += 1
+        self._called("GetItem")
         item = self.items.get(self._key(Key))
         return {"Item": copy.deepcopy(item)} if item is not None else {}
 
     def delete_item(self, *, Key: dict, **_: Any) -> dict:
-        self.calls += 1
+        self._called("DeleteItem")
         self.items.pop(self._key(Key), None)
         return {}
 
@@ -266,44 +274,53 @@ class FakeTable:
         ExpressionAttributeValues: dict | None = None,
         ReturnValues: str = "NONE",
     ) -> dict:
-        self.calls += 1
+        self._called("UpdateItem")
         names, values = ExpressionAttributeNames or {}, ExpressionAttributeValues or {}
         old = self.items.get(self._key(Key))
-        current = copy.deepcopy(old) if old is not None else copy.deepcopy(Key)
         if not _condition(ConditionExpression, names, values)(old or {}):
             raise _condition_failed("UpdateItem")
-        new = _apply_update(current, UpdateExpression, names, values)
+        new = self._updated(Key, UpdateExpression, names, values)
         self.items[self._key(Key)] = new
         return {"Attributes": copy.deepcopy(new)} if ReturnValues == "ALL_NEW" else {}
+
+    def _updated(self, key: dict, expression: str, names: dict, values: dict) -> dict:
+        old = self.items.get(self._key(key))
+        return _apply_update(copy.deepcopy(old) if old is not None else copy.deepcopy(key), expression, names, values)
 
     def batch_writer(self) -> _BatchWriter:
         return _BatchWriter(self)
 
-    def _pages(self, matches: Callable[[dict], bool], request: dict) -> dict:
-        self.calls += 1
-        # Key order, like a partition's: a page ends at a key that may be deleted before the next page.
-        keys = sorted(self.items)
+    def _pages(self, operation: str, keys: list[tuple], matches: Callable[[dict], bool], request: dict) -> dict:
+        """One page of `keys` (in key order), at most Limit (or the page size) evaluated, filtered by `matches`."""
+        self._called(operation)
         start = 0
         if "ExclusiveStartKey" in request:
             after = self._key(request["ExclusiveStartKey"])
             start = next((i for i, key in enumerate(keys) if key > after), len(keys))
-        page_keys = keys[start : start + self.page_size]
+        size = min(self.page_size, request.get("Limit", self.page_size))
+        page_keys = keys[start : start + size]
         names = request.get("ExpressionAttributeNames", {})
         found = [self.items[k] for k in page_keys if matches(self.items[k])]
         response: dict[str, Any] = {"Items": [_project(i, request.get("ProjectionExpression"), names) for i in found]}
-        if start + self.page_size < len(keys):
+        # Like DynamoDB, a page that stops at its limit has a LastEvaluatedKey, even if nothing follows.
+        if start + size < len(keys) or len(page_keys) == request.get("Limit"):
             response["LastEvaluatedKey"] = dict(zip(self.key_names, page_keys[-1], strict=True))
         return response
 
     def scan(self, **request: Any) -> dict:
         names, values = request.get("ExpressionAttributeNames", {}), request.get("ExpressionAttributeValues", {})
-        return self._pages(_condition(request.get("FilterExpression"), names, values), request)
+        # Key order across the table: a page ends at a key that may be deleted before the next page.
+        return self._pages(
+            "Scan", sorted(self.items), _condition(request.get("FilterExpression"), names, values), request
+        )
 
     def query(self, **request: Any) -> dict:
         names, values = request.get("ExpressionAttributeNames", {}), request.get("ExpressionAttributeValues", {})
         key = _condition(request["KeyConditionExpression"], names, values)
         matches = _condition(request.get("FilterExpression"), names, values)
-        return self._pages(lambda item: key(item) and matches(item), request)
+        # Only the items the key condition selects are evaluated (and count towards Limit).
+        keys = sorted(k for k, item in self.items.items() if key(item))
+        return self._pages("Query", keys, matches, request)
 
 
 class _BatchWriter:
@@ -329,9 +346,10 @@ class FakeDynamoDB:
     def __init__(self, page_size: int = 1000) -> None:
         self.tables: dict[str, FakeTable] = {}
         self.page_size = page_size
+        self.before_call: Callable[[str], None] = lambda operation: None
 
     def create_table(self, name: str, *key_names: str) -> FakeTable:
-        table = FakeTable(name, key_names, self.page_size)
+        table = FakeTable(self, name, key_names, self.page_size)
         table.meta = SimpleNamespace(client=self)  # boto3: the resource's client, for batch and transaction calls
         self.tables[name] = table
         return table
@@ -343,11 +361,38 @@ class FakeDynamoDB:
         responses: dict[str, list] = {}
         for name, request in RequestItems.items():
             table = self.tables[name]
-            table.calls += 1
+            table._called("BatchGetItem")
             names = request.get("ExpressionAttributeNames", {})
             found = [table.items.get(table._key(key)) for key in request["Keys"]]
             responses[name] = [_project(i, request.get("ProjectionExpression"), names) for i in found if i]
         return {"Responses": responses, "UnprocessedKeys": {}}
+
+    def transact_write_items(self, *, TransactItems: list[dict]) -> dict:
+        """All or nothing: every condition is checked first; any that fails cancels the lot, saying which."""
+        actions = [next(iter(entry.items())) for entry in TransactItems]
+        self.tables[actions[0][1]["TableName"]]._called("TransactWriteItems")
+        reasons, writes = [], []
+        for kind, request in actions:
+            table = self.tables[request["TableName"]]
+            key = request["Item"] if kind == "Put" else request["Key"]
+            names, values = request.get("ExpressionAttributeNames", {}), request.get("ExpressionAttributeValues", {})
+            held = _condition(request.get("ConditionExpression"), names, values)(table.items.get(table._key(key)) or {})
+            reasons.append({"Code": "None"} if held else {"Code": "ConditionalCheckFailed", "Message": "failed"})
+            if kind == "Put":
+                writes.append((table, key, copy.deepcopy(request["Item"])))
+            elif kind == "Update":
+                writes.append((table, key, table._updated(key, request["UpdateExpression"], names, values)))
+        if any(reason["Code"] != "None" for reason in reasons):
+            raise ClientError(
+                {
+                    "Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"},
+                    "CancellationReasons": reasons,
+                },
+                "TransactWriteItems",
+            )
+        for table, key, item in writes:
+            table.items[table._key(key)] = item
+        return {}
 
     def all_items(self, name: str) -> Iterator[dict]:
         yield from (copy.deepcopy(i) for i in self.tables[name].items.values())

@@ -24,6 +24,12 @@ MODULE_DEFAULTS = {
     "EVENT_RETENTION_SECONDS": str(7 * 86400),
     "MAX_DATA_BYTES": "32768",
     "DELIVERY_CONCURRENCY": "32",
+    "DELIVERY_MAX_ATTEMPTS": "5",
+    "FANOUT_THRESHOLD": "500",
+    "FANOUT_PAGE_SIZE": "1000",
+    "FANOUT_CONCURRENCY": "64",
+    "MAX_SESSIONS_PER_USER": "10",
+    "MAX_TOPICS_PER_TOKEN": "100",
     "EVENT_TYPE_RULES": "[]",
     "STALE_CONNECTION_SECONDS": "180",
     "MAX_TOPICS_PER_RECORD": "100",
@@ -71,8 +77,11 @@ class FakeManagementClient:
 
     posts: list[tuple[str, bytes]] = field(default_factory=list)
     failures: dict[str, Exception] = field(default_factory=dict)
+    on_post: Any = None  # called before each post
 
     def post_to_connection(self, *, ConnectionId: str, Data: bytes) -> dict[str, Any]:
+        if self.on_post is not None:
+            self.on_post()
         failure = self.failures.get(ConnectionId)
         if failure is not None:
             raise failure
@@ -81,6 +90,18 @@ class FakeManagementClient:
 
     def frames_for(self, connection_id: str) -> list[dict[str, Any]]:
         return [json.loads(data) for target, data in self.posts if target == connection_id]
+
+
+def subscribed(connections: Any, topic: str, page_size: int = 1000) -> list[str]:
+    """Every connection id subscribed to a topic, page after page."""
+    ids: list[str] = []
+    start = None
+    while True:
+        page = connections.subscriber_page(topic, page_size, start)
+        ids += [subscriber.connection_id for subscriber in page.subscribers]
+        if page.next_key is None:
+            return ids
+        start = page.next_key
 
 
 def sqs_record(body: str, message_id: str, sent_timestamp_ms: int = 1_767_225_600_000) -> dict[str, Any]:

@@ -71,10 +71,10 @@ def test_the_corpus_has_at_least_40_cases_in_every_category_the_issue_names():
 
 PIPELINE = EventPipeline(
     store=None,
-    connections=None,
-    deliverer=None,
+    delivery=None,
     rules=EventTypeRules.from_json('[{"type": "order.*", "audience": ["user:{data.userId}"]}]'),
     max_data_bytes=32768,
+    fanout_threshold=100,
 )
 
 
@@ -106,7 +106,7 @@ def functions(monkeypatch):
     monkeypatch.setattr(
         services, "events_api", lambda: services.EventsApi(VERIFIER, feed=None, presence=PresenceReader(None, 50))
     )
-    monkeypatch.setattr(services, "ws_connect", lambda: services.WsConnect(VERIFIER, None, 7500))
+    monkeypatch.setattr(services, "ws_connect", lambda: services.WsConnect(VERIFIER, None, 7500, 10))
 
 
 def token_of(spec: dict[str, Any]) -> str | None:

@@ -43,18 +43,23 @@ function page(value) {
   return { ...value, events, cursor: cursor(value.cursor) };
 }
 
+function assertDelivered(events, step) {
+  assert.deepEqual(keys(events), step.deliver);
+  if (step.deliverSeqs !== undefined) assert.deepEqual(events.map((event) => event.seqs), step.deliverSeqs);
+}
+
 function runStep(tracker, step) {
   if ('live' in step) {
     const { deliver, needSync } = tracker.offerLive(frame(step.live));
-    assert.deepEqual(keys(deliver), step.deliver);
+    assertDelivered(deliver, step);
     assert.equal(needSync, step.needSync ?? false);
   } else if ('page' in step) {
-    assert.deepEqual(keys(tracker.applyPage(page(step.page))), step.deliver);
+    assertDelivered(tracker.applyPage(page(step.page)), step);
   } else if ('beginSync' in step) {
     tracker.beginSync();
   } else if ('endSync' in step) {
     const { deliver, gapRemaining } = tracker.endSync(step.endSync);
-    assert.deepEqual(keys(deliver), step.deliver);
+    assertDelivered(deliver, step);
     assert.equal(gapRemaining, step.gapRemaining);
   } else if ('restore' in step) {
     tracker.restore(cursor(step.restore));

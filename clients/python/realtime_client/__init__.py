@@ -1,6 +1,6 @@
 """asyncio client for realtime events and presence (WebSocket, HTTP long-poll fallback, gap repair)."""
 
-from .client import ClientStats, Delivery, HttpError, RealtimeClient, connect
+from .client import ClientStats, ConnectionRefused, Delivery, HttpError, RealtimeClient, connect
 from .tracker import (
     Backoff,
     EventTracker,
@@ -14,6 +14,7 @@ from .tracker import (
 __all__ = [
     "Backoff",
     "ClientStats",
+    "ConnectionRefused",
     "Delivery",
     "EventTracker",
     "HttpError",

@@ -60,6 +60,24 @@ class ClientStats:
     states: list[tuple[float, str, str]] = field(default_factory=list)  # (monotonic, state, reason)
 
 
+# What a refused handshake's status means (the $connect responses, docs/internals.md).
+REFUSAL_CODES = {401: "invalid_token", 429: "too_many_sessions"}
+
+
+class ConnectionRefused(RuntimeError):
+    """The server refused the WebSocket handshake; ``status`` as it answered, ``code`` what that means.
+
+    ``too_many_sessions`` (429): the user already has as many sessions as the
+    deployment allows (max_sessions_per_user); close one. The client goes on
+    over HTTP and keeps retrying the socket with backoff.
+    """
+
+    def __init__(self, status: int):
+        self.status = status
+        self.code = REFUSAL_CODES.get(status, "refused")
+        super().__init__(f"WebSocket refused: {status} {self.code}")
+
+
 class HttpError(RuntimeError):
     def __init__(self, status: int, error: dict | None):
         self.status = status
@@ -270,7 +288,12 @@ class RealtimeClient:
             socket = await asyncio.wait_for(
                 self._ws_connect(f"{self.ws_url}{separator}token={quote(token, safe='')}"), self.open_timeout
             )
-        except Exception as error:  # refused, blocked, timed out, bad token: all mean "no socket"
+        except websockets.InvalidStatus as refusal:  # the server answered the handshake, with a reason
+            error = ConnectionRefused(refusal.response.status_code)
+            self._emit_error(error)
+            self._socket_failed(error)
+            return
+        except Exception as error:  # blocked, timed out, unreachable: all mean "no socket"
             self._socket_failed(error)
             return
         self._socket_opened(socket)

@@ -91,6 +91,21 @@ def is_event(frame: object) -> bool:
     return isinstance(frame, dict) and isinstance(frame.get("topic"), str) and _is_integer(frame.get("seq"), 1)
 
 
+def frame_pairs(frame: Event) -> dict[str, int]:
+    """The (topic, seq) pairs of a frame: its ``seqs`` (every topic through which
+    the event reached this connection) when well formed, else its own topic and seq."""
+    seqs = frame.get("seqs")
+    if isinstance(seqs, dict) and seqs and all(_is_integer(seq, 1) for seq in seqs.values()):
+        return dict(seqs)
+    return {frame["topic"]: frame["seq"]}
+
+
+def copies_of(frame: Event) -> list[Event]:
+    """One copy per (topic, seq) pair, each as if it had arrived alone; all of them share the frame's ``seqs``."""
+    pairs = frame_pairs(frame)
+    return [{**frame, "topic": topic, "seq": seq, "seqs": pairs} for topic, seq in pairs.items()]
+
+
 def published_at(frame: Event) -> str:
     """The key that interleaves topics on release; a frame without one goes first."""
     value = frame.get("publishedAt")
@@ -124,7 +139,7 @@ class EventTracker:
     (:meth:`apply_page`) and hands on whatever it returns, in that order.
     """
 
-    def __init__(self, *, dedupe_by_id: bool = True, id_memory: int = 5000, skip_history: bool = False) -> None:
+    def __init__(self, *, dedupe_by_id: bool = True, id_memory: int = 10000, skip_history: bool = False) -> None:
         self.positions: dict[str, int] = {}  # topic -> last seq handed on (or skipped on purpose)
         self.server_cursor: str | None = None
         self.opaque = False  # the server refused a cursor we built: use its own from now on
@@ -135,35 +150,43 @@ class EventTracker:
         self.pending: dict[tuple[str, int], Event] = {}
         self.dedupe_by_id = dedupe_by_id
         self.id_memory = id_memory
-        self.recent_ids: OrderedDict[str, None] = OrderedDict()
+        # id -> its (topic, seq) pairs seen; the oldest ids are forgotten first.
+        self.recent_ids: OrderedDict[str, set[tuple[str, int]]] = OrderedDict()
         self.stats = TrackerStats()
 
     def offer_live(self, frame: object) -> LiveResult:
         """A WebSocket frame. ``need_sync``: a seq jumped (or a topic starts
-        mid-way); the frame is held until the caller has caught up over HTTP."""
+        mid-way); the frame is held until the caller has caught up over HTTP.
+        A frame carries one event and the seq of each of its topics that reach
+        this connection (``seqs``): each pair moves its own topic, the event is
+        handed on once."""
         result = LiveResult()
         if not is_event(frame):
             return result
         assert isinstance(frame, dict)
-        topic, seq = frame["topic"], frame["seq"]
+        for copy in copies_of(frame):
+            self._offer_copy(copy, result)
+        return result
+
+    def _offer_copy(self, copy: Event, result: LiveResult) -> None:
+        topic, seq = copy["topic"], copy["seq"]
         position = self.positions.get(topic)
         if (position is not None and seq <= position) or (topic, seq) in self.pending:
             self.stats.duplicates += 1
-            return result
+            return
         if self.syncing:
-            self.pending[(topic, seq)] = frame
-            return result
+            self.pending[(topic, seq)] = copy
+            return
         expected = 1 if position is None else position + 1
         if seq == expected:
-            self._accept(frame, result.deliver)
-            return result
+            self._accept(copy, result.deliver)
+            return
         # A jump: frames in between were missed. Hold this one and everything
         # after it until the gap is read over HTTP.
         self.stats.gaps_detected += 1
-        self.pending[(topic, seq)] = frame
+        self.pending[(topic, seq)] = copy
         self.syncing = True
         result.need_sync = True
-        return result
 
     def restore(self, cursor: str) -> None:
         """Start from a cursor saved earlier: everything after it is handed on."""
@@ -204,10 +227,16 @@ class EventTracker:
         if not page.get("hasMore"):
             self.skipping_history = False
         out: list[Event] = []
-        events = page.get("events")
-        for event in events if isinstance(events, list) else []:
-            if not is_event(event):
-                continue
+        listed = page.get("events")
+        events = [event for event in listed if is_event(event)] if isinstance(listed, list) else []
+        # One item per (event, topic): the items of one event are handed on once, with every pair the page has.
+        seqs_by_id: dict[object, dict[str, int]] = {}
+        for event in events:
+            if isinstance(event.get("id"), str):
+                seqs_by_id.setdefault(event["id"], {})[event["topic"]] = event["seq"]
+        for item in events:
+            pairs = seqs_by_id.get(item.get("id")) or {item["topic"]: item["seq"]}
+            event = {**item, "seqs": dict(sorted(pairs.items()))}
             topic, seq = event["topic"], event["seq"]
             position = self.positions.get(topic)
             if position is not None and seq <= position:
@@ -269,20 +298,24 @@ class EventTracker:
         self.syncing = gap_remaining
         return SyncResult(deliver, gap_remaining)
 
-    def _accept(self, frame: Event, out: list[Event]) -> None:
-        self.positions[frame["topic"]] = frame["seq"]
-        # One event addressed to several of our topics arrives once per topic;
-        # the application wants it once.
-        event_id = frame.get("id")
+    def _accept(self, copy: Event, out: list[Event]) -> None:
+        pair = (copy["topic"], copy["seq"])
+        self.positions[pair[0]] = pair[1]
+        # One event can reach us through several topics (one frame, or one HTTP item per topic,
+        # or both): the application gets it once, with every (topic, seq) pair known for it.
+        event_id = copy.get("id")
         if self.dedupe_by_id and isinstance(event_id, str):
-            if event_id in self.recent_ids:
-                self.stats.duplicates += 1
+            seen = self.recent_ids.get(event_id)
+            if seen is not None:
+                if pair not in seen:  # a pair the event was handed on with is its own copy, not a duplicate
+                    self.stats.duplicates += 1
+                seen.add(pair)
                 return
-            self.recent_ids[event_id] = None
+            self.recent_ids[event_id] = set(copy["seqs"].items())
             if len(self.recent_ids) > self.id_memory:
                 self.recent_ids.popitem(last=False)
         self.stats.delivered += 1
-        out.append(frame)
+        out.append(copy)
 
 
 @dataclass(frozen=True)
@@ -323,19 +356,20 @@ class PresenceTracker:
 def exactly_once_in_order(events: Iterable[Event]) -> list[str]:
     """Problems with a sequence of handed-on events (duplicates, gaps, disorder per topic); empty if none.
 
-    A helper for tests and benchmarks: the first event seen on a topic sets where it starts.
+    A helper for tests and benchmarks: every (topic, seq) pair of an event counts (``seqs``);
+    the first event seen on a topic sets where it starts.
     """
     problems: list[str] = []
     last: dict[str, int] = {}
     seen: set[tuple[str, int]] = set()
     for event in events:
-        key = (event["topic"], event["seq"])
-        if key in seen:
-            problems.append(f"duplicate {key}")
-            continue
-        seen.add(key)
-        expected = last.get(event["topic"], event["seq"] - 1) + 1
-        if event["seq"] != expected:
-            problems.append(f"{event['topic']}: expected seq {expected}, got {event['seq']}")
-        last[event["topic"]] = event["seq"]
+        for topic, seq in frame_pairs(event).items():
+            if (topic, seq) in seen:
+                problems.append(f"duplicate {(topic, seq)}")
+                continue
+            seen.add((topic, seq))
+            expected = last.get(topic, seq - 1) + 1
+            if seq != expected:
+                problems.append(f"{topic}: expected seq {expected}, got {seq}")
+            last[topic] = seq
     return problems

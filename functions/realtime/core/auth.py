@@ -174,6 +174,7 @@ class TokenVerifier:
         max_lifetime: int,
         refresh_keys: Callable[[], Sequence[Any] | None] | None = None,
         leeway: int = LEEWAY_SECONDS,
+        max_topics: int = MAX_TOPICS_PER_TOKEN,
     ) -> None:
         self._algorithms = algorithms
         self._resolve_keys = resolve_keys
@@ -182,11 +183,17 @@ class TokenVerifier:
         self._audience = audience
         self._max_lifetime = max_lifetime
         self._leeway = leeway
+        self._max_topics = max_topics
 
     @classmethod
-    def from_settings(cls, settings: TokenSettings) -> TokenVerifier:
+    def from_settings(cls, settings: TokenSettings, *, max_topics: int) -> TokenVerifier:
+        """`max_topics`: a token granting more topics is refused (the module's max_topics_per_token)."""
         verifier = partial(
-            cls, issuer=settings.issuer, audience=settings.audience, max_lifetime=settings.max_lifetime_seconds
+            cls,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            max_lifetime=settings.max_lifetime_seconds,
+            max_topics=max_topics,
         )
         if settings.mode == "jwks":
             jwks = jwt.PyJWKClient(settings.jwks_url or "", cache_jwk_set=True, lifespan=JWKS_CACHE_SECONDS, timeout=5)
@@ -256,16 +263,15 @@ class TokenVerifier:
         if claims["exp"] - start > self._max_lifetime + self._leeway:
             raise InvalidToken("lifetime_too_long", f"the token is valid for more than {self._max_lifetime} seconds")
 
-    @staticmethod
-    def _principal(claims: dict[str, Any]) -> Principal:
+    def _principal(self, claims: dict[str, Any]) -> Principal:
         groups = _string_list(claims, "groups")
         _string_list(claims, "topics")
         try:
             topics = topics_for_claims(claims)
         except ValueError as error:
             raise InvalidToken("invalid_claims", str(error)) from None
-        if len(topics) > MAX_TOPICS_PER_TOKEN:
-            raise InvalidToken("invalid_claims", f"token grants more than {MAX_TOPICS_PER_TOKEN} topics")
+        if len(topics) > self._max_topics:
+            raise InvalidToken("too_many_topics", f"token grants {len(topics)} topics; at most {self._max_topics}")
         return Principal(user_id=claims["sub"], groups=groups, topics=tuple(topics))
 
 

@@ -35,8 +35,12 @@ def secretsmanager() -> Any:
 
 
 @per_container
-def connections_management(endpoint_url: str, concurrency: int = 10) -> Any:
-    """The `@connections` client of the WebSocket API, sized for `concurrency` parallel posts."""
+def connections_management(endpoint_url: str, concurrency: int = 10, *, retries: bool = True) -> Any:
+    """The `@connections` client of the WebSocket API, sized for `concurrency` parallel posts.
+
+    Delivery turns `retries` off: it retries failed posts itself, later and one
+    connection at a time, and slows down on the throttling it must see.
+    """
     return boto3.client(
         "apigatewaymanagementapi",
         endpoint_url=endpoint_url,
@@ -44,7 +48,8 @@ def connections_management(endpoint_url: str, concurrency: int = 10) -> Any:
             max_pool_connections=concurrency,
             connect_timeout=3,
             read_timeout=5,
-            # Standard mode retries throttling and 5xx a couple of times before we see them.
-            retries={"mode": "standard", "max_attempts": 3},
+            # Standard mode retries throttling and 5xx a few times before we see them.
+            # Off, one try: total_max_attempts counts it (max_attempts would add one retry).
+            retries={"mode": "standard", "total_max_attempts": 4 if retries else 1},
         ),
     )

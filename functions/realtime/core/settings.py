@@ -20,10 +20,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from realtime.core.contract import MAX_DATA_BYTES, MAX_PRESENCE_USERS
+from realtime.core.contract import MAX_DATA_BYTES, MAX_PRESENCE_USERS, MAX_TOPICS_PER_TOKEN
 from realtime.core.errors import ConfigError
 
 Environment = Mapping[str, str]
+MAX_FANOUT_PAGE = 10_000  # connections a Query page (and an invocation) may hold
+MAX_SESSIONS_PER_USER = 1000
 
 
 # --- declaring variables -------------------------------------------------------------------------
@@ -183,6 +185,8 @@ class ReadingPresence(PresenceTable):
 class WsConnectSettings:
     connections_table: str = text("CONNECTIONS_TABLE")
     connection_ttl_seconds: int = integer("CONNECTION_TTL_SECONDS", 300, 86400)
+    max_sessions_per_user: int = integer("MAX_SESSIONS_PER_USER", 1, MAX_SESSIONS_PER_USER)
+    max_topics_per_token: int = integer("MAX_TOPICS_PER_TOKEN", 1, MAX_TOPICS_PER_TOKEN)
     token: TokenSettings = section(TokenSettings)
     presence: AnnouncingPresence | None = section(AnnouncingPresence, optional=True)
 
@@ -203,18 +207,34 @@ class WsPingSettings:
 class ProcessEventsSettings:
     connections_table: str = text("CONNECTIONS_TABLE")
     events_table: str = text("EVENTS_TABLE")
+    events_queue_url: str = text("EVENTS_QUEUE_URL")  # failed records are made visible again sooner
     connections_endpoint: str = text("CONNECTIONS_ENDPOINT")
     dlq_url: str = text("DLQ_URL")
     event_type_rules: str = text("EVENT_TYPE_RULES")  # JSON, parsed by realtime.events.rules
     event_retention_seconds: int = integer("EVENT_RETENTION_SECONDS", 86400, 365 * 86400)
     max_data_bytes: int = integer("MAX_DATA_BYTES", 1, MAX_DATA_BYTES)
     delivery_concurrency: int = integer("DELIVERY_CONCURRENCY", 1, 256)
+    delivery_max_attempts: int = integer("DELIVERY_MAX_ATTEMPTS", 1, 20)
+    fanout_threshold: int = integer("FANOUT_THRESHOLD", 1, MAX_FANOUT_PAGE)
+    fanout_queue_url: str = text("FANOUT_QUEUE_URL")
+    presence: EndingSessions | None = section(EndingSessions, optional=True)
+
+
+@dataclass(frozen=True)
+class FanoutSettings:
+    connections_table: str = text("CONNECTIONS_TABLE")
+    connections_endpoint: str = text("CONNECTIONS_ENDPOINT")
+    fanout_queue_url: str = text("FANOUT_QUEUE_URL")
+    fanout_page_size: int = integer("FANOUT_PAGE_SIZE", 1, MAX_FANOUT_PAGE)
+    fanout_concurrency: int = integer("FANOUT_CONCURRENCY", 1, 256)
+    delivery_max_attempts: int = integer("DELIVERY_MAX_ATTEMPTS", 1, 20)
     presence: EndingSessions | None = section(EndingSessions, optional=True)
 
 
 @dataclass(frozen=True)
 class EventsApiSettings:
     events_table: str = text("EVENTS_TABLE")
+    max_topics_per_token: int = integer("MAX_TOPICS_PER_TOKEN", 1, MAX_TOPICS_PER_TOKEN)
     token: TokenSettings = section(TokenSettings)
     presence: ReadingPresence | None = section(ReadingPresence, optional=True)
 
@@ -246,6 +266,7 @@ FUNCTION_SETTINGS: dict[str, type] = {
     "ws-disconnect": WsDisconnectSettings,
     "ws-ping": WsPingSettings,
     "process-events": ProcessEventsSettings,
+    "fanout": FanoutSettings,
     "events-api": EventsApiSettings,
     "presence-checks": PresenceChecksSettings,
     "maintenance": MaintenanceSettings,

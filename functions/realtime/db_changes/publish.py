@@ -23,11 +23,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from realtime.core.encoding import compact_json
 from realtime.core.observability import logger
+from realtime.core.queue import send_batches
 from realtime.db_changes.translate import ChangeTranslator, OutgoingMessage, Refusal, Translation
 from realtime.events.dlq import DeadLetterQueue
-
-MAX_BATCH_ENTRIES = 10  # SendMessageBatch's limit
-MAX_BATCH_BYTES = 256 * 1024  # ...and its limit on the sum of the bodies
 
 # Skips that point at the deployment (stream view type, rules for another stream), not at one item.
 _CONFIGURATION_SKIPS = frozenset({"image_missing", "unknown_stream"})
@@ -44,31 +42,7 @@ class EventsQueueSender:
 
     def send(self, bodies: Sequence[str]) -> dict[int, str]:
         """Send every body; return the index and reason of each one the queue did not accept."""
-        failures: dict[int, str] = {}
-        for chunk in _chunks(bodies):
-            entries = [{"Id": str(index), "MessageBody": bodies[index]} for index in chunk]
-            try:
-                response = self._sqs.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
-            except (ClientError, BotoCoreError) as error:
-                failures.update({index: f"SendMessageBatch failed: {error}" for index in chunk})
-                continue
-            for failed in response.get("Failed", []):
-                failures[int(failed["Id"])] = f"{failed.get('Code', 'Error')}: {failed.get('Message', '')}".strip()
-        return failures
-
-
-def _chunks(bodies: Sequence[str]) -> list[list[int]]:
-    """Indexes grouped into calls of at most 10 entries and 256 KiB."""
-    chunks: list[list[int]] = []
-    size = 0
-    for index, body in enumerate(bodies):
-        length = len(body.encode("utf-8"))
-        if not chunks or len(chunks[-1]) == MAX_BATCH_ENTRIES or size + length > MAX_BATCH_BYTES:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(index)
-        size += length
-    return chunks
+        return send_batches(self._sqs, self._queue_url, [{"MessageBody": body} for body in bodies])
 
 
 @dataclass

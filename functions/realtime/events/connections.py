@@ -1,12 +1,16 @@
 """The connections table: one item per live WebSocket plus one per (topic, connection).
 
-Delivery finds a topic's connections with one Query on `pk = topic#<topic>`.
+Delivery reads a topic's connections a page at a time with a Query on
+`pk = topic#<topic>`. Each subscription also carries the connection's full
+topic list, so a page alone tells which of an event's topics reach each
+connection (see realtime.events.fanout).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -14,7 +18,29 @@ from botocore.exceptions import ClientError
 from realtime.core.encoding import timestamp_at
 
 META_SK = "meta"
+SESSIONS_SK = "sessions"
 BATCH_GET_LIMIT = 100  # keys per BatchGetItem
+
+
+class TooManySessions(Exception):
+    """The user already has as many sessions as allowed: the new connection is refused."""
+
+    def __init__(self, user_id: str, sessions: frozenset[str]) -> None:
+        super().__init__(f"user {user_id!r} already has {len(sessions)} sessions")
+        self.user_id = user_id
+        self.sessions = sessions
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    connection_id: str
+    topics: tuple[str, ...] | None  # all the connection's topics; None on items written before they were kept
+
+
+@dataclass(frozen=True)
+class SubscriberPage:
+    subscribers: list[Subscriber]
+    next_key: dict[str, Any] | None  # where the next page starts; None: this was the last one
 
 
 def connection_pk(connection_id: str) -> str:
@@ -23,6 +49,14 @@ def connection_pk(connection_id: str) -> str:
 
 def topic_pk(topic: str) -> str:
     return f"topic#{topic}"
+
+
+def user_pk(user_id: str) -> str:
+    return f"user#{user_id}"
+
+
+def _condition_failed(error: ClientError) -> bool:
+    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
 
 
 class ConnectionStore:
@@ -59,6 +93,7 @@ class ConnectionStore:
                         "sk": connection_pk(connection_id),
                         "connectionId": connection_id,
                         "userId": user_id,
+                        "topics": topics,
                         "expiresAt": expires_at,
                     }
                 )
@@ -79,6 +114,48 @@ class ConnectionStore:
             batch.delete_item(Key={"pk": connection_pk(connection_id), "sk": META_SK})
         return True
 
+    def claim_session(self, user_id: str, connection_id: str, max_sessions: int, ttl_seconds: int) -> None:
+        """Count a session on the user's sessions item (without presence, which counts them itself).
+
+        One conditional UpdateItem, so concurrent connects of a user cannot both
+        take the last place. Raises TooManySessions at the limit.
+        """
+        key = {"pk": user_pk(user_id), "sk": SESSIONS_SK}
+        try:
+            self._table.update_item(
+                Key=key,
+                UpdateExpression="ADD #connections :ids SET expiresAt = :expires",
+                ConditionExpression="attribute_not_exists(#connections) OR size(#connections) < :max "
+                "OR contains(#connections, :id)",
+                ExpressionAttributeNames={"#connections": "connections"},
+                ExpressionAttributeValues={
+                    ":ids": {connection_id},
+                    ":id": connection_id,
+                    ":max": max_sessions,
+                    # The item outlives the user's last connection record, then expires with it.
+                    ":expires": int(self._clock()) + ttl_seconds,
+                },
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            item = self._table.get_item(Key=key, ConsistentRead=True).get("Item") or {}
+            raise TooManySessions(user_id, frozenset(item.get("connections", ()))) from None
+
+    def release_session(self, user_id: str, connection_id: str) -> None:
+        """Stop counting a session on the user's sessions item. Idempotent."""
+        try:
+            self._table.update_item(
+                Key={"pk": user_pk(user_id), "sk": SESSIONS_SK},
+                UpdateExpression="DELETE #connections :ids",
+                ConditionExpression="attribute_exists(pk)",  # never create an item to delete from
+                ExpressionAttributeNames={"#connections": "connections"},
+                ExpressionAttributeValues={":ids": {connection_id}},
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+
     def touch(self, connection_id: str) -> bool:
         """Record activity on a connection. False if the connection is not (or no longer) known."""
         return self.record_activity(connection_id) is not None
@@ -95,7 +172,7 @@ class ConnectionStore:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if _condition_failed(error):
                 return None
             raise
         return str(response["Attributes"].get("userId", ""))
@@ -137,19 +214,21 @@ class ConnectionStore:
                 request = response.get("UnprocessedKeys") or {}
         return found
 
-    def subscribers(self, topic: str) -> Iterator[str]:
-        """Connection ids subscribed to a topic (expired ones skipped: TTL deletion lags)."""
+    def subscriber_page(self, topic: str, limit: int, start_key: Mapping[str, Any] | None = None) -> SubscriberPage:
+        """Up to `limit` connections subscribed to a topic, from `start_key` (expired ones skipped: TTL lags)."""
         now = int(self._clock())
         request: dict[str, Any] = {
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": topic_pk(topic)},
-            "ProjectionExpression": "connectionId, expiresAt",
+            "ProjectionExpression": "connectionId, topics, expiresAt",
+            "Limit": limit,
         }
-        while True:
-            response = self._table.query(**request)
-            for item in response.get("Items", []):
-                if int(item.get("expiresAt", now + 1)) > now:
-                    yield item["connectionId"]
-            if "LastEvaluatedKey" not in response:
-                return
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        if start_key is not None:
+            request["ExclusiveStartKey"] = dict(start_key)
+        response = self._table.query(**request)
+        subscribers = [
+            Subscriber(str(item["connectionId"]), tuple(item["topics"]) if "topics" in item else None)
+            for item in response.get("Items", [])
+            if int(item.get("expiresAt", now + 1)) > now
+        ]
+        return SubscriberPage(subscribers, response.get("LastEvaluatedKey"))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -17,15 +18,12 @@ THROTTLING_CODES = frozenset(
 )
 
 
-class TransientDeliveryError(Exception):
-    """Some posts failed in a way that may succeed later (throttling, 5xx, network)."""
-
-
 class Outcome(enum.Enum):
     SENT = "sent"
     GONE = "gone"
     FAILED = "failed"  # the gateway refused this post for good (4xx): retrying cannot help
-    TRANSIENT = "transient"
+    TRANSIENT = "transient"  # 5xx, network: may succeed later
+    THROTTLED = "throttled"  # 429: may succeed later, and slows this invocation down
 
 
 @dataclass
@@ -33,6 +31,46 @@ class DeliveryReport:
     sent: int = 0
     gone: int = 0
     failed: int = 0
+    throttled: int = 0
+    retry: list[int] = field(default_factory=list)  # indexes of the posts that may succeed later (throttled too)
+    concurrency: int = 0  # posts allowed in flight when the last post ended
+
+
+class InFlightLimit:
+    """How many posts may be in flight: halved by throttling, raised by one after as many successes (AIMD).
+
+    Only one halving per round: a throttled post that started before the last
+    halving says nothing new, so a burst of 429s does not collapse the limit to 1.
+    """
+
+    def __init__(self, maximum: int) -> None:
+        self.limit = maximum
+        self._maximum = maximum
+        self._in_flight = 0
+        self._successes = 0
+        self._round = 0
+        self._changed = threading.Condition()
+
+    def acquire(self) -> int:
+        """Wait for room; returns the round the post starts in."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._in_flight < self.limit)
+            self._in_flight += 1
+            return self._round
+
+    def release(self, started_in: int, outcome: Outcome) -> None:
+        with self._changed:
+            self._in_flight -= 1
+            if outcome is Outcome.THROTTLED and started_in == self._round:
+                self.limit = max(1, self.limit // 2)
+                self._round += 1
+                self._successes = 0
+            elif outcome is Outcome.SENT:
+                self._successes += 1
+                if self._successes >= self.limit and self.limit < self._maximum:
+                    self.limit += 1
+                    self._successes = 0
+            self._changed.notify_all()
 
 
 class Deliverer:
@@ -43,21 +81,27 @@ class Deliverer:
         self._on_gone = on_gone
 
     def deliver(self, posts: Sequence[tuple[str, bytes]]) -> DeliveryReport:
-        """Post each (connection id, frame) once, in parallel.
+        """Post each (connection id, frame) once, in parallel; nothing is retried here.
 
-        Gone connections are removed. After every post was attempted, raises
-        TransientDeliveryError if any may succeed on a retry: the whole record
-        is then retried, and clients drop the copies they already have.
+        Gone connections are removed. The report lists the posts that may
+        succeed later: the caller schedules them again, alone.
         """
-        report = DeliveryReport()
+        report = DeliveryReport(concurrency=self._concurrency)
         if not posts:
             return report
+        limit = InFlightLimit(self._concurrency)
+
+        def post(connection_id: str, frame: bytes) -> Outcome:
+            started_in = limit.acquire()
+            outcome = self._post(connection_id, frame)
+            limit.release(started_in, outcome)
+            return outcome
+
         workers = min(self._concurrency, len(posts))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
-            outcomes = list(pool.map(lambda post: self._post(*post), posts))
+            outcomes = list(pool.map(lambda p: post(*p), posts))
         gone: set[str] = set()
-        transient = 0
-        for (connection_id, _), outcome in zip(posts, outcomes, strict=True):
+        for index, ((connection_id, _), outcome) in enumerate(zip(posts, outcomes, strict=True)):
             if outcome is Outcome.SENT:
                 report.sent += 1
             elif outcome is Outcome.GONE:
@@ -65,13 +109,13 @@ class Deliverer:
             elif outcome is Outcome.FAILED:
                 report.failed += 1
             else:
-                transient += 1
+                report.throttled += outcome is Outcome.THROTTLED
+                report.retry.append(index)
         # Removed here, not in the pool: boto3 resources are not thread-safe.
         for connection_id in gone:
             self._on_gone(connection_id)
         report.gone = len(gone)
-        if transient:
-            raise TransientDeliveryError(f"{transient} of {len(posts)} posts failed transiently")
+        report.concurrency = limit.limit
         return report
 
     def _post(self, connection_id: str, frame: bytes) -> Outcome:
@@ -90,7 +134,9 @@ def _classify(connection_id: str, error: ClientError) -> Outcome:
     status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     if code == "GoneException" or status == 410:
         return Outcome.GONE
-    if code in THROTTLING_CODES or status == 429 or status >= 500:
+    if code in THROTTLING_CODES or status == 429:
+        return Outcome.THROTTLED
+    if status >= 500:
         logger.warning("Post failed (retryable)", extra={"connection_id": connection_id, "code": code})
         return Outcome.TRANSIENT
     logger.warning(

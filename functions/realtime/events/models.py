@@ -1,7 +1,8 @@
-"""Wire formats: the producer message (SQS body) and the delivered event frame."""
+"""Wire formats: the producer message (SQS body), the stored event, and the WebSocket frame."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -56,7 +57,7 @@ class ProducerMessage(BaseModel):
 
 @dataclass(frozen=True)
 class Event:
-    """The delivered frame: sent as is over WebSocket and returned by `GET /events`."""
+    """An event on one topic: each item of `GET /events`, stored as is; with `seqs`, a WebSocket frame."""
 
     id: str
     type: str
@@ -65,16 +66,68 @@ class Event:
     data: dict[str, Any]
     occurred_at: str
     published_at: str
+    seqs: Mapping[str, int] | None = None  # frames only: every topic that reaches the connection, sorted
 
     def to_json(self) -> str:
+        head: dict[str, Any] = {"id": self.id, "type": self.type, "topic": self.topic, "seq": self.seq}
+        if self.seqs is not None:
+            head["seqs"] = dict(self.seqs)
         return compact_json(
-            {
-                "id": self.id,
-                "type": self.type,
-                "topic": self.topic,
-                "seq": self.seq,
-                "data": self.data,
-                "occurredAt": self.occurred_at,
-                "publishedAt": self.published_at,
-            }
+            {**head, "data": self.data, "occurredAt": self.occurred_at, "publishedAt": self.published_at}
+        )
+
+
+@dataclass(frozen=True)
+class Publication:
+    """A stored event as delivery sees it: its content and its seq on each of its topics."""
+
+    id: str
+    type: str
+    data: dict[str, Any]
+    occurred_at: str
+    published_at: str
+    seqs: Mapping[str, int]
+
+    def frame(self, topics: Sequence[str]) -> bytes:
+        """The one frame a connection reached through `topics` (sorted, a subset of the event's) receives.
+
+        `topic` and `seq` are the first of them, so a client that only reads
+        those still sees a valid event; `seqs` lists them all.
+        """
+        first = topics[0]
+        return (
+            Event(
+                id=self.id,
+                type=self.type,
+                topic=first,
+                seq=self.seqs[first],
+                data=self.data,
+                occurred_at=self.occurred_at,
+                published_at=self.published_at,
+                seqs={topic: self.seqs[topic] for topic in topics},
+            )
+            .to_json()
+            .encode("utf-8")
+        )
+
+    def to_message(self) -> dict[str, Any]:
+        """As a fan-out job carries it."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "data": self.data,
+            "occurredAt": self.occurred_at,
+            "publishedAt": self.published_at,
+            "seqs": dict(self.seqs),
+        }
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any]) -> Publication:
+        return cls(
+            id=message["id"],
+            type=message["type"],
+            data=message["data"],
+            occurred_at=message["occurredAt"],
+            published_at=message["publishedAt"],
+            seqs={str(topic): int(seq) for topic, seq in message["seqs"].items()},
         )

@@ -1,9 +1,9 @@
-"""What `process-events` does with one SQS record: validate, store on each topic, then deliver."""
+"""What `process-events` does with a batch of SQS records: validate each, store them all, then deliver."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -13,11 +13,10 @@ from pydantic import ValidationError
 from realtime.core.contract import MAX_DATA_DEPTH
 from realtime.core.encoding import compact_json, format_timestamp, nesting_depth
 from realtime.core.errors import PermanentError
-from realtime.events.connections import ConnectionStore
-from realtime.events.delivery import Deliverer, DeliveryReport
-from realtime.events.models import Event, ProducerMessage
+from realtime.events.fanout import FanoutDelivery, FanoutReport
+from realtime.events.models import Event, ProducerMessage, Publication
 from realtime.events.rules import EventTypeRules
-from realtime.events.store import EventStore
+from realtime.events.store import EventStore, NewEvent
 
 MAX_REPORTED_ERRORS = 5
 
@@ -32,12 +31,31 @@ class PendingEvent:
     topics: list[str]
     occurred_at: str
 
+    def stored_body(self, topic: str, seq: int, published_at: str) -> str:
+        """The event as stored on one topic: what `GET /events` returns."""
+        return Event(
+            id=self.event_id,
+            type=self.type,
+            topic=topic,
+            seq=seq,
+            data=self.data,
+            occurred_at=self.occurred_at or published_at,
+            published_at=published_at,
+        ).to_json()
+
 
 @dataclass
-class ProcessReport:
-    stored: int = 0
-    duplicates: int = 0
-    delivery: DeliveryReport = field(default_factory=DeliveryReport)
+class StoredOne:
+    event: PendingEvent
+    seqs: dict[str, int]
+    created: list[str]  # the topics this batch stored it on (the others had it already)
+
+
+@dataclass
+class BatchReport:
+    stored: list[StoredOne] = field(default_factory=list)
+    failed: dict[int, Exception] = field(default_factory=dict)  # index in the batch -> why it must be retried
+    delivery: FanoutReport = field(default_factory=FanoutReport)
 
 
 def _reject_constant(name: str) -> Any:
@@ -59,17 +77,17 @@ class EventPipeline:
         self,
         *,
         store: EventStore,
-        connections: ConnectionStore,
-        deliverer: Deliverer,
+        delivery: FanoutDelivery,
         rules: EventTypeRules,
         max_data_bytes: int,
+        fanout_threshold: int,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
-        self._connections = connections
-        self._deliverer = deliverer
+        self._delivery = delivery
         self._rules = rules
         self._max_data_bytes = max_data_bytes
+        self._fanout_threshold = fanout_threshold
         self._now = now
 
     def parse(self, body: str, message_id: str, sent_at: datetime | None = None) -> PendingEvent:
@@ -111,45 +129,51 @@ class EventPipeline:
             occurred_at=format_timestamp(occurred) if occurred else "",
         )
 
-    def process(self, pending: PendingEvent) -> ProcessReport:
-        """Store on every topic first (store before deliver), then deliver each stored frame."""
-        published_at = format_timestamp(self._now())
-        occurred_at = pending.occurred_at or published_at
-        report = ProcessReport()
-        frames: list[tuple[str, bytes]] = []
+    def process(self, batch: Sequence[PendingEvent]) -> BatchReport:
+        """Store every event of the batch on each of its topics, then deliver those wholly stored.
 
-        def build_body(topic: str) -> Callable[[int], str]:
-            def body(seq: int) -> str:
-                return Event(
-                    id=pending.event_id,
-                    type=pending.type,
-                    topic=topic,
-                    seq=seq,
-                    data=pending.data,
-                    occurred_at=occurred_at,
-                    published_at=published_at,
-                ).to_json()
-
-            return body
-
-        for topic in pending.topics:
-            build = build_body(topic)
-            seq, created = self._store.append(
-                pending.event_id, topic, build, event_type=pending.type, published_at=published_at
-            )
-            if created:
-                report.stored += 1
-                frames.append((topic, build(seq).encode("utf-8")))
+        An event a topic failed on (throttling, contention) is reported failed:
+        its message is retried, finds what was stored, and stores the rest. A
+        redelivered event is delivered again (the first attempt may have
+        stopped between storing and delivering); clients drop the copy.
+        Delivery never fails an event: a post that fails is retried alone.
+        """
+        result = self._store.append_batch(
+            [
+                NewEvent(topic, event.event_id, event.type, _body_of(event, topic))
+                for event in batch
+                for topic in event.topics
+            ],
+            format_timestamp(self._now()),
+        )
+        report = BatchReport()
+        publications: dict[str, Publication] = {}
+        for index, event in enumerate(batch):
+            failed = next((result.failed[topic] for topic in event.topics if topic in result.failed), None)
+            if failed is not None:
+                report.failed[index] = failed
                 continue
-            report.duplicates += 1
-            # A redelivery may follow a failed delivery: send the stored frame again
-            # (at-least-once; clients drop copies by (topic, seq)).
-            stored_body = self._store.get_body(topic, seq)
-            if stored_body is not None:
-                frames.append((topic, stored_body.encode("utf-8")))
-
-        posts = [
-            (connection_id, frame) for topic, frame in frames for connection_id in self._connections.subscribers(topic)
-        ]
-        report.delivery = self._deliverer.deliver(posts)
+            found = {topic: result.stored[(topic, event.event_id)] for topic in event.topics}
+            seqs = {topic: f.seq for topic, f in found.items()}
+            # Two messages with one id in a batch are one event: stored and delivered once.
+            twice = event.event_id in publications
+            report.stored.append(StoredOne(event, seqs, [] if twice else [t for t, f in found.items() if f.created]))
+            if not twice:
+                published_at = min(f.published_at for f in found.values())
+                publications[event.event_id] = Publication(
+                    id=event.event_id,
+                    type=event.type,
+                    data=event.data,
+                    occurred_at=event.occurred_at or published_at,
+                    published_at=published_at,
+                    seqs=seqs,
+                )
+        report.delivery = self._delivery.deliver_stored(list(publications.values()), self._fanout_threshold)
+        for index, event in enumerate(batch):
+            if event.event_id in report.delivery.unqueued and index not in report.failed:
+                report.failed[index] = RuntimeError("its fan-out jobs were not queued")
         return report
+
+
+def _body_of(event: PendingEvent, topic: str) -> Callable[[int, str], str]:
+    return lambda seq, published_at: event.stored_body(topic, seq, published_at)

@@ -2,7 +2,12 @@
 
 Layout (see docs/internals.md): event items at (topic, seq>=1), the topic's
 counter at (topic, 0) with `lastSeq`, and idempotency records at
-(`dedup#<topic>#<eventId>`, 0) with `assignedSeq`.
+(`dedup#<topic>#<eventId>`, 0) with `assignedSeq` and `publishedAt`.
+
+A batch is stored topic by topic: one consistent BatchGetItem reads every
+counter and idempotency record the batch needs, then each topic's new events
+take their seqs from one counter update in one transaction (49 events a
+transaction: 1 + 2 x 49 items, under DynamoDB's 100).
 """
 
 from __future__ import annotations
@@ -10,16 +15,22 @@ from __future__ import annotations
 import heapq
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
 from realtime.core.contract import DEFAULT_PAGE_EVENTS, MAX_PAGE_EVENTS
 
-MAX_APPEND_ATTEMPTS = 10
+# Losing the counter race costs a re-read and a retry; with batches the losers are few.
+MAX_APPEND_ATTEMPTS = 20
+MAX_BACKOFF_SECONDS = 0.25
 COUNTER_SEQ = 0
+EVENTS_PER_TRANSACTION = 49  # the counter plus an event and an idempotency record each: 99 items
+BATCH_GET_KEYS = 100
+# A cancelled transaction that another writer caused: read again and retry.
+_LOST_RACE_CODES = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
 
 
 class StoreContentionError(RuntimeError):
@@ -29,6 +40,23 @@ class StoreContentionError(RuntimeError):
 class AppendResult(NamedTuple):
     seq: int
     created: bool  # False: the event id was already stored on this topic, under `seq`
+    published_at: str  # when the event was first stored (a redelivery keeps it)
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """One event to store on one of its topics."""
+
+    topic: str
+    event_id: str
+    event_type: str
+    body: Callable[[int, str], str]  # (seq, publishedAt) -> the stored frame, JSON text
+
+
+@dataclass
+class BatchResult:
+    stored: dict[tuple[str, str], AppendResult] = field(default_factory=dict)  # (topic, event id) ->
+    failed: dict[str, Exception] = field(default_factory=dict)  # topic -> why some of its events were not stored
 
 
 @dataclass(frozen=True)
@@ -52,6 +80,24 @@ def dedup_key(topic: str, event_id: str) -> str:
 
 def _cancellation_codes(error: ClientError) -> list[str]:
     return [reason.get("Code", "None") for reason in error.response.get("CancellationReasons", [])]
+
+
+def _dated(
+    recorded: Mapping[tuple[str, str], AppendResult], first_published: Mapping[str, str], published_at: str
+) -> dict[tuple[str, str], AppendResult]:
+    """Records written before publishedAt was kept take the event's time from its other topics, or this attempt's."""
+    return {
+        key: found if found.published_at else found._replace(published_at=first_published.get(key[1], published_at))
+        for key, found in recorded.items()
+    }
+
+
+def _lost_race(error: ClientError) -> bool:
+    """A cancelled transaction that only another writer caused (counter moved, id stored, item busy)."""
+    if error.response["Error"]["Code"] != "TransactionCanceledException":
+        return False
+    codes = {code for code in _cancellation_codes(error) if code != "None"}
+    return bool(codes) and codes <= _LOST_RACE_CODES
 
 
 class EventStore:
@@ -80,63 +126,97 @@ class EventStore:
         event_type: str,
         published_at: str,
     ) -> AppendResult:
-        """Store an event on a topic once; return its seq and whether this call stored it.
+        """Store one event on one topic (see append_batch); raises what stopped it."""
+        result = self.append_batch(
+            [NewEvent(topic, event_id, event_type, lambda seq, _at: build_body(seq))], published_at
+        )
+        if topic in result.failed:
+            raise result.failed[topic]
+        return result.stored[(topic, event_id)]
 
-        One transaction advances the counter from the value just read, puts the
-        event in the free slot and records the event id. Losing the counter race
-        to another writer retries with a fresh read; finding the id already
-        recorded returns the seq it was given.
+    def append_batch(self, events: Sequence[NewEvent], published_at: str) -> BatchResult:
+        """Store each (topic, event id) once; a topic that fails does not stop the others.
+
+        An id already recorded on a topic keeps the seq it was given. An event
+        already stored on some of its topics (a redelivery after a partial
+        failure) is stored on the others with the publishedAt it got first.
         """
-        for attempt in range(self._max_attempts):
-            assigned = self._assigned_seq(topic, event_id)
-            if assigned is not None:
-                return AppendResult(assigned, created=False)
-            last_seq = self._last_seq(topic)
-            seq = last_seq + 1
-            try:
-                self._client.transact_write_items(
-                    TransactItems=self._append_items(
-                        topic, seq, last_seq, event_id, build_body(seq), event_type, published_at
-                    )
-                )
-                return AppendResult(seq, created=True)
-            except ClientError as error:
-                if error.response["Error"]["Code"] != "TransactionCanceledException":
-                    raise
-                codes = _cancellation_codes(error)
-                if len(codes) == 3 and codes[2] == "ConditionalCheckFailed":
-                    # Another delivery of the same message stored it first.
-                    assigned = self._assigned_seq(topic, event_id)
-                    if assigned is not None:
-                        return AppendResult(assigned, created=False)
-                elif not any(code in ("ConditionalCheckFailed", "TransactionConflict") for code in codes):
-                    raise
-            # Lost the race for this seq: back off a little, with jitter, and read again.
-            self._sleep(random.uniform(0, min(0.2, 0.01 * 2**attempt)))
-        raise StoreContentionError(f"could not get a seq on topic {topic!r} after {self._max_attempts} attempts")
-
-    def _append_items(
-        self,
-        topic: str,
-        seq: int,
-        last_seq: int,
-        event_id: str,
-        body: str,
-        event_type: str,
-        published_at: str,
-    ) -> list[dict[str, Any]]:
-        table_name = self._table.name
         if self._retention_seconds is None:
             raise RuntimeError("this EventStore was built without a retention: it can only read")
+        by_topic: dict[str, dict[str, NewEvent]] = {}
+        for event in events:
+            by_topic.setdefault(event.topic, {}).setdefault(event.event_id, event)
+        counters, recorded = self._read({topic: list(entries) for topic, entries in by_topic.items()})
+        first_published = {
+            event_id: found.published_at for (_, event_id), found in recorded.items() if found.published_at
+        }
+        result = BatchResult(stored=_dated(recorded, first_published, published_at))
+        for topic, entries in by_topic.items():
+            new = [event for event_id, event in entries.items() if (topic, event_id) not in recorded]
+            if not new:
+                continue
+            try:
+                self._append_topic(topic, new, counters.get(topic, 0), first_published, published_at, result.stored)
+            except Exception as error:  # throttling, contention...: these events' messages are retried
+                result.failed[topic] = error
+        return result
+
+    def _append_topic(
+        self,
+        topic: str,
+        pending: list[NewEvent],
+        last_seq: int,
+        first_published: Mapping[str, str],
+        published_at: str,
+        stored: dict[tuple[str, str], AppendResult],
+    ) -> None:
+        """Give the pending events the next seqs of the topic, a transaction per 49, exactly once each.
+
+        A cancelled transaction says why: an idempotency record that exists
+        means another delivery stored that event (its seq is read back and it
+        leaves the batch); a moved counter or a conflict means another writer
+        took the seqs. Either way: read again, back off with jitter, retry.
+        """
+        failures = 0
+        while pending:
+            chunk = pending[:EVENTS_PER_TRANSACTION]
+            published = {event.event_id: first_published.get(event.event_id, published_at) for event in chunk}
+            try:
+                self._client.transact_write_items(TransactItems=self._append_items(topic, last_seq, chunk, published))
+            except ClientError as error:
+                if not _lost_race(error):
+                    raise
+                failures += 1
+                if failures >= self._max_attempts:
+                    raise StoreContentionError(
+                        f"could not get seqs on topic {topic!r} after {self._max_attempts} attempts"
+                    ) from None
+                self._sleep(random.uniform(0, min(MAX_BACKOFF_SECONDS, 0.01 * 2**failures)))
+                counters, recorded = self._read({topic: [event.event_id for event in pending]})
+                last_seq = counters.get(topic, 0)
+                stored.update(_dated(recorded, first_published, published_at))
+                pending = [event for event in pending if (topic, event.event_id) not in recorded]
+                continue
+            for offset, event in enumerate(chunk, start=1):
+                stored[(topic, event.event_id)] = AppendResult(last_seq + offset, True, published[event.event_id])
+            last_seq += len(chunk)
+            pending = pending[len(chunk) :]
+
+    def _append_items(
+        self, topic: str, last_seq: int, chunk: Sequence[NewEvent], published: Mapping[str, str]
+    ) -> list[dict[str, Any]]:
+        """The counter moved from `last_seq` by len(chunk), then per event its item and its idempotency record."""
+        table_name = self._table.name
+        assert self._retention_seconds is not None
         expires_at = int(self._clock()) + self._retention_seconds
-        counter_values: dict[str, int] = {":next": seq}
+        counter_values: dict[str, int] = {":next": last_seq + len(chunk)}
         if last_seq == 0:
             counter_condition = "attribute_not_exists(lastSeq)"
         else:
             counter_condition = "lastSeq = :last"
             counter_values[":last"] = last_seq
         # The resource's client takes plain Python values and serializes them itself.
-        return [
+        items: list[dict[str, Any]] = [
             {
                 "Update": {
                     "TableName": table_name,
@@ -145,43 +225,80 @@ class EventStore:
                     "ConditionExpression": counter_condition,
                     "ExpressionAttributeValues": counter_values,
                 }
-            },
-            {
-                "Put": {
-                    "TableName": table_name,
-                    "Item": {
-                        "topic": topic,
-                        "seq": seq,
-                        "id": event_id,
-                        "type": event_type,
-                        "body": body,
-                        "publishedAt": published_at,
-                        "expiresAt": expires_at,
-                    },
-                    "ConditionExpression": "attribute_not_exists(#seq)",
-                    "ExpressionAttributeNames": {"#seq": "seq"},
-                }
-            },
-            {
-                "Put": {
-                    "TableName": table_name,
-                    "Item": {
-                        "topic": dedup_key(topic, event_id),
-                        "seq": COUNTER_SEQ,
-                        "assignedSeq": seq,
-                        "expiresAt": expires_at,
-                    },
-                    "ConditionExpression": "attribute_not_exists(#topic)",
-                    "ExpressionAttributeNames": {"#topic": "topic"},
-                }
-            },
+            }
         ]
+        for seq, event in enumerate(chunk, start=last_seq + 1):
+            published_at = published[event.event_id]
+            items += [
+                {
+                    "Put": {
+                        "TableName": table_name,
+                        "Item": {
+                            "topic": topic,
+                            "seq": seq,
+                            "id": event.event_id,
+                            "type": event.event_type,
+                            "body": event.body(seq, published_at),
+                            "publishedAt": published_at,
+                            "expiresAt": expires_at,
+                        },
+                        "ConditionExpression": "attribute_not_exists(#seq)",
+                        "ExpressionAttributeNames": {"#seq": "seq"},
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": table_name,
+                        "Item": {
+                            "topic": dedup_key(topic, event.event_id),
+                            "seq": COUNTER_SEQ,
+                            "assignedSeq": seq,
+                            "publishedAt": published_at,
+                            "expiresAt": expires_at,
+                        },
+                        "ConditionExpression": "attribute_not_exists(#topic)",
+                        "ExpressionAttributeNames": {"#topic": "topic"},
+                    }
+                },
+            ]
+        return items
 
-    def _assigned_seq(self, topic: str, event_id: str) -> int | None:
-        item = self._table.get_item(
-            Key={"topic": dedup_key(topic, event_id), "seq": COUNTER_SEQ}, ConsistentRead=True
-        ).get("Item")
-        return int(item["assignedSeq"]) if item else None
+    def _read(
+        self, event_ids: Mapping[str, Sequence[str]]
+    ) -> tuple[dict[str, int], dict[tuple[str, str], AppendResult]]:
+        """Consistent reads of these topics' counters and of the events' idempotency records.
+
+        Returns each topic's last seq (counters not found are absent) and, per
+        (topic, event id) already stored, its seq and publishedAt.
+        """
+        keys = [{"topic": topic, "seq": COUNTER_SEQ} for topic in event_ids] + [
+            {"topic": dedup_key(topic, event_id), "seq": COUNTER_SEQ}
+            for topic, ids in event_ids.items()
+            for event_id in ids
+        ]
+        by_key = {dedup_key(topic, event_id): (topic, event_id) for topic, ids in event_ids.items() for event_id in ids}
+        counters: dict[str, int] = {}
+        recorded: dict[tuple[str, str], AppendResult] = {}
+        for item in self._batch_get(keys):
+            if "lastSeq" in item:
+                counters[item["topic"]] = int(item["lastSeq"])
+            elif item["topic"] in by_key:
+                recorded[by_key[item["topic"]]] = AppendResult(
+                    int(item["assignedSeq"]), False, item.get("publishedAt", "")
+                )
+        return counters, recorded
+
+    def _batch_get(self, keys: Sequence[Mapping[str, Any]]) -> Iterable[dict[str, Any]]:
+        table_name = self._table.name
+        for start in range(0, len(keys), BATCH_GET_KEYS):
+            request: dict[str, Any] = {
+                table_name: {"Keys": list(keys[start : start + BATCH_GET_KEYS]), "ConsistentRead": True}
+            }
+            while request:
+                response = self._client.batch_get_item(RequestItems=request)
+                yield from response.get("Responses", {}).get(table_name, [])
+                # Throttled keys come back unprocessed: ask again for those only.
+                request = response.get("UnprocessedKeys") or {}
 
     def _last_seq(self, topic: str) -> int:
         item = self._table.get_item(Key={"topic": topic, "seq": COUNTER_SEQ}, ConsistentRead=True).get("Item")
@@ -190,16 +307,6 @@ class EventStore:
     def last_seq(self, topic: str) -> int:
         """The highest seq ever assigned on a topic (0 if none)."""
         return self._last_seq(topic)
-
-    def get_body(self, topic: str, seq: int) -> str | None:
-        """The stored frame of one event, or None once retention has removed it."""
-        item = self._table.get_item(
-            Key={"topic": topic, "seq": seq},
-            ConsistentRead=True,
-            ProjectionExpression="#body",
-            ExpressionAttributeNames={"#body": "body"},
-        ).get("Item")
-        return item["body"] if item else None
 
     def read_after(
         self,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,9 +10,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from realtime import services
-from realtime.core.batch import process_sqs_batch
 from realtime.core.errors import PermanentError
 from realtime.core.observability import logger, metrics, traced
+from realtime.events.pipeline import BatchReport, PendingEvent
 from realtime.services import ProcessEvents
 
 
@@ -36,34 +35,58 @@ def _send_to_dlq(app: ProcessEvents, record: SQSRecord, error: PermanentError) -
     metrics.add_metric(name="PoisonMessages", unit=MetricUnit.Count, value=1)
 
 
-def _handle_record(app: ProcessEvents, record: SQSRecord) -> None:
-    logger.set_correlation_id(record.message_id)
-    try:
-        pending = app.pipeline.parse(record.body, record.message_id, _sent_at(record))
-        logger.set_correlation_id(pending.event_id)
-        report = app.pipeline.process(pending)
-    except PermanentError as error:
-        _send_to_dlq(app, record, error)
-        return
-    except Exception:
-        logger.exception("Record failed; SQS will retry it", extra={"message_id": record.message_id})
-        metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=1)
-        raise
-    metrics.add_metric(name="EventsStored", unit=MetricUnit.Count, value=report.stored)
-    metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=report.duplicates)
-    metrics.add_metric(name="Delivered", unit=MetricUnit.Count, value=report.delivery.sent)
-    metrics.add_metric(name="ConnectionsGone", unit=MetricUnit.Count, value=report.delivery.gone)
-    metrics.add_metric(name="DeliveryRefused", unit=MetricUnit.Count, value=report.delivery.failed)
+def _parse(
+    app: ProcessEvents, records: list[SQSRecord]
+) -> tuple[list[tuple[SQSRecord, PendingEvent]], list[SQSRecord]]:
+    """The records that can be processed, and those to retry; the ones that never can go to the DLQ."""
+    valid, failed = [], []
+    for record in records:
+        try:
+            valid.append((record, app.pipeline.parse(record.body, record.message_id, _sent_at(record))))
+        except PermanentError as error:
+            try:
+                _send_to_dlq(app, record, error)
+            except Exception:
+                logger.exception("DLQ unreachable; SQS will retry the message", extra={"message_id": record.message_id})
+                failed.append(record)
+        except Exception:
+            logger.exception("Record could not be read; SQS will retry it", extra={"message_id": record.message_id})
+            failed.append(record)
+    return valid, failed
+
+
+def _log(report: BatchReport) -> None:
+    for stored in report.stored:
+        logger.info(
+            "Event stored" if stored.created else "Event already stored; delivered again",
+            extra={
+                "event_id": stored.event.event_id,
+                "event_type": stored.event.type,
+                "seqs": stored.seqs,
+                "stored_on": stored.created,
+            },
+        )
+    delivery = report.delivery
+    metrics.add_metric(name="EventsStored", unit=MetricUnit.Count, value=sum(len(s.created) for s in report.stored))
+    metrics.add_metric(
+        name="DuplicatesSkipped",
+        unit=MetricUnit.Count,
+        value=sum(len(s.seqs) - len(s.created) for s in report.stored),
+    )
+    for name, value in delivery.metrics().items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     logger.info(
-        "Event processed",
+        "Batch delivered",
         extra={
-            "event_type": pending.type,
-            "topics": pending.topics,
-            "stored": report.stored,
-            "duplicates": report.duplicates,
-            "delivered": report.delivery.sent,
-            "gone": report.delivery.gone,
-            "refused": report.delivery.failed,
+            "events": len(report.stored),
+            "delivered": delivery.sent,
+            "gone": delivery.gone,
+            "refused": delivery.refused,
+            "throttled": delivery.throttled,
+            "retried": delivery.retried,
+            "abandoned": delivery.abandoned,
+            "pages_queued": delivery.pages_queued,
+            "lowest_concurrency": delivery.lowest_concurrency,
         },
     )
 
@@ -74,5 +97,21 @@ def _handle_record(app: ProcessEvents, record: SQSRecord) -> None:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Built before the batch so a configuration error fails the invocation loudly, not record by record.
     app = services.process_events()
-    # Each record sets its own correlation id; clear_state drops the last one before the next invocation.
-    return process_sqs_batch(event, context, functools.partial(_handle_record, app))
+    valid, failed = _parse(app, [SQSRecord(raw) for raw in event["Records"]])
+    if valid:
+        try:
+            report = app.pipeline.process([pending for _, pending in valid])
+        except Exception:
+            logger.exception("Batch failed; SQS will retry its records")
+            failed += [record for record, _ in valid]
+        else:
+            for index, error in report.failed.items():
+                record, pending = valid[index]
+                logger.warning(
+                    "Event not stored; SQS will retry it",
+                    extra={"message_id": record.message_id, "event_id": pending.event_id, "error": repr(error)},
+                )
+                failed.append(record)
+            _log(report)
+    metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=len(failed))
+    return app.retries.report(failed)

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from realtime import services
 from realtime.core.auth import InvalidToken
 from realtime.core.observability import logger, metrics, traced
+from realtime.events.connections import TooManySessions
 
 
 @traced
@@ -33,7 +34,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return {"statusCode": 500}
     # Topics come from the verified claims only; nothing the client asks for is added.
     try:
-        presence = app.sessions.open(connection_id, principal, app.connection_ttl_seconds)
+        presence = app.sessions.open(connection_id, principal, app.connection_ttl_seconds, app.max_sessions_per_user)
+    except TooManySessions as refusal:
+        logger.info(
+            "Connection refused",
+            extra={"reason": "too_many_sessions", "user_id": principal.user_id, "sessions": len(refusal.sessions)},
+        )
+        metrics.add_metric(name="ConnectionsRefused", unit=MetricUnit.Count, value=1)
+        return {"statusCode": 429}
     except Exception:
         # Whatever was written is found and removed by maintenance (the gateway never knew this connection).
         logger.exception("Connection could not be recorded; refused", extra={"user_id": principal.user_id})

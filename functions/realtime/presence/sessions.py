@@ -22,7 +22,7 @@ from collections.abc import Callable
 from realtime.core.auth import Principal
 from realtime.core.encoding import parse_timestamp
 from realtime.core.observability import logger
-from realtime.events.connections import ConnectionStore
+from realtime.events.connections import ConnectionStore, TooManySessions
 from realtime.presence.store import PresenceState, PresenceStore
 
 # API Gateway answers GoneException for a connection whose $connect has not returned yet, so a post to a
@@ -88,15 +88,45 @@ class SessionTracker:
         self._decider = PresenceDecider(presence, announce) if presence is not None else None
         self._schedule_check = schedule_check
 
-    def open(self, connection_id: str, principal: Principal, ttl_seconds: int) -> PresenceState | None:
-        """Record a new connection and count it; announce presence.online on the user's first session."""
+    def open(
+        self, connection_id: str, principal: Principal, ttl_seconds: int, max_sessions: int
+    ) -> PresenceState | None:
+        """Record a new connection and count it; announce presence.online on the user's first session.
+
+        At `max_sessions` the connection is refused: TooManySessions, with
+        nothing of it left behind. Sessions whose connection record is gone
+        (expired, or removed without their session) are ended first, so they
+        never hold a place.
+        """
         self._connections.add(connection_id, principal.user_id, principal.topics, ttl_seconds)
+        for attempt in range(2):
+            try:
+                return self._count(connection_id, principal, ttl_seconds, max_sessions)
+            except TooManySessions as refusal:
+                stale = refusal.sessions - self._connections.existing(refusal.sessions)
+                if attempt or not stale:
+                    self._connections.remove(connection_id)
+                    raise
+                for stale_id in stale:
+                    self._stop_counting(principal.user_id, stale_id)
+        raise AssertionError("unreachable")
+
+    def _count(
+        self, connection_id: str, principal: Principal, ttl_seconds: int, max_sessions: int
+    ) -> PresenceState | None:
         if self._presence is None:
+            self._connections.claim_session(principal.user_id, connection_id, max_sessions, ttl_seconds)
             return None
-        started = self._presence.session_started(principal.user_id, connection_id, principal.groups)
+        started = self._presence.session_started(principal.user_id, connection_id, principal.groups, max_sessions)
         if started.came_online:
             self.announce(started.state)
         return started.state
+
+    def _stop_counting(self, user_id: str, connection_id: str, *, seen_now: bool = False) -> None:
+        if self._presence is None:
+            self._connections.release_session(user_id, connection_id)
+        else:
+            self.end_session(user_id, connection_id, seen_now=seen_now)
 
     def close(self, connection_id: str) -> bool:
         """$disconnect: the client left now. False if the connection was already removed."""
@@ -116,8 +146,8 @@ class SessionTracker:
         connected_at = parse_timestamp(record.get("connectedAt")) or 0.0
         if not seen_now and self._clock() - connected_at < CONNECTING_WINDOW_SECONDS:
             return False
-        if self._presence is not None and record.get("userId"):
-            self.end_session(str(record["userId"]), connection_id, seen_now=seen_now)
+        if record.get("userId"):
+            self._stop_counting(str(record["userId"]), connection_id, seen_now=seen_now)
         return self._connections.remove(connection_id)
 
     def end_session(self, user_id: str, connection_id: str, *, seen_now: bool = False) -> PresenceState | None:

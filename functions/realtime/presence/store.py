@@ -31,6 +31,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from realtime.core.encoding import timestamp_at
+from realtime.events.connections import TooManySessions
 
 # BatchGetItem takes at most 100 keys.
 BATCH_GET_LIMIT = 100
@@ -125,24 +126,34 @@ class PresenceStore:
 
     # --- transitions ---------------------------------------------------------------
 
-    def session_started(self, user_id: str, connection_id: str, groups: Iterable[str]) -> SessionStarted:
-        """Count a new session. Exactly one of concurrent first connects flips the user online."""
+    def session_started(
+        self, user_id: str, connection_id: str, groups: Iterable[str], max_sessions: int
+    ) -> SessionStarted:
+        """Count a new session. Exactly one of concurrent first connects flips the user online.
+
+        Raises TooManySessions when the user already has `max_sessions`: the
+        size of the session set is part of each update's condition, so
+        concurrent connects cannot both take the last place.
+        """
         now = self._now_iso()
         values = {
             ":ids": {connection_id},
+            ":id": connection_id,
+            ":max": max_sessions,
             ":zero": 0,
             ":one": 1,
             ":true": True,
             ":now": now,
             ":groups": list(dict.fromkeys(groups)),
         }
+        room = "(attribute_not_exists(#connections) OR size(#connections) < :max OR contains(#connections, :id))"
         for _ in range(MAX_CONNECT_ATTEMPTS):
             # Already online (another session, or a reload inside the grace period): nothing to announce.
             state = self._update(
                 user_id,
                 UpdateExpression="ADD #connections :ids SET #version = if_not_exists(#version, :zero) + :one, "
                 "#lastSeen = :now, #groups = :groups",
-                ConditionExpression="#online = :true",
+                ConditionExpression=f"#online = :true AND {room}",
                 ExpressionAttributeValues=values,
             )
             if state is not None:
@@ -152,11 +163,14 @@ class PresenceStore:
                 UpdateExpression="ADD #connections :ids SET #version = if_not_exists(#version, :zero) + :one, "
                 "#stateVersion = if_not_exists(#version, :zero) + :one, #online = :true, #stateChangedAt = :now, "
                 "#lastSeen = :now, #groups = :groups",
-                ConditionExpression="attribute_not_exists(#online) OR #online = :false",
+                ConditionExpression=f"(attribute_not_exists(#online) OR #online = :false) AND {room}",
                 ExpressionAttributeValues={**values, ":false": False},
             )
             if state is not None:
                 return SessionStarted(state, came_online=True)
+            current = self.get(user_id)
+            if current is not None and current.sessions >= max_sessions and connection_id not in current.connection_ids:
+                raise TooManySessions(user_id, current.connection_ids)
             # Someone flipped the user between our two attempts: try again from the top.
         raise RuntimeError(f"presence of {user_id!r} kept changing; gave up after {MAX_CONNECT_ATTEMPTS} attempts")
 

@@ -10,8 +10,10 @@ import json
 import time
 import uuid
 
+import httpx
 import pytest
-from realtime_client import RealtimeClient, exactly_once_in_order
+import websockets
+from realtime_client import ConnectionRefused, RealtimeClient, exactly_once_in_order
 from realtime_publisher import Publisher
 
 pytestmark = pytest.mark.integration
@@ -327,5 +329,93 @@ def test_a_silent_socket_is_detected_by_ping(make_client, publisher, timings):
             assert_exactly_once_in_order(received.mine(ids), ids)
             with contextlib.suppress(Exception):
                 socket.transport.abort()
+
+    run(scenario())
+
+
+class Tap:
+    """Opens real sockets and keeps every event frame they carry, as sent."""
+
+    def __init__(self):
+        self.frames: list[dict] = []
+
+    async def connect(self, url: str):
+        return _Tapped(await RealtimeClient._default_ws_connect(url), self.frames)
+
+
+class _Tapped(_Filtered):
+    def __init__(self, socket, frames: list[dict]):
+        super().__init__(socket, set())
+        self._kept = frames
+
+    async def _frames(self):
+        async for raw in self._socket:
+            with contextlib.suppress(ValueError, AttributeError):
+                frame = json.loads(raw)
+                if "seq" in frame:
+                    self._kept.append(frame)
+            yield raw
+
+
+def test_an_event_reaching_the_client_through_two_topics_is_one_frame_and_one_call(stack, publisher, token):
+    erin, team = unique("erin"), unique("team")
+
+    async def scenario():
+        tap = Tap()
+        client = RealtimeClient(
+            stack["websocket_url"], stack["http_api_url"], lambda: token(erin, [team]), ws_connect=tap.connect
+        )
+        received = Recorder(client)
+        async with client:
+            await client.wait_for_state("open", timeout=30)
+            (event_id,) = ids = [unique("evt")]
+            publisher.publish("team.note", {"n": 1}, audience=[f"user:{erin}", f"group:{team}"], id=event_id)
+            await received.wait_for_ids(ids)
+            await asyncio.sleep(1)  # a second frame would have come by now
+
+            # Over HTTP the same event is one item per topic (presence events of erin may come first on both).
+            async with httpx.AsyncClient(timeout=40) as http:
+                response = await http.get(
+                    f"{stack['http_api_url']}/events", headers={"Authorization": f"Bearer {token(erin, [team])}"}
+                )
+            items = [item for item in response.json()["events"] if item["id"] == event_id]
+            assert sorted(item["topic"] for item in items) == [f"group:{team}", f"user:{erin}"]
+            assert all("seqs" not in item for item in items)
+            seqs = {item["topic"]: item["seq"] for item in items}
+
+            frames = [frame for frame in tap.frames if frame["id"] == event_id]
+            assert len(frames) == 1, "posted once to this connection"
+            assert frames[0]["seqs"] == seqs
+            assert (frames[0]["topic"], frames[0]["seq"]) == (f"group:{team}", seqs[f"group:{team}"])
+            (handed_on,) = received.mine(ids)
+            assert handed_on["seqs"] == seqs
+            assert {topic: client.tracker.positions[topic] for topic in seqs} == seqs
+
+    run(scenario())
+
+
+def test_the_session_past_the_users_limit_is_refused_with_a_clear_error(stack, token):
+    """The local stack keeps the module's default max_sessions_per_user (10)."""
+    frank = unique("frank")
+
+    async def scenario():
+        url = f"{stack['websocket_url']}?token={token(frank)}"
+        sockets = [await websockets.connect(url, open_timeout=15) for _ in range(10)]
+        errors: list[BaseException] = []
+        client = RealtimeClient(
+            stack["websocket_url"], stack["http_api_url"], lambda: token(frank), backoff={"initial": 0.5, "maximum": 1}
+        )
+        client.on_error(errors.append)
+        async with client:
+            await client.wait_for_state("fallback", timeout=30)  # the socket is refused; HTTP carries on
+            refused = [error for error in errors if isinstance(error, ConnectionRefused)]
+            assert refused, errors
+            # AWS answers the handshake with $connect's 429; the emulator turns any refusal into a 403.
+            assert (refused[0].status, refused[0].code) in {(429, "too_many_sessions"), (403, "refused")}
+
+            await sockets.pop().close()  # a place frees up: the client's next try gets the socket
+            await client.wait_for_state("open", timeout=30)
+        for socket in sockets:
+            await socket.close()
 
     run(scenario())

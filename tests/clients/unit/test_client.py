@@ -9,7 +9,10 @@ import itertools
 import json
 from contextlib import asynccontextmanager
 
-from realtime_client import RealtimeClient, exactly_once_in_order
+import websockets
+from realtime_client import ConnectionRefused, RealtimeClient, exactly_once_in_order
+from websockets.datastructures import Headers
+from websockets.http11 import Response
 
 from .fakes import FakeServer
 
@@ -359,5 +362,26 @@ def test_handlers_that_fail_do_not_stop_delivery_and_presence_is_routed():
             assert typed.count(2) == 1
             assert typed.count("async") == 2
             assert presence == [("bob", True, 2)]
+
+    run(scenario())
+
+
+def test_a_refused_handshake_is_reported_with_its_reason_and_http_carries_on():
+    async def scenario():
+        errors: list[BaseException] = []
+
+        async def too_many_sessions(_url):
+            raise websockets.InvalidStatus(Response(429, "Too Many Requests", Headers()))
+
+        async with running(lambda s: setattr(s, "ws_connect", too_many_sessions)) as (server, client, got):
+            client.on_error(errors.append)
+            await client.wait_for_state("fallback", timeout=5)
+            server.publish("user:alice")
+            await until(lambda: len(got) == 1)
+
+        refused = [error for error in errors if isinstance(error, ConnectionRefused)]
+        assert refused
+        assert (refused[0].status, refused[0].code) == (429, "too_many_sessions")
+        assert str(refused[0]) == "WebSocket refused: 429 too_many_sessions"
 
     run(scenario())

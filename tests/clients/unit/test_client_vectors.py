@@ -60,18 +60,24 @@ def page(value: dict) -> dict:
     }
 
 
+def assert_delivered(events: list[dict], step: dict) -> None:
+    assert keys(events) == step["deliver"]
+    if "deliverSeqs" in step:
+        assert [event["seqs"] for event in events] == step["deliverSeqs"]
+
+
 def run_step(tracker: EventTracker, step: dict) -> None:
     if "live" in step:
         result = tracker.offer_live(frame(step["live"]))
-        assert keys(result.deliver) == step["deliver"]
+        assert_delivered(result.deliver, step)
         assert result.need_sync == step.get("needSync", False)
     elif "page" in step:
-        assert keys(tracker.apply_page(page(step["page"]))) == step["deliver"]
+        assert_delivered(tracker.apply_page(page(step["page"])), step)
     elif "beginSync" in step:
         tracker.begin_sync()
     elif "endSync" in step:
         result = tracker.end_sync(**{snake(name): value for name, value in step["endSync"].items()})
-        assert keys(result.deliver) == step["deliver"]
+        assert_delivered(result.deliver, step)
         assert result.gap_remaining == step["gapRemaining"]
     elif "restore" in step:
         tracker.restore(cursor(step["restore"]))

@@ -26,7 +26,17 @@ NEW_SECRET = "the-next-hs256-secret-after-rotation-0123456789"
 
 def default_verifier() -> TokenVerifier:
     """The verifier the functions build, from the TOKEN_* variables."""
-    return TokenVerifier.from_settings(load(TokenSettings))
+    return TokenVerifier.from_settings(load(TokenSettings), max_topics=100)
+
+
+def test_a_token_granting_more_topics_than_allowed_is_refused(hs256_token_mode):
+    verifier = TokenVerifier.from_settings(load(TokenSettings), max_topics=5)
+
+    assert len(verifier.verify(make_token("42", groups=["a", "b", "c"])).topics) == 5  # user, three groups, all
+    with pytest.raises(InvalidToken) as caught:
+        verifier.verify(make_token("42", groups=["a", "b"], topics=["presence:1", "presence:2"]))
+    assert caught.value.reason == "too_many_topics"
+    assert "6 topics; at most 5" in caught.value.detail
 
 
 def test_valid_hs256_token_from_ssm(hs256_token_mode):

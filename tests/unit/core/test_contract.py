@@ -60,13 +60,13 @@ def test_grammar_vectors(kind, value, verdict):
 
 
 def pipeline() -> EventPipeline:
-    """Parsing only (no store, connections or delivery); a catch-all rule gives audience-less messages one."""
+    """Parsing only (no store or delivery); a catch-all rule gives audience-less messages one."""
     return EventPipeline(
         store=None,
-        connections=None,
-        deliverer=None,
+        delivery=None,
         rules=EventTypeRules.from_json('[{"type": "*", "audience": ["all"]}]'),
         max_data_bytes=WIRE["limits"]["dataBytesDefault"],
+        fanout_threshold=1,
     )
 
 

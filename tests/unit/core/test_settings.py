@@ -23,6 +23,10 @@ PROCESS_EVENTS = {
     "EVENT_RETENTION_SECONDS": "604800",
     "MAX_DATA_BYTES": "32768",
     "DELIVERY_CONCURRENCY": "32",
+    "DELIVERY_MAX_ATTEMPTS": "5",
+    "EVENTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/events",
+    "FANOUT_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/fanout",
+    "FANOUT_THRESHOLD": "500",
 }
 
 
@@ -88,6 +92,7 @@ def test_booleans_are_spelled_out():
 def test_variables_lists_sections_too():
     assert set(variables(EventsApiSettings)) == {
         "EVENTS_TABLE",
+        "MAX_TOPICS_PER_TOKEN",
         "TOKEN_MODE",
         "TOKEN_SECRET_SSM_PARAMETER",
         "TOKEN_SECRET_ARN",

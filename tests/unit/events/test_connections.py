@@ -1,5 +1,7 @@
 import pytest
-from realtime.events.connections import ConnectionStore
+from realtime.events.connections import ConnectionStore, Subscriber
+
+from ..support import subscribed
 
 NOW = 1_800_000_000
 
@@ -24,6 +26,7 @@ def test_add_writes_the_connection_and_one_subscription_per_topic(store, connect
         "sk": "conn#c1",
         "connectionId": "c1",
         "userId": "42",
+        "topics": ["user:42", "group:ops", "all"],  # so a page of one topic tells which others reach it
         "expiresAt": NOW + 7200,
     }
 
@@ -33,9 +36,9 @@ def test_subscribers_of_a_topic(store):
     store.add("c2", "42", ["user:42", "all"], ttl_seconds=60)
     store.add("c3", "7", ["user:7", "all"], ttl_seconds=60)
 
-    assert sorted(store.subscribers("user:42")) == ["c1", "c2"]
-    assert sorted(store.subscribers("all")) == ["c1", "c2", "c3"]
-    assert list(store.subscribers("group:nobody")) == []
+    assert sorted(subscribed(store, "user:42")) == ["c1", "c2"]
+    assert sorted(subscribed(store, "all")) == ["c1", "c2", "c3"]
+    assert list(subscribed(store, "group:nobody")) == []
 
 
 def test_subscribers_skip_expired_records(connections_table):
@@ -43,7 +46,7 @@ def test_subscribers_skip_expired_records(connections_table):
     store = ConnectionStore(connections_table, clock=lambda: NOW)
     store.add("new", "2", ["all"], ttl_seconds=60)
 
-    assert list(store.subscribers("all")) == ["new"]
+    assert list(subscribed(store, "all")) == ["new"]
 
 
 def test_subscribers_page_through_many_connections(store):
@@ -51,7 +54,20 @@ def test_subscribers_page_through_many_connections(store):
     for n in range(60):
         store.add(f"conn-{n:03d}", "u" * 30_000, ["all"], ttl_seconds=60)
 
-    assert len(list(store.subscribers("all"))) == 60
+    assert len(list(subscribed(store, "all"))) == 60
+
+
+def test_a_subscriber_page_holds_at_most_the_limit_and_says_where_the_next_starts(store, connections_table):
+    for n in range(5):
+        store.add(f"c{n}", "u", ["user:u", "all"], ttl_seconds=60)
+    connections_table.put_item(Item={"pk": "topic#all", "sk": "conn#old", "connectionId": "old", "expiresAt": NOW + 60})
+
+    first = store.subscriber_page("all", 4)
+    rest = store.subscriber_page("all", 4, first.next_key)
+
+    assert first.subscribers == [Subscriber(f"c{n}", ("user:u", "all")) for n in range(4)]
+    assert rest.subscribers == [Subscriber("c4", ("user:u", "all")), Subscriber("old", None)]
+    assert rest.next_key is None
 
 
 def test_remove_deletes_the_connection_and_its_subscriptions(store, connections_table):
@@ -60,7 +76,7 @@ def test_remove_deletes_the_connection_and_its_subscriptions(store, connections_
 
     assert store.remove("c1") is True
 
-    assert list(store.subscribers("user:42")) == ["c2"]
+    assert list(subscribed(store, "user:42")) == ["c2"]
     assert store.get("c1") is None
     assert connections_table.scan()["Count"] == 3  # c2's meta and two subscriptions
 

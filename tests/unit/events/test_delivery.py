@@ -1,11 +1,14 @@
+import threading
+import time
+
 import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 from realtime.events.connections import ConnectionStore
-from realtime.events.delivery import Deliverer, TransientDeliveryError
+from realtime.events.delivery import Deliverer, InFlightLimit, Outcome
 
-from ..support import REGION, FakeManagementClient, client_error
+from ..support import REGION, FakeManagementClient, client_error, subscribed
 
 
 @pytest.fixture
@@ -41,7 +44,7 @@ def test_gone_connections_are_removed_once(connections):
 
     assert (report.sent, report.gone, report.failed) == (1, 1, 0)
     assert connections.get("gone") is None
-    assert sorted(connections.subscribers("all")) == ["broken", "forbidden", "live", "throttled"]
+    assert sorted(subscribed(connections, "all")) == ["broken", "forbidden", "live", "throttled"]
 
 
 @pytest.mark.parametrize(("code", "status"), [("ForbiddenException", 403), ("PayloadTooLargeException", 413)])
@@ -50,7 +53,7 @@ def test_other_client_errors_are_dropped_not_retried(connections, code, status):
 
     report = Deliverer(client, concurrency=4, on_gone=connections.remove).deliver([("live", b"a"), ("forbidden", b"a")])
 
-    assert (report.sent, report.gone, report.failed) == (1, 0, 1)
+    assert (report.sent, report.gone, report.failed, report.retry) == (1, 0, 1, [])
     assert connections.get("forbidden") is not None
 
 
@@ -63,15 +66,79 @@ def test_other_client_errors_are_dropped_not_retried(connections, code, status):
         EndpointConnectionError(endpoint_url="https://example.invalid"),
     ],
 )
-def test_transient_failures_raise_after_every_post_was_tried(connections, failure):
+def test_posts_that_may_succeed_later_are_reported_not_raised(connections, failure):
     client = FakeManagementClient(failures={"throttled": failure, "gone": client_error("GoneException", 410)})
     posts = [("live", b"a"), ("throttled", b"a"), ("gone", b"a"), ("live", b"b")]
 
-    with pytest.raises(TransientDeliveryError, match="1 of 4"):
-        Deliverer(client, concurrency=2, on_gone=connections.remove).deliver(posts)
+    report = Deliverer(client, concurrency=2, on_gone=connections.remove).deliver(posts)
 
+    assert report.retry == [1]
+    assert (report.sent, report.gone) == (2, 1)
     assert sorted(client.posts) == [("live", b"a"), ("live", b"b")]
     assert connections.get("gone") is None  # cleanup still happened
+
+
+def test_throttling_halves_the_posts_in_flight_once_per_round_and_successes_raise_them_again():
+    limit = InFlightLimit(8)
+    rounds = [limit.acquire() for _ in range(8)]
+
+    for started_in in rounds[:3]:  # three 429s to posts sent together: one halving
+        limit.release(started_in, Outcome.THROTTLED)
+    assert limit.limit == 4
+    for started_in in rounds[3:7]:
+        limit.release(started_in, Outcome.SENT)
+    assert limit.limit == 5  # +1 after as many successes as the limit
+    limit.release(rounds[7], Outcome.THROTTLED)  # sent before the halving: says nothing new
+    assert limit.limit == 5
+    limit.release(limit.acquire(), Outcome.THROTTLED)  # sent after it: halved again
+    assert limit.limit == 2
+    for _ in range(5):
+        limit.release(limit.acquire(), Outcome.THROTTLED)
+    assert limit.limit == 1  # never below one
+    limit.release(limit.acquire(), Outcome.SENT)
+    assert limit.limit == 2
+
+
+class GatewayWithARateLimit(FakeManagementClient):
+    """Answers 429 to a post made while `capacity` others are in flight; remembers the most in flight."""
+
+    def __init__(self, capacity, delay=0.002):
+        super().__init__()
+        self.capacity = capacity
+        self.delay = delay
+        self.in_flight = 0
+        self.in_flight_after_first_429 = []
+        self.throttled = False
+        self.lock = threading.Lock()
+
+    def post_to_connection(self, *, ConnectionId, Data):
+        with self.lock:
+            self.in_flight += 1
+            crowded = self.in_flight > self.capacity
+            self.throttled = self.throttled or crowded
+            if self.throttled:
+                self.in_flight_after_first_429.append(self.in_flight)
+        try:
+            time.sleep(self.delay)
+            if crowded:
+                raise client_error("LimitExceededException", 429)
+            return super().post_to_connection(ConnectionId=ConnectionId, Data=Data)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def test_throttling_lowers_the_concurrency_of_the_rest_of_the_delivery():
+    gateway = GatewayWithARateLimit(capacity=4)
+
+    report = Deliverer(gateway, concurrency=32, on_gone=lambda _id: None).deliver([(f"c{n}", b"x") for n in range(400)])
+
+    assert report.throttled > 0
+    assert report.sent + len(report.retry) == 400
+    assert report.concurrency < 32
+    # Once throttled, the posts in flight drop to what the gateway takes, give or take the probing.
+    late = gateway.in_flight_after_first_429[len(gateway.in_flight_after_first_429) // 2 :]
+    assert max(late) <= 8
 
 
 def test_with_a_real_client_stubbed(connections):

@@ -5,11 +5,13 @@ import pytest
 from realtime.core.errors import PermanentError
 from realtime.events.connections import ConnectionStore
 from realtime.events.delivery import Deliverer
+from realtime.events.fanout import FanoutDelivery
 from realtime.events.pipeline import EventPipeline
 from realtime.events.rules import EventTypeRules
 from realtime.events.store import EventStore
 
-from ..support import FakeManagementClient
+from ..support import FakeManagementClient, client_error
+from .test_fanout import RecordingQueue
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, 250000, tzinfo=UTC)
 SENT_AT = datetime(2026, 1, 1, 11, 59, 59, tzinfo=UTC)
@@ -21,14 +23,25 @@ def client():
 
 
 @pytest.fixture
-def pipeline(events_table, connections_table, client):
+def queue():
+    return RecordingQueue()
+
+
+@pytest.fixture
+def pipeline(events_table, connections_table, client, queue):
     connections = ConnectionStore(connections_table)
-    return EventPipeline(
-        store=EventStore(events_table, 3600),
+    delivery = FanoutDelivery(
         connections=connections,
         deliverer=Deliverer(client, concurrency=4, on_gone=connections.remove),
+        queue=queue,
+        max_attempts=3,
+    )
+    return EventPipeline(
+        store=EventStore(events_table, 3600),
+        delivery=delivery,
         rules=EventTypeRules.from_json('[{"type": "order.*", "audience": ["user:{data.userId}"]}]'),
         max_data_bytes=100,
+        fanout_threshold=2,
         now=lambda: NOW,
     )
 
@@ -104,45 +117,135 @@ def test_size_limit_counts_utf8_bytes(pipeline):
         pipeline.parse(json.dumps(too_big), "m2")
 
 
-def test_process_stores_then_delivers_one_frame_per_topic(pipeline, connections_table, client):
-    ConnectionStore(connections_table).add("c1", "42", ["user:42", "group:ops", "all"], ttl_seconds=60)
+def test_process_stores_then_posts_one_frame_per_connection_with_each_topics_seq(pipeline, connections_table, client):
+    connections = ConnectionStore(connections_table)
+    connections.add("c1", "42", ["user:42", "group:ops", "all"], ttl_seconds=60)
+    connections.add("c2", "7", ["user:7", "group:ops"], ttl_seconds=60)
+    pipeline.process([pipeline.parse('{"type": "a", "data": {}, "audience": ["group:ops"]}', "m0", SENT_AT)])
     pending = pipeline.parse(
         '{"type": "order.updated", "data": {"userId": 42}, "audience": ["user:42", "group:ops"]}', "m1", SENT_AT
     )
 
-    report = pipeline.process(pending)
+    report = pipeline.process([pending])
 
-    assert (report.stored, report.duplicates, report.delivery.sent) == (2, 0, 2)
-    assert client.frames_for("c1") == [
-        {
-            "id": "m1",
-            "type": "order.updated",
-            "topic": topic,
-            "seq": 1,
-            "data": {"userId": 42},
-            "occurredAt": "2026-01-01T11:59:59.000Z",
-            "publishedAt": "2026-01-01T12:00:00.250Z",
-        }
-        for topic in ("user:42", "group:ops")
-    ]
+    assert [(s.seqs, s.created) for s in report.stored] == [({"user:42": 1, "group:ops": 2}, ["user:42", "group:ops"])]
+    assert report.delivery.sent == 2
+    frame = {
+        "id": "m1",
+        "type": "order.updated",
+        "topic": "group:ops",
+        "seq": 2,
+        "seqs": {"group:ops": 2, "user:42": 1},
+        "data": {"userId": 42},
+        "occurredAt": "2026-01-01T11:59:59.000Z",
+        "publishedAt": "2026-01-01T12:00:00.250Z",
+    }
+    assert client.frames_for("c1")[-1] == frame
+    assert client.frames_for("c2")[-1] == {**frame, "seqs": {"group:ops": 2}}
+
+
+def test_http_items_are_the_frame_without_seqs_one_per_topic(pipeline, events_table):
+    pending = pipeline.parse('{"type": "order.updated", "data": {"userId": 42}, "audience": ["user:42", "all"]}', "m1")
+
+    pipeline.process([pending])
+
+    stored = EventStore(events_table).read_after(["user:42", "all"], {}).events
+    assert sorted(json.loads(e.body)["topic"] for e in stored) == ["all", "user:42"]
+    assert all("seqs" not in json.loads(e.body) for e in stored)
 
 
 def test_redelivered_message_is_not_stored_again_but_delivered_again(pipeline, connections_table, client):
     ConnectionStore(connections_table).add("c1", "42", ["user:42"], ttl_seconds=60)
     body = '{"type": "order.updated", "data": {"userId": 42}}'
 
-    first = pipeline.process(pipeline.parse(body, "m1"))
-    second = pipeline.process(pipeline.parse(body, "m1"))
+    first = pipeline.process([pipeline.parse(body, "m1")])
+    second = pipeline.process([pipeline.parse(body, "m1")])
 
-    assert (first.stored, first.duplicates) == (1, 0)
-    assert (second.stored, second.duplicates) == (0, 1)
+    assert [s.created for s in first.stored] == [["user:42"]]
+    assert [s.created for s in second.stored] == [[]]
     frames = client.frames_for("c1")
     assert len(frames) == 2
-    assert frames[0] == frames[1]  # same (topic, seq): the client drops the copy
+    assert frames[0] == frames[1]  # same (topic, seq) and publishedAt: the client drops the copy
 
 
-def test_occurred_at_defaults_to_published_at_without_any_timestamp(pipeline):
+def test_a_batch_queries_each_topic_once_and_posts_each_event(pipeline, connections_table, client, monkeypatch):
+    connections = ConnectionStore(connections_table)
+    connections.add("c1", "42", ["user:42"], ttl_seconds=60)
+    queried = []
+    page = connections.subscriber_page
+    monkeypatch.setattr(connections, "subscriber_page", lambda topic, *a: queried.append(topic) or page(topic, *a))
+    pipeline._delivery._connections = connections
+    batch = [
+        pipeline.parse(f'{{"type": "order.updated", "data": {{"userId": 42, "n": {n}}}}}', f"m{n}") for n in range(10)
+    ]
+
+    report = pipeline.process(batch)
+
+    assert queried == ["user:42"]
+    assert [s.seqs for s in report.stored] == [{"user:42": n + 1} for n in range(10)]
+    assert [frame["seq"] for frame in client.frames_for("c1")] == list(range(1, 11))
+
+
+def test_a_large_audience_goes_to_fan_out_jobs_after_the_first_page(pipeline, connections_table, client, queue):
+    for n in range(3):
+        ConnectionStore(connections_table).add(f"c{n}", f"u{n}", ["all"], ttl_seconds=60)
+
+    report = pipeline.process([pipeline.parse('{"type": "a", "data": {}, "audience": ["all"]}', "m1")])
+
+    assert report.delivery.sent == 2  # the threshold
+    (job,) = queue.jobs
+    assert (job["topic"], job["event"]["seqs"], job["attempt"]) == ("all", {"all": 1}, 0)
+
+
+def test_delivery_failures_never_fail_the_event(pipeline, connections_table, client, queue):
+    ConnectionStore(connections_table).add("c1", "42", ["user:42"], ttl_seconds=60)
+    client.failures["c1"] = client_error("InternalServerError", 500)
+
+    report = pipeline.process([pipeline.parse('{"type": "order.updated", "data": {"userId": 42}}', "m1")])
+
+    assert report.failed == {}
+    assert [job["targets"] for job in queue.jobs] == [[{"connectionId": "c1", "topics": ["user:42"]}]]
+
+
+def test_events_on_a_topic_that_failed_are_reported_and_the_others_delivered(
+    pipeline, client, connections_table, events_table, monkeypatch
+):
+    ConnectionStore(connections_table).add("c1", "42", ["user:42", "user:7"], ttl_seconds=60)
+    transact = events_table.meta.client.transact_write_items
+
+    def user_7_throttled(**request):
+        if request["TransactItems"][0]["Update"]["Key"]["topic"] == "user:7":
+            raise client_error("ThrottlingException", 400, "TransactWriteItems")
+        return transact(**request)
+
+    monkeypatch.setattr(events_table.meta.client, "transact_write_items", user_7_throttled)
+    batch = [
+        pipeline.parse('{"type": "order.updated", "data": {"userId": 42}}', "to-42"),
+        pipeline.parse('{"type": "order.updated", "data": {"userId": 7}}', "to-7"),
+        pipeline.parse('{"type": "a", "data": {}, "audience": ["user:42", "user:7"]}', "to-both"),
+    ]
+
+    report = pipeline.process(batch)
+
+    assert sorted(report.failed) == [1, 2]
+    assert [frame["id"] for frame in client.frames_for("c1")] == ["to-42"]
+
+
+def test_occurred_at_defaults_to_published_at_without_any_timestamp(pipeline, connections_table, client):
+    ConnectionStore(connections_table).add("c1", "1", ["user:1"], ttl_seconds=60)
     pending = pipeline.parse('{"type": "order.updated", "data": {"userId": 1}}', "m1", None)
 
     assert pending.occurred_at == ""
-    pipeline.process(pending)
+    pipeline.process([pending])
+    (frame,) = client.frames_for("c1")
+    assert frame["occurredAt"] == frame["publishedAt"] == "2026-01-01T12:00:00.250Z"
+
+
+def test_two_messages_with_one_id_in_a_batch_are_one_event(pipeline, connections_table, client):
+    ConnectionStore(connections_table).add("c1", "42", ["user:42"], ttl_seconds=60)
+    body = '{"type": "order.updated", "id": "order-1", "data": {"userId": 42}}'
+
+    report = pipeline.process([pipeline.parse(body, "m1"), pipeline.parse(body, "m2")])
+
+    assert [(s.seqs, s.created) for s in report.stored] == [({"user:42": 1}, ["user:42"]), ({"user:42": 1}, [])]
+    assert [frame["id"] for frame in client.frames_for("c1")] == ["order-1"]

@@ -1,15 +1,14 @@
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
-import botocore.client
 import pytest
-from realtime.events.store import EventStore, StoreContentionError
+from realtime.events.store import EventStore, NewEvent, StoreContentionError
 
-from ..support import REGION
+from ..fake_dynamodb import FakeDynamoDB
+from ..support import REGION, client_error
 
 RETENTION = 3600
+PUBLISHED = "2026-01-01T00:00:00.000Z"
 
 
 @pytest.fixture
@@ -17,32 +16,58 @@ def store(events_table):
     return EventStore(events_table, RETENTION, sleep=lambda _seconds: None)
 
 
-def body_for(event_id, topic, published_at="2026-01-01T00:00:00.000Z"):
+@pytest.fixture(params=["moto", "fake"])
+def events_backend(request):
+    """The events table on moto and on the in-memory fake: the write path must behave the same on both."""
+    if request.param == "moto":
+        return request.getfixturevalue("events_table")
+    return FakeDynamoDB().create_table("events", "topic", "seq")
+
+
+def body_for(event_id, topic, published_at=PUBLISHED):
     return lambda seq: f'{{"id":"{event_id}","topic":"{topic}","seq":{seq},"publishedAt":"{published_at}"}}'
 
 
-def append(store, event_id, topic="user:1", published_at="2026-01-01T00:00:00.000Z"):
+def append(store, event_id, topic="user:1", published_at=PUBLISHED):
     return store.append(
         event_id, topic, body_for(event_id, topic, published_at), event_type="t", published_at=published_at
     )
 
 
+def new_event(event_id, topic="user:1"):
+    return NewEvent(topic, event_id, "t", lambda seq, at: f'{{"id":"{event_id}","seq":{seq},"publishedAt":"{at}"}}')
+
+
+def seqs(result):
+    return {key: (found.seq, found.created) for key, found in result.stored.items()}
+
+
+def stored_ids(table, topic):
+    """(seq, id) of the events stored on a topic, and its counter."""
+    items = table.query(KeyConditionExpression="topic = :t", ExpressionAttributeValues={":t": topic})["Items"]
+    counter = next((int(i["lastSeq"]) for i in items if int(i["seq"]) == 0), 0)
+    return sorted((int(i["seq"]), i["id"]) for i in items if int(i["seq"]) > 0), counter
+
+
 def test_two_ids_get_seqs_1_and_2(store):
-    assert append(store, "a") == (1, True)
-    assert append(store, "b") == (2, True)
+    assert append(store, "a")[:2] == (1, True)
+    assert append(store, "b")[:2] == (2, True)
     assert store.last_seq("user:1") == 2
 
 
 def test_same_id_twice_is_stored_once(store):
-    assert append(store, "a") == (1, True)
-    assert append(store, "a") == (1, False)
-    assert append(store, "b") == (2, True)
+    first = append(store, "a", published_at="2026-01-01T00:00:01.000Z")
+    again = append(store, "a", published_at="2026-01-01T00:00:09.000Z")
+
+    assert first == (1, True, "2026-01-01T00:00:01.000Z")
+    assert again == (1, False, "2026-01-01T00:00:01.000Z")  # when it was first stored
+    assert append(store, "b")[:2] == (2, True)
 
 
 def test_topics_count_independently(store):
-    assert append(store, "a", "user:1") == (1, True)
-    assert append(store, "a", "group:ops") == (1, True)
-    assert append(store, "b", "group:ops") == (2, True)
+    assert append(store, "a", "user:1")[:2] == (1, True)
+    assert append(store, "a", "group:ops")[:2] == (1, True)
+    assert append(store, "b", "group:ops")[:2] == (2, True)
 
 
 def test_stored_item_layout(store, events_table):
@@ -54,93 +79,165 @@ def test_stored_item_layout(store, events_table):
     assert event["id"] == "a"
     assert event["type"] == "t"
     assert event["body"] == body_for("a", "user:1")(1)
+    assert event["publishedAt"] == PUBLISHED
     assert event["expiresAt"] > 0
     assert counter["lastSeq"] == 1
     assert "expiresAt" not in counter  # seq must never restart after retention
     assert dedup["assignedSeq"] == 1
+    assert dedup["publishedAt"] == PUBLISHED
     assert dedup["expiresAt"] == event["expiresAt"]
-    assert store.get_body("user:1", 1) == event["body"]
-    assert store.get_body("user:1", 99) is None
 
 
-def test_lost_counter_race_is_retried(store, events_table):
-    rival = EventStore(events_table, RETENTION)
-    read_last_seq = store._last_seq
-    raced = []
+def test_a_batch_on_one_topic_is_one_read_and_one_transaction(events_table):
+    calls = []
+    events_table.meta.client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    store = EventStore(events_table, RETENTION)
 
-    def last_seq_then_rival_writes(topic):
-        value = read_last_seq(topic)
-        if not raced:
-            raced.append(True)
-            append(rival, "rival", topic)  # takes the seq we are about to claim
-        return value
+    result = store.append_batch([new_event(f"e{n}") for n in range(10)], PUBLISHED)
 
-    store._last_seq = last_seq_then_rival_writes
-
-    assert append(store, "mine") == (2, True)
-    assert rival.get_body("user:1", 1) == body_for("rival", "user:1")(1)
+    assert calls == ["BatchGetItem", "TransactWriteItems"]
+    assert seqs(result) == {("user:1", f"e{n}"): (n + 1, True) for n in range(10)}
+    assert stored_ids(events_table, "user:1") == ([(n + 1, f"e{n}") for n in range(10)], 10)
 
 
-def test_concurrent_duplicate_reuses_the_assigned_seq(store, events_table):
-    other_delivery = EventStore(events_table, RETENTION)
-    read_last_seq = store._last_seq
+def test_a_topic_with_more_than_49_new_events_takes_a_transaction_per_49(events_backend):
+    store = EventStore(events_backend, RETENTION)
 
-    def last_seq_then_duplicate_stored(topic):
-        value = read_last_seq(topic)
-        append(other_delivery, "same-id", topic)
-        return value
+    result = store.append_batch([new_event(f"e{n:03}") for n in range(120)], PUBLISHED)
 
-    store._last_seq = last_seq_then_duplicate_stored
-
-    assert append(store, "same-id") == (1, False)
-    assert store.last_seq("user:1") == 1
+    assert not result.failed
+    assert stored_ids(events_backend, "user:1") == ([(n + 1, f"e{n:03}") for n in range(120)], 120)
 
 
-def test_endless_contention_gives_up_with_a_retryable_error(events_table):
-    store = EventStore(events_table, RETENTION, sleep=lambda _seconds: None, max_attempts=3)
-    rival = EventStore(events_table, RETENTION)
-    read_last_seq = store._last_seq
+def test_a_batch_stores_each_topic_and_an_id_once_per_topic(events_backend):
+    store = EventStore(events_backend, RETENTION)
+    append(store, "old", "group:ops")
+
+    result = store.append_batch(
+        [
+            new_event("x", "user:1"),
+            new_event("x", "group:ops"),
+            new_event("x", "user:1"),
+            new_event("old", "group:ops"),
+        ],
+        PUBLISHED,
+    )
+
+    assert seqs(result) == {("user:1", "x"): (1, True), ("group:ops", "x"): (2, True), ("group:ops", "old"): (1, False)}
+
+
+def test_an_event_stored_on_some_topics_keeps_its_first_published_at_on_the_others(events_backend):
+    store = EventStore(events_backend, RETENTION)
+    append(store, "x", "user:1", published_at="2026-01-01T00:00:01.000Z")
+
+    result = store.append_batch([new_event("x", "user:1"), new_event("x", "group:ops")], "2026-01-01T00:00:09.000Z")
+
+    assert {key: found.published_at for key, found in result.stored.items()} == {
+        ("user:1", "x"): "2026-01-01T00:00:01.000Z",
+        ("group:ops", "x"): "2026-01-01T00:00:01.000Z",
+    }
+    assert result.stored[("group:ops", "x")].created
+
+
+def rival_after_first_read(store, rival_events):
+    """Make another writer store `rival_events` right after `store` has read the counters (once)."""
+    read = store._read
+    rival = EventStore(store._table, RETENTION)
+    pending = list(rival_events)
+
+    def read_then_rival_writes(*args):
+        found = read(*args)
+        if pending:
+            rival.append_batch(pending, PUBLISHED)
+            pending.clear()
+        return found
+
+    store._read = read_then_rival_writes
+
+
+def test_a_lost_counter_race_is_retried_with_the_counter_read_again(events_backend):
+    store = EventStore(events_backend, RETENTION, sleep=lambda _seconds: None)
+    rival_after_first_read(store, [new_event("rival")])
+
+    result = store.append_batch([new_event("mine"), new_event("mine-too")], PUBLISHED)
+
+    assert seqs(result) == {("user:1", "mine"): (2, True), ("user:1", "mine-too"): (3, True)}
+    assert stored_ids(events_backend, "user:1") == ([(1, "rival"), (2, "mine"), (3, "mine-too")], 3)
+
+
+def test_an_event_another_delivery_stored_meanwhile_keeps_its_seq_and_the_rest_follow(events_backend):
+    # The cancelled transaction names the idempotency record that exists: that event leaves the chunk.
+    store = EventStore(events_backend, RETENTION, sleep=lambda _seconds: None)
+    rival_after_first_read(store, [new_event("b")])
+
+    result = store.append_batch([new_event("a"), new_event("b"), new_event("c")], PUBLISHED)
+
+    assert seqs(result) == {("user:1", "b"): (1, False), ("user:1", "a"): (2, True), ("user:1", "c"): (3, True)}
+    assert stored_ids(events_backend, "user:1") == ([(1, "b"), (2, "a"), (3, "c")], 3)
+
+
+def test_endless_contention_fails_that_topic_only(events_backend):
+    store = EventStore(events_backend, RETENTION, sleep=lambda _seconds: None, max_attempts=3)
+    rival = EventStore(events_backend, RETENTION)
+    read = store._read
     rivals = iter(range(100))
 
-    def always_overtaken(topic):
-        value = read_last_seq(topic)
-        append(rival, f"rival-{next(rivals)}", topic)
-        return value
+    def always_overtaken(event_ids):
+        found = read(event_ids)
+        if "user:1" in event_ids:
+            rival.append_batch([new_event(f"rival-{next(rivals)}")], PUBLISHED)
+        return found
 
-    store._last_seq = always_overtaken
+    store._read = always_overtaken
 
-    with pytest.raises(StoreContentionError, match="after 3 attempts"):
-        append(store, "mine")
+    result = store.append_batch([new_event("mine", "user:1"), new_event("mine", "group:ops")], PUBLISHED)
+
+    assert isinstance(result.failed["user:1"], StoreContentionError)
+    assert "after 3 attempts" in str(result.failed["user:1"])
+    assert seqs(result) == {("group:ops", "mine"): (1, True)}
 
 
-def test_concurrent_writers_get_unique_gapless_seqs(events_table, monkeypatch):
-    # DynamoDB applies each request atomically; serializing moto's API calls models exactly that,
-    # while the threads still interleave between reading the counter and writing.
-    lock = threading.Lock()
-    make_api_call = botocore.client.BaseClient._make_api_call
+def test_other_errors_fail_their_topic_without_retrying(events_backend, monkeypatch):
+    store = EventStore(events_backend, RETENTION, sleep=lambda _seconds: None)
+    client = events_backend.meta.client
+    transact = client.transact_write_items
+    attempts = []
 
-    def atomic_api_call(self, operation, params):
-        with lock:
-            response = make_api_call(self, operation, params)
-        time.sleep(0.001)  # let another writer in between our read and our write
-        return response
+    def throttled_on_user_1(**request):
+        if request["TransactItems"][0]["Update"]["Key"]["topic"] == "user:1":
+            attempts.append(1)
+            raise client_error("ThrottlingException", 400, "TransactWriteItems")
+        return transact(**request)
 
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", atomic_api_call)
+    monkeypatch.setattr(client, "transact_write_items", throttled_on_user_1)
 
+    result = store.append_batch([new_event("a", "user:1"), new_event("a", "group:ops")], PUBLISHED)
+
+    assert list(result.failed) == ["user:1"]
+    assert len(attempts) == 1
+    assert seqs(result) == {("group:ops", "a"): (1, True)}
+
+
+def test_concurrent_batches_get_unique_gapless_seqs(events_table, atomic_requests):
     def writer(worker):
         table = boto3.session.Session().resource("dynamodb", region_name=REGION).Table(events_table.name)
         store = EventStore(table, RETENTION)
         # Each worker also re-sends one shared id: it must be stored exactly once.
-        ids = ["shared"] + [f"w{worker}-{n}" for n in range(5)]
-        return [append(store, event_id) for event_id in ids]
+        results = []
+        for batch in range(3):
+            ids = ["shared"] + [f"w{worker}-{batch}-{n}" for n in range(4)]
+            result = store.append_batch([new_event(event_id) for event_id in ids], PUBLISHED)
+            assert not result.failed
+            results += list(result.stored.items())
+        return results
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         results = [result for batch in pool.map(writer, range(6)) for result in batch]
 
-    created = sorted(seq for seq, was_created in results if was_created)
-    assert created == list(range(1, 32))  # 30 distinct ids + "shared" once
-    shared = {seq for seq, _ in results[0::6]}
-    assert len(shared) == 1
+    created = sorted(found.seq for _, found in results if found.created)
+    assert created == list(range(1, 6 * 3 * 4 + 2))  # 72 distinct ids + "shared" once
+    assert len({found.seq for (_, event_id), found in results if event_id == "shared"}) == 1
+    assert stored_ids(events_table, "user:1")[1] == 73
 
 
 # --- read_after ---------------------------------------------------------------

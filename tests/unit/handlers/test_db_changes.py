@@ -232,7 +232,8 @@ def test_a_replayed_record_is_stored_once(
     events_queue, events_table, connections_table, management_client, monkeypatch, lambda_context
 ):
     """The same record published twice (a retried batch) gives the same event id: process-events stores it once."""
-    monkeypatch.setenv("DLQ_URL", events_queue[1])
+    for name in ("DLQ_URL", "FANOUT_QUEUE_URL"):
+        monkeypatch.setenv(name, events_queue[1])
     record = coming_online(1)
 
     db_changes.handler({"Records": [record]}, lambda_context)

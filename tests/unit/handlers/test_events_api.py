@@ -217,3 +217,13 @@ def test_without_wait_there_is_no_polling(store, lambda_context, monkeypatch):
     status, body, _ = get(lambda_context, make_token("42"))
 
     assert (status, body["events"]) == (200, [])
+
+
+def test_a_token_granting_more_topics_than_allowed_is_refused(store, lambda_context, monkeypatch):
+    monkeypatch.setenv("MAX_TOPICS_PER_TOKEN", "3")
+
+    status, body, response = get(lambda_context, make_token("42", groups=["a", "b"]))
+
+    assert (status, body["error"]["code"]) == (401, "invalid_token")
+    assert response["headers"]["WWW-Authenticate"].startswith("Bearer")
+    assert get(lambda_context, make_token("42", groups=["a"]))[0] == 200

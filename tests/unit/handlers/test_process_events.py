@@ -1,29 +1,25 @@
 import json
 import time
 
-import boto3
 import pytest
-from realtime.core import lifecycle
+from realtime.core import aws, lifecycle
 from realtime.core.errors import ConfigError
 from realtime.events.connections import ConnectionStore
 from realtime.events.store import EventStore
 from realtime.handlers import process_events
 
-from ..support import REGION, client_error, sqs_record
+from ..support import client_error, sqs_record
 
 RULES = [{"type": "order.*", "audience": ["user:{data.userId}"]}]
 
 
 @pytest.fixture
-def dlq(aws_mock, monkeypatch):
-    sqs = boto3.client("sqs", region_name=REGION)
-    url = sqs.create_queue(QueueName="realtime-test-dlq")["QueueUrl"]
-    monkeypatch.setenv("DLQ_URL", url)
-    return sqs, url
+def dlq(queues):
+    return queues.sqs, queues.dlq
 
 
 @pytest.fixture
-def stack(events_table, connections_table, management_client, dlq, monkeypatch):
+def stack(events_table, connections_table, management_client, queues, monkeypatch):
     monkeypatch.setenv("EVENT_TYPE_RULES", json.dumps(RULES))
     monkeypatch.setenv("MAX_DATA_BYTES", "1024")
     # Connected a minute ago: past the window in which the gateway answers 410 for a socket still connecting.
@@ -91,7 +87,9 @@ def test_delivered_frame_equals_the_stored_one(stack, management_client, lambda_
     process_events.handler({"Records": [sqs_record(body, "m-1")]}, lambda_context)
 
     (stored,) = stack.read_after(["user:alice"], {}).events
-    assert management_client.posts[0][1].decode() == stored.body
+    frame = json.loads(management_client.posts[0][1])
+    assert frame.pop("seqs") == {"user:alice": 1}
+    assert json.dumps(frame, separators=(",", ":")) == stored.body  # the HTTP item is the frame without seqs
     frame = json.loads(stored.body)
     assert (frame["id"], frame["type"], frame["topic"], frame["seq"]) == ("o-1", "order.updated", "user:alice", 1)
     assert frame["occurredAt"] == "2026-01-01T00:00:00.000Z"
@@ -107,24 +105,31 @@ def test_sqs_redelivery_is_stored_once(stack, lambda_context):
     assert [e.seq for e in stack.read_after(["user:alice"], {}).events] == [1]
 
 
-def test_transient_delivery_failure_is_retried_by_sqs(stack, management_client, lambda_context):
-    management_client.failures["bob"] = client_error("InternalServerError", 500)
-    records = [
-        sqs_record('{"type": "order.updated", "data": {"userId": "bob"}}', "to-bob"),
-        sqs_record('{"type": "order.updated", "data": {"userId": "alice"}}', "to-alice"),
-    ]
+def test_a_failed_post_is_retried_alone_and_never_fails_the_record(stack, queues, management_client, lambda_context):
+    management_client.failures["alice-tab-2"] = client_error("InternalServerError", 500)
+    record = sqs_record('{"type": "order.updated", "data": {"userId": "alice"}}', "to-alice")
 
-    result = process_events.handler({"Records": records}, lambda_context)
+    result = process_events.handler({"Records": [record]}, lambda_context)
 
-    assert result == {"batchItemFailures": [{"itemIdentifier": "to-bob"}]}
-    # Stored before delivery: the retry finds it and delivers the same (topic, seq).
-    assert [e.seq for e in stack.read_after(["user:bob"], {}).events] == [1]
-    del management_client.failures["bob"]
-    retry = process_events.handler({"Records": [records[0]]}, lambda_context)
-    assert retry == {"batchItemFailures": []}
-    assert [(json.loads(d)["topic"], json.loads(d)["seq"]) for c, d in management_client.posts if c == "bob"] == [
-        ("user:bob", 1)
-    ]
+    assert result == {"batchItemFailures": []}  # stored: the events DLQ never sees it because of delivery
+    (job,) = queues.fanout_jobs()
+    assert job["targets"] == [{"connectionId": "alice-tab-2", "topics": ["user:alice"]}]
+    assert (job["attempt"], job["event"]["seqs"]) == (1, {"user:alice": 1})
+    assert [c for c, _ in management_client.posts] == ["alice-tab-1"]
+
+
+def test_one_post_per_connection_however_many_of_its_topics_the_event_has(stack, management_client, lambda_context):
+    body = '{"type": "notice", "data": {}, "audience": ["user:alice", "group:ops", "all"]}'
+
+    process_events.handler({"Records": [sqs_record(body, "m")]}, lambda_context)
+
+    seqs = {connection: json.loads(data)["seqs"] for connection, data in management_client.posts}
+    assert len(management_client.posts) == 3
+    assert seqs == {
+        "alice-tab-1": {"all": 1, "group:ops": 1, "user:alice": 1},
+        "alice-tab-2": {"all": 1, "user:alice": 1},
+        "bob": {"all": 1},
+    }
 
 
 def test_gone_connections_are_cleaned_up(stack, management_client, connections_table, lambda_context):
@@ -152,17 +157,45 @@ def test_a_connection_still_connecting_is_not_removed_on_gone(
     assert ConnectionStore(connections_table).get("alice-tab-3") is not None
 
 
-def test_storage_failure_is_a_batch_item_failure(stack, lambda_context, monkeypatch):
-    def broken_append(*_args, **_kwargs):
+def test_a_storage_failure_is_retried_in_seconds_not_after_the_visibility_timeout(
+    stack, queues, lambda_context, monkeypatch
+):
+    def broken(*_args, **_kwargs):
         raise RuntimeError("DynamoDB is having a bad day")
 
-    monkeypatch.setattr(EventStore, "append", broken_append)
-
-    result = process_events.handler(
-        {"Records": [sqs_record('{"type": "order.updated", "data": {"userId": "alice"}}', "m")]}, lambda_context
+    monkeypatch.setattr(EventStore, "append_batch", broken)
+    delays = []
+    queues.sqs.meta.events.register(
+        "before-parameter-build.sqs.ChangeMessageVisibilityBatch",
+        lambda params, **_: delays.extend(e["VisibilityTimeout"] for e in params["Entries"]),
     )
+    records = queues.received('{"type": "order.updated", "data": {"userId": "alice"}}', receives=3)
 
-    assert result == {"batchItemFailures": [{"itemIdentifier": "m"}]}
+    result = process_events.handler({"Records": records}, lambda_context)
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": records[0]["messageId"]}]}
+    assert 4 <= delays[0] <= 12  # about 2^3 s, +-50 %, not the queue's 360 s
+
+
+def test_a_topic_that_cannot_be_stored_fails_only_its_records(stack, dynamodb, lambda_context, monkeypatch):
+    monkeypatch.setattr(aws, "dynamodb", lambda: dynamodb)
+    transact = dynamodb.meta.client.transact_write_items
+
+    def bob_throttled(**request):
+        if request["TransactItems"][0]["Update"]["Key"]["topic"] == "user:bob":
+            raise client_error("ProvisionedThroughputExceededException", 400, "TransactWriteItems")
+        return transact(**request)
+
+    monkeypatch.setattr(dynamodb.meta.client, "transact_write_items", bob_throttled)
+    records = [
+        sqs_record('{"type": "order.updated", "data": {"userId": "bob"}}', "to-bob"),
+        sqs_record('{"type": "order.updated", "data": {"userId": "alice"}}', "to-alice"),
+    ]
+
+    result = process_events.handler({"Records": records}, lambda_context)
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": "to-bob"}]}
+    assert [e.seq for e in stack.read_after(["user:alice"], {}).events] == [1]
 
 
 def test_metrics_are_emitted(stack, lambda_context, capsys):
@@ -181,6 +214,7 @@ def test_metrics_are_emitted(stack, lambda_context, capsys):
         return sum(value) if isinstance(value, list) else value
 
     assert (total("EventsStored"), total("Delivered"), total("PoisonMessages")) == (1, 2, 1)
+    assert (total("DeliveriesRetried"), total("DeliveriesAbandoned"), total("RecordsRetried")) == (0, 0, 0)
 
 
 def test_bad_rules_fail_the_invocation_naming_the_rule(stack, lambda_context, monkeypatch):
@@ -189,3 +223,38 @@ def test_bad_rules_fail_the_invocation_naming_the_rule(stack, lambda_context, mo
 
     with pytest.raises(ConfigError, match=r"EVENT_TYPE_RULES\[0\]"):
         process_events.handler({"Records": [sqs_record('{"type": "x", "data": {}}', "m")]}, lambda_context)
+
+
+@pytest.mark.parametrize(
+    ("audiences", "requests"),
+    [
+        # Before batching, every (event, topic) cost two GetItems, a transaction and a Query: 4 per event here,
+        (
+            [["user:alice"]] * 10,
+            {"BatchGetItem": 1, "TransactWriteItems": 1, "Query": 1},
+        ),
+        # 12 here,
+        (
+            [["user:alice", "group:ops", "all"]] * 10,
+            {"BatchGetItem": 1, "TransactWriteItems": 3, "Query": 3},
+        ),
+        # and 4 here.
+        (
+            [[f"user:u{n}"] for n in range(10)],
+            {"BatchGetItem": 1, "TransactWriteItems": 10, "Query": 10},
+        ),
+    ],
+)
+def test_dynamodb_requests_per_batch(stack, lambda_context, audiences, requests):
+    made = []
+    aws.dynamodb().meta.client.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: made.append(model.name)
+    )
+    records = [
+        sqs_record(json.dumps({"type": "t", "data": {}, "audience": audience}), f"m{n}")
+        for n, audience in enumerate(audiences)
+    ]
+
+    assert process_events.handler({"Records": records}, lambda_context) == {"batchItemFailures": []}
+
+    assert {name: made.count(name) for name in set(made)} == requests

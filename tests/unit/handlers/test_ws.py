@@ -6,7 +6,7 @@ import pytest
 from realtime.events.connections import ConnectionStore
 from realtime.handlers import ws_connect, ws_disconnect, ws_ping
 
-from ..support import make_token, ws_event
+from ..support import make_token, subscribed, ws_event
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def test_connect_stores_the_topics_of_the_token(connections, lambda_context):
     item = connections.get("conn-1")
     assert item["userId"] == "42"
     assert item["topics"] == ["user:42", "group:ops", "presence:7", "all"]
-    assert list(connections.subscribers("presence:7")) == ["conn-1"]
+    assert list(subscribed(connections, "presence:7")) == ["conn-1"]
 
 
 def test_connect_ignores_topics_asked_for_in_the_query(connections, lambda_context):
@@ -39,8 +39,8 @@ def test_connect_ignores_topics_asked_for_in_the_query(connections, lambda_conte
     assert connect(lambda_context, query) == {"statusCode": 200}
 
     assert connections.get("conn-1")["topics"] == ["user:42", "all"]
-    assert list(connections.subscribers("user:7")) == []
-    assert list(connections.subscribers("group:admins")) == []
+    assert list(subscribed(connections, "user:7")) == []
+    assert list(subscribed(connections, "group:admins")) == []
 
 
 @pytest.mark.parametrize(
@@ -63,6 +63,30 @@ def test_connect_refuses_missing_expired_or_bad_tokens_and_stores_nothing(
     assert connections_table.scan()["Count"] == 0
 
 
+def test_connect_refuses_the_session_past_the_users_limit_with_429(connections, lambda_context, monkeypatch, caplog):
+    monkeypatch.setenv("MAX_SESSIONS_PER_USER", "2")
+    token = make_token("42")
+
+    assert [connect(lambda_context, {"token": token}, f"conn-{n}")["statusCode"] for n in range(3)] == [200, 200, 429]
+
+    assert connections.get("conn-2") is None
+    assert subscribed(connections, "user:42") == ["conn-0", "conn-1"]
+    (refused,) = [r for r in caplog.records if r.getMessage() == "Connection refused"]
+    assert (refused.reason, refused.sessions) == ("too_many_sessions", 2)
+    ws_disconnect.handler(ws_event("$disconnect", "conn-0"), lambda_context)
+    assert connect(lambda_context, {"token": token}, "conn-3") == {"statusCode": 200}
+
+
+def test_connect_refuses_a_token_granting_more_topics_than_allowed(
+    connections, connections_table, lambda_context, monkeypatch
+):
+    monkeypatch.setenv("MAX_TOPICS_PER_TOKEN", "3")
+
+    assert connect(lambda_context, {"token": make_token("42", groups=["a", "b"])}) == {"statusCode": 401}
+    assert connections_table.scan()["Count"] == 0
+    assert connect(lambda_context, {"token": make_token("42", groups=["a"])}) == {"statusCode": 200}
+
+
 def test_connect_refuses_when_tokens_cannot_be_checked(connections_table, token_checks, lambda_context, monkeypatch):
     monkeypatch.setenv("TOKEN_SECRET_SSM_PARAMETER", "/does/not/exist")
 
@@ -81,7 +105,7 @@ def test_disconnect_removes_the_connection_and_subscriptions(connections, connec
 
     assert response == {"statusCode": 200}
     assert connections.get("conn-1") is None
-    assert list(connections.subscribers("user:42")) == ["conn-2"]
+    assert list(subscribed(connections, "user:42")) == ["conn-2"]
 
 
 def test_disconnect_of_an_unknown_connection_is_fine(connections, lambda_context):

@@ -390,7 +390,7 @@ def test_presence_events_are_valid_producer_messages(world):
     assert message["data"] == {"userId": "ann", "version": 1, "lastSeen": "2026-01-01T00:00:00.000Z"}
     [sent] = [m.body for m in world.sqs.messages_sent if m.queue_url == EVENTS_QUEUE]
     pipeline = EventPipeline(
-        store=None, connections=None, deliverer=None, rules=EventTypeRules([]), max_data_bytes=1024
+        store=None, delivery=None, rules=EventTypeRules([]), max_data_bytes=1024, fanout_threshold=1
     )
     pending = pipeline.parse(sent, "m1")
     assert json.loads(sent) == message

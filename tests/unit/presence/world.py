@@ -24,6 +24,7 @@ EVENTS_QUEUE = "https://sqs.test/events"
 CHECKS_QUEUE = "https://sqs.test/presence-checks"
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 VISIBILITY_TIMEOUT_SECONDS = 30
+MAX_SESSIONS = 1000  # the histories here never reach the limit; test_sessions_limit.py does
 
 
 def create_presence_table(dynamodb: Any, name: str = PRESENCE_TABLE) -> Any:
@@ -149,7 +150,7 @@ class World:
         claims = {"sub": user, "groups": list(groups), "topics": list(topics)}
         principal = Principal(user_id=user, groups=groups, topics=tuple(topics_for_claims(claims)))
         self.management.alive.add(connection_id)
-        self.sessions.open(connection_id, principal, 7200)
+        self.sessions.open(connection_id, principal, 7200, MAX_SESSIONS)
         self.collect()
         return connection_id
 
@@ -236,7 +237,7 @@ class World:
             self.connections.add(connection_id, user, topics, 7200)
 
         def count_session() -> None:
-            started = self.presence.session_started(user, connection_id, groups)
+            started = self.presence.session_started(user, connection_id, groups, MAX_SESSIONS)
             if started.came_online:
                 self.sessions.announce(started.state)
 

@@ -1,0 +1,81 @@
+import json
+import time
+
+import pytest
+from realtime.events.connections import ConnectionStore
+from realtime.handlers import fanout, process_events
+
+from ..support import client_error, sqs_record
+
+
+@pytest.fixture
+def audience(events_table, connections_table, management_client, queues, monkeypatch):
+    monkeypatch.setenv("FANOUT_THRESHOLD", "2")
+    monkeypatch.setenv("FANOUT_PAGE_SIZE", "2")
+    monkeypatch.setenv("DELIVERY_MAX_ATTEMPTS", "2")
+    # Connected a minute ago: past the window in which the gateway answers 410 for a socket still connecting.
+    connections = ConnectionStore(connections_table, clock=lambda: time.time() - 60)
+    ids = [f"c{n}" for n in range(5)]
+    for connection_id in ids:
+        connections.add(connection_id, connection_id, [f"user:{connection_id}", "all"], ttl_seconds=600)
+    return ids
+
+
+def run_jobs(queues, lambda_context, done=0):
+    """Hand every job queued since `done` to the fanout function, as the mapping would; their results."""
+    results = []
+    while done < len(queues.sent_jobs):
+        entry = queues.sent_jobs[done]
+        done += 1
+        results.append(fanout.handler({"Records": [sqs_record(entry["MessageBody"], f"job-{done}")]}, lambda_context))
+    return results
+
+
+def test_a_broadcast_beyond_the_threshold_is_posted_page_by_page_once_each(
+    audience, queues, management_client, lambda_context
+):
+    record = sqs_record('{"type": "notice", "data": {}, "audience": ["all"]}', "broadcast")
+
+    assert process_events.handler({"Records": [record]}, lambda_context) == {"batchItemFailures": []}
+    assert len(management_client.posts) == 2
+    results = run_jobs(queues, lambda_context)
+
+    assert results == [{"batchItemFailures": []}] * 2  # pages of 2 after the first: c2-c3, then c4
+    assert sorted(c for c, _ in management_client.posts) == audience
+    assert {json.loads(data)["seqs"]["all"] for _, data in management_client.posts} == {1}
+
+
+def test_retry_jobs_post_only_the_failed_connections_and_give_up_after_the_last_attempt(
+    audience, queues, management_client, lambda_context, caplog
+):
+    management_client.failures["c1"] = client_error("InternalServerError", 500)
+    record = sqs_record('{"type": "notice", "data": {}, "audience": ["user:c0", "user:c1"]}', "m")
+
+    process_events.handler({"Records": [record]}, lambda_context)
+    run_jobs(queues, lambda_context)
+
+    assert [c for c, _ in management_client.posts] == ["c0"]
+    jobs = queues.fanout_jobs()
+    assert [(job["attempt"], [t["connectionId"] for t in job["targets"]]) for job in jobs] == [(1, ["c1"])]
+    abandoned = [r for r in caplog.records if r.getMessage().startswith("Delivery abandoned")]
+    assert [(r.connection_id, r.event_id, r.posts) for r in abandoned] == [("c1", "m", 2)]
+
+
+def test_a_page_that_cannot_be_read_is_retried_soon(audience, queues, lambda_context, monkeypatch):
+    def throttled(*_args, **_kwargs):
+        raise client_error("ProvisionedThroughputExceededException", 400, "Query")
+
+    process_events.handler(
+        {"Records": [sqs_record('{"type": "notice", "data": {}, "audience": ["all"]}', "m")]}, lambda_context
+    )
+    monkeypatch.setattr(ConnectionStore, "subscriber_page", throttled)
+    delays = []
+    queues.sqs.meta.events.register(
+        "before-parameter-build.sqs.ChangeMessageVisibilityBatch",
+        lambda params, **_: delays.extend(e["VisibilityTimeout"] for e in params["Entries"]),
+    )
+
+    (result,) = run_jobs(queues, lambda_context)
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": "job-1"}]}
+    assert 1 <= delays[0] <= 3
