@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 import pytest
-from measurements import LATENCIES, latency_summary
+from measurements import FIGURES, LATENCIES, latency_summary
 
 from scripts.emulator import emulator_client
 from scripts.local_stack import stack_on_free_port
@@ -57,3 +57,5 @@ def token(secret):
 def pytest_terminal_summary(terminalreporter):
     if LATENCIES:
         terminalreporter.write_line(latency_summary())
+    for line in FIGURES:
+        terminalreporter.write_line(line)

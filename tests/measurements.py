@@ -6,6 +6,8 @@ import statistics
 
 # Publish-to-receive latencies (seconds) seen by the tests.
 LATENCIES: list[float] = []
+# Other figures worth reading after a run (one line each), e.g. broadcast times to simulated audiences.
+FIGURES: list[str] = []
 
 
 def latency_summary() -> str:
