@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httptools
 import httpx
@@ -81,7 +81,7 @@ class Behaviour:
     jitter_ms: float = 0.0  # each answer waits latency + uniform(0, jitter)
     rate_limit: float = 0.0  # posts per second answered before 429s start; 0: no limit
     failure_share: float = 0.0  # share of ids whose first posts fail
-    failures_per_connection: int = 1
+    failures_per_connection: int = 1  # how many of a failing id's first posts fail
     seed: int = 0
 
     def failure_for(self, connection_id: str) -> tuple[int, str, str] | None:
@@ -269,7 +269,10 @@ class GatewaySimulator:
             if method == "DELETE":
                 return self.delete(connection_id)
         elif path.startswith(CONTROL_PREFIX):
-            return self._control(method, path.removeprefix(CONTROL_PREFIX), json.loads(body) if body else {})
+            try:
+                return self._control(method, path.removeprefix(CONTROL_PREFIX), json.loads(body) if body else {})
+            except (ValueError, TypeError, KeyError) as error:  # not JSON, an unknown field, no "ids"
+                return Answer(400, {"message": f"bad control request: {error!r}"}, "BadRequestException")
         return _error(NOT_FOUND)
 
     def _control(self, method: str, path: str, request: dict[str, Any]) -> Answer:
@@ -381,7 +384,7 @@ class SimulatorClient:
         return self._call("GET", "connections")
 
     def connection(self, connection_id: str) -> dict[str, Any]:
-        return self._call("GET", f"connections/{connection_id}")
+        return self._call("GET", f"connections/{quote(connection_id, safe='')}")
 
     def register(self, connection_ids: Iterable[str]) -> int:
         return self._call("POST", "connections", {"ids": list(connection_ids)})["registered"]

@@ -7,6 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
+import httpx
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -133,3 +134,10 @@ def test_control_api_registers_and_unregisters_in_bulk(simulator):
     assert simulator.unregister(f"c{n:06d}" for n in range(50_000)) == 50_000
     assert simulator.stats()["registered"] == 50_000
     assert simulator.unregister() == 0
+
+
+def test_a_bad_control_request_is_refused_and_changes_nothing(simulator):
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        simulator.configure(latency_ms=5, no_such_field=1)
+    assert refused.value.response.status_code == 400
+    assert simulator.stats()["behaviour"]["latency_ms"] == 0
