@@ -90,7 +90,6 @@ def test_a_broadcast_to_10000_connections_is_posted_exactly_once_to_each(stack, 
     posted_again = sorted(i for i in audience.connection_ids if counts[i]["posts"] > 1)
     assert not missing, f"{len(missing)} of {AUDIENCE} connections never got the event, e.g. {missing[:3]}"
     assert not posted_again, f"{len(posted_again)} connections were posted more than once, e.g. {posted_again[:3]}"
-    assert stats["gone"] == stats["throttled"] == stats["server_errors"] == 0
     for connection_id in (audience.connection_ids[0], audience.connection_ids[-1]):
         [frame] = [json.loads(text) for text in simulator.connection(connection_id)["frames"]]
         assert (frame["id"], frame["topic"], frame["data"]) == (event_id, audience.topics[0], {"note": "to everyone"})
