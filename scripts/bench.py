@@ -1,14 +1,22 @@
-"""Benchmarks on the local stack: latency and fan-out, measured side by side in one run.
+"""Benchmarks on the local stack: broadcasts, latency and fan-out, measured side by side in one run.
 
     python -m scripts.bench [--endpoints .local/endpoints.json] [--sessions 60] [--events 30]
+    BENCH_SCALE=large python -m scripts.bench    # adds the 100,000-connection broadcast
 
 Without --endpoints (or REALTIME_STACK_ENDPOINTS) it starts its own emulator
 on a free loopback port, applies the stack, and stops it afterwards.
 
 What it prints:
-  1. publish-to-receive latency on a warm stack (one session, events sent one
+  1. a broadcast to 1,000 and 10,000 simulated connections (100,000 with
+     BENCH_SCALE=large): the gateway simulator (scripts/gateway_sim.py) answers
+     each post after 20 ms, the connections are written straight into the
+     table; time from send to the last accepted post, posts/s, and the same
+     posts from a bare loop (the functions' own `@connections` client, as many
+     posts in flight as DELIVERY_CONCURRENCY) against the same simulator: the
+     ceiling, and the stack's share of it;
+  2. publish-to-receive latency on a warm stack (one session, events sent one
      after another): median and p95, with the cold first event apart;
-  2. fan-out of one event to N sessions with DELIVERY_CONCURRENCY=1 and with
+  3. fan-out of one event to N sessions with DELIVERY_CONCURRENCY=1 and with
      the module's default concurrency, and the ratio between them.
 
 Figures from the emulator: its Lambda workers and API run on this machine, so
@@ -27,14 +35,22 @@ import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
+import boto3
 import websockets
+from realtime.core import aws
 
 from scripts.emulator import emulator_client, read_endpoints
+from scripts.gateway_sim import SimulatorClient, simulator_process
 from scripts.local_stack import stack_on_free_port
 from scripts.mint_token import local_secret, mint_token
+from scripts.simulated_audience import posting_to, simulated_audience
+
+BROADCAST_SIZES = (1_000, 10_000)
+LARGE_BROADCAST_SIZES = (*BROADCAST_SIZES, 100_000)
 
 
 class Receiver:
@@ -126,10 +142,111 @@ class Bench:
         return {"median_ms": statistics.median(times) * 1000, "rounds": rounds}
 
 
+def progress(message: str) -> None:
+    print(f"    ... {message}")
+
+
+class BroadcastBench:
+    """One broadcast to N simulated connections, next to a bare posting loop against the same simulator."""
+
+    def __init__(self, endpoints: dict, simulator: SimulatorClient, concurrency: int):
+        self.endpoints = endpoints
+        self.simulator = simulator
+        self.concurrency = concurrency
+        self.sqs = emulator_client(endpoints, "sqs")
+        self.run = uuid.uuid4().hex[:6]
+
+    def measure(self, size: int) -> dict:
+        group = f"bench-crowd-{self.run}-{size}"
+        ids = [f"{group}-{n:06d}" for n in range(size)]
+        progress(f"{size:,} connections: writing them to the connections table and the simulator")
+        started = time.perf_counter()
+        with simulated_audience(self.endpoints, self.simulator, ids, f"group:{group}"):
+            progress(f"{size:,} connections: registered in {time.perf_counter() - started:.0f} s; broadcasting")
+            stack = self.broadcast(f"group:{group}", size)
+            if stack["accepted"]:
+                progress(
+                    f"{size:,} connections: {stack['accepted']:,} posted, the first {stack['first_post']:.1f} s "
+                    f"and the last {stack['seconds']:.1f} s after the send; the bare loop now"
+                )
+            else:
+                progress(f"{size:,} connections: nothing posted in {stack['seconds']:.0f} s; the bare loop now")
+            bare = self.bare_loop(ids)
+            progress(f"{size:,} connections: removing them")
+        return {"size": size, "stack": stack, "bare": bare}
+
+    def warm_up(self) -> float:
+        """A broadcast to one connection: the functions just reconfigured start cold."""
+        group = f"bench-warm-up-{self.run}"
+        with simulated_audience(self.endpoints, self.simulator, [group], f"group:{group}"):
+            return self.broadcast(f"group:{group}", 1)["seconds"]
+
+    def broadcast(self, topic: str, size: int) -> dict:
+        self.simulator.reset()
+        body = {"type": "bench.broadcast", "id": f"bench-{uuid.uuid4().hex[:12]}", "data": {}, "audience": [topic]}
+        sent = time.time()
+        self.sqs.send_message(QueueUrl=self.endpoints["events_queue_url"], MessageBody=json.dumps(body))
+        # Generous: the emulator's Query sorts a topic's whole partition for every page.
+        stats = self.simulator.wait_until_settled(accepted=size, idle=120, timeout=60 + size / 50)
+        return {
+            # Send to the last accepted post; when nothing was posted, how long it waited.
+            "seconds": (stats["last_accepted_at"] or time.time()) - sent,
+            "first_post": (stats["first_post_at"] or sent) - sent,
+            "accepted": stats["accepted"],
+        }
+
+    def bare_loop(self, ids: list[str]) -> dict:
+        """The same posts from one process with the functions' own client, `concurrency` in flight."""
+        self.simulator.reset()
+        client = aws.connections_management(self.simulator.url, self.concurrency)
+        frame = json.dumps({"id": "bench", "type": "bench.broadcast", "topic": "group:bench", "seq": 1, "data": {}})
+        started = time.perf_counter()
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            list(pool.map(lambda connection_id: client.post_to_connection(ConnectionId=connection_id, Data=frame), ids))
+        return {"seconds": time.perf_counter() - started, "accepted": self.simulator.stats()["accepted"]}
+
+
+def broadcasts(endpoints: dict, sizes: tuple[int, ...], concurrency: int) -> list[dict]:
+    # The functions' client factory builds on boto3's default session: give it the emulator's dummies.
+    boto3.setup_default_session(
+        region_name=endpoints.get("region", "us-east-1"), aws_access_key_id="test", aws_secret_access_key="test"
+    )
+    lambda_ = emulator_client(endpoints, "lambda")
+    with (
+        simulator_process(latency_ms=20) as simulator,
+        posting_to(lambda_, endpoints["function_names"].values(), simulator.url) as pointed,
+    ):
+        progress(f"{', '.join(pointed)} now post to the gateway simulator at {simulator.url}")
+        bench = BroadcastBench(endpoints, simulator, concurrency)
+        progress(f"warm-up broadcast to one connection: {bench.warm_up():.1f} s")
+        return [bench.measure(size) for size in sizes]
+
+
+def print_broadcasts(results: list[dict], concurrency: int) -> None:
+    print(
+        "broadcast to simulated connections (gateway simulator, 20 ms per post): send -> last accepted post,\n"
+        f"  next to a bare loop of the same posts ({concurrency} in flight, the functions' client), same simulator:"
+    )
+    print(f"  {'connections':>11}  {'broadcast':>10}  {'posts/s':>8}  {'bare loop':>10}  {'posts/s':>8}  {'ratio':>5}")
+    for result in results:
+        stack, bare, size = result["stack"], result["bare"], result["size"]
+        stack_rate = stack["accepted"] / stack["seconds"]
+        bare_rate = bare["accepted"] / bare["seconds"]
+        incomplete = "" if stack["accepted"] == size else f"  (only {stack['accepted']:,} of {size:,} posted by then)"
+        print(
+            f"  {size:>11,}  {stack['seconds']:>8.1f} s  {stack_rate:>8.0f}  {bare['seconds']:>8.1f} s  "
+            f"{bare_rate:>8.0f}  {stack_rate / bare_rate:>5.2f}{incomplete}"
+        )
+
+
 async def run(endpoints: dict, sessions: int, events: int) -> None:
     bench = Bench(endpoints)
     original = bench.lambda_.get_function_configuration(FunctionName=endpoints["function_names"]["process-events"])
     default_concurrency = int(original["Environment"]["Variables"]["DELIVERY_CONCURRENCY"])
+
+    # The broadcasts first, on a quiet stack: the sessions below leave presence events behind them.
+    sizes = LARGE_BROADCAST_SIZES if os.environ.get("BENCH_SCALE") == "large" else BROADCAST_SIZES
+    print_broadcasts(broadcasts(endpoints, sizes, default_concurrency), default_concurrency)
 
     latency = await bench.latency(events)
     print(
@@ -152,6 +269,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=60)
     parser.add_argument("--events", type=int, default=30)
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines as they happen, also into a pipe or a file
     if args.endpoints:
         asyncio.run(run(read_endpoints(Path(args.endpoints)), args.sessions, args.events))
         return
