@@ -61,8 +61,8 @@ locals {
 
   maintenance_timeout = 300 # a run stops starting work 10 s before; the next run carries on
 
-  # Each function's description and handler, and its memory and timeout where they are not
-  # lambda_memory_size and lambda_timeout. presence-checks exists with presence only, db-changes
+  # Each function's description and handler, and its memory, timeout and reserved concurrency
+  # where they are not lambda_memory_size, lambda_timeout and none (-1: unreserved). presence-checks exists with presence only, db-changes
   # with db_changes_sources only.
   functions = { for k, f in merge(
     {
@@ -89,9 +89,10 @@ locals {
         timeout     = var.process_events_timeout
       }
       "events-api" = {
-        description = "HTTP GET /events: the caller's events after a cursor, with optional long polling"
-        handler     = "realtime.handlers.events_api.handler"
-        timeout     = var.events_api_timeout
+        description          = "HTTP GET /events: the caller's events after a cursor, with optional long polling"
+        handler              = "realtime.handlers.events_api.handler"
+        timeout              = var.events_api_timeout
+        reserved_concurrency = coalesce(var.events_api_reserved_concurrency, -1)
       }
       "maintenance" = {
         description = "Scheduled: removes connections whose $disconnect was missed and repairs presence"
@@ -114,7 +115,7 @@ locals {
         timeout     = var.db_changes_timeout
       }
     } : {},
-  ) : k => merge({ memory_size = var.lambda_memory_size, timeout = var.lambda_timeout }, f) }
+  ) : k => merge({ memory_size = var.lambda_memory_size, timeout = var.lambda_timeout, reserved_concurrency = -1 }, f) }
 
   function_names = { for k in keys(local.functions) : k => "${var.name}-${k}" }
 
@@ -252,8 +253,9 @@ locals {
     )
     "events-api" = concat(
       [{
+        # BatchGetItem reads the topics' counters (where each topic is); Query reads the topics that moved.
         sid       = "ReadEvents"
-        actions   = ["dynamodb:Query"]
+        actions   = ["dynamodb:BatchGetItem", "dynamodb:Query"]
         resources = [aws_dynamodb_table.this["events"].arn]
       }],
       local.token_statements,

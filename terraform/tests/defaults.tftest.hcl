@@ -187,6 +187,11 @@ run "eight_functions_with_their_own_log_groups" {
     condition     = aws_lambda_function.this["process-events"].timeout == 60
     error_message = "process-events defaults to a 60 s timeout."
   }
+
+  assert {
+    condition     = alltrue([for f in aws_lambda_function.this : f.reserved_concurrent_executions == -1])
+    error_message = "No function reserves concurrency by default."
+  }
 }
 
 # Which function gets which variable: environment.tftest.hcl.
