@@ -180,6 +180,7 @@ locals {
     }
     "maintenance" = {
       CONNECTIONS_TABLE         = aws_dynamodb_table.this["connections"].name
+      EVENTS_TABLE              = aws_dynamodb_table.this["events"].name
       CONNECTIONS_ENDPOINT      = local.websocket_management_endpoint
       STALE_CONNECTION_SECONDS  = tostring(var.stale_connection_threshold_seconds)
       PRESENCE_TABLE            = local.presence.table
@@ -263,10 +264,16 @@ locals {
     "maintenance" = [
       {
         # Scan for stale connection records; GetItem/DeleteItem/BatchWriteItem to remove a dead
-        # connection and its subscriptions.
+        # connection and its subscriptions; DescribeTable and a sampling Scan for expired records.
         sid       = "ConnectionsTable"
-        actions   = ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+        actions   = ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable"]
         resources = [aws_dynamodb_table.this["connections"].arn]
+      },
+      {
+        # DescribeTable and one sampling Scan page per run: events past retention that TTL has not deleted.
+        sid       = "SampleEventsTable"
+        actions   = ["dynamodb:Scan", "dynamodb:DescribeTable"]
+        resources = [aws_dynamodb_table.this["events"].arn]
       },
       {
         # GetConnection is GET @connections/{id}.

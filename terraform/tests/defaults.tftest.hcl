@@ -426,6 +426,13 @@ run "alarms_dashboard_and_outputs" {
   }
 
   assert {
+    condition = contains(flatten([for w in jsondecode(aws_cloudwatch_dashboard.this[0].dashboard_body).widgets :
+      w.properties.metrics if startswith(w.properties.title, "Cleanup: ")
+    ]), "EventsTableExpiredItems")
+    error_message = "The dashboard shows what maintenance cleaned up and what TTL has yet to delete."
+  }
+
+  assert {
     condition     = jsondecode(output.publisher_policy_json).Statement == [{ Sid = "PublishEvents", Effect = "Allow", Action = ["sqs:SendMessage"], Resource = [aws_sqs_queue.events.arn] }]
     error_message = "The publisher policy only allows sending to the events queue."
   }

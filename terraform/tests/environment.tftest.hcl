@@ -14,7 +14,7 @@ run "each_function_gets_its_variables" {
   assert {
     condition = jsonencode({ for k, f in aws_lambda_function.this : k => [for v in keys(f.environment[0].variables) : v if !startswith(v, "POWERTOOLS_")] }) == jsonencode({
       "events-api"      = ["EVENTS_TABLE", "MAX_PRESENCE_USERS", "PRESENCE_TABLE", "TOKEN_MODE", "TOKEN_SECRET_SSM_PARAMETER"]
-      "maintenance"     = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "EVENTS_QUEUE_URL", "GROUP_PRESENCE_ENABLED", "PRESENCE_CHECKS_QUEUE_URL", "PRESENCE_GRACE_SECONDS", "PRESENCE_TABLE", "STALE_CONNECTION_SECONDS"]
+      "maintenance"     = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "EVENTS_QUEUE_URL", "EVENTS_TABLE", "GROUP_PRESENCE_ENABLED", "PRESENCE_CHECKS_QUEUE_URL", "PRESENCE_GRACE_SECONDS", "PRESENCE_TABLE", "STALE_CONNECTION_SECONDS"]
       "presence-checks" = ["EVENTS_QUEUE_URL", "GROUP_PRESENCE_ENABLED", "PRESENCE_TABLE"]
       "process-events"  = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "DELIVERY_CONCURRENCY", "DLQ_URL", "EVENTS_TABLE", "EVENT_RETENTION_SECONDS", "EVENT_TYPE_RULES", "MAX_DATA_BYTES", "PRESENCE_CHECKS_QUEUE_URL", "PRESENCE_GRACE_SECONDS", "PRESENCE_TABLE"]
       "ws-connect"      = ["CONNECTIONS_TABLE", "CONNECTION_TTL_SECONDS", "EVENTS_QUEUE_URL", "GROUP_PRESENCE_ENABLED", "PRESENCE_TABLE", "TOKEN_MODE", "TOKEN_SECRET_SSM_PARAMETER"]
@@ -45,7 +45,7 @@ run "without_presence_no_function_hears_of_it" {
   assert {
     condition = jsonencode({ for k, f in aws_lambda_function.this : k => [for v in keys(f.environment[0].variables) : v if !startswith(v, "POWERTOOLS_")] }) == jsonencode({
       "events-api"     = ["EVENTS_TABLE", "TOKEN_MODE", "TOKEN_SECRET_SSM_PARAMETER"]
-      "maintenance"    = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "STALE_CONNECTION_SECONDS"]
+      "maintenance"    = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "EVENTS_TABLE", "STALE_CONNECTION_SECONDS"]
       "process-events" = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "DELIVERY_CONCURRENCY", "DLQ_URL", "EVENTS_TABLE", "EVENT_RETENTION_SECONDS", "EVENT_TYPE_RULES", "MAX_DATA_BYTES"]
       "ws-connect"     = ["CONNECTIONS_TABLE", "CONNECTION_TTL_SECONDS", "TOKEN_MODE", "TOKEN_SECRET_SSM_PARAMETER"]
       "ws-default"     = []
