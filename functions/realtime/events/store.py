@@ -54,6 +54,21 @@ def dedup_key(topic: str, event_id: str) -> str:
     return f"dedup#{topic}#{event_id}"
 
 
+def event_item(
+    topic: str, seq: int, event_id: str, event_type: str, body: str, published_at: str, expires_at: int
+) -> dict[str, Any]:
+    """An event's item in the table (plain values, as the resource's client takes them)."""
+    return {
+        "topic": topic,
+        "seq": seq,
+        "id": event_id,
+        "type": event_type,
+        "body": body,
+        "publishedAt": published_at,
+        "expiresAt": expires_at,
+    }
+
+
 def _cancellation_codes(error: ClientError) -> list[str]:
     return [reason.get("Code", "None") for reason in error.response.get("CancellationReasons", [])]
 
@@ -153,15 +168,7 @@ class EventStore:
             {
                 "Put": {
                     "TableName": table_name,
-                    "Item": {
-                        "topic": topic,
-                        "seq": seq,
-                        "id": event_id,
-                        "type": event_type,
-                        "body": body,
-                        "publishedAt": published_at,
-                        "expiresAt": expires_at,
-                    },
+                    "Item": event_item(topic, seq, event_id, event_type, body, published_at, expires_at),
                     "ConditionExpression": "attribute_not_exists(#seq)",
                     "ExpressionAttributeNames": {"#seq": "seq"},
                 }
