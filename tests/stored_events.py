@@ -14,7 +14,7 @@ from typing import Any
 
 from realtime.core.encoding import format_timestamp
 from realtime.events.models import Event
-from realtime.events.store import COUNTER_SEQ
+from realtime.events.store import COUNTER_SEQ, event_item
 
 RETENTION_SECONDS = 7 * 86400
 
@@ -46,16 +46,6 @@ def write_events(
             event = Event(event_id, event_type, topic, seq, {"n": seq, **(data or {})}, published_at, published_at)
             body = event.to_json()
             frames.append(json.loads(body))
-            batch.put_item(
-                Item={
-                    "topic": topic,
-                    "seq": seq,
-                    "id": event_id,
-                    "type": event_type,
-                    "body": body,
-                    "publishedAt": published_at,
-                    "expiresAt": expires_at,
-                }
-            )
+            batch.put_item(Item=event_item(topic, seq, event_id, event_type, body, published_at, expires_at))
     table.put_item(Item={"topic": topic, "seq": COUNTER_SEQ, "lastSeq": last_seq + count})
     return frames
