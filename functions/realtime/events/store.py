@@ -249,9 +249,9 @@ class EventStore:
         """The oldest events after each topic's position, merged by publishedAt, at most `limit` and `max_bytes`.
 
         Only topics whose counter (`heads`, read here when not given) is past their
-        position are queried, each for about its share of the page first and more
-        only while the merge takes from it, so a page reads little more than it
-        returns. Within a topic the seq order is kept even when publishedAt
+        position are queried, each for its share of the page first and for more
+        only when the merge has taken all it read, so a page reads little more
+        than it returns. Within a topic the seq order is kept even when publishedAt
         disagrees. Events past retention are skipped as if TTL had deleted them,
         and the positions move past them: a topic's events in a page follow on
         from its position except for those.
@@ -277,17 +277,23 @@ class EventStore:
         heapq.heapify(heap)
         page: list[StoredEvent] = []
         size = 0
+        streak = 0  # events taken in a row from one topic
         while heap and len(page) < limit:
             read = reads[heap[0][1]]
             event = read.buffered[0]
             event_size = len(event.body.encode()) + 1  # and its comma
             if page and size + event_size > max_bytes:
                 break  # the first event always fits: one is never too big for a page
+            streak = streak + 1 if page and page[-1].topic == read.topic else 1
             read.buffered.popleft()
             page.append(event)
             size += event_size
             if not read.buffered and len(page) < limit:
-                self._fill(read, min(2 * read.chunk, limit - len(page)), now)
+                left = limit - len(page)
+                # A topic whose whole last read was taken in a row gets twice as much next;
+                # one taken in turn with others, its share of what the page still needs.
+                wanted = 2 * read.chunk if streak >= read.chunk else -(-left // len(heap))
+                self._fill(read, min(wanted, left), now)
             if read.buffered:
                 heapq.heapreplace(heap, (read.buffered[0].published_at, heap[0][1]))
             else:
