@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 SAMPLE_ITEMS = 100
+MAX_SCANS = 10
 
 
 @dataclass(frozen=True)
@@ -30,16 +31,24 @@ def sample_expired(
     sample_items: int = SAMPLE_ITEMS,
     pick: Callable[[int], int] = random.randrange,
 ) -> ExpirySample:
-    """One DescribeTable and one Scan page of about `sample_items` items from a random segment,
-    counted (Select=COUNT), not returned: cheap enough for every maintenance run."""
+    """One DescribeTable and Scan pages counted (Select=COUNT), not returned, until about `sample_items`
+    items are seen: from a random segment of about that many items on, at most MAX_SCANS pages (a
+    segment holds whole topics, so some are nearly empty). Cheap enough for every maintenance run."""
     items = int(table.meta.client.describe_table(TableName=table.name)["Table"].get("ItemCount", 0))
     segments = max(1, min(1_000_000, items // sample_items))
-    response = table.scan(
-        Segment=pick(segments),
-        TotalSegments=segments,
-        Limit=sample_items,
-        Select="COUNT",
-        FilterExpression="expiresAt <= :now",
-        ExpressionAttributeValues={":now": now},
-    )
-    return ExpirySample(items, int(response["ScannedCount"]), int(response["Count"]))
+    first = pick(segments)
+    sampled = expired = 0
+    for offset in range(min(segments, MAX_SCANS)):
+        response = table.scan(
+            Segment=(first + offset) % segments,
+            TotalSegments=segments,
+            Limit=sample_items - sampled,
+            Select="COUNT",
+            FilterExpression="expiresAt <= :now",
+            ExpressionAttributeValues={":now": now},
+        )
+        sampled += int(response["ScannedCount"])
+        expired += int(response["Count"])
+        if sampled >= sample_items:
+            break
+    return ExpirySample(items, sampled, expired)

@@ -16,13 +16,18 @@ def test_counts_the_items_past_expiry_that_ttl_has_not_deleted(events_table):
     assert sample.expired_estimate == 4
 
 
-def test_a_large_table_is_sampled_in_one_random_segment(events_table):
-    write_events(events_table, "user:1", 250)
+def test_a_large_table_is_sampled_from_a_random_segment_on_until_the_sample_is_full(events_table):
+    now = int(time.time())
+    write_events(events_table, "user:big", 250)  # one topic: all of it in one segment
+    write_events(events_table, "user:small", 20, expires_at=now - 60)
     segments = []
 
-    sample_expired(events_table, int(time.time()), pick=lambda count: segments.append(count) or 0)
+    samples = [
+        sample_expired(events_table, now, pick=lambda count, s=first: segments.append(count) or s) for first in (0, 1)
+    ]
 
-    assert segments == [2]  # 251 items: two segments of about a hundred
+    assert segments == [2, 2]  # 272 items: two segments of about a hundred
+    assert [sample.sampled for sample in samples] == [100, 100]  # whichever segment comes first
 
 
 def test_the_estimate_scales_the_sample_to_the_table():
