@@ -105,7 +105,7 @@ resource "aws_lambda_function" "this" {
   for_each = local.functions
 
   #checkov:skip=CKV_AWS_50:X-Ray tracing is opt-in through the lambda_tracing_mode input.
-  #checkov:skip=CKV_AWS_115:Concurrency is bounded by the SQS mapping's maximum_concurrency (process-events) and by the API stages' throttling (all others); a reserved concurrency would only take capacity from the account.
+  #checkov:skip=CKV_AWS_115:Concurrency is bounded by the SQS mapping's maximum_concurrency (process-events), by events_api_reserved_concurrency when set, and by the API stages' throttling (all others); reserving more would only take capacity from the account.
   #checkov:skip=CKV_AWS_116:No asynchronous invocations: API Gateway invokes synchronously, and process-events failures go to the events queue's own DLQ through its redrive policy.
   #checkov:skip=CKV_AWS_117:The functions call only AWS APIs (DynamoDB, SQS, SSM, API Gateway); a VPC would add NAT or endpoints with no security gain.
   #checkov:skip=CKV_AWS_173:Environment variables hold no secrets and are encrypted with the AWS managed key; a customer managed key is used when kms_key_arn is set.
@@ -120,6 +120,8 @@ resource "aws_lambda_function" "this" {
   architectures = [var.lambda_architecture]
   memory_size   = each.value.memory_size
   timeout       = each.value.timeout
+
+  reserved_concurrent_executions = each.value.reserved_concurrency
 
   filename         = var.lambda_code_zip
   source_code_hash = filebase64sha256(var.lambda_code_zip)

@@ -61,8 +61,8 @@ locals {
 
   maintenance_timeout = 300 # a run stops starting work 10 s before; the next run carries on
 
-  # Each function's description and handler, and its memory and timeout where they are not
-  # lambda_memory_size and lambda_timeout. presence-checks exists with presence only, db-changes
+  # Each function's description and handler, and its memory, timeout and reserved concurrency
+  # where they are not lambda_memory_size, lambda_timeout and none (-1: unreserved). presence-checks exists with presence only, db-changes
   # with db_changes_sources only.
   functions = { for k, f in merge(
     {
@@ -91,9 +91,10 @@ locals {
         timeout     = var.process_events_timeout
       }
       "events-api" = {
-        description = "HTTP GET /events: the caller's events after a cursor, with optional long polling"
-        handler     = "realtime.handlers.events_api.handler"
-        timeout     = var.events_api_timeout
+        description          = "HTTP GET /events: the caller's events after a cursor, with optional long polling"
+        handler              = "realtime.handlers.events_api.handler"
+        timeout              = var.events_api_timeout
+        reserved_concurrency = coalesce(var.events_api_reserved_concurrency, -1)
       }
       "maintenance" = {
         description = "Scheduled: removes connections whose $disconnect was missed and repairs presence"
@@ -116,7 +117,7 @@ locals {
         timeout     = var.db_changes_timeout
       }
     } : {},
-  ) : k => merge({ memory_size = var.lambda_memory_size, timeout = var.lambda_timeout }, f) }
+  ) : k => merge({ memory_size = var.lambda_memory_size, timeout = var.lambda_timeout, reserved_concurrency = -1 }, f) }
 
   function_names = { for k in keys(local.functions) : k => "${var.name}-${k}" }
 
@@ -200,6 +201,7 @@ locals {
     }
     "maintenance" = {
       CONNECTIONS_TABLE         = aws_dynamodb_table.this["connections"].name
+      EVENTS_TABLE              = aws_dynamodb_table.this["events"].name
       CONNECTIONS_ENDPOINT      = local.websocket_management_endpoint
       STALE_CONNECTION_SECONDS  = tostring(var.stale_connection_threshold_seconds)
       PRESENCE_TABLE            = local.presence.table
@@ -306,8 +308,9 @@ locals {
     )
     "events-api" = concat(
       [{
+        # BatchGetItem reads the topics' counters (where each topic is); Query reads the topics that moved.
         sid       = "ReadEvents"
-        actions   = ["dynamodb:Query"]
+        actions   = ["dynamodb:BatchGetItem", "dynamodb:Query"]
         resources = [aws_dynamodb_table.this["events"].arn]
       }],
       local.token_statements,
@@ -315,10 +318,16 @@ locals {
     "maintenance" = [
       {
         # Scan for stale connection records; GetItem/DeleteItem/BatchWriteItem to remove a dead
-        # connection and its subscriptions.
+        # connection and its subscriptions; DescribeTable and a sampling Scan for expired records.
         sid       = "ConnectionsTable"
-        actions   = concat(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"], local.session_count_actions)
+        actions   = concat(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable"], local.session_count_actions)
         resources = [aws_dynamodb_table.this["connections"].arn]
+      },
+      {
+        # DescribeTable and one sampling Scan page per run: events past retention that TTL has not deleted.
+        sid       = "SampleEventsTable"
+        actions   = ["dynamodb:Scan", "dynamodb:DescribeTable"]
+        resources = [aws_dynamodb_table.this["events"].arn]
       },
       {
         # GetConnection is GET @connections/{id}.

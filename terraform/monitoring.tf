@@ -83,6 +83,13 @@ resource "aws_cloudwatch_metric_alarm" "this" {
 locals {
   dashboard_functions = [for k in keys(local.functions) : local.function_names[k]]
 
+  # What each maintenance run reports (the function's own metrics, dimension service).
+  cleanup_metrics = {
+    "stale connections removed"                        = ["DeadConnectionsRemoved"]
+    "presence repaired"                                = ["OrphanSessionsRemoved", "OverdueOfflineDecided", "PresenceEventsResent"]
+    "expired items TTL has not deleted yet (estimate)" = ["EventsTableExpiredItems", "ConnectionsTableExpiredItems"]
+  }
+
   # Widgets row by row, side by side: a title, the default statistic and the metrics of each.
   dashboard_rows = [
     [
@@ -154,6 +161,11 @@ locals {
         ]
       },
     ],
+    [for title, names in local.cleanup_metrics : {
+      title   = "Cleanup: ${title}"
+      stat    = "Maximum"
+      metrics = [for n in names : [var.metrics_namespace, n, "service", var.name]]
+    }],
   ]
 
   # Each row 6 high, its widgets sharing the dashboard's 24 columns; all one-minute time series of this region.

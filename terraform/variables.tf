@@ -455,6 +455,17 @@ variable "events_api_timeout" {
   }
 }
 
+variable "events_api_reserved_concurrency" {
+  description = "Concurrent executions reserved for (and the most allowed to) events-api, or null (default) for none. Each long poll holds an execution for up to 20 s, so many clients on the HTTP fallback can take the account's unreserved concurrency from ws-connect and process-events; a cap makes extra requests fail fast with 429 (the clients retry with backoff). Size it to the fallback clients you expect at once plus headroom; the account must keep 100 executions unreserved."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.events_api_reserved_concurrency == null || try(var.events_api_reserved_concurrency >= 1 && floor(var.events_api_reserved_concurrency) == var.events_api_reserved_concurrency, false)
+    error_message = "The events_api_reserved_concurrency must be null or a whole number of at least 1."
+  }
+}
+
 variable "lambda_tracing_mode" {
   description = "X-Ray tracing of the functions: null (default, off), \"PassThrough\" or \"Active\" (the Lambda tracing_config mode). When set, each invocation and its AWS SDK calls are traced with Powertools Tracer (POWERTOOLS_TRACE_DISABLED=false); when off, the X-Ray SDK is never imported, so cold starts do not pay for it. \"Active\" also attaches AWSXRayDaemonWriteAccess to each role."
   type        = string

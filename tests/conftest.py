@@ -42,6 +42,12 @@ def aws(stack):
 
 
 @pytest.fixture(scope="session")
+def events_table(stack):
+    """The stack's events table (a boto3 Table), for events stored straight in it (stored_events.py)."""
+    return emulator_client(stack, "dynamodb", resource=True).Table(stack["events_table_name"])
+
+
+@pytest.fixture(scope="session")
 def secret(stack) -> str:
     return local_secret(stack)
 

@@ -66,7 +66,7 @@ export interface ConnectOptions {
   httpUrl: string;
   /** Returns a fresh JWT; called on every (re)connect and after an HTTP 401. */
   getToken: () => string | Promise<string>;
-  /** 'now' (default): only events after connecting; 'retention': replay what the server still holds first. */
+  /** 'now' (default): only events after starting (history is never read); 'retention': what the server still holds first, in order. */
   since?: 'now' | 'retention';
   /** Resume after this cursor (from an earlier client's `cursor`, e.g. saved across a page reload). */
   cursor?: string | null;
@@ -74,7 +74,7 @@ export interface ConnectOptions {
   pingIntervalMs?: number;
   /** ms without any frame after a ping before the socket is declared dead (default 10000). */
   pongTimeoutMs?: number;
-  /** ms a WebSocket handshake may take (default 10000). */
+  /** ms a WebSocket may take to open and answer its first ping; one that does not counts as a failed open (default 10000). */
   openTimeoutMs?: number;
   /** Consecutive failed opens before HTTP long polling takes over (default 2). */
   fallbackAfterFailures?: number;
@@ -119,7 +119,9 @@ export interface ClientStats {
 export interface TrackerStats {
   delivered: number;
   duplicates: number;
+  /** Seq jumps seen on the socket (each read over HTTP). */
   gapsDetected: number;
+  /** Events that neither the socket nor GET /events could bring (events past retention are not counted). */
   gapsLost: number;
 }
 
@@ -167,25 +169,27 @@ export interface EventsPage {
 
 export declare class EventTracker {
   /**
-   * skipHistory: the first full read (up to hasMore false) only moves positions (the client's since: 'now').
+   * since: where the first read starts, as the client's option (default 'now').
    * idMemory: how many recently handed-on event ids are remembered to drop later copies (default 10000).
    */
-  constructor(options?: { dedupeById?: boolean; idMemory?: number; skipHistory?: boolean });
+  constructor(options?: { dedupeById?: boolean; idMemory?: number; since?: 'now' | 'retention' });
   positions: Map<string, number>;
   serverCursor: string | null;
-  opaque: boolean;
+  since: 'now' | 'retention';
+  /** A first page was read or a cursor restored. */
+  started: boolean;
   syncing: boolean;
-  skippingHistory: boolean;
   stats: TrackerStats;
   /** A WebSocket frame: each (topic, seq) pair of its `seqs` (else its topic and seq) moves its topic. */
   offerLive(frame: unknown): { deliver: RealtimeEvent[]; needSync: boolean };
   restore(cursor: string): void;
+  /** The server refused the cursor (400 invalid_cursor): start again as `since` says. */
+  reset(): void;
+  /** The query of the next GET /events: { since: 'now' }, { cursor } or {} (from the start of retention). */
+  fetchQuery(): { since?: 'now'; cursor?: string };
   fetchCursor(): string | null;
-  /** The server answered 400 to this cursor: true when it was one the tracker built (fetch again with the server's own). */
-  cursorRefused(cursor: string | null): boolean;
   beginSync(): void;
-  /** deliver defaults to !skippingHistory. */
-  applyPage(page: EventsPage, options?: { deliver?: boolean }): RealtimeEvent[];
+  applyPage(page: EventsPage): RealtimeEvent[];
   endSync(options?: { force?: boolean }): { deliver: RealtimeEvent[]; gapRemaining: boolean };
 }
 

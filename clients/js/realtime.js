@@ -50,11 +50,10 @@ export class Backoff {
 }
 
 // ---------------------------------------------------------------------------
-// Cursor. The server's cursor is opaque by contract; today it is base64url
-// JSON {"v":1,"t":{topic: seq}}. When it decodes as exactly that, the client
-// advances it with the positions it already holds (so a catch-up after an
-// hour on the socket does not re-download the hour). Anything else is used
-// as is, and dedup by (topic, seq) keeps the result exact either way.
+// Cursor, version 1 of the contract (contract/vectors/cursor.json): base64url
+// JSON {"v":1,"t":{topic: seq}}. The client advances the server's cursor with
+// the positions it already holds (so a catch-up after an hour on the socket
+// does not re-download the hour). A cursor of another version is sent as it is.
 
 function base64UrlEncode(text) {
   const bytes = new TextEncoder().encode(text);
@@ -84,7 +83,7 @@ export function decodeCursor(cursor) {
     if (Object.keys(value).some((key) => key !== 'v' && key !== 't')) return null; // unknown shape: stay opaque
     const positions = new Map();
     for (const [topic, seq] of Object.entries(value.t)) {
-      if (!Number.isInteger(seq) || seq < 0) return null;
+      if (!Number.isSafeInteger(seq) || seq < 0) return null;
       positions.set(topic, seq);
     }
     return positions;
@@ -144,14 +143,14 @@ function publishedAt(frame) {
 }
 
 export class EventTracker {
-  constructor({ dedupeById = true, idMemory = 10000, skipHistory = false } = {}) {
-    this.positions = new Map(); // topic -> last seq handed on (or skipped on purpose)
+  constructor({ dedupeById = true, idMemory = 10000, since = 'now' } = {}) {
+    this.positions = new Map(); // topic -> last seq handed on, or skipped as history or past retention
     this.serverCursor = null; // the last cursor the server gave
-    this.opaque = false; // true: never rebuild the cursor (the server refused one we built)
+    // 'now': the first read asks the server where the topics are (since=now) and
+    // hands nothing on; 'retention': it reads from the start of retention.
+    this.since = since;
+    this.started = false; // a first page was read, or a cursor restored
     this.syncing = false; // a catch-up is running: hold live frames until it ends
-    // A client that starts 'now': the first full read (every page up to
-    // hasMore false) only moves the positions; what comes after is handed on.
-    this.skippingHistory = skipHistory;
     this.pending = new Map(); // `${topic}\n${seq}` -> frame held back
     this.dedupeById = dedupeById;
     this.idMemory = idMemory;
@@ -201,12 +200,25 @@ export class EventTracker {
   restore(cursor) {
     this.serverCursor = cursor;
     for (const [topic, seq] of decodeCursor(cursor) || []) this.positions.set(topic, seq);
-    this.skippingHistory = false;
+    this.started = true;
+  }
+
+  /** The server refused the cursor (400 invalid_cursor): start again as `since` says. */
+  reset() {
+    this.positions.clear();
+    this.serverCursor = null;
+    this.started = false;
+  }
+
+  /** The query of the next GET /events: {since: 'now'}, {cursor} or {} (from the start of retention). */
+  fetchQuery() {
+    if (this.since === 'now' && !this.started) return { since: 'now' };
+    const cursor = this.fetchCursor();
+    return cursor === null ? {} : { cursor };
   }
 
   /** The cursor to fetch with: the server's, advanced by our own positions when it is a v1 cursor. */
   fetchCursor() {
-    if (this.opaque) return this.serverCursor;
     const server = this.serverCursor === null ? new Map() : decodeCursor(this.serverCursor);
     if (server === null) return this.serverCursor;
     if (this.serverCursor === null && this.positions.size === 0) return null;
@@ -216,26 +228,16 @@ export class EventTracker {
     return encodeCursor(server);
   }
 
-  /**
-   * The server answered 400 to `cursor`. True when it was one we built: from
-   * now on the server's own cursor is sent, so fetch again with it.
-   */
-  cursorRefused(cursor) {
-    const built = cursor != null && cursor !== this.serverCursor;
-    if (built) this.opaque = true;
-    return built;
-  }
-
   beginSync() {
     this.syncing = true;
   }
 
   /**
-   * A page of GET /events: returns the events to hand on. With deliver=false
-   * (by default while skipping history) they only move the positions forward.
+   * A page of GET /events: returns the events to hand on. A seq jump inside a
+   * page is not a gap: the server holds every event still within retention,
+   * so the seqs in between are past it.
    */
-  applyPage(page, { deliver = !this.skippingHistory } = {}) {
-    if (!page.hasMore) this.skippingHistory = false;
+  applyPage(page) {
     const out = [];
     const events = (Array.isArray(page.events) ? page.events : []).filter(isEvent);
     // One item per (event, topic): the items of one event are handed on once, with every pair the page has.
@@ -253,16 +255,13 @@ export class EventTracker {
         this.stats.duplicates += 1;
         continue;
       }
-      if (position !== undefined && event.seq > position + 1) {
-        // The server no longer has the events in between (retention): nothing can bring them back.
-        this.stats.gapsLost += event.seq - position - 1;
-      }
-      if (deliver) this._accept(event, out);
-      else this.positions.set(event.topic, event.seq);
+      this._accept(event, out);
     }
     if (typeof page.cursor === 'string' && page.cursor !== '') {
+      this.started = true;
       this.serverCursor = page.cursor;
-      // The server's positions are authoritative for topics we have not seen yet.
+      // The server's positions are authoritative where they are ahead: history
+      // before 'now', events past retention, topics we have not seen yet.
       const server = decodeCursor(page.cursor);
       if (server) {
         for (const [topic, seq] of server) {
@@ -391,7 +390,7 @@ const DEFAULTS = {
   cursor: null, // resume after a cursor saved from client.cursor (e.g. across a page reload)
   pingIntervalMs: 30000, // API Gateway drops idle sockets after 10 min; a ping also proves the socket is alive
   pongTimeoutMs: 10000, // no frame this long after a ping: the socket died silently
-  openTimeoutMs: 10000, // a firewall that drops packets never fails the handshake, it just hangs
+  openTimeoutMs: 10000, // handshake and a first answer: a firewall may hang the one, a proxy swallow the other
   fallbackAfterFailures: 2, // consecutive failed opens before HTTP takes over
   fallbackDelayMs: 5000, // ... or this long without a usable socket
   dropWindowMs: 60000, // sockets that open and drop this often count as broken:
@@ -432,8 +431,7 @@ export class RealtimeClient {
     };
     this._log = options.logger || null;
 
-    // A client that starts 'now' skips what was there before its first read.
-    this.tracker = new EventTracker({ dedupeById: this.options.dedupeById, skipHistory: this.options.since === 'now' });
+    this.tracker = new EventTracker({ dedupeById: this.options.dedupeById, since: this.options.since });
     if (this.options.cursor) this.tracker.restore(this.options.cursor);
     this.presence = new PresenceTracker();
     this.backoff = new Backoff(this.options.backoff);
@@ -605,19 +603,30 @@ export class RealtimeClient {
     this._ws = ws;
     const openTimer = this._after(this.options.openTimeoutMs, () => {
       if (settled) return;
+      const silent = ws.readyState === 1;
       detach(ws);
       safeClose(ws);
-      fail('open timeout');
+      fail(silent ? 'open but no answer to ping' : 'open timeout');
     });
     ws.onopen = () => {
       if (settled || gen !== this._wsGen) return;
-      settled = true;
-      this._clock.clearTimeout(openTimer);
-      this._timers.delete(openTimer);
-      this._socketOpened(ws, gen);
+      // Open is not enough: a proxy may accept the upgrade and then pass nothing.
+      // The socket counts as open once something comes back (within openTimeoutMs).
+      try {
+        ws.send(JSON.stringify({ action: 'ping' }));
+      } catch {
+        // closing already: onclose follows
+      }
     };
     ws.onmessage = (message) => {
-      if (gen === this._wsGen) this._socketMessage(message.data);
+      if (gen !== this._wsGen) return;
+      if (!settled) {
+        settled = true;
+        this._clock.clearTimeout(openTimer);
+        this._timers.delete(openTimer);
+        this._socketOpened(ws, gen);
+      }
+      this._socketMessage(message.data);
     };
     ws.onerror = () => {
       if (!settled) {
@@ -783,9 +792,8 @@ export class RealtimeClient {
   }
 
   async _getEvents({ wait = 0, signal } = {}) {
-    const cursor = this.tracker.fetchCursor();
-    const params = new URLSearchParams({ limit: String(this.options.pageLimit) });
-    if (cursor) params.set('cursor', cursor);
+    const query = this.tracker.fetchQuery();
+    const params = new URLSearchParams({ ...query, limit: String(this.options.pageLimit) });
     if (wait > 0) params.set('wait', String(wait));
     const url = `${this.httpUrl}/events?${params}`;
     let token = this._token || (await this._freshToken());
@@ -796,9 +804,14 @@ export class RealtimeClient {
         continue;
       }
       if (!response.ok) {
-        const body = await response.json().catch(() => null);
-        if (response.status === 400 && this.tracker.cursorRefused(cursor)) return this._getEvents({ wait, signal });
-        throw new HttpError(response.status, body?.error);
+        const error = new HttpError(response.status, (await response.json().catch(() => null))?.error);
+        if (error.code === 'invalid_cursor' && query.cursor) {
+          // Not a cursor of this deployment (a saved one from elsewhere, a table rebuilt): say so, start over.
+          this._emitError(error);
+          this.tracker.reset();
+          return this._getEvents({ wait, signal });
+        }
+        throw error;
       }
       return response.json();
     }

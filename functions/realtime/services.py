@@ -185,11 +185,16 @@ def maintenance() -> Maintenance:
 
     settings = load(MaintenanceSettings)
     presence = settings.presence
+    dynamodb = aws.dynamodb()
     return Maintenance(
         connections=_connection_store(settings.connections_table),
         management=aws.connections_management(settings.connections_endpoint),
         sessions=_sessions(settings.connections_table, presence),
         presence=_presence_store(presence) if presence is not None else None,
+        ttl_tables={
+            "events": dynamodb.Table(settings.events_table),
+            "connections": dynamodb.Table(settings.connections_table),
+        },
         stale_seconds=settings.stale_connection_seconds,
         grace_seconds=presence.grace_seconds if presence is not None else 0,
     )

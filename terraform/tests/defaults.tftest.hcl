@@ -192,6 +192,11 @@ run "eight_functions_with_their_own_log_groups" {
     condition     = aws_lambda_function.this["process-events"].timeout == 60
     error_message = "process-events defaults to a 60 s timeout."
   }
+
+  assert {
+    condition     = alltrue([for f in aws_lambda_function.this : f.reserved_concurrent_executions == -1])
+    error_message = "No function reserves concurrency by default."
+  }
 }
 
 # Which function gets which variable: environment.tftest.hcl.
@@ -627,6 +632,13 @@ run "alarms_dashboard_and_outputs" {
   assert {
     condition     = output.dashboard_name == "rt-test"
     error_message = "The dashboard is named after the module."
+  }
+
+  assert {
+    condition = contains(flatten([for w in jsondecode(aws_cloudwatch_dashboard.this[0].dashboard_body).widgets :
+      w.properties.metrics if startswith(w.properties.title, "Cleanup: ")
+    ]), "EventsTableExpiredItems")
+    error_message = "The dashboard shows what maintenance cleaned up and what TTL has yet to delete."
   }
 
   assert {

@@ -141,6 +141,15 @@ run "emulator_endpoint_template_and_toggles" {
     create_alarms                 = false
     create_dashboard              = false
     event_type_rules              = [{ type = "order.*", audience = ["user:{data.userId}"] }]
+
+    events_api_reserved_concurrency = 50
+  }
+
+  assert {
+    condition = alltrue([for k, f in aws_lambda_function.this :
+      f.reserved_concurrent_executions == (k == "events-api" ? 50 : -1)
+    ])
+    error_message = "events_api_reserved_concurrency reserves (and caps) events-api's concurrency, and only its."
   }
 
   assert {

@@ -255,7 +255,7 @@ run "presence_permissions_are_least_privilege" {
   assert {
     condition = toset(flatten([for s in jsondecode(aws_iam_role_policy.lambda["maintenance"].policy).Statement :
       s.Action if contains(s.Resource, "arn:aws:dynamodb:us-east-1:123456789012:table/rt-test-connections")
-    ])) == toset(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"])
+    ])) == toset(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable"])
     error_message = "maintenance scans connection records and removes dead ones; it never writes new ones."
   }
 }
@@ -302,9 +302,9 @@ run "presence_can_be_left_out" {
     condition = (
       aws_scheduler_schedule.maintenance.target[0].arn == aws_lambda_function.this["maintenance"].arn &&
       toset(flatten([for s in jsondecode(aws_iam_role_policy.lambda["maintenance"].policy).Statement : s.Action if s.Sid != "WriteOwnLogs"])) ==
-      toset(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem", "execute-api:ManageConnections"])
+      toset(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable", "dynamodb:UpdateItem", "execute-api:ManageConnections"])
     )
-    error_message = "maintenance still runs on its schedule, removing connections whose $disconnect was missed (and their place in the user's session count), and may do nothing more."
+    error_message = "maintenance still runs on its schedule, removing connections whose $disconnect was missed (and their place in the user's session count) and samples the tables for expired items, and may do nothing more."
   }
 
   assert {

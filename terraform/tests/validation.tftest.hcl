@@ -127,6 +127,16 @@ run "maximum_concurrency_is_at_least_two" {
   expect_failures = [var.process_events_maximum_concurrency]
 }
 
+run "events_api_reserved_concurrency_is_a_whole_number_of_at_least_one" {
+  command = plan
+
+  variables {
+    events_api_reserved_concurrency = 0
+  }
+
+  expect_failures = [var.events_api_reserved_concurrency]
+}
+
 run "large_batches_need_a_batching_window" {
   command = plan
 

@@ -6,9 +6,12 @@
 // DEMO_URL is a running scripts/demo_server.py (tests/browser/test_browser.py
 // starts one on the `stack` fixture and runs this file). CHROMIUM (default
 // /usr/bin/chromium) and ARTIFACTS (default test-artifacts/) are optional.
+// HISTORY_USERS ({now, retention}: {user, ids}) names users with 450 events
+// stored (test_browser.py stores them); without it those tests are skipped.
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -279,5 +282,143 @@ describe('the demo page in Chromium', () => {
     }
     await page.screenshot({ path: join(ARTIFACTS, 'demo-page.png'), fullPage: true });
     await context.close();
+  });
+});
+
+// --- the browser client on a page of the test's own: where it starts, silent sockets ------------
+
+const HISTORY = process.env.HISTORY_USERS ? JSON.parse(process.env.HISTORY_USERS) : null;
+
+/** The demo server's page without signing in (so no client of the demo's), and a client of the test's: window.probe. */
+async function openClient(user, options = {}) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on('pageerror', (error) => console.log(`[page ${user}] ${error}`));
+  await page.goto(`${DEMO_URL}/`);
+  await page.evaluate(
+    async ({ user, options }) => {
+      const { connect } = await import('/js/realtime.js');
+      const config = await (await fetch('/config.json')).json();
+      const probe = { events: [] };
+      window.probe = probe;
+      probe.client = connect({
+        wsUrl: config.wsUrl,
+        httpUrl: config.httpUrl,
+        getToken: async () => (await (await fetch(`/token?user=${encodeURIComponent(user)}&groups=`)).json()).token,
+        ...options,
+      });
+      probe.client.on('*', (event, meta) => {
+        probe.events.push({ id: event.id, topic: event.topic, seq: event.seq, via: meta.transport, at: meta.receivedAt });
+      });
+    },
+    { user, options },
+  );
+  return { page, context };
+}
+
+function probeState(page, state) {
+  return page.waitForFunction((s) => window.probe.client.state === s, state, { timeout: WAIT });
+}
+
+async function probeIds(page, ids) {
+  await page.waitForFunction((wanted) => wanted.every((id) => window.probe.events.some((e) => e.id === id)), ids, {
+    timeout: WAIT,
+  });
+}
+
+const probeEvents = (page, topic) => page.evaluate((t) => window.probe.events.filter((e) => e.topic === t), topic);
+
+/** Accepts every WebSocket upgrade on loopback, then passes nothing either way (a middlebox gone quiet). */
+async function silentWebSocketServer() {
+  const server = createServer((request, response) => response.writeHead(404).end());
+  const sockets = new Set();
+  server.on('upgrade', (request, socket) => {
+    const accept = createHash('sha1')
+      .update(`${request.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
+      .digest('base64');
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+    );
+    socket.on('data', () => {}); // swallowed: pings included
+    socket.on('error', () => {});
+    sockets.add(socket);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `ws://127.0.0.1:${server.address().port}`,
+    upgrades: () => sockets.size,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
+
+describe('the browser client: where it starts, and behind a silent socket', () => {
+  it("with since 'now' hands on none of 450 stored events, then new ones once", { skip: !HISTORY }, async () => {
+    const { user } = HISTORY.now;
+    const started = Date.now();
+    const { page, context } = await openClient(user);
+    await probeState(page, 'open');
+    record("browser: start to open, 450 stored events (since 'now')", Date.now() - started);
+    const ids = await publish(`user:${user}`, 3);
+    await probeIds(page, ids);
+    await sleep(500); // anything else handed on would be here by now
+    const mine = await probeEvents(page, `user:${user}`);
+    assert.deepEqual(mine.map((e) => e.id).sort(), [...ids].sort());
+    assert.deepEqual(
+      mine.map((e) => e.seq),
+      [451, 452, 453],
+    );
+    await context.close();
+  });
+
+  it("with since 'retention' hands on all 450, in order, once, then new ones", { skip: !HISTORY }, async () => {
+    const { user, ids: stored } = HISTORY.retention;
+    const started = Date.now();
+    const { page, context } = await openClient(user, { since: 'retention' });
+    await probeIds(page, stored);
+    record("browser: start to 450 stored events handed on (since 'retention')", Date.now() - started);
+    await probeState(page, 'open');
+    const ids = await publish(`user:${user}`, 2);
+    await probeIds(page, ids);
+    const mine = await probeEvents(page, `user:${user}`);
+    assert.deepEqual(
+      mine.slice(0, 450).map((e) => e.id),
+      stored,
+    );
+    assert.deepEqual(
+      mine.map((e) => e.seq),
+      Array.from({ length: 452 }, (_, i) => i + 1),
+    );
+    assert.deepEqual([...new Set(mine.slice(0, 450).map((e) => e.via))], ['http']);
+    await context.close();
+  });
+
+  it('behind a socket that opens and passes nothing, falls back and gets events at long-poll latency', async () => {
+    const silent = await silentWebSocketServer();
+    try {
+      const user = unique('silent');
+      const started = Date.now();
+      // A long fallbackDelayMs: the fallback must come from the silent opens themselves.
+      const { page, context } = await openClient(user, { wsUrl: silent.url, openTimeoutMs: 2000, fallbackDelayMs: 60000 });
+      await probeState(page, 'fallback');
+      record('browser: silent socket to fallback (two failed opens, 2 s each)', Date.now() - started);
+      const stats = await page.evaluate(() => window.probe.client.stats);
+      assert.equal(stats.opens, 0);
+      assert.equal(stats.failedOpens, 2);
+      assert.ok(silent.upgrades() >= 2, 'the sockets did open');
+      const sent = Date.now();
+      const ids = await publish(`user:${user}`, 3);
+      await probeIds(page, ids);
+      const got = (await probeEvents(page, `user:${user}`)).filter((e) => ids.includes(e.id));
+      const latency = Math.max(...got.map((e) => e.at)) - sent;
+      record('browser: publish to receipt behind a silent socket (fallback), 3 events', latency);
+      assert.deepEqual([...new Set(got.map((e) => e.via))], ['http']);
+      assert.ok(latency < 5000, `the long poll's latency, not a reconnect cycle's: ${latency} ms`);
+      await context.close();
+    } finally {
+      silent.close();
+    }
   });
 });

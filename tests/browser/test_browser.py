@@ -1,16 +1,21 @@
 """Runs tests/browser/demo.test.mjs (node:test + playwright-core + Debian's Chromium)
-against the demo server on the `stack` fixture, and reports its timings."""
+against the demo server on the `stack` fixture, and reports its timings. Two users get
+450 events stored straight into the events table first (HISTORY_USERS, for the tests of
+where the browser client starts)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from stored_events import write_events
 
 from scripts.demo_server import BackgroundServer
 from scripts.emulator import port_in_use
@@ -33,17 +38,27 @@ def demo_page(stack: dict) -> Iterator[str]:
         yield demo.url
 
 
-def test_demo_page_in_chromium(stack, request):
+def test_demo_page_in_chromium(stack, events_table, request):
     node = shutil.which("node")
     assert node, "node (>= 20) is needed for the browser tests"
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test-browser` installs Debian's chromium"
     assert (ROOT / "node_modules" / "playwright-core").is_dir(), "run `npm ci` (make test-browser does)"
     ARTIFACTS.mkdir(exist_ok=True)
+    history = {}
+    for since in ("now", "retention"):
+        user = f"hist-{since}-{uuid.uuid4().hex[:8]}"
+        history[since] = {"user": user, "ids": [e["id"] for e in write_events(events_table, f"user:{user}", 450)]}
     with demo_page(stack) as demo_url:
         result = subprocess.run(
             [node, "--test", "--test-concurrency=1", "--test-reporter=spec", "tests/browser/demo.test.mjs"],
             cwd=ROOT,
-            env={**os.environ, "DEMO_URL": demo_url, "CHROMIUM": CHROMIUM, "ARTIFACTS": str(ARTIFACTS)},
+            env={
+                **os.environ,
+                "DEMO_URL": demo_url,
+                "CHROMIUM": CHROMIUM,
+                "ARTIFACTS": str(ARTIFACTS),
+                "HISTORY_USERS": json.dumps(history),
+            },
             capture_output=True,
             text=True,
             timeout=600,

@@ -177,3 +177,14 @@ def http_event(
         },
         "isBase64Encoded": False,
     }
+
+
+def dynamodb_calls(table: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(operation, parsed response) of every call the table's client makes from now on."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def record(parsed: dict[str, Any], model: Any, **_kwargs: Any) -> None:
+        calls.append((model.name, parsed))
+
+    table.meta.client.meta.events.register("after-call.dynamodb", record)
+    return calls

@@ -43,9 +43,9 @@ function assertExactlyOnceInOrder(keys) {
 }
 
 describe('RealtimeClient over the WebSocket', () => {
-  it("opens, reads the cursor, and hands on live events only (since 'now')", async () => {
+  it("opens, asks where the topics are, and hands on live events only (since 'now')", async () => {
     const { clock, server, client, got, states } = setup({}, (s) => {
-      s.publish('user:alice'); // history: skipped
+      s.publish('user:alice'); // history: never read
       s.publish('user:alice');
     });
     await clock.advance(10);
@@ -59,36 +59,32 @@ describe('RealtimeClient over the WebSocket', () => {
       { key: 'user:alice#3', via: 'websocket' },
       { key: 'group:ops#1', via: 'websocket' },
     ]);
-    assert.equal(server.eventRequests()[0].params.limit, '200');
+    assert.deepEqual(server.eventRequests()[0].params, { since: 'now', limit: '200' });
+    assert.equal(server.eventRequests().length, 1, 'no history read');
     client.close();
   });
 
-  it("skips history longer than a page with since 'now'", async () => {
-    const { clock, server, client, keys } = setup({ pageLimit: 1 }, (s) => {
-      for (let i = 0; i < 3; i += 1) s.publish('user:alice');
-    });
-    await clock.advance(10);
-    server.publish('user:alice');
-    assert.deepEqual(keys(), ['user:alice#4']);
-    client.close();
-  });
-
-  it("replays what the server holds first with since 'retention'", async () => {
-    const { clock, server, client, keys } = setup({ since: 'retention' }, (s) => {
+  it("replays what the server holds first with since 'retention', page by page, in order, once", async () => {
+    const { clock, server, client, got, keys } = setup({ since: 'retention', pageLimit: 2 }, (s) => {
       s.publish('user:alice');
       s.publish('all');
+      s.publish('user:alice');
+      s.publish('group:ops');
+      s.publish('user:alice');
     });
     await clock.advance(10);
     server.publish('user:alice');
-    assert.deepEqual(keys(), ['user:alice#1', 'all#1', 'user:alice#2']);
+    assert.deepEqual(keys(), ['user:alice#1', 'all#1', 'user:alice#2', 'group:ops#1', 'user:alice#3', 'user:alice#4']);
+    assert.deepEqual([...new Set(got.slice(0, 5).map((g) => g.via))], ['http']);
+    assert.equal(server.eventRequests()[0].params.cursor, undefined);
     client.close();
   });
 
-  it('pings an idle socket and keeps it while pongs come back', async () => {
+  it('pings on open (the socket counts as open once it answers), then pings an idle socket', async () => {
     const { clock, server, client } = setup({ pingIntervalMs: 1000, pongTimeoutMs: 500 });
     await clock.advance(3500);
     const socket = server.openSockets[0];
-    assert.equal(socket.sent.filter((m) => m.action === 'ping').length, 3);
+    assert.equal(socket.sent.filter((m) => m.action === 'ping').length, 4);
     assert.equal(client.stats.drops, 0);
     client.close();
   });
@@ -188,6 +184,36 @@ describe('RealtimeClient: reconnect and catch-up', () => {
     client.close();
   });
 
+  it('starts over, and says so, when the server refuses its cursor', async () => {
+    const first = setup();
+    await first.clock.advance(10);
+    first.server.publish('user:alice');
+    const saved = first.client.cursor;
+    first.client.close();
+    const other = new FakeServer(first.clock); // another deployment: its topics are behind the saved cursor
+    const errors = [];
+    const got = [];
+    const resumed = new RealtimeClient({
+      ...first.client.options,
+      WebSocket: other.WebSocket,
+      fetch: other.fetch,
+      cursor: saved,
+    });
+    resumed.onError((error) => errors.push(error.code));
+    resumed.on('*', (e) => got.push(`${e.topic}#${e.seq}`));
+    resumed.start();
+    await first.clock.advance(10);
+    other.publish('user:alice');
+    assert.equal(resumed.state, 'open');
+    assert.deepEqual(errors, ['invalid_cursor']);
+    assert.deepEqual(
+      other.eventRequests().map((r) => r.params.since ?? 'cursor'),
+      ['cursor', 'now'],
+    );
+    assert.deepEqual(got, ['user:alice#1']);
+    resumed.close();
+  });
+
   it('gets a fresh token when GET /events answers 401', async () => {
     const { clock, server, client } = setup({}, (s) => {
       s.validTokens = new Set(['token-1']);
@@ -276,6 +302,37 @@ describe('RealtimeClient: HTTP fallback', () => {
     assert.deepEqual(keys(), ['user:alice#1', 'user:alice#2', 'user:alice#3']);
     assert.equal(got.at(-1).via, 'websocket');
     assert.deepEqual(states, ['connecting', 'fallback', 'open']);
+    client.close();
+  });
+
+  it('counts a socket that opens but never answers as a failed open: two in a row fall back', async () => {
+    const { clock, server, client, got, states } = setup({ openTimeoutMs: 1000, fallbackDelayMs: 60000 }, (s) => {
+      s.silentWebSocket = true;
+    });
+    await clock.advance(1010);
+    assert.equal(client.state, 'connecting');
+    assert.equal(client.stats.failedOpens, 1);
+    await clock.advance(2000); // backoff (about 375 ms), a second silent socket, its second of silence
+    assert.equal(client.state, 'fallback');
+    assert.equal(client.stats.failedOpens, 2);
+    assert.equal(client.stats.opens, 0);
+    assert.deepEqual(states, ['connecting', 'fallback']);
+    server.publish('user:alice');
+    await clock.advance(10);
+    assert.deepEqual(got, [{ key: 'user:alice#1', via: 'http' }]);
+    client.close();
+  });
+
+  it('falls back when a dropped socket is replaced by silent ones', async () => {
+    const { clock, server, client, got } = setup();
+    await clock.advance(10);
+    server.silentWebSocket = true;
+    server.openSockets[0].kill();
+    await clock.advance(5100); // a silent socket opened meanwhile does not hold the fallback off
+    assert.equal(client.state, 'fallback');
+    server.publish('user:alice');
+    await clock.advance(10);
+    assert.deepEqual(got, [{ key: 'user:alice#1', via: 'http' }]);
     client.close();
   });
 

@@ -1,5 +1,6 @@
 // The browser client against contract/: the logic cases it shares with the
-// Python client (contract/vectors/client.json) and the server limits it uses.
+// Python client (contract/vectors/client.json), the cursor (cursor.json) and
+// the server limits it uses.
 // It validates no topics, so the grammar vectors have nothing to run here.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { Backoff, EventTracker, PresenceTracker, RealtimeClient, decodeCursor, e
 const load = (path) => JSON.parse(readFileSync(new URL(`../../../contract/${path}`, import.meta.url), 'utf8'));
 const WIRE = load('wire.json');
 const VECTORS = load('vectors/client.json');
+const CURSOR = load('vectors/cursor.json');
 
 /** A frame as the vectors write it: 'topic#seq' shorthand, or the object itself. */
 function frame(value) {
@@ -38,6 +40,12 @@ function assertCursor(actual, expected) {
   assert.deepEqual(Object.fromEntries(positions), expected.v1);
 }
 
+function assertQuery(actual, expected) {
+  assert.deepEqual(Object.keys(actual).sort(), Object.keys(expected).sort());
+  if ('cursor' in expected) assertCursor(actual.cursor, expected.cursor);
+  else assert.deepEqual(actual, expected);
+}
+
 function page(value) {
   const events = Array.isArray(value.events) ? value.events.map(frame) : value.events;
   return { ...value, events, cursor: cursor(value.cursor) };
@@ -63,10 +71,12 @@ function runStep(tracker, step) {
     assert.equal(gapRemaining, step.gapRemaining);
   } else if ('restore' in step) {
     tracker.restore(cursor(step.restore));
+  } else if ('reset' in step) {
+    tracker.reset();
+  } else if ('fetchQuery' in step) {
+    assertQuery(tracker.fetchQuery(), step.fetchQuery);
   } else if ('fetchCursor' in step) {
     assertCursor(tracker.fetchCursor(), step.fetchCursor);
-  } else if ('cursorRefused' in step) {
-    assert.equal(tracker.cursorRefused(tracker.fetchCursor()), step.retry);
   } else if ('expect' in step) {
     const { positions, syncing, serverCursor, stats = {} } = step.expect;
     if (positions !== undefined) assert.deepEqual(Object.fromEntries(tracker.positions), positions);
@@ -113,11 +123,11 @@ describe('Backoff vectors', () => {
   }
 });
 
-describe('cursor codec vectors', () => {
-  for (const { positions, cursor: expected } of VECTORS.cursorCodec.encode) {
+describe('cursor vectors', () => {
+  for (const { positions, cursor: expected } of CURSOR.encode) {
     it(`encodes ${JSON.stringify(positions)}`, () => assert.equal(encodeCursor(positions), expected));
   }
-  for (const { name, cursor: given, positions } of VECTORS.cursorCodec.decode) {
+  for (const { name, cursor: given, positions } of CURSOR.decode) {
     it(`decodes: ${name}`, () => {
       const decoded = decodeCursor(given);
       assert.deepEqual(decoded === null ? null : Object.fromEntries(decoded), positions);
@@ -142,4 +152,5 @@ it("uses the server's limits as its defaults (contract/wire.json)", () => {
   const client = new RealtimeClient({ wsUrl: 'wss://ws.test', httpUrl: 'https://api.test', getToken: () => 't' });
   assert.equal(client.options.pageLimit, WIRE.limits.pageEventsMax);
   assert.equal(client.options.longPollWaitSeconds, WIRE.limits.waitSecondsMax);
+  assert.equal(Number.MAX_SAFE_INTEGER, WIRE.limits.seqMax, 'decodeCursor takes safe integers only');
 });

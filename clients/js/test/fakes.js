@@ -53,6 +53,7 @@ export class FakeServer {
     this.sockets = new Set();
     this.blockWebSocket = false; // constructor throws (a policy / firewall the page sees at once)
     this.hangWebSocket = false; // handshake never completes (packets dropped)
+    this.silentWebSocket = false; // opens, then nothing gets through (a proxy that swallows frames)
     this.dropFrames = 0; // the next n frames are lost on the way
     this.requests = [];
     this.tokensSeen = [];
@@ -78,7 +79,8 @@ export class FakeServer {
             return;
           }
           this.readyState = 1;
-          server.sockets.add(this);
+          if (server.silentWebSocket) this.silent = true;
+          else server.sockets.add(this);
           this.onopen?.({});
         });
       }
@@ -118,8 +120,11 @@ export class FakeServer {
         return response(401, { error: { code: 'unauthorized', message: 'token expired' } });
       }
       const cursorParam = u.searchParams.get('cursor');
-      const positions = cursorParam ? decodeCursor(cursorParam) : new Map();
-      if (positions === null) return response(400, { error: { code: 'bad_cursor', message: 'bad cursor' } });
+      const since = u.searchParams.get('since');
+      let positions = cursorParam ? decodeCursor(cursorParam) : new Map();
+      const ahead = positions && this.topics.some((t) => (positions.get(t) ?? 0) > this.store.get(t).length);
+      if (positions === null || ahead) return response(400, { error: { code: 'invalid_cursor', message: 'bad cursor' } });
+      if (since === 'now') positions = new Map(this.topics.map((t) => [t, this.store.get(t).length]));
       const limit = Number(u.searchParams.get('limit') ?? 50);
       const wait = Number(u.searchParams.get('wait') ?? 0);
       let page = this.read(positions, limit);

@@ -24,7 +24,7 @@ import contextlib
 import inspect
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote
@@ -33,7 +33,7 @@ import httpx
 import websockets
 from websockets.asyncio.client import connect as ws_connect_default
 
-from .tracker import Backoff, Event, EventTracker, PresenceTracker, PresenceUpdate, TrackerStats
+from .tracker import Backoff, Event, EventTracker, PresenceTracker, PresenceUpdate, Since, TrackerStats
 
 State = Literal["connecting", "open", "fallback", "closed"]
 Transport = Literal["websocket", "http"]
@@ -92,11 +92,11 @@ class RealtimeClient:
         http_url: str,
         get_token: TokenSource,
         *,
-        since: Literal["now", "retention"] = "now",
+        since: Since = "now",  # "now": only events after starting; "retention": what the server holds first
         cursor: str | None = None,  # resume after a cursor saved from an earlier client's .cursor
         ping_interval: float = 30.0,  # API Gateway drops idle sockets after 10 min; a ping also proves liveness
         pong_timeout: float = 10.0,  # no frame this long after a ping: the socket died silently
-        open_timeout: float = 10.0,  # a firewall that drops packets never fails the handshake, it hangs
+        open_timeout: float = 10.0,  # handshake and a first answer: a firewall may hang one, a proxy swallow the other
         fallback_after_failures: int = 2,  # consecutive failed opens before HTTP takes over
         fallback_delay: float = 5.0,  # ... or this long without a usable socket
         drop_window: float = 60.0,  # this many drops within the window count as "keeps dropping"
@@ -134,8 +134,7 @@ class RealtimeClient:
         self._http = http
         self._own_http = http is None
 
-        # A client that starts "now" skips what was there before its first read.
-        self.tracker = EventTracker(dedupe_by_id=dedupe_by_id, skip_history=since == "now")
+        self.tracker = EventTracker(dedupe_by_id=dedupe_by_id, since=since)
         if cursor:
             self.tracker.restore(cursor)
         self.presence = PresenceTracker()
@@ -285,23 +284,24 @@ class RealtimeClient:
             return
         try:
             separator = "&" if "?" in self.ws_url else "?"
-            socket = await asyncio.wait_for(
-                self._ws_connect(f"{self.ws_url}{separator}token={quote(token, safe='')}"), self.open_timeout
+            socket, first_frame, frames = await asyncio.wait_for(
+                self._open(f"{self.ws_url}{separator}token={quote(token, safe='')}"), self.open_timeout
             )
         except websockets.InvalidStatus as refusal:  # the server answered the handshake, with a reason
             error = ConnectionRefused(refusal.response.status_code)
             self._emit_error(error)
             self._socket_failed(error)
             return
-        except Exception as error:  # blocked, timed out, unreachable: all mean "no socket"
+        except Exception as error:  # blocked, timed out, silent, unreachable: all mean "no socket"
             self._socket_failed(error)
             return
         self._socket_opened(socket)
+        self._on_message(first_frame)
         reason = "closed"
         heartbeat = self._spawn(self._heartbeat(socket))
         stable = self._spawn(self._stable_timer())
         try:
-            async for raw in socket:
+            async for raw in frames:
                 self._frame_seen.set()
                 self._on_message(raw)
         except websockets.ConnectionClosed as closed:
@@ -311,6 +311,19 @@ class RealtimeClient:
             stable.cancel()
             if not self._closed:
                 self._socket_dropped(reason)
+
+    async def _open(self, url: str) -> tuple[Any, str | bytes, AsyncIterator[str | bytes]]:
+        """Connect and wait for a first frame: a proxy may accept the upgrade and then pass
+        nothing, so the socket counts as open once it answers a ping."""
+        socket = await self._ws_connect(url)
+        frames = aiter(socket)
+        try:
+            await socket.send(json.dumps({"action": "ping"}))
+            return socket, await anext(frames), frames
+        except BaseException:  # closed, or silent until the open timeout cancels this
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(socket.close(), 2)
+            raise
 
     def _socket_failed(self, error: BaseException) -> None:
         self._failures += 1
@@ -433,10 +446,8 @@ class RealtimeClient:
 
     async def _get_events(self, wait: int = 0) -> dict:
         assert self._http is not None
-        cursor = self.tracker.fetch_cursor()
-        params: dict[str, Any] = {"limit": self.page_limit}
-        if cursor:
-            params["cursor"] = cursor
+        query = self.tracker.fetch_query()
+        params: dict[str, Any] = {**query, "limit": self.page_limit}
         if wait > 0:
             params["wait"] = wait
         token = self._token or await self._fresh_token()
@@ -452,12 +463,15 @@ class RealtimeClient:
                 continue
             if response.status_code != 200:
                 try:
-                    error = response.json().get("error")
+                    error = HttpError(response.status_code, response.json().get("error"))
                 except ValueError:
-                    error = None
-                if response.status_code == 400 and self.tracker.cursor_refused(cursor):
+                    error = HttpError(response.status_code, None)
+                if error.code == "invalid_cursor" and "cursor" in query:
+                    # Not a cursor of this deployment (saved from elsewhere, a table rebuilt): say so, start over.
+                    self._emit_error(error)
+                    self.tracker.reset()
                     return await self._get_events(wait)
-                raise HttpError(response.status_code, error)
+                raise error
             return response.json()
         raise AssertionError("unreachable")
 

@@ -17,9 +17,10 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 Event = dict[str, Any]
+Since = Literal["now", "retention"]
 
 
 class Backoff:
@@ -52,10 +53,11 @@ class Backoff:
         self.attempt = 0
 
 
-# The server's cursor is opaque by contract; today it is base64url JSON
-# {"v": 1, "t": {topic: seq}}. When it decodes as exactly that, the client
-# advances it with the positions it already holds, so a catch-up after an hour
-# on the socket does not re-download the hour. Anything else is used as is.
+# The cursor, version 1 of the contract (contract/vectors/cursor.json): base64url
+# JSON {"v": 1, "t": {topic: seq}}. The client advances the server's cursor with
+# the positions it already holds, so a catch-up after an hour on the socket does
+# not re-download the hour. A cursor of another version is sent as it is.
+MAX_SEQ = 2**53 - 1  # contract/wire.json seqMax
 BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 
 
@@ -72,7 +74,7 @@ def decode_cursor(cursor: str | None) -> dict[str, int] | None:
     if not isinstance(value, dict) or set(value) != {"v", "t"} or value["v"] != 1 or isinstance(value["v"], bool):
         return None
     positions = value["t"]
-    if not isinstance(positions, dict) or not all(_is_integer(seq) for seq in positions.values()):
+    if not isinstance(positions, dict) or not all(_is_integer(seq) and seq <= MAX_SEQ for seq in positions.values()):
         return None
     return dict(positions)
 
@@ -139,14 +141,14 @@ class EventTracker:
     (:meth:`apply_page`) and hands on whatever it returns, in that order.
     """
 
-    def __init__(self, *, dedupe_by_id: bool = True, id_memory: int = 10000, skip_history: bool = False) -> None:
-        self.positions: dict[str, int] = {}  # topic -> last seq handed on (or skipped on purpose)
+    def __init__(self, *, dedupe_by_id: bool = True, id_memory: int = 10000, since: Since = "now") -> None:
+        self.positions: dict[str, int] = {}  # topic -> last seq handed on, or skipped as history or past retention
         self.server_cursor: str | None = None
-        self.opaque = False  # the server refused a cursor we built: use its own from now on
+        # "now": the first read asks the server where the topics are (since=now)
+        # and hands nothing on; "retention": it reads from the start of retention.
+        self.since = since
+        self.started = False  # a first page was read, or a cursor restored
         self.syncing = False  # a catch-up is running: hold live frames until it ends
-        # A client that starts "now": the first full read (every page up to
-        # hasMore false) only moves the positions; what comes after is handed on.
-        self.skipping_history = skip_history
         self.pending: dict[tuple[str, int], Event] = {}
         self.dedupe_by_id = dedupe_by_id
         self.id_memory = id_memory
@@ -192,12 +194,23 @@ class EventTracker:
         """Start from a cursor saved earlier: everything after it is handed on."""
         self.server_cursor = cursor
         self.positions.update(decode_cursor(cursor) or {})
-        self.skipping_history = False
+        self.started = True
+
+    def reset(self) -> None:
+        """The server refused the cursor (400 invalid_cursor): start again as ``since`` says."""
+        self.positions.clear()
+        self.server_cursor = None
+        self.started = False
+
+    def fetch_query(self) -> dict[str, str]:
+        """The query of the next GET /events: {"since": "now"}, {"cursor": ...} or {} (from the start of retention)."""
+        if self.since == "now" and not self.started:
+            return {"since": "now"}
+        cursor = self.fetch_cursor()
+        return {} if cursor is None else {"cursor": cursor}
 
     def fetch_cursor(self) -> str | None:
         """The cursor to fetch with: the server's, advanced by our own positions when it is a v1 cursor."""
-        if self.opaque:
-            return self.server_cursor
         server = {} if self.server_cursor is None else decode_cursor(self.server_cursor)
         if server is None:
             return self.server_cursor
@@ -208,24 +221,13 @@ class EventTracker:
                 server[topic] = seq
         return encode_cursor(server)
 
-    def cursor_refused(self, cursor: str | None) -> bool:
-        """The server answered 400 to ``cursor``. True when it was one we built:
-        from now on the server's own cursor is sent, so fetch again with it."""
-        built = cursor is not None and cursor != self.server_cursor
-        if built:
-            self.opaque = True
-        return built
-
     def begin_sync(self) -> None:
         self.syncing = True
 
-    def apply_page(self, page: Mapping[str, Any], *, deliver: bool | None = None) -> list[Event]:
-        """A page of GET /events: the events to hand on. With deliver=False
-        (by default while skipping history) they only move the positions forward."""
-        if deliver is None:
-            deliver = not self.skipping_history
-        if not page.get("hasMore"):
-            self.skipping_history = False
+    def apply_page(self, page: Mapping[str, Any]) -> list[Event]:
+        """A page of GET /events: the events to hand on. A seq jump inside a page
+        is not a gap: the server holds every event still within retention, so the
+        seqs in between are past it."""
         out: list[Event] = []
         listed = page.get("events")
         events = [event for event in listed if is_event(event)] if isinstance(listed, list) else []
@@ -242,17 +244,13 @@ class EventTracker:
             if position is not None and seq <= position:
                 self.stats.duplicates += 1
                 continue
-            if position is not None and seq > position + 1:
-                # The server no longer holds the events in between (retention).
-                self.stats.gaps_lost += seq - position - 1
-            if deliver:
-                self._accept(event, out)
-            else:
-                self.positions[topic] = seq
+            self._accept(event, out)
         cursor = page.get("cursor")
         if isinstance(cursor, str) and cursor:
+            self.started = True
             self.server_cursor = cursor
-            # The server's positions are authoritative for topics we have not seen yet.
+            # The server's positions are authoritative where they are ahead: history
+            # before "now", events past retention, topics we have not seen yet.
             for topic, seq in (decode_cursor(cursor) or {}).items():
                 if self.positions.get(topic, -1) < seq:
                     self.positions[topic] = seq

@@ -27,6 +27,11 @@ MAX_DATA_DEPTH = 64
 QUEUE_MESSAGE_BYTES = 256 * 1024
 DEFAULT_PAGE_EVENTS = 50
 MAX_PAGE_EVENTS = 200
+# A page's events are capped by size too, far under Lambda's 6 MB response limit (the response
+# carries the page as a JSON string, which escaping can at worst double); a single event always fits.
+MAX_PAGE_BYTES = 1024 * 1024
+# The largest seq a cursor may name: beyond it JavaScript numbers lose integers.
+MAX_SEQ = 2**53 - 1
 MAX_WAIT_SECONDS = 20
 DEFAULT_PRESENCE_USERS = 50
 MAX_PRESENCE_USERS = 100  # one BatchGetItem

@@ -247,6 +247,7 @@ class PresenceChecksSettings:
 @dataclass(frozen=True)
 class MaintenanceSettings:
     connections_table: str = text("CONNECTIONS_TABLE")
+    events_table: str = text("EVENTS_TABLE")  # sampled for items past retention
     connections_endpoint: str = text("CONNECTIONS_ENDPOINT")
     stale_connection_seconds: int = integer("STALE_CONNECTION_SECONDS", 60, 7200)
     presence: RepairingPresence | None = section(RepairingPresence, optional=True)

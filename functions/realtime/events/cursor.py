@@ -1,16 +1,22 @@
-"""The opaque `GET /events` cursor: base64url (no padding) of {"v": 1, "t": {topic: seq}}."""
+"""The `GET /events` cursor, version 1 (part of the contract: contract/vectors/cursor.json).
+
+base64url (no padding) of `{"v": 1, "t": {topic: seq}}`: per topic, the last seq
+handed on or skipped. Clients may build one from the positions they hold.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 
-from realtime.core.contract import is_topic
+from realtime.core.contract import MAX_SEQ
 
 CURSOR_VERSION = 1
 MAX_CURSOR_LENGTH = 16384
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 
 
 def encode(positions: Mapping[str, int]) -> str:
@@ -20,21 +26,27 @@ def encode(positions: Mapping[str, int]) -> str:
     return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
 
 
+def _is_version(value: object) -> bool:
+    return not isinstance(value, bool) and value == CURSOR_VERSION
+
+
 def decode(cursor: str) -> dict[str, int]:
-    """Topic -> last seen seq. Raises ValueError with a clear message for any bad cursor."""
+    """Topic -> last seen seq. Raises ValueError with a clear message for anything but a v1 cursor."""
     if len(cursor) > MAX_CURSOR_LENGTH:
         raise ValueError("cursor is too long")
+    if not _BASE64URL.fullmatch(cursor):
+        raise ValueError("cursor is not base64url text")
+    text = cursor.rstrip("=")
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        document = json.loads(raw)
-    except (binascii.Error, ValueError):
-        raise ValueError("cursor is not one this API returned (not base64url JSON)") from None
-    if not isinstance(document, dict) or document.get("v") != CURSOR_VERSION:
-        raise ValueError(f"cursor has an unknown version (expected {CURSOR_VERSION})")
-    positions = document.get("t")
+        document = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8"))
+    except (binascii.Error, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ValueError("cursor is not base64url JSON") from None
+    if not (isinstance(document, dict) and set(document) == {"v", "t"} and _is_version(document["v"])):
+        raise ValueError(f'cursor is not a version {CURSOR_VERSION} cursor ({{"v": 1, "t": {{topic: seq}}}})')
+    positions = document["t"]
     if not isinstance(positions, dict):
         raise ValueError("cursor has no topic positions")
     for topic, seq in positions.items():
-        if not is_topic(topic) or isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-            raise ValueError("cursor has an invalid topic position")
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= MAX_SEQ:
+            raise ValueError(f"cursor position of {topic!r} must be an integer from 0 to {MAX_SEQ}, got {seq!r}")
     return dict(positions)

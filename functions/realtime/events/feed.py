@@ -1,4 +1,4 @@
-"""`GET /events`: a caller's events after a cursor, with optional long polling."""
+"""`GET /events`: a caller's events after a cursor (or from now), with optional long polling."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ from realtime.core.errors import BadRequest
 from realtime.events import cursor as cursor_codec
 from realtime.events.store import EventStore
 
-POLL_INTERVAL_SECONDS = 0.5
+# A long poll looks at its topics' counters (one BatchGetItem) at these intervals, the first
+# soon after the request and then less often: its cost does not grow with topics times ticks.
+FIRST_TICK_SECONDS = 0.25
+MAX_TICK_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,7 @@ class FeedRequest:
     positions: dict[str, int]
     limit: int = DEFAULT_PAGE_EVENTS
     wait_seconds: float = 0.0
+    from_now: bool = False  # since=now: start at the topics' last events instead of a cursor
 
     @classmethod
     def from_query(cls, params: Mapping[str, str] | None) -> FeedRequest:
@@ -31,7 +35,12 @@ class FeedRequest:
                 positions = cursor_codec.decode(params["cursor"])
             except ValueError as error:
                 raise BadRequest("invalid_cursor", str(error)) from None
-        return cls(positions=positions, limit=_limit(params.get("limit")), wait_seconds=_wait(params.get("wait")))
+        return cls(
+            positions=positions,
+            limit=_limit(params.get("limit")),
+            wait_seconds=_wait(params.get("wait")),
+            from_now=_since(params.get("since"), has_cursor=bool(params.get("cursor"))),
+        )
 
 
 def _limit(raw: str | None) -> int:
@@ -52,6 +61,16 @@ def _wait(raw: str | None) -> float:
     if not 0 <= seconds <= MAX_WAIT_SECONDS:  # also false for NaN
         raise BadRequest("invalid_wait", f"wait must be a number of seconds from 0 to {MAX_WAIT_SECONDS:g}")
     return seconds
+
+
+def _since(raw: str | None, *, has_cursor: bool) -> bool:
+    if raw is None or raw == "":
+        return False
+    if raw != "now":
+        raise BadRequest("invalid_since", "since must be 'now' (leave it out to read from the start of retention)")
+    if has_cursor:
+        raise BadRequest("invalid_since", "give a cursor or since=now, not both")
+    return True
 
 
 @dataclass(frozen=True)
@@ -80,30 +99,44 @@ class EventFeed:
         *,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
-        poll_interval: float = POLL_INTERVAL_SECONDS,
     ) -> None:
         self._store = store
         self._sleep = sleep
         self._monotonic = monotonic
-        self._poll_interval = poll_interval
 
     def read(self, topics: Sequence[str], request: FeedRequest, *, max_seconds: float | None = None) -> FeedPage:
-        """One page of the caller's events; with `wait`, re-query until one arrives or time is up.
+        """One page of the caller's events; with `wait`, until one arrives or time is up.
 
         Positions for topics the caller is not granted are ignored; `max_seconds`
-        caps the wait (the Lambda's remaining time minus a margin).
+        caps the wait (the Lambda's remaining time minus a margin). Each look at
+        the topics is one BatchGetItem over their counters; only topics that moved
+        are queried.
         """
-        positions = {topic: request.positions.get(topic, 0) for topic in topics}
         wait = request.wait_seconds if max_seconds is None else max(0.0, min(request.wait_seconds, max_seconds))
         deadline = self._monotonic() + wait
+        heads = self._store.heads(topics)
+        positions = dict(heads) if request.from_now else {topic: request.positions.get(topic, 0) for topic in topics}
+        for topic in topics:
+            if positions[topic] > heads[topic]:
+                raise BadRequest(
+                    "invalid_cursor",
+                    f"cursor position {positions[topic]} of {topic!r} is past its last event ({heads[topic]}): "
+                    "the cursor is not from this deployment; start again without it",
+                )
+        tick = FIRST_TICK_SECONDS
         while True:
-            result = self._store.read_after(topics, positions, request.limit)
+            result = self._store.read_after(topics, positions, request.limit, heads=heads)
+            positions = result.positions
             remaining = deadline - self._monotonic()
             if result.events or remaining <= 0:
                 break
-            self._sleep(min(self._poll_interval, remaining))
+            self._sleep(min(tick, remaining))
+            tick = min(2 * tick, MAX_TICK_SECONDS)
+            # Eventually consistent: a counter read a moment stale only delays this poll by a tick;
+            # the Query of a topic that moved is strongly consistent.
+            heads = self._store.heads(topics, consistent=False)
         return FeedPage(
             events=[event.body for event in result.events],
-            cursor=cursor_codec.encode(result.positions),
+            cursor=cursor_codec.encode(positions),
             has_more=result.has_more,
         )

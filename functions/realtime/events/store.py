@@ -15,22 +15,25 @@ from __future__ import annotations
 import heapq
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
-from realtime.core.contract import DEFAULT_PAGE_EVENTS, MAX_PAGE_EVENTS
+from realtime.core.contract import DEFAULT_PAGE_EVENTS, MAX_PAGE_BYTES, MAX_PAGE_EVENTS
 
 # Losing the counter race costs a re-read and a retry; with batches the losers are few.
 MAX_APPEND_ATTEMPTS = 20
 MAX_BACKOFF_SECONDS = 0.25
 COUNTER_SEQ = 0
 EVENTS_PER_TRANSACTION = 49  # the counter plus an event and an idempotency record each: 99 items
-BATCH_GET_KEYS = 100
+BATCH_GET_KEYS = 100  # DynamoDB's BatchGetItem limit
 # A cancelled transaction that another writer caused: read again and retry.
 _LOST_RACE_CODES = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
+# How far one Query may look past retention's leftovers (DynamoDB stops at 1 MB anyway).
+MAX_QUERY_ITEMS = 1000
 
 
 class StoreContentionError(RuntimeError):
@@ -70,12 +73,27 @@ class StoredEvent:
 @dataclass(frozen=True)
 class ReadResult:
     events: list[StoredEvent]
-    positions: dict[str, int]  # the last seq returned (or already seen) per topic
+    positions: dict[str, int]  # per topic, the last seq returned, already seen, or past retention
     has_more: bool
 
 
 def dedup_key(topic: str, event_id: str) -> str:
     return f"dedup#{topic}#{event_id}"
+
+
+def event_item(
+    topic: str, seq: int, event_id: str, event_type: str, body: str, published_at: str, expires_at: int
+) -> dict[str, Any]:
+    """An event's item in the table (plain values, as the resource's client takes them)."""
+    return {
+        "topic": topic,
+        "seq": seq,
+        "id": event_id,
+        "type": event_type,
+        "body": body,
+        "publishedAt": published_at,
+        "expiresAt": expires_at,
+    }
 
 
 def _cancellation_codes(error: ClientError) -> list[str]:
@@ -233,15 +251,15 @@ class EventStore:
                 {
                     "Put": {
                         "TableName": table_name,
-                        "Item": {
-                            "topic": topic,
-                            "seq": seq,
-                            "id": event.event_id,
-                            "type": event.event_type,
-                            "body": event.body(seq, published_at),
-                            "publishedAt": published_at,
-                            "expiresAt": expires_at,
-                        },
+                        "Item": event_item(
+                            topic,
+                            seq,
+                            event.event_id,
+                            event.event_type,
+                            event.body(seq, published_at),
+                            published_at,
+                            expires_at,
+                        ),
                         "ConditionExpression": "attribute_not_exists(#seq)",
                         "ExpressionAttributeNames": {"#seq": "seq"},
                     }
@@ -288,12 +306,17 @@ class EventStore:
                 )
         return counters, recorded
 
-    def _batch_get(self, keys: Sequence[Mapping[str, Any]]) -> Iterable[dict[str, Any]]:
+    def _batch_get(
+        self, keys: Sequence[Mapping[str, Any]], *, consistent: bool = True, projection: Sequence[str] = ()
+    ) -> Iterable[dict[str, Any]]:
         table_name = self._table.name
         for start in range(0, len(keys), BATCH_GET_KEYS):
             request: dict[str, Any] = {
-                table_name: {"Keys": list(keys[start : start + BATCH_GET_KEYS]), "ConsistentRead": True}
+                table_name: {"Keys": list(keys[start : start + BATCH_GET_KEYS]), "ConsistentRead": consistent}
             }
+            if projection:
+                names = {f"#a{index}": name for index, name in enumerate(projection)}
+                request[table_name] |= {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
             while request:
                 response = self._client.batch_get_item(RequestItems=request)
                 yield from response.get("Responses", {}).get(table_name, [])
@@ -308,45 +331,122 @@ class EventStore:
         """The highest seq ever assigned on a topic (0 if none)."""
         return self._last_seq(topic)
 
+    # --- reads ---------------------------------------------------------------------------
+
+    def heads(self, topics: Iterable[str], *, consistent: bool = True) -> dict[str, int]:
+        """Each topic's last seq (0 for a topic never used), from its counter: one BatchGetItem per 100 topics."""
+        heads = dict.fromkeys(topics, 0)
+        keys = [{"topic": topic, "seq": COUNTER_SEQ} for topic in heads]
+        for item in self._batch_get(keys, consistent=consistent, projection=("topic", "lastSeq")):
+            heads[item["topic"]] = int(item["lastSeq"])
+        return heads
+
     def read_after(
         self,
         topics: Iterable[str],
         positions: Mapping[str, int],
         limit: int = DEFAULT_PAGE_EVENTS,
+        *,
+        heads: Mapping[str, int] | None = None,
+        max_bytes: int = MAX_PAGE_BYTES,
     ) -> ReadResult:
-        """Events after each topic's position, merged oldest first by publishedAt.
+        """The oldest events after each topic's position, merged by publishedAt, at most `limit` and `max_bytes`.
 
-        Within a topic the seq order is kept even when publishedAt disagrees
-        (heapq.merge only ever takes the head of each topic's list).
+        Only topics whose counter (`heads`, read here when not given) is past their
+        position are queried, each for its share of the page first and for more
+        only when the merge has taken all it read, so a page reads little more
+        than it returns. Within a topic the seq order is kept even when publishedAt
+        disagrees. Events past retention are skipped as if TTL had deleted them,
+        and the positions move past them: a topic's events in a page follow on
+        from its position except for those.
         """
         if not 1 <= limit <= MAX_PAGE_EVENTS:
             raise ValueError(f"limit must be between 1 and {MAX_PAGE_EVENTS}")
         topics = list(dict.fromkeys(topics))
-        new_positions = {topic: max(0, int(positions.get(topic, 0))) for topic in topics}
-        per_topic = [self._query_after(topic, new_positions[topic], limit + 1) for topic in topics]
-        merged = list(heapq.merge(*per_topic, key=lambda event: event.published_at))
-        page = merged[:limit]
-        for event in page:
-            new_positions[event.topic] = event.seq
-        return ReadResult(events=page, positions=new_positions, has_more=len(merged) > limit)
+        heads = self.heads(topics) if heads is None else heads
+        start = {topic: max(0, int(positions.get(topic, 0))) for topic in topics}
+        moved = [topic for topic in topics if heads.get(topic, 0) > start[topic]]
+        reads = [_TopicRead(topic, start[topic], heads[topic]) for topic in moved]
+        now = int(self._clock())
+        share = -(-limit // len(reads)) if reads else 0  # the page split evenly, rounded up
+        for read in reads:
+            self._fill(read, share, now)
+        page = self._merge(reads, limit, max_bytes, now)
+        new_positions = start | {read.topic: read.position for read in reads}
+        return ReadResult(events=page, positions=new_positions, has_more=not all(read.exhausted for read in reads))
 
-    def _query_after(self, topic: str, after_seq: int, wanted: int) -> list[StoredEvent]:
-        events: list[StoredEvent] = []
-        request: dict[str, Any] = {
-            "KeyConditionExpression": "#topic = :topic AND #seq > :after",
-            "ExpressionAttributeValues": {":topic": topic, ":after": after_seq},
-            # Strong reads: a reader must never see seq n+1 without seq n.
-            "ConsistentRead": True,
-            "ProjectionExpression": "#seq, #body, publishedAt",
-            "ExpressionAttributeNames": {"#topic": "topic", "#seq": "seq", "#body": "body"},
-        }
-        while len(events) < wanted:
-            response = self._table.query(Limit=wanted - len(events), **request)
-            events.extend(
-                StoredEvent(topic, int(item["seq"]), item["publishedAt"], item["body"])
+    def _merge(self, reads: list[_TopicRead], limit: int, max_bytes: int, now: int) -> list[StoredEvent]:
+        """Take the oldest buffered event across topics until the page is full, refilling a topic as it empties."""
+        heap = [(read.buffered[0].published_at, index) for index, read in enumerate(reads) if read.buffered]
+        heapq.heapify(heap)
+        page: list[StoredEvent] = []
+        size = 0
+        streak = 0  # events taken in a row from one topic
+        while heap and len(page) < limit:
+            read = reads[heap[0][1]]
+            event = read.buffered[0]
+            event_size = len(event.body.encode()) + 1  # and its comma
+            if page and size + event_size > max_bytes:
+                break  # the first event always fits: one is never too big for a page
+            streak = streak + 1 if page and page[-1].topic == read.topic else 1
+            read.buffered.popleft()
+            page.append(event)
+            size += event_size
+            if not read.buffered and len(page) < limit:
+                left = limit - len(page)
+                # A topic whose whole last read was taken in a row gets twice as much next;
+                # one taken in turn with others, its share of what the page still needs.
+                wanted = 2 * read.chunk if streak >= read.chunk else -(-left // len(heap))
+                self._fill(read, min(wanted, left), now)
+            if read.buffered:
+                heapq.heapreplace(heap, (read.buffered[0].published_at, heap[0][1]))
+            else:
+                heapq.heappop(heap)
+        return page
+
+    def _fill(self, read: _TopicRead, count: int, now: int) -> None:
+        """Buffer the topic's next `count` seqs; read further while every one of them is past retention."""
+        while not read.buffered and read.evaluated < read.head:
+            read.chunk = min(count, read.head - read.evaluated)
+            response = self._table.query(
+                KeyConditionExpression="#topic = :topic AND #seq BETWEEN :first AND :head",
+                FilterExpression="expiresAt > :now",
+                ExpressionAttributeValues={
+                    ":topic": read.topic,
+                    ":first": read.evaluated + 1,
+                    ":head": read.head,
+                    ":now": now,
+                },
+                ExpressionAttributeNames={"#topic": "topic", "#seq": "seq", "#body": "body"},
+                ProjectionExpression="#seq, #body, publishedAt",
+                # Strong reads: a reader must never see seq n+1 without seq n.
+                ConsistentRead=True,
+                Limit=read.chunk,
+            )
+            read.buffered.extend(
+                StoredEvent(read.topic, int(item["seq"]), item["publishedAt"], item["body"])
                 for item in response.get("Items", [])
             )
-            if "LastEvaluatedKey" not in response:
-                break
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        return events
+            last = response.get("LastEvaluatedKey")
+            read.evaluated = int(last["seq"]) if last else read.head
+            count = min(2 * count, MAX_QUERY_ITEMS)
+
+
+@dataclass
+class _TopicRead:
+    """One topic's events after a position, fetched as the merge needs them, never past `head`."""
+
+    topic: str
+    evaluated: int  # the last seq DynamoDB has looked at: handed on, buffered, or past retention
+    head: int  # the topic's last seq when this read began
+    buffered: deque[StoredEvent] = field(default_factory=deque)
+    chunk: int = 0  # how many seqs the last query asked for
+
+    @property
+    def position(self) -> int:
+        """Every seq up to here was handed on or is past retention."""
+        return self.buffered[0].seq - 1 if self.buffered else self.evaluated
+
+    @property
+    def exhausted(self) -> bool:
+        return not self.buffered and self.evaluated >= self.head

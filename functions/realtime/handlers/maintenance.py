@@ -1,4 +1,5 @@
-"""`maintenance` (EventBridge Scheduler): remove dead connections, repair presence."""
+"""`maintenance` (EventBridge Scheduler): remove dead connections, repair presence, and report
+what cleanup did (and what TTL has yet to do) as metrics and one log line per run."""
 
 from __future__ import annotations
 
@@ -36,5 +37,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     summary = dataclasses.asdict(report)
     for field, metric in METRICS.items():
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=summary[field])
+    for table, items in report.table_items.items():
+        metrics.add_metric(name=f"{table.title()}TableItems", unit=MetricUnit.Count, value=items)
+    for table, expired in report.expired_items.items():
+        metrics.add_metric(name=f"{table.title()}TableExpiredItems", unit=MetricUnit.Count, value=expired)
     logger.info("Maintenance run finished", extra=summary)
     return summary

@@ -25,14 +25,15 @@ stops early when its time is nearly up; the next one carries on.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from realtime.core.encoding import parse_timestamp, timestamp_at
 from realtime.core.observability import logger
+from realtime.core.ttl import sample_expired
 from realtime.events.connections import ConnectionStore
 from realtime.presence.sessions import SessionTracker
 from realtime.presence.store import PresenceState, PresenceStore
@@ -53,6 +54,10 @@ class MaintenanceReport:
     orphan_sessions_removed: int = 0
     offline_decided: int = 0
     events_resent: int = 0
+    # Per table with TTL: its size (DynamoDB's count, about six hours old at most) and, estimated from
+    # a sample, how many of its items are past expiresAt but not deleted by TTL yet.
+    table_items: dict[str, int] = field(default_factory=dict)
+    expired_items: dict[str, int] = field(default_factory=dict)
     errors: int = 0  # connections or users whose step failed (logged); the next run tries them again
     complete: bool = True
 
@@ -65,11 +70,13 @@ class Maintenance:
         management: Any,
         sessions: SessionTracker,
         presence: PresenceStore | None,
+        ttl_tables: Mapping[str, Any],
         stale_seconds: int,
         grace_seconds: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._connections = connections
+        self._ttl_tables = ttl_tables
         self._management = management
         self._sessions = sessions
         self._presence = presence
@@ -79,6 +86,8 @@ class Maintenance:
 
     def run(self, time_is_up: Callable[[], bool] = lambda: False) -> MaintenanceReport:
         report = MaintenanceReport()
+        for name, table in self._ttl_tables.items():
+            self._isolated(report, self._sample_expired, name, table, report)
         stale = self._connections.not_seen_since(
             timestamp_at(self._clock() - self._stale_seconds), timestamp_at(self._clock() - MAX_CONNECTION_AGE_SECONDS)
         )
@@ -103,6 +112,11 @@ class Maintenance:
             logger.exception("Maintenance step failed; the next run retries it", extra={"step": step.__name__})
             report.errors += 1
 
+    def _sample_expired(self, name: str, table: Any, report: MaintenanceReport) -> None:
+        sample = sample_expired(table, int(self._clock()))
+        report.table_items[name] = sample.items
+        report.expired_items[name] = sample.expired_estimate
+
     # --- 1. stale connections ------------------------------------------------------
 
     def _check_connection(self, record: dict[str, Any], report: MaintenanceReport) -> None:
@@ -115,7 +129,7 @@ class Maintenance:
             report.connections_alive += 1
         elif self._sessions.remove(connection_id):
             report.connections_removed += 1
-            logger.info(
+            logger.debug(
                 "Dead connection removed", extra={"connection_id": connection_id, "user_id": record.get("userId")}
             )
 
@@ -146,20 +160,20 @@ class Maintenance:
             if ended is not None:
                 report.orphan_sessions_removed += 1
                 state = ended
-                logger.info("Orphan session removed", extra={"user_id": state.user_id, "connection_id": connection_id})
+                logger.debug("Orphan session removed", extra={"user_id": state.user_id, "connection_id": connection_id})
         now = self._clock()
         ended_at = parse_timestamp(state.session_ended_at) or 0.0
         if state.online and state.sessions == 0 and now - ended_at > self._grace_seconds + OVERDUE_CHECK_MARGIN_SECONDS:
             # The check scheduled at the last session's end never came (or could not be sent).
             if self._sessions.check_offline(state.user_id, state.version) is not None:
                 report.offline_decided += 1
-                logger.info("Overdue offline decided", extra={"user_id": state.user_id})
+                logger.debug("Overdue offline decided", extra={"user_id": state.user_id})
             return
         changed_at = parse_timestamp(state.state_changed_at) or 0.0
         overdue = state.unannounced and now - changed_at > UNCONFIRMED_EVENT_AGE_SECONDS
         if overdue and self._sessions.announce(state) is not None:
             report.events_resent += 1
-            logger.info("Unconfirmed presence event sent again", extra={"user_id": state.user_id})
+            logger.debug("Unconfirmed presence event sent again", extra={"user_id": state.user_id})
 
     def _orphans(self, state: PresenceState) -> list[str]:
         """Counted sessions whose connection record no longer exists."""

@@ -13,8 +13,10 @@ import uuid
 import httpx
 import pytest
 import websockets
-from realtime_client import ConnectionRefused, RealtimeClient, exactly_once_in_order
+from realtime_client import ConnectionRefused, RealtimeClient, encode_cursor, exactly_once_in_order
 from realtime_publisher import Publisher
+from stored_events import write_events
+from websockets.asyncio.server import serve
 
 pytestmark = pytest.mark.integration
 
@@ -333,6 +335,56 @@ def test_a_silent_socket_is_detected_by_ping(make_client, publisher, timings):
     run(scenario())
 
 
+# --- where a client starts, history, retention, silent sockets ----------------------------------
+
+
+def test_a_fresh_client_hands_on_none_of_450_stored_events_then_new_ones_once(
+    make_client, publisher, events_table, timings
+):
+    gina = unique("gina")
+    topic = f"user:{gina}"
+    write_events(events_table, topic, 450)
+
+    async def scenario():
+        client = make_client(gina, [])
+        received = Recorder(client)
+        started = time.monotonic()
+        async with client:
+            await client.wait_for_state("open", timeout=30)
+            timings("python: start to open, 450 stored events (since 'now')", time.monotonic() - started)
+            ids = publish_each(publisher, topic, 3)
+            await received.wait_for_ids(ids)
+            await asyncio.sleep(0.5)  # anything else handed on would be here by now
+            mine = [event for event, _, _ in received.items if event["topic"] == topic]
+            assert sorted(event["id"] for event in mine) == sorted(ids)
+            assert [event["seq"] for event in mine] == [451, 452, 453]
+
+    run(scenario())
+
+
+def test_since_retention_hands_on_all_450_in_order_once_then_new_ones(make_client, publisher, events_table, timings):
+    hal = unique("hal")
+    topic = f"user:{hal}"
+    stored = [event["id"] for event in write_events(events_table, topic, 450)]
+
+    async def scenario():
+        client = make_client(hal, [], since="retention")
+        received = Recorder(client)
+        started = time.monotonic()
+        async with client:
+            await received.wait_for_ids(stored)
+            timings("python: start to 450 stored events handed on (since 'retention')", time.monotonic() - started)
+            await client.wait_for_state("open", timeout=30)
+            ids = publish_each(publisher, topic, 2)
+            await received.wait_for_ids(ids)
+            mine = [event for event, _, _ in received.items if event["topic"] == topic]
+            assert [event["id"] for event in mine[:450]] == stored
+            assert [event["seq"] for event in mine] == list(range(1, 453))
+            assert set(received.transports(stored)) == {"http"}
+
+    run(scenario())
+
+
 class Tap:
     """Opens real sockets and keeps every event frame they carry, as sent."""
 
@@ -390,6 +442,67 @@ def test_an_event_reaching_the_client_through_two_topics_is_one_frame_and_one_ca
             (handed_on,) = received.mine(ids)
             assert handed_on["seqs"] == seqs
             assert {topic: client.tracker.positions[topic] for topic in seqs} == seqs
+
+    run(scenario())
+
+
+@contextlib.asynccontextmanager
+async def silent_websocket_server():
+    """Accepts every WebSocket upgrade, then passes nothing either way (a middlebox gone quiet)."""
+
+    async def swallow(connection):
+        await connection.wait_closed()
+
+    async with serve(swallow, "127.0.0.1", 0) as server:
+        yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+def test_a_socket_that_opens_but_passes_nothing_falls_back_to_long_polling(stack, token, publisher, timings):
+    jo = unique("jo")
+
+    async def scenario():
+        async with silent_websocket_server() as silent_url:
+            client = RealtimeClient(
+                silent_url, stack["http_api_url"], lambda: token(jo), open_timeout=2, fallback_delay=60, name=jo
+            )
+            received = Recorder(client)
+            started = time.monotonic()
+            async with client:
+                await client.wait_for_state("fallback", timeout=30)
+                timings("python: silent socket to fallback (2 failed opens, 2 s each)", time.monotonic() - started)
+                assert (client.stats.opens, client.stats.failed_opens) == (0, 2)
+                sent = time.monotonic()
+                ids = publish_each(publisher, f"user:{jo}", 3)
+                await received.wait_for_ids(ids)
+                latency = max(received.arrival(i) for i in ids) - sent
+                timings("python: publish to receipt in fallback behind a silent socket, 3 events", latency)
+                assert set(received.transports(ids)) == {"http"}
+                assert latency < 5, "the long poll's latency, not a reconnect cycle's"
+
+    run(scenario())
+
+
+def test_after_events_past_retention_the_next_arrive_without_a_gap(make_client, publisher, events_table):
+    ivy = unique("ivy")
+    topic = f"user:{ivy}"
+    past = int(time.time()) - 3600
+    write_events(events_table, topic, 2)
+    write_events(events_table, topic, 1, expires_at=past)  # seq 3: TTL has not deleted it yet
+    saved = encode_cursor({topic: 2})  # a cursor from before it
+
+    async def scenario():
+        client = make_client(ivy, [], cursor=saved)
+        received = Recorder(client)
+        async with client:
+            await client.wait_for_state("open", timeout=30)
+            first = publish_each(publisher, topic, 1)  # seq 4
+            await received.wait_for_ids(first)
+            write_events(events_table, topic, 1, expires_at=past)  # seq 5, never delivered
+            second = publish_each(publisher, topic, 1)  # seq 6: a jump on the socket
+            await received.wait_for_ids(second)
+            mine = [event for event, _, _ in received.items if event["topic"] == topic]
+            assert [event["seq"] for event in mine] == [4, 6]
+            assert client.tracker.stats.gaps_lost == 0
 
     run(scenario())
 

@@ -72,6 +72,7 @@ class FakeServer:
         self.all_sockets: list[FakeSocket] = []
         self.block_websocket = False
         self.hang_websocket = False
+        self.silent_websocket = False  # opens, then nothing gets through (a proxy that swallows frames)
         self.drop_frames = 0
         self.requests: list[dict] = []
         self.valid_tokens: set[str] | None = None
@@ -88,8 +89,11 @@ class FakeServer:
         if self.valid_tokens is not None and token not in self.valid_tokens:
             raise websockets.InvalidHandshake("server rejected WebSocket connection: HTTP 403")
         socket = FakeSocket(self, token)
-        self.sockets.add(socket)
         self.all_sockets.append(socket)
+        if self.silent_websocket:
+            socket.silent = True
+        else:
+            self.sockets.add(socket)
         return socket
 
     async def _handle(self, request: httpx.Request) -> httpx.Response:
@@ -99,8 +103,10 @@ class FakeServer:
         if self.valid_tokens is not None and token not in self.valid_tokens:
             return httpx.Response(401, json={"error": {"code": "unauthorized", "message": "expired"}})
         positions = decode_cursor(params["cursor"]) if "cursor" in params else {}
-        if positions is None:
-            return httpx.Response(400, json={"error": {"code": "bad_cursor", "message": "bad cursor"}})
+        if positions is None or any(seq > len(self.store.get(topic, ())) for topic, seq in positions.items()):
+            return httpx.Response(400, json={"error": {"code": "invalid_cursor", "message": "bad cursor"}})
+        if params.get("since") == "now":
+            positions = {topic: len(events) for topic, events in self.store.items()}
         limit = int(params.get("limit", 50))
         wait = float(params.get("wait", 0))
         page = self.read(positions, limit)

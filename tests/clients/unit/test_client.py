@@ -10,7 +10,7 @@ import json
 from contextlib import asynccontextmanager
 
 import websockets
-from realtime_client import ConnectionRefused, RealtimeClient, exactly_once_in_order
+from realtime_client import ConnectionRefused, RealtimeClient, encode_cursor, exactly_once_in_order
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
@@ -65,7 +65,7 @@ def run(coroutine):
     return asyncio.run(asyncio.wait_for(coroutine, 20))
 
 
-def test_websocket_delivery_skips_history_with_since_now():
+def test_websocket_delivery_never_reads_history_with_since_now():
     async def scenario():
         def history(server):
             server.publish("user:alice")
@@ -79,33 +79,25 @@ def test_websocket_delivery_skips_history_with_since_now():
             await until(lambda: len(got) == 2)
             assert keys(got) == ["user:alice#3", "group:ops#1"]
             assert {transport for _, transport in got} == {"websocket"}
-            assert server.event_requests()[0]["params"]["limit"] == "200"
+            assert [r["params"] for r in server.event_requests()] == [{"since": "now", "limit": "200"}]
 
     run(scenario())
 
 
-def test_since_now_skips_history_longer_than_a_page():
+def test_since_retention_replays_first_page_by_page_in_order_once():
     async def scenario():
         def history(server):
-            for _ in range(3):
-                server.publish("user:alice")
+            for topic in ("user:alice", "all", "user:alice", "group:ops", "user:alice"):
+                server.publish(topic)
 
-        async with running(history, page_limit=1) as (server, client, got):
+        async with running(history, since="retention", page_limit=2) as (server, client, got):
             await client.wait_for_state("open", timeout=2)
             server.publish("user:alice")
-            await until(lambda: len(got) >= 1)
-            assert keys(got) == ["user:alice#4"]
-
-    run(scenario())
-
-
-def test_since_retention_replays_first():
-    async def scenario():
-        async with running(lambda s: (s.publish("user:alice"), s.publish("all")), since="retention") as (s, c, got):
-            await c.wait_for_state("open", timeout=2)
-            s.publish("user:alice")
-            await until(lambda: len(got) == 3)
-            assert keys(got) == ["user:alice#1", "all#1", "user:alice#2"]
+            await until(lambda: len(got) == 6)
+            expected = ["user:alice#1", "all#1", "user:alice#2", "group:ops#1", "user:alice#3", "user:alice#4"]
+            assert keys(got) == expected
+            assert {transport for _, transport in got[:5]} == {"http"}
+            assert "cursor" not in server.event_requests()[0]["params"]
 
     run(scenario())
 
@@ -222,6 +214,22 @@ def test_a_silent_socket_is_declared_dead_and_replaced():
     run(scenario())
 
 
+def test_a_refused_cursor_starts_over_and_says_so():
+    async def scenario():
+        errors: list[BaseException] = []
+        saved = encode_cursor({"user:alice": 7})  # from another deployment: past this one's last event
+        async with running(cursor=saved) as (server, client, got):
+            client.on_error(errors.append)
+            await client.wait_for_state("open", timeout=2)
+            server.publish("user:alice")
+            await until(lambda: len(got) == 1)
+            assert [getattr(error, "code", None) for error in errors] == ["invalid_cursor"]
+            assert [r["params"].get("since", "cursor") for r in server.event_requests()] == ["cursor", "now"]
+            assert keys(got) == ["user:alice#1"]
+
+    run(scenario())
+
+
 def test_401_gets_a_fresh_token():
     async def scenario():
         def setup(server):
@@ -299,6 +307,34 @@ def test_moves_back_to_the_websocket_when_it_works_again():
             assert exactly_once_in_order(e for e, _ in got) == []
             assert got[-1][1] == "websocket"
             assert [state for _, state, _ in client.stats.states] == ["connecting", "fallback", "open"]
+
+    run(scenario())
+
+
+def test_a_socket_that_opens_but_never_answers_is_a_failed_open_two_fall_back():
+    async def scenario():
+        async with running(lambda s: setattr(s, "silent_websocket", True), fallback_delay=30) as (server, client, got):
+            await client.wait_for_state("fallback", timeout=3)
+            assert client.stats.failed_opens == 2
+            assert client.stats.opens == 0
+            assert all(socket.closed for socket in server.all_sockets[:2])
+            server.publish("user:alice")
+            await until(lambda: len(got) == 1)
+            assert got[0][1] == "http"
+
+    run(scenario())
+
+
+def test_a_dropped_socket_replaced_by_silent_ones_falls_back():
+    async def scenario():
+        async with running(open_timeout=5) as (server, client, got):
+            await client.wait_for_state("open", timeout=2)
+            server.silent_websocket = True
+            server.open_sockets[0].kill()
+            await client.wait_for_state("fallback", timeout=2)  # fallback_delay, though a silent socket is open
+            server.publish("user:alice")
+            await until(lambda: len(got) == 1)
+            assert got[0][1] == "http"
 
     run(scenario())
 

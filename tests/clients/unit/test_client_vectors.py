@@ -1,5 +1,6 @@
 """The Python client against contract/: the logic cases it shares with the
-browser client (contract/vectors/client.json) and the server limits it uses.
+browser client (contract/vectors/client.json), the cursor (cursor.json) and
+the server limits it uses.
 It validates no topics, so the grammar vectors have nothing to run here."""
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from typing import Any
 
 import pytest
 from realtime_client import Backoff, EventTracker, PresenceTracker, RealtimeClient, decode_cursor, encode_cursor
+from realtime_client.tracker import MAX_SEQ
 
 from .contract import load
 
 WIRE = load("wire.json")
 VECTORS = load("vectors/client.json")
+CURSOR = load("vectors/cursor.json")
 
 
 def snake(name: str) -> str:
@@ -51,6 +54,14 @@ def assert_cursor(actual: str | None, expected: Any) -> None:
         assert actual == expected
 
 
+def assert_query(actual: dict, expected: dict) -> None:
+    assert set(actual) == set(expected)
+    if "cursor" in expected:
+        assert_cursor(actual["cursor"], expected["cursor"])
+    else:
+        assert actual == expected
+
+
 def page(value: dict) -> dict:
     events = value.get("events")
     return {
@@ -81,10 +92,12 @@ def run_step(tracker: EventTracker, step: dict) -> None:
         assert result.gap_remaining == step["gapRemaining"]
     elif "restore" in step:
         tracker.restore(cursor(step["restore"]))
+    elif "reset" in step:
+        tracker.reset()
+    elif "fetchQuery" in step:
+        assert_query(tracker.fetch_query(), step["fetchQuery"])
     elif "fetchCursor" in step:
         assert_cursor(tracker.fetch_cursor(), step["fetchCursor"])
-    elif "cursorRefused" in step:
-        assert tracker.cursor_refused(tracker.fetch_cursor()) == step["retry"]
     elif "expect" in step:
         expect = step["expect"]
         if "positions" in expect:
@@ -135,12 +148,12 @@ def test_backoff(case):
             assert [lowest.next() * 1000, highest.next() * 1000] == pytest.approx(step)
 
 
-@pytest.mark.parametrize("vector", VECTORS["cursorCodec"]["encode"], ids=lambda vector: vector["cursor"])
+@pytest.mark.parametrize("vector", CURSOR["encode"], ids=lambda vector: vector["cursor"])
 def test_encode_cursor(vector):
     assert encode_cursor(vector["positions"]) == vector["cursor"]
 
 
-@pytest.mark.parametrize("vector", VECTORS["cursorCodec"]["decode"], ids=lambda vector: vector["name"])
+@pytest.mark.parametrize("vector", CURSOR["decode"], ids=lambda vector: vector["name"])
 def test_decode_cursor(vector):
     assert decode_cursor(vector["cursor"]) == vector["positions"]
 
@@ -158,3 +171,4 @@ def test_uses_the_server_limits_as_its_defaults():
     client = RealtimeClient("wss://ws.test", "https://api.test", lambda: "t")
     assert client.page_limit == WIRE["limits"]["pageEventsMax"]
     assert client.long_poll_wait == WIRE["limits"]["waitSecondsMax"]
+    assert WIRE["limits"]["seqMax"] == MAX_SEQ

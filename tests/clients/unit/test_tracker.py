@@ -3,7 +3,7 @@ client (contract/vectors/client.json, run by test_client_vectors.py)."""
 
 from __future__ import annotations
 
-from realtime_client import Backoff, EventTracker, exactly_once_in_order
+from realtime_client import Backoff, exactly_once_in_order
 
 
 def ev(topic: str, seq: int) -> dict:
@@ -13,15 +13,6 @@ def ev(topic: str, seq: int) -> dict:
 def test_backoff_is_never_zero_nor_over_the_cap_with_real_randomness():
     backoff = Backoff(initial=0.2, maximum=5.0)
     assert all(0.1 <= backoff.next() <= 5.0 for _ in range(200))
-
-
-def test_a_page_applied_with_deliver_false_only_moves_positions():
-    t = EventTracker()
-    page = {"events": [ev("user:a", 1), ev("user:a", 2)], "cursor": "opaque", "hasMore": False}
-    assert t.apply_page(page, deliver=False) == []
-    assert t.positions["user:a"] == 2
-    assert t.server_cursor == "opaque"
-    assert [e["seq"] for e in t.offer_live(ev("user:a", 3)).deliver] == [3]
 
 
 def test_exactly_once_in_order_reports_problems():

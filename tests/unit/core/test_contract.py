@@ -39,6 +39,8 @@ def test_patterns_and_limits_equal_the_contract():
         "queueMessageBytes": contract.QUEUE_MESSAGE_BYTES,
         "pageEventsDefault": contract.DEFAULT_PAGE_EVENTS,
         "pageEventsMax": contract.MAX_PAGE_EVENTS,
+        "pageBytesMax": contract.MAX_PAGE_BYTES,
+        "seqMax": contract.MAX_SEQ,
         "waitSecondsMax": contract.MAX_WAIT_SECONDS,
         "presenceUsersDefault": contract.DEFAULT_PRESENCE_USERS,
         "presenceUsersMax": contract.MAX_PRESENCE_USERS,

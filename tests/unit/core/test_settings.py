@@ -77,6 +77,7 @@ def test_a_section_is_all_or_nothing():
 def test_booleans_are_spelled_out():
     environment = {
         "CONNECTIONS_TABLE": "c",
+        "EVENTS_TABLE": "e",
         "CONNECTIONS_ENDPOINT": "https://e",
         "STALE_CONNECTION_SECONDS": "180",
         "PRESENCE_TABLE": "p",

@@ -1,11 +1,13 @@
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
 from realtime.events.store import EventStore, NewEvent, StoreContentionError
+from stored_events import write_events
 
 from ..fake_dynamodb import FakeDynamoDB
-from ..support import REGION, client_error
+from ..support import REGION, client_error, dynamodb_calls
 
 RETENTION = 3600
 PUBLISHED = "2026-01-01T00:00:00.000Z"
@@ -302,12 +304,105 @@ def test_read_after_limit_bounds(store, limit):
         store.read_after(["user:1"], {}, limit=limit)
 
 
+def test_a_page_stops_at_its_byte_limit_but_always_holds_one_event(store):
+    for n in range(4):
+        store.append(f"e{n}", "user:1", lambda seq: "x" * 400, event_type="t", published_at=f"{n:02d}")
+
+    capped = store.read_after(["user:1"], {}, limit=10, max_bytes=1000)
+    single = store.read_after(["user:1"], {}, limit=10, max_bytes=100)
+
+    assert ([e.seq for e in capped.events], capped.positions, capped.has_more) == ([1, 2], {"user:1": 2}, True)
+    assert ([e.seq for e in single.events], single.has_more) == ([1], True)
+
+
 def test_read_after_pages_through_large_items(store):
     # Bodies near 100 KB make a single Query stop at DynamoDB's 1 MB page size.
     for n in range(12):
         store.append(f"big{n}", "user:1", lambda seq: "x" * 100_000, event_type="t", published_at=f"{n:02d}")
 
-    result = store.read_after(["user:1"], {}, limit=11)
+    result = store.read_after(["user:1"], {}, limit=11, max_bytes=2_000_000)
 
     assert [e.seq for e in result.events] == list(range(1, 12))
     assert result.has_more
+
+
+def test_heads_are_each_topics_last_seq(store):
+    append(store, "a", "user:1")
+    append(store, "b", "user:1")
+    append(store, "c", "all")
+
+    assert store.heads(["user:1", "all", "group:new"]) == {"user:1": 2, "all": 1, "group:new": 0}
+
+
+# --- retention: items past expiresAt are never served, whenever TTL deletes them ------------
+
+
+@pytest.fixture
+def expired_store(events_table):
+    """Appends events that expired an hour ago (TTL has not deleted them yet)."""
+    return EventStore(events_table, RETENTION, clock=lambda: time.time() - RETENTION - 3600)
+
+
+def test_reads_skip_expired_events_and_move_past_them(store, expired_store):
+    for event_id in ("old1", "old2"):
+        append(expired_store, event_id)
+    append(store, "fresh3")
+    append(expired_store, "old4")
+    append(store, "fresh5")
+
+    from_start = store.read_after(["user:1"], {})
+    from_cursor = store.read_after(["user:1"], {"user:1": 3})
+
+    assert [e.seq for e in from_start.events] == [3, 5]
+    assert [e.seq for e in from_cursor.events] == [5]
+    assert from_start.positions == from_cursor.positions == {"user:1": 5}
+
+
+def test_a_topic_whose_remaining_events_all_expired_moves_to_its_head(store, expired_store):
+    append(store, "fresh1")
+    append(expired_store, "old2")
+    append(expired_store, "old3")
+
+    result = store.read_after(["user:1"], {"user:1": 1})
+
+    assert (result.events, result.positions, result.has_more) == ([], {"user:1": 3}, False)
+
+
+def test_a_page_waits_for_nothing_behind_many_expired_events(store, expired_store, events_table):
+    for n in range(40):
+        append(expired_store, f"old{n}")
+    append(store, "fresh")
+    calls = dynamodb_calls(events_table)
+
+    result = store.read_after(["user:1"], {}, limit=1)
+
+    assert [e.seq for e in result.events] == [41]
+    # Past retention's leftovers in doubling steps: 1 + 2 + ... + 32 seqs.
+    assert len([name for name, _ in calls if name == "Query"]) <= 6
+
+
+# --- cost: only what the page needs -----------------------------------------------------
+
+
+def test_only_topics_that_moved_are_queried(store, events_table):
+    append(store, "a", "user:1")
+    append(store, "b", "group:ops")
+    calls = dynamodb_calls(events_table)
+
+    result = store.read_after(["user:1", "group:ops", "all"], {"user:1": 1})
+
+    assert [(e.topic, e.seq) for e in result.events] == [("group:ops", 1)]
+    assert [name for name, _ in calls] == ["BatchGetItem", "Query"]
+
+
+def test_a_page_over_many_topics_reads_little_more_than_it_returns(store, events_table):
+    topics = [f"group:g{n}" for n in range(100)]
+    for topic in topics:
+        write_events(events_table, topic, 5)
+    calls = dynamodb_calls(events_table)
+
+    result = store.read_after(topics, {}, limit=200)
+
+    items_read = sum(response["ScannedCount"] for name, response in calls if name == "Query")
+    assert len(result.events) == 200
+    assert items_read <= 2 * 200, f"{items_read} items read for a page of 200 (limit + 1 per topic: 20,100)"

@@ -1,3 +1,4 @@
+import base64
 import dataclasses
 import json
 import time
@@ -109,6 +110,40 @@ def test_bad_input_is_400(store, lambda_context, query, code):
     assert body["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("positions", "problem"),
+    [
+        ({"user:42": 10**40}, "must be an integer from 0 to 9007199254740991"),
+        ({"user:42": -1}, "must be an integer from 0 to"),
+        ({"user:42": 1.5}, "must be an integer from 0 to"),
+        ({"user:42": 5}, "past its last event"),
+    ],
+)
+def test_out_of_range_cursor_positions_are_400(store, lambda_context, positions, problem):
+    publish(store, "e1", "user:42", "2026-01-01T00:00:01.000Z")
+    raw = base64.urlsafe_b64encode(json.dumps({"v": 1, "t": positions}).encode()).decode().rstrip("=")
+
+    status, body, _ = get(lambda_context, make_token("42"), cursor=raw)
+
+    assert (status, body["error"]["code"]) == (400, "invalid_cursor")
+    assert problem in body["error"]["message"]
+
+
+def test_since_now_answers_the_head_without_events(store, lambda_context):
+    publish(store, "e1", "user:42", "2026-01-01T00:00:01.000Z")
+    publish(store, "e2", "user:42", "2026-01-01T00:00:02.000Z")
+
+    status, body, _ = get(lambda_context, make_token("42"), since="now")
+    _, after, _ = get(lambda_context, make_token("42"), cursor=body["cursor"])
+    publish(store, "e3", "user:42", "2026-01-01T00:00:03.000Z")
+    _, later, _ = get(lambda_context, make_token("42"), cursor=body["cursor"])
+
+    assert (status, body["events"], body["hasMore"]) == (200, [], False)
+    assert cursor.decode(body["cursor"]) == {"user:42": 2}
+    assert after["events"] == []
+    assert [e["id"] for e in later["events"]] == ["e3"]
+
+
 @pytest.mark.parametrize("limit", ["1", "200"])
 def test_limit_bounds_are_accepted(store, lambda_context, limit):
     status, _, _ = get(lambda_context, make_token("42"), limit=limit)
@@ -174,21 +209,18 @@ def test_wait_returns_as_soon_as_an_event_arrives(store, lambda_context, monkeyp
         if len(sleeps) == 2:
             publish(store, "late", "user:42", "2026-01-01T00:00:09.000Z")
 
-    feed = EventFeed(store, sleep=sleep_while_an_event_is_published, poll_interval=0.5)
+    feed = EventFeed(store, sleep=sleep_while_an_event_is_published)
     use_feed(monkeypatch, feed)
 
     started = time.monotonic()
     _, body, _ = get(lambda_context, make_token("42"), wait="20")
 
     assert [e["id"] for e in body["events"]] == ["late"]
-    assert sleeps == [0.5, 0.5]
+    assert sleeps == [0.25, 0.5]
     assert time.monotonic() - started < 5
 
 
-def test_wait_gives_up_when_time_is_up(store, lambda_context, monkeypatch):
-    feed = EventFeed(store, poll_interval=0.05)
-    use_feed(monkeypatch, feed)
-
+def test_wait_gives_up_when_time_is_up(store, lambda_context):
     started = time.monotonic()
     _, body, _ = get(lambda_context, make_token("42"), wait="0.2")
 
@@ -196,9 +228,7 @@ def test_wait_gives_up_when_time_is_up(store, lambda_context, monkeypatch):
     assert 0.2 <= time.monotonic() - started < 2
 
 
-def test_wait_never_outlasts_the_lambda(store, lambda_context, monkeypatch):
-    feed = EventFeed(store, poll_interval=0.05)
-    use_feed(monkeypatch, feed)
+def test_wait_never_outlasts_the_lambda(store, lambda_context):
     lambda_context.remaining_millis = int((events_api.RESPONSE_MARGIN_SECONDS + 0.2) * 1000)
 
     started = time.monotonic()

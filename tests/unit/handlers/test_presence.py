@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import boto3
 import pytest
@@ -10,6 +11,7 @@ from realtime.core import aws, lifecycle
 from realtime.handlers import events_api, maintenance, presence_checks, ws_connect, ws_disconnect, ws_ping
 from realtime.presence.announcer import OfflineCheck
 from realtime.presence.store import PresenceStore
+from stored_events import write_events
 
 from ..presence.world import PRESENCE_TABLE, FakeManagement, create_presence_table
 from ..support import REGION, http_event, make_token, sqs_record, ws_event
@@ -158,7 +160,7 @@ def test_a_check_that_cannot_send_its_event_is_retried(presence, queues, lambda_
 
 
 def test_maintenance_removes_a_connection_whose_disconnect_was_missed(
-    presence, queues, gateway, connections_table, lambda_context
+    presence, queues, gateway, connections_table, events_table, lambda_context
 ):
     connect(lambda_context, "ann", "alive")
     connect(lambda_context, "ann", "dead")
@@ -177,6 +179,31 @@ def test_maintenance_removes_a_connection_whose_disconnect_was_missed(
     assert summary["connections_checked"] == 2
     assert (summary["connections_alive"], summary["connections_removed"], summary["complete"]) == (1, 1, True)
     assert presence.get("ann").connection_ids == {"alive"}
+
+
+def test_maintenance_reports_each_run_in_one_line_and_metrics(
+    presence, queues, gateway, connections_table, events_table, lambda_context, caplog, capsys
+):
+    connect(lambda_context, "ann", "c1")  # a connection record and two subscriptions
+    write_events(events_table, "user:ann", 2, expires_at=int(time.time()) - 60)  # TTL has not deleted them yet
+    write_events(events_table, "user:ann", 1)
+    caplog.clear()
+    capsys.readouterr()
+
+    maintenance.handler({}, lambda_context)
+
+    [report] = [record.__dict__ for record in caplog.records if record.levelname == "INFO"]
+    (emitted,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert report["message"] == "Maintenance run finished"
+    assert (report["connections_removed"], report["orphan_sessions_removed"], report["offline_decided"]) == (0, 0, 0)
+    assert report["table_items"] == {"events": 4, "connections": 3}
+    assert report["expired_items"] == {"events": 2, "connections": 0}
+    values = {name: value[0] if isinstance(value, list) else value for name, value in emitted.items()}
+    assert (values["EventsTableExpiredItems"], values["EventsTableItems"], values["DeadConnectionsRemoved"]) == (
+        2,
+        4,
+        0,
+    )
 
 
 # --- GET /presence -----------------------------------------------------------------------------

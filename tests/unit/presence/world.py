@@ -134,6 +134,7 @@ class World:
             management=self.management,
             sessions=self.sessions,
             presence=self.presence,
+            ttl_tables={},
             stale_seconds=stale,
             grace_seconds=grace,
             clock=self.clock,
