@@ -30,7 +30,7 @@ PACKAGE_PATH := functions:clients/python
 export TF_CLI_CONFIG_FILE := $(CURDIR)/terraform.rc
 export TF_IN_AUTOMATION := 1
 
-.PHONY: help install build release up status logs down demo bench test test-unit test-clients test-tf validate \
+.PHONY: help install build release up status logs down demo bench test test-offline test-unit test-clients test-tf validate \
 	test-integration test-browser lint lint-python lint-terraform lint-docs lint-ci docs fmt clean
 
 help: ## Show this help
@@ -105,7 +105,11 @@ bench: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Latency, fan-out and br
 
 # --- tests -------------------------------------------------------------------
 
-test: lint test-unit test-clients test-tf test-integration ## Run every suite (lint, unit, clients, terraform, integration + browser)
+# The stack suite mostly waits on the emulator: the other suites run beside it, one at a time.
+test: ## Run every suite: integration + browser on the emulator, beside lint, unit, clients and terraform
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-integration test-offline
+
+test-offline: lint test-unit test-clients test-tf ## Every suite that needs no emulator (lint, unit, clients, terraform)
 
 test-unit: $(VENV)/.installed node_modules/.installed ## Unit tests (moto) and packaging tests (zips, release, npm and wheels in clean environments)
 	@echo "==> Unit and packaging tests"
