@@ -21,7 +21,7 @@ from measurements import FIGURES
 from scripts.gateway_sim import Behaviour, simulator_process
 from scripts.simulated_audience import posting_to, simulated_audience
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.scale]
 
 AUDIENCE = 10_000
 DELIVERY_TIMEOUT = 180  # seconds; the whole audience normally has its event well within a minute
