@@ -268,7 +268,6 @@ def _sessions(connections_table: str, presence: PresenceTable | None) -> Session
     announcing (ws-connect, maintenance) and scheduling offline checks
     (ws-disconnect, process-events, maintenance).
     """
-    from realtime.presence.announcer import OfflineChecks
     from realtime.presence.sessions import SessionTracker
 
     connections = _connection_store(connections_table)
@@ -277,5 +276,7 @@ def _sessions(connections_table: str, presence: PresenceTable | None) -> Session
     announce = _announcer(presence).announce if isinstance(presence, AnnouncingPresence) else None
     schedule_check = None
     if isinstance(presence, EndingSessions):
+        from realtime.presence.announcer import OfflineChecks
+
         schedule_check = OfflineChecks(aws.sqs(), presence.checks_queue_url, presence.grace_seconds).schedule
     return SessionTracker(connections, _presence_store(presence), announce=announce, schedule_check=schedule_check)

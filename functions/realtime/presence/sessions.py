@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from realtime.core.auth import Principal
 from realtime.core.encoding import parse_timestamp
 from realtime.core.observability import logger
 from realtime.events.connections import ConnectionStore, TooManySessions
 from realtime.presence.store import PresenceState, PresenceStore
+
+if TYPE_CHECKING:
+    from realtime.core.auth import Principal  # only $connect verifies tokens: the others never load PyJWT
 
 # API Gateway answers GoneException for a connection whose $connect has not returned yet, so a post to a
 # connection this young says nothing about it: delivery leaves it to $disconnect or maintenance.

@@ -6,8 +6,8 @@ import json
 
 import pytest
 from realtime.events.delivery import Deliverer
-from realtime.events.models import ProducerMessage
 from realtime.events.pipeline import EventPipeline
+from realtime.events.producer import ProducerMessage
 from realtime.events.rules import EventTypeRules
 from realtime.presence.announcer import (
     MAX_EVENT_ID_LENGTH,
