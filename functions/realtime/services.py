@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from realtime.presence.announcer import PresenceAnnouncer
     from realtime.presence.api import PresenceReader
     from realtime.presence.maintenance import Maintenance
-    from realtime.presence.sessions import PresenceDecider, SessionTracker
+    from realtime.presence.sessions import Heartbeats, PresenceDecider, SessionTracker
     from realtime.presence.store import PresenceStore
 
 
@@ -97,9 +97,15 @@ def ws_disconnect() -> SessionTracker:
 
 
 @per_container
-def ws_ping() -> SessionTracker:
+def ws_ping() -> Heartbeats:
+    from realtime.presence.sessions import Heartbeats
+
     settings = load(WsPingSettings)
-    return _sessions(settings.connections_table, settings.presence)
+    return Heartbeats(
+        _sessions(settings.connections_table, settings.presence),
+        _connection_store(settings.connections_table),
+        interval_seconds=settings.stale_connection_seconds / 2,
+    )
 
 
 @per_container

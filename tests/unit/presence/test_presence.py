@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from realtime.core.encoding import parse_timestamp
+from realtime.events.connections import ConnectionStore
 from realtime.events.delivery import Deliverer
 from realtime.events.pipeline import EventPipeline
 from realtime.events.producer import ProducerMessage
@@ -15,6 +17,7 @@ from realtime.presence.announcer import (
     presence_event_id,
     presence_message,
 )
+from realtime.presence.sessions import Heartbeats, SessionTracker
 from realtime.presence.store import PresenceState
 
 from ..support import FakeManagementClient, client_error
@@ -125,6 +128,78 @@ def test_ping_moves_the_connections_and_the_users_last_seen(world):
     assert world.connections.get(tab)["lastSeen"] == world.state("ann").last_seen == "2026-01-01T00:00:42.000Z"
     assert world.state("ann").version == 1  # a ping is not a presence change
     assert not world.ping("unknown")
+
+
+class CountingTable:
+    """The connections table, counting the requests sent to it."""
+
+    def __init__(self, table):
+        self._table = table
+        self.calls = []
+
+    def __getattr__(self, name):
+        attribute = getattr(self._table, name)
+        if name in ("get_item", "update_item"):
+            return lambda **kwargs: self.calls.append(name) or attribute(**kwargs)
+        return attribute
+
+
+def heartbeats(world, connections_table, interval=150):
+    """ws-ping's heartbeats on the world's tables, counting the connection table's reads and writes."""
+    counting = CountingTable(connections_table)
+    store = ConnectionStore(counting, clock=world.clock)
+    sessions = SessionTracker(store, world.presence, clock=world.clock)
+    return Heartbeats(sessions, store, interval_seconds=interval), counting.calls
+
+
+def test_pings_every_30_seconds_write_last_seen_once_per_interval(world, connections_table):
+    beats, calls = heartbeats(world, connections_table)
+    tab = world.connect("ann")
+    connected_at = world.clock()
+
+    for _ in range(20):  # ten minutes
+        world.advance(30)
+        assert beats.beat(tab, connected_at, world.clock())
+
+    # Fresh from $connect until 150 s, then a read and a write at 150, 300, 450 and 600 s.
+    assert calls.count("update_item") == 4
+    assert calls.count("get_item") == 4
+    assert world.connections.get(tab)["lastSeen"] == world.state("ann").last_seen == "2026-01-01T00:10:00.000Z"
+
+
+def test_a_ping_does_not_write_what_another_container_wrote(world, connections_table):
+    beats, calls = heartbeats(world, connections_table)
+    tab = world.connect("ann")
+    world.advance(600)
+    world.ping(tab)  # another container's ping
+
+    assert beats.beat(tab, world.clock() - 600, world.clock() + 30)
+
+    assert calls == ["get_item"]
+    assert beats.beat(tab, world.clock() - 600, world.clock() + 60)
+    assert calls == ["get_item"]  # remembered what it read
+
+
+def test_a_ping_from_an_unknown_connection_writes_nothing(world, connections_table):
+    beats, calls = heartbeats(world, connections_table)
+
+    assert not beats.beat("ghost", world.clock() - 600, world.clock())
+
+    assert calls == ["get_item"]
+    assert connections_table.scan()["Count"] == 0
+
+
+def test_a_live_connection_never_looks_stale_to_maintenance(world, connections_table):
+    """The stale threshold is twice the write interval: pinged every 30 s, lastSeen stays younger than it."""
+    beats, _ = heartbeats(world, connections_table, interval=world.stale / 2)
+    tab = world.connect("ann")
+    connected_at = world.clock()
+
+    for _ in range(40):
+        world.advance(30)
+        beats.beat(tab, connected_at, world.clock())
+        age = world.clock() - parse_timestamp(world.connections.get(tab)["lastSeen"])
+        assert age < world.stale
 
 
 def test_clean_disconnect_moves_last_seen_but_a_dead_connection_does_not(world):
