@@ -17,6 +17,7 @@ from realtime.presence.announcer import (
     presence_event_id,
     presence_message,
 )
+from realtime.presence.maintenance import Maintenance
 from realtime.presence.sessions import Heartbeats, SessionTracker
 from realtime.presence.store import PresenceState
 
@@ -368,12 +369,49 @@ def test_maintenance_stops_when_its_time_is_up(world):
 def test_a_session_whose_record_vanished_is_dropped(world):
     tab = world.connect("ann")
     world.connections.remove(tab)  # e.g. a delivery without presence, or TTL
+    world.advance(world.stale + 1)  # no ping comes from a connection without a record
 
     report = world.sweep()
 
     assert report.orphan_sessions_removed == 1
     world.advance(5)
     assert world.kinds_of("ann") == ["online", "offline"]
+
+
+def maintenance_sampling(world, rand):
+    return Maintenance(
+        connections=world.connections,
+        management=world.management,
+        sessions=world.sessions,
+        presence=world.presence,
+        ttl_tables={},
+        stale_seconds=world.stale,
+        grace_seconds=world.grace,
+        clock=world.clock,
+        rand=lambda: rand,
+    )
+
+
+def test_records_of_users_seen_lately_are_read_only_in_a_sample_of_runs(world):
+    """A user pinging from one tab hides an orphan session beside it until a run samples the user."""
+    tabs = [world.connect("ann"), world.connect("ann")]
+    world.connections.remove(tabs[0])
+
+    assert maintenance_sampling(world, rand=0.5).run().orphan_sessions_removed == 0
+    assert maintenance_sampling(world, rand=0.0).run().orphan_sessions_removed == 1
+    assert world.state("ann").connection_ids == {tabs[1]}
+
+
+def test_one_record_read_covers_many_users(world, monkeypatch):
+    for user in range(30):
+        world.connections.remove(world.connect(f"user-{user}"))
+    world.advance(world.stale + 1)
+    reads = []
+    existing = world.connections.existing
+    monkeypatch.setattr(world.connections, "existing", lambda ids: reads.append(list(ids)) or existing(ids))
+
+    assert world.sweep().orphan_sessions_removed == 30
+    assert [len(ids) for ids in reads] == [30]
 
 
 def test_a_lost_offline_check_is_decided_by_maintenance(world):
