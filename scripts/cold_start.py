@@ -36,12 +36,15 @@ from typing import Any
 from realtime.core.settings import FUNCTION_SETTINGS, variables
 
 from scripts.build import ROOT, build, host_arch
+from tests.unit.support import MODULE_DEFAULTS
 
 MAIN_TF = ROOT / "terraform" / "main.tf"
 RUNTIME_PYTHON = ROOT / ".venv-ministack" / "bin" / "python"
 
-# Dummy settings for every function: presence on, hs256 tokens from SSM. Nothing is sent anywhere.
+# Dummy settings for every function: the module's defaults, presence on, hs256 tokens from SSM.
+# Nothing is sent anywhere.
 DUMMY_ENVIRONMENT = {
+    **MODULE_DEFAULTS,
     "CONNECTIONS_TABLE": "bench-connections",
     "EVENTS_TABLE": "bench-events",
     "PRESENCE_TABLE": "bench-presence",
@@ -51,26 +54,13 @@ DUMMY_ENVIRONMENT = {
     "FAILURES_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-db-changes-failures",
     "PRESENCE_CHECKS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-presence-checks",
     "CONNECTIONS_ENDPOINT": "https://abcdef1234.execute-api.us-east-1.amazonaws.com/live",
-    "CONNECTION_TTL_SECONDS": "7500",
-    "MAX_SESSIONS_PER_USER": "10",
-    "MAX_TOPICS_PER_TOKEN": "100",
     "TOKEN_MODE": "hs256",
     "TOKEN_SECRET_SSM_PARAMETER": "/bench/token-secret",
     "TOKEN_ISSUER": "https://issuer.example/",
     "TOKEN_AUDIENCE": "bench",
-    "TOKEN_MAX_LIFETIME_SECONDS": "86400",
     "GROUP_PRESENCE_ENABLED": "false",
     "PRESENCE_GRACE_SECONDS": "10",
     "MAX_PRESENCE_USERS": "100",
-    "EVENT_TYPE_RULES": "[]",
-    "EVENT_RETENTION_SECONDS": str(7 * 86400),
-    "MAX_DATA_BYTES": "32768",
-    "DELIVERY_CONCURRENCY": "32",
-    "DELIVERY_MAX_ATTEMPTS": "5",
-    "FANOUT_THRESHOLD": "500",
-    "FANOUT_PAGE_SIZE": "1000",
-    "FANOUT_CONCURRENCY": "64",
-    "STALE_CONNECTION_SECONDS": "300",
     "DB_CHANGE_SOURCES": json.dumps(
         [
             {
@@ -80,7 +70,6 @@ DUMMY_ENVIRONMENT = {
             }
         ]
     ),
-    "MAX_TOPICS_PER_RECORD": "100",
 }
 BASE_ENVIRONMENT = {
     "AWS_REGION": "us-east-1",
