@@ -24,11 +24,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = event["requestContext"]
     connection_id = request["connectionId"]
     logger.set_correlation_id(connection_id)
-    # API Gateway's times (epoch ms): when the socket opened, and this ping.
-    now = request.get("requestTimeEpoch", time.time() * 1000) / 1000
-    connected_at = request.get("connectedAt", 0) / 1000
+    now = request.get("requestTimeEpoch", time.time() * 1000) / 1000  # API Gateway's time of the ping (epoch ms)
     try:
-        if not heartbeats.beat(connection_id, connected_at, now):
+        if not heartbeats.beat(connection_id, now):
             logger.info("Ping from a connection with no record")
     except Exception:
         # The pong matters more to the client than lastSeen; maintenance copes with a stale value.

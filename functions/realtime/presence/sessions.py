@@ -16,6 +16,7 @@ connection decide at most once.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -78,11 +79,10 @@ class Heartbeats:
 
     A ping writes both only when the stored time is `interval` old: a connection
     pinging every 30 s costs two writes per interval instead of two per ping. The
-    container remembers what it wrote (and what it read); a connection younger than
-    `interval` needs nothing, its $connect wrote lastSeen. A connection this
-    container has not seen for `interval` is read first (eventually consistent:
-    another container may have written it), so however many containers share the
-    pings, each connection is written about once per interval.
+    container remembers the time it wrote or read; when that is `interval` old it
+    reads the record first (eventually consistent, half a read unit: another
+    container may have written it), so however many containers share the pings,
+    each connection is written about once per interval.
 
     lastSeen is then up to `interval` plus a ping interval old: maintenance's stale
     threshold is twice `interval`, and GET /presence's lastSeen of an online user is
@@ -97,9 +97,9 @@ class Heartbeats:
         self._interval = interval_seconds
         self._stored: dict[str, float] = {}  # connection id -> a lastSeen known to be stored
 
-    def beat(self, connection_id: str, connected_at: float, now: float) -> bool:
-        """A ping at `now` from a connection opened at `connected_at`. False if the connection has no record."""
-        if now - self._stored.get(connection_id, connected_at) < self._interval:
+    def beat(self, connection_id: str, now: float) -> bool:
+        """A ping at `now`. False if the connection has no record."""
+        if now - self._stored.get(connection_id, -math.inf) < self._interval:
             return True
         stored = self._connections.last_seen(connection_id)
         if stored is None:
