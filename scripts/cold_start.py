@@ -9,9 +9,11 @@ interpreters (the median of `runs` of each), times:
 
 - `import boto3` alone: what every function pays, the runtime's own floor;
 - per function of terraform/main.tf, the import of its handler module
-  (`import_ms`), and that import plus building what its first invocation builds
-  (`setup_ms`: the `realtime.services` builder of the function, with dummy
-  settings; building creates clients and objects, it sends no request).
+  (`import_ms`, boto3 included; `beyond_boto3_ms`, the handler's own share,
+  timed after `import boto3` in the same process: the issue's target is 60 ms),
+  and that import plus building what its first invocation builds (`setup_ms`:
+  the `realtime.services` builder of the function, with dummy settings;
+  building creates clients and objects, it sends no request).
 
 `-B` because Lambda's /var/task and /opt are read-only: no bytecode is cached
 there, so what the zips do not ship compiled is compiled on every cold start,
@@ -22,6 +24,7 @@ emulator's venv, which has the runtime's boto3.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -83,14 +86,16 @@ BASE_ENVIRONMENT = {
 }
 
 # Run in the fresh interpreter: argv = code dir, layer dir, module ("" for boto3 alone), builder.
+# boto3 is imported first and timed apart, so the handler's own share is measured in the same process.
 PROBE = """
 import importlib, json, sys, time
 sys.path[:0] = sys.argv[1:3]
 module, builder = sys.argv[3], sys.argv[4]
 start = time.perf_counter()
+import boto3
+with_boto3 = time.perf_counter()
 if not module:
-    import boto3
-    print(json.dumps({"import_ms": (time.perf_counter() - start) * 1000}))
+    print(json.dumps({"import_ms": (with_boto3 - start) * 1000}))
     raise SystemExit
 importlib.import_module(module)
 imported = time.perf_counter()
@@ -98,6 +103,7 @@ getattr(importlib.import_module("realtime.services"), builder)()
 built = time.perf_counter()
 print(json.dumps({
     "import_ms": (imported - start) * 1000,
+    "beyond_boto3_ms": (imported - with_boto3) * 1000,
     "setup_ms": (built - start) * 1000,
     "modules": sorted({name.split(".")[0] for name in sys.modules}),
 }))
@@ -122,7 +128,8 @@ def environment(function: str) -> dict[str, str]:
 
 
 def unpack(target: Path) -> tuple[Path, Path]:
-    zips = build(host_arch(), ROOT / "dist")
+    with contextlib.redirect_stdout(sys.stderr):  # the build's lines stay out of the figures
+        zips = build(host_arch(), ROOT / "dist")
     code, layer = target / "task", target / "opt"
     zipfile.ZipFile(zips["code"]).extractall(code)
     zipfile.ZipFile(zips["layer"]).extractall(layer)
@@ -164,6 +171,7 @@ def measure(runs: int = 5, python: Path | None = None) -> dict[str, Any]:
         "handlers": {
             name: {
                 "import_ms": round(statistics.median(s["import_ms"] for s in measured), 1),
+                "beyond_boto3_ms": round(statistics.median(s["beyond_boto3_ms"] for s in measured), 1),
                 "setup_ms": round(statistics.median(s["setup_ms"] for s in measured), 1),
                 "packages": measured[0]["modules"],
             }
@@ -180,13 +188,13 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         f"Python {result['python']}, median of {result['runs']} fresh interpreters; import boto3 alone: {boto3_ms} ms",
         "",
-        f"{'function':<16} {'import ms':>9} {'setup ms':>9} {'setup - boto3':>13}  notable packages loaded",
+        f"{'function':<16} {'import ms':>9} {'beyond boto3':>12} {'setup ms':>9}  notable packages loaded",
     ]
     for name, figures in result["handlers"].items():
         loaded = ", ".join(p for p in NOTABLE if p in figures["packages"]) or "-"
         lines.append(
-            f"{name:<16} {figures['import_ms']:>9.1f} {figures['setup_ms']:>9.1f} "
-            f"{figures['setup_ms'] - boto3_ms:>13.1f}  {loaded}"
+            f"{name:<16} {figures['import_ms']:>9.1f} {figures['beyond_boto3_ms']:>12.1f} "
+            f"{figures['setup_ms']:>9.1f}  {loaded}"
         )
     return "\n".join(lines)
 
