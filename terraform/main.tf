@@ -149,8 +149,9 @@ locals {
       PRESENCE_GRACE_SECONDS    = local.presence.grace_seconds
     }
     "ws-ping" = {
-      CONNECTIONS_TABLE = aws_dynamodb_table.this["connections"].name
-      PRESENCE_TABLE    = local.presence.table
+      CONNECTIONS_TABLE        = aws_dynamodb_table.this["connections"].name
+      STALE_CONNECTION_SECONDS = tostring(var.stale_connection_threshold_seconds) # lastSeen is written every half of it
+      PRESENCE_TABLE           = local.presence.table
     }
     "process-events" = {
       CONNECTIONS_TABLE       = aws_dynamodb_table.this["connections"].name
@@ -235,7 +236,7 @@ locals {
       # A refused $connect removes what it wrote; sessions whose record is gone are found with BatchGetItem.
       "ws-connect"     = concat(["dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"], local.session_count_actions)
       "ws-disconnect"  = concat(["dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"], local.session_count_actions)
-      "ws-ping"        = ["dynamodb:UpdateItem"]
+      "ws-ping"        = ["dynamodb:GetItem", "dynamodb:UpdateItem"] # reads lastSeen before writing it
       "process-events" = concat(["dynamodb:Query", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"], local.session_count_actions)
       "fanout"         = concat(["dynamodb:Query", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"], local.session_count_actions)
       } : k => {

@@ -734,9 +734,9 @@ variable "maintenance_schedule_expression" {
 }
 
 variable "stale_connection_threshold_seconds" {
-  description = "maintenance asks API Gateway about connections not seen (connect or ping) for this long, and removes those it no longer knows. Clients ping every 30 s by default; API Gateway drops idle sockets after 10 minutes."
+  description = "maintenance asks API Gateway about connections not seen (connect or ping) for this long, and removes those it no longer knows. Pings record lastSeen at most every half of this (clients ping every 30 s by default), so a longer threshold means fewer writes and a slower repair of a missed $disconnect. API Gateway drops idle sockets after 10 minutes."
   type        = number
-  default     = 180
+  default     = 300
 
   validation {
     condition     = var.stale_connection_threshold_seconds >= 60 && var.stale_connection_threshold_seconds <= 7200

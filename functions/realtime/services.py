@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from realtime.presence.announcer import PresenceAnnouncer
     from realtime.presence.api import PresenceReader
     from realtime.presence.maintenance import Maintenance
-    from realtime.presence.sessions import PresenceDecider, SessionTracker
+    from realtime.presence.sessions import Heartbeats, PresenceDecider, SessionTracker
     from realtime.presence.store import PresenceStore
 
 
@@ -97,9 +97,15 @@ def ws_disconnect() -> SessionTracker:
 
 
 @per_container
-def ws_ping() -> SessionTracker:
+def ws_ping() -> Heartbeats:
+    from realtime.presence.sessions import Heartbeats
+
     settings = load(WsPingSettings)
-    return _sessions(settings.connections_table, settings.presence)
+    return Heartbeats(
+        _sessions(settings.connections_table, settings.presence),
+        _connection_store(settings.connections_table),
+        interval_seconds=settings.stale_connection_seconds / 2,
+    )
 
 
 @per_container
@@ -268,7 +274,6 @@ def _sessions(connections_table: str, presence: PresenceTable | None) -> Session
     announcing (ws-connect, maintenance) and scheduling offline checks
     (ws-disconnect, process-events, maintenance).
     """
-    from realtime.presence.announcer import OfflineChecks
     from realtime.presence.sessions import SessionTracker
 
     connections = _connection_store(connections_table)
@@ -277,5 +282,7 @@ def _sessions(connections_table: str, presence: PresenceTable | None) -> Session
     announce = _announcer(presence).announce if isinstance(presence, AnnouncingPresence) else None
     schedule_check = None
     if isinstance(presence, EndingSessions):
+        from realtime.presence.announcer import OfflineChecks
+
         schedule_check = OfflineChecks(aws.sqs(), presence.checks_queue_url, presence.grace_seconds).schedule
     return SessionTracker(connections, _presence_store(presence), announce=announce, schedule_check=schedule_check)

@@ -20,7 +20,7 @@ run "each_function_gets_its_variables" {
       "process-events"  = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "DELIVERY_CONCURRENCY", "DELIVERY_MAX_ATTEMPTS", "DLQ_URL", "EVENTS_QUEUE_URL", "EVENTS_TABLE", "EVENT_RETENTION_SECONDS", "EVENT_TYPE_RULES", "FANOUT_QUEUE_URL", "FANOUT_THRESHOLD", "MAX_DATA_BYTES", "PRESENCE_CHECKS_QUEUE_URL", "PRESENCE_GRACE_SECONDS", "PRESENCE_TABLE"]
       "ws-connect"      = ["CONNECTIONS_TABLE", "CONNECTION_TTL_SECONDS", "EVENTS_QUEUE_URL", "GROUP_PRESENCE_ENABLED", "MAX_SESSIONS_PER_USER", "MAX_TOPICS_PER_TOKEN", "PRESENCE_TABLE", "TOKEN_AUDIENCE", "TOKEN_ISSUER", "TOKEN_MAX_LIFETIME_SECONDS", "TOKEN_MODE", "TOKEN_SECRET_SSM_PARAMETER"]
       "ws-disconnect"   = ["CONNECTIONS_TABLE", "PRESENCE_CHECKS_QUEUE_URL", "PRESENCE_GRACE_SECONDS", "PRESENCE_TABLE"]
-      "ws-ping"         = ["CONNECTIONS_TABLE", "PRESENCE_TABLE"]
+      "ws-ping"         = ["CONNECTIONS_TABLE", "PRESENCE_TABLE", "STALE_CONNECTION_SECONDS"]
     })
     error_message = "Each function must get exactly the variables docs/internals.md lists for it (besides the Powertools ones)."
   }
@@ -51,7 +51,7 @@ run "without_presence_no_function_hears_of_it" {
       "process-events" = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "DELIVERY_CONCURRENCY", "DELIVERY_MAX_ATTEMPTS", "DLQ_URL", "EVENTS_QUEUE_URL", "EVENTS_TABLE", "EVENT_RETENTION_SECONDS", "EVENT_TYPE_RULES", "FANOUT_QUEUE_URL", "FANOUT_THRESHOLD", "MAX_DATA_BYTES"]
       "ws-connect"     = ["CONNECTIONS_TABLE", "CONNECTION_TTL_SECONDS", "MAX_SESSIONS_PER_USER", "MAX_TOPICS_PER_TOKEN", "TOKEN_AUDIENCE", "TOKEN_ISSUER", "TOKEN_MAX_LIFETIME_SECONDS", "TOKEN_MODE", "TOKEN_SECRET_SSM_PARAMETER"]
       "ws-disconnect"  = ["CONNECTIONS_TABLE"]
-      "ws-ping"        = ["CONNECTIONS_TABLE"]
+      "ws-ping"        = ["CONNECTIONS_TABLE", "STALE_CONNECTION_SECONDS"]
     })
     error_message = "Without presence, no function may get a presence variable (and presence-checks does not exist)."
   }

@@ -63,12 +63,13 @@ run "maintenance_runs_on_a_schedule_with_its_own_role" {
 
   assert {
     condition = (
-      aws_lambda_function.this["maintenance"].environment[0].variables["STALE_CONNECTION_SECONDS"] == "180" &&
+      aws_lambda_function.this["maintenance"].environment[0].variables["STALE_CONNECTION_SECONDS"] == "300" &&
+      aws_lambda_function.this["ws-ping"].environment[0].variables["STALE_CONNECTION_SECONDS"] == "300" &&
       aws_lambda_function.this["maintenance"].environment[0].variables["CONNECTIONS_ENDPOINT"] == "https://abcdef1234.execute-api.us-east-1.amazonaws.com/live" &&
       aws_lambda_function.this["maintenance"].environment[0].variables["PRESENCE_CHECKS_QUEUE_URL"] == aws_sqs_queue.presence_checks[0].url &&
       aws_lambda_function.this["maintenance"].environment[0].variables["EVENTS_QUEUE_URL"] == aws_sqs_queue.events.url
     )
-    error_message = "maintenance knows the stale threshold, the @connections endpoint and both queues."
+    error_message = "maintenance (and ws-ping, which writes lastSeen every half of it) knows the stale threshold; maintenance the @connections endpoint and both queues."
   }
 
   assert {

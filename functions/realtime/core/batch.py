@@ -3,28 +3,60 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from realtime.core.observability import logger
-
-# Report failed records instead of raising, even when the whole batch failed: same retry, clearer logs.
-_processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 MAX_RETRY_DELAY_SECONDS = 120
 VISIBILITY_BATCH = 10  # ChangeMessageVisibilityBatch's limit
 
 
-def process_sqs_batch(
-    event: dict[str, Any], context: LambdaContext, handle_record: Callable[[SQSRecord], None]
-) -> dict[str, Any]:
-    """The batchItemFailures response for the records `handle_record` raised on."""
-    return process_partial_response(event=event, record_handler=handle_record, processor=_processor, context=context)
+@dataclass(frozen=True)
+class QueueRecord:
+    """One record of an SQS -> Lambda event, the fields the functions read.
+
+    Not Powertools' SQSRecord or batch utilities: importing them loads every event
+    class of Powertools (and its pydantic models when pydantic is loaded), a large
+    share of a cold start for five fields.
+    """
+
+    message_id: str
+    body: str
+    receipt_handle: str
+    receive_count: int
+    sent_timestamp_ms: int | None
+
+    @classmethod
+    def from_event(cls, raw: Mapping[str, Any]) -> QueueRecord:
+        attributes = raw.get("attributes") or {}
+        sent = attributes.get("SentTimestamp")
+        return cls(
+            message_id=raw["messageId"],
+            body=raw["body"],
+            receipt_handle=raw["receiptHandle"],
+            receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
+            sent_timestamp_ms=int(sent) if sent else None,
+        )
+
+
+def records(event: Mapping[str, Any]) -> list[QueueRecord]:
+    return [QueueRecord.from_event(raw) for raw in event["Records"]]
+
+
+def process_sqs_batch(event: Mapping[str, Any], handle_record: Callable[[QueueRecord], None]) -> dict[str, Any]:
+    """The batchItemFailures response for the records `handle_record` raised on (each retried alone)."""
+    failed = []
+    for record in records(event):
+        try:
+            handle_record(record)
+        except Exception:
+            logger.exception("Record failed; SQS will retry it", extra={"message_id": record.message_id})
+            failed.append(record)
+    return {"batchItemFailures": [{"itemIdentifier": record.message_id} for record in failed]}
 
 
 def retry_delay(receive_count: int, rand: Callable[[], float] = random.random) -> int:
@@ -42,7 +74,7 @@ class RetrySoon:
         self._queue_url = queue_url
         self._rand = rand
 
-    def report(self, failed: Sequence[SQSRecord]) -> dict[str, Any]:
+    def report(self, failed: Sequence[QueueRecord]) -> dict[str, Any]:
         """The batchItemFailures response for these records."""
         for start in range(0, len(failed), VISIBILITY_BATCH):
             chunk = failed[start : start + VISIBILITY_BATCH]
@@ -50,7 +82,7 @@ class RetrySoon:
                 {
                     "Id": str(index),
                     "ReceiptHandle": record.receipt_handle,
-                    "VisibilityTimeout": retry_delay(int(record.attributes.approximate_receive_count), self._rand),
+                    "VisibilityTimeout": retry_delay(record.receive_count, self._rand),
                 }
                 for index, record in enumerate(chunk)
             ]

@@ -200,6 +200,8 @@ class WsDisconnectSettings:
 @dataclass(frozen=True)
 class WsPingSettings:
     connections_table: str = text("CONNECTIONS_TABLE")
+    # Pings write lastSeen at most every half of it, so a live connection never looks stale to maintenance.
+    stale_connection_seconds: int = integer("STALE_CONNECTION_SECONDS", 60, 7200)
     presence: PresenceTable | None = section(PresenceTable, optional=True)
 
 

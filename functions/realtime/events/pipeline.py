@@ -14,7 +14,8 @@ from realtime.core.contract import MAX_DATA_DEPTH
 from realtime.core.encoding import compact_json, format_timestamp, nesting_depth
 from realtime.core.errors import PermanentError
 from realtime.events.fanout import FanoutDelivery, FanoutReport
-from realtime.events.models import Event, ProducerMessage, Publication
+from realtime.events.models import Event, Publication
+from realtime.events.producer import ProducerMessage
 from realtime.events.rules import EventTypeRules
 from realtime.events.store import EventStore, NewEvent
 

@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from realtime import services
+from realtime.core.batch import records
 from realtime.core.observability import logger, metrics, traced
 
 
@@ -19,7 +19,7 @@ from realtime.core.observability import logger, metrics, traced
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     app = services.fanout()
     failed = []
-    for record in (SQSRecord(raw) for raw in event["Records"]):
+    for record in records(event):
         logger.set_correlation_id(record.message_id)
         try:
             job = json.loads(record.body)

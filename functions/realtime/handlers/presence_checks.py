@@ -6,17 +6,16 @@ import functools
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from realtime import services
-from realtime.core.batch import process_sqs_batch
+from realtime.core.batch import QueueRecord, process_sqs_batch
 from realtime.core.observability import logger, metrics, traced
 from realtime.presence.announcer import OfflineCheck
 from realtime.presence.sessions import PresenceDecider
 
 
-def _handle_record(decider: PresenceDecider, record: SQSRecord) -> None:
+def _handle_record(decider: PresenceDecider, record: QueueRecord) -> None:
     try:
         check = OfflineCheck.from_json(record.body)
     except ValueError as error:
@@ -41,4 +40,4 @@ def _handle_record(decider: PresenceDecider, record: SQSRecord) -> None:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     decider = services.presence_checks()
     # Each record sets its own correlation id; clear_state drops the last one before the next invocation.
-    return process_sqs_batch(event, context, functools.partial(_handle_record, decider))
+    return process_sqs_batch(event, functools.partial(_handle_record, decider))

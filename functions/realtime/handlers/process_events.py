@@ -6,22 +6,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from realtime import services
+from realtime.core.batch import QueueRecord, records
 from realtime.core.errors import PermanentError
 from realtime.core.observability import logger, metrics, traced
 from realtime.events.pipeline import BatchReport, PendingEvent
 from realtime.services import ProcessEvents
 
 
-def _sent_at(record: SQSRecord) -> datetime | None:
-    sent = record.attributes.sent_timestamp
-    return datetime.fromtimestamp(int(sent) / 1000, UTC) if sent else None
+def _sent_at(record: QueueRecord) -> datetime | None:
+    sent = record.sent_timestamp_ms
+    return datetime.fromtimestamp(sent / 1000, UTC) if sent else None
 
 
-def _send_to_dlq(app: ProcessEvents, record: SQSRecord, error: PermanentError) -> None:
+def _send_to_dlq(app: ProcessEvents, record: QueueRecord, error: PermanentError) -> None:
     app.dead_letters.send(
         record.body,
         error_code=error.code,
@@ -36,8 +36,8 @@ def _send_to_dlq(app: ProcessEvents, record: SQSRecord, error: PermanentError) -
 
 
 def _parse(
-    app: ProcessEvents, records: list[SQSRecord]
-) -> tuple[list[tuple[SQSRecord, PendingEvent]], list[SQSRecord]]:
+    app: ProcessEvents, records: list[QueueRecord]
+) -> tuple[list[tuple[QueueRecord, PendingEvent]], list[QueueRecord]]:
     """The records that can be processed, and those to retry; the ones that never can go to the DLQ."""
     valid, failed = [], []
     for record in records:
@@ -97,7 +97,7 @@ def _log(report: BatchReport) -> None:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Built before the batch so a configuration error fails the invocation loudly, not record by record.
     app = services.process_events()
-    valid, failed = _parse(app, [SQSRecord(raw) for raw in event["Records"]])
+    valid, failed = _parse(app, records(event))
     if valid:
         try:
             report = app.pipeline.process([pending for _, pending in valid])

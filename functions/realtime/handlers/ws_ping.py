@@ -1,8 +1,10 @@
-"""`ws-ping` (route `ping`): note the connection and its user are alive, answer with a pong frame."""
+"""`ws-ping` (route `ping`): note the connection and its user are alive (a write every few minutes at most),
+answer with a pong frame."""
 
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,11 +20,13 @@ from realtime.core.observability import logger, metrics, traced
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    sessions = services.ws_ping()
-    connection_id = event["requestContext"]["connectionId"]
+    heartbeats = services.ws_ping()
+    request = event["requestContext"]
+    connection_id = request["connectionId"]
     logger.set_correlation_id(connection_id)
+    now = request.get("requestTimeEpoch", time.time() * 1000) / 1000  # API Gateway's time of the ping (epoch ms)
     try:
-        if not sessions.ping(connection_id):
+        if not heartbeats.beat(connection_id, now):
             logger.info("Ping from a connection with no record")
     except Exception:
         # The pong matters more to the client than lastSeen; maintenance copes with a stale value.

@@ -12,7 +12,12 @@ one. Each run:
 2. Presence repair. Pages through the users that are online, have sessions or
    have an unconfirmed presence event, and
    - drops sessions whose connection record is gone (removed by a path that
-     did not know about presence, or expired by TTL);
+     did not know about presence, or expired by TTL). Records are read only
+     for users not seen for the stale threshold (pings keep a live user's
+     lastSeen fresh: a user whose sessions are all orphans is soon stale) and
+     for a random 1 in ORPHAN_SAMPLE_RUNS of the others (an orphan beside a
+     live session), 100 keys a request: a run does not read a record per
+     online user;
    - decides offline for users left online with no session well past the grace
      period (their check was lost);
    - re-sends presence events whose sending was never confirmed.
@@ -24,8 +29,10 @@ stops early when its time is nearly up; the next one carries on.
 
 from __future__ import annotations
 
+import itertools
+import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +50,9 @@ MAX_CONNECTION_AGE_SECONDS = 7200  # API Gateway closes every WebSocket after 2 
 OVERDUE_CHECK_MARGIN_SECONDS = 60
 # An announcement is normally confirmed within milliseconds of its flip; leave in-flight ones alone.
 UNCONFIRMED_EVENT_AGE_SECONDS = 30
+# A user seen lately has its sessions checked against their records in about one run in this many.
+ORPHAN_SAMPLE_RUNS = 12
+USERS_PER_CHECK = 50  # users whose records one BatchGetItem (at most 100 keys a request) looks for
 
 
 @dataclass
@@ -74,6 +84,7 @@ class Maintenance:
         stale_seconds: int,
         grace_seconds: int,
         clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         self._connections = connections
         self._ttl_tables = ttl_tables
@@ -83,6 +94,7 @@ class Maintenance:
         self._stale_seconds = stale_seconds
         self._grace_seconds = grace_seconds
         self._clock = clock
+        self._rand = rand
 
     def run(self, time_is_up: Callable[[], bool] = lambda: False) -> MaintenanceReport:
         report = MaintenanceReport()
@@ -96,11 +108,15 @@ class Maintenance:
                 report.complete = False
                 return report
             self._isolated(report, self._check_connection, record, report)
-        for state in self._presence.needing_repair() if self._presence is not None else ():
-            if time_is_up():
-                report.complete = False
-                return report
-            self._isolated(report, self._repair, state, report)
+        users = self._presence.needing_repair() if self._presence is not None else iter(())
+        for batch in itertools.batched(users, USERS_PER_CHECK):
+            orphans: dict[str, list[str]] = {}
+            self._isolated(report, self._find_orphans, batch, orphans)
+            for state in batch:
+                if time_is_up():
+                    report.complete = False
+                    return report
+                self._isolated(report, self._repair, state, orphans.get(state.user_id, ()), report)
         return report
 
     @staticmethod
@@ -154,8 +170,8 @@ class Maintenance:
 
     # --- 2. presence repair -------------------------------------------------------
 
-    def _repair(self, state: PresenceState, report: MaintenanceReport) -> None:
-        for connection_id in self._orphans(state):
+    def _repair(self, state: PresenceState, orphans: Iterable[str], report: MaintenanceReport) -> None:
+        for connection_id in orphans:
             ended = self._sessions.end_session(state.user_id, connection_id)
             if ended is not None:
                 report.orphan_sessions_removed += 1
@@ -175,9 +191,14 @@ class Maintenance:
             report.events_resent += 1
             logger.debug("Unconfirmed presence event sent again", extra={"user_id": state.user_id})
 
-    def _orphans(self, state: PresenceState) -> list[str]:
-        """Counted sessions whose connection record no longer exists."""
-        if not state.connection_ids:
-            return []
-        existing = self._connections.existing(state.connection_ids)
-        return sorted(state.connection_ids - existing)
+    def _find_orphans(self, states: tuple[PresenceState, ...], orphans: dict[str, list[str]]) -> None:
+        """Per user due a check, the counted sessions whose connection record no longer exists."""
+        seen_since = timestamp_at(self._clock() - self._stale_seconds)
+        due = [
+            state
+            for state in states
+            if state.connection_ids and ((state.last_seen or "") < seen_since or self._rand() * ORPHAN_SAMPLE_RUNS < 1)
+        ]
+        if due:
+            existing = self._connections.existing(itertools.chain.from_iterable(s.connection_ids for s in due))
+            orphans.update({state.user_id: sorted(state.connection_ids - existing) for state in due})

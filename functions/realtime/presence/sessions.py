@@ -16,14 +16,18 @@ connection decide at most once.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from realtime.core.auth import Principal
 from realtime.core.encoding import parse_timestamp
 from realtime.core.observability import logger
 from realtime.events.connections import ConnectionStore, TooManySessions
 from realtime.presence.store import PresenceState, PresenceStore
+
+if TYPE_CHECKING:
+    from realtime.core.auth import Principal  # only $connect verifies tokens: the others never load PyJWT
 
 # API Gateway answers GoneException for a connection whose $connect has not returned yet, so a post to a
 # connection this young says nothing about it: delivery leaves it to $disconnect or maintenance.
@@ -68,6 +72,49 @@ class PresenceDecider:
             # The flip stays unannounced on the item; maintenance sends it.
             logger.exception("Presence event not sent", extra={"user_id": state.user_id})
             return None
+
+
+class Heartbeats:
+    """ws-ping: keep each connection's lastSeen, and its user's, fresh enough for maintenance, cheaply.
+
+    A ping writes both only when the stored time is `interval` old: a connection
+    pinging every 30 s costs two writes per interval instead of two per ping. The
+    container remembers the time it wrote or read; when that is `interval` old it
+    reads the record first (eventually consistent, half a read unit: another
+    container may have written it), so however many containers share the pings,
+    each connection is written about once per interval.
+
+    lastSeen is then up to `interval` plus a ping interval old: maintenance's stale
+    threshold is twice `interval`, and GET /presence's lastSeen of an online user is
+    that coarse (a clean $disconnect still writes the exact time).
+    """
+
+    MAX_REMEMBERED = 100_000  # connections; beyond, entries older than the interval (useless) are dropped
+
+    def __init__(self, sessions: SessionTracker, connections: ConnectionStore, interval_seconds: float) -> None:
+        self._sessions = sessions
+        self._connections = connections
+        self._interval = interval_seconds
+        self._stored: dict[str, float] = {}  # connection id -> a lastSeen known to be stored
+
+    def beat(self, connection_id: str, now: float) -> bool:
+        """A ping at `now`. False if the connection has no record."""
+        if now - self._stored.get(connection_id, -math.inf) < self._interval:
+            return True
+        stored = self._connections.last_seen(connection_id)
+        if stored is None:
+            return False
+        if now - stored >= self._interval:
+            if not self._sessions.ping(connection_id):
+                return False
+            stored = now
+        self._remember(connection_id, stored, now)
+        return True
+
+    def _remember(self, connection_id: str, stored: float, now: float) -> None:
+        if len(self._stored) >= self.MAX_REMEMBERED:
+            self._stored = {c: t for c, t in self._stored.items() if now - t < self._interval}
+        self._stored[connection_id] = stored
 
 
 class SessionTracker:

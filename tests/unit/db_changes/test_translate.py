@@ -10,7 +10,7 @@ import pytest
 from realtime.core.contract import EVENT_ID_PATTERN
 from realtime.db_changes.rules import ChangeSources
 from realtime.db_changes.translate import ChangeTranslator, derive_event_id
-from realtime.events.models import ProducerMessage
+from realtime.events.producer import ProducerMessage
 
 from .records import STREAM_ARN, stream_record
 

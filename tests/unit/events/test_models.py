@@ -4,7 +4,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 from realtime.core.encoding import format_timestamp
-from realtime.events.models import Event, ProducerMessage
+from realtime.events.models import Event
+from realtime.events.producer import ProducerMessage
 
 
 def test_minimal_message():

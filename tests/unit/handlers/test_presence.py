@@ -109,10 +109,15 @@ def test_ping_moves_the_users_last_seen(presence, lambda_context, monkeypatch):
     connect(lambda_context, "ann", "c1")
     before = presence.get("ann").last_seen
 
-    response = ws_ping.handler(ws_event("ping", "c1", body='{"action":"ping"}'), lambda_context)
+    event = ws_event("ping", "c1", body='{"action":"ping"}')
+    # An hour after the connect (which wrote lastSeen): a ping that is due to write it again.
+    connected_at = int(time.time() * 1000)
+    event["requestContext"].update(connectedAt=connected_at, requestTimeEpoch=connected_at + 3600_000)
+
+    response = ws_ping.handler(event, lambda_context)
 
     assert json.loads(response["body"])["type"] == "pong"
-    assert presence.get("ann").last_seen >= before
+    assert presence.get("ann").last_seen > before
 
 
 # --- presence-checks ---------------------------------------------------------------------------

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from realtime.core.encoding import parse_timestamp
+from realtime.events.connections import ConnectionStore
 from realtime.events.delivery import Deliverer
-from realtime.events.models import ProducerMessage
 from realtime.events.pipeline import EventPipeline
+from realtime.events.producer import ProducerMessage
 from realtime.events.rules import EventTypeRules
 from realtime.presence.announcer import (
     MAX_EVENT_ID_LENGTH,
@@ -15,6 +17,8 @@ from realtime.presence.announcer import (
     presence_event_id,
     presence_message,
 )
+from realtime.presence.maintenance import Maintenance
+from realtime.presence.sessions import Heartbeats, SessionTracker
 from realtime.presence.store import PresenceState
 
 from ..support import FakeManagementClient, client_error
@@ -125,6 +129,76 @@ def test_ping_moves_the_connections_and_the_users_last_seen(world):
     assert world.connections.get(tab)["lastSeen"] == world.state("ann").last_seen == "2026-01-01T00:00:42.000Z"
     assert world.state("ann").version == 1  # a ping is not a presence change
     assert not world.ping("unknown")
+
+
+class CountingTable:
+    """The connections table, counting the requests sent to it."""
+
+    def __init__(self, table):
+        self._table = table
+        self.calls = []
+
+    def __getattr__(self, name):
+        attribute = getattr(self._table, name)
+        if name in ("get_item", "update_item"):
+            return lambda **kwargs: self.calls.append(name) or attribute(**kwargs)
+        return attribute
+
+
+def heartbeats(world, connections_table, interval=150):
+    """ws-ping's heartbeats on the world's tables, counting the connection table's reads and writes."""
+    counting = CountingTable(connections_table)
+    store = ConnectionStore(counting, clock=world.clock)
+    sessions = SessionTracker(store, world.presence, clock=world.clock)
+    return Heartbeats(sessions, store, interval_seconds=interval), counting.calls
+
+
+def test_pings_every_30_seconds_write_last_seen_once_per_interval(world, connections_table):
+    beats, calls = heartbeats(world, connections_table)
+    tab = world.connect("ann")
+
+    for _ in range(20):  # ten minutes
+        world.advance(30)
+        assert beats.beat(tab, world.clock())
+
+    # At 30 s a read finds $connect's lastSeen fresh; at 150, 300, 450 and 600 s a read and a write.
+    assert calls.count("update_item") == 4
+    assert calls.count("get_item") == 5
+    assert world.connections.get(tab)["lastSeen"] == world.state("ann").last_seen == "2026-01-01T00:10:00.000Z"
+
+
+def test_a_ping_does_not_write_what_another_container_wrote(world, connections_table):
+    beats, calls = heartbeats(world, connections_table)
+    tab = world.connect("ann")
+    world.advance(600)
+    world.ping(tab)  # another container's ping
+
+    assert beats.beat(tab, world.clock() + 30)
+
+    assert calls == ["get_item"]
+    assert beats.beat(tab, world.clock() + 60)
+    assert calls == ["get_item"]  # remembered what it read
+
+
+def test_a_ping_from_an_unknown_connection_writes_nothing(world, connections_table):
+    beats, calls = heartbeats(world, connections_table)
+
+    assert not beats.beat("ghost", world.clock())
+
+    assert calls == ["get_item"]
+    assert connections_table.scan()["Count"] == 0
+
+
+def test_a_live_connection_never_looks_stale_to_maintenance(world, connections_table):
+    """The stale threshold is twice the write interval: pinged every 30 s, lastSeen stays younger than it."""
+    beats, _ = heartbeats(world, connections_table, interval=world.stale / 2)
+    tab = world.connect("ann")
+
+    for _ in range(40):
+        world.advance(30)
+        beats.beat(tab, world.clock())
+        age = world.clock() - parse_timestamp(world.connections.get(tab)["lastSeen"])
+        assert age < world.stale
 
 
 def test_clean_disconnect_moves_last_seen_but_a_dead_connection_does_not(world):
@@ -293,12 +367,49 @@ def test_maintenance_stops_when_its_time_is_up(world):
 def test_a_session_whose_record_vanished_is_dropped(world):
     tab = world.connect("ann")
     world.connections.remove(tab)  # e.g. a delivery without presence, or TTL
+    world.advance(world.stale + 1)  # no ping comes from a connection without a record
 
     report = world.sweep()
 
     assert report.orphan_sessions_removed == 1
     world.advance(5)
     assert world.kinds_of("ann") == ["online", "offline"]
+
+
+def maintenance_sampling(world, rand):
+    return Maintenance(
+        connections=world.connections,
+        management=world.management,
+        sessions=world.sessions,
+        presence=world.presence,
+        ttl_tables={},
+        stale_seconds=world.stale,
+        grace_seconds=world.grace,
+        clock=world.clock,
+        rand=lambda: rand,
+    )
+
+
+def test_records_of_users_seen_lately_are_read_only_in_a_sample_of_runs(world):
+    """A user pinging from one tab hides an orphan session beside it until a run samples the user."""
+    tabs = [world.connect("ann"), world.connect("ann")]
+    world.connections.remove(tabs[0])
+
+    assert maintenance_sampling(world, rand=0.5).run().orphan_sessions_removed == 0
+    assert maintenance_sampling(world, rand=0.0).run().orphan_sessions_removed == 1
+    assert world.state("ann").connection_ids == {tabs[1]}
+
+
+def test_one_record_read_covers_many_users(world, monkeypatch):
+    for user in range(30):
+        world.connections.remove(world.connect(f"user-{user}"))
+    world.advance(world.stale + 1)
+    reads = []
+    existing = world.connections.existing
+    monkeypatch.setattr(world.connections, "existing", lambda ids: reads.append(list(ids)) or existing(ids))
+
+    assert world.sweep().orphan_sessions_removed == 30
+    assert [len(ids) for ids in reads] == [30]
 
 
 def test_a_lost_offline_check_is_decided_by_maintenance(world):

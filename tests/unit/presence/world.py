@@ -122,6 +122,7 @@ class World:
         self.announcer = PresenceAnnouncer(self.sqs, EVENTS_QUEUE, self.presence, include_groups=include_groups)
         self.checks = OfflineChecks(self.sqs, CHECKS_QUEUE, grace)
         self.grace = grace
+        self.stale = stale
         self.sessions = SessionTracker(
             self.connections,
             self.presence,
