@@ -245,11 +245,14 @@ locals {
     }
   }
 
-  # Delivery (process-events, fanout): posting frames, and queueing the next pages and the retries.
+  # Delivery (process-events, fanout): posting frames, and closing connections whose token expired
+  # (DeleteConnection is DELETE @connections/{id}); queueing the next pages and the retries.
   post_to_connections_statement = {
-    sid       = "PostToConnections"
-    actions   = ["execute-api:ManageConnections"]
-    resources = ["${aws_apigatewayv2_api.websocket.execution_arn}/${var.websocket_stage_name}/POST/@connections/*"]
+    sid     = "PostToConnections"
+    actions = ["execute-api:ManageConnections"]
+    resources = [for method in ["POST", "DELETE"] :
+      "${aws_apigatewayv2_api.websocket.execution_arn}/${var.websocket_stage_name}/${method}/@connections/*"
+    ]
   }
   queue_fanout_jobs_statement = {
     sid       = "QueueFanoutJobs"
@@ -330,10 +333,13 @@ locals {
         resources = [aws_dynamodb_table.this["events"].arn]
       },
       {
-        # GetConnection is GET @connections/{id}.
-        sid       = "AskConnections"
-        actions   = ["execute-api:ManageConnections"]
-        resources = ["${aws_apigatewayv2_api.websocket.execution_arn}/${var.websocket_stage_name}/GET/@connections/*"]
+        # GetConnection is GET @connections/{id}; a connection whose token expired gets a last frame
+        # (POST) and is closed (DELETE).
+        sid     = "ManageConnections"
+        actions = ["execute-api:ManageConnections"]
+        resources = [for method in ["GET", "POST", "DELETE"] :
+          "${aws_apigatewayv2_api.websocket.execution_arn}/${var.websocket_stage_name}/${method}/@connections/*"
+        ]
       },
     ]
   }

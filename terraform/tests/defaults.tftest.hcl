@@ -251,8 +251,8 @@ run "policies_are_least_privilege" {
   assert {
     condition = alltrue([for k in ["process-events", "fanout"] : flatten([for s in jsondecode(aws_iam_role_policy.lambda[k].policy).Statement :
       s.Resource if contains(s.Action, "execute-api:ManageConnections")
-    ]) == ["arn:aws:execute-api:us-east-1:123456789012:abcdef1234/live/POST/@connections/*"]])
-    error_message = "process-events and fanout may post to connections of their own API and stage only."
+    ]) == [for method in ["POST", "DELETE"] : "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/live/${method}/@connections/*"]])
+    error_message = "process-events and fanout may post to and close connections of their own API and stage only."
   }
 
   assert {

@@ -248,8 +248,8 @@ run "presence_permissions_are_least_privilege" {
   assert {
     condition = flatten([for s in jsondecode(aws_iam_role_policy.lambda["maintenance"].policy).Statement :
       s.Resource if contains(s.Action, "execute-api:ManageConnections")
-    ]) == ["arn:aws:execute-api:us-east-1:123456789012:abcdef1234/live/GET/@connections/*"]
-    error_message = "maintenance may only ask about connections (GetConnection) of its own API and stage."
+    ]) == [for method in ["GET", "POST", "DELETE"] : "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/live/${method}/@connections/*"]
+    error_message = "maintenance may only ask about, post to and close connections of its own API and stage."
   }
 
   assert {

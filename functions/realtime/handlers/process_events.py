@@ -85,6 +85,7 @@ def _log(report: BatchReport) -> None:
             "throttled": delivery.throttled,
             "retried": delivery.retried,
             "abandoned": delivery.abandoned,
+            "expired": delivery.expired,
             "pages_queued": delivery.pages_queued,
             "lowest_concurrency": delivery.lowest_concurrency,
         },
