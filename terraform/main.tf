@@ -139,7 +139,7 @@ locals {
       TOKEN_AUDIENCE             = var.token.audience
       TOKEN_MAX_LIFETIME_SECONDS = tostring(var.token.max_lifetime_seconds)
       PRESENCE_TABLE             = local.presence.table
-      EVENTS_QUEUE_URL           = local.presence.events_queue_url
+      PRESENCE_EVENTS_QUEUE_URL  = local.presence.events_queue_url
       GROUP_PRESENCE_ENABLED     = local.presence.group_enabled
     }
     "ws-disconnect" = {
@@ -169,6 +169,9 @@ locals {
       PRESENCE_TABLE            = local.presence.table
       PRESENCE_CHECKS_QUEUE_URL = local.presence.checks_queue_url
       PRESENCE_GRACE_SECONDS    = local.presence.grace_seconds
+      # Presence events come from their own queue: only its records may use the presence types and ids.
+      PRESENCE_EVENTS_QUEUE_URL = local.presence.events_queue_url
+      PRESENCE_EVENTS_QUEUE_ARN = local.presence.events_queue_arn
     }
     "fanout" = {
       CONNECTIONS_TABLE         = aws_dynamodb_table.this["connections"].name
@@ -195,9 +198,9 @@ locals {
       MAX_PRESENCE_USERS         = local.presence.max_users
     }
     "presence-checks" = {
-      PRESENCE_TABLE         = local.presence.table
-      EVENTS_QUEUE_URL       = local.presence.events_queue_url
-      GROUP_PRESENCE_ENABLED = local.presence.group_enabled
+      PRESENCE_TABLE            = local.presence.table
+      PRESENCE_EVENTS_QUEUE_URL = local.presence.events_queue_url
+      GROUP_PRESENCE_ENABLED    = local.presence.group_enabled
     }
     "maintenance" = {
       CONNECTIONS_TABLE         = aws_dynamodb_table.this["connections"].name
@@ -207,7 +210,7 @@ locals {
       PRESENCE_TABLE            = local.presence.table
       PRESENCE_CHECKS_QUEUE_URL = local.presence.checks_queue_url
       PRESENCE_GRACE_SECONDS    = local.presence.grace_seconds
-      EVENTS_QUEUE_URL          = local.presence.events_queue_url
+      PRESENCE_EVENTS_QUEUE_URL = local.presence.events_queue_url
       GROUP_PRESENCE_ENABLED    = local.presence.group_enabled
     }
     "db-changes" = {

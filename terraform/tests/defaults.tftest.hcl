@@ -620,6 +620,7 @@ run "alarms_dashboard_and_outputs" {
       "rt-test-events-dlq-not-empty", "rt-test-process-events-errors", "rt-test-events-queue-age",
       "rt-test-fanout-dlq-not-empty", "rt-test-fanout-errors", "rt-test-fanout-queue-age",
       "rt-test-presence-checks-dlq-not-empty", "rt-test-maintenance-errors",
+      "rt-test-presence-events-dlq-not-empty", "rt-test-presence-events-queue-age",
     ])
     error_message = "Without db_changes sources, the core and presence alarms exist, under their names."
   }

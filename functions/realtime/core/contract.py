@@ -16,6 +16,10 @@ EVENT_ID_PATTERN = r"^[!-~]{1,128}$"
 
 BROADCAST_TOPIC = "all"
 
+# Event types and ids only the module's own functions use (presence events): a producer's are refused.
+RESERVED_TYPE_PREFIX = "presence."
+RESERVED_ID_PREFIX = "presence-"
+
 # The code of the error frame a WebSocket gets just before the server closes it because its token expired.
 TOKEN_EXPIRED = "token_expired"  # noqa: S105 (an error code, not a secret)
 

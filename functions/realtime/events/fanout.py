@@ -205,10 +205,11 @@ class FanoutDelivery:
         if expired:
             report.expired += self._deliverer.close_expired(sorted(expired))
             targets = [(publication, target) for publication, target in targets if target.connection_id not in expired]
-        frames: dict[tuple[str, tuple[str, ...]], bytes] = {}
+        # Keyed by the publication itself: two producers' events may share an id.
+        frames: dict[tuple[int, tuple[str, ...]], bytes] = {}
         posts = []
         for publication, target in targets:
-            key = (publication.id, target.topics)
+            key = (id(publication), target.topics)
             if key not in frames:
                 frames[key] = publication.frame(target.topics)
             posts.append((target.connection_id, frames[key]))
@@ -219,10 +220,10 @@ class FanoutDelivery:
         report.throttled += delivered.throttled
         if posts:
             report.lowest_concurrency = min(report.lowest_concurrency or delivered.concurrency, delivered.concurrency)
-        failed: dict[str, tuple[Publication, list[Target]]] = {}
+        failed: dict[int, tuple[Publication, list[Target]]] = {}
         for index in delivered.retry:
             publication, target = targets[index]
-            failed.setdefault(publication.id, (publication, []))[1].append(target)
+            failed.setdefault(id(publication), (publication, []))[1].append(target)
         if attempt + 1 >= self._max_attempts:
             for publication, given_up in failed.values():
                 for target in given_up:

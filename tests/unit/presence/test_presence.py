@@ -414,7 +414,7 @@ def test_presence_events_are_valid_producer_messages(world):
     pipeline = EventPipeline(
         store=None, delivery=None, rules=EventTypeRules([]), max_data_bytes=1024, fanout_threshold=1
     )
-    pending = pipeline.parse(sent, "m1")
+    pending = pipeline.parse(sent, "m1", internal=True)  # from the presence-events queue: the module's own
     assert json.loads(sent) == message
     assert (pending.event_id, pending.type, pending.occurred_at) == (
         "presence-ann-1",
