@@ -160,8 +160,9 @@ resource "aws_lambda_event_source_mapping" "presence_checks" {
 
 
 ################################################################################
-# Presence events: the module's own queue into process-events (its DLQ is in
-# sqs.tf; its policy, in sqs.tf too, refuses any sender but local.presence_announcers)
+# Presence events: the module's own queue into process-events (its mapping is in
+# lambda.tf; its DLQ and its policy, which refuses any sender but
+# local.presence_announcers, in sqs.tf)
 ################################################################################
 
 resource "aws_sqs_queue" "presence_events" {
@@ -181,23 +182,6 @@ resource "aws_sqs_queue" "presence_events" {
     deadLetterTargetArn = aws_sqs_queue.dead_letter["presence-events-dlq"].arn
     maxReceiveCount     = var.events_queue_max_receive_count
   })
-
-  tags = merge(var.tags, { Name = "${var.name}-presence-events" })
-}
-
-resource "aws_lambda_event_source_mapping" "presence_events" {
-  count = var.presence_enabled ? 1 : 0
-
-  event_source_arn = aws_sqs_queue.presence_events[0].arn
-  function_name    = aws_lambda_function.this["process-events"].arn
-
-  batch_size                         = var.process_events_batch_size
-  maximum_batching_window_in_seconds = var.process_events_maximum_batching_window_in_seconds
-  function_response_types            = ["ReportBatchItemFailures"]
-
-  scaling_config {
-    maximum_concurrency = var.process_events_maximum_concurrency
-  }
 
   tags = merge(var.tags, { Name = "${var.name}-presence-events" })
 }

@@ -769,13 +769,8 @@ export class RealtimeClient {
   _socketExpired() {
     // Not a drop: it counts toward no fallback, and the next socket opens without a backoff.
     if (this._closed) return;
-    this._ws = null;
-    this._wsOpen = false;
-    this.transport = this._pollAbort ? 'http' : null;
+    this._socketEnded();
     this.stats.tokenExpiries += 1;
-    this._clearTimer('_pingTimer');
-    this._clearTimer('_pongTimer');
-    this._clearTimer('_stableTimer');
     this._debug('websocket closed: token expired');
     this._setState('connecting', { reason: TOKEN_EXPIRED });
     this._armFallbackTimer();
@@ -785,13 +780,8 @@ export class RealtimeClient {
 
   _socketDropped(reason) {
     if (this._closed) return;
-    this._ws = null;
-    this._wsOpen = false;
-    this.transport = this._pollAbort ? 'http' : null;
+    this._socketEnded();
     this.stats.drops += 1;
-    this._clearTimer('_pingTimer');
-    this._clearTimer('_pongTimer');
-    this._clearTimer('_stableTimer');
     this._debug('websocket dropped', reason);
     const now = this._clock.now();
     this._dropTimes = this._dropTimes.filter((at) => now - at < this.options.dropWindowMs);
@@ -803,6 +793,15 @@ export class RealtimeClient {
       this._armFallbackTimer();
     }
     this._scheduleReconnect();
+  }
+
+  _socketEnded() {
+    this._ws = null;
+    this._wsOpen = false;
+    this.transport = this._pollAbort ? 'http' : null;
+    this._clearTimer('_pingTimer');
+    this._clearTimer('_pongTimer');
+    this._clearTimer('_stableTimer');
   }
 
   _scheduleReconnect() {

@@ -105,20 +105,20 @@ run "process_events_reports_batch_item_failures" {
   command = apply
 
   assert {
-    condition     = aws_lambda_event_source_mapping.process_events.function_response_types == toset(["ReportBatchItemFailures"])
+    condition     = aws_lambda_event_source_mapping.process_events["events"].function_response_types == toset(["ReportBatchItemFailures"])
     error_message = "The mapping must report partial batch failures, so one bad message never blocks its batch."
   }
 
   assert {
-    condition     = aws_lambda_event_source_mapping.process_events.event_source_arn == aws_sqs_queue.events.arn
+    condition     = aws_lambda_event_source_mapping.process_events["events"].event_source_arn == aws_sqs_queue.events.arn
     error_message = "The mapping must read the events queue."
   }
 
   assert {
     condition = (
-      aws_lambda_event_source_mapping.process_events.batch_size == 10 &&
-      aws_lambda_event_source_mapping.process_events.maximum_batching_window_in_seconds == 0 &&
-      aws_lambda_event_source_mapping.process_events.scaling_config[0].maximum_concurrency == 10
+      aws_lambda_event_source_mapping.process_events["events"].batch_size == 10 &&
+      aws_lambda_event_source_mapping.process_events["events"].maximum_batching_window_in_seconds == 0 &&
+      aws_lambda_event_source_mapping.process_events["events"].scaling_config[0].maximum_concurrency == 10
     )
     error_message = "The mapping defaults are batch 10, no batching window, maximum concurrency 10."
   }

@@ -145,9 +145,9 @@ run "presence_events_have_a_queue_only_the_module_sends_to" {
 
   assert {
     condition = (
-      aws_lambda_event_source_mapping.presence_events[0].event_source_arn == aws_sqs_queue.presence_events[0].arn &&
-      aws_lambda_event_source_mapping.presence_events[0].function_name == aws_lambda_function.this["process-events"].arn &&
-      aws_lambda_event_source_mapping.presence_events[0].function_response_types == toset(["ReportBatchItemFailures"]) &&
+      aws_lambda_event_source_mapping.process_events["presence-events"].event_source_arn == aws_sqs_queue.presence_events[0].arn &&
+      aws_lambda_event_source_mapping.process_events["presence-events"].function_name == aws_lambda_function.this["process-events"].arn &&
+      aws_lambda_event_source_mapping.process_events["presence-events"].function_response_types == toset(["ReportBatchItemFailures"]) &&
       aws_lambda_function.this["process-events"].environment[0].variables["PRESENCE_EVENTS_QUEUE_ARN"] == aws_sqs_queue.presence_events[0].arn &&
       aws_lambda_function.this["process-events"].environment[0].variables["PRESENCE_EVENTS_QUEUE_URL"] == aws_sqs_queue.presence_events[0].url
     )
@@ -335,7 +335,7 @@ run "presence_can_be_left_out" {
     condition = (
       keys(aws_dynamodb_table.this) == ["connections", "events"] &&
       length(aws_sqs_queue.presence_checks) == 0 && length(aws_lambda_event_source_mapping.presence_checks) == 0 &&
-      length(aws_sqs_queue.presence_events) == 0 && length(aws_lambda_event_source_mapping.presence_events) == 0 &&
+      length(aws_sqs_queue.presence_events) == 0 && keys(aws_lambda_event_source_mapping.process_events) == ["events"] &&
       keys(aws_sqs_queue.dead_letter) == ["events-dlq", "fanout-dlq"] && keys(aws_sqs_queue_policy.this) == ["events", "events-dlq", "fanout", "fanout-dlq"] &&
       keys(aws_lambda_function.this) == ["events-api", "fanout", "maintenance", "process-events", "ws-connect", "ws-disconnect", "ws-ping"]
     )

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 
 import pytest
+from dead_letters import dead_letter_reasons
 from sessions import Session
 
 pytestmark = pytest.mark.integration
@@ -49,22 +49,7 @@ def test_a_producer_cannot_forge_or_suppress_presence_events(stack, aws, token):
             Entries=[{"Id": key, "MessageBody": json.dumps(body)} for key, body in forged.items()],
         )
         source_ids = {item["MessageId"]: item["Id"] for item in response["Successful"]}
-        reasons = {}
-        started = time.monotonic()
-        while len(reasons) < len(forged) and time.monotonic() - started < 60:
-            received = sqs.receive_message(
-                QueueUrl=stack["dlq_url"], MaxNumberOfMessages=10, WaitTimeSeconds=2, MessageAttributeNames=["All"]
-            )
-            for message in received.get("Messages", []):
-                attributes = {k: v["StringValue"] for k, v in message.get("MessageAttributes", {}).items()}
-                key = source_ids.get(attributes.get("sourceMessageId"))
-                if key:
-                    reasons[key] = attributes
-                    sqs.delete_message(QueueUrl=stack["dlq_url"], ReceiptHandle=message["ReceiptHandle"])
-                else:  # another test's: leave it
-                    sqs.change_message_visibility(
-                        QueueUrl=stack["dlq_url"], ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-                    )
+        reasons = dead_letter_reasons(sqs, stack["dlq_url"], source_ids)
         assert {key: attrs["errorCode"] for key, attrs in reasons.items()} == {
             "forged-offline": "reserved_type",
             "squatted-id": "reserved_id",

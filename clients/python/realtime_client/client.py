@@ -442,20 +442,21 @@ class RealtimeClient:
         if socket is not None:
             self._spawn(socket.close())
 
-    def _socket_expired(self) -> None:
-        # Not a drop: it counts toward no fallback, and the next socket opens without a backoff.
+    def _socket_ended(self) -> None:
         self.websocket = None
         self._ws_open = False
         self.transport = "http" if self._poll_task and not self._poll_task.done() else None
+
+    def _socket_expired(self) -> None:
+        # Not a drop: it counts toward no fallback, and the next socket opens without a backoff.
+        self._socket_ended()
         self.stats.token_expiries += 1
         self.backoff.reset()
         self._set_state("connecting", TOKEN_EXPIRED)
         self._arm_fallback_timer()
 
     def _socket_dropped(self, reason: str) -> None:
-        self.websocket = None
-        self._ws_open = False
-        self.transport = "http" if self._poll_task and not self._poll_task.done() else None
+        self._socket_ended()
         self.stats.drops += 1
         now = time.monotonic()
         self._drop_times = [at for at in self._drop_times if now - at < self.drop_window] + [now]
