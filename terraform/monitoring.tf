@@ -130,7 +130,7 @@ locals {
         # The functions' own counts (Powertools metrics: the service dimension is the module's name).
         title = "Delivery (process-events and fanout)"
         stat  = "Sum"
-        metrics = [for m in ["Delivered", "DeliveriesRetried", "DeliveriesAbandoned", "DeliveryThrottled", "DeliveryRefused", "ConnectionsGone"] :
+        metrics = [for m in ["Delivered", "DeliveriesRetried", "DeliveriesAbandoned", "DeliveryThrottled", "DeliveryRefused", "ConnectionsGone", "ExpiredConnectionsClosed"] :
         [var.metrics_namespace, m, "service", var.name]]
       },
       {
