@@ -26,7 +26,7 @@ export type ConnectionState = 'connecting' | 'open' | 'fallback' | 'closed';
  * `getToken`, and reads what it missed over HTTP; the state goes to
  * `connecting` with reason `token_expired`, and it counts as no drop.
  */
-export const TOKEN_EXPIRED: 'token_expired';
+export declare const TOKEN_EXPIRED: 'token_expired';
 export type Transport = 'websocket' | 'http';
 
 export interface DeliveryMeta {
