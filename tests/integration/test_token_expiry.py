@@ -59,7 +59,7 @@ def test_a_socket_gets_no_event_once_its_token_expired_but_a_last_frame_and_is_c
         await session.wait_for(lambda f: f.get("type") == "error")
         await until_closed(session)
 
-        assert [f.get("id") for f in session.events] == [f"{kind}-1"]
+        assert [f["id"] for f in session.events if f["type"] == kind] == [f"{kind}-1"]
         assert session.frames[-1] == TOKEN_EXPIRED_FRAME
         # Stored all the same: a new token reads it over HTTP.
         async with httpx.AsyncClient(timeout=30) as http:
@@ -88,7 +88,7 @@ def test_maintenance_closes_an_idle_socket_whose_token_expired(stack, aws, token
         assert "FunctionError" not in response, summary
 
         await until_closed(session)
-        assert session.frames == [TOKEN_EXPIRED_FRAME]
+        assert session.frames[-1] == TOKEN_EXPIRED_FRAME
         assert summary["connections_expired"] >= 1
 
     asyncio.run(scenario())
