@@ -56,6 +56,8 @@ DUMMY_ENVIRONMENT = {
     "DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-events-dlq",
     "FAILURES_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-db-changes-failures",
     "PRESENCE_CHECKS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-presence-checks",
+    "PRESENCE_EVENTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-presence-events",
+    "PRESENCE_EVENTS_QUEUE_ARN": "arn:aws:sqs:us-east-1:123456789012:bench-presence-events",
     "CONNECTIONS_ENDPOINT": "https://abcdef1234.execute-api.us-east-1.amazonaws.com/live",
     "TOKEN_MODE": "hs256",
     "TOKEN_SECRET_SSM_PARAMETER": "/bench/token-secret",

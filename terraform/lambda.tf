@@ -158,11 +158,16 @@ resource "aws_lambda_function" "this" {
 }
 
 ################################################################################
-# process-events <- events queue
+# process-events <- events queue, and with presence the presence-events queue
 ################################################################################
 
 resource "aws_lambda_event_source_mapping" "process_events" {
-  event_source_arn = aws_sqs_queue.events.arn
+  for_each = merge(
+    { "events" = { arn = aws_sqs_queue.events.arn, name = "${var.name}-process-events" } },
+    { for q in aws_sqs_queue.presence_events : "presence-events" => { arn = q.arn, name = q.name } },
+  )
+
+  event_source_arn = each.value.arn
   function_name    = aws_lambda_function.this["process-events"].arn
 
   batch_size                         = var.process_events_batch_size
@@ -173,5 +178,5 @@ resource "aws_lambda_event_source_mapping" "process_events" {
     maximum_concurrency = var.process_events_maximum_concurrency
   }
 
-  tags = merge(var.tags, { Name = "${var.name}-process-events" })
+  tags = merge(var.tags, { Name = each.value.name })
 }

@@ -139,7 +139,7 @@ locals {
       TOKEN_AUDIENCE             = var.token.audience
       TOKEN_MAX_LIFETIME_SECONDS = tostring(var.token.max_lifetime_seconds)
       PRESENCE_TABLE             = local.presence.table
-      EVENTS_QUEUE_URL           = local.presence.events_queue_url
+      PRESENCE_EVENTS_QUEUE_URL  = local.presence.events_queue_url
       GROUP_PRESENCE_ENABLED     = local.presence.group_enabled
     }
     "ws-disconnect" = {
@@ -170,6 +170,9 @@ locals {
       PRESENCE_TABLE            = local.presence.table
       PRESENCE_CHECKS_QUEUE_URL = local.presence.checks_queue_url
       PRESENCE_GRACE_SECONDS    = local.presence.grace_seconds
+      # Presence events come from their own queue: only its records may use the presence types and ids.
+      PRESENCE_EVENTS_QUEUE_URL = local.presence.events_queue_url
+      PRESENCE_EVENTS_QUEUE_ARN = local.presence.events_queue_arn
     }
     "fanout" = {
       CONNECTIONS_TABLE         = aws_dynamodb_table.this["connections"].name
@@ -196,9 +199,9 @@ locals {
       MAX_PRESENCE_USERS         = local.presence.max_users
     }
     "presence-checks" = {
-      PRESENCE_TABLE         = local.presence.table
-      EVENTS_QUEUE_URL       = local.presence.events_queue_url
-      GROUP_PRESENCE_ENABLED = local.presence.group_enabled
+      PRESENCE_TABLE            = local.presence.table
+      PRESENCE_EVENTS_QUEUE_URL = local.presence.events_queue_url
+      GROUP_PRESENCE_ENABLED    = local.presence.group_enabled
     }
     "maintenance" = {
       CONNECTIONS_TABLE         = aws_dynamodb_table.this["connections"].name
@@ -208,7 +211,7 @@ locals {
       PRESENCE_TABLE            = local.presence.table
       PRESENCE_CHECKS_QUEUE_URL = local.presence.checks_queue_url
       PRESENCE_GRACE_SECONDS    = local.presence.grace_seconds
-      EVENTS_QUEUE_URL          = local.presence.events_queue_url
+      PRESENCE_EVENTS_QUEUE_URL = local.presence.events_queue_url
       GROUP_PRESENCE_ENABLED    = local.presence.group_enabled
     }
     "db-changes" = {
@@ -246,11 +249,14 @@ locals {
     }
   }
 
-  # Delivery (process-events, fanout): posting frames, and queueing the next pages and the retries.
+  # Delivery (process-events, fanout): posting frames, and closing connections whose token expired
+  # (DeleteConnection is DELETE @connections/{id}); queueing the next pages and the retries.
   post_to_connections_statement = {
-    sid       = "PostToConnections"
-    actions   = ["execute-api:ManageConnections"]
-    resources = ["${aws_apigatewayv2_api.websocket.execution_arn}/${var.websocket_stage_name}/POST/@connections/*"]
+    sid     = "PostToConnections"
+    actions = ["execute-api:ManageConnections"]
+    resources = [for method in ["POST", "DELETE"] :
+      "${aws_apigatewayv2_api.websocket.execution_arn}/${var.websocket_stage_name}/${method}/@connections/*"
+    ]
   }
   queue_fanout_jobs_statement = {
     sid       = "QueueFanoutJobs"
@@ -331,10 +337,13 @@ locals {
         resources = [aws_dynamodb_table.this["events"].arn]
       },
       {
-        # GetConnection is GET @connections/{id}.
-        sid       = "AskConnections"
-        actions   = ["execute-api:ManageConnections"]
-        resources = ["${aws_apigatewayv2_api.websocket.execution_arn}/${var.websocket_stage_name}/GET/@connections/*"]
+        # GetConnection is GET @connections/{id}; a connection whose token expired gets a last frame
+        # (POST) and is closed (DELETE).
+        sid     = "ManageConnections"
+        actions = ["execute-api:ManageConnections"]
+        resources = [for method in ["GET", "POST", "DELETE"] :
+          "${aws_apigatewayv2_api.websocket.execution_arn}/${var.websocket_stage_name}/${method}/@connections/*"
+        ]
       },
     ]
   }

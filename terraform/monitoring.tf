@@ -11,6 +11,12 @@ locals {
     "maintenance"    = { period = 300, evaluation_periods = 3, meaning = "missed $disconnects are not being repaired" }
   }
 
+  # Queue => what waits in it; late work there means late delivery.
+  queued_work = merge(
+    { "events" = "Events", "fanout" = "Fan-out jobs" },
+    var.presence_enabled ? { "presence-events" = "Presence events" } : {},
+  )
+
   alarms = merge(
     # Any message in a dead-letter queue needs a look.
     { for queue, q in local.dead_letter_queues : q.alarm => {
@@ -37,17 +43,17 @@ locals {
       threshold           = 0
     } },
     # Work waiting too long: events not stored, or pages and retries not posted.
-    { for queue, what in { "events" = "Events", "fanout" = "Fan-out jobs" } : "${queue}-queue-age" => {
-      description                   = "${what} wait in ${local.queues[queue].name} for more than ${var.events_queue_age_alarm_threshold_seconds} s: delivery is late."
-      namespace                     = "AWS/SQS"
-      metric_name                   = "ApproximateAgeOfOldestMessage"
-      dimensions                    = { QueueName = local.queues[queue].name }
-      statistic                     = "Maximum"
-      period                        = 60
-      evaluation_periods            = 3
-      datapoints_to_alarm           = 2
-      comparison_operator           = "GreaterThanThreshold"
-      threshold                     = var.events_queue_age_alarm_threshold_seconds
+    { for queue, what in local.queued_work : "${queue}-queue-age" => {
+      description         = "${what} wait in ${local.queues[queue].name} for more than ${var.events_queue_age_alarm_threshold_seconds} s: delivery is late."
+      namespace           = "AWS/SQS"
+      metric_name         = "ApproximateAgeOfOldestMessage"
+      dimensions          = { QueueName = local.queues[queue].name }
+      statistic           = "Maximum"
+      period              = 60
+      evaluation_periods  = 3
+      datapoints_to_alarm = 2
+      comparison_operator = "GreaterThanThreshold"
+      threshold           = var.events_queue_age_alarm_threshold_seconds
     } },
   )
 }
@@ -124,7 +130,7 @@ locals {
         # The functions' own counts (Powertools metrics: the service dimension is the module's name).
         title = "Delivery (process-events and fanout)"
         stat  = "Sum"
-        metrics = [for m in ["Delivered", "DeliveriesRetried", "DeliveriesAbandoned", "DeliveryThrottled", "DeliveryRefused", "ConnectionsGone"] :
+        metrics = [for m in ["Delivered", "DeliveriesRetried", "DeliveriesAbandoned", "DeliveryThrottled", "DeliveryRefused", "ConnectionsGone", "ExpiredConnectionsClosed"] :
         [var.metrics_namespace, m, "service", var.name]]
       },
       {

@@ -97,3 +97,8 @@ moved {
   from = aws_cloudwatch_metric_alarm.db_changes_failures[0]
   to   = aws_cloudwatch_metric_alarm.this["db-changes-failures"]
 }
+
+moved {
+  from = aws_lambda_event_source_mapping.process_events
+  to   = aws_lambda_event_source_mapping.process_events["events"]
+}

@@ -50,6 +50,11 @@ output "events_queue_arn" {
   value       = try(aws_sqs_queue.events.arn, null)
 }
 
+output "presence_events_queue_arn" {
+  description = "ARN of the presence-events queue, the module's own: only its presence functions may send to it (null without presence)."
+  value       = try(aws_sqs_queue.presence_events[0].arn, null)
+}
+
 output "dlq_url" {
   description = "URL of the dead-letter queue of the events queue."
   value       = try(aws_sqs_queue.dead_letter["events-dlq"].url, null)

@@ -5,9 +5,12 @@
 # $connect/$disconnect/ping and delivery update it; the last session's end
 # schedules an offline check on the presence-checks queue, delayed by the grace
 # period, consumed by presence-checks. maintenance (maintenance.tf) repairs
-# presence on its schedule. Presence events go to the events queue like any
-# event. The table and queues are in dynamodb.tf and sqs.tf, the functions and
-# their environment in main.tf.
+# presence on its schedule. Presence events go to their own queue (below),
+# which only the functions that announce presence may send to; process-events
+# consumes it with the events queue and trusts only its records with the
+# presence types and ids, so producers can neither forge nor suppress presence.
+# The table and the DLQs are in dynamodb.tf and sqs.tf, the functions and their
+# environment in main.tf.
 ################################################################################
 
 locals {
@@ -21,19 +24,31 @@ locals {
     checks_queue_url = aws_sqs_queue.presence_checks[0].url
     checks_queue_arn = aws_sqs_queue.presence_checks[0].arn
     grace_seconds    = tostring(var.presence_grace_period_seconds)
-    events_queue_url = aws_sqs_queue.events.url
+    events_queue_url = aws_sqs_queue.presence_events[0].url
+    events_queue_arn = aws_sqs_queue.presence_events[0].arn
     group_enabled    = tostring(var.group_presence_enabled)
     max_users        = tostring(var.max_presence_users_per_request)
-  } : { for k in ["table", "table_arn", "checks_queue_url", "checks_queue_arn", "grace_seconds", "events_queue_url", "group_enabled", "max_users"] : k => null }
+  } : { for k in ["table", "table_arn", "checks_queue_url", "checks_queue_arn", "grace_seconds", "events_queue_url", "events_queue_arn", "group_enabled", "max_users"] : k => null }
+
+  # The functions that announce presence: the only senders the presence-events queue accepts.
+  presence_announcers = ["ws-connect", "presence-checks", "maintenance"]
 
   # What presence lets each function do (merged in main.tf); nothing when presence is off.
   presence_statements = var.presence_enabled ? {
-    "ws-connect"     = concat([local.presence_table_statement["ws-connect"], local.publish_presence_events_statement], local.presence_kms_statements)
-    "ws-disconnect"  = concat([local.presence_table_statement["ws-disconnect"], local.schedule_offline_checks_statement], local.presence_kms_statements)
-    "ws-ping"        = [local.presence_table_statement["ws-ping"]]
-    "process-events" = [local.presence_table_statement["process-events"], local.schedule_offline_checks_statement]
-    "fanout"         = [local.presence_table_statement["fanout"], local.schedule_offline_checks_statement]
-    "events-api"     = [local.presence_table_statement["events-api"]]
+    "ws-connect"    = concat([local.presence_table_statement["ws-connect"], local.publish_presence_events_statement], local.presence_kms_statements)
+    "ws-disconnect" = concat([local.presence_table_statement["ws-disconnect"], local.schedule_offline_checks_statement], local.presence_kms_statements)
+    "ws-ping"       = [local.presence_table_statement["ws-ping"]]
+    "process-events" = [
+      local.presence_table_statement["process-events"],
+      local.schedule_offline_checks_statement,
+      {
+        sid       = "ConsumePresenceEvents"
+        actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
+        resources = [local.presence.events_queue_arn]
+      },
+    ]
+    "fanout"     = [local.presence_table_statement["fanout"], local.schedule_offline_checks_statement]
+    "events-api" = [local.presence_table_statement["events-api"]]
     "presence-checks" = concat(
       [
         {
@@ -88,7 +103,7 @@ locals {
   publish_presence_events_statement = {
     sid       = "PublishPresenceEvents"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.events.arn]
+    resources = [local.presence.events_queue_arn]
   }
 
   # Sending to (or receiving from) a queue encrypted with the module's key; kms:Decrypt comes with every function.
@@ -143,3 +158,30 @@ resource "aws_lambda_event_source_mapping" "presence_checks" {
   tags = merge(var.tags, { Name = "${var.name}-presence-checks" })
 }
 
+
+################################################################################
+# Presence events: the module's own queue into process-events (its mapping is in
+# lambda.tf; its DLQ and its policy, which refuses any sender but
+# local.presence_announcers, in sqs.tf)
+################################################################################
+
+resource "aws_sqs_queue" "presence_events" {
+  count = var.presence_enabled ? 1 : 0
+
+  name = "${var.name}-presence-events"
+
+  visibility_timeout_seconds = local.events_queue_visibility_timeout
+  message_retention_seconds  = var.events_queue_message_retention_seconds
+  receive_wait_time_seconds  = 20
+
+  sqs_managed_sse_enabled           = var.kms_key_arn == null ? true : null
+  kms_master_key_id                 = var.kms_key_arn
+  kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 300
+
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dead_letter["presence-events-dlq"].arn
+    maxReceiveCount     = var.events_queue_max_receive_count
+  })
+
+  tags = merge(var.tags, { Name = "${var.name}-presence-events" })
+}

@@ -43,6 +43,10 @@ locals {
         alarm   = "presence-checks-dlq-not-empty"
         meaning = "Offline checks failed repeatedly; maintenance decides those users' presence."
       }
+      "presence-events-dlq" = {
+        alarm   = "presence-events-dlq-not-empty"
+        meaning = "Presence events could not be stored; watchers read presence with GET /presence."
+      }
     } : {},
     local.db_changes_enabled ? {
       # The stream mappings' on-failure destination (db_changes.tf).
@@ -56,7 +60,10 @@ locals {
   # Dead-letter queue => the queue that redrives to it (the others are written to by their consumers).
   redrive_sources = merge(
     { "events-dlq" = aws_sqs_queue.events.arn, "fanout-dlq" = aws_sqs_queue.fanout.arn },
-    var.presence_enabled ? { "presence-checks-dlq" = aws_sqs_queue.presence_checks[0].arn } : {},
+    var.presence_enabled ? {
+      "presence-checks-dlq" = aws_sqs_queue.presence_checks[0].arn
+      "presence-events-dlq" = aws_sqs_queue.presence_events[0].arn
+    } : {},
   )
 }
 
@@ -98,14 +105,17 @@ locals {
   queues = merge(
     { "events" = aws_sqs_queue.events, "fanout" = aws_sqs_queue.fanout },
     { for q in aws_sqs_queue.presence_checks : "presence-checks" => q },
+    { for q in aws_sqs_queue.presence_events : "presence-events" => q },
     aws_sqs_queue.dead_letter,
   )
 }
 
 locals {
   # Who may send to the events queue besides the listed publishers: the module's own functions
-  # (presence events, table changes; each role's own policy still says which queue it may use).
+  # (table changes; each role's own policy still says which queue it may use).
   events_queue_senders = concat(var.events_queue_publisher_arns, sort(distinct([for r in aws_iam_role.lambda : r.arn])))
+  # Who may send to the presence-events queue: the functions that announce presence, and no one else.
+  presence_events_senders = sort(distinct([for k, r in aws_iam_role.lambda : r.arn if contains(local.presence_announcers, k)]))
 }
 
 resource "aws_sqs_queue_policy" "this" {
@@ -131,6 +141,15 @@ resource "aws_sqs_queue_policy" "this" {
         Action    = "sqs:SendMessage"
         Resource  = each.value.arn
         Condition = { ArnNotLike = { "aws:PrincipalArn" = local.events_queue_senders } }
+      }] : [],
+      each.key == "presence-events" ? [{
+        # Its records are trusted as the module's own: no one else may send one.
+        Sid       = "OnlyPresenceAnnouncers"
+        Effect    = "Deny"
+        Principal = "*"
+        Action    = "sqs:SendMessage"
+        Resource  = each.value.arn
+        Condition = { ArnNotLike = { "aws:PrincipalArn" = local.presence_events_senders } }
       }] : [],
     )
   })

@@ -19,6 +19,14 @@ export interface RealtimeEvent<T = Record<string, unknown>> {
 }
 
 export type ConnectionState = 'connecting' | 'open' | 'fallback' | 'closed';
+
+/**
+ * The code of the error frame the server sends just before it closes a socket
+ * whose token has expired. The client then reopens at once, with a token from
+ * `getToken`, and reads what it missed over HTTP; the state goes to
+ * `connecting` with reason `token_expired`, and it counts as no drop.
+ */
+export declare const TOKEN_EXPIRED: 'token_expired';
 export type Transport = 'websocket' | 'http';
 
 export interface DeliveryMeta {
@@ -106,6 +114,8 @@ export interface ClientStats {
   opens: number;
   drops: number;
   failedOpens: number;
+  /** Sockets the server closed because their token expired (each reopened at once). */
+  tokenExpiries: number;
   fallbacks: number;
   syncs: number;
   /** Duration of the last catch-up over HTTP, in ms. */

@@ -19,6 +19,9 @@
 
 export const STATES = Object.freeze(['connecting', 'open', 'fallback', 'closed']);
 
+// The error frame the server sends just before it closes a socket whose token has expired (contract/wire.json).
+export const TOKEN_EXPIRED = 'token_expired';
+
 // ---------------------------------------------------------------------------
 // Backoff: exponential with "equal jitter" (half fixed, half random), so
 // retries spread out but never collapse to zero delay.
@@ -441,6 +444,7 @@ export class RealtimeClient {
       opens: 0,
       drops: 0,
       failedOpens: 0,
+      tokenExpiries: 0, // sockets the server closed because their token expired (reopened at once)
       fallbacks: 0,
       syncs: 0,
       lastSyncMs: null,
@@ -457,6 +461,7 @@ export class RealtimeClient {
     this._ws = null;
     this._wsGen = 0;
     this._wsOpen = false;
+    this._expiredGen = null; // the socket (generation) whose token expired: it closes, a new one opens at once
     this._failures = 0;
     this._dropTimes = [];
     this._timers = new Set();
@@ -642,6 +647,7 @@ export class RealtimeClient {
       this._timers.delete(openTimer);
       if (gen !== this._wsGen) return;
       if (!settled) fail(`closed ${event?.code ?? ''}`);
+      else if (gen === this._expiredGen) this._socketExpired();
       else this._socketDropped(`closed ${event?.code ?? ''}`);
     };
   }
@@ -687,6 +693,7 @@ export class RealtimeClient {
     }
     if (frame?.type === 'pong') return;
     if (frame?.type === 'error' && frame.seq === undefined) {
+      if (frame.error?.code === TOKEN_EXPIRED) return this._tokenExpiring();
       this._emitError(Object.assign(new Error(frame.error?.message || 'error frame'), { frame }));
       return;
     }
@@ -753,15 +760,28 @@ export class RealtimeClient {
     this._pingTimer = this._after(this.options.pingIntervalMs, ping);
   }
 
+  /** The server said the socket's token expired: close it (the server does too), then reopen at once. */
+  _tokenExpiring() {
+    this._expiredGen = this._wsGen;
+    if (this._ws) safeClose(this._ws, 1000, 'token expired');
+  }
+
+  _socketExpired() {
+    // Not a drop: it counts toward no fallback, and the next socket opens without a backoff.
+    if (this._closed) return;
+    this._socketEnded();
+    this.stats.tokenExpiries += 1;
+    this._debug('websocket closed: token expired');
+    this._setState('connecting', { reason: TOKEN_EXPIRED });
+    this._armFallbackTimer();
+    this.backoff.reset();
+    this._openSocket();
+  }
+
   _socketDropped(reason) {
     if (this._closed) return;
-    this._ws = null;
-    this._wsOpen = false;
-    this.transport = this._pollAbort ? 'http' : null;
+    this._socketEnded();
     this.stats.drops += 1;
-    this._clearTimer('_pingTimer');
-    this._clearTimer('_pongTimer');
-    this._clearTimer('_stableTimer');
     this._debug('websocket dropped', reason);
     const now = this._clock.now();
     this._dropTimes = this._dropTimes.filter((at) => now - at < this.options.dropWindowMs);
@@ -773,6 +793,15 @@ export class RealtimeClient {
       this._armFallbackTimer();
     }
     this._scheduleReconnect();
+  }
+
+  _socketEnded() {
+    this._ws = null;
+    this._wsOpen = false;
+    this.transport = this._pollAbort ? 'http' : null;
+    this._clearTimer('_pingTimer');
+    this._clearTimer('_pongTimer');
+    this._clearTimer('_stableTimer');
   }
 
   _scheduleReconnect() {

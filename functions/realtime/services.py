@@ -58,6 +58,7 @@ class ProcessEvents:
     pipeline: EventPipeline
     dead_letters: DeadLetterQueue
     retries: RetrySoon
+    internal_source_arn: str | None  # records from this queue (presence events) are the module's own
 
 
 @dataclass(frozen=True)
@@ -131,10 +132,16 @@ def process_events() -> ProcessEvents:
         max_data_bytes=settings.max_data_bytes,
         fanout_threshold=settings.fanout_threshold,
     )
+    presence = settings.presence
     return ProcessEvents(
         pipeline=pipeline,
         dead_letters=DeadLetterQueue(aws.sqs(), settings.dlq_url),
-        retries=RetrySoon(aws.sqs(), settings.events_queue_url),
+        retries=RetrySoon(
+            aws.sqs(),
+            settings.events_queue_url,
+            {presence.presence_events_queue_arn: presence.presence_events_queue_url} if presence else {},
+        ),
+        internal_source_arn=presence.presence_events_queue_arn if presence else None,
     )
 
 
@@ -263,7 +270,7 @@ def _announcer(presence: AnnouncingPresence) -> PresenceAnnouncer:
     from realtime.presence.announcer import PresenceAnnouncer
 
     return PresenceAnnouncer(
-        aws.sqs(), presence.events_queue_url, _presence_store(presence), include_groups=presence.group_presence
+        aws.sqs(), presence.presence_events_queue_url, _presence_store(presence), include_groups=presence.group_presence
     )
 
 

@@ -105,20 +105,20 @@ run "process_events_reports_batch_item_failures" {
   command = apply
 
   assert {
-    condition     = aws_lambda_event_source_mapping.process_events.function_response_types == toset(["ReportBatchItemFailures"])
+    condition     = aws_lambda_event_source_mapping.process_events["events"].function_response_types == toset(["ReportBatchItemFailures"])
     error_message = "The mapping must report partial batch failures, so one bad message never blocks its batch."
   }
 
   assert {
-    condition     = aws_lambda_event_source_mapping.process_events.event_source_arn == aws_sqs_queue.events.arn
+    condition     = aws_lambda_event_source_mapping.process_events["events"].event_source_arn == aws_sqs_queue.events.arn
     error_message = "The mapping must read the events queue."
   }
 
   assert {
     condition = (
-      aws_lambda_event_source_mapping.process_events.batch_size == 10 &&
-      aws_lambda_event_source_mapping.process_events.maximum_batching_window_in_seconds == 0 &&
-      aws_lambda_event_source_mapping.process_events.scaling_config[0].maximum_concurrency == 10
+      aws_lambda_event_source_mapping.process_events["events"].batch_size == 10 &&
+      aws_lambda_event_source_mapping.process_events["events"].maximum_batching_window_in_seconds == 0 &&
+      aws_lambda_event_source_mapping.process_events["events"].scaling_config[0].maximum_concurrency == 10
     )
     error_message = "The mapping defaults are batch 10, no batching window, maximum concurrency 10."
   }
@@ -251,8 +251,8 @@ run "policies_are_least_privilege" {
   assert {
     condition = alltrue([for k in ["process-events", "fanout"] : flatten([for s in jsondecode(aws_iam_role_policy.lambda[k].policy).Statement :
       s.Resource if contains(s.Action, "execute-api:ManageConnections")
-    ]) == ["arn:aws:execute-api:us-east-1:123456789012:abcdef1234/live/POST/@connections/*"]])
-    error_message = "process-events and fanout may post to connections of their own API and stage only."
+    ]) == [for method in ["POST", "DELETE"] : "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/live/${method}/@connections/*"]])
+    error_message = "process-events and fanout may post to and close connections of their own API and stage only."
   }
 
   assert {
@@ -620,6 +620,7 @@ run "alarms_dashboard_and_outputs" {
       "rt-test-events-dlq-not-empty", "rt-test-process-events-errors", "rt-test-events-queue-age",
       "rt-test-fanout-dlq-not-empty", "rt-test-fanout-errors", "rt-test-fanout-queue-age",
       "rt-test-presence-checks-dlq-not-empty", "rt-test-maintenance-errors",
+      "rt-test-presence-events-dlq-not-empty", "rt-test-presence-events-queue-age",
     ])
     error_message = "Without db_changes sources, the core and presence alarms exist, under their names."
   }

@@ -67,7 +67,7 @@ run "maintenance_runs_on_a_schedule_with_its_own_role" {
       aws_lambda_function.this["ws-ping"].environment[0].variables["STALE_CONNECTION_SECONDS"] == "300" &&
       aws_lambda_function.this["maintenance"].environment[0].variables["CONNECTIONS_ENDPOINT"] == "https://abcdef1234.execute-api.us-east-1.amazonaws.com/live" &&
       aws_lambda_function.this["maintenance"].environment[0].variables["PRESENCE_CHECKS_QUEUE_URL"] == aws_sqs_queue.presence_checks[0].url &&
-      aws_lambda_function.this["maintenance"].environment[0].variables["EVENTS_QUEUE_URL"] == aws_sqs_queue.events.url
+      aws_lambda_function.this["maintenance"].environment[0].variables["PRESENCE_EVENTS_QUEUE_URL"] == aws_sqs_queue.presence_events[0].url
     )
     error_message = "maintenance (and ws-ping, which writes lastSeen every half of it) knows the stale threshold; maintenance the @connections endpoint and both queues."
   }
@@ -130,10 +130,63 @@ run "offline_checks_wait_the_grace_period_on_a_delay_queue" {
 
   assert {
     condition = (
-      aws_lambda_function.this["presence-checks"].environment[0].variables["EVENTS_QUEUE_URL"] == aws_sqs_queue.events.url &&
+      aws_lambda_function.this["presence-checks"].environment[0].variables["PRESENCE_EVENTS_QUEUE_URL"] == aws_sqs_queue.presence_events[0].url &&
       aws_lambda_function.this["presence-checks"].environment[0].variables["GROUP_PRESENCE_ENABLED"] == "false"
     )
-    error_message = "presence-checks announces offline on the events queue; group presence is off by default."
+    error_message = "presence-checks announces offline on the presence-events queue; group presence is off by default."
+  }
+}
+
+################################################################################
+# Presence events: a queue of the module's own, into process-events
+################################################################################
+
+run "presence_events_have_a_queue_only_the_module_sends_to" {
+  command = apply
+
+  assert {
+    condition = (
+      aws_lambda_event_source_mapping.process_events["presence-events"].event_source_arn == aws_sqs_queue.presence_events[0].arn &&
+      aws_lambda_event_source_mapping.process_events["presence-events"].function_name == aws_lambda_function.this["process-events"].arn &&
+      aws_lambda_event_source_mapping.process_events["presence-events"].function_response_types == toset(["ReportBatchItemFailures"]) &&
+      aws_lambda_function.this["process-events"].environment[0].variables["PRESENCE_EVENTS_QUEUE_ARN"] == aws_sqs_queue.presence_events[0].arn &&
+      aws_lambda_function.this["process-events"].environment[0].variables["PRESENCE_EVENTS_QUEUE_URL"] == aws_sqs_queue.presence_events[0].url
+    )
+    error_message = "process-events consumes the presence-events queue too, and knows it by its ARN."
+  }
+
+  assert {
+    condition = alltrue([for k in ["ws-connect", "presence-checks", "maintenance"] :
+      aws_lambda_function.this[k].environment[0].variables["PRESENCE_EVENTS_QUEUE_URL"] == aws_sqs_queue.presence_events[0].url &&
+      !contains(keys(aws_lambda_function.this[k].environment[0].variables), "EVENTS_QUEUE_URL")
+    ])
+    error_message = "The functions that announce presence send to the presence-events queue, not the producers' queue."
+  }
+
+  assert {
+    condition = jsonencode([for s in jsondecode(aws_sqs_queue_policy.this["presence-events"].policy).Statement : s if s.Sid == "OnlyPresenceAnnouncers"]) == jsonencode([{
+      Sid       = "OnlyPresenceAnnouncers"
+      Effect    = "Deny"
+      Principal = "*"
+      Action    = "sqs:SendMessage"
+      Resource  = aws_sqs_queue.presence_events[0].arn
+      Condition = { ArnNotLike = { "aws:PrincipalArn" = sort(distinct([for k in ["maintenance", "presence-checks", "ws-connect"] : aws_iam_role.lambda[k].arn])) } }
+    }])
+    error_message = "The presence-events queue refuses every sender but the roles of ws-connect, presence-checks and maintenance."
+  }
+
+  assert {
+    condition = (
+      jsondecode(aws_sqs_queue_policy.this["presence-events"].policy).Statement[0].Condition.Bool["aws:SecureTransport"] == "false" &&
+      aws_sqs_queue.presence_events[0].sqs_managed_sse_enabled &&
+      aws_sqs_queue.presence_events[0].visibility_timeout_seconds == aws_sqs_queue.events.visibility_timeout_seconds &&
+      jsondecode(aws_sqs_queue.presence_events[0].redrive_policy).deadLetterTargetArn == aws_sqs_queue.dead_letter["presence-events-dlq"].arn &&
+      jsondecode(aws_sqs_queue_redrive_allow_policy.this["presence-events-dlq"].redrive_allow_policy).sourceQueueArns == [aws_sqs_queue.presence_events[0].arn] &&
+      aws_cloudwatch_metric_alarm.this["presence-events-dlq-not-empty"].dimensions.QueueName == aws_sqs_queue.dead_letter["presence-events-dlq"].name &&
+      aws_cloudwatch_metric_alarm.this["presence-events-queue-age"].dimensions.QueueName == aws_sqs_queue.presence_events[0].name &&
+      output.presence_events_queue_arn == aws_sqs_queue.presence_events[0].arn
+    )
+    error_message = "The presence-events queue is encrypted, TLS-only, redriven to its own alarmed DLQ, and alarmed when late, like the events queue."
   }
 }
 
@@ -242,15 +295,22 @@ run "presence_permissions_are_least_privilege" {
   assert {
     condition = toset([for k, p in aws_iam_role_policy.lambda : k if contains(flatten([
       for s in jsondecode(p.policy).Statement : s.Resource if contains(s.Action, "sqs:SendMessage")
-    ]), aws_sqs_queue.events.arn)]) == toset(["ws-connect", "presence-checks", "maintenance"])
+    ]), aws_sqs_queue.presence_events[0].arn)]) == toset(["ws-connect", "presence-checks", "maintenance"])
     error_message = "Only the functions that flip presence publish presence events."
+  }
+
+  assert {
+    condition = toset([for k, p in aws_iam_role_policy.lambda : k if contains(flatten([
+      for s in jsondecode(p.policy).Statement : s.Resource if contains(s.Action, "sqs:ReceiveMessage")
+    ]), aws_sqs_queue.presence_events[0].arn)]) == toset(["process-events"])
+    error_message = "Only process-events consumes the presence-events queue."
   }
 
   assert {
     condition = flatten([for s in jsondecode(aws_iam_role_policy.lambda["maintenance"].policy).Statement :
       s.Resource if contains(s.Action, "execute-api:ManageConnections")
-    ]) == ["arn:aws:execute-api:us-east-1:123456789012:abcdef1234/live/GET/@connections/*"]
-    error_message = "maintenance may only ask about connections (GetConnection) of its own API and stage."
+    ]) == [for method in ["GET", "POST", "DELETE"] : "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/live/${method}/@connections/*"]
+    error_message = "maintenance may only ask about, post to and close connections of its own API and stage."
   }
 
   assert {
@@ -276,6 +336,7 @@ run "presence_can_be_left_out" {
     condition = (
       keys(aws_dynamodb_table.this) == ["connections", "events"] &&
       length(aws_sqs_queue.presence_checks) == 0 && length(aws_lambda_event_source_mapping.presence_checks) == 0 &&
+      length(aws_sqs_queue.presence_events) == 0 && keys(aws_lambda_event_source_mapping.process_events) == ["events"] &&
       keys(aws_sqs_queue.dead_letter) == ["events-dlq", "fanout-dlq"] && keys(aws_sqs_queue_policy.this) == ["events", "events-dlq", "fanout", "fanout-dlq"] &&
       keys(aws_lambda_function.this) == ["events-api", "fanout", "maintenance", "process-events", "ws-connect", "ws-disconnect", "ws-ping"]
     )
@@ -294,7 +355,7 @@ run "presence_can_be_left_out" {
 
   assert {
     condition = alltrue(flatten([for p in aws_iam_role_policy.lambda : [for s in jsondecode(p.policy).Statement :
-      !contains(["PresenceTable", "ScheduleOfflineChecks", "PublishPresenceEvents", "FindOrphanSessions", "EncryptedPresenceQueues"], s.Sid)
+      !contains(["PresenceTable", "ScheduleOfflineChecks", "PublishPresenceEvents", "ConsumePresenceEvents", "FindOrphanSessions", "EncryptedPresenceQueues"], s.Sid)
     ]]))
     error_message = "Without presence no function may touch presence (table, checks queue, presence events)."
   }
@@ -318,7 +379,7 @@ run "presence_can_be_left_out" {
   assert {
     condition = (
       output.presence_table_name == null && output.presence_table_arn == null && output.presence_checks_queue_url == null &&
-      output.presence_checks_dlq_url == null && output.presence_grace_period_seconds == null &&
+      output.presence_checks_dlq_url == null && output.presence_grace_period_seconds == null && output.presence_events_queue_arn == null &&
       output.maintenance_function_name == "rt-test-maintenance"
     )
     error_message = "The presence outputs are null without presence; maintenance's remain."
@@ -365,6 +426,8 @@ run "a_kms_key_encrypts_the_presence_resources" {
     condition = (
       aws_sqs_queue.presence_checks[0].kms_master_key_id == var.kms_key_arn &&
       aws_sqs_queue.dead_letter["presence-checks-dlq"].kms_master_key_id == var.kms_key_arn &&
+      aws_sqs_queue.presence_events[0].kms_master_key_id == var.kms_key_arn &&
+      aws_sqs_queue.dead_letter["presence-events-dlq"].kms_master_key_id == var.kms_key_arn &&
       aws_dynamodb_table.this["presence"].server_side_encryption[0].kms_key_arn == var.kms_key_arn &&
       aws_scheduler_schedule.maintenance.kms_key_arn == var.kms_key_arn
     )

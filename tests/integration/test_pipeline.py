@@ -12,6 +12,7 @@ import httpx
 import jwt
 import pytest
 import websockets
+from dead_letters import dead_letter_reasons
 from measurements import LATENCIES
 from realtime_publisher import Event, Publisher
 from sessions import Session
@@ -291,17 +292,8 @@ def test_poison_messages_go_to_the_dlq_at_once_and_the_good_ones_arrive(stack, a
         assert len(source_ids) == len(entries)
         await session.wait_for_ids(set(good))
 
-        reasons = {}
-        while len(reasons) < 6 and time.monotonic() - started < 60:
-            received = sqs.receive_message(
-                QueueUrl=stack["dlq_url"], MaxNumberOfMessages=10, WaitTimeSeconds=2, MessageAttributeNames=["All"]
-            )
-            for message in received.get("Messages", []):
-                attributes = {k: v["StringValue"] for k, v in message.get("MessageAttributes", {}).items()}
-                key = source_ids.get(attributes.get("sourceMessageId"))
-                if key:
-                    reasons[key] = attributes
-                sqs.delete_message(QueueUrl=stack["dlq_url"], ReceiptHandle=message["ReceiptHandle"])
+        poison = {message_id: key for message_id, key in source_ids.items() if not key.startswith("good")}
+        reasons = dead_letter_reasons(sqs, stack["dlq_url"], poison)
         elapsed = time.monotonic() - started
 
         assert {key: attrs["errorCode"] for key, attrs in reasons.items()} == {

@@ -78,6 +78,7 @@ class FakeManagementClient:
     posts: list[tuple[str, bytes]] = field(default_factory=list)
     failures: dict[str, Exception] = field(default_factory=dict)
     on_post: Any = None  # called before each post
+    deleted: list[str] = field(default_factory=list)  # connections closed with DeleteConnection
 
     def post_to_connection(self, *, ConnectionId: str, Data: bytes) -> dict[str, Any]:
         if self.on_post is not None:
@@ -86,6 +87,13 @@ class FakeManagementClient:
         if failure is not None:
             raise failure
         self.posts.append((ConnectionId, Data))
+        return {}
+
+    def delete_connection(self, *, ConnectionId: str) -> dict[str, Any]:
+        failure = self.failures.get(ConnectionId)
+        if failure is not None:
+            raise failure
+        self.deleted.append(ConnectionId)
         return {}
 
     def frames_for(self, connection_id: str) -> list[dict[str, Any]]:

@@ -336,6 +336,29 @@ describe('RealtimeClient: HTTP fallback', () => {
     client.close();
   });
 
+  it('reopens at once with a new token when the server closes a socket whose token expired, losing nothing', async () => {
+    // A backoff far longer than the test: only an immediate reopen passes.
+    const { clock, server, client, keys } = setup({ backoff: { initialMs: 60000, maxMs: 60000, random: () => 0.5 } });
+    const reasons = [];
+    client.onState((state, info) => reasons.push(`${state}:${info.reason ?? ''}`));
+    for (let i = 0; i < 4; i += 1) {
+      // More closes than maxDropsInWindow; the last one only says so, and the client closes the socket itself.
+      await clock.advance(100);
+      assert.equal(client.state, 'open');
+      server.publish('user:alice');
+      server.openSockets[0].expireToken({ close: i < 3 });
+      server.publish('user:alice'); // while there is no socket
+    }
+    await clock.advance(100);
+    assert.equal(client.state, 'open');
+    assertExactlyOnceInOrder(keys());
+    assert.equal(keys().length, 8);
+    assert.deepEqual(server.tokensSeen, ['token-1', 'token-2', 'token-3', 'token-4', 'token-5']);
+    assert.deepEqual([client.stats.tokenExpiries, client.stats.drops, client.stats.fallbacks], [4, 0, 0]);
+    assert.ok(reasons.includes('connecting:token_expired'), reasons.join());
+    client.close();
+  });
+
   it('falls back when the socket keeps dropping', async () => {
     const { clock, server, client, keys } = setup();
     for (let i = 0; i < 3; i += 1) {

@@ -6,7 +6,15 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 
-import { Backoff, EventTracker, PresenceTracker, RealtimeClient, decodeCursor, encodeCursor } from '../realtime.js';
+import {
+  Backoff,
+  EventTracker,
+  PresenceTracker,
+  RealtimeClient,
+  TOKEN_EXPIRED,
+  decodeCursor,
+  encodeCursor,
+} from '../realtime.js';
 
 const load = (path) => JSON.parse(readFileSync(new URL(`../../../contract/${path}`, import.meta.url), 'utf8'));
 const WIRE = load('wire.json');
@@ -148,9 +156,10 @@ describe('PresenceTracker vectors', () => {
   }
 });
 
-it("uses the server's limits as its defaults (contract/wire.json)", () => {
+it("uses the server's limits as its defaults and its codes (contract/wire.json)", () => {
   const client = new RealtimeClient({ wsUrl: 'wss://ws.test', httpUrl: 'https://api.test', getToken: () => 't' });
   assert.equal(client.options.pageLimit, WIRE.limits.pageEventsMax);
   assert.equal(client.options.longPollWaitSeconds, WIRE.limits.waitSecondsMax);
   assert.equal(Number.MAX_SAFE_INTEGER, WIRE.limits.seqMax, 'decodeCursor takes safe integers only');
+  assert.equal(TOKEN_EXPIRED, WIRE.socketErrors.tokenExpired);
 });

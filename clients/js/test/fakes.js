@@ -104,6 +104,16 @@ export class FakeServer {
         this.close(code);
       }
 
+      /** The server's last frame to a socket whose token expired, then (normally) its close. */
+      expireToken({ close = true } = {}) {
+        server.sockets.delete(this);
+        const frame = JSON.stringify({ type: 'error', error: { code: 'token_expired', message: 'expired' } });
+        queueMicrotask(() => {
+          this.onmessage?.({ data: frame });
+          if (close) this.close(1005);
+        });
+      }
+
       /** The socket stays "open" but nothing gets through any more. */
       goSilent() {
         this.silent = true;

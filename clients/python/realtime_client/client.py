@@ -52,6 +52,7 @@ class ClientStats:
     opens: int = 0
     drops: int = 0
     failed_opens: int = 0
+    token_expiries: int = 0  # sockets the server closed because their token expired (reopened at once)
     fallbacks: int = 0
     syncs: int = 0
     last_sync_seconds: float | None = None  # duration of the last catch-up over HTTP
@@ -59,6 +60,9 @@ class ClientStats:
     last_gap_repair_seconds: float | None = None  # seq jump seen -> the held frames handed on
     states: list[tuple[float, str, str]] = field(default_factory=list)  # (monotonic, state, reason)
 
+
+# The error frame the server sends just before it closes a socket whose token has expired (contract/wire.json).
+TOKEN_EXPIRED = "token_expired"  # noqa: S105 (an error code, not a secret)
 
 # What a refused handshake's status means (the $connect responses, docs/internals.md).
 REFUSAL_CODES = {401: "invalid_token", 429: "too_many_sessions"}
@@ -157,6 +161,7 @@ class RealtimeClient:
         self._started = False
         self._wake = asyncio.Event()  # cut a reconnect delay short
         self._frame_seen = asyncio.Event()  # any frame since the last ping
+        self._token_expired = False  # the open socket's token expired: it closes, a new one opens at once
         self._ws_task: asyncio.Task | None = None
         self._poll_task: asyncio.Task | None = None
         self._fallback_task: asyncio.Task | None = None
@@ -268,20 +273,23 @@ class RealtimeClient:
 
     async def _ws_loop(self) -> None:
         while not self._closed:
-            await self._ws_attempt()
+            expired = await self._ws_attempt()
             if self._closed:
                 return
+            if expired:
+                continue  # not a failure: reopen at once, with a new token
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.backoff.next())
 
-    async def _ws_attempt(self) -> None:
+    async def _ws_attempt(self) -> bool:
+        """One socket, from opening to its end; True if it ended because its token expired."""
         try:
             token = await self._fresh_token()
         except Exception as error:  # the application's get_token failed: tell it; there is no socket either
             self._emit_error(error)
             self._socket_failed(error)
-            return
+            return False
         try:
             separator = "&" if "?" in self.ws_url else "?"
             socket, first_frame, frames = await asyncio.wait_for(
@@ -291,10 +299,11 @@ class RealtimeClient:
             error = ConnectionRefused(refusal.response.status_code)
             self._emit_error(error)
             self._socket_failed(error)
-            return
+            return False
         except Exception as error:  # blocked, timed out, silent, unreachable: all mean "no socket"
             self._socket_failed(error)
-            return
+            return False
+        self._token_expired = False
         self._socket_opened(socket)
         self._on_message(first_frame)
         reason = "closed"
@@ -310,7 +319,8 @@ class RealtimeClient:
             heartbeat.cancel()
             stable.cancel()
             if not self._closed:
-                self._socket_dropped(reason)
+                self._socket_expired() if self._token_expired else self._socket_dropped(reason)
+        return self._token_expired
 
     async def _open(self, url: str) -> tuple[Any, str | bytes, AsyncIterator[str | bytes]]:
         """Connect and wait for a first frame: a proxy may accept the upgrade and then pass
@@ -359,6 +369,9 @@ class RealtimeClient:
         if not isinstance(frame, dict) or frame.get("type") == "pong":
             return
         if frame.get("type") == "error" and "seq" not in frame:
+            if (frame.get("error") or {}).get("code") == TOKEN_EXPIRED:
+                self._token_expiring()
+                return
             self._emit_error(RuntimeError(f"error frame: {frame.get('error')}"))
             return
         result = self.tracker.offer_live(frame)
@@ -422,10 +435,28 @@ class RealtimeClient:
         await asyncio.sleep(self.stable_after)
         self.backoff.reset()
 
-    def _socket_dropped(self, reason: str) -> None:
+    def _token_expiring(self) -> None:
+        """The server said the socket's token expired: close it (the server does too) and reopen at once."""
+        self._token_expired = True
+        socket = self.websocket
+        if socket is not None:
+            self._spawn(socket.close())
+
+    def _socket_ended(self) -> None:
         self.websocket = None
         self._ws_open = False
         self.transport = "http" if self._poll_task and not self._poll_task.done() else None
+
+    def _socket_expired(self) -> None:
+        # Not a drop: it counts toward no fallback, and the next socket opens without a backoff.
+        self._socket_ended()
+        self.stats.token_expiries += 1
+        self.backoff.reset()
+        self._set_state("connecting", TOKEN_EXPIRED)
+        self._arm_fallback_timer()
+
+    def _socket_dropped(self, reason: str) -> None:
+        self._socket_ended()
         self.stats.drops += 1
         now = time.monotonic()
         self._drop_times = [at for at in self._drop_times if now - at < self.drop_window] + [now]

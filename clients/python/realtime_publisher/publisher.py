@@ -32,6 +32,9 @@ MAX_AUDIENCE = 100
 DEFAULT_MAX_DATA_BYTES = 32 * 1024  # the module's max_event_data_bytes default
 MAX_DATA_BYTES = 120 * 1024  # the most max_event_data_bytes can be
 MAX_DATA_DEPTH = 64  # objects and lists inside data, data itself included
+# Presence events are the module's own: a type or id starting with these is refused.
+RESERVED_TYPE_PREFIX = "presence."
+RESERVED_ID_PREFIX = "presence-"
 SQS_BATCH_LIMIT = 10  # messages per SendMessageBatch
 SQS_BATCH_BYTES = 256 * 1024  # total payload per SendMessageBatch
 
@@ -68,6 +71,8 @@ class Event:
         """The SQS message body (docs/design.md, producer message), or InvalidEvent."""
         if not _matches(TYPE_PATTERN, self.type):
             raise InvalidEvent("type", f"type {self.type!r} must match {TYPE_PATTERN.pattern}")
+        if self.type.startswith(RESERVED_TYPE_PREFIX):
+            raise InvalidEvent("type", f"types starting with {RESERVED_TYPE_PREFIX!r} are the module's own")
         _check_data(self.data, max_data_bytes)
         message: dict[str, Any] = {"type": self.type, "data": self.data}
         if self.audience is not None:
@@ -75,6 +80,8 @@ class Event:
         if self.id is not None:
             if not _matches(ID_PATTERN, self.id):
                 raise InvalidEvent("id", "id must be 1-128 printable ASCII characters without spaces")
+            if self.id.startswith(RESERVED_ID_PREFIX):
+                raise InvalidEvent("id", f"ids starting with {RESERVED_ID_PREFIX!r} are the module's own")
             message["id"] = self.id
         if self.occurred_at is not None:
             message["occurredAt"] = _timestamp(self.occurred_at)

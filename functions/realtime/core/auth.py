@@ -51,6 +51,7 @@ class Principal:
     user_id: str
     groups: tuple[str, ...]
     topics: tuple[str, ...]
+    expires_at: int | None = None  # the token's `exp` (epoch seconds): delivery stops and closes the socket then
 
 
 _REASONS: list[tuple[type[Exception], str]] = [
@@ -272,7 +273,7 @@ class TokenVerifier:
             raise InvalidToken("invalid_claims", str(error)) from None
         if len(topics) > self._max_topics:
             raise InvalidToken("too_many_topics", f"token grants {len(topics)} topics; at most {self._max_topics}")
-        return Principal(user_id=claims["sub"], groups=groups, topics=tuple(topics))
+        return Principal(user_id=claims["sub"], groups=groups, topics=tuple(topics), expires_at=int(claims["exp"]))
 
 
 def _as_bytes(secret: str | bytes) -> bytes:

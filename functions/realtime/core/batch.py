@@ -29,6 +29,8 @@ class QueueRecord:
     receipt_handle: str
     receive_count: int
     sent_timestamp_ms: int | None
+    sender_id: str | None  # who sent it (SenderId): on AWS the IAM role's unique id and session
+    event_source_arn: str  # the queue it came from, for a function fed by two
 
     @classmethod
     def from_event(cls, raw: Mapping[str, Any]) -> QueueRecord:
@@ -40,6 +42,8 @@ class QueueRecord:
             receipt_handle=raw["receiptHandle"],
             receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
             sent_timestamp_ms=int(sent) if sent else None,
+            sender_id=attributes.get("SenderId"),
+            event_source_arn=raw.get("eventSourceARN", ""),
         )
 
 
@@ -67,15 +71,34 @@ def retry_delay(receive_count: int, rand: Callable[[], float] = random.random) -
 
 class RetrySoon:
     """Reports failed records to Lambda, after making each visible again in seconds rather than after the
-    queue's visibility timeout (minutes): transient failures (throttling, contention) clear up quickly."""
+    queue's visibility timeout (minutes): transient failures (throttling, contention) clear up quickly.
 
-    def __init__(self, sqs: Any, queue_url: str, *, rand: Callable[[], float] = random.random) -> None:
+    `other_queues` maps the eventSourceARN of a function's other queues to their URL.
+    """
+
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        other_queues: Mapping[str, str] | None = None,
+        *,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
+        self._other_queues = other_queues or {}
         self._rand = rand
 
     def report(self, failed: Sequence[QueueRecord]) -> dict[str, Any]:
         """The batchItemFailures response for these records."""
+        by_queue: dict[str, list[QueueRecord]] = {}
+        for record in failed:
+            by_queue.setdefault(self._other_queues.get(record.event_source_arn, self._queue_url), []).append(record)
+        for queue_url, records in by_queue.items():
+            self._retry_soon(queue_url, records)
+        return {"batchItemFailures": [{"itemIdentifier": record.message_id} for record in failed]}
+
+    def _retry_soon(self, queue_url: str, failed: Sequence[QueueRecord]) -> None:
         for start in range(0, len(failed), VISIBILITY_BATCH):
             chunk = failed[start : start + VISIBILITY_BATCH]
             entries = [
@@ -87,7 +110,7 @@ class RetrySoon:
                 for index, record in enumerate(chunk)
             ]
             try:
-                response = self._sqs.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=entries)
+                response = self._sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
             except (ClientError, BotoCoreError) as error:
                 response = {"Failed": [{"Id": entry["Id"], "Message": str(error)} for entry in entries]}
             for failure in response.get("Failed", []):
@@ -96,4 +119,3 @@ class RetrySoon:
                     "Retry delay not set",
                     extra={"message_id": chunk[int(failure["Id"])].message_id, "reason": failure.get("Message")},
                 )
-        return {"batchItemFailures": [{"itemIdentifier": record.message_id} for record in failed]}

@@ -16,6 +16,13 @@ EVENT_ID_PATTERN = r"^[!-~]{1,128}$"
 
 BROADCAST_TOPIC = "all"
 
+# Event types and ids only the module's own functions use (presence events): a producer's are refused.
+RESERVED_TYPE_PREFIX = "presence."
+RESERVED_ID_PREFIX = "presence-"
+
+# The code of the error frame a WebSocket gets just before the server closes it because its token expired.
+TOKEN_EXPIRED = "token_expired"  # noqa: S105 (an error code, not a secret)
+
 MAX_AUDIENCE_TOPICS = 100
 MAX_TOPICS_PER_TOKEN = 100
 DEFAULT_DATA_BYTES = 32 * 1024

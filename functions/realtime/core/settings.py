@@ -154,9 +154,13 @@ class PresenceTable:
 
 @dataclass(frozen=True)
 class AnnouncingPresence(PresenceTable):
-    """Sends presence events (to the events queue), to presence:<user> and optionally the user's groups."""
+    """Sends presence events, to presence:<user> and optionally the user's groups.
 
-    events_queue_url: str = text("EVENTS_QUEUE_URL")
+    They go to the presence-events queue, which only the module's functions may
+    send to: producers cannot forge or suppress them.
+    """
+
+    presence_events_queue_url: str = text("PRESENCE_EVENTS_QUEUE_URL")
     group_presence: bool = boolean("GROUP_PRESENCE_ENABLED")
 
 
@@ -166,6 +170,14 @@ class EndingSessions(PresenceTable):
 
     checks_queue_url: str = text("PRESENCE_CHECKS_QUEUE_URL")
     grace_seconds: int = integer("PRESENCE_GRACE_SECONDS", 0, 900)  # 900: the longest SQS DelaySeconds
+
+
+@dataclass(frozen=True)
+class StoringPresence(EndingSessions):
+    """process-events: also consumes the presence-events queue, and trusts only what comes from it."""
+
+    presence_events_queue_url: str = text("PRESENCE_EVENTS_QUEUE_URL")  # failed records are made visible sooner
+    presence_events_queue_arn: str = text("PRESENCE_EVENTS_QUEUE_ARN")  # the eventSourceARN of its records
 
 
 @dataclass(frozen=True)
@@ -219,7 +231,7 @@ class ProcessEventsSettings:
     delivery_max_attempts: int = integer("DELIVERY_MAX_ATTEMPTS", 1, 20)
     fanout_threshold: int = integer("FANOUT_THRESHOLD", 1, MAX_FANOUT_PAGE)
     fanout_queue_url: str = text("FANOUT_QUEUE_URL")
-    presence: EndingSessions | None = section(EndingSessions, optional=True)
+    presence: StoringPresence | None = section(StoringPresence, optional=True)
 
 
 @dataclass(frozen=True)

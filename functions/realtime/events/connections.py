@@ -35,6 +35,7 @@ class TooManySessions(Exception):
 class Subscriber:
     connection_id: str
     topics: tuple[str, ...] | None  # all the connection's topics; None on items written before they were kept
+    token_expires_at: int | None = None  # its token's `exp`; None on items written before it was kept
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,24 @@ class ConnectionStore:
     def _now_iso(self) -> str:
         return timestamp_at(self._clock())
 
-    def add(self, connection_id: str, user_id: str, topics: Iterable[str], ttl_seconds: int) -> None:
-        """Record a new connection and subscribe it to its topics."""
+    def add(
+        self,
+        connection_id: str,
+        user_id: str,
+        topics: Iterable[str],
+        ttl_seconds: int,
+        token_expires_at: int | None = None,
+    ) -> None:
+        """Record a new connection and subscribe it to its topics.
+
+        `token_expires_at` (the token's `exp`) goes on every item, so delivery sees
+        it in the subscriber pages it reads anyway. The record's own lifetime is not
+        cut to it: the record must outlive the token until the socket is closed.
+        """
         topics = list(dict.fromkeys(topics))
         now = self._now_iso()
         expires_at = int(self._clock()) + ttl_seconds
+        token = {} if token_expires_at is None else {"tokenExpiresAt": token_expires_at}
         # The connection item first: it is what $disconnect reads to find the subscriptions.
         self._table.put_item(
             Item={
@@ -83,6 +97,7 @@ class ConnectionStore:
                 "connectedAt": now,
                 "lastSeen": now,
                 "expiresAt": expires_at,
+                **token,
             }
         )
         with self._table.batch_writer() as batch:
@@ -95,6 +110,7 @@ class ConnectionStore:
                         "userId": user_id,
                         "topics": topics,
                         "expiresAt": expires_at,
+                        **token,
                     }
                 )
 
@@ -188,16 +204,23 @@ class ConnectionStore:
         return parse_timestamp(item.get("lastSeen")) or 0.0
 
     def not_seen_since(self, seen_before: str, connected_before: str) -> Iterator[dict[str, Any]]:
-        """Connection records (`connectionId`, `userId`) last seen before one time or connected before another.
+        """Connection records (`connectionId`, `userId`, `tokenExpiresAt`) last seen before one time,
+        connected before another, or whose token has expired.
 
         A filtered, paginated Scan: it reads every item (subscriptions too) on each
         call, fine at this size; see docs/internals.md. The timestamps are
         fixed-width ISO text, so comparing strings compares times.
         """
         request: dict[str, Any] = {
-            "FilterExpression": "sk = :meta AND (lastSeen < :seen OR connectedAt < :connected)",
-            "ProjectionExpression": "connectionId, userId",
-            "ExpressionAttributeValues": {":meta": META_SK, ":seen": seen_before, ":connected": connected_before},
+            "FilterExpression": "sk = :meta AND "
+            "(lastSeen < :seen OR connectedAt < :connected OR tokenExpiresAt <= :now)",
+            "ProjectionExpression": "connectionId, userId, tokenExpiresAt",
+            "ExpressionAttributeValues": {
+                ":meta": META_SK,
+                ":seen": seen_before,
+                ":connected": connected_before,
+                ":now": int(self._clock()),
+            },
         }
         while True:
             response = self._table.scan(**request)
@@ -230,14 +253,18 @@ class ConnectionStore:
         request: dict[str, Any] = {
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": topic_pk(topic)},
-            "ProjectionExpression": "connectionId, topics, expiresAt",
+            "ProjectionExpression": "connectionId, topics, expiresAt, tokenExpiresAt",
             "Limit": limit,
         }
         if start_key is not None:
             request["ExclusiveStartKey"] = dict(start_key)
         response = self._table.query(**request)
         subscribers = [
-            Subscriber(str(item["connectionId"]), tuple(item["topics"]) if "topics" in item else None)
+            Subscriber(
+                str(item["connectionId"]),
+                tuple(item["topics"]) if "topics" in item else None,
+                int(item["tokenExpiresAt"]) if "tokenExpiresAt" in item else None,
+            )
             for item in response.get("Items", [])
             if int(item.get("expiresAt", now + 1)) > now
         ]

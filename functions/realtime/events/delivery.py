@@ -11,7 +11,17 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from realtime.core.contract import TOKEN_EXPIRED
+from realtime.core.encoding import compact_json
 from realtime.core.observability import logger
+
+# The last frame a connection gets when its token has expired; the socket is closed right after it.
+TOKEN_EXPIRED_FRAME = compact_json(
+    {
+        "type": "error",
+        "error": {"code": TOKEN_EXPIRED, "message": "the token has expired; reconnect with a new token"},
+    }
+).encode("utf-8")
 
 THROTTLING_CODES = frozenset(
     {"LimitExceededException", "TooManyRequestsException", "ThrottlingException", "Throttling"}
@@ -118,15 +128,49 @@ class Deliverer:
         report.concurrency = limit.limit
         return report
 
+    def close_expired(self, connection_ids: Sequence[str]) -> int:
+        """Close connections whose token has expired; how many were closed.
+
+        Each gets TOKEN_EXPIRED_FRAME, then DeleteConnection: the gateway closes
+        the socket and runs $disconnect, which removes it. One that is gone is
+        removed here; one that could not be closed gets no events and is tried
+        again by the next delivery or maintenance.
+        """
+        if not connection_ids:
+            return 0
+        workers = min(self._concurrency, len(connection_ids))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="close") as pool:
+            outcomes = list(pool.map(lambda c: close_expired(self._client, c), connection_ids))
+        for connection_id, outcome in zip(connection_ids, outcomes, strict=True):
+            if outcome is Outcome.GONE:
+                self._on_gone(connection_id)
+        return sum(outcome is Outcome.SENT for outcome in outcomes)
+
     def _post(self, connection_id: str, frame: bytes) -> Outcome:
-        try:
-            self._client.post_to_connection(ConnectionId=connection_id, Data=frame)
-        except ClientError as error:
-            return _classify(connection_id, error)
-        except BotoCoreError as error:  # connection refused, timeouts, ...
-            logger.warning("Post failed (network)", extra={"connection_id": connection_id, "error": str(error)})
-            return Outcome.TRANSIENT
-        return Outcome.SENT
+        return _call(connection_id, lambda: self._client.post_to_connection(ConnectionId=connection_id, Data=frame))
+
+
+def close_expired(client: Any, connection_id: str) -> Outcome:
+    """Tell a connection its token expired and close it. SENT: closed; GONE: it was closed already."""
+    outcome = _call(
+        connection_id, lambda: client.post_to_connection(ConnectionId=connection_id, Data=TOKEN_EXPIRED_FRAME)
+    )
+    if outcome is not Outcome.GONE:  # the frame only says why: the socket is closed whether it went or not
+        outcome = _call(connection_id, lambda: client.delete_connection(ConnectionId=connection_id))
+    if outcome is Outcome.SENT:
+        logger.info("Connection closed: its token expired", extra={"connection_id": connection_id})
+    return outcome
+
+
+def _call(connection_id: str, request: Callable[[], object]) -> Outcome:
+    try:
+        request()
+    except ClientError as error:
+        return _classify(connection_id, error)
+    except BotoCoreError as error:  # connection refused, timeouts, ...
+        logger.warning("Post failed (network)", extra={"connection_id": connection_id, "error": str(error)})
+        return Outcome.TRANSIENT
+    return Outcome.SENT
 
 
 def _classify(connection_id: str, error: ClientError) -> Outcome:

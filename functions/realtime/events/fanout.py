@@ -22,6 +22,7 @@ counted; its client catches up over HTTP.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,9 +43,17 @@ RETRY_MAX_SECONDS = 900  # the longest SQS DelaySeconds
 class Target:
     connection_id: str
     topics: tuple[str, ...]  # the event's topics that reach this connection, sorted: its frame's seqs
+    token_expires_at: int | None = None  # its token's `exp`: from then on it gets no event, it is closed
 
     def to_message(self) -> dict[str, Any]:
-        return {"connectionId": self.connection_id, "topics": list(self.topics)}
+        message: dict[str, Any] = {"connectionId": self.connection_id, "topics": list(self.topics)}
+        if self.token_expires_at is not None:
+            message["tokenExpiresAt"] = self.token_expires_at
+        return message
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any]) -> Target:
+        return cls(message["connectionId"], tuple(message["topics"]), message.get("tokenExpiresAt"))
 
 
 def owned_targets(publication: Publication, topic: str, subscribers: Iterable[Subscriber]) -> list[Target]:
@@ -56,7 +65,7 @@ def owned_targets(publication: Publication, topic: str, subscribers: Iterable[Su
         else:
             reached = tuple(sorted((set(subscriber.topics) | {topic}) & publication.seqs.keys()))
         if reached[0] == topic:
-            targets.append(Target(subscriber.connection_id, reached))
+            targets.append(Target(subscriber.connection_id, reached, subscriber.token_expires_at))
     return targets
 
 
@@ -68,6 +77,7 @@ class FanoutReport:
     throttled: int = 0
     retried: int = 0  # connections queued for another post
     abandoned: int = 0  # connections given up after max_attempts posts
+    expired: int = 0  # connections closed instead of posted: their token had expired
     pages_queued: int = 0
     lowest_concurrency: int | None = None
     unqueued: set[str] = field(default_factory=set)  # ids of events whose jobs the queue did not take
@@ -81,6 +91,7 @@ class FanoutReport:
             "DeliveryThrottled": self.throttled,
             "DeliveriesRetried": self.retried,
             "DeliveriesAbandoned": self.abandoned,
+            "ExpiredConnectionsClosed": self.expired,
             "FanoutPagesQueued": self.pages_queued,
         }
 
@@ -133,11 +144,13 @@ class FanoutDelivery:
         deliverer: Deliverer,
         queue: FanoutQueue,
         max_attempts: int,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._connections = connections
         self._deliverer = deliverer
         self._queue = queue
         self._max_attempts = max_attempts
+        self._clock = clock
 
     def deliver_stored(self, publications: Sequence[Publication], first_page: int) -> FanoutReport:
         """process-events: read each topic's first page once for the whole batch and post it inline;
@@ -167,7 +180,7 @@ class FanoutDelivery:
         publication = Publication.from_message(job["event"])
         report = FanoutReport()
         if "targets" in job:
-            targets = [Target(t["connectionId"], tuple(t["topics"])) for t in job["targets"]]
+            targets = [Target.from_message(t) for t in job["targets"]]
             self._post([(publication, target) for target in targets], int(job["attempt"]), report)
         else:
             topic = job["topic"]
@@ -183,11 +196,20 @@ class FanoutDelivery:
         return report
 
     def _post(self, targets: Sequence[tuple[Publication, Target]], attempt: int, report: FanoutReport) -> None:
-        """Post each target its frame; queue the transient failures again, or give them up after max_attempts."""
-        frames: dict[tuple[str, tuple[str, ...]], bytes] = {}
+        """Post each target its frame; queue the transient failures again, or give them up after max_attempts.
+
+        A target whose token has expired gets no event: it is closed instead.
+        """
+        now = self._clock()
+        expired = {t.connection_id for _, t in targets if t.token_expires_at is not None and t.token_expires_at <= now}
+        if expired:
+            report.expired += self._deliverer.close_expired(sorted(expired))
+            targets = [(publication, target) for publication, target in targets if target.connection_id not in expired]
+        # Keyed by the publication itself: two producers' events may share an id.
+        frames: dict[tuple[int, tuple[str, ...]], bytes] = {}
         posts = []
         for publication, target in targets:
-            key = (publication.id, target.topics)
+            key = (id(publication), target.topics)
             if key not in frames:
                 frames[key] = publication.frame(target.topics)
             posts.append((target.connection_id, frames[key]))
@@ -198,10 +220,10 @@ class FanoutDelivery:
         report.throttled += delivered.throttled
         if posts:
             report.lowest_concurrency = min(report.lowest_concurrency or delivered.concurrency, delivered.concurrency)
-        failed: dict[str, tuple[Publication, list[Target]]] = {}
+        failed: dict[int, tuple[Publication, list[Target]]] = {}
         for index in delivered.retry:
             publication, target = targets[index]
-            failed.setdefault(publication.id, (publication, []))[1].append(target)
+            failed.setdefault(id(publication), (publication, []))[1].append(target)
         if attempt + 1 >= self._max_attempts:
             for publication, given_up in failed.values():
                 for target in given_up:

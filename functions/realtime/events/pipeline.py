@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from realtime.core.contract import MAX_DATA_DEPTH
+from realtime.core.contract import MAX_DATA_DEPTH, RESERVED_ID_PREFIX, RESERVED_TYPE_PREFIX
 from realtime.core.encoding import compact_json, format_timestamp, nesting_depth
 from realtime.core.errors import PermanentError
 from realtime.events.fanout import FanoutDelivery, FanoutReport
@@ -31,6 +31,7 @@ class PendingEvent:
     data: dict[str, Any]
     topics: list[str]
     occurred_at: str
+    key: str  # what storage is idempotent on: the id, within its producer's namespace (see idempotency_key)
 
     def stored_body(self, topic: str, seq: int, published_at: str) -> str:
         """The event as stored on one topic: what `GET /events` returns."""
@@ -57,6 +58,33 @@ class BatchReport:
     stored: list[StoredOne] = field(default_factory=list)
     failed: dict[int, Exception] = field(default_factory=dict)  # index in the batch -> why it must be retried
     delivery: FanoutReport = field(default_factory=FanoutReport)
+
+
+def producer_of(sender_id: str | None) -> str | None:
+    """The stable part of an SQS record's SenderId: the IAM role's or user's unique id (`AROA...`,
+    `AIDA...`; after a role's id comes its session name, which varies), or the account id."""
+    return sender_id.split(":", 1)[0] if sender_id else None
+
+
+def idempotency_key(event_id: str, producer: str | None) -> str:
+    """A producer's ids are its own: two producers choosing one id store two events.
+
+    The module's own events (producer None) and producers SQS names no sender for
+    keep the id itself; a producer's ids never collide with the module's, whose id
+    space (RESERVED_ID_PREFIX) producers may not use.
+    """
+    return f"from:{producer}:{event_id}" if producer else event_id
+
+
+def _refuse_reserved(message: ProducerMessage) -> None:
+    if message.type.startswith(RESERVED_TYPE_PREFIX):
+        raise PermanentError(
+            "reserved_type", f"types starting with {RESERVED_TYPE_PREFIX!r} are the module's own presence events"
+        )
+    if message.id is not None and message.id.startswith(RESERVED_ID_PREFIX):
+        raise PermanentError(
+            "reserved_id", f"ids starting with {RESERVED_ID_PREFIX!r} are the module's own presence events"
+        )
 
 
 def _reject_constant(name: str) -> Any:
@@ -91,8 +119,21 @@ class EventPipeline:
         self._fanout_threshold = fanout_threshold
         self._now = now
 
-    def parse(self, body: str, message_id: str, sent_at: datetime | None = None) -> PendingEvent:
-        """Validate a queue message. Raises PermanentError for anything a retry cannot fix."""
+    def parse(
+        self,
+        body: str,
+        message_id: str,
+        sent_at: datetime | None = None,
+        *,
+        producer: str | None = None,
+        internal: bool = False,
+    ) -> PendingEvent:
+        """Validate a queue message. Raises PermanentError for anything a retry cannot fix.
+
+        `internal`: a message of the module's own functions (from the presence-events
+        queue, which only they may send to); any other may not use the reserved types
+        and ids. `producer` (see producer_of) namespaces a producer's ids.
+        """
         try:
             # NaN and Infinity are not JSON, and browsers could not parse a frame carrying them.
             raw = json.loads(body, parse_constant=_reject_constant)
@@ -109,6 +150,8 @@ class EventPipeline:
             message = ProducerMessage.model_validate(raw)
         except ValidationError as error:
             raise PermanentError("invalid_message", _field_errors(error)) from None
+        if not internal:
+            _refuse_reserved(message)
         try:
             size = len(compact_json(message.data).encode("utf-8"))
         except UnicodeEncodeError:
@@ -122,12 +165,14 @@ class EventPipeline:
             )
         # The SQS message id as default keeps a redelivered id-less message idempotent.
         occurred = message.occurred_at or sent_at
+        event_id = message.id or message_id
         return PendingEvent(
-            event_id=message.id or message_id,
+            event_id=event_id,
             type=message.type,
             data=message.data,
             topics=topics,
             occurred_at=format_timestamp(occurred) if occurred else "",
+            key=idempotency_key(event_id, None if internal else producer),
         )
 
     def process(self, batch: Sequence[PendingEvent]) -> BatchReport:
@@ -141,7 +186,7 @@ class EventPipeline:
         """
         result = self._store.append_batch(
             [
-                NewEvent(topic, event.event_id, event.type, _body_of(event, topic))
+                NewEvent(topic, event.key, event.type, _body_of(event, topic))
                 for event in batch
                 for topic in event.topics
             ],
@@ -154,14 +199,14 @@ class EventPipeline:
             if failed is not None:
                 report.failed[index] = failed
                 continue
-            found = {topic: result.stored[(topic, event.event_id)] for topic in event.topics}
+            found = {topic: result.stored[(topic, event.key)] for topic in event.topics}
             seqs = {topic: f.seq for topic, f in found.items()}
-            # Two messages with one id in a batch are one event: stored and delivered once.
-            twice = event.event_id in publications
+            # Two messages with one key in a batch are one event: stored and delivered once.
+            twice = event.key in publications
             report.stored.append(StoredOne(event, seqs, [] if twice else [t for t, f in found.items() if f.created]))
             if not twice:
                 published_at = min(f.published_at for f in found.values())
-                publications[event.event_id] = Publication(
+                publications[event.key] = Publication(
                     id=event.event_id,
                     type=event.type,
                     data=event.data,

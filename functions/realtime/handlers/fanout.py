@@ -43,6 +43,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 "throttled": report.throttled,
                 "retried": report.retried,
                 "abandoned": report.abandoned,
+                "expired": report.expired,
                 "lowest_concurrency": report.lowest_concurrency,
             },
         )

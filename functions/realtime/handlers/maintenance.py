@@ -19,6 +19,7 @@ METRICS = {
     "connections_checked": "StaleConnectionsChecked",
     "connections_removed": "DeadConnectionsRemoved",
     "connections_unknown": "ConnectionChecksFailed",
+    "connections_expired": "ExpiredConnectionsClosed",
     "errors": "MaintenanceErrors",
     "orphan_sessions_removed": "OrphanSessionsRemoved",
     "offline_decided": "OverdueOfflineDecided",

@@ -12,7 +12,7 @@ from realtime import services
 from realtime.core.batch import QueueRecord, records
 from realtime.core.errors import PermanentError
 from realtime.core.observability import logger, metrics, traced
-from realtime.events.pipeline import BatchReport, PendingEvent
+from realtime.events.pipeline import BatchReport, PendingEvent, producer_of
 from realtime.services import ProcessEvents
 
 
@@ -30,7 +30,12 @@ def _send_to_dlq(app: ProcessEvents, record: QueueRecord, error: PermanentError)
     )
     logger.warning(
         "Message can never be processed; sent to the DLQ",
-        extra={"error_code": error.code, "error_reason": error.reason, "message_id": record.message_id},
+        extra={
+            "error_code": error.code,
+            "error_reason": error.reason,
+            "message_id": record.message_id,
+            "sender_id": record.sender_id,
+        },
     )
     metrics.add_metric(name="PoisonMessages", unit=MetricUnit.Count, value=1)
 
@@ -42,7 +47,15 @@ def _parse(
     valid, failed = [], []
     for record in records:
         try:
-            valid.append((record, app.pipeline.parse(record.body, record.message_id, _sent_at(record))))
+            pending = app.pipeline.parse(
+                record.body,
+                record.message_id,
+                _sent_at(record),
+                producer=producer_of(record.sender_id),
+                # Only the module's functions may send to that queue (its policy): its records are theirs.
+                internal=record.event_source_arn == app.internal_source_arn,
+            )
+            valid.append((record, pending))
         except PermanentError as error:
             try:
                 _send_to_dlq(app, record, error)
@@ -85,6 +98,7 @@ def _log(report: BatchReport) -> None:
             "throttled": delivery.throttled,
             "retried": delivery.retried,
             "abandoned": delivery.abandoned,
+            "expired": delivery.expired,
             "pages_queued": delivery.pages_queued,
             "lowest_concurrency": delivery.lowest_concurrency,
         },

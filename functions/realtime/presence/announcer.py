@@ -1,10 +1,12 @@
 """Presence events and the delayed offline check.
 
-Presence events are ordinary producer messages on the events queue, so they
+Presence events are producer messages on the presence-events queue, which
+only the module's functions may send to and process-events also consumes: they
 take the same store-then-deliver path as every event and are readable with
-`GET /events`. Their id is derived from the user and the version of the flip,
-so sending one twice (a retry, or maintenance re-sending an unconfirmed one)
-stores it once.
+`GET /events`, while producers can neither forge nor suppress them (their
+types and ids are reserved). Their id is derived from the user and the version
+of the flip, so sending one twice (a retry, or maintenance re-sending an
+unconfirmed one) stores it once.
 
 The offline decision waits for the grace period in an SQS message with
 `DelaySeconds`: a reconnect inside the grace period moves the user's version,
@@ -57,11 +59,11 @@ def presence_message(state: PresenceState, *, include_groups: bool) -> dict[str,
 
 
 class PresenceAnnouncer:
-    """Sends the presence event of a flip to the events queue, then marks it sent on the user's item."""
+    """Sends the presence event of a flip to the presence-events queue, then marks it sent on the user's item."""
 
-    def __init__(self, sqs: Any, events_queue_url: str, store: PresenceStore, *, include_groups: bool) -> None:
+    def __init__(self, sqs: Any, queue_url: str, store: PresenceStore, *, include_groups: bool) -> None:
         self._sqs = sqs
-        self._queue_url = events_queue_url
+        self._queue_url = queue_url
         self._store = store
         self._include_groups = include_groups
 

@@ -4,11 +4,14 @@ API Gateway sends `$disconnect` best-effort, so some connections die without
 one. Each run:
 
 1. Stale connections. Pages through the connection records (Scan, filtered on
-   `lastSeen` older than the stale threshold or `connectedAt` older than API
-   Gateway's 2 h limit) and asks the `@connections` API about each
-   (GetConnection). GoneException means dead: the connection is removed with its
-   subscriptions and its session, as a $disconnect would have, and the last
-   session's end schedules the offline check. Any other answer leaves it alone.
+   `lastSeen` older than the stale threshold, `connectedAt` older than API
+   Gateway's 2 h limit, or a token that has expired) and asks the `@connections`
+   API about each (GetConnection). GoneException means dead: the connection is
+   removed with its subscriptions and its session, as a $disconnect would have,
+   and the last session's end schedules the offline check. Any other answer
+   leaves it alone. A connection whose token has expired is closed (a last
+   frame saying why, then DeleteConnection; its $disconnect removes it), as
+   delivery would at its next event.
 2. Presence repair. Pages through the users that are online, have sessions or
    have an unconfirmed presence event, and
    - drops sessions whose connection record is gone (removed by a path that
@@ -42,6 +45,7 @@ from realtime.core.encoding import parse_timestamp, timestamp_at
 from realtime.core.observability import logger
 from realtime.core.ttl import sample_expired
 from realtime.events.connections import ConnectionStore
+from realtime.events.delivery import Outcome, close_expired
 from realtime.presence.sessions import SessionTracker
 from realtime.presence.store import PresenceState, PresenceStore
 
@@ -61,6 +65,7 @@ class MaintenanceReport:
     connections_alive: int = 0
     connections_removed: int = 0
     connections_unknown: int = 0  # GetConnection failed for another reason: left for the next run
+    connections_expired: int = 0  # closed because their token had expired
     orphan_sessions_removed: int = 0
     offline_decided: int = 0
     events_resent: int = 0
@@ -138,6 +143,10 @@ class Maintenance:
     def _check_connection(self, record: dict[str, Any], report: MaintenanceReport) -> None:
         connection_id = str(record["connectionId"])
         report.connections_checked += 1
+        token_expires_at = record.get("tokenExpiresAt")
+        if token_expires_at is not None and int(token_expires_at) <= self._clock():
+            self._close_expired(connection_id, report)
+            return
         alive = self._alive(connection_id)
         if alive is None:
             report.connections_unknown += 1
@@ -148,6 +157,16 @@ class Maintenance:
             logger.debug(
                 "Dead connection removed", extra={"connection_id": connection_id, "user_id": record.get("userId")}
             )
+
+    def _close_expired(self, connection_id: str, report: MaintenanceReport) -> None:
+        outcome = close_expired(self._management, connection_id)
+        if outcome is Outcome.SENT:
+            report.connections_expired += 1
+        elif outcome is Outcome.GONE:
+            if self._sessions.remove(connection_id):
+                report.connections_removed += 1
+        else:
+            report.connections_unknown += 1
 
     def _alive(self, connection_id: str) -> bool | None:
         """GetConnection: True if the gateway knows it, False on GoneException, None if it cannot tell."""

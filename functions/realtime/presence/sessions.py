@@ -145,7 +145,7 @@ class SessionTracker:
         (expired, or removed without their session) are ended first, so they
         never hold a place.
         """
-        self._connections.add(connection_id, principal.user_id, principal.topics, ttl_seconds)
+        self._connections.add(connection_id, principal.user_id, principal.topics, ttl_seconds, principal.expires_at)
         for attempt in range(2):
             try:
                 return self._count(connection_id, principal, ttl_seconds, max_sessions)

@@ -84,6 +84,22 @@ override_resource {
 }
 
 override_resource {
+  target = aws_sqs_queue.presence_events
+  values = {
+    arn = "arn:aws:sqs:us-east-1:123456789012:rt-test-presence-events"
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-presence-events"
+  }
+}
+
+override_resource {
+  target = aws_sqs_queue.dead_letter["presence-events-dlq"]
+  values = {
+    arn = "arn:aws:sqs:us-east-1:123456789012:rt-test-presence-events-dlq"
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/rt-test-presence-events-dlq"
+  }
+}
+
+override_resource {
   target = aws_sqs_queue.dead_letter["db-changes-failures"]
   values = {
     arn  = "arn:aws:sqs:us-east-1:123456789012:rt-test-db-changes-failures"

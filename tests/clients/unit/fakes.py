@@ -58,6 +58,13 @@ class FakeSocket:
             self.server.sockets.discard(self)
             self.queue.put_nowait(_CLOSED)
 
+    def expire_token(self, *, close: bool = True) -> None:
+        """The server's last frame to a socket whose token expired, then (normally) its close."""
+        self.queue.put_nowait(json.dumps({"type": "error", "error": {"code": "token_expired", "message": "expired"}}))
+        self.server.sockets.discard(self)
+        if close:
+            self.kill()
+
     def go_silent(self) -> None:
         """Open, but nothing gets through any more (a NAT or proxy forgot us)."""
         self.silent = True

@@ -134,6 +134,29 @@ def test_drop_then_catch_up_without_gap_or_duplicate():
     run(scenario())
 
 
+def test_a_socket_closed_for_its_expired_token_reopens_at_once_with_a_new_token_and_loses_nothing():
+    async def scenario():
+        # A backoff far longer than the test: only an immediate reopen passes.
+        async with running(backoff={"initial": 10, "maximum": 10}) as (server, client, got):
+            states = []
+            client.on_state(lambda state, info: states.append((state, info["reason"])))
+            for n in range(4):  # more closes than max_drops_in_window
+                await client.wait_for_state("open", timeout=2)
+                server.publish("user:alice")
+                # The last one only says so: the client closes the socket itself.
+                server.open_sockets[0].expire_token(close=n < 3)
+                server.publish("user:alice")  # while there is no socket
+                await until(lambda n=n: client.stats.token_expiries == n + 1)
+            await client.wait_for_state("open", timeout=2)
+            await until(lambda: len(got) == 8)
+            assert exactly_once_in_order(e for e, _ in got) == []
+            assert [s.token for s in server.all_sockets] == [f"token-{n}" for n in range(1, 6)]
+            assert (client.stats.token_expiries, client.stats.drops, client.stats.fallbacks) == (4, 0, 0)
+            assert ("connecting", "token_expired") in states
+
+    run(scenario())
+
+
 def test_resumes_after_a_saved_cursor_without_loss_or_repeat():
     async def scenario():
         async with running() as (server, client, got):

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from realtime_client import Backoff, EventTracker, PresenceTracker, RealtimeClient, decode_cursor, encode_cursor
+from realtime_client.client import TOKEN_EXPIRED
 from realtime_client.tracker import MAX_SEQ
 
 from .contract import load
@@ -167,8 +168,9 @@ def test_presence(case):
         assert seen == update["update"], update["event"]
 
 
-def test_uses_the_server_limits_as_its_defaults():
+def test_uses_the_server_limits_and_codes():
     client = RealtimeClient("wss://ws.test", "https://api.test", lambda: "t")
     assert client.page_limit == WIRE["limits"]["pageEventsMax"]
     assert client.long_poll_wait == WIRE["limits"]["waitSecondsMax"]
     assert WIRE["limits"]["seqMax"] == MAX_SEQ
+    assert WIRE["socketErrors"]["tokenExpired"] == TOKEN_EXPIRED

@@ -49,6 +49,21 @@ def test_constants_are_the_wire_contract():
     }
     assert patterns == {name: WIRE["patterns"][name] for name in patterns}
     assert limits == {name: WIRE["limits"][name] for name in limits}
+    assert (
+        WIRE["reserved"]["eventTypePrefix"],
+        WIRE["reserved"]["eventIdPrefix"],
+    ) == (publisher.RESERVED_TYPE_PREFIX, publisher.RESERVED_ID_PREFIX)
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [(Event("presence.online", {}), "type"), (Event("order.updated", {}, id="presence-alice-1"), "id")],
+)
+def test_the_modules_own_types_and_ids_are_refused_before_sending(event, field):
+    with pytest.raises(InvalidEvent) as refused:
+        event.to_message()
+
+    assert refused.value.field == field
 
 
 # Each grammar through the Event field that carries it. The SDK has no user id

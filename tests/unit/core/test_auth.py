@@ -40,11 +40,14 @@ def test_a_token_granting_more_topics_than_allowed_is_refused(hs256_token_mode):
 
 
 def test_valid_hs256_token_from_ssm(hs256_token_mode):
-    token = make_token("42", groups=["ops"], topics=["presence:7"])
+    expires_at = int(time.time()) + 120
+    token = make_token("42", groups=["ops"], topics=["presence:7"], exp=expires_at + 0.5)
 
     principal = default_verifier().verify(token)
 
-    assert principal == Principal(user_id="42", groups=("ops",), topics=("user:42", "group:ops", "presence:7", "all"))
+    assert principal == Principal(
+        user_id="42", groups=("ops",), topics=("user:42", "group:ops", "presence:7", "all"), expires_at=expires_at
+    )
 
 
 def test_valid_hs256_token_from_secrets_manager(aws_mock, token_checks, monkeypatch):

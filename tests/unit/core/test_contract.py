@@ -30,6 +30,12 @@ def test_patterns_and_limits_equal_the_contract():
         "eventId": contract.EVENT_ID_PATTERN,
     }
     assert WIRE["broadcastTopic"] == contract.BROADCAST_TOPIC
+    assert WIRE["socketErrors"]["tokenExpired"] == contract.TOKEN_EXPIRED
+    assert WIRE["reserved"] == {
+        "$comment": WIRE["reserved"]["$comment"],
+        "eventTypePrefix": contract.RESERVED_TYPE_PREFIX,
+        "eventIdPrefix": contract.RESERVED_ID_PREFIX,
+    }
     assert WIRE["limits"] == {
         "audienceTopics": contract.MAX_AUDIENCE_TOPICS,
         "topicsPerToken": contract.MAX_TOPICS_PER_TOKEN,

@@ -83,7 +83,7 @@ def test_booleans_are_spelled_out():
         "PRESENCE_TABLE": "p",
         "PRESENCE_CHECKS_QUEUE_URL": "https://q",
         "PRESENCE_GRACE_SECONDS": "5",
-        "EVENTS_QUEUE_URL": "https://e",
+        "PRESENCE_EVENTS_QUEUE_URL": "https://e",
     }
     assert load(MaintenanceSettings, environment | {"GROUP_PRESENCE_ENABLED": "true"}).presence.group_presence
     with pytest.raises(ConfigError, match="GROUP_PRESENCE_ENABLED must be 'true' or 'false', got 'yes'"):

@@ -31,6 +31,30 @@ def test_add_writes_the_connection_and_one_subscription_per_topic(store, connect
     }
 
 
+def test_the_tokens_expiry_goes_on_every_item_and_comes_back_with_each_subscriber(store, connections_table):
+    store.add("c1", "42", ["user:42", "all"], ttl_seconds=7200, token_expires_at=NOW + 600)
+    store.add("c2", "7", ["all"], ttl_seconds=7200)
+
+    meta = connections_table.get_item(Key={"pk": "conn#c1", "sk": "meta"})["Item"]
+    assert (meta["tokenExpiresAt"], meta["expiresAt"]) == (NOW + 600, NOW + 7200)
+    assert store.subscriber_page("all", 10).subscribers == [
+        Subscriber("c1", ("user:42", "all"), NOW + 600),
+        Subscriber("c2", ("all",), None),
+    ]
+
+
+def test_records_whose_token_expired_are_found_with_the_stale_ones(connections_table):
+    earlier = ConnectionStore(connections_table, clock=lambda: NOW - 100)
+    earlier.add("expired", "1", ["all"], ttl_seconds=7200, token_expires_at=NOW)
+    earlier.add("valid", "2", ["all"], ttl_seconds=7200, token_expires_at=NOW + 1)
+    earlier.add("unknown", "3", ["all"], ttl_seconds=7200)
+    store = ConnectionStore(connections_table, clock=lambda: NOW)
+
+    found = list(store.not_seen_since(seen_before="2000-01-01", connected_before="2000-01-01"))
+
+    assert found == [{"connectionId": "expired", "userId": "1", "tokenExpiresAt": NOW}]
+
+
 def test_subscribers_of_a_topic(store):
     store.add("c1", "42", ["user:42", "all"], ttl_seconds=60)
     store.add("c2", "42", ["user:42", "all"], ttl_seconds=60)

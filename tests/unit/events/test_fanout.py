@@ -1,5 +1,6 @@
 import json
 from collections import Counter
+from unittest.mock import ANY
 
 import boto3
 import pytest
@@ -8,7 +9,7 @@ from hypothesis import strategies as st
 from realtime.core.contract import QUEUE_MESSAGE_BYTES
 from realtime.core.encoding import compact_json
 from realtime.events.connections import ConnectionStore, Subscriber
-from realtime.events.delivery import Deliverer
+from realtime.events.delivery import TOKEN_EXPIRED_FRAME, Deliverer
 from realtime.events.fanout import FanoutDelivery, FanoutQueue, Target, owned_targets, retry_jobs
 from realtime.events.models import Publication
 
@@ -48,9 +49,11 @@ def fake_connections(page_size=1000):
     return ConnectionStore(db.create_table("connections", "pk", "sk"), clock=lambda: NOW)
 
 
-def fanout(connections, client, queue, max_attempts=3, concurrency=4):
+def fanout(connections, client, queue, max_attempts=3, concurrency=4, clock=lambda: NOW):
     deliverer = Deliverer(client, concurrency, on_gone=connections.remove)
-    return FanoutDelivery(connections=connections, deliverer=deliverer, queue=queue, max_attempts=max_attempts)
+    return FanoutDelivery(
+        connections=connections, deliverer=deliverer, queue=queue, max_attempts=max_attempts, clock=clock
+    )
 
 
 def frames_by_connection(client):
@@ -209,6 +212,63 @@ def test_refused_and_gone_connections_are_not_retried():
     report = fanout(store, client, queue).deliver_stored([publication({"all": 1})], first_page=10)
 
     assert (report.refused, report.retried, queue.jobs) == (1, 0, [])
+
+
+# --- expired tokens ------------------------------------------------------------------------------
+
+
+def test_a_connection_whose_token_expired_gets_no_event_but_a_last_frame_and_is_closed():
+    store = fake_connections()
+    store.add("valid", "u1", ["all"], ttl_seconds=7200, token_expires_at=NOW + 1)
+    store.add("expired", "u2", ["all"], ttl_seconds=7200, token_expires_at=NOW)
+    store.add("paged", "u3", ["all"], ttl_seconds=7200, token_expires_at=NOW - 60)
+    store.add("unknown", "u4", ["all"], ttl_seconds=7200)  # written before tokens' expiry was kept
+    client, queue = FakeManagementClient(), RecordingQueue()
+    delivery = fanout(store, client, queue)
+
+    reports = [delivery.deliver_stored([publication({"all": 1})], first_page=2)]
+    while queue.jobs:
+        reports.append(delivery.run_job(queue.jobs.pop(), page_size=1))
+
+    received = frames_by_connection(client)
+    assert [frame["id"] for frame in received["valid"]] == ["e1"]
+    assert [frame["id"] for frame in received["unknown"]] == ["e1"]
+    for closed in ("expired", "paged"):
+        assert received[closed] == [json.loads(TOKEN_EXPIRED_FRAME)]
+    assert received["expired"] == [{"type": "error", "error": {"code": "token_expired", "message": ANY}}]
+    assert sorted(client.deleted) == ["expired", "paged"]
+    assert sum(r.expired for r in reports) == 2
+    assert sum(r.metrics()["ExpiredConnectionsClosed"] for r in reports) == 2
+
+
+def test_a_retried_post_is_not_made_once_the_token_has_expired():
+    store = fake_connections()
+    store.add("c1", "u1", ["all"], ttl_seconds=7200, token_expires_at=NOW + 5)
+    client, queue = FakeManagementClient(failures={"c1": client_error("InternalServerError", 500)}), RecordingQueue()
+    now = [NOW]
+    delivery = fanout(store, client, queue, clock=lambda: now[0])
+
+    delivery.deliver_stored([publication({"all": 1})], first_page=10)
+    (retry,) = queue.jobs
+    assert retry["targets"] == [{"connectionId": "c1", "topics": ["all"], "tokenExpiresAt": NOW + 5}]
+    del client.failures["c1"]
+    now[0] = NOW + 10
+    report = delivery.run_job(queue.jobs.pop(), page_size=10)
+
+    assert (report.sent, report.expired, report.retried) == (0, 1, 0)
+    assert frames_by_connection(client)["c1"] == [json.loads(TOKEN_EXPIRED_FRAME)]
+    assert client.deleted == ["c1"]
+
+
+def test_an_expired_connection_already_gone_is_removed():
+    store = fake_connections()
+    store.add("gone", "u1", ["all"], ttl_seconds=7200, token_expires_at=NOW - 100)
+    client = FakeManagementClient(failures={"gone": client_error("GoneException", 410)})
+
+    report = fanout(store, client, RecordingQueue()).deliver_stored([publication({"all": 1})], first_page=10)
+
+    assert (report.expired, client.posts, client.deleted) == (0, [], [])
+    assert store.get("gone") is None
 
 
 def test_retry_jobs_fit_in_sqs_messages():

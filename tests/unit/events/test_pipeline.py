@@ -6,7 +6,7 @@ from realtime.core.errors import PermanentError
 from realtime.events.connections import ConnectionStore
 from realtime.events.delivery import Deliverer
 from realtime.events.fanout import FanoutDelivery
-from realtime.events.pipeline import EventPipeline
+from realtime.events.pipeline import EventPipeline, idempotency_key, producer_of
 from realtime.events.rules import EventTypeRules
 from realtime.events.store import EventStore
 
@@ -249,3 +249,66 @@ def test_two_messages_with_one_id_in_a_batch_are_one_event(pipeline, connections
 
     assert [(s.seqs, s.created) for s in report.stored] == [({"user:42": 1}, ["user:42"]), ({"user:42": 1}, [])]
     assert [frame["id"] for frame in client.frames_for("c1")] == ["order-1"]
+
+
+# --- what belongs to the module, and to each producer --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ({"type": "presence.offline", "data": {"userId": "alice", "version": 1}}, "reserved_type"),
+        ({"type": "presence.anything", "data": {}}, "reserved_type"),
+        ({"type": "order.updated", "id": "presence-alice-1", "data": {"userId": "alice"}}, "reserved_id"),
+    ],
+)
+def test_a_producer_cannot_use_the_presence_types_or_ids(pipeline, message, code):
+    body = json.dumps({"audience": ["presence:alice"], **message})
+
+    with pytest.raises(PermanentError) as refused:
+        pipeline.parse(body, "m1", producer="AROAPRODUCER")
+
+    assert refused.value.code == code
+    assert "the module's own presence events" in refused.value.reason
+    assert pipeline.parse(body, "m1", internal=True).event_id == message.get("id", "m1")
+
+
+def test_types_and_ids_that_only_look_alike_are_the_producers(pipeline):
+    body = '{"type": "presence", "id": "presence.alice", "data": {}, "audience": ["user:alice"]}'
+
+    assert pipeline.parse(body, "m1", producer="AROAPRODUCER").event_id == "presence.alice"
+
+
+def test_each_producer_has_its_own_ids(pipeline, connections_table, client):
+    ConnectionStore(connections_table).add("c1", "42", ["user:42"], ttl_seconds=60)
+    body = '{"type": "order.updated", "id": "order-1", "data": {"userId": 42}}'
+
+    report = pipeline.process(
+        [
+            pipeline.parse(body, "m1", producer="AROASHOP"),
+            pipeline.parse(body, "m2", producer="AROABILLING"),
+            pipeline.parse(body, "m3", producer="AROASHOP"),  # the shop's retry: the same event
+        ]
+    )
+
+    assert [(s.event.event_id, s.seqs, s.created) for s in report.stored] == [
+        ("order-1", {"user:42": 1}, ["user:42"]),
+        ("order-1", {"user:42": 2}, ["user:42"]),
+        ("order-1", {"user:42": 1}, []),
+    ]
+    assert [frame["seq"] for frame in client.frames_for("c1")] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("sender_id", "producer"),
+    [
+        ("AROAEXAMPLEROLEID:session-1", "AROAEXAMPLEROLEID"),  # an assumed role: its sessions are one producer
+        ("AIDAEXAMPLEUSERID", "AIDAEXAMPLEUSERID"),  # an IAM user
+        ("123456789012", "123456789012"),  # the account itself (and the local emulator, for everyone)
+        (None, None),
+        ("", None),
+    ],
+)
+def test_the_producer_is_the_stable_part_of_the_sender_id(sender_id, producer):
+    assert producer_of(sender_id) == producer
+    assert idempotency_key("o-1", producer) == ("o-1" if producer is None else f"from:{producer}:o-1")

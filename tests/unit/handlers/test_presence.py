@@ -21,7 +21,7 @@ from ..support import REGION, http_event, make_token, sqs_record, ws_event
 def queues(aws_mock):
     sqs = boto3.client("sqs", region_name=REGION)
     return {
-        "events": sqs.create_queue(QueueName="events")["QueueUrl"],
+        "presence-events": sqs.create_queue(QueueName="presence-events")["QueueUrl"],
         "checks": sqs.create_queue(QueueName="presence-checks")["QueueUrl"],
     }
 
@@ -40,7 +40,7 @@ def presence(dynamodb, connections_table, hs256_token_mode, queues, gateway, mon
     for name, value in {
         "PRESENCE_TABLE": PRESENCE_TABLE,
         "EVENTS_TABLE": "realtime-test-events",
-        "EVENTS_QUEUE_URL": queues["events"],
+        "PRESENCE_EVENTS_QUEUE_URL": queues["presence-events"],
         "PRESENCE_CHECKS_QUEUE_URL": queues["checks"],
         "PRESENCE_GRACE_SECONDS": "0",  # moto keeps delayed messages hidden in real time
         "GROUP_PRESENCE_ENABLED": "true",
@@ -73,7 +73,7 @@ def test_connect_counts_the_session_and_announces_the_first(presence, queues, la
     assert connect(lambda_context, "ann", "c1", groups=["ward-3"]) == {"statusCode": 200}
     assert connect(lambda_context, "ann", "c2", groups=["ward-3"]) == {"statusCode": 200}
 
-    [online] = drain(queues["events"])
+    [online] = drain(queues["presence-events"])
     assert online == {
         "type": "presence.online",
         "id": "presence-ann-1",
@@ -94,7 +94,7 @@ def test_connect_is_refused_when_presence_cannot_be_recorded(presence, lambda_co
 def test_last_disconnect_schedules_the_offline_check(presence, queues, lambda_context):
     connect(lambda_context, "ann", "c1")
     connect(lambda_context, "ann", "c2")
-    drain(queues["events"])
+    drain(queues["presence-events"])
 
     ws_disconnect.handler(ws_event("$disconnect", "c1"), lambda_context)
     assert drain(queues["checks"]) == []
@@ -126,24 +126,24 @@ def test_ping_moves_the_users_last_seen(presence, lambda_context, monkeypatch):
 def test_a_due_check_announces_offline(presence, queues, lambda_context):
     connect(lambda_context, "ann", "c1")
     ws_disconnect.handler(ws_event("$disconnect", "c1"), lambda_context)
-    drain(queues["events"])
+    drain(queues["presence-events"])
     [check] = drain(queues["checks"])
 
     records = [sqs_record(OfflineCheck(**{"user_id": check["userId"], "version": check["version"]}).to_json(), "m1")]
     assert presence_checks.handler({"Records": records}, lambda_context) == {"batchItemFailures": []}
 
-    [offline] = drain(queues["events"])
+    [offline] = drain(queues["presence-events"])
     assert (offline["type"], offline["id"], offline["data"]["version"]) == ("presence.offline", "presence-ann-3", 3)
     assert not presence.get("ann").online
 
 
 def test_a_stale_or_malformed_check_does_nothing_and_is_not_retried(presence, queues, lambda_context):
     connect(lambda_context, "ann", "c1")
-    drain(queues["events"])
+    drain(queues["presence-events"])
     records = [sqs_record(OfflineCheck("ann", 1).to_json(), "stale"), sqs_record("not json", "junk")]
 
     assert presence_checks.handler({"Records": records}, lambda_context) == {"batchItemFailures": []}
-    assert drain(queues["events"]) == []
+    assert drain(queues["presence-events"]) == []
     assert presence.get("ann").online
 
 
@@ -151,7 +151,7 @@ def test_a_check_that_cannot_send_its_event_is_retried(presence, queues, lambda_
     connect(lambda_context, "ann", "c1")
     ws_disconnect.handler(ws_event("$disconnect", "c1"), lambda_context)
     [check] = drain(queues["checks"])
-    monkeypatch.setenv("EVENTS_QUEUE_URL", queues["events"] + "-missing")
+    monkeypatch.setenv("PRESENCE_EVENTS_QUEUE_URL", queues["presence-events"] + "-missing")
     lifecycle.reset()  # a new container reads the broken setting
     record = sqs_record(json.dumps(check), "m1")
 

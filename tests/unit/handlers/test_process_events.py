@@ -81,6 +81,91 @@ def test_mixed_batch_stores_good_messages_and_sends_poison_to_the_dlq(stack, dlq
     assert sorted((e.topic, e.seq) for e in stored) == [("group:ops", 1), ("user:alice", 1), ("user:bob", 1)]
 
 
+PRESENCE_EVENTS_ARN = "arn:aws:sqs:us-east-1:123456789012:realtime-test-presence-events"
+
+
+@pytest.fixture
+def presence_events(queues, monkeypatch):
+    """process-events with presence: it also consumes the presence-events queue, known by its ARN."""
+    url = queues.sqs.create_queue(QueueName="realtime-test-presence-events")["QueueUrl"]
+    for name, value in {
+        "PRESENCE_TABLE": "realtime-test-presence",
+        "PRESENCE_CHECKS_QUEUE_URL": url + "-checks",
+        "PRESENCE_GRACE_SECONDS": "5",
+        "PRESENCE_EVENTS_QUEUE_URL": url,
+        "PRESENCE_EVENTS_QUEUE_ARN": PRESENCE_EVENTS_ARN,
+    }.items():
+        monkeypatch.setenv(name, value)
+    return url
+
+
+def test_a_producer_can_neither_forge_nor_suppress_a_presence_event(
+    stack, dlq, presence_events, management_client, lambda_context
+):
+    online = {"type": "presence.online", "id": "presence-alice-1", "data": {"userId": "alice", "version": 1}}
+    forged = {**online, "type": "presence.offline"}
+    squatter = {"type": "order.updated", "id": "presence-alice-1", "data": {"userId": "alice"}}
+    producers = [
+        sqs_record(json.dumps({**forged, "audience": ["user:alice"]}), "forged"),
+        sqs_record(json.dumps(squatter), "squatter"),
+    ]
+    real = sqs_record(json.dumps({**online, "audience": ["user:alice"]}), "real")
+    real["eventSourceARN"] = PRESENCE_EVENTS_ARN
+
+    assert process_events.handler({"Records": producers}, lambda_context) == {"batchItemFailures": []}
+    assert process_events.handler({"Records": [real]}, lambda_context) == {"batchItemFailures": []}
+
+    refused = dead_letters(dlq)
+    assert {message_id: code for message_id, (_, code, _) in refused.items()} == {
+        "forged": "reserved_type",
+        "squatter": "reserved_id",
+    }
+    (stored,) = stack.read_after(["user:alice"], {}).events
+    assert (json.loads(stored.body)["type"], json.loads(stored.body)["id"]) == ("presence.online", "presence-alice-1")
+    assert {json.loads(data)["type"] for _, data in management_client.posts} == {"presence.online"}
+
+
+def test_two_producers_choosing_one_id_both_get_their_event_stored(stack, management_client, lambda_context):
+    def sent_by(sender_id, message_id, total):
+        record = sqs_record(
+            json.dumps({"type": "order.updated", "id": "o-1", "data": {"userId": "bob", "total": total}}), message_id
+        )
+        record["attributes"]["SenderId"] = sender_id
+        return record
+
+    process_events.handler({"Records": [sent_by("AROASHOP:i-1", "m1", 1)]}, lambda_context)
+    process_events.handler({"Records": [sent_by("AROABILLING:job-7", "m2", 2)]}, lambda_context)
+    process_events.handler({"Records": [sent_by("AROASHOP:i-2", "m3", 1)]}, lambda_context)  # the shop, retrying
+
+    stored = [json.loads(e.body) for e in stack.read_after(["user:bob"], {}).events]
+    assert [(e["id"], e["seq"], e["data"]["total"]) for e in stored] == [("o-1", 1, 1), ("o-1", 2, 2)]
+
+
+def test_failed_records_of_the_presence_events_queue_are_retried_on_it(
+    stack, queues, presence_events, lambda_context, monkeypatch
+):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("DynamoDB is having a bad day")
+
+    monkeypatch.setattr(EventStore, "append_batch", broken)
+    queues.sqs.send_message(QueueUrl=presence_events, MessageBody="{}")
+    (message,) = queues.sqs.receive_message(QueueUrl=presence_events, VisibilityTimeout=300)["Messages"]
+    body = '{"type": "presence.online", "id": "presence-bob-1", "data": {"userId": "bob"}, "audience": ["user:bob"]}'
+    record = sqs_record(body, message["MessageId"])
+    record["receiptHandle"] = message["ReceiptHandle"]
+    record["eventSourceARN"] = PRESENCE_EVENTS_ARN
+    changed = []
+    queues.sqs.meta.events.register(
+        "before-parameter-build.sqs.ChangeMessageVisibilityBatch",
+        lambda params, **_: changed.append(params["QueueUrl"]),
+    )
+
+    result = process_events.handler({"Records": [record]}, lambda_context)
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}
+    assert changed == [presence_events]
+
+
 def test_delivered_frame_equals_the_stored_one(stack, management_client, lambda_context):
     body = '{"type": "order.updated", "data": {"userId": "alice"}, "id": "o-1", "occurredAt": "2026-01-01T00:00:00Z"}'
 

@@ -3,6 +3,7 @@
 import json
 import time
 
+import jwt
 import pytest
 from realtime.events.connections import ConnectionStore
 from realtime.handlers import ws_connect, ws_disconnect, ws_ping
@@ -24,7 +25,7 @@ def connect(context, query, connection_id="conn-1"):
 
 
 def test_connect_stores_the_topics_of_the_token(connections, lambda_context):
-    token = make_token("42", groups=["ops"], topics=["presence:7"])
+    token = make_token("42", groups=["ops"], topics=["presence:7"], expires_in=90)
 
     assert connect(lambda_context, {"token": token}) == {"statusCode": 200}
 
@@ -32,6 +33,9 @@ def test_connect_stores_the_topics_of_the_token(connections, lambda_context):
     assert item["userId"] == "42"
     assert item["topics"] == ["user:42", "group:ops", "presence:7", "all"]
     assert list(subscribed(connections, "presence:7")) == ["conn-1"]
+    # Delivery stops, and closes the socket, when the token expires.
+    assert item["tokenExpiresAt"] == jwt.decode(token, options={"verify_signature": False})["exp"]
+    assert connections.subscriber_page("presence:7", 10).subscribers[0].token_expires_at == item["tokenExpiresAt"]
 
 
 def test_connect_ignores_topics_asked_for_in_the_query(connections, lambda_context):

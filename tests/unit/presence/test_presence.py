@@ -338,6 +338,28 @@ def test_a_failing_get_connection_leaves_the_connection_for_the_next_run(world):
     assert world.state("ann").sessions == 1
 
 
+def test_a_connection_whose_token_expired_is_told_why_and_closed(world):
+    expiring, other = world.connect("ann", token_lifetime=120), world.connect("ann")
+    world.advance(119)
+    assert world.sweep().connections_expired == 0
+
+    world.advance(1)
+    report = world.sweep()
+
+    assert (report.connections_checked, report.connections_expired) == (1, 1)
+    assert world.management.frames[expiring] == [
+        {
+            "type": "error",
+            "error": {"code": "token_expired", "message": "the token has expired; reconnect with a new token"},
+        }
+    ]
+    assert expiring not in world.management.alive
+    assert world.connections.get(expiring) is None  # removed by the $disconnect the close ran
+    assert world.connections.get(other) is not None
+    assert world.state("ann").sessions == 1
+    assert world.sweep().connections_checked == 0
+
+
 def test_maintenance_runs_are_idempotent(world):
     world.lose(world.connect("ann"))
     world.advance(200)
@@ -503,7 +525,7 @@ def test_presence_events_are_valid_producer_messages(world):
     pipeline = EventPipeline(
         store=None, delivery=None, rules=EventTypeRules([]), max_data_bytes=1024, fanout_threshold=1
     )
-    pending = pipeline.parse(sent, "m1")
+    pending = pipeline.parse(sent, "m1", internal=True)  # from the presence-events queue: the module's own
     assert json.loads(sent) == message
     assert (pending.event_id, pending.type, pending.occurred_at) == (
         "presence-ann-1",

@@ -79,16 +79,30 @@ class FakeSqs:
 
 @dataclass
 class FakeManagement:
-    """GetConnection: success for live ids, GoneException otherwise."""
+    """GetConnection, PostToConnection, DeleteConnection: success for live ids, GoneException otherwise."""
 
     alive: set[str] = field(default_factory=set)
     failing: set[str] = field(default_factory=set)
+    frames: dict[str, list[dict]] = field(default_factory=dict)  # posted, by connection
+    on_delete: Any = None  # the gateway's $disconnect, run when a connection is deleted
 
     def get_connection(self, *, ConnectionId: str) -> dict[str, Any]:
         if ConnectionId in self.failing:
             raise client_error("InternalServerError", 500, "GetConnection")
         if ConnectionId not in self.alive:
             raise client_error("GoneException", 410, "GetConnection")
+        return {}
+
+    def post_to_connection(self, *, ConnectionId: str, Data: bytes) -> dict[str, Any]:
+        self.get_connection(ConnectionId=ConnectionId)
+        self.frames.setdefault(ConnectionId, []).append(json.loads(Data))
+        return {}
+
+    def delete_connection(self, *, ConnectionId: str) -> dict[str, Any]:
+        self.get_connection(ConnectionId=ConnectionId)
+        self.alive.discard(ConnectionId)
+        if self.on_delete is not None:
+            self.on_delete(ConnectionId)
         return {}
 
 
@@ -116,7 +130,7 @@ class World:
     ) -> None:
         self.clock = Clock()
         self.sqs = FakeSqs(self.clock)
-        self.management = FakeManagement()
+        self.management = FakeManagement(on_delete=lambda connection_id: self.sessions.close(connection_id))
         self.connections = ConnectionStore(connections_table, clock=self.clock)
         self.presence = PresenceStore(dynamodb, presence_table, clock=self.clock)
         self.announcer = PresenceAnnouncer(self.sqs, EVENTS_QUEUE, self.presence, include_groups=include_groups)
@@ -147,10 +161,19 @@ class World:
 
     # --- what clients and the gateway do ---------------------------------------------
 
-    def connect(self, user: str, groups: tuple[str, ...] = (), topics: tuple[str, ...] = ()) -> str:
+    def connect(
+        self,
+        user: str,
+        groups: tuple[str, ...] = (),
+        topics: tuple[str, ...] = (),
+        token_lifetime: int | None = None,
+    ) -> str:
         connection_id = f"c{next(self._ids)}"
         claims = {"sub": user, "groups": list(groups), "topics": list(topics)}
-        principal = Principal(user_id=user, groups=groups, topics=tuple(topics_for_claims(claims)))
+        expires_at = None if token_lifetime is None else int(self.clock()) + token_lifetime
+        principal = Principal(
+            user_id=user, groups=groups, topics=tuple(topics_for_claims(claims)), expires_at=expires_at
+        )
         self.management.alive.add(connection_id)
         self.sessions.open(connection_id, principal, 7200, MAX_SESSIONS)
         self.collect()
