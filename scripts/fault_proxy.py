@@ -222,6 +222,11 @@ class HttpFaultProxy:
         with self._lock:
             self.decider = FaultDecider(faults)
 
+    def heal(self) -> None:
+        """Forward everything from here on; the counts so far are kept."""
+        with self._lock:
+            self.decider.faults = []
+
     @contextlib.contextmanager
     def running(self) -> Iterator[HttpFaultProxy]:
         server = _ProxyServer((HOST, 0), _ProxyHandler)

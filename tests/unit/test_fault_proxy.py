@@ -101,10 +101,11 @@ def test_posts_are_forwarded_and_injected_failures_read_as_api_gateway_errors(pr
     with pytest.raises(ClientError) as failed:
         management.post_to_connection(ConnectionId="alive", Data=b"{}")
     management.post_to_connection(ConnectionId="alive", Data=b"{}")  # the next attempt is forwarded
-    proxy.set_faults([])
+    proxy.heal()
     with pytest.raises(management.exceptions.GoneException):
         management.post_to_connection(ConnectionId="unknown", Data=b"{}")  # the upstream's own answer
     assert failed.value.response["Error"]["Code"] == "InternalServerErrorException"
+    assert (proxy.counts.requests, proxy.counts.injected["error"]) == (3, 1)
 
 
 def test_an_unanswered_post_times_out_in_the_client(proxy):
