@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -63,6 +64,7 @@ from scripts.mint_token import local_secret, mint_token
 REPORT = ROOT / "docs" / "reliability.md"
 EVENT_TYPE = "chaos.step"
 CLIENTS = 4
+EVENT_PATH = ("process-events", "fanout", "events-api")  # the functions an event passes through
 DEADLINE = 120.0  # seconds after the last publish for every client to be complete
 
 
@@ -149,14 +151,18 @@ async def fleet(
         await asyncio.gather(*(recorder.client.close() for recorder in recorders), return_exceptions=True)
 
 
-async def publish(stack: Stack, group: str, ids: Sequence[str], *, seconds: float = 5.0, copies: int = 1) -> float:
-    """Publish `ids` to `group:<group>` over `seconds`, each `copies` times; returns when the last was sent."""
+async def publish(
+    stack: Stack, group: str, ids: Sequence[str], *, seconds: float = 5.0, copies: int = 1
+) -> dict[str, float]:
+    """Publish `ids` to `group:<group>` over `seconds`, each `copies` times; returns when each was first sent."""
     publisher = stack.publisher()
+    sent: dict[str, float] = {}
     for n, event_id in enumerate(ids):
+        sent[event_id] = time.time()
         for _ in range(copies):
             await asyncio.to_thread(publisher.publish, EVENT_TYPE, {"n": n}, audience=[f"group:{group}"], id=event_id)
         await asyncio.sleep(seconds / len(ids))
-    return time.time()
+    return sent
 
 
 async def wait_complete(recorders: Sequence[Recorder], ids: Sequence[str], deadline: float = DEADLINE) -> bool:
@@ -195,8 +201,8 @@ async def readable(stack: Stack, group: str) -> set[str]:
                 return ids
 
 
-def stored_twice(stack: Stack, group: str) -> int:
-    """Events with more than one item on `group:<group>` (each (topic, event id) must get exactly one seq)."""
+def stored_items(stack: Stack, group: str) -> Counter[str]:
+    """Items per event id on `group:<group>` in the events table."""
     table = stack.endpoints["events_table_name"]
     paginator = stack.aws("dynamodb").get_paginator("query")
     items: Counter[str] = Counter()
@@ -207,7 +213,16 @@ def stored_twice(stack: Stack, group: str) -> int:
         ConsistentRead=True,
     ):
         items.update(item["id"]["S"] for item in page["Items"])
-    return sum(count - 1 for count in items.values() if count > 1)
+    return items
+
+
+def events_stored(stack: Stack, group: str) -> int:
+    return len(stored_items(stack, group))
+
+
+def stored_twice(stack: Stack, group: str) -> int:
+    """Events with more than one item on `group:<group>` (each (topic, event id) must get exactly one seq)."""
+    return sum(count - 1 for count in stored_items(stack, group).values() if count > 1)
 
 
 def drain_dead_letters(stack: Stack) -> Counter[str]:
@@ -327,13 +342,19 @@ class Outcome:
 
 
 async def measure(
-    stack: Stack, outcome: Outcome, group: str, recorders: Sequence[Recorder], ids: Sequence[str], last_sent: float
+    stack: Stack, outcome: Outcome, group: str, recorders: Sequence[Recorder], sent: dict[str, float]
 ) -> None:
-    """Wait for the clients, then fill in what they ended with."""
+    """Wait for the clients, then fill in what they ended with (`sent`: when each event was published)."""
+    ids = list(sent)
     complete = await wait_complete(recorders, ids)
     outcome.events, outcome.clients = len(ids), len(recorders)
     if complete:
-        outcome.complete_after = max(max(r.first_at[i] for i in ids) for r in recorders) - last_sent
+        outcome.complete_after = max(max(r.first_at[i] for i in ids) for r in recorders) - max(sent.values())
+    latencies = sorted(at - sent[i] for r in recorders for i, at in r.first_at.items() if i in sent)
+    if latencies:
+        outcome.figures["publish to handler, median / max"] = (
+            f"{statistics.median(latencies):.2f} s / {latencies[-1]:.2f} s"
+        )
     in_store = await readable(stack, group)
     for recorder in recorders:
         missing = recorder.missing(ids)
@@ -354,29 +375,35 @@ async def publish_through_proxy(
     faults: Sequence[Any],
     changes: Callable[[str], dict[str, dict[str, Any]]],
     *,
-    count: int = 60,
+    count: int = 40,
     copies: int = 1,
     visibility: int | None = None,
-    heal_after: float | None = None,
+    heal_when: Callable[[str, HttpFaultProxy], Awaitable[None]] | None = None,
 ) -> None:
     """Clients connected, the functions reconfigured to go through a fault proxy (`changes(proxy_url)`), events sent.
 
-    `visibility`: the events queue's visibility timeout meanwhile; `heal_after`: the faults end this
-    long after the last event was sent.
+    `visibility`: the events queue's visibility timeout meanwhile; `heal_when(group, proxy)`: the faults
+    end once it returns (after the last event was sent).
     """
     group = f"chaos-{outcome.name}-{uuid.uuid4().hex[:6]}"
     ids = event_ids(outcome.name, count)
     with HttpFaultProxy(stack.endpoints["emulator_endpoint"], faults).running() as proxy:
         async with fleet(stack, group) as recorders, Reconfigured(stack, changes(proxy.url)).active():
             with queue_visibility(stack, visibility) if visibility else contextlib.nullcontext():
-                last_sent = await publish(stack, group, ids, copies=copies)
-                if heal_after is not None:
-                    await asyncio.sleep(heal_after)
+                sent = await publish(stack, group, ids, copies=copies)
+                if heal_when is not None:
+                    await heal_when(group, proxy)
                     proxy.heal()
-                await measure(stack, outcome, group, recorders, ids, last_sent)
+                await measure(stack, outcome, group, recorders, sent)
         outcome.figures["requests through the proxy"] = proxy.counts.requests
         injected = sorted(proxy.counts.injected.items())
         outcome.figures["answered by the proxy"] = ", ".join(f"{n} {kind}" for kind, n in injected)
+
+
+async def no_fault(stack: Stack, proxies: ProxyThread, outcome: Outcome) -> None:
+    group = f"chaos-{outcome.name}-{uuid.uuid4().hex[:6]}"
+    async with fleet(stack, group) as recorders:
+        await measure(stack, outcome, group, recorders, await publish(stack, group, event_ids(outcome.name, 30)))
 
 
 async def connections_faults(stack: Stack, proxies: ProxyThread, outcome: Outcome) -> None:
@@ -391,9 +418,9 @@ async def connections_faults(stack: Stack, proxies: ProxyThread, outcome: Outcom
 
 
 async def dynamodb_faults(stack: Stack, outcome: Outcome, faults: Sequence[Any]) -> None:
-    # Every function that talks to DynamoDB, the one on the clients' HTTP path (events-api) included.
+    # The functions on the events' path: storing, delivering, and the clients' catch-up over HTTP.
     def changes(proxy_url: str) -> dict[str, dict[str, Any]]:
-        return {key: {"Environment": {"AWS_ENDPOINT_URL_DYNAMODB": proxy_url}} for key in stack.functions}
+        return {key: {"Environment": {"AWS_ENDPOINT_URL_DYNAMODB": proxy_url}} for key in EVENT_PATH}
 
     await publish_through_proxy(stack, outcome, faults, changes)
 
@@ -415,21 +442,37 @@ async def transaction_conflicts(stack: Stack, proxies: ProxyThread, outcome: Out
 
 
 async def crash_before_delivery(stack: Stack, proxies: ProxyThread, outcome: Outcome) -> None:
-    # No post is answered until 4 s after the last send: process-events, with a 3 s timeout, is stopped
-    # after storing and while delivering; the messages come back after the visibility timeout.
+    # No post is answered until every event is stored: process-events, with a 5 s timeout (its posts'
+    # read timeout is 5 s too, counted from the post), is stopped after storing, while delivering;
+    # the messages come back after the visibility timeout.
     plan = FaultPlan(share=1.0, failures_each=1000, kinds=("timeout",))
+    count = 20
 
     def changes(proxy_url: str) -> dict[str, dict[str, Any]]:
         endpoint = connections_endpoint_via(stack, proxy_url)
         return {
-            "process-events": {"Environment": {"CONNECTIONS_ENDPOINT": endpoint}, "Timeout": 3},
+            "process-events": {"Environment": {"CONNECTIONS_ENDPOINT": endpoint}, "Timeout": 5},
             "fanout": {"Environment": {"CONNECTIONS_ENDPOINT": endpoint}},
         }
 
+    async def all_stored_none_delivered(group: str, proxy: HttpFaultProxy) -> None:
+        until = time.monotonic() + 90
+        while time.monotonic() < until:
+            stored = await asyncio.to_thread(events_stored, stack, group)
+            if stored >= count and proxy.counts.injected["timeout"]:
+                break
+            await asyncio.sleep(0.5)
+        outcome.figures["events stored while no post was answered"] = f"{stored} of {count}"
+        outcome.figures["posts held unanswered (their invocations stopped)"] = proxy.counts.injected["timeout"]
+        if stored < count:
+            outcome.problems.append(f"only {stored} of {count} events were stored before delivery resumed")
+
     # Each event twice, as two messages: SQS's at-least-once delivery on top of the redelivery.
     faults = [ConnectionsFaults(plan)]
-    await publish_through_proxy(stack, outcome, faults, changes, count=20, copies=2, visibility=10, heal_after=4)
-    outcome.figures["messages sent"] = 2 * outcome.events
+    await publish_through_proxy(
+        stack, outcome, faults, changes, count=count, copies=2, visibility=10, heal_when=all_stored_none_delivered
+    )
+    outcome.figures["messages sent"] = 2 * count
 
 
 async def missed_disconnects(stack: Stack, proxies: ProxyThread, outcome: Outcome) -> None:
@@ -437,42 +480,41 @@ async def missed_disconnects(stack: Stack, proxies: ProxyThread, outcome: Outcom
     ids = event_ids("gone", 30)
     stale_after = 60  # STALE_CONNECTION_SECONDS' minimum
     # ws-disconnect cannot reach DynamoDB (nothing listens there, one try): its $disconnect runs and fails.
-    broken = Reconfigured(
-        stack,
-        {
-            "ws-disconnect": {
-                "Environment": {"AWS_ENDPOINT_URL_DYNAMODB": f"http://127.0.0.1:{free_port()}", "AWS_MAX_ATTEMPTS": "1"}
-            }
-        },
-    )
-    async with fleet(stack, group) as recorders:
-        async with fleet(stack, group, prefix=f"{group}-vanishing") as vanishing:
-            opened = time.time()
-            await asyncio.to_thread(broken.apply)
-            try:
-                for recorder in vanishing:
-                    await recorder.client.close()
-                await asyncio.sleep(3)  # their $disconnect runs, and fails
-            finally:
-                await asyncio.to_thread(broken.restore)
+    unreachable = {"AWS_ENDPOINT_URL_DYNAMODB": f"http://127.0.0.1:{free_port()}", "AWS_MAX_ATTEMPTS": "1"}
+    broken = Reconfigured(stack, {"ws-disconnect": {"Environment": unreachable}})
+    async with (
+        fleet(stack, group) as recorders,
+        # Two vanish from the group the events go to (delivery finds them gone), two from a quiet one.
+        fleet(stack, group, 2, prefix=f"{group}-vanished") as posted_to,
+        fleet(stack, f"{group}-quiet", 2) as quiet,
+    ):
+        vanishing = [*posted_to, *quiet]
+        opened = time.time()
+        await asyncio.to_thread(broken.apply)
+        try:
+            for recorder in vanishing:
+                await recorder.client.close()
+            await asyncio.sleep(3)  # their $disconnect runs, and fails
+        finally:
+            await asyncio.to_thread(broken.restore)
         vanished = [recorder.client.name for recorder in vanishing]
-        left = connection_records(stack, vanished)
+        left = await asyncio.to_thread(connection_records, stack, vanished)
         outcome.figures["connection records left by the lost $disconnects"] = left
         if left != len(vanished):
             outcome.problems.append(f"{left} of {len(vanished)} connection records were left: the fault did not hold")
-        # Within 30 s of $connect, delivery leaves a 410 alone: the records wait for maintenance.
-        last_sent = await publish(stack, group, ids)
-        await measure(stack, outcome, group, recorders, ids, last_sent)
+        await measure(stack, outcome, group, recorders, await publish(stack, group, ids))
+        after_delivery = await asyncio.to_thread(connection_records, stack, vanished)
+        outcome.figures["removed by delivery (410 on a post)"] = left - after_delivery
         await asyncio.sleep(max(0.0, opened + stale_after + 2 - time.time()))
         maintenance = Reconfigured(
             stack, {"maintenance": {"Environment": {"STALE_CONNECTION_SECONDS": str(stale_after)}}}
         )
         async with maintenance.active():
             report = await asyncio.to_thread(stack.invoke, "maintenance")
-        outcome.figures["maintenance removed"] = report.get("connections_removed")
+        outcome.figures["removed by maintenance"] = report.get("connections_removed")
         grace = int(stack.endpoints["presence_grace_period_seconds"])
         await asyncio.sleep(grace + 5)  # the offline checks wait out the grace period
-        left_after = connection_records(stack, vanished)
+        left_after = await asyncio.to_thread(connection_records, stack, vanished)
         online = [user for user in vanished if presence_of(stack, user).get("online", {}).get("BOOL")]
         sessions = sum(len(presence_of(stack, user).get("connections", {}).get("SS", [])) for user in vanished)
         outcome.figures["connection records left after maintenance"] = left_after
@@ -517,8 +559,7 @@ async def network_drop(stack: Stack, proxies: ProxyThread, outcome: Outcome) -> 
             sending = asyncio.ensure_future(publish(stack, group, ids, seconds=10))
             await asyncio.sleep(3)
             proxies.call(network.drop(outage))
-            last_sent = await sending
-            await measure(stack, outcome, group, recorders, ids, last_sent)
+            await measure(stack, outcome, group, recorders, await sending)
         outcome.figures["outage"] = f"{outage:.0f} s, {network.resets} connections reset, {network.refused} refused"
     finally:
         proxies.call(network.stop())
@@ -535,6 +576,12 @@ class Spec:
 
 SCENARIOS = [
     Spec(
+        "baseline",
+        "No fault (the reference)",
+        "The same clients and events with nothing injected: what the emulator on this machine takes anyway.",
+        no_fault,
+    ),
+    Spec(
         "posts",
         "PostToConnection answers 429, 500 or nothing",
         "A loopback proxy in front of the emulator's `@connections` API (the functions' CONNECTIONS_ENDPOINT "
@@ -546,8 +593,9 @@ SCENARIOS = [
     Spec(
         "throttled",
         "DynamoDB throttling, absorbed by the SDK",
-        "A loopback proxy on every function's DynamoDB endpoint (AWS_ENDPOINT_URL_DYNAMODB) answers 20% of "
-        "requests with ProvisionedThroughputExceededException three times each, then forwards.",
+        "A loopback proxy on the DynamoDB endpoint (AWS_ENDPOINT_URL_DYNAMODB) of the functions an event "
+        "passes through (process-events, fanout, events-api) answers 20% of requests with "
+        "ProvisionedThroughputExceededException three times each, then forwards.",
         dynamodb_throttling,
         quick=True,
     ),
@@ -580,7 +628,9 @@ SCENARIOS = [
         "disconnects",
         "$disconnect never arrives",
         "Four more clients connect and close while ws-disconnect cannot reach DynamoDB, so their connection "
-        "records and sessions stay; maintenance (STALE_CONNECTION_SECONDS=60) is invoked once they are stale.",
+        "records and sessions stay: two in the group the events go to (delivery finds them gone once they are "
+        "30 s old), two in a quiet group; maintenance (STALE_CONNECTION_SECONDS=60) is invoked once they are "
+        "stale. Their users must end with no record, no session and offline.",
         missed_disconnects,
     ),
     Spec(

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import sys
 import threading
 from collections import Counter
 from collections.abc import Coroutine, Iterator, Sequence
@@ -263,6 +264,10 @@ class _ProxyServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # held requests end with the proxy, not before it
     proxy: HttpFaultProxy
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a caller gone (a function stopped, a worker replaced)
+            super().handle_error(request, client_address)
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
