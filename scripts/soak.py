@@ -238,7 +238,8 @@ class Soak:
             ),
             "users online": scan(
                 endpoints["presence_table_name"],
-                FilterExpression="online = :yes",
+                FilterExpression="#online = :yes",  # `online` is a reserved word
+                ExpressionAttributeNames={"#online": "online"},
                 ExpressionAttributeValues={":yes": {"BOOL": True}},
             ),
             "presence table items": scan(endpoints["presence_table_name"]),
