@@ -30,7 +30,7 @@ PACKAGE_PATH := functions:clients/python
 export TF_CLI_CONFIG_FILE := $(CURDIR)/terraform.rc
 export TF_IN_AUTOMATION := 1
 
-.PHONY: help install build release up status logs down demo bench test test-offline test-unit test-clients test-tf validate \
+.PHONY: help install build release up status logs down demo bench chaos soak test test-offline test-unit test-clients test-tf validate \
 	test-integration test-browser lint lint-python lint-terraform lint-docs lint-ci docs fmt clean
 
 help: ## Show this help
@@ -102,6 +102,12 @@ down: ## Stop the local stack and remove its state
 
 bench: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Latency, fan-out and broadcast benchmarks on the emulator (BENCH_SCALE=large adds 100k connections; REALTIME_STACK_ENDPOINTS=.local/endpoints.json reuses a stack)
 	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.bench
+
+chaos: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Fault injection on the emulator (failing posts, DynamoDB throttling and conflicts, a crash, lost $disconnects, a network drop): writes docs/reliability.md, fails on a lost or duplicated event
+	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.chaos
+
+soak: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Bounded soak run on the emulator (SOAK_MINUTES=20): latency percentiles and memory over time, tables before and after maintenance
+	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.soak
 
 # --- tests -------------------------------------------------------------------
 
