@@ -169,7 +169,7 @@ class StackBench:
     def echo(self, events: list[tuple[str, str]]) -> float:
         """Send (event id, connection id) pairs to the floor; returns when the sending started."""
         sent = time.perf_counter()
-        frame = {"type": "bench.tick", "topic": "user:bench", "seq": 1, "data": {}}
+        frame = {"type": "bench.tick", "topic": "user:floor", "seq": 1, "data": {}}
         self.send(
             self.floor.queue_url,
             [floor_message(connection, {**frame, "id": event_id}) for event_id, connection in events],
@@ -196,7 +196,7 @@ class StackBench:
         self.settle()
         samples: dict[str, list[float]] = {"pipeline": [], "floor": []}
         for number in range(events + 1):  # the first of each warms its function
-            for side in samples:
+            for side in sorted(samples, reverse=number % 2 == 1):  # each side goes first every other time
                 event_id = new_id()
                 if side == "pipeline":
                     sent = self.publish([(event_id, f"user:{user}")])

@@ -109,7 +109,8 @@ def render_latency(latency: dict) -> str:
 One WebSocket session; one event at a time through the pipeline (events queue ->
 process-events: validate, store, read the subscribers, post) and one through the
 floor (its own queue -> an echo function that posts the message, nothing else), in
-turn, to the same connection. The first of each side (a cold worker) is left out:
+turn (each side first every other time), to the same connection. The first event of each
+side is left out (it may start a worker):
 {latency["pipeline_first_ms"]:.0f} ms through the pipeline, {latency["floor_first_ms"]:.0f} ms through the floor.
 
 {body}
