@@ -247,8 +247,7 @@ class StackBench:
                         for receiver in receivers
                     ]
                 )
-                if round_number:
-                    seconds_taken.append(last - sent)
+                seconds_taken.append(last - sent)
                 progress(
                     f"throughput, {label}: {f'round {round_number} of {rounds}' if round_number else 'warm-up'}, "
                     f"{side}: {events} events in {last - sent:.1f} s"
@@ -259,8 +258,10 @@ class StackBench:
             "case": label,
             "topics": len(routes),
             "events": events,
-            "pipeline_seconds": seconds["pipeline"],
-            "floor_seconds": seconds["floor"],
+            "pipeline_seconds": seconds["pipeline"][1:],
+            "floor_seconds": seconds["floor"][1:],
+            "pipeline_warm_up_seconds": seconds["pipeline"][0],
+            "floor_warm_up_seconds": seconds["floor"][0],
         }
 
     def set_delivery_concurrency(self, value: int) -> None:

@@ -135,18 +135,28 @@ def render_throughput(cases: list[dict]) -> str:
             for row in rows
         ],
     )
-    rounds = len(cases[0]["pipeline_seconds"]) if cases else 0
+    rounds = len(cases[0]["pipeline_seconds"])
+    warm_ups = "; ".join(
+        f"{case['case']}: {case['pipeline_warm_up_seconds']:.1f} s through the pipeline, "
+        f"{case['floor_warm_up_seconds']:.1f} s through the floor"
+        for case in cases
+    )
     return f"""## Throughput (measured)
 
 All events of a round sent at once (SendMessageBatch, ten at a time), timed from the
 first send to the last receipt; the pipeline and the floor take turns, {rounds} rounds
 each, the median round shown. "One topic": every event to one user's topic, one
-session. "{cases[-1]["topics"] if cases else ""} topics": two sessions holding 50 group topics each, event n to
+session. "{cases[-1]["topics"]} topics": two sessions holding 50 group topics each, event n to
 topic n mod 100 (the floor posts each to the connection holding that topic). Both
 sides have the same event source mapping (batch size, concurrency), so the ratio is
 what the module's work per event costs on the emulator.
 
 {body}
+
+Before the rounds, one more round of each side warms its workers. The first burst (one
+topic comes first; the latency test kept one worker of each side warm) starts as many
+workers as the mapping's concurrency allows, cold, so it shows what cold starts cost a
+burst. Warm-up rounds: {warm_ups}.
 """
 
 

@@ -44,8 +44,18 @@ def results():
                 "events": 200,
                 "pipeline_seconds": [4.0, 5.0],
                 "floor_seconds": [1.0, 1.0],
+                "pipeline_warm_up_seconds": 20.0,
+                "floor_warm_up_seconds": 2.0,
             },
-            {"case": "100 topics", "topics": 100, "events": 200, "pipeline_seconds": [8.0], "floor_seconds": [2.0]},
+            {
+                "case": "100 topics",
+                "topics": 100,
+                "events": 200,
+                "pipeline_seconds": [8.0],
+                "floor_seconds": [2.0],
+                "pipeline_warm_up_seconds": 9.0,
+                "floor_warm_up_seconds": 3.0,
+            },
         ],
         "fanout": {
             "concurrency": 32,
@@ -112,6 +122,7 @@ def test_the_page_labels_each_kind_of_figure_and_names_the_machine(results):
     assert "Emulator latencies are not AWS's" in page
     assert "| pipeline / floor |  | **2.00x** |" in page
     assert "| one topic | 1 | 200 | 44 events/s | 200 events/s | **0.22** |" in page
+    assert "one topic: 20.0 s through the pipeline, 2.0 s through the floor" in page
     assert "only 9,000 posted" in page
     assert "| ws-ping | 170 ms | 190 ms | +40 ms |" in page
     for machine in ("ministack 1.5.33", "2 cores, AMD EPYC", "`make bench`", "2026-12-01 07:00 UTC"):
