@@ -100,7 +100,7 @@ demo: $(VENV)/.installed ## Scripted walkthrough in the terminal: two users, thr
 down: ## Stop the local stack and remove its state
 	@[ -x $(PY) ] && $(PY) -m scripts.local_stack down || python3 -m scripts.local_stack down
 
-bench: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Latency, fan-out and broadcast benchmarks on the emulator (BENCH_SCALE=large adds 100k connections; REALTIME_STACK_ENDPOINTS=.local/endpoints.json reuses a stack)
+bench: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Benchmarks against a floor on the emulator, cold starts, costs: writes docs/benchmarks.md (BENCH_SCALE=large: long cases; REALTIME_STACK_ENDPOINTS=.local/endpoints.json reuses a stack)
 	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.bench
 
 chaos: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Fault injection on the emulator (failing posts, DynamoDB throttling and conflicts, a crash, lost $disconnects, a network drop): writes docs/reliability.md, fails on a lost or duplicated event
