@@ -138,9 +138,9 @@ validate: ## terraform validate: the module and each example (offline)
 	done
 
 # One pytest session, so the pipeline, client and browser suites share one stack.
-test-integration: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.installed $(CHROMIUM) ## Whole stack on the emulator (free port): pipeline, clients, browser
+test-integration: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.installed $(CHROMIUM) ## Whole stack on the emulator (free port): pipeline, clients, browser, the key fault scenarios
 	@echo "==> Integration tests: ministack on a free loopback port, real module, real zips"
-	$(PY) -m pytest tests/integration tests/clients/stack tests/browser -q $(PYTEST_ARGS)
+	$(PY) -m pytest tests/integration tests/clients/stack tests/browser tests/chaos -q $(PYTEST_ARGS)
 
 test-browser: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.installed $(CHROMIUM) ## Only the demo page in headless Chromium on the emulator
 	$(PY) -m pytest tests/browser -q $(PYTEST_ARGS)

@@ -612,7 +612,6 @@ SCENARIOS = [
         "The same proxy cancels 50% of TransactWriteItems with TransactionCanceledException "
         "(TransactionConflict on the counter) three times each, then forwards.",
         transaction_conflicts,
-        quick=True,
     ),
     Spec(
         "crash",
