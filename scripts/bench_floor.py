@@ -65,7 +65,9 @@ def floor_function(endpoints: dict) -> Iterator[Floor]:
     sqs = emulator_client(endpoints, "sqs")
     pipeline = endpoints["function_names"]["process-events"]
     configuration = lambda_.get_function_configuration(FunctionName=pipeline)
-    [mapping] = lambda_.list_event_source_mappings(FunctionName=pipeline)["EventSourceMappings"]
+    # The events queue's mapping (process-events also reads the module's presence-events queue).
+    mappings = lambda_.list_event_source_mappings(FunctionName=pipeline)["EventSourceMappings"]
+    [mapping] = [m for m in mappings if m["EventSourceArn"] == endpoints["events_queue_arn"]]
 
     name = f"bench-floor-{uuid.uuid4().hex[:6]}"
     queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
