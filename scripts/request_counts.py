@@ -64,7 +64,7 @@ TABLES = {
     "events": ("realtime-bench-events", [("topic", "S", "HASH"), ("seq", "N", "RANGE")]),
     "presence": ("realtime-bench-presence", [("userId", "S", "HASH")]),
 }
-QUEUES = ("events", "fanout", "dlq", "checks")
+QUEUES = ("events", "fanout", "dlq", "checks", "presence-events")
 ENDPOINT = "https://bench123.execute-api.us-east-1.amazonaws.com/live"
 READ_UNIT_BYTES = 4096
 WRITE_UNIT_BYTES = 1024
@@ -294,6 +294,10 @@ class World:
                 "FANOUT_QUEUE_URL": self.queues["fanout"],
                 "DLQ_URL": self.queues["dlq"],
                 "PRESENCE_CHECKS_QUEUE_URL": self.queues["checks"],
+                "PRESENCE_EVENTS_QUEUE_URL": self.queues["presence-events"],
+                "PRESENCE_EVENTS_QUEUE_ARN": sqs.get_queue_attributes(
+                    QueueUrl=self.queues["presence-events"], AttributeNames=["QueueArn"]
+                )["Attributes"]["QueueArn"],
                 "PRESENCE_GRACE_SECONDS": "0",
                 "GROUP_PRESENCE_ENABLED": "false",
                 "MAX_PRESENCE_USERS": "100",
