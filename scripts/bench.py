@@ -47,7 +47,7 @@ import boto3
 import websockets
 from boto3.dynamodb.conditions import Key
 from realtime.core import aws
-from realtime.events.connections import topic_pk
+from realtime.connections.store import topic_pk
 
 from scripts import bench_report
 from scripts.bench_floor import Floor, floor_function, floor_message

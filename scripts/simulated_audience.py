@@ -21,7 +21,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
 from realtime.core.encoding import timestamp_at
-from realtime.events.connections import META_SK, connection_pk, topic_pk
+from realtime.connections.store import META_SK, connection_pk, topic_pk
 
 from scripts.emulator import emulator_client
 from scripts.gateway_sim import SimulatorClient

@@ -30,17 +30,16 @@ from realtime.core.settings import (
 )
 
 if TYPE_CHECKING:
+    from realtime.connections.store import ConnectionStore
     from realtime.core.auth import TokenVerifier
-    from realtime.core.batch import RetrySoon
+    from realtime.core.sqs import DeadLetterQueue, RetrySoon
     from realtime.db_changes.publish import ChangePublisher
-    from realtime.events.connections import ConnectionStore
-    from realtime.events.dlq import DeadLetterQueue
-    from realtime.events.fanout import FanoutDelivery
+    from realtime.events.delivery import EventDelivery
     from realtime.events.feed import EventFeed
     from realtime.events.pipeline import EventPipeline
+    from realtime.maintenance import Maintenance
     from realtime.presence.announcer import PresenceAnnouncer
     from realtime.presence.api import PresenceReader
-    from realtime.presence.maintenance import Maintenance
     from realtime.presence.sessions import Heartbeats, PresenceDecider, SessionTracker
     from realtime.presence.store import PresenceStore
 
@@ -63,8 +62,7 @@ class ProcessEvents:
 
 @dataclass(frozen=True)
 class Fanout:
-    delivery: FanoutDelivery
-    page_size: int
+    delivery: EventDelivery
     retries: RetrySoon
 
 
@@ -111,26 +109,26 @@ def ws_ping() -> Heartbeats:
 
 @per_container
 def process_events() -> ProcessEvents:
-    from realtime.core.batch import RetrySoon
-    from realtime.events.dlq import DeadLetterQueue
+    from realtime.core.sqs import DeadLetterQueue, RetrySoon
+    from realtime.events.audience import EventTypeRules
     from realtime.events.pipeline import EventPipeline
-    from realtime.events.rules import EventTypeRules
     from realtime.events.store import EventStore
 
     settings = load(ProcessEventsSettings)
     pipeline = EventPipeline(
         store=EventStore(aws.dynamodb().Table(settings.events_table), settings.event_retention_seconds),
-        delivery=_fanout_delivery(
+        # process-events posts the first fanout_threshold subscribers of each topic itself.
+        delivery=_event_delivery(
             settings.connections_table,
             settings.presence,
             settings.connections_endpoint,
-            settings.delivery_concurrency,
-            settings.fanout_queue_url,
-            settings.delivery_max_attempts,
+            concurrency=settings.delivery_concurrency,
+            queue_url=settings.fanout_queue_url,
+            max_attempts=settings.delivery_max_attempts,
+            page_size=settings.fanout_threshold,
         ),
         rules=EventTypeRules.from_json(settings.event_type_rules),
         max_data_bytes=settings.max_data_bytes,
-        fanout_threshold=settings.fanout_threshold,
     )
     presence = settings.presence
     return ProcessEvents(
@@ -147,22 +145,19 @@ def process_events() -> ProcessEvents:
 
 @per_container
 def fanout() -> Fanout:
-    from realtime.core.batch import RetrySoon
+    from realtime.core.sqs import RetrySoon
 
     settings = load(FanoutSettings)
-    delivery = _fanout_delivery(
+    delivery = _event_delivery(
         settings.connections_table,
         settings.presence,
         settings.connections_endpoint,
-        settings.fanout_concurrency,
-        settings.fanout_queue_url,
-        settings.delivery_max_attempts,
-    )
-    return Fanout(
-        delivery=delivery,
+        concurrency=settings.fanout_concurrency,
+        queue_url=settings.fanout_queue_url,
+        max_attempts=settings.delivery_max_attempts,
         page_size=settings.fanout_page_size,
-        retries=RetrySoon(aws.sqs(), settings.fanout_queue_url),
     )
+    return Fanout(delivery=delivery, retries=RetrySoon(aws.sqs(), settings.fanout_queue_url))
 
 
 @per_container
@@ -194,31 +189,46 @@ def presence_checks() -> PresenceDecider:
 
 @per_container
 def maintenance() -> Maintenance:
-    from realtime.presence.maintenance import Maintenance
+    from realtime.connections.sweep import ConnectionSweep
+    from realtime.maintenance import Maintenance
 
     settings = load(MaintenanceSettings)
     presence = settings.presence
     dynamodb = aws.dynamodb()
+    sessions = _sessions(settings.connections_table, presence)
+    repair = None
+    if presence is not None:
+        from realtime.presence.repair import PresenceRepair
+
+        repair = PresenceRepair(
+            presence=_presence_store(presence),
+            connections=_connection_store(settings.connections_table),
+            sessions=sessions,
+            stale_seconds=settings.stale_connection_seconds,
+            grace_seconds=presence.grace_seconds,
+        )
     return Maintenance(
-        connections=_connection_store(settings.connections_table),
-        management=aws.connections_management(settings.connections_endpoint),
-        sessions=_sessions(settings.connections_table, presence),
-        presence=_presence_store(presence) if presence is not None else None,
+        sweep=ConnectionSweep(
+            connections=_connection_store(settings.connections_table),
+            management=aws.connections_management(settings.connections_endpoint),
+            # A dead connection also ends its session when presence is on.
+            remove=sessions.remove,
+            stale_seconds=settings.stale_connection_seconds,
+        ),
+        repair=repair,
         ttl_tables={
             "events": dynamodb.Table(settings.events_table),
             "connections": dynamodb.Table(settings.connections_table),
         },
-        stale_seconds=settings.stale_connection_seconds,
-        grace_seconds=presence.grace_seconds if presence is not None else 0,
     )
 
 
 @per_container
 def db_changes() -> ChangePublisher:
+    from realtime.core.sqs import DeadLetterQueue
     from realtime.db_changes.publish import ChangePublisher, EventsQueueSender
-    from realtime.db_changes.rules import ChangeSources
+    from realtime.db_changes.sources import ChangeSources
     from realtime.db_changes.translate import ChangeTranslator
-    from realtime.events.dlq import DeadLetterQueue
 
     settings = load(DbChangesSettings)
     translator = ChangeTranslator(ChangeSources.from_json(settings.sources), settings.max_topics_per_record)
@@ -232,30 +242,33 @@ def db_changes() -> ChangePublisher:
 # --- shared pieces -------------------------------------------------------------------------------
 
 
-def _fanout_delivery(
+def _event_delivery(
     connections_table: str,
     presence: EndingSessions | None,
     endpoint: str,
+    *,
     concurrency: int,
     queue_url: str,
     max_attempts: int,
-) -> FanoutDelivery:
-    from realtime.events.delivery import Deliverer
-    from realtime.events.fanout import FanoutDelivery, FanoutQueue
+    page_size: int,
+) -> EventDelivery:
+    from realtime.connections.posting import Poster
+    from realtime.events.delivery import DeliveryQueue, EventDelivery
 
     # A connection found gone while delivering also ends its session when presence is on.
     on_gone = _sessions(connections_table, presence).remove
     management = aws.connections_management(endpoint, concurrency, retries=False)
-    return FanoutDelivery(
+    return EventDelivery(
         connections=_connection_store(connections_table),
-        deliverer=Deliverer(management, concurrency, on_gone),
-        queue=FanoutQueue(aws.sqs(), queue_url),
+        poster=Poster(management, concurrency, on_gone),
+        queue=DeliveryQueue(aws.sqs(), queue_url),
         max_attempts=max_attempts,
+        page_size=page_size,
     )
 
 
 def _connection_store(table_name: str) -> ConnectionStore:
-    from realtime.events.connections import ConnectionStore
+    from realtime.connections.store import ConnectionStore
 
     return ConnectionStore(aws.dynamodb().Table(table_name))
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TOKENS = ("jwt", "cryptography")  # only ws-connect and events-api verify tokens
 VALIDATION = ("pydantic",)  # producer messages (process-events) and db-changes rules
 EVENT_STORE = ("realtime.events.store", "realtime.events.pipeline", "realtime.events.feed")
-DELIVERY = ("realtime.events.fanout", "realtime.events.delivery")
+DELIVERY = ("realtime.events.delivery", "realtime.connections.posting")
 # Powertools' HTTP router, its catalogue of event classes, and X-Ray (tracing is off here).
 POWERTOOLS_EXTRAS = ("aws_lambda_powertools.event_handler", "aws_lambda_powertools.utilities.data_classes")
 ALWAYS = ("aws_xray_sdk", "aws_lambda_powertools.utilities.parser")
@@ -44,8 +44,8 @@ FORBIDDEN = {
     "process-events": (*DB_CHANGES, *TOKENS, "realtime.events.feed", *POWERTOOLS_EXTRAS),
     "fanout": (*DB_CHANGES, *TOKENS, *VALIDATION, *EVENT_STORE, *POWERTOOLS_EXTRAS),
     "events-api": (*DB_CHANGES, *VALIDATION, "realtime.events.pipeline", *DELIVERY),
-    # maintenance closes connections whose token expired with delivery's own posting code (stdlib only).
-    "maintenance": (*DB_CHANGES, *TOKENS, *VALIDATION, *EVENT_STORE, "realtime.events.fanout", *POWERTOOLS_EXTRAS),
+    # maintenance closes connections whose token expired with the posting code delivery uses (stdlib only).
+    "maintenance": (*DB_CHANGES, *TOKENS, *VALIDATION, *EVENT_STORE, "realtime.events", *POWERTOOLS_EXTRAS),
     "presence-checks": (*DB_CHANGES, *TOKENS, *VALIDATION, *EVENT_STORE, *DELIVERY, *POWERTOOLS_EXTRAS),
     "db-changes": (*TOKENS, *EVENT_STORE, *DELIVERY, "aws_lambda_powertools.event_handler"),
 }

@@ -9,8 +9,8 @@ import uuid
 
 import httpx
 import pytest
+from realtime.connections.store import ConnectionStore
 from realtime.core.topics import topics_for_claims
-from realtime.events.connections import ConnectionStore
 from realtime.presence.store import PresenceStore
 from sessions import Session
 

@@ -18,10 +18,10 @@ import pytest
 from realtime import services
 from realtime.core.auth import InvalidToken, TokenVerifier
 from realtime.core.errors import PermanentError
-from realtime.db_changes.rules import ChangeSources
+from realtime.db_changes.sources import ChangeSources
 from realtime.db_changes.translate import ChangeTranslator, Translation
+from realtime.events.audience import EventTypeRules
 from realtime.events.pipeline import EventPipeline
-from realtime.events.rules import EventTypeRules
 from realtime.handlers import events_api, ws_connect
 from realtime.presence.api import PresenceReader
 
@@ -74,7 +74,6 @@ PIPELINE = EventPipeline(
     delivery=None,
     rules=EventTypeRules.from_json('[{"type": "order.*", "audience": ["user:{data.userId}"]}]'),
     max_data_bytes=32768,
-    fanout_threshold=100,
 )
 
 

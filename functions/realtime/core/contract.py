@@ -1,7 +1,8 @@
 """The wire grammar and limits that producers, functions, clients and the module share.
 
 The language-neutral source is `contract/wire.json`; tests keep these constants
-equal to it and run its accept/reject vectors against the checks below.
+equal to it and run its accept/reject vectors against every check production
+makes (the checks below, and the producer model's patterns).
 """
 
 from __future__ import annotations
@@ -45,8 +46,6 @@ MAX_PRESENCE_USERS = 100  # one BatchGetItem
 
 _TOPIC = re.compile(TOPIC_PATTERN)
 _USER_ID = re.compile(USER_ID_PATTERN)
-_EVENT_TYPE = re.compile(EVENT_TYPE_PATTERN)
-_EVENT_ID = re.compile(EVENT_ID_PATTERN)
 
 
 def _matches(pattern: re.Pattern[str], value: object) -> bool:
@@ -60,11 +59,3 @@ def is_topic(value: object) -> bool:
 
 def is_user_id(value: object) -> bool:
     return _matches(_USER_ID, value)
-
-
-def is_event_type(value: object) -> bool:
-    return _matches(_EVENT_TYPE, value)
-
-
-def is_event_id(value: object) -> bool:
-    return _matches(_EVENT_ID, value)

@@ -224,7 +224,7 @@ class ProcessEventsSettings:
     events_queue_url: str = text("EVENTS_QUEUE_URL")  # failed records are made visible again sooner
     connections_endpoint: str = text("CONNECTIONS_ENDPOINT")
     dlq_url: str = text("DLQ_URL")
-    event_type_rules: str = text("EVENT_TYPE_RULES")  # JSON, parsed by realtime.events.rules
+    event_type_rules: str = text("EVENT_TYPE_RULES")  # JSON, parsed by realtime.events.audience
     event_retention_seconds: int = integer("EVENT_RETENTION_SECONDS", 86400, 365 * 86400)
     max_data_bytes: int = integer("MAX_DATA_BYTES", 1, MAX_DATA_BYTES)
     delivery_concurrency: int = integer("DELIVERY_CONCURRENCY", 1, 256)
@@ -270,7 +270,7 @@ class MaintenanceSettings:
 @dataclass(frozen=True)
 class DbChangesSettings:
     events_queue_url: str = text("EVENTS_QUEUE_URL")
-    sources: str = text("DB_CHANGE_SOURCES")  # JSON, parsed by realtime.db_changes.rules
+    sources: str = text("DB_CHANGE_SOURCES")  # JSON, parsed by realtime.db_changes.sources
     failures_queue_url: str = text("FAILURES_QUEUE_URL")  # where refused records go, with their reason
     max_topics_per_record: int = integer("MAX_TOPICS_PER_RECORD", 1, 1000)
 

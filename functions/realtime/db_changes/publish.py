@@ -23,9 +23,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from realtime.core.encoding import compact_json
 from realtime.core.observability import logger
-from realtime.core.queue import send_batches
+from realtime.core.sqs import DeadLetterQueue, send_batches
 from realtime.db_changes.translate import ChangeTranslator, OutgoingMessage, Refusal, Translation
-from realtime.events.dlq import DeadLetterQueue
 
 # Skips that point at the deployment (stream view type, rules for another stream), not at one item.
 _CONFIGURATION_SKIPS = frozenset({"image_missing", "unknown_stream"})

@@ -1,190 +1,336 @@
-"""Posting frames to live WebSocket connections through the `@connections` API."""
+"""Delivering stored events to their audience: small audiences inline, large ones in pages by delivery jobs.
+
+Who posts to a connection: an event with topics T reaches a connection c
+through S = topics(c) ∩ T. Each topic's subscriber pages are read on their
+own (inline by process-events, or by `fanout` workers in parallel), and c is
+posted from the page of its *owner* topic, min(S), only; the frame carries the
+seqs of all of S. So every connection gets one frame per event, whichever pages
+are read where.
+
+Jobs on the fanout queue are typed (PageJob, RetryJob): written with
+`to_message`, read back with `job_from_message`, which refuses anything the
+module would not have written. `event` is the Publication (content and seq per
+topic). A connection whose post keeps failing is given up after `max_attempts`
+posts: logged and counted; its client catches up over HTTP.
+"""
 
 from __future__ import annotations
 
-import enum
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import json
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from realtime.core.contract import TOKEN_EXPIRED
+from realtime.connections.posting import Poster
+from realtime.connections.store import ConnectionStore, Subscriber
+from realtime.core.contract import QUEUE_MESSAGE_BYTES, is_topic
 from realtime.core.encoding import compact_json
+from realtime.core.errors import PermanentError
 from realtime.core.observability import logger
+from realtime.core.sqs import send_batches
+from realtime.events.models import Publication
 
-# The last frame a connection gets when its token has expired; the socket is closed right after it.
-TOKEN_EXPIRED_FRAME = compact_json(
-    {
-        "type": "error",
-        "error": {"code": TOKEN_EXPIRED, "message": "the token has expired; reconnect with a new token"},
-    }
-).encode("utf-8")
-
-THROTTLING_CODES = frozenset(
-    {"LimitExceededException", "TooManyRequestsException", "ThrottlingException", "Throttling"}
-)
+RETRY_BASE_SECONDS = 1
+RETRY_MAX_SECONDS = 900  # the longest SQS DelaySeconds
 
 
-class Outcome(enum.Enum):
-    SENT = "sent"
-    GONE = "gone"
-    FAILED = "failed"  # the gateway refused this post for good (4xx): retrying cannot help
-    TRANSIENT = "transient"  # 5xx, network: may succeed later
-    THROTTLED = "throttled"  # 429: may succeed later, and slows this invocation down
+@dataclass(frozen=True)
+class Target:
+    connection_id: str
+    topics: tuple[str, ...]  # the event's topics that reach this connection, sorted: its frame's seqs
+    token_expires_at: int | None = None  # its token's `exp`: from then on it gets no event, it is closed
+
+    def to_message(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"connectionId": self.connection_id, "topics": list(self.topics)}
+        if self.token_expires_at is not None:
+            message["tokenExpiresAt"] = self.token_expires_at
+        return message
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any]) -> Target:
+        return cls(message["connectionId"], tuple(message["topics"]), message.get("tokenExpiresAt"))
+
+
+def owned_targets(publication: Publication, topic: str, subscribers: Iterable[Subscriber]) -> list[Target]:
+    """The subscribers of `topic` that this topic's page must post: those whose first shared topic it is."""
+    targets = []
+    for subscriber in subscribers:
+        if subscriber.topics is None:  # an item from before topics were kept: reached through this topic only
+            reached: tuple[str, ...] = (topic,)
+        else:
+            reached = tuple(sorted((set(subscriber.topics) | {topic}) & publication.seqs.keys()))
+        if reached[0] == topic:
+            targets.append(Target(subscriber.connection_id, reached, subscriber.token_expires_at))
+    return targets
+
+
+# --- jobs on the fanout queue ----------------------------------------------------------------------
+
+
+class InvalidJob(PermanentError):
+    """A fanout-queue message the module would not have written: dropped, never retried."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("invalid_delivery_job", reason)
+
+
+@dataclass(frozen=True)
+class PageJob:
+    """Post the page of `topic`'s subscribers that starts after `start_key` (None: the first page),
+    and queue the next page at once, so pages are read ahead and posted in parallel."""
+
+    publication: Publication
+    topic: str
+    start_key: Mapping[str, Any] | None
+    attempt: int = 0  # page jobs are never retried as such: failed posts become retry jobs
+
+    def to_message(self) -> dict[str, Any]:
+        return {"event": self.publication.to_message(), "topic": self.topic, "startKey": self.start_key, "attempt": 0}
+
+
+@dataclass(frozen=True)
+class RetryJob:
+    """Post these connections again: their post failed transiently `attempt` times."""
+
+    publication: Publication
+    targets: tuple[Target, ...]
+    attempt: int
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "event": self.publication.to_message(),
+            "targets": [target.to_message() for target in self.targets],
+            "attempt": self.attempt,
+        }
+
+
+DeliveryJob = PageJob | RetryJob
+
+
+def job_from_message(body: str) -> DeliveryJob:
+    """The job a fanout-queue message holds; InvalidJob if it is not one the module writes."""
+    try:
+        message = json.loads(body)
+        publication = Publication.from_message(message["event"])
+        attempt = message.get("attempt", 0)
+        if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:
+            raise InvalidJob(f"attempt must be a whole number >= 0, not {attempt!r}")
+        if "targets" in message:
+            targets = tuple(Target.from_message(target) for target in message["targets"])
+            if not targets or not all(set(t.topics) <= publication.seqs.keys() and t.topics for t in targets):
+                raise InvalidJob("a retry job names connections and, for each, topics of its event")
+            return RetryJob(publication, targets, attempt)
+        topic, start_key = message["topic"], message.get("startKey")
+        if not is_topic(topic) or topic not in publication.seqs:
+            raise InvalidJob(f"a page job's topic must be one of its event's topics, not {topic!r}")
+        if start_key is not None and not isinstance(start_key, dict):
+            raise InvalidJob("startKey must be an object or null")
+        return PageJob(publication, topic, start_key)
+    except InvalidJob:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise InvalidJob(f"not a delivery job: {error!r}") from None
+
+
+def retry_jobs(publication: Publication, targets: Sequence[Target], attempt: int) -> list[RetryJob]:
+    """Retry jobs for these targets, as few as fit in SQS messages."""
+    room = QUEUE_MESSAGE_BYTES - len(compact_json(RetryJob(publication, (), attempt).to_message()).encode("utf-8"))
+    groups: list[list[Target]] = []
+    size = room
+    for target in targets:
+        length = len(compact_json(target.to_message()).encode("utf-8")) + 1  # and a comma
+        if size + length > room:
+            groups.append([])
+            size = 0
+        groups[-1].append(target)
+        size += length
+    return [RetryJob(publication, tuple(group), attempt) for group in groups]
+
+
+class DeliveryQueue:
+    """The fanout queue: page jobs at once, retry jobs after an exponential backoff with full jitter."""
+
+    def __init__(self, sqs: Any, queue_url: str, *, rand: Callable[[], float] = random.random) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._rand = rand
+
+    def send(self, jobs: Sequence[DeliveryJob]) -> list[int]:
+        """Queue each job; the indexes of those the queue did not take."""
+        messages = []
+        for job in jobs:
+            message: dict[str, Any] = {"MessageBody": compact_json(job.to_message())}
+            if job.attempt:
+                ceiling = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2**job.attempt)
+                message["DelaySeconds"] = round(self._rand() * ceiling)
+            messages.append(message)
+        failures = send_batches(self._sqs, self._queue_url, messages)
+        for index, reason in failures.items():
+            logger.error("Delivery job not queued", extra={"event_id": jobs[index].publication.id, "reason": reason})
+        return sorted(failures)
+
+
+# --- delivery ---------------------------------------------------------------------------------------
 
 
 @dataclass
 class DeliveryReport:
+    """What one delivery (a batch inline, or one job) did: process-events and fanout log and count it alike."""
+
     sent: int = 0
     gone: int = 0
-    failed: int = 0
+    refused: int = 0
     throttled: int = 0
-    retry: list[int] = field(default_factory=list)  # indexes of the posts that may succeed later (throttled too)
-    concurrency: int = 0  # posts allowed in flight when the last post ended
+    retried: int = 0  # connections queued for another post
+    abandoned: int = 0  # connections given up after max_attempts posts
+    expired: int = 0  # connections closed instead of posted: their token had expired
+    pages_queued: int = 0
+    lowest_concurrency: int | None = None
+    unqueued: set[str] = field(default_factory=set)  # ids of events whose jobs the queue did not take
+
+    def metrics(self) -> dict[str, int]:
+        """The counts, by metric name."""
+        return {
+            "Delivered": self.sent,
+            "ConnectionsGone": self.gone,
+            "DeliveryRefused": self.refused,
+            "DeliveryThrottled": self.throttled,
+            "DeliveriesRetried": self.retried,
+            "DeliveriesAbandoned": self.abandoned,
+            "ExpiredConnectionsClosed": self.expired,
+            "FanoutPagesQueued": self.pages_queued,
+        }
+
+    def log_fields(self) -> dict[str, Any]:
+        """The fields of the delivery's log line."""
+        return {
+            "delivered": self.sent,
+            "gone": self.gone,
+            "refused": self.refused,
+            "throttled": self.throttled,
+            "retried": self.retried,
+            "abandoned": self.abandoned,
+            "expired": self.expired,
+            "pages_queued": self.pages_queued,
+            "lowest_concurrency": self.lowest_concurrency,
+        }
 
 
-class InFlightLimit:
-    """How many posts may be in flight: halved by throttling, raised by one after as many successes (AIMD).
+class EventDelivery:
+    """Posts stored events to their audience: the first page of each topic inline, the rest by jobs."""
 
-    Only one halving per round: a throttled post that started before the last
-    halving says nothing new, so a burst of 429s does not collapse the limit to 1.
-    """
+    def __init__(
+        self,
+        *,
+        connections: ConnectionStore,
+        poster: Poster,
+        queue: DeliveryQueue,
+        max_attempts: int,
+        page_size: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`page_size`: the subscribers of a topic one page holds; process-events posts its first page
+        itself (fanout_threshold), a page job posts one further page (fanout_page_size)."""
+        self._connections = connections
+        self._poster = poster
+        self._queue = queue
+        self._max_attempts = max_attempts
+        self._page_size = page_size
+        self._clock = clock
 
-    def __init__(self, maximum: int) -> None:
-        self.limit = maximum
-        self._maximum = maximum
-        self._in_flight = 0
-        self._successes = 0
-        self._round = 0
-        self._changed = threading.Condition()
-
-    def acquire(self) -> int:
-        """Wait for room; returns the round the post starts in."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._in_flight < self.limit)
-            self._in_flight += 1
-            return self._round
-
-    def release(self, started_in: int, outcome: Outcome) -> None:
-        with self._changed:
-            self._in_flight -= 1
-            if outcome is Outcome.THROTTLED and started_in == self._round:
-                self.limit = max(1, self.limit // 2)
-                self._round += 1
-                self._successes = 0
-            elif outcome is Outcome.SENT:
-                self._successes += 1
-                if self._successes >= self.limit and self.limit < self._maximum:
-                    self.limit += 1
-                    self._successes = 0
-            self._changed.notify_all()
-
-
-class Deliverer:
-    def __init__(self, client: Any, concurrency: int, on_gone: Callable[[str], object]) -> None:
-        """`on_gone(connection_id)` forgets a connection the gateway no longer knows (and ends its session)."""
-        self._client = client
-        self._concurrency = concurrency
-        self._on_gone = on_gone
-
-    def deliver(self, posts: Sequence[tuple[str, bytes]]) -> DeliveryReport:
-        """Post each (connection id, frame) once, in parallel; nothing is retried here.
-
-        Gone connections are removed. The report lists the posts that may
-        succeed later: the caller schedules them again, alone.
-        """
-        report = DeliveryReport(concurrency=self._concurrency)
-        if not posts:
-            return report
-        limit = InFlightLimit(self._concurrency)
-
-        def post(connection_id: str, frame: bytes) -> Outcome:
-            started_in = limit.acquire()
-            outcome = self._post(connection_id, frame)
-            limit.release(started_in, outcome)
-            return outcome
-
-        workers = min(self._concurrency, len(posts))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
-            outcomes = list(pool.map(lambda p: post(*p), posts))
-        gone: set[str] = set()
-        for index, ((connection_id, _), outcome) in enumerate(zip(posts, outcomes, strict=True)):
-            if outcome is Outcome.SENT:
-                report.sent += 1
-            elif outcome is Outcome.GONE:
-                gone.add(connection_id)
-            elif outcome is Outcome.FAILED:
-                report.failed += 1
-            else:
-                report.throttled += outcome is Outcome.THROTTLED
-                report.retry.append(index)
-        # Removed here, not in the pool: boto3 resources are not thread-safe.
-        for connection_id in gone:
-            self._on_gone(connection_id)
-        report.gone = len(gone)
-        report.concurrency = limit.limit
+    def deliver_stored(self, publications: Sequence[Publication]) -> DeliveryReport:
+        """process-events: read each topic's first page once for the whole batch and post it inline;
+        queue a page job for each (event, topic) whose audience goes on."""
+        report = DeliveryReport()
+        pages = {topic: self._connections.subscriber_page(topic, self._page_size) for topic in _topics(publications)}
+        page_jobs = [
+            PageJob(publication, topic, pages[topic].next_key)
+            for publication in publications
+            for topic in publication.seqs
+            if pages[topic].next_key is not None
+        ]
+        self._queue_jobs(page_jobs, report)
+        report.pages_queued = len(page_jobs)
+        targets = [
+            (publication, target)
+            for publication in publications
+            if publication.id not in report.unqueued  # its record is retried whole
+            for topic in publication.seqs
+            for target in owned_targets(publication, topic, pages[topic].subscribers)
+        ]
+        self._post(targets, 0, report)
         return report
 
-    def close_expired(self, connection_ids: Sequence[str]) -> int:
-        """Close connections whose token has expired; how many were closed.
+    def run(self, job: DeliveryJob) -> DeliveryReport:
+        """fanout: one job. Raises when a job it had to queue was not taken (the job is then retried)."""
+        publication = job.publication
+        report = DeliveryReport()
+        if isinstance(job, RetryJob):
+            self._post([(publication, target) for target in job.targets], job.attempt, report)
+        else:
+            page = self._connections.subscriber_page(job.topic, self._page_size, job.start_key)
+            if page.next_key is not None:
+                # Queued before posting, so the next page is read while this one is posted.
+                self._queue_jobs([PageJob(publication, job.topic, page.next_key)], report)
+                report.pages_queued = 1
+            owned = owned_targets(publication, job.topic, page.subscribers)
+            self._post([(publication, target) for target in owned], 0, report)
+        if report.unqueued:
+            raise JobsNotQueued(f"delivery jobs of event {publication.id} were not queued")
+        return report
 
-        Each gets TOKEN_EXPIRED_FRAME, then DeleteConnection: the gateway closes
-        the socket and runs $disconnect, which removes it. One that is gone is
-        removed here; one that could not be closed gets no events and is tried
-        again by the next delivery or maintenance.
+    def _post(self, targets: Sequence[tuple[Publication, Target]], attempt: int, report: DeliveryReport) -> None:
+        """Post each target its frame; queue the transient failures again, or give them up after max_attempts.
+
+        A target whose token has expired gets no event: it is closed instead.
         """
-        if not connection_ids:
-            return 0
-        workers = min(self._concurrency, len(connection_ids))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="close") as pool:
-            outcomes = list(pool.map(lambda c: close_expired(self._client, c), connection_ids))
-        for connection_id, outcome in zip(connection_ids, outcomes, strict=True):
-            if outcome is Outcome.GONE:
-                self._on_gone(connection_id)
-        return sum(outcome is Outcome.SENT for outcome in outcomes)
+        now = self._clock()
+        expired = {t.connection_id for _, t in targets if t.token_expires_at is not None and t.token_expires_at <= now}
+        if expired:
+            report.expired += self._poster.close_expired(sorted(expired))
+            targets = [(publication, target) for publication, target in targets if target.connection_id not in expired]
+        # Keyed by the publication itself: two producers' events may share an id.
+        frames: dict[tuple[int, tuple[str, ...]], bytes] = {}
+        posts = []
+        for publication, target in targets:
+            key = (id(publication), target.topics)
+            if key not in frames:
+                frames[key] = publication.frame(target.topics)
+            posts.append((target.connection_id, frames[key]))
+        posted = self._poster.post(posts)
+        report.sent += posted.sent
+        report.gone += posted.gone
+        report.refused += posted.failed
+        report.throttled += posted.throttled
+        if posts:
+            report.lowest_concurrency = min(report.lowest_concurrency or posted.concurrency, posted.concurrency)
+        failed: dict[int, tuple[Publication, list[Target]]] = {}
+        for index in posted.retry:
+            publication, target = targets[index]
+            failed.setdefault(id(publication), (publication, []))[1].append(target)
+        if attempt + 1 >= self._max_attempts:
+            for publication, given_up in failed.values():
+                for target in given_up:
+                    logger.warning(
+                        "Delivery abandoned; the client catches up over HTTP",
+                        extra={"connection_id": target.connection_id, "event_id": publication.id, "posts": attempt + 1},
+                    )
+                report.abandoned += len(given_up)
+            return
+        jobs = [job for publication, again in failed.values() for job in retry_jobs(publication, again, attempt + 1)]
+        self._queue_jobs(jobs, report)
+        report.retried += sum(len(job.targets) for job in jobs if job.publication.id not in report.unqueued)
 
-    def _post(self, connection_id: str, frame: bytes) -> Outcome:
-        return _call(connection_id, lambda: self._client.post_to_connection(ConnectionId=connection_id, Data=frame))
+    def _queue_jobs(self, jobs: Sequence[DeliveryJob], report: DeliveryReport) -> None:
+        for index in self._queue.send(jobs) if jobs else []:
+            report.unqueued.add(jobs[index].publication.id)
 
 
-def close_expired(client: Any, connection_id: str) -> Outcome:
-    """Tell a connection its token expired and close it. SENT: closed; GONE: it was closed already."""
-    outcome = _call(
-        connection_id, lambda: client.post_to_connection(ConnectionId=connection_id, Data=TOKEN_EXPIRED_FRAME)
-    )
-    if outcome is not Outcome.GONE:  # the frame only says why: the socket is closed whether it went or not
-        outcome = _call(connection_id, lambda: client.delete_connection(ConnectionId=connection_id))
-    if outcome is Outcome.SENT:
-        logger.info("Connection closed: its token expired", extra={"connection_id": connection_id})
-    return outcome
+class JobsNotQueued(RuntimeError):
+    """The fanout queue did not take a job this one had to queue: the job is retried."""
 
 
-def _call(connection_id: str, request: Callable[[], object]) -> Outcome:
-    try:
-        request()
-    except ClientError as error:
-        return _classify(connection_id, error)
-    except BotoCoreError as error:  # connection refused, timeouts, ...
-        logger.warning("Post failed (network)", extra={"connection_id": connection_id, "error": str(error)})
-        return Outcome.TRANSIENT
-    return Outcome.SENT
-
-
-def _classify(connection_id: str, error: ClientError) -> Outcome:
-    code = error.response.get("Error", {}).get("Code", "")
-    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    if code == "GoneException" or status == 410:
-        return Outcome.GONE
-    if code in THROTTLING_CODES or status == 429:
-        return Outcome.THROTTLED
-    if status >= 500:
-        logger.warning("Post failed (retryable)", extra={"connection_id": connection_id, "code": code})
-        return Outcome.TRANSIENT
-    logger.warning(
-        "Post refused; not retried",
-        extra={"connection_id": connection_id, "code": code, "status": status, "error": str(error)},
-    )
-    return Outcome.FAILED
+def _topics(publications: Iterable[Publication]) -> list[str]:
+    return sorted({topic for publication in publications for topic in publication.seqs})

@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from realtime.core.contract import MAX_DATA_DEPTH, RESERVED_ID_PREFIX, RESERVED_TYPE_PREFIX
 from realtime.core.encoding import compact_json, format_timestamp, nesting_depth
 from realtime.core.errors import PermanentError
-from realtime.events.fanout import FanoutDelivery, FanoutReport
+from realtime.events.audience import EventTypeRules
+from realtime.events.delivery import DeliveryReport, EventDelivery
 from realtime.events.models import Event, Publication
 from realtime.events.producer import ProducerMessage
-from realtime.events.rules import EventTypeRules
 from realtime.events.store import EventStore, NewEvent
 
 MAX_REPORTED_ERRORS = 5
@@ -57,7 +57,7 @@ class StoredOne:
 class BatchReport:
     stored: list[StoredOne] = field(default_factory=list)
     failed: dict[int, Exception] = field(default_factory=dict)  # index in the batch -> why it must be retried
-    delivery: FanoutReport = field(default_factory=FanoutReport)
+    delivery: DeliveryReport = field(default_factory=DeliveryReport)
 
 
 def producer_of(sender_id: str | None) -> str | None:
@@ -106,17 +106,15 @@ class EventPipeline:
         self,
         *,
         store: EventStore,
-        delivery: FanoutDelivery,
+        delivery: EventDelivery,
         rules: EventTypeRules,
         max_data_bytes: int,
-        fanout_threshold: int,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._delivery = delivery
         self._rules = rules
         self._max_data_bytes = max_data_bytes
-        self._fanout_threshold = fanout_threshold
         self._now = now
 
     def parse(
@@ -214,7 +212,7 @@ class EventPipeline:
                     published_at=published_at,
                     seqs=seqs,
                 )
-        report.delivery = self._delivery.deliver_stored(list(publications.values()), self._fanout_threshold)
+        report.delivery = self._delivery.deliver_stored(list(publications.values()))
         for index, event in enumerate(batch):
             if event.event_id in report.delivery.unqueued and index not in report.failed:
                 report.failed[index] = RuntimeError("its fan-out jobs were not queued")

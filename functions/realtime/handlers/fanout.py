@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from realtime import services
-from realtime.core.batch import records
 from realtime.core.observability import logger, metrics, traced
+from realtime.core.sqs import records
+from realtime.events.delivery import InvalidJob, PageJob, job_from_message
 
 
 @traced
@@ -22,8 +22,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     for record in records(event):
         logger.set_correlation_id(record.message_id)
         try:
-            job = json.loads(record.body)
-            report = app.delivery.run_job(job, app.page_size)
+            job = job_from_message(record.body)
+        except InvalidJob as error:
+            # Not written by this module: retrying cannot help, so drop it loudly.
+            logger.error("Delivery job dropped", extra={"message_id": record.message_id, "error": error.reason})
+            metrics.add_metric(name="InvalidDeliveryJobs", unit=MetricUnit.Count, value=1)
+            continue
+        try:
+            report = app.delivery.run(job)
         except Exception:
             # A page that could not be read, or a job that could not be queued: this job runs again.
             logger.exception("Fan-out job failed; SQS will retry it", extra={"message_id": record.message_id})
@@ -31,21 +37,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             continue
         for name, value in report.metrics().items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-        logger.info(
-            "Fan-out job done",
-            extra={
-                "event_id": job["event"]["id"],
-                "topic": job.get("topic"),
-                "attempt": job["attempt"],
-                "delivered": report.sent,
-                "gone": report.gone,
-                "refused": report.refused,
-                "throttled": report.throttled,
-                "retried": report.retried,
-                "abandoned": report.abandoned,
-                "expired": report.expired,
-                "lowest_concurrency": report.lowest_concurrency,
-            },
-        )
+        job_fields = {
+            "event_id": job.publication.id,
+            "topic": job.topic if isinstance(job, PageJob) else None,
+            "attempt": job.attempt,
+        }
+        logger.info("Fan-out job done", extra={**job_fields, **report.log_fields()})
     metrics.add_metric(name="FanoutJobsRetried", unit=MetricUnit.Count, value=len(failed))
     return app.retries.report(failed)

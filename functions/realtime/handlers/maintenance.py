@@ -3,7 +3,6 @@ what cleanup did (and what TTL has yet to do) as metrics and one log line per ru
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -35,7 +34,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return context.get_remaining_time_in_millis() < TIME_MARGIN_SECONDS * 1000
 
     report = services.maintenance().run(time_is_up)
-    summary = dataclasses.asdict(report)
+    summary = report.summary()
     for field, metric in METRICS.items():
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=summary[field])
     for table, items in report.table_items.items():

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from realtime import services
-from realtime.core.batch import QueueRecord, process_sqs_batch
 from realtime.core.observability import logger, metrics, traced
+from realtime.core.sqs import QueueRecord, batch_failures, records
 from realtime.presence.announcer import OfflineCheck
 from realtime.presence.sessions import PresenceDecider
 
@@ -40,4 +39,11 @@ def _handle_record(decider: PresenceDecider, record: QueueRecord) -> None:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     decider = services.presence_checks()
     # Each record sets its own correlation id; clear_state drops the last one before the next invocation.
-    return process_sqs_batch(event, functools.partial(_handle_record, decider))
+    failed = []
+    for record in records(event):
+        try:
+            _handle_record(decider, record)
+        except Exception:
+            logger.exception("Offline check failed; SQS will retry it", extra={"message_id": record.message_id})
+            failed.append(record)
+    return batch_failures(failed)

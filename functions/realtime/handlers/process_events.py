@@ -9,9 +9,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from realtime import services
-from realtime.core.batch import QueueRecord, records
 from realtime.core.errors import PermanentError
 from realtime.core.observability import logger, metrics, traced
+from realtime.core.sqs import QueueRecord, records
 from realtime.events.pipeline import BatchReport, PendingEvent, producer_of
 from realtime.services import ProcessEvents
 
@@ -88,21 +88,7 @@ def _log(report: BatchReport) -> None:
     )
     for name, value in delivery.metrics().items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-    logger.info(
-        "Batch delivered",
-        extra={
-            "events": len(report.stored),
-            "delivered": delivery.sent,
-            "gone": delivery.gone,
-            "refused": delivery.refused,
-            "throttled": delivery.throttled,
-            "retried": delivery.retried,
-            "abandoned": delivery.abandoned,
-            "expired": delivery.expired,
-            "pages_queued": delivery.pages_queued,
-            "lowest_concurrency": delivery.lowest_concurrency,
-        },
-    )
+    logger.info("Batch delivered", extra={"events": len(report.stored), **delivery.log_fields()})
 
 
 @traced

@@ -8,9 +8,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from realtime import services
+from realtime.connections.store import TooManySessions
 from realtime.core.auth import InvalidToken
 from realtime.core.observability import logger, metrics, traced
-from realtime.events.connections import TooManySessions
 
 
 @traced

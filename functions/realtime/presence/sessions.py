@@ -21,9 +21,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from realtime.connections.store import ConnectionStore, TooManySessions
 from realtime.core.encoding import parse_timestamp
 from realtime.core.observability import logger
-from realtime.events.connections import ConnectionStore, TooManySessions
 from realtime.presence.store import PresenceState, PresenceStore
 
 if TYPE_CHECKING:

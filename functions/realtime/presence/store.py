@@ -30,8 +30,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from realtime.connections.store import TooManySessions
 from realtime.core.encoding import timestamp_at
-from realtime.events.connections import TooManySessions
 
 # BatchGetItem takes at most 100 keys.
 BATCH_GET_LIMIT = 100

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 from realtime.core.contract import EVENT_ID_PATTERN
-from realtime.db_changes.rules import ChangeSources
+from realtime.db_changes.sources import ChangeSources
 from realtime.db_changes.translate import ChangeTranslator, derive_event_id
 from realtime.events.producer import ProducerMessage
 

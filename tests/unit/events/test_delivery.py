@@ -1,155 +1,343 @@
-import threading
-import time
+import json
+from collections import Counter
+from unittest.mock import ANY
 
 import boto3
 import pytest
-from botocore.exceptions import EndpointConnectionError
-from botocore.stub import Stubber
-from realtime.events.connections import ConnectionStore
-from realtime.events.delivery import Deliverer, InFlightLimit, Outcome
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from realtime.connections.posting import TOKEN_EXPIRED_FRAME, Poster
+from realtime.connections.store import ConnectionStore, Subscriber
+from realtime.core.contract import QUEUE_MESSAGE_BYTES
+from realtime.core.encoding import compact_json
+from realtime.events.delivery import (
+    DeliveryQueue,
+    EventDelivery,
+    PageJob,
+    RetryJob,
+    Target,
+    job_from_message,
+    owned_targets,
+    retry_jobs,
+)
+from realtime.events.models import Publication
 
-from ..support import REGION, FakeManagementClient, client_error, subscribed
+from ..fake_dynamodb import FakeDynamoDB
+from ..support import REGION, FakeManagementClient, client_error
+
+NOW = 1_800_000_000
+TOPICS = ["all", "group:a", "group:b", "user:1", "user:2"]
+
+
+def publication(seqs, data=None, event_id="e1"):
+    return Publication(
+        id=event_id,
+        type="t",
+        data=data or {"n": 1},
+        occurred_at="2026-01-01T00:00:00.000Z",
+        published_at="2026-01-01T00:00:01.000Z",
+        seqs=seqs,
+    )
+
+
+class RecordingQueue:
+    """The fanout queue in memory: jobs go through JSON, as on SQS; `refuse` fails sends of those event ids."""
+
+    def __init__(self):
+        self.jobs = []
+        self.refuse = set()
+
+    def send(self, jobs):
+        refused = [index for index, job in enumerate(jobs) if job.publication.id in self.refuse]
+        self.jobs += [
+            json.loads(compact_json(job.to_message())) for index, job in enumerate(jobs) if index not in refused
+        ]
+        return refused
+
+
+def fake_connections(page_size=1000):
+    db = FakeDynamoDB(page_size=page_size)
+    return ConnectionStore(db.create_table("connections", "pk", "sk"), clock=lambda: NOW)
+
+
+class Stage:
+    """process-events (first page inline) and the fanout workers (a job each), as the module builds them."""
+
+    def __init__(self, connections, client, queue, max_attempts, concurrency, clock):
+        poster = Poster(client, concurrency, on_gone=connections.remove)
+        self._delivery = lambda page_size: EventDelivery(
+            connections=connections,
+            poster=poster,
+            queue=queue,
+            max_attempts=max_attempts,
+            page_size=page_size,
+            clock=clock,
+        )
+
+    def deliver_stored(self, publications, first_page):
+        return self._delivery(first_page).deliver_stored(publications)
+
+    def run_job(self, job, page_size):
+        """A worker reads the job from its SQS message body, as the fanout function does."""
+        return self._delivery(page_size).run(job_from_message(json.dumps(job)))
+
+
+def fanout(connections, client, queue, max_attempts=3, concurrency=4, clock=lambda: NOW):
+    return Stage(connections, client, queue, max_attempts, concurrency, clock)
+
+
+def frames_by_connection(client):
+    received = {}
+    for connection_id, data in client.posts:
+        received.setdefault(connection_id, []).append(json.loads(data))
+    return received
+
+
+# --- who posts to a connection -------------------------------------------------------------------
+
+
+def test_a_connection_is_posted_from_its_first_shared_topic_only_with_the_seqs_of_all():
+    event = publication({"group:a": 4, "user:1": 9, "all": 2})
+    subscriber = Subscriber("c1", ("user:1", "group:a", "presence:7"))
+
+    assert owned_targets(event, "group:a", [subscriber]) == [Target("c1", ("group:a", "user:1"))]
+    assert owned_targets(event, "user:1", [subscriber]) == []
+    assert owned_targets(event, "all", [Subscriber("c2", ("all", "user:2"))]) == [Target("c2", ("all",))]
+
+
+def test_a_subscription_written_before_topics_were_kept_counts_its_own_topic_only():
+    event = publication({"group:a": 4, "user:1": 9})
+
+    assert owned_targets(event, "user:1", [Subscriber("old", None)]) == [Target("old", ("user:1",))]
+
+
+connection_sets = st.dictionaries(
+    st.sampled_from([f"c{n}" for n in range(12)]),
+    st.tuples(st.sets(st.sampled_from(TOPICS), min_size=1), st.booleans()),  # its topics; an old item?
+    max_size=12,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    connections=connection_sets,
+    audience=st.sets(st.sampled_from(TOPICS), min_size=1),
+    threshold=st.integers(1, 6),
+    page_size=st.integers(1, 6),
+    data=st.data(),
+)
+def test_every_connection_gets_one_frame_per_event_however_the_pages_fall(
+    connections, audience, threshold, page_size, data
+):
+    store = fake_connections()
+    for connection_id, (topics, old) in connections.items():
+        store.add(connection_id, "u", sorted(topics), ttl_seconds=60)
+        if old:  # written before subscriptions kept the topic list
+            for item in store._table.items.values():
+                if item["connectionId"] == connection_id and item["sk"] != "meta":
+                    del item["topics"]
+    client, queue = FakeManagementClient(), RecordingQueue()
+    delivery = fanout(store, client, queue)
+    event = publication({topic: n + 1 for n, topic in enumerate(sorted(audience))})
+
+    delivery.deliver_stored([event], first_page=threshold)
+    while queue.jobs:  # fan-out workers take the jobs in any order
+        job = queue.jobs.pop(data.draw(st.integers(0, len(queue.jobs) - 1)))
+        delivery.run_job(job, page_size)
+
+    expected = Counter()
+    for connection_id, (topics, old) in connections.items():
+        reached = sorted(topics & audience)
+        for seqs in [[topic] for topic in reached] if old else [reached] if reached else []:
+            expected[(connection_id, json.dumps({t: event.seqs[t] for t in seqs}))] += 1
+    posted = Counter((frame_to, json.dumps(json.loads(data)["seqs"])) for frame_to, data in client.posts)
+    assert posted == expected
+
+
+# --- pages -------------------------------------------------------------------------------------
+
+
+def test_a_small_audience_is_posted_inline_and_a_large_one_in_pages_read_ahead():
+    store = fake_connections()
+    for n in range(7):
+        store.add(f"c{n}", f"u{n}", ["all"], ttl_seconds=60)
+    store.add("mine", "u1", ["user:1", "all"], ttl_seconds=60)
+    client, queue = FakeManagementClient(), RecordingQueue()
+    delivery = fanout(store, client, queue)
+    small, big = publication({"user:1": 3}, event_id="small"), publication({"all": 8}, event_id="big")
+
+    report = delivery.deliver_stored([small, big], first_page=3)
+
+    assert report.pages_queued == 1
+    assert [(job["event"]["id"], job["topic"], job["attempt"]) for job in queue.jobs] == [("big", "all", 0)]
+    assert sorted(frames_by_connection(client)) == ["c0", "c1", "c2", "mine"]
+    job = queue.jobs.pop()
+    queued_before_posting = []
+    client.on_post = lambda: queued_before_posting.append(len(queue.jobs))
+
+    delivery.run_job(job, page_size=2)
+
+    assert queued_before_posting[0] == 1  # the next page's job went out before this page's first post
+    while queue.jobs:
+        delivery.run_job(queue.jobs.pop(), page_size=2)
+    received = frames_by_connection(client)
+    assert sorted(received) == sorted([f"c{n}" for n in range(7)] + ["mine"])
+    assert all(len(frames) == 1 for connection_id, frames in received.items() if connection_id != "mine")
+    assert [frame["id"] for frame in received["mine"]] == ["small", "big"]
+
+
+def test_an_event_whose_page_job_was_not_queued_is_not_posted_and_is_reported():
+    store = fake_connections()
+    for n in range(3):
+        store.add(f"c{n}", f"u{n}", ["all"], ttl_seconds=60)
+    client, queue = FakeManagementClient(), RecordingQueue()
+    queue.refuse.add("big")
+
+    report = fanout(store, client, queue).deliver_stored([publication({"all": 1}, event_id="big")], first_page=2)
+
+    assert report.unqueued == {"big"}
+    assert client.posts == []
+
+
+# --- retries -------------------------------------------------------------------------------------
+
+
+def test_failed_posts_are_retried_alone_then_given_up_after_max_attempts(caplog):
+    store = fake_connections()
+    for n in range(4):
+        store.add(f"c{n}", f"u{n}", ["user:1", "all"], ttl_seconds=60)
+    client = FakeManagementClient(
+        failures={"c1": client_error("InternalServerError", 500), "c2": client_error("LimitExceededException", 429)}
+    )
+    queue = RecordingQueue()
+    delivery = fanout(store, client, queue, max_attempts=3)
+
+    first = delivery.deliver_stored([publication({"user:1": 5, "all": 6})], first_page=100)
+
+    assert (first.sent, first.retried, first.throttled) == (2, 2, 1)
+    (retry,) = queue.jobs
+    assert retry["attempt"] == 1
+    assert retry["targets"] == [
+        {"connectionId": "c1", "topics": ["all", "user:1"]},
+        {"connectionId": "c2", "topics": ["all", "user:1"]},
+    ]
+    del client.failures["c2"]  # the gateway recovers for c2 only
+    reports = []
+    while queue.jobs:
+        reports.append(delivery.run_job(queue.jobs.pop(), page_size=100))
+
+    assert [(r.sent, r.retried, r.abandoned) for r in reports] == [(1, 1, 0), (0, 0, 1)]
+    assert sorted(frames_by_connection(client)) == ["c0", "c2", "c3"]
+    assert all(len(frames) == 1 for frames in frames_by_connection(client).values())
+    abandoned = [r for r in caplog.records if r.getMessage().startswith("Delivery abandoned")]
+    assert [(r.connection_id, r.event_id, r.posts) for r in abandoned] == [("c1", "e1", 3)]
+
+
+def test_refused_and_gone_connections_are_not_retried():
+    store = fake_connections()
+    store.add("forbidden", "u", ["all"], ttl_seconds=60)
+    client = FakeManagementClient(failures={"forbidden": client_error("ForbiddenException", 403)})
+    queue = RecordingQueue()
+
+    report = fanout(store, client, queue).deliver_stored([publication({"all": 1})], first_page=10)
+
+    assert (report.refused, report.retried, queue.jobs) == (1, 0, [])
+
+
+# --- expired tokens ------------------------------------------------------------------------------
+
+
+def test_a_connection_whose_token_expired_gets_no_event_but_a_last_frame_and_is_closed():
+    store = fake_connections()
+    store.add("valid", "u1", ["all"], ttl_seconds=7200, token_expires_at=NOW + 1)
+    store.add("expired", "u2", ["all"], ttl_seconds=7200, token_expires_at=NOW)
+    store.add("paged", "u3", ["all"], ttl_seconds=7200, token_expires_at=NOW - 60)
+    store.add("unknown", "u4", ["all"], ttl_seconds=7200)  # written before tokens' expiry was kept
+    client, queue = FakeManagementClient(), RecordingQueue()
+    delivery = fanout(store, client, queue)
+
+    reports = [delivery.deliver_stored([publication({"all": 1})], first_page=2)]
+    while queue.jobs:
+        reports.append(delivery.run_job(queue.jobs.pop(), page_size=1))
+
+    received = frames_by_connection(client)
+    assert [frame["id"] for frame in received["valid"]] == ["e1"]
+    assert [frame["id"] for frame in received["unknown"]] == ["e1"]
+    for closed in ("expired", "paged"):
+        assert received[closed] == [json.loads(TOKEN_EXPIRED_FRAME)]
+    assert received["expired"] == [{"type": "error", "error": {"code": "token_expired", "message": ANY}}]
+    assert sorted(client.deleted) == ["expired", "paged"]
+    assert sum(r.expired for r in reports) == 2
+    assert sum(r.metrics()["ExpiredConnectionsClosed"] for r in reports) == 2
+
+
+def test_a_retried_post_is_not_made_once_the_token_has_expired():
+    store = fake_connections()
+    store.add("c1", "u1", ["all"], ttl_seconds=7200, token_expires_at=NOW + 5)
+    client, queue = FakeManagementClient(failures={"c1": client_error("InternalServerError", 500)}), RecordingQueue()
+    now = [NOW]
+    delivery = fanout(store, client, queue, clock=lambda: now[0])
+
+    delivery.deliver_stored([publication({"all": 1})], first_page=10)
+    (retry,) = queue.jobs
+    assert retry["targets"] == [{"connectionId": "c1", "topics": ["all"], "tokenExpiresAt": NOW + 5}]
+    del client.failures["c1"]
+    now[0] = NOW + 10
+    report = delivery.run_job(queue.jobs.pop(), page_size=10)
+
+    assert (report.sent, report.expired, report.retried) == (0, 1, 0)
+    assert frames_by_connection(client)["c1"] == [json.loads(TOKEN_EXPIRED_FRAME)]
+    assert client.deleted == ["c1"]
+
+
+def test_an_expired_connection_already_gone_is_removed():
+    store = fake_connections()
+    store.add("gone", "u1", ["all"], ttl_seconds=7200, token_expires_at=NOW - 100)
+    client = FakeManagementClient(failures={"gone": client_error("GoneException", 410)})
+
+    report = fanout(store, client, RecordingQueue()).deliver_stored([publication({"all": 1})], first_page=10)
+
+    assert (report.expired, client.posts, client.deleted) == (0, [], [])
+    assert store.get("gone") is None
+
+
+def test_retry_jobs_fit_in_sqs_messages():
+    event = publication({"all": 1}, data={"blob": "x" * 100_000})
+    targets = [Target(f"connection-{n:06d}=", ("all", "group:some-rather-long-name")) for n in range(3000)]
+
+    jobs = retry_jobs(event, targets, attempt=2)
+
+    assert len(jobs) > 1
+    assert all(len(compact_json(job.to_message()).encode()) <= QUEUE_MESSAGE_BYTES for job in jobs)
+    assert [t.connection_id for job in jobs for t in job.targets] == [t.connection_id for t in targets]
+    assert {job.attempt for job in jobs} == {2}
 
 
 @pytest.fixture
-def connections(connections_table):
-    store = ConnectionStore(connections_table)
-    for connection_id in ("live", "gone", "forbidden", "throttled", "broken"):
-        store.add(connection_id, "u", ["all"], ttl_seconds=60)
-    return store
+def fanout_queue(aws_mock):
+    sqs = boto3.client("sqs", region_name=REGION)
+    return sqs, sqs.create_queue(QueueName="fanout")["QueueUrl"]
 
 
-def test_posts_every_frame(connections):
-    client = FakeManagementClient()
-    posts = [("live", b"one"), ("live", b"two"), ("other", b"three")]
+def test_page_jobs_go_at_once_and_retry_jobs_after_a_jittered_backoff(fanout_queue):
+    sqs, url = fanout_queue
+    sent = []
+    sqs.meta.events.register(
+        "before-parameter-build.sqs.SendMessageBatch", lambda params, **_: sent.extend(params["Entries"])
+    )
+    queue = DeliveryQueue(sqs, url, rand=lambda: 0.75)
+    event = publication({"all": 1})
+    target = (Target("c1", ("all",)),)
 
-    report = Deliverer(client, concurrency=4, on_gone=connections.remove).deliver(posts)
-
-    assert (report.sent, report.gone, report.failed) == (3, 0, 0)
-    assert sorted(client.posts) == sorted(posts)
-
-
-def test_nothing_to_post(connections):
-    report = Deliverer(FakeManagementClient(), concurrency=4, on_gone=connections.remove).deliver([])
-
-    assert (report.sent, report.gone, report.failed) == (0, 0, 0)
-
-
-def test_gone_connections_are_removed_once(connections):
-    client = FakeManagementClient(failures={"gone": client_error("GoneException", 410)})
-
-    report = Deliverer(client, concurrency=4, on_gone=connections.remove).deliver(
-        [("live", b"a"), ("gone", b"a"), ("gone", b"b")]
+    failed = queue.send(
+        [
+            PageJob(event, "all", {"pk": "topic#all", "sk": "conn#c9"}),
+            RetryJob(event, target, 1),
+            RetryJob(event, target, 3),
+            RetryJob(event, target, 12),
+        ]
     )
 
-    assert (report.sent, report.gone, report.failed) == (1, 1, 0)
-    assert connections.get("gone") is None
-    assert sorted(subscribed(connections, "all")) == ["broken", "forbidden", "live", "throttled"]
-
-
-@pytest.mark.parametrize(("code", "status"), [("ForbiddenException", 403), ("PayloadTooLargeException", 413)])
-def test_other_client_errors_are_dropped_not_retried(connections, code, status):
-    client = FakeManagementClient(failures={"forbidden": client_error(code, status)})
-
-    report = Deliverer(client, concurrency=4, on_gone=connections.remove).deliver([("live", b"a"), ("forbidden", b"a")])
-
-    assert (report.sent, report.gone, report.failed, report.retry) == (1, 0, 1, [])
-    assert connections.get("forbidden") is not None
-
-
-@pytest.mark.parametrize(
-    "failure",
-    [
-        client_error("LimitExceededException", 429),
-        client_error("InternalServerError", 500),
-        client_error("ServiceUnavailable", 503),
-        EndpointConnectionError(endpoint_url="https://example.invalid"),
-    ],
-)
-def test_posts_that_may_succeed_later_are_reported_not_raised(connections, failure):
-    client = FakeManagementClient(failures={"throttled": failure, "gone": client_error("GoneException", 410)})
-    posts = [("live", b"a"), ("throttled", b"a"), ("gone", b"a"), ("live", b"b")]
-
-    report = Deliverer(client, concurrency=2, on_gone=connections.remove).deliver(posts)
-
-    assert report.retry == [1]
-    assert (report.sent, report.gone) == (2, 1)
-    assert sorted(client.posts) == [("live", b"a"), ("live", b"b")]
-    assert connections.get("gone") is None  # cleanup still happened
-
-
-def test_throttling_halves_the_posts_in_flight_once_per_round_and_successes_raise_them_again():
-    limit = InFlightLimit(8)
-    rounds = [limit.acquire() for _ in range(8)]
-
-    for started_in in rounds[:3]:  # three 429s to posts sent together: one halving
-        limit.release(started_in, Outcome.THROTTLED)
-    assert limit.limit == 4
-    for started_in in rounds[3:7]:
-        limit.release(started_in, Outcome.SENT)
-    assert limit.limit == 5  # +1 after as many successes as the limit
-    limit.release(rounds[7], Outcome.THROTTLED)  # sent before the halving: says nothing new
-    assert limit.limit == 5
-    limit.release(limit.acquire(), Outcome.THROTTLED)  # sent after it: halved again
-    assert limit.limit == 2
-    for _ in range(5):
-        limit.release(limit.acquire(), Outcome.THROTTLED)
-    assert limit.limit == 1  # never below one
-    limit.release(limit.acquire(), Outcome.SENT)
-    assert limit.limit == 2
-
-
-class GatewayWithARateLimit(FakeManagementClient):
-    """Answers 429 to a post made while `capacity` others are in flight; remembers the most in flight."""
-
-    def __init__(self, capacity, delay=0.002):
-        super().__init__()
-        self.capacity = capacity
-        self.delay = delay
-        self.in_flight = 0
-        self.in_flight_after_first_429 = []
-        self.throttled = False
-        self.lock = threading.Lock()
-
-    def post_to_connection(self, *, ConnectionId, Data):
-        with self.lock:
-            self.in_flight += 1
-            crowded = self.in_flight > self.capacity
-            self.throttled = self.throttled or crowded
-            if self.throttled:
-                self.in_flight_after_first_429.append(self.in_flight)
-        try:
-            time.sleep(self.delay)
-            if crowded:
-                raise client_error("LimitExceededException", 429)
-            return super().post_to_connection(ConnectionId=ConnectionId, Data=Data)
-        finally:
-            with self.lock:
-                self.in_flight -= 1
-
-
-def test_throttling_lowers_the_concurrency_of_the_rest_of_the_delivery():
-    gateway = GatewayWithARateLimit(capacity=4)
-
-    report = Deliverer(gateway, concurrency=32, on_gone=lambda _id: None).deliver([(f"c{n}", b"x") for n in range(400)])
-
-    assert report.throttled > 0
-    assert report.sent + len(report.retry) == 400
-    assert report.concurrency < 32
-    # Once throttled, the posts in flight drop to what the gateway takes, give or take the probing.
-    late = gateway.in_flight_after_first_429[len(gateway.in_flight_after_first_429) // 2 :]
-    assert max(late) <= 8
-
-
-def test_with_a_real_client_stubbed(connections):
-    client = boto3.client(
-        "apigatewaymanagementapi", region_name=REGION, endpoint_url="https://example.execute-api.test/stage"
-    )
-    with Stubber(client) as stubber:
-        stubber.add_response("post_to_connection", {}, {"ConnectionId": "live", "Data": b"a"})
-        stubber.add_client_error("post_to_connection", service_error_code="GoneException", http_status_code=410)
-
-        report = Deliverer(client, concurrency=1, on_gone=connections.remove).deliver([("live", b"a"), ("gone", b"a")])
-
-        stubber.assert_no_pending_responses()
-    assert (report.sent, report.gone) == (1, 1)
+    assert failed == []
+    assert [entry.get("DelaySeconds") for entry in sent] == [None, 2, 6, 675]  # 0.75 x min(900, 2^attempt)
+    assert json.loads(sent[0]["MessageBody"])["startKey"] == {"pk": "topic#all", "sk": "conn#c9"}

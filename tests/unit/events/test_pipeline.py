@@ -2,16 +2,16 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from realtime.connections.posting import Poster
+from realtime.connections.store import ConnectionStore
 from realtime.core.errors import PermanentError
-from realtime.events.connections import ConnectionStore
-from realtime.events.delivery import Deliverer
-from realtime.events.fanout import FanoutDelivery
+from realtime.events.audience import EventTypeRules
+from realtime.events.delivery import EventDelivery
 from realtime.events.pipeline import EventPipeline, idempotency_key, producer_of
-from realtime.events.rules import EventTypeRules
 from realtime.events.store import EventStore
 
 from ..support import FakeManagementClient, client_error
-from .test_fanout import RecordingQueue
+from .test_delivery import RecordingQueue
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, 250000, tzinfo=UTC)
 SENT_AT = datetime(2026, 1, 1, 11, 59, 59, tzinfo=UTC)
@@ -30,18 +30,18 @@ def queue():
 @pytest.fixture
 def pipeline(events_table, connections_table, client, queue):
     connections = ConnectionStore(connections_table)
-    delivery = FanoutDelivery(
+    delivery = EventDelivery(
         connections=connections,
-        deliverer=Deliverer(client, concurrency=4, on_gone=connections.remove),
+        poster=Poster(client, concurrency=4, on_gone=connections.remove),
         queue=queue,
         max_attempts=3,
+        page_size=2,  # fanout_threshold
     )
     return EventPipeline(
         store=EventStore(events_table, 3600),
         delivery=delivery,
         rules=EventTypeRules.from_json('[{"type": "order.*", "audience": ["user:{data.userId}"]}]'),
         max_data_bytes=100,
-        fanout_threshold=2,
         now=lambda: NOW,
     )
 

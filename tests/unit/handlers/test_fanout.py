@@ -2,7 +2,7 @@ import json
 import time
 
 import pytest
-from realtime.events.connections import ConnectionStore
+from realtime.connections.store import ConnectionStore
 from realtime.handlers import fanout, process_events
 
 from ..support import client_error, sqs_record
@@ -79,3 +79,28 @@ def test_a_page_that_cannot_be_read_is_retried_soon(audience, queues, lambda_con
 
     assert result == {"batchItemFailures": [{"itemIdentifier": "job-1"}]}
     assert 1 <= delays[0] <= 3
+
+
+EVENT = {"id": "e1", "type": "t", "data": {}, "occurredAt": "x", "publishedAt": "y", "seqs": {"all": 1}}
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("not json", "not a delivery job"),
+        ('{"topic": "all", "startKey": null}', "not a delivery job"),  # no event
+        (json.dumps({"event": EVENT, "topic": "user:c0", "startKey": None}), "one of its event's topics"),
+        (json.dumps({"event": EVENT, "topic": "all", "startKey": None, "attempt": "1"}), "attempt"),
+        (json.dumps({"event": EVENT, "targets": [], "attempt": 1}), "names connections"),
+        (json.dumps({"event": EVENT, "targets": [{"connectionId": "c0", "topics": ["user:c0"]}]}), "names connections"),
+    ],
+)
+def test_a_job_the_module_would_not_write_is_dropped_with_its_reason_not_retried(
+    audience, management_client, lambda_context, caplog, body, reason
+):
+    result = fanout.handler({"Records": [sqs_record(body, "forged")]}, lambda_context)
+
+    assert result == {"batchItemFailures": []}
+    assert management_client.posts == []
+    (dropped,) = [r for r in caplog.records if r.getMessage() == "Delivery job dropped"]
+    assert reason in dropped.error

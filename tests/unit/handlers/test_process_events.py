@@ -2,9 +2,9 @@ import json
 import time
 
 import pytest
+from realtime.connections.store import ConnectionStore
 from realtime.core import aws, lifecycle
 from realtime.core.errors import ConfigError
-from realtime.events.connections import ConnectionStore
 from realtime.events.store import EventStore
 from realtime.handlers import process_events
 

@@ -5,7 +5,7 @@ import time
 
 import jwt
 import pytest
-from realtime.events.connections import ConnectionStore
+from realtime.connections.store import ConnectionStore
 from realtime.handlers import ws_connect, ws_disconnect, ws_ping
 
 from ..support import make_token, subscribed, ws_event

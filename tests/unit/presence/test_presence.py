@@ -5,24 +5,23 @@ from __future__ import annotations
 import json
 
 import pytest
+from realtime.connections.posting import Poster
+from realtime.connections.store import ConnectionStore
 from realtime.core.encoding import parse_timestamp
-from realtime.events.connections import ConnectionStore
-from realtime.events.delivery import Deliverer
+from realtime.events.audience import EventTypeRules
 from realtime.events.pipeline import EventPipeline
 from realtime.events.producer import ProducerMessage
-from realtime.events.rules import EventTypeRules
 from realtime.presence.announcer import (
     MAX_EVENT_ID_LENGTH,
     OfflineCheck,
     presence_event_id,
     presence_message,
 )
-from realtime.presence.maintenance import Maintenance
 from realtime.presence.sessions import Heartbeats, SessionTracker
 from realtime.presence.store import PresenceState
 
 from ..support import FakeManagementClient, client_error
-from .world import CHECKS_QUEUE, EVENTS_QUEUE, World, create_presence_table, interleavings
+from .world import CHECKS_QUEUE, EVENTS_QUEUE, World, create_presence_table, interleavings, maintenance
 
 
 @pytest.fixture
@@ -292,7 +291,7 @@ def test_a_missed_disconnect_is_repaired_by_maintenance(world):
 
     report = world.sweep()
 
-    assert (report.connections_checked, report.connections_alive, report.connections_removed) == (3, 2, 1)
+    assert (report.connections.checked, report.connections.alive, report.connections.removed) == (3, 2, 1)
     assert world.connections.get(lost) is None
     assert world.state("ann").sessions == 1
     assert world.connections.get(kept) is not None
@@ -310,10 +309,10 @@ def test_recently_seen_connections_are_not_checked(world):
     world.lose(tab)
     world.advance(100)
 
-    assert world.sweep().connections_checked == 0
+    assert world.sweep().connections.checked == 0
 
     world.advance(100)
-    assert world.sweep().connections_removed == 1
+    assert world.sweep().connections.removed == 1
 
 
 def test_connections_older_than_two_hours_are_checked_even_if_they_ping(world):
@@ -324,7 +323,7 @@ def test_connections_older_than_two_hours_are_checked_even_if_they_ping(world):
 
     report = world.sweep()
 
-    assert (report.connections_checked, report.connections_alive) == (1, 1)
+    assert (report.connections.checked, report.connections.alive) == (1, 1)
 
 
 def test_a_failing_get_connection_leaves_the_connection_for_the_next_run(world):
@@ -334,19 +333,19 @@ def test_a_failing_get_connection_leaves_the_connection_for_the_next_run(world):
 
     report = world.sweep()
 
-    assert (report.connections_unknown, report.connections_removed) == (1, 0)
+    assert (report.connections.unknown, report.connections.removed) == (1, 0)
     assert world.state("ann").sessions == 1
 
 
 def test_a_connection_whose_token_expired_is_told_why_and_closed(world):
     expiring, other = world.connect("ann", token_lifetime=120), world.connect("ann")
     world.advance(119)
-    assert world.sweep().connections_expired == 0
+    assert world.sweep().connections.expired == 0
 
     world.advance(1)
     report = world.sweep()
 
-    assert (report.connections_checked, report.connections_expired) == (1, 1)
+    assert (report.connections.checked, report.connections.expired) == (1, 1)
     assert world.management.frames[expiring] == [
         {
             "type": "error",
@@ -357,15 +356,15 @@ def test_a_connection_whose_token_expired_is_told_why_and_closed(world):
     assert world.connections.get(expiring) is None  # removed by the $disconnect the close ran
     assert world.connections.get(other) is not None
     assert world.state("ann").sessions == 1
-    assert world.sweep().connections_checked == 0
+    assert world.sweep().connections.checked == 0
 
 
 def test_maintenance_runs_are_idempotent(world):
     world.lose(world.connect("ann"))
     world.advance(200)
 
-    assert world.sweep().connections_removed == 1
-    assert world.sweep().connections_removed == 0
+    assert world.sweep().connections.removed == 1
+    assert world.sweep().connections.removed == 0
     world.advance(5)
     world.sweep()
     world.advance(300)
@@ -382,8 +381,8 @@ def test_maintenance_stops_when_its_time_is_up(world):
 
     report = world.maintenance.run(lambda: next(calls, True))
 
-    assert (report.complete, report.connections_removed) == (False, 1)
-    assert world.sweep().connections_removed == 2
+    assert (report.complete, report.connections.removed) == (False, 1)
+    assert world.sweep().connections.removed == 2
 
 
 def test_a_session_whose_record_vanished_is_dropped(world):
@@ -393,23 +392,13 @@ def test_a_session_whose_record_vanished_is_dropped(world):
 
     report = world.sweep()
 
-    assert report.orphan_sessions_removed == 1
+    assert report.presence.orphan_sessions_removed == 1
     world.advance(5)
     assert world.kinds_of("ann") == ["online", "offline"]
 
 
 def maintenance_sampling(world, rand):
-    return Maintenance(
-        connections=world.connections,
-        management=world.management,
-        sessions=world.sessions,
-        presence=world.presence,
-        ttl_tables={},
-        stale_seconds=world.stale,
-        grace_seconds=world.grace,
-        clock=world.clock,
-        rand=lambda: rand,
-    )
+    return maintenance(world, rand=lambda: rand)
 
 
 def test_records_of_users_seen_lately_are_read_only_in_a_sample_of_runs(world):
@@ -417,8 +406,8 @@ def test_records_of_users_seen_lately_are_read_only_in_a_sample_of_runs(world):
     tabs = [world.connect("ann"), world.connect("ann")]
     world.connections.remove(tabs[0])
 
-    assert maintenance_sampling(world, rand=0.5).run().orphan_sessions_removed == 0
-    assert maintenance_sampling(world, rand=0.0).run().orphan_sessions_removed == 1
+    assert maintenance_sampling(world, rand=0.5).run().presence.orphan_sessions_removed == 0
+    assert maintenance_sampling(world, rand=0.0).run().presence.orphan_sessions_removed == 1
     assert world.state("ann").connection_ids == {tabs[1]}
 
 
@@ -430,7 +419,7 @@ def test_one_record_read_covers_many_users(world, monkeypatch):
     existing = world.connections.existing
     monkeypatch.setattr(world.connections, "existing", lambda ids: reads.append(list(ids)) or existing(ids))
 
-    assert world.sweep().orphan_sessions_removed == 30
+    assert world.sweep().presence.orphan_sessions_removed == 30
     assert [len(ids) for ids in reads] == [30]
 
 
@@ -442,10 +431,10 @@ def test_a_lost_offline_check_is_decided_by_maintenance(world):
     assert world.connections.get(tab) is None
 
     world.advance(30)
-    assert world.sweep().offline_decided == 0  # not overdue yet: grace + margin
+    assert world.sweep().presence.offline_decided == 0  # not overdue yet: grace + margin
 
     world.advance(60)
-    assert world.sweep().offline_decided == 1
+    assert world.sweep().presence.offline_decided == 1
     assert world.kinds_of("ann") == ["online", "offline"]
 
 
@@ -457,13 +446,13 @@ def test_an_unsent_online_event_is_sent_by_maintenance_with_the_same_id(world):
     assert world.state("ann").unannounced
 
     world.advance(10)
-    assert world.sweep().events_resent == 0  # may still be in flight
+    assert world.sweep().presence.events_resent == 0  # may still be in flight
 
     world.advance(30)
-    assert world.sweep().events_resent == 1
+    assert world.sweep().presence.events_resent == 1
     assert [(e.type, e.id) for e in world.events_of("ann")] == [("presence.online", "presence-ann-1")]
     assert not world.state("ann").unannounced
-    assert world.sweep().events_resent == 0
+    assert world.sweep().presence.events_resent == 0
 
 
 def test_a_check_whose_event_was_not_sent_sends_it_on_retry(world):
@@ -487,7 +476,7 @@ def test_delivery_that_finds_a_connection_gone_ends_its_session(world):
     world.advance(60)
     client = FakeManagementClient(failures={tab: client_error("GoneException", 410)})
 
-    report = Deliverer(client, concurrency=2, on_gone=world.sessions.remove).deliver([(tab, b"frame")])
+    report = Poster(client, concurrency=2, on_gone=world.sessions.remove).post([(tab, b"frame")])
 
     assert report.gone == 1
     assert world.state("ann").sessions == 0
@@ -501,7 +490,7 @@ def test_delivery_keeps_a_connection_whose_connect_may_still_be_running(world):
     world.advance(5)
     client = FakeManagementClient(failures={tab: client_error("GoneException", 410)})
 
-    Deliverer(client, concurrency=2, on_gone=world.sessions.remove).deliver([(tab, b"frame")])
+    Poster(client, concurrency=2, on_gone=world.sessions.remove).post([(tab, b"frame")])
 
     assert world.connections.get(tab) is not None
     assert world.state("ann").sessions == 1
@@ -523,7 +512,7 @@ def test_presence_events_are_valid_producer_messages(world):
     assert message["data"] == {"userId": "ann", "version": 1, "lastSeen": "2026-01-01T00:00:00.000Z"}
     [sent] = [m.body for m in world.sqs.messages_sent if m.queue_url == EVENTS_QUEUE]
     pipeline = EventPipeline(
-        store=None, delivery=None, rules=EventTypeRules([]), max_data_bytes=1024, fanout_threshold=1
+        store=None, delivery=None, rules=EventTypeRules([]), max_data_bytes=1024
     )
     pending = pipeline.parse(sent, "m1", internal=True)  # from the presence-events queue: the module's own
     assert json.loads(sent) == message

@@ -26,9 +26,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from realtime.connections.store import META_SK
 from realtime.core.encoding import parse_timestamp
-from realtime.events.connections import META_SK
-from realtime.presence.maintenance import OVERDUE_CHECK_MARGIN_SECONDS, UNCONFIRMED_EVENT_AGE_SECONDS
+from realtime.presence.repair import OVERDUE_CHECK_MARGIN_SECONDS, UNCONFIRMED_EVENT_AGE_SECONDS
 
 from ..fake_dynamodb import FakeDynamoDB
 from .world import CHECKS_QUEUE, EVENTS_QUEUE, Message, World, create_presence_table, interleavings

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
+from realtime.connections.store import META_SK, ConnectionStore, TooManySessions
 from realtime.core.auth import Principal
-from realtime.events.connections import META_SK, ConnectionStore, TooManySessions
 from realtime.presence.sessions import SessionTracker
 from realtime.presence.store import PresenceStore
 

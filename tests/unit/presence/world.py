@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
+from realtime.connections.store import ConnectionStore
+from realtime.connections.sweep import ConnectionSweep
 from realtime.core.auth import Principal
 from realtime.core.topics import topics_for_claims
-from realtime.events.connections import ConnectionStore
+from realtime.maintenance import Maintenance
 from realtime.presence.announcer import OfflineCheck, OfflineChecks, PresenceAnnouncer
-from realtime.presence.maintenance import Maintenance
+from realtime.presence.repair import PresenceRepair
 from realtime.presence.sessions import SessionTracker
 from realtime.presence.store import PresenceStore
 
@@ -144,16 +146,7 @@ class World:
             schedule_check=lambda user_id, version: self.checks.schedule(user_id, version),
             clock=self.clock,
         )
-        self.maintenance = Maintenance(
-            connections=self.connections,
-            management=self.management,
-            sessions=self.sessions,
-            presence=self.presence,
-            ttl_tables={},
-            stale_seconds=stale,
-            grace_seconds=grace,
-            clock=self.clock,
-        )
+        self.maintenance = maintenance(self)
         self._ids = itertools.count(1)
         self.delivered_checks: list[str] = []  # bodies of every check handed to the consumer
         self.sent_at: dict[str, float] = {}  # event id -> first send time (the events queue stores once per id)
@@ -292,3 +285,27 @@ def interleavings(first: list, second: list):
     for slots in itertools.combinations(range(total), len(first)):
         a, b = iter(first), iter(second)
         yield [next(a) if i in slots else next(b) for i in range(total)]
+
+
+def maintenance(world: World, rand: Any = None) -> Maintenance:
+    """The maintenance run as services.maintenance() builds it, over the world's stores and clock."""
+    return Maintenance(
+        sweep=ConnectionSweep(
+            connections=world.connections,
+            management=world.management,
+            remove=world.sessions.remove,
+            stale_seconds=world.stale,
+            clock=world.clock,
+        ),
+        repair=PresenceRepair(
+            presence=world.presence,
+            connections=world.connections,
+            sessions=world.sessions,
+            stale_seconds=world.stale,
+            grace_seconds=world.grace,
+            clock=world.clock,
+            **({"rand": rand} if rand is not None else {}),
+        ),
+        ttl_tables={},
+        clock=world.clock,
+    )

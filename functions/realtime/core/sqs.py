@@ -1,4 +1,9 @@
-"""SQS batches with partial failures: a record that fails is retried alone, the others are done."""
+"""SQS plumbing every function shares: batches with partial failures, sending in batches, the DLQ.
+
+A record that fails is reported alone (batchItemFailures) and made visible again
+soon; the others are done. Messages that can never succeed go to a DLQ with
+their reason attached.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from realtime.core.contract import QUEUE_MESSAGE_BYTES
 from realtime.core.observability import logger
 
 MAX_RETRY_DELAY_SECONDS = 120
 VISIBILITY_BATCH = 10  # ChangeMessageVisibilityBatch's limit
+MAX_BATCH_ENTRIES = 10  # SendMessageBatch's limit
+MAX_BATCH_BYTES = QUEUE_MESSAGE_BYTES  # ...and its limit on the sum of the bodies
+MAX_REASON_LENGTH = 1024  # of the reason attached to a dead letter
 
 
 @dataclass(frozen=True)
@@ -51,15 +60,8 @@ def records(event: Mapping[str, Any]) -> list[QueueRecord]:
     return [QueueRecord.from_event(raw) for raw in event["Records"]]
 
 
-def process_sqs_batch(event: Mapping[str, Any], handle_record: Callable[[QueueRecord], None]) -> dict[str, Any]:
-    """The batchItemFailures response for the records `handle_record` raised on (each retried alone)."""
-    failed = []
-    for record in records(event):
-        try:
-            handle_record(record)
-        except Exception:
-            logger.exception("Record failed; SQS will retry it", extra={"message_id": record.message_id})
-            failed.append(record)
+def batch_failures(failed: Sequence[QueueRecord]) -> dict[str, Any]:
+    """The batchItemFailures response: these records are retried alone, the others are done."""
     return {"batchItemFailures": [{"itemIdentifier": record.message_id} for record in failed]}
 
 
@@ -96,7 +98,7 @@ class RetrySoon:
             by_queue.setdefault(self._other_queues.get(record.event_source_arn, self._queue_url), []).append(record)
         for queue_url, records in by_queue.items():
             self._retry_soon(queue_url, records)
-        return {"batchItemFailures": [{"itemIdentifier": record.message_id} for record in failed]}
+        return batch_failures(failed)
 
     def _retry_soon(self, queue_url: str, failed: Sequence[QueueRecord]) -> None:
         for start in range(0, len(failed), VISIBILITY_BATCH):
@@ -119,3 +121,61 @@ class RetrySoon:
                     "Retry delay not set",
                     extra={"message_id": chunk[int(failure["Id"])].message_id, "reason": failure.get("Message")},
                 )
+
+
+# --- sending ----------------------------------------------------------------------------------------
+
+
+def send_batches(sqs: Any, queue_url: str, messages: Sequence[Mapping[str, Any]]) -> dict[int, str]:
+    """Send each message (`MessageBody`, optionally `DelaySeconds`); the index and reason of each one not accepted."""
+    failures: dict[int, str] = {}
+    for chunk in _chunks([len(message["MessageBody"].encode("utf-8")) for message in messages]):
+        entries = [{"Id": str(index), **messages[index]} for index in chunk]
+        try:
+            response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+        except (ClientError, BotoCoreError) as error:
+            failures.update({index: f"SendMessageBatch failed: {error}" for index in chunk})
+            continue
+        for failed in response.get("Failed", []):
+            failures[int(failed["Id"])] = f"{failed.get('Code', 'Error')}: {failed.get('Message', '')}".strip()
+    return failures
+
+
+def _chunks(sizes: Sequence[int]) -> list[list[int]]:
+    """Indexes grouped into calls of at most 10 entries and 256 KiB."""
+    chunks: list[list[int]] = []
+    size = 0
+    for index, length in enumerate(sizes):
+        if not chunks or len(chunks[-1]) == MAX_BATCH_ENTRIES or size + length > MAX_BATCH_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(index)
+        size += length
+    return chunks
+
+
+# --- dead letters -----------------------------------------------------------------------------------
+
+
+def _text_attribute(value: str) -> dict[str, str]:
+    return {"DataType": "String", "StringValue": value}
+
+
+class DeadLetterQueue:
+    def __init__(self, sqs_client: Any, queue_url: str) -> None:
+        self._sqs = sqs_client
+        self._queue_url = queue_url
+
+    def send(self, body: str, *, error_code: str, error_reason: str, source_message_id: str) -> str:
+        """Send the original body unchanged; return the DLQ's message id."""
+        reason = error_reason if len(error_reason) <= MAX_REASON_LENGTH else error_reason[: MAX_REASON_LENGTH - 1] + "…"
+        response = self._sqs.send_message(
+            QueueUrl=self._queue_url,
+            MessageBody=body,
+            MessageAttributes={
+                "errorCode": _text_attribute(error_code),
+                "errorReason": _text_attribute(reason or error_code),
+                "sourceMessageId": _text_attribute(source_message_id),
+            },
+        )
+        return response["MessageId"]

@@ -1,7 +1,7 @@
 """What both rule engines share: topic templates, strict typed rule models, and their error messages.
 
-Event-type rules (`realtime.events.rules`) and db-change rules
-(`realtime.db_changes.rules`) both give an event its audience from templates
+Event-type rules (`realtime.events.audience`) and db-change rules
+(`realtime.db_changes.sources`) both give an event its audience from templates
 such as `user:{data.userId}` or `group:{clinicIds}`. A template is text with
 `{field}` placeholders: each engine says what a field may name and how to look
 its values up; a field with several values (a list) gives one topic per value,

@@ -1,5 +1,5 @@
 import boto3
-from realtime.events.dlq import MAX_REASON_LENGTH, DeadLetterQueue
+from realtime.core.sqs import MAX_REASON_LENGTH, DeadLetterQueue
 
 from ..support import REGION
 

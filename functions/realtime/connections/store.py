@@ -3,7 +3,7 @@
 Delivery reads a topic's connections a page at a time with a Query on
 `pk = topic#<topic>`. Each subscription also carries the connection's full
 topic list, so a page alone tells which of an event's topics reach each
-connection (see realtime.events.fanout).
+connection (see realtime.events.delivery).
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, InstanceOf, Validat
 
 from realtime.core.contract import EVENT_TYPE_PATTERN, MAX_AUDIENCE_TOPICS
 from realtime.core.errors import ConfigError
-from realtime.core.rules import RuleModel, TopicTemplate, explain, json_list, name_of, path, unique_texts
+from realtime.core.templates import RuleModel, TopicTemplate, explain, json_list, name_of, path, unique_texts
 
 ENVIRONMENT_VARIABLE = "DB_CHANGE_SOURCES"
 CHANGE_KINDS = ("INSERT", "MODIFY", "REMOVE")

@@ -2,7 +2,7 @@ import json
 
 import pytest
 from realtime.core.errors import ConfigError, PermanentError
-from realtime.events.rules import EventTypeRules
+from realtime.events.audience import EventTypeRules
 
 RULES = [
     {"type": "order.*", "audience": ["user:{data.customer.id}", "group:ops"]},

@@ -1,5 +1,5 @@
 import pytest
-from realtime.events.connections import ConnectionStore, Subscriber
+from realtime.connections.store import ConnectionStore, Subscriber
 
 from ..support import subscribed
 

@@ -1,0 +1,109 @@
+"""Presence repair, a step of the scheduled maintenance run.
+
+Pages through the users that are online, have sessions or have an unconfirmed
+presence event, and
+- drops sessions whose connection record is gone (removed by a path that did
+  not know about presence, or expired by TTL). Records are read only for users
+  not seen for the stale threshold (pings keep a live user's lastSeen fresh: a
+  user whose sessions are all orphans is soon stale) and for a random 1 in
+  ORPHAN_SAMPLE_RUNS of the others (an orphan beside a live session), 100 keys
+  a request: a run does not read a record per online user;
+- decides offline for users left online with no session well past the grace
+  period (their check was lost);
+- re-sends presence events whose sending was never confirmed.
+
+Every step is a conditional write or an idempotent send, so two runs, or a run
+and live traffic, never double-count a session or emit an event twice.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from realtime.connections.store import ConnectionStore
+from realtime.core.encoding import parse_timestamp, timestamp_at
+from realtime.core.observability import logger
+from realtime.presence.sessions import SessionTracker
+from realtime.presence.store import PresenceState, PresenceStore
+
+# A check scheduled at a session's end fires after the grace period; give SQS and Lambda this long on top.
+OVERDUE_CHECK_MARGIN_SECONDS = 60
+# An announcement is normally confirmed within milliseconds of its flip; leave in-flight ones alone.
+UNCONFIRMED_EVENT_AGE_SECONDS = 30
+# A user seen lately has its sessions checked against their records in about one run in this many.
+ORPHAN_SAMPLE_RUNS = 12
+USERS_PER_CHECK = 50  # users whose records one BatchGetItem (at most 100 keys a request) looks for
+
+
+@dataclass
+class RepairReport:
+    orphan_sessions_removed: int = 0
+    offline_decided: int = 0
+    events_resent: int = 0
+
+
+class PresenceRepair:
+    def __init__(
+        self,
+        *,
+        presence: PresenceStore,
+        connections: ConnectionStore,
+        sessions: SessionTracker,
+        stale_seconds: int,
+        grace_seconds: int,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._presence = presence
+        self._connections = connections
+        self._sessions = sessions
+        self._stale_seconds = stale_seconds
+        self._grace_seconds = grace_seconds
+        self._clock = clock
+        self._rand = rand
+
+    def steps(self, report: RepairReport) -> Iterator[Callable[[], None]]:
+        """One step per batch of users (finding orphan sessions) and per user (repairing it)."""
+        for batch in itertools.batched(self._presence.needing_repair(), USERS_PER_CHECK):
+            orphans: dict[str, list[str]] = {}
+            yield functools.partial(self._find_orphans, batch, orphans)
+            for state in batch:
+                yield functools.partial(self._repair, state, orphans, report)
+
+    def _repair(self, state: PresenceState, orphans: dict[str, list[str]], report: RepairReport) -> None:
+        for connection_id in orphans.get(state.user_id, ()):
+            ended = self._sessions.end_session(state.user_id, connection_id)
+            if ended is not None:
+                report.orphan_sessions_removed += 1
+                state = ended
+                logger.debug("Orphan session removed", extra={"user_id": state.user_id, "connection_id": connection_id})
+        now = self._clock()
+        ended_at = parse_timestamp(state.session_ended_at) or 0.0
+        if state.online and state.sessions == 0 and now - ended_at > self._grace_seconds + OVERDUE_CHECK_MARGIN_SECONDS:
+            # The check scheduled at the last session's end never came (or could not be sent).
+            if self._sessions.check_offline(state.user_id, state.version) is not None:
+                report.offline_decided += 1
+                logger.debug("Overdue offline decided", extra={"user_id": state.user_id})
+            return
+        changed_at = parse_timestamp(state.state_changed_at) or 0.0
+        overdue = state.unannounced and now - changed_at > UNCONFIRMED_EVENT_AGE_SECONDS
+        if overdue and self._sessions.announce(state) is not None:
+            report.events_resent += 1
+            logger.debug("Unconfirmed presence event sent again", extra={"user_id": state.user_id})
+
+    def _find_orphans(self, states: tuple[PresenceState, ...], orphans: dict[str, list[str]]) -> None:
+        """Per user due a check, the counted sessions whose connection record no longer exists."""
+        seen_since = timestamp_at(self._clock() - self._stale_seconds)
+        due = [
+            state
+            for state in states
+            if state.connection_ids and ((state.last_seen or "") < seen_since or self._rand() * ORPHAN_SAMPLE_RUNS < 1)
+        ]
+        if due:
+            existing = self._connections.existing(itertools.chain.from_iterable(s.connection_ids for s in due))
+            orphans.update({state.user_id: sorted(state.connection_ids - existing) for state in due})
