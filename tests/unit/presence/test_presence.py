@@ -511,9 +511,7 @@ def test_presence_events_are_valid_producer_messages(world):
     assert parsed.audience == ["presence:ann", "group:ward-3"]
     assert message["data"] == {"userId": "ann", "version": 1, "lastSeen": "2026-01-01T00:00:00.000Z"}
     [sent] = [m.body for m in world.sqs.messages_sent if m.queue_url == EVENTS_QUEUE]
-    pipeline = EventPipeline(
-        store=None, delivery=None, rules=EventTypeRules([]), max_data_bytes=1024
-    )
+    pipeline = EventPipeline(store=None, delivery=None, rules=EventTypeRules([]), max_data_bytes=1024)
     pending = pipeline.parse(sent, "m1", internal=True)  # from the presence-events queue: the module's own
     assert json.loads(sent) == message
     assert (pending.event_id, pending.type, pending.occurred_at) == (
