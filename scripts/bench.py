@@ -46,8 +46,8 @@ from urllib.parse import quote
 import boto3
 import websockets
 from boto3.dynamodb.conditions import Key
-from realtime.core import aws
 from realtime.connections.store import topic_pk
+from realtime.core import aws
 
 from scripts import bench_report
 from scripts.bench_floor import Floor, floor_function, floor_message

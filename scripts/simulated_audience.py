@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
-from realtime.core.encoding import timestamp_at
 from realtime.connections.store import META_SK, connection_pk, topic_pk
+from realtime.core.encoding import timestamp_at
 
 from scripts.emulator import emulator_client
 from scripts.gateway_sim import SimulatorClient
