@@ -79,7 +79,8 @@ def run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str
 
 
 def pack_npm(out_dir: Path) -> Path:
-    """`npm pack` of the browser client (npm fixes every timestamp in the tarball itself)."""
+    """`npm pack` of the browser client (npm fixes every timestamp in the tarball itself); its prepack
+    (`node build.mjs --check`) stops the release when realtime.js is not what clients/js/src builds."""
     out_dir.mkdir(parents=True, exist_ok=True)
     packed = json.loads(run(["npm", "pack", "--json", "--pack-destination", str(out_dir)], cwd=NPM_PACKAGE))
     return out_dir / packed[0]["filename"]

@@ -16,15 +16,18 @@
 // The pure logic (backoff, cursor, ordering and dedup) is exported separately
 // so that it can be tested without a network; it runs the same cases as the
 // Python client (contract/vectors/client.json).
+//
+// Source: clients/js/src, split as the Python client is: backoff.js, cursor.js,
+// tracker.js and presence.js hold the pure logic, http.js, websocket.js and
+// client.js the I/O, and index.js (this header) names the public API.
+// clients/js/build.mjs joins them into realtime.js, the one file shipped.
+//
+// Generated file: edit clients/js/src, then run `npm run build` in clients/js.
 
-export const STATES = Object.freeze(['connecting', 'open', 'fallback', 'closed']);
-
-// The error frame the server sends just before it closes a socket whose token has expired (contract/wire.json).
-export const TOKEN_EXPIRED = 'token_expired';
-
-// ---------------------------------------------------------------------------
+// ---- src/backoff.js -------------------------------------------------------
 // Backoff: exponential with "equal jitter" (half fixed, half random), so
 // retries spread out but never collapse to zero delay.
+// Python: realtime_client/tracker.py Backoff.
 
 export class Backoff {
   constructor({ initialMs = 500, maxMs = 30000, factor = 2, random = Math.random } = {}) {
@@ -52,7 +55,7 @@ export class Backoff {
   }
 }
 
-// ---------------------------------------------------------------------------
+// ---- src/cursor.js --------------------------------------------------------
 // Cursor, version 1 of the contract (contract/vectors/cursor.json): base64url
 // JSON {"v":1,"t":{topic: seq}}. The client advances the server's cursor with
 // the positions it already holds (so a catch-up after an hour on the socket
@@ -103,10 +106,11 @@ export function encodeCursor(positions) {
   return base64UrlEncode(JSON.stringify({ v: 1, t }));
 }
 
-// ---------------------------------------------------------------------------
+// ---- src/tracker.js -------------------------------------------------------
 // EventTracker: positions per topic, a buffer for frames that arrive ahead of
 // a gap or during a catch-up, and dedup. No I/O: the client feeds it frames
 // and pages and hands on whatever it returns, in the order returned.
+// Python: realtime_client/tracker.py EventTracker; both run contract/vectors/client.json.
 
 function isEvent(frame) {
   return (
@@ -351,7 +355,7 @@ export class EventTracker {
   }
 }
 
-// ---------------------------------------------------------------------------
+// ---- src/presence.js ------------------------------------------------------
 // Presence: keep the newest version per user so a late, stale update never wins.
 
 export class PresenceTracker {
@@ -376,8 +380,9 @@ export class PresenceTracker {
   }
 }
 
-// ---------------------------------------------------------------------------
-// The client: transports, timers, handlers.
+// ---- src/http.js ----------------------------------------------------------
+// GET /events on the wire: the URL of a page and the error of a failed one.
+// The client (client.js) reads the pages; the tracker decides what they hand on.
 
 export class HttpError extends Error {
   constructor(status, error) {
@@ -387,6 +392,50 @@ export class HttpError extends Error {
     this.code = error?.code;
   }
 }
+
+/** The URL of one GET /events page: the tracker's query, a page size and, for a long poll, a wait in seconds. */
+function eventsUrl(httpUrl, query, { limit, wait = 0 }) {
+  const params = new URLSearchParams({ ...query, limit: String(limit) });
+  if (wait > 0) params.set('wait', String(wait));
+  return `${httpUrl}/events?${params}`;
+}
+
+// ---- src/websocket.js -----------------------------------------------------
+// The WebSocket on the wire: the URL with the token, and handlers that may be
+// dropped and sockets that may be closed at any moment without throwing.
+
+/** The socket URL with the token as ?token= (browsers cannot set headers on a WebSocket). */
+function socketUrl(wsUrl, token) {
+  const separator = wsUrl.includes('?') ? '&' : '?';
+  return `${wsUrl}${separator}token=${encodeURIComponent(token)}`;
+}
+
+/** Drop every handler, so a superseded socket can no longer reach the client. */
+function detach(ws) {
+  ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+}
+
+/** Close, whatever state the socket is in. */
+function safeClose(ws, code, reason) {
+  try {
+    if (code) ws.close(code, reason);
+    else ws.close();
+  } catch {
+    // already closed
+  }
+}
+
+// ---- src/client.js --------------------------------------------------------
+// The client: transports, timers, handlers. The WebSocket is preferred; HTTP
+// long polling of GET /events takes over when it cannot open or keeps dropping,
+// and every (re)connection and seq jump is repaired over HTTP before newer
+// events are handed on. What to hand on, and in which order, is the tracker's.
+// Python: realtime_client/client.py RealtimeClient.
+
+export const STATES = Object.freeze(['connecting', 'open', 'fallback', 'closed']);
+
+// The error frame the server sends just before it closes a socket whose token has expired (contract/wire.json).
+export const TOKEN_EXPIRED = 'token_expired';
 
 const DEFAULTS = {
   since: 'now', // 'now': only events after connect; 'retention': replay what the server still holds first
@@ -600,8 +649,7 @@ export class RealtimeClient {
     if (gen !== this._wsGen || this._closed) return;
     let ws;
     try {
-      const separator = this.wsUrl.includes('?') ? '&' : '?';
-      ws = new this._WebSocket(`${this.wsUrl}${separator}token=${encodeURIComponent(token)}`);
+      ws = new this._WebSocket(socketUrl(this.wsUrl, token));
     } catch (error) {
       return fail(error); // blocked by policy, or the page forbids it
     }
@@ -822,9 +870,7 @@ export class RealtimeClient {
 
   async _getEvents({ wait = 0, signal } = {}) {
     const query = this.tracker.fetchQuery();
-    const params = new URLSearchParams({ ...query, limit: String(this.options.pageLimit) });
-    if (wait > 0) params.set('wait', String(wait));
-    const url = `${this.httpUrl}/events?${params}`;
+    const url = eventsUrl(this.httpUrl, query, { limit: this.options.pageLimit, wait });
     let token = this._token || (await this._freshToken());
     for (let attempt = 0; ; attempt += 1) {
       const response = await this._request(url, token, signal, (wait + 15) * 1000);
@@ -1038,18 +1084,5 @@ export class RealtimeClient {
 
   _debug(...args) {
     this._log?.debug?.('[realtime]', ...args);
-  }
-}
-
-function detach(ws) {
-  ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
-}
-
-function safeClose(ws, code, reason) {
-  try {
-    if (code) ws.close(code, reason);
-    else ws.close();
-  } catch {
-    // already closed
   }
 }
