@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from realtime.events.delivery import EventDelivery
     from realtime.events.feed import EventFeed
     from realtime.events.pipeline import EventPipeline
+    from realtime.events.store import EventStore
     from realtime.maintenance import Maintenance
     from realtime.presence.announcer import PresenceAnnouncer
     from realtime.presence.api import PresenceReader
@@ -146,6 +147,7 @@ def process_events() -> ProcessEvents:
 @per_container
 def fanout() -> Fanout:
     from realtime.core.sqs import RetrySoon
+    from realtime.events.store import EventStore
 
     settings = load(FanoutSettings)
     delivery = _event_delivery(
@@ -156,6 +158,7 @@ def fanout() -> Fanout:
         queue_url=settings.fanout_queue_url,
         max_attempts=settings.delivery_max_attempts,
         page_size=settings.fanout_page_size,
+        events=EventStore(aws.dynamodb().Table(settings.events_table)),
     )
     return Fanout(delivery=delivery, retries=RetrySoon(aws.sqs(), settings.fanout_queue_url))
 
@@ -251,6 +254,7 @@ def _event_delivery(
     queue_url: str,
     max_attempts: int,
     page_size: int,
+    events: EventStore | None = None,
 ) -> EventDelivery:
     from realtime.connections.posting import Poster
     from realtime.events.delivery import DeliveryQueue, EventDelivery
@@ -260,6 +264,7 @@ def _event_delivery(
     management = aws.connections_management(endpoint, concurrency, retries=False)
     return EventDelivery(
         connections=_connection_store(connections_table),
+        events=events,
         poster=Poster(management, concurrency, on_gone),
         queue=DeliveryQueue(aws.sqs(), queue_url),
         max_attempts=max_attempts,

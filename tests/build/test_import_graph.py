@@ -42,7 +42,15 @@ FORBIDDEN = {
         "realtime.presence.announcer",
     ),
     "process-events": (*DB_CHANGES, *TOKENS, "realtime.events.feed", *POWERTOOLS_EXTRAS),
-    "fanout": (*DB_CHANGES, *TOKENS, *VALIDATION, *EVENT_STORE, *POWERTOOLS_EXTRAS),
+    # fanout reads the events its jobs refer to back from the store, but never stores or pages a feed.
+    "fanout": (
+        *DB_CHANGES,
+        *TOKENS,
+        *VALIDATION,
+        "realtime.events.pipeline",
+        "realtime.events.feed",
+        *POWERTOOLS_EXTRAS,
+    ),
     "events-api": (*DB_CHANGES, *VALIDATION, "realtime.events.pipeline", *DELIVERY),
     # maintenance closes connections whose token expired with the posting code delivery uses (stdlib only).
     "maintenance": (*DB_CHANGES, *TOKENS, *VALIDATION, *EVENT_STORE, "realtime.events", *POWERTOOLS_EXTRAS),

@@ -39,6 +39,12 @@ class Subscriber:
 
 
 @dataclass(frozen=True)
+class ConnectionRecord:
+    topics: tuple[str, ...]  # every topic the connection holds
+    token_expires_at: int | None  # its token's `exp`; None on records written before it was kept
+
+
+@dataclass(frozen=True)
 class SubscriberPage:
     subscribers: list[Subscriber]
     next_key: dict[str, Any] | None  # where the next page starts; None: this was the last one
@@ -231,21 +237,33 @@ class ConnectionStore:
 
     def existing(self, connection_ids: Iterable[str]) -> set[str]:
         """Which of these connections still have a record (consistent BatchGetItem)."""
+        return {str(item["connectionId"]) for item in self._records(connection_ids, "connectionId")}
+
+    def records(self, connection_ids: Iterable[str]) -> dict[str, ConnectionRecord]:
+        """The topics and token expiry of these connections, for those that still have a record."""
+        return {
+            str(item["connectionId"]): ConnectionRecord(
+                tuple(item.get("topics", ())),
+                int(item["tokenExpiresAt"]) if "tokenExpiresAt" in item else None,
+            )
+            for item in self._records(connection_ids, "connectionId, topics, tokenExpiresAt")
+        }
+
+    def _records(self, connection_ids: Iterable[str], projection: str) -> Iterator[dict[str, Any]]:
+        """Consistent BatchGetItem of the connections' records, 100 keys a request."""
         ids = sorted(set(connection_ids))
         client = self._table.meta.client
         table_name = self._table.name
-        found: set[str] = set()
         for start in range(0, len(ids), BATCH_GET_LIMIT):
             keys = [{"pk": connection_pk(i), "sk": META_SK} for i in ids[start : start + BATCH_GET_LIMIT]]
             request: dict[str, Any] = {
-                table_name: {"Keys": keys, "ConsistentRead": True, "ProjectionExpression": "connectionId"}
+                table_name: {"Keys": keys, "ConsistentRead": True, "ProjectionExpression": projection}
             }
             while request:
                 response = client.batch_get_item(RequestItems=request)
-                found.update(str(item["connectionId"]) for item in response.get("Responses", {}).get(table_name, []))
+                yield from response.get("Responses", {}).get(table_name, [])
                 # Throttled keys come back unprocessed: ask again for those only.
                 request = response.get("UnprocessedKeys") or {}
-        return found
 
     def subscriber_page(self, topic: str, limit: int, start_key: Mapping[str, Any] | None = None) -> SubscriberPage:
         """Up to `limit` connections subscribed to a topic, from `start_key` (expired ones skipped: TTL lags)."""

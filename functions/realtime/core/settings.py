@@ -237,6 +237,7 @@ class ProcessEventsSettings:
 @dataclass(frozen=True)
 class FanoutSettings:
     connections_table: str = text("CONNECTIONS_TABLE")
+    events_table: str = text("EVENTS_TABLE")  # jobs refer to stored events: read back from here
     connections_endpoint: str = text("CONNECTIONS_ENDPOINT")
     fanout_queue_url: str = text("FANOUT_QUEUE_URL")
     fanout_page_size: int = integer("FANOUT_PAGE_SIZE", 1, MAX_FANOUT_PAGE)

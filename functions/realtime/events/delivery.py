@@ -9,9 +9,14 @@ are read where.
 
 Jobs on the fanout queue are typed (PageJob, RetryJob): written with
 `to_message`, read back with `job_from_message`, which refuses anything the
-module would not have written. `event` is the Publication (content and seq per
-topic). A connection whose post keeps failing is given up after `max_attempts`
-posts: logged and counted; its client catches up over HTTP.
+module would not have written. A job refers to a stored event by its id and
+its seq on each topic (EventRef); the worker reads the event back from the
+events table and drops a job that refers to nothing stored. Anyone who can
+write to the queue can therefore only make the module post, again, an event it
+stored to connections that hold one of its topics (a retry job's connections
+are checked against their records, which also give their token's expiry).
+A connection whose post keeps failing is given up after `max_attempts` posts:
+logged and counted; its client catches up over HTTP.
 """
 
 from __future__ import annotations
@@ -24,13 +29,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from realtime.connections.posting import Poster
-from realtime.connections.store import ConnectionStore, Subscriber
+from realtime.connections.store import ConnectionStore, Subscriber, topic_pk
 from realtime.core.contract import QUEUE_MESSAGE_BYTES, is_topic
 from realtime.core.encoding import compact_json
 from realtime.core.errors import PermanentError
 from realtime.core.observability import logger
 from realtime.core.sqs import send_batches
-from realtime.events.models import Publication
+from realtime.events.models import EventRef, Publication
+from realtime.events.store import EventStore
 
 RETRY_BASE_SECONDS = 1
 RETRY_MAX_SECONDS = 900  # the longest SQS DelaySeconds
@@ -81,26 +87,26 @@ class PageJob:
     """Post the page of `topic`'s subscribers that starts after `start_key` (None: the first page),
     and queue the next page at once, so pages are read ahead and posted in parallel."""
 
-    publication: Publication
+    event: EventRef
     topic: str
     start_key: Mapping[str, Any] | None
     attempt: int = 0  # page jobs are never retried as such: failed posts become retry jobs
 
     def to_message(self) -> dict[str, Any]:
-        return {"event": self.publication.to_message(), "topic": self.topic, "startKey": self.start_key, "attempt": 0}
+        return {"event": self.event.to_message(), "topic": self.topic, "startKey": self.start_key, "attempt": 0}
 
 
 @dataclass(frozen=True)
 class RetryJob:
     """Post these connections again: their post failed transiently `attempt` times."""
 
-    publication: Publication
+    event: EventRef
     targets: tuple[Target, ...]
     attempt: int
 
     def to_message(self) -> dict[str, Any]:
         return {
-            "event": self.publication.to_message(),
+            "event": self.event.to_message(),
             "targets": [target.to_message() for target in self.targets],
             "attempt": self.attempt,
         }
@@ -110,33 +116,49 @@ DeliveryJob = PageJob | RetryJob
 
 
 def job_from_message(body: str) -> DeliveryJob:
-    """The job a fanout-queue message holds; InvalidJob if it is not one the module writes."""
+    """The job a fanout-queue message holds; InvalidJob if it is not one the module writes.
+
+    Jobs queued before jobs were references carry the whole event as well: only its id and seqs
+    are read, so they run as references too (the content comes from the events table).
+    """
     try:
         message = json.loads(body)
-        publication = Publication.from_message(message["event"])
+        event = EventRef.from_message(message["event"])
         attempt = message.get("attempt", 0)
         if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:
             raise InvalidJob(f"attempt must be a whole number >= 0, not {attempt!r}")
         if "targets" in message:
             targets = tuple(Target.from_message(target) for target in message["targets"])
-            if not targets or not all(set(t.topics) <= publication.seqs.keys() and t.topics for t in targets):
+            if not targets or not all(set(t.topics) <= event.seqs.keys() and t.topics for t in targets):
                 raise InvalidJob("a retry job names connections and, for each, topics of its event")
-            return RetryJob(publication, targets, attempt)
+            return RetryJob(event, targets, attempt)
         topic, start_key = message["topic"], message.get("startKey")
-        if not is_topic(topic) or topic not in publication.seqs:
+        if not is_topic(topic) or topic not in event.seqs:
             raise InvalidJob(f"a page job's topic must be one of its event's topics, not {topic!r}")
-        if start_key is not None and not isinstance(start_key, dict):
-            raise InvalidJob("startKey must be an object or null")
-        return PageJob(publication, topic, start_key)
+        if start_key is not None and not _is_page_key(start_key, topic):
+            raise InvalidJob("startKey must be null or a key of the topic's subscriptions")
+        return PageJob(event, topic, start_key)
     except InvalidJob:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise InvalidJob(f"not a delivery job: {error!r}") from None
 
 
+def _is_page_key(start_key: object, topic: str) -> bool:
+    """A LastEvaluatedKey of a Query on the topic's subscriptions: {"pk": "topic#<topic>", "sk": "conn#..."}."""
+    return (
+        isinstance(start_key, dict)
+        and start_key.keys() == {"pk", "sk"}
+        and start_key["pk"] == topic_pk(topic)
+        and isinstance(start_key["sk"], str)
+        and start_key["sk"].startswith("conn#")
+    )
+
+
 def retry_jobs(publication: Publication, targets: Sequence[Target], attempt: int) -> list[RetryJob]:
     """Retry jobs for these targets, as few as fit in SQS messages."""
-    room = QUEUE_MESSAGE_BYTES - len(compact_json(RetryJob(publication, (), attempt).to_message()).encode("utf-8"))
+    event = publication.ref()
+    room = QUEUE_MESSAGE_BYTES - len(compact_json(RetryJob(event, (), attempt).to_message()).encode("utf-8"))
     groups: list[list[Target]] = []
     size = room
     for target in targets:
@@ -146,7 +168,7 @@ def retry_jobs(publication: Publication, targets: Sequence[Target], attempt: int
             size = 0
         groups[-1].append(target)
         size += length
-    return [RetryJob(publication, tuple(group), attempt) for group in groups]
+    return [RetryJob(event, tuple(group), attempt) for group in groups]
 
 
 class DeliveryQueue:
@@ -168,7 +190,7 @@ class DeliveryQueue:
             messages.append(message)
         failures = send_batches(self._sqs, self._queue_url, messages)
         for index, reason in failures.items():
-            logger.error("Delivery job not queued", extra={"event_id": jobs[index].publication.id, "reason": reason})
+            logger.error("Delivery job not queued", extra={"event_id": jobs[index].event.id, "reason": reason})
         return sorted(failures)
 
 
@@ -186,6 +208,7 @@ class DeliveryReport:
     retried: int = 0  # connections queued for another post
     abandoned: int = 0  # connections given up after max_attempts posts
     expired: int = 0  # connections closed instead of posted: their token had expired
+    rejected: int = 0  # retry targets whose record is gone or does not hold the event's topics
     pages_queued: int = 0
     lowest_concurrency: int | None = None
     unqueued: set[str] = field(default_factory=set)  # ids of events whose jobs the queue did not take
@@ -200,6 +223,7 @@ class DeliveryReport:
             "DeliveriesRetried": self.retried,
             "DeliveriesAbandoned": self.abandoned,
             "ExpiredConnectionsClosed": self.expired,
+            "DeliveryTargetsRejected": self.rejected,
             "FanoutPagesQueued": self.pages_queued,
         }
 
@@ -213,6 +237,7 @@ class DeliveryReport:
             "retried": self.retried,
             "abandoned": self.abandoned,
             "expired": self.expired,
+            "rejected": self.rejected,
             "pages_queued": self.pages_queued,
             "lowest_concurrency": self.lowest_concurrency,
         }
@@ -229,11 +254,14 @@ class EventDelivery:
         queue: DeliveryQueue,
         max_attempts: int,
         page_size: int,
+        events: EventStore | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`page_size`: the subscribers of a topic one page holds; process-events posts its first page
-        itself (fanout_threshold), a page job posts one further page (fanout_page_size)."""
+        itself (fanout_threshold), a page job posts one further page (fanout_page_size). `events`:
+        where jobs' events are read back (None for process-events, which delivers what it stored)."""
         self._connections = connections
+        self._events = events
         self._poster = poster
         self._queue = queue
         self._max_attempts = max_attempts
@@ -246,7 +274,7 @@ class EventDelivery:
         report = DeliveryReport()
         pages = {topic: self._connections.subscriber_page(topic, self._page_size) for topic in _topics(publications)}
         page_jobs = [
-            PageJob(publication, topic, pages[topic].next_key)
+            PageJob(publication.ref(), topic, pages[topic].next_key)
             for publication in publications
             for topic in publication.seqs
             if pages[topic].next_key is not None
@@ -264,22 +292,48 @@ class EventDelivery:
         return report
 
     def run(self, job: DeliveryJob) -> DeliveryReport:
-        """fanout: one job. Raises when a job it had to queue was not taken (the job is then retried)."""
-        publication = job.publication
+        """fanout: one job. Raises InvalidJob when it refers to no stored event (dropped), and another
+        error when a job it had to queue was not taken (the job is then retried)."""
+        if self._events is None:
+            raise RuntimeError("this delivery reads no jobs: it was built without the events table")
+        publication = self._events.publication(job.event)
+        if publication is None:
+            raise InvalidJob(f"the job refers to no stored event: {job.event.id!r} at {dict(job.event.seqs)}")
         report = DeliveryReport()
         if isinstance(job, RetryJob):
-            self._post([(publication, target) for target in job.targets], job.attempt, report)
+            targets = self._verified(publication, job.targets, report)
+            self._post([(publication, target) for target in targets], job.attempt, report)
         else:
             page = self._connections.subscriber_page(job.topic, self._page_size, job.start_key)
             if page.next_key is not None:
                 # Queued before posting, so the next page is read while this one is posted.
-                self._queue_jobs([PageJob(publication, job.topic, page.next_key)], report)
+                self._queue_jobs([PageJob(job.event, job.topic, page.next_key)], report)
                 report.pages_queued = 1
             owned = owned_targets(publication, job.topic, page.subscribers)
             self._post([(publication, target) for target in owned], 0, report)
         if report.unqueued:
             raise JobsNotQueued(f"delivery jobs of event {publication.id} were not queued")
         return report
+
+    def _verified(self, publication: Publication, targets: Sequence[Target], report: DeliveryReport) -> list[Target]:
+        """The retry targets as their connection records have them: only the event's topics the
+        connection holds, and the token expiry it was stored with; gone or foreign ones are left out."""
+        records = self._connections.records(target.connection_id for target in targets)
+        verified = []
+        for target in targets:
+            record = records.get(target.connection_id)
+            held = set(record.topics) if record is not None else set()
+            topics = tuple(sorted(set(target.topics) & held & publication.seqs.keys()))
+            if record is None or not topics:
+                report.rejected += 1
+                continue
+            verified.append(Target(target.connection_id, topics, record.token_expires_at))
+        if report.rejected:
+            logger.warning(
+                "Retry targets left out: gone, or not holding the event's topics",
+                extra={"event_id": publication.id, "rejected": report.rejected},
+            )
+        return verified
 
     def _post(self, targets: Sequence[tuple[Publication, Target]], attempt: int, report: DeliveryReport) -> None:
         """Post each target its frame; queue the transient failures again, or give them up after max_attempts.
@@ -321,11 +375,11 @@ class EventDelivery:
             return
         jobs = [job for publication, again in failed.values() for job in retry_jobs(publication, again, attempt + 1)]
         self._queue_jobs(jobs, report)
-        report.retried += sum(len(job.targets) for job in jobs if job.publication.id not in report.unqueued)
+        report.retried += sum(len(job.targets) for job in jobs if job.event.id not in report.unqueued)
 
     def _queue_jobs(self, jobs: Sequence[DeliveryJob], report: DeliveryReport) -> None:
         for index in self._queue.send(jobs) if jobs else []:
-            report.unqueued.add(jobs[index].publication.id)
+            report.unqueued.add(jobs[index].event.id)
 
 
 class JobsNotQueued(RuntimeError):

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from realtime.core.contract import MAX_AUDIENCE_TOPICS, MAX_SEQ
 from realtime.core.encoding import compact_json
 
 
@@ -29,6 +30,27 @@ class Event:
         return compact_json(
             {**head, "data": self.data, "occurredAt": self.occurred_at, "publishedAt": self.published_at}
         )
+
+
+@dataclass(frozen=True)
+class EventRef:
+    """A stored event named by its id and its seq on each of its topics: what a delivery job carries."""
+
+    id: str
+    seqs: Mapping[str, int]
+
+    def to_message(self) -> dict[str, Any]:
+        return {"id": self.id, "seqs": dict(self.seqs)}
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any]) -> EventRef:
+        """Raises ValueError (or KeyError, TypeError) on anything but an id and a non-empty map of seqs."""
+        event_id, seqs = message["id"], message["seqs"]
+        if not isinstance(event_id, str) or not isinstance(seqs, dict) or not seqs or len(seqs) > MAX_AUDIENCE_TOPICS:
+            raise ValueError("an event reference is an id and its seqs on 1 to 100 topics")
+        if not all(isinstance(seq, int) and not isinstance(seq, bool) and 0 < seq <= MAX_SEQ for seq in seqs.values()):
+            raise ValueError("seqs are whole numbers from 1")
+        return cls(event_id, {str(topic): seq for topic, seq in seqs.items()})
 
 
 @dataclass(frozen=True)
@@ -64,24 +86,5 @@ class Publication:
             .encode("utf-8")
         )
 
-    def to_message(self) -> dict[str, Any]:
-        """As a fan-out job carries it."""
-        return {
-            "id": self.id,
-            "type": self.type,
-            "data": self.data,
-            "occurredAt": self.occurred_at,
-            "publishedAt": self.published_at,
-            "seqs": dict(self.seqs),
-        }
-
-    @classmethod
-    def from_message(cls, message: Mapping[str, Any]) -> Publication:
-        return cls(
-            id=message["id"],
-            type=message["type"],
-            data=message["data"],
-            occurred_at=message["occurredAt"],
-            published_at=message["publishedAt"],
-            seqs={str(topic): int(seq) for topic, seq in message["seqs"].items()},
-        )
+    def ref(self) -> EventRef:
+        return EventRef(self.id, self.seqs)

@@ -13,6 +13,7 @@ transaction: 1 + 2 x 49 items, under DynamoDB's 100).
 from __future__ import annotations
 
 import heapq
+import json
 import random
 import time
 from collections import deque
@@ -23,6 +24,7 @@ from typing import Any, NamedTuple
 from botocore.exceptions import ClientError
 
 from realtime.core.contract import DEFAULT_PAGE_EVENTS, MAX_PAGE_BYTES, MAX_PAGE_EVENTS
+from realtime.events.models import EventRef, Publication
 
 # Losing the counter race costs a re-read and a retry; with batches the losers are few.
 MAX_APPEND_ATTEMPTS = 20
@@ -332,6 +334,29 @@ class EventStore:
         return self._last_seq(topic)
 
     # --- reads ---------------------------------------------------------------------------
+
+    def publication(self, ref: EventRef) -> Publication | None:
+        """The stored event a delivery job refers to, read back (consistent reads: the job may have
+        been queued a moment after the store); None unless every (topic, seq) holds one same event
+        with that id, within retention."""
+        keys = [{"topic": topic, "seq": seq} for topic, seq in ref.seqs.items()]
+        items = list(self._batch_get(keys, projection=("topic", "seq", "id", "body", "publishedAt", "expiresAt")))
+        now = int(self._clock())
+        if len(items) != len(keys) or len({item["id"] for item in items}) != 1:
+            return None
+        if any(int(item.get("expiresAt", now + 1)) <= now for item in items):
+            return None
+        body = json.loads(items[0]["body"])
+        if body.get("id") != ref.id:
+            return None
+        return Publication(
+            id=ref.id,
+            type=body["type"],
+            data=body["data"],
+            occurred_at=body["occurredAt"],
+            published_at=min(str(item["publishedAt"]) for item in items),
+            seqs={str(item["topic"]): int(item["seq"]) for item in items},
+        )
 
     def heads(self, topics: Iterable[str], *, consistent: bool = True) -> dict[str, int]:
         """Each topic's last seq (0 for a topic never used), from its counter: one BatchGetItem per 100 topics."""

@@ -23,13 +23,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.set_correlation_id(record.message_id)
         try:
             job = job_from_message(record.body)
+            report = app.delivery.run(job)
         except InvalidJob as error:
-            # Not written by this module: retrying cannot help, so drop it loudly.
+            # Not written by this module, or its event is not stored (any more): retrying cannot help.
             logger.error("Delivery job dropped", extra={"message_id": record.message_id, "error": error.reason})
             metrics.add_metric(name="InvalidDeliveryJobs", unit=MetricUnit.Count, value=1)
             continue
-        try:
-            report = app.delivery.run(job)
         except Exception:
             # A page that could not be read, or a job that could not be queued: this job runs again.
             logger.exception("Fan-out job failed; SQS will retry it", extra={"message_id": record.message_id})
@@ -38,7 +37,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         for name, value in report.metrics().items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         job_fields = {
-            "event_id": job.publication.id,
+            "event_id": job.event.id,
             "topic": job.topic if isinstance(job, PageJob) else None,
             "attempt": job.attempt,
         }

@@ -13,6 +13,7 @@ from realtime.core.encoding import compact_json
 from realtime.events.delivery import (
     DeliveryQueue,
     EventDelivery,
+    InvalidJob,
     PageJob,
     RetryJob,
     Target,
@@ -48,7 +49,7 @@ class RecordingQueue:
         self.refuse = set()
 
     def send(self, jobs):
-        refused = [index for index, job in enumerate(jobs) if job.publication.id in self.refuse]
+        refused = [index for index, job in enumerate(jobs) if job.event.id in self.refuse]
         self.jobs += [
             json.loads(compact_json(job.to_message())) for index, job in enumerate(jobs) if index not in refused
         ]
@@ -60,13 +61,29 @@ def fake_connections(page_size=1000):
     return ConnectionStore(db.create_table("connections", "pk", "sk"), clock=lambda: NOW)
 
 
+class StoredEvents:
+    """The events table as the fanout workers read it back: what process-events stored (an EventStore in
+    production, tested in test_store.py); a job that refers to anything else finds nothing."""
+
+    def __init__(self):
+        self.stored = {}
+
+    def add(self, publications):
+        self.stored.update({(p.id, tuple(sorted(p.seqs.items()))): p for p in publications})
+
+    def publication(self, ref):
+        return self.stored.get((ref.id, tuple(sorted(ref.seqs.items()))))
+
+
 class Stage:
     """process-events (first page inline) and the fanout workers (a job each), as the module builds them."""
 
     def __init__(self, connections, client, queue, max_attempts, concurrency, clock):
         poster = Poster(client, concurrency, on_gone=connections.remove)
-        self._delivery = lambda page_size: EventDelivery(
+        self.events = StoredEvents()
+        self._delivery = lambda page_size, events: EventDelivery(
             connections=connections,
+            events=events,
             poster=poster,
             queue=queue,
             max_attempts=max_attempts,
@@ -75,11 +92,12 @@ class Stage:
         )
 
     def deliver_stored(self, publications, first_page):
-        return self._delivery(first_page).deliver_stored(publications)
+        self.events.add(publications)
+        return self._delivery(first_page, None).deliver_stored(publications)
 
     def run_job(self, job, page_size):
         """A worker reads the job from its SQS message body, as the fanout function does."""
-        return self._delivery(page_size).run(job_from_message(json.dumps(job)))
+        return self._delivery(page_size, self.events).run(job_from_message(json.dumps(job)))
 
 
 def fanout(connections, client, queue, max_attempts=3, concurrency=4, clock=lambda: NOW):
@@ -303,7 +321,9 @@ def test_an_expired_connection_already_gone_is_removed():
 
 def test_retry_jobs_fit_in_sqs_messages():
     event = publication({"all": 1}, data={"blob": "x" * 100_000})
-    targets = [Target(f"connection-{n:06d}=", ("all", "group:some-rather-long-name")) for n in range(3000)]
+    targets = [
+        Target(f"connection-{n:06d}=", ("all", "group:some-rather-long-name")) for n in range(6000)
+    ]  # jobs hold references: more targets to fill one
 
     jobs = retry_jobs(event, targets, attempt=2)
 
@@ -326,7 +346,7 @@ def test_page_jobs_go_at_once_and_retry_jobs_after_a_jittered_backoff(fanout_que
         "before-parameter-build.sqs.SendMessageBatch", lambda params, **_: sent.extend(params["Entries"])
     )
     queue = DeliveryQueue(sqs, url, rand=lambda: 0.75)
-    event = publication({"all": 1})
+    event = publication({"all": 1}).ref()
     target = (Target("c1", ("all",)),)
 
     failed = queue.send(
@@ -341,3 +361,83 @@ def test_page_jobs_go_at_once_and_retry_jobs_after_a_jittered_backoff(fanout_que
     assert failed == []
     assert [entry.get("DelaySeconds") for entry in sent] == [None, 2, 6, 675]  # 0.75 x min(900, 2^attempt)
     assert json.loads(sent[0]["MessageBody"])["startKey"] == {"pk": "topic#all", "sk": "conn#c9"}
+
+
+# --- jobs are references ------------------------------------------------------------------------------
+
+
+def test_a_job_carries_a_reference_and_a_job_queued_before_references_still_runs_as_one():
+    store = fake_connections()
+    for n in range(2):
+        store.add(f"c{n}", f"u{n}", ["all"], ttl_seconds=60)
+    client, queue = FakeManagementClient(), RecordingQueue()
+    stage = fanout(store, client, queue)
+    stage.deliver_stored([publication({"all": 3}, data={"secret": "stored"})], first_page=1)
+
+    (job,) = queue.jobs
+    assert job == {
+        "event": {"id": "e1", "seqs": {"all": 3}},
+        "topic": "all",
+        "startKey": {"pk": "topic#all", "sk": "conn#c0"},
+        "attempt": 0,
+    }
+    # The format before: the whole event in the job. Its content is not what gets posted.
+    forged = {"type": "t", "data": {"forged": True}, "occurredAt": "x", "publishedAt": "y"}
+    stage.run_job({**job, "event": {**job["event"], **forged}}, page_size=10)
+
+    assert [frame["data"] for frame in frames_by_connection(client)["c1"]] == [{"secret": "stored"}]
+
+
+def test_a_job_that_refers_to_no_stored_event_posts_nothing():
+    store = fake_connections()
+    store.add("c0", "u0", ["all"], ttl_seconds=60)
+    client, queue = FakeManagementClient(), RecordingQueue()
+    stage = fanout(store, client, queue)
+    stage.deliver_stored([publication({"all": 3})], first_page=10)
+    client.posts.clear()
+
+    for seqs in ({"all": 4}, {"all": 3, "user:1": 1}):
+        with pytest.raises(InvalidJob, match="refers to no stored event"):
+            stage.run_job({"event": {"id": "e1", "seqs": seqs}, "topic": "all", "startKey": None}, page_size=10)
+    with pytest.raises(InvalidJob, match="refers to no stored event"):
+        stage.run_job({"event": {"id": "other", "seqs": {"all": 3}}, "topic": "all", "startKey": None}, page_size=10)
+
+    assert client.posts == []
+
+
+def test_a_retry_job_posts_only_connections_that_hold_the_topics_with_their_stored_token_expiry():
+    store = fake_connections()
+    store.add("mine", "u1", ["user:1"], ttl_seconds=600, token_expires_at=NOW + 600)
+    store.add("other", "u2", ["user:2"], ttl_seconds=600, token_expires_at=NOW + 600)
+    store.add("expired", "u1", ["user:1"], ttl_seconds=600, token_expires_at=NOW - 5)
+    client, queue = FakeManagementClient(), RecordingQueue()
+    stage = fanout(store, client, queue)
+    stage.events.add([publication({"user:1": 7}, data={"for": "u1"})])  # stored, not delivered yet
+    forged = {
+        "event": {"id": "e1", "seqs": {"user:1": 7}},
+        "targets": [
+            {"connectionId": "other", "topics": ["user:1"]},  # another user's connection
+            {"connectionId": "expired", "topics": ["user:1"], "tokenExpiresAt": NOW + 999},  # a lie
+            {"connectionId": "unknown", "topics": ["user:1"]},
+            {"connectionId": "mine", "topics": ["user:1"]},
+        ],
+        "attempt": 1,
+    }
+
+    report = stage.run_job(forged, page_size=10)
+
+    received = frames_by_connection(client)
+    assert [frame["data"] for frame in received["mine"]] == [{"for": "u1"}]
+    assert "other" not in received
+    assert "unknown" not in received
+    assert received["expired"] == [json.loads(TOKEN_EXPIRED_FRAME)]  # closed, as its record says
+    assert (report.sent, report.rejected, report.expired) == (1, 2, 1)
+
+
+def test_a_page_job_with_a_start_key_outside_its_topic_is_refused():
+    body = {"event": {"id": "e1", "seqs": {"all": 1}}, "topic": "all", "attempt": 0}
+    for start_key in ({"pk": "topic#user:2", "sk": "conn#c1"}, {"pk": "topic#all", "sk": "meta"}, "x"):
+        with pytest.raises(InvalidJob, match="startKey"):
+            job_from_message(json.dumps({**body, "startKey": start_key}))
+    job = job_from_message(json.dumps({**body, "startKey": {"pk": "topic#all", "sk": "conn#c1"}}))
+    assert job.start_key == {"pk": "topic#all", "sk": "conn#c1"}

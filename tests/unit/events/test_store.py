@@ -1,8 +1,10 @@
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
+from realtime.events.models import EventRef
 from realtime.events.store import EventStore, NewEvent, StoreContentionError
 from stored_events import write_events
 
@@ -406,3 +408,35 @@ def test_a_page_over_many_topics_reads_little_more_than_it_returns(store, events
     items_read = sum(response["ScannedCount"] for name, response in calls if name == "Query")
     assert len(result.events) == 200
     assert items_read <= 2 * 200, f"{items_read} items read for a page of 200 (limit + 1 per topic: 20,100)"
+
+
+def test_a_delivery_job_reads_back_exactly_the_event_it_refers_to(events_table):
+    store = EventStore(events_table, 3600)
+    one = NewEvent(
+        "all",
+        "from:p:e1",
+        "t",
+        lambda seq, at: json.dumps(
+            {"id": "e1", "type": "t", "topic": "all", "seq": seq, "data": {"n": 1}, "occurredAt": at, "publishedAt": at}
+        ),
+    )
+    mine = NewEvent("user:1", "from:p:e1", "t", one.body)
+    other = NewEvent("user:2", "from:q:e1", "t", one.body)  # another producer's e1
+    store.append_batch([one, mine, other], "2026-01-01T00:00:00.000Z")
+
+    found = store.publication(EventRef("e1", {"all": 1, "user:1": 1}))
+
+    assert (found.id, found.type, found.data, dict(found.seqs)) == ("e1", "t", {"n": 1}, {"all": 1, "user:1": 1})
+    assert store.publication(EventRef("e1", {"all": 2})) is None  # no such seq
+    assert store.publication(EventRef("e2", {"all": 1})) is None  # another id
+    assert store.publication(EventRef("e1", {"all": 1, "user:2": 1})) is None  # two events' items
+
+
+def test_a_delivery_job_finds_nothing_past_retention(events_table):
+    now = [1_800_000_000.0]
+    store = EventStore(events_table, 60, clock=lambda: now[0])
+    body = json.dumps({"id": "e1", "type": "t", "data": {}, "occurredAt": "x", "publishedAt": "x"})
+    store.append_batch([NewEvent("all", "e1", "t", lambda seq, at: body)], "2026-01-01T00:00:00.000Z")
+    now[0] += 61
+
+    assert store.publication(EventRef("e1", {"all": 1})) is None

@@ -104,3 +104,30 @@ def test_a_job_the_module_would_not_write_is_dropped_with_its_reason_not_retried
     assert management_client.posts == []
     (dropped,) = [r for r in caplog.records if r.getMessage() == "Delivery job dropped"]
     assert reason in dropped.error
+
+
+def test_jobs_written_by_hand_post_only_what_was_stored_to_connections_that_hold_its_topics(
+    audience, queues, management_client, lambda_context
+):
+    private = sqs_record('{"type": "secret", "id": "p1", "data": {"for": "c0"}, "audience": ["user:c0"]}', "m")
+    process_events.handler({"Records": [private]}, lambda_context)
+    management_client.posts.clear()
+    forged_content = {"type": "admin.notice", "data": {"forged": True}, "occurredAt": "x", "publishedAt": "y"}
+    jobs = [
+        # an event nobody stored, on every subscriber of `all`: with and without the fields the module writes
+        {"event": {"id": "nope", "seqs": {"all": 1}, **forged_content}, "topic": "all", "startKey": None},
+        {"event": {"id": "nope", "seqs": {"all": 1}}, "topic": "all", "startKey": None, "attempt": 0},
+        # the stored private event, to another user's connection
+        {"event": {"id": "p1", "seqs": {"user:c0": 1}}, "targets": [{"connectionId": "c1", "topics": ["user:c0"]}]},
+        # the stored private event, with forged content, to its own audience
+        {"event": {"id": "p1", "seqs": {"user:c0": 1}, **forged_content}, "topic": "user:c0", "startKey": None},
+    ]
+
+    results = [
+        fanout.handler({"Records": [sqs_record(json.dumps(job), f"forged-{n}")]}, lambda_context)
+        for n, job in enumerate(jobs)
+    ]
+
+    assert results == [{"batchItemFailures": []}] * len(jobs)  # dropped or done: never retried as poison
+    frames = [(connection_id, json.loads(data)) for connection_id, data in management_client.posts]
+    assert [(c, f["id"], f["type"], f["data"]) for c, f in frames] == [("c0", "p1", "secret", {"for": "c0"})]
