@@ -14,7 +14,7 @@ from realtime.events.connections import ConnectionStore
 from realtime.presence.store import PresenceStore
 from sessions import Session
 
-from scripts.emulator import emulator_client
+from scripts.local.emulator import emulator_client
 
 pytestmark = pytest.mark.integration
 

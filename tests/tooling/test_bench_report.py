@@ -1,4 +1,4 @@
-"""docs/benchmarks.md shows the figures `make bench` measured, as ratios to the floor (scripts/bench_report.py)."""
+"""docs/benchmarks.md shows the figures `make bench` measured, as ratios to the floor (scripts/lab/bench_report.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from unittest import mock
 
 import pytest
 
-from scripts import bench_report
-from scripts.bench_floor import echo_zip, floor_message
+from scripts.lab import bench_report
+from scripts.lab.bench_floor import echo_zip, floor_message
 
 
 @pytest.fixture

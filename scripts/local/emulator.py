@@ -21,7 +21,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MINISTACK = ROOT / ".venv-ministack" / "bin" / "ministack"
 LOCAL_STATE_DIR = ROOT / ".local"  # where `make up` keeps its stack
 ENDPOINTS_FILE = "endpoints.json"

@@ -1,8 +1,8 @@
 """What events and connections cost at on-demand list prices, from the counted requests.
 
-    python -m scripts.cost_model [--counts counts.json]
+    python -m scripts.lab.cost_model [--counts counts.json]
 
-Takes `scripts.request_counts.measure()`'s counts (measured afresh without
+Takes `scripts.lab.request_counts.measure()`'s counts (measured afresh without
 --counts) and renders markdown: the cost of a million events for audiences of
 1, 100 and 10,000 connections, and of a million connection-minutes, beside the
 same for the common Scan-per-message design (each event Scans every connection
@@ -181,12 +181,12 @@ def render(counts: dict[str, dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--counts", type=Path, help="counts as JSON (scripts.request_counts --json)")
+    parser.add_argument("--counts", type=Path, help="counts as JSON (scripts.lab.request_counts --json)")
     args = parser.parse_args()
     if args.counts:
         counts = json.loads(args.counts.read_text())
     else:
-        from scripts.request_counts import measure
+        from scripts.lab.request_counts import measure
 
         counts = measure()
     print(render(counts))

@@ -1,6 +1,6 @@
 """Build the Lambda code zip and the dependencies layer zip, deterministically.
 
-    python -m scripts.build [--arch arm64|x86_64|host] [--out dist] [--force]
+    python -m scripts.release.build [--arch arm64|x86_64|host] [--out dist] [--force]
 
 Writes ``<out>/<arch>/functions.zip`` (the ``realtime`` package, all handlers)
 and ``<out>/<arch>/layer.zip`` (``python/`` with functions/requirements.txt
@@ -25,7 +25,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS_DIR = ROOT / "functions"
 PACKAGE = "realtime"
 REQUIREMENTS = FUNCTIONS_DIR / "requirements.txt"

@@ -1,4 +1,4 @@
-"""The gateway simulator answers boto3's `@connections` client as API Gateway does (scripts/gateway_sim.py)."""
+"""The gateway simulator answers boto3's `@connections` client as API Gateway does (scripts/lab/gateway_sim.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from scripts.gateway_sim import Behaviour, simulator_process
+from scripts.lab.gateway_sim import Behaviour, simulator_process
 
 
 @pytest.fixture(scope="module")

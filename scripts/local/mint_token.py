@@ -1,6 +1,6 @@
 """Mint a token for the LOCAL stack (development only; never for a deployed stack).
 
-    python -m scripts.mint_token --user alice [--groups ops,dev] [--topics presence:bob] [--ttl 3600]
+    python -m scripts.local.mint_token --user alice [--groups ops,dev] [--topics presence:bob] [--ttl 3600]
 
 Reads the local stack's HS256 secret from the emulator's SSM (the parameter
 named in .local/endpoints.json, written by `make up`) and prints a signed JWT
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import jwt
 
-from scripts.emulator import LOCAL_ENDPOINTS, emulator_client, read_endpoints
+from scripts.local.emulator import LOCAL_ENDPOINTS, emulator_client, read_endpoints
 
 # terraform/examples/local's token.issuer and token.audience.
 LOCAL_ISSUER = "realtime-local"

@@ -1,6 +1,6 @@
 """`make demo`: a scripted walkthrough against the LOCAL stack, printed as a timeline.
 
-    PYTHONPATH=clients/python python -m scripts.demo [--endpoints .local/endpoints.json]
+    PYTHONPATH=clients/python python -m scripts.local.demo [--endpoints .local/endpoints.json]
 
 Two users, three sessions (alice on a laptop and a phone, bob on a laptop),
 all using the Python client (clients/python/realtime_client), which behaves
@@ -25,9 +25,9 @@ from pathlib import Path
 from realtime_client import RealtimeClient, exactly_once_in_order
 from realtime_publisher import Publisher
 
-from scripts.demo_server import check_local
-from scripts.emulator import LOCAL_ENDPOINTS, emulator_client, read_endpoints
-from scripts.mint_token import local_secret, mint_token
+from scripts.local.demo_server import check_local
+from scripts.local.emulator import LOCAL_ENDPOINTS, emulator_client, read_endpoints
+from scripts.local.mint_token import local_secret, mint_token
 
 RUN = uuid.uuid4().hex[:6]
 GROUP = "ops"

@@ -1,8 +1,8 @@
 """docs/benchmarks.md and its plots, from the figures `make bench` gathers.
 
-    python -m scripts.bench_report [--out docs]    # render again from docs/benchmarks/results.json
+    python -m scripts.lab.bench_report [--out docs]    # render again from docs/benchmarks/results.json
 
-`scripts.bench` measures on the emulator and calls `measure_offline` (cold
+`scripts.lab.bench` measures on the emulator and calls `measure_offline` (cold
 starts, request counts: no emulator) and `write`, which keeps every figure in
 docs/benchmarks/results.json, renders the page and draws the plots
 (matplotlib, Agg: no display needed). Rendering is pure: the same figures give
@@ -20,7 +20,7 @@ import platform
 import statistics
 from pathlib import Path
 
-from scripts.emulator import ROOT
+from scripts.local.emulator import ROOT
 
 SIMULATED_POST_MS = 20  # the gateway simulator's answer time per post in the broadcasts
 COMMAND = "make bench"
@@ -195,7 +195,7 @@ module's DELIVERY_CONCURRENCY is {fanout["concurrency"]}; with 1, the same fan-o
 
 **Simulated connections (simulated)**: the connections are written straight into the
 connections table and the functions post to the gateway simulator
-(`scripts/gateway_sim.py`), which answers each post after {SIMULATED_POST_MS} ms, as a stand-in for
+(`scripts/lab/gateway_sim.py`), which answers each post after {SIMULATED_POST_MS} ms, as a stand-in for
 API Gateway; send to the last accepted post. Beside it a bare loop: the same posts from
 one process with the functions' own `@connections` client, DELIVERY_CONCURRENCY posts in
 flight, against the same simulator: the ceiling of one worker. Audiences above the
@@ -225,7 +225,7 @@ def render_cold_start(cold_start: dict) -> str:
 
 Each function's handler imported from the code zip and the layer in a fresh `python -I -B`
 (Python {cold_start["python"]}, the runtime's stand-in), median of {cold_start["runs"]}; "setup"
-adds building what its first invocation builds (`scripts/cold_start.py`).
+adds building what its first invocation builds (`scripts/lab/cold_start.py`).
 `import boto3` alone, in the same runs: **{boto3_ms:.0f} ms**, what every Python function pays.
 On AWS this is the first request of each new execution environment.
 
@@ -252,7 +252,7 @@ def render_request_counts(counts: dict) -> str:
     return f"""## Requests and capacity per operation (counted)
 
 Every AWS request the real handlers send, counted with botocore event hooks on moto
-(`scripts/request_counts.py`); DynamoDB capacity units computed from the items' sizes
+(`scripts/lab/request_counts.py`); DynamoDB capacity units computed from the items' sizes
 by DynamoDB's rules (on-demand bills them as request units). Per operation, on a warm
 container.
 
@@ -277,11 +277,11 @@ def render_machine(run: dict) -> str:
 
 
 def render(results: dict, cost_tables: str) -> str:
-    """The whole page; `cost_tables` comes from scripts.cost_model."""
+    """The whole page; `cost_tables` comes from scripts.lab.cost_model."""
     run = results["run"]
     return f"""# Benchmarks
 
-Written by `{run["command"]}` (scripts/bench.py) on {run["date"]}; do not edit by hand. Three
+Written by `{run["command"]}` (scripts/lab/bench.py) on {run["date"]}; do not edit by hand. Three
 kinds of figures, labelled in each heading:
 
 - **measured**: timed on this machine, on the local emulator (ministack) or in a clean
@@ -402,7 +402,7 @@ def plot_fanout(fanout: dict, broadcasts: list[dict], path: Path) -> Path:
 
 def cost_curves(counts: dict) -> dict:
     """Cost per million events against the total connection count, by audience: this module and the Scan design."""
-    from scripts import cost_model
+    from scripts.lab import cost_model
 
     connections = list(COST_CONNECTIONS)
     audiences = {}
@@ -468,14 +468,14 @@ def run_facts(scale: str) -> dict:
 
 def measure_offline() -> dict:
     """Cold starts and request counts: no emulator needed."""
-    from scripts import cold_start, request_counts
+    from scripts.lab import cold_start, request_counts
 
     return {"cold_start": cold_start.measure(runs=5), "request_counts": request_counts.measure()}
 
 
 def write(results: dict, out: Path) -> list[Path]:
     """docs/benchmarks.md, its plots and the figures behind them (results.json)."""
-    from scripts import cost_model
+    from scripts.lab import cost_model
 
     plots = out / PLOTS_DIR
     plots.mkdir(parents=True, exist_ok=True)

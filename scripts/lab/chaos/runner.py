@@ -1,6 +1,6 @@
 """Fault injection on the local stack: what every client ends with when parts of AWS misbehave.
 
-    python -m scripts.chaos [--endpoints .local/endpoints.json] [--only NAME ...] [--report docs/reliability.md]
+    python -m scripts.lab.chaos [--endpoints .local/endpoints.json] [--only NAME ...] [--report docs/reliability.md]
 
 Without --endpoints (or REALTIME_STACK_ENDPOINTS) it starts its own emulator on
 a free loopback port, applies the stack, and stops it afterwards. Each
@@ -15,7 +15,7 @@ and then checks what every client handed on:
 - DLQ: messages that reached a dead-letter queue during the scenario, by errorCode;
 - complete after: seconds from the last publish until every client had every event.
 
-The faults come from loopback proxies (scripts/fault_proxy.py) that the
+The faults come from loopback proxies (scripts/lab/fault_proxy.py) that the
 functions are pointed at through their configuration, and from the Lambda and
 SQS APIs (a shorter function timeout, a shorter visibility timeout); the
 production code has no test hooks. Every change is undone after its scenario.
@@ -48,8 +48,7 @@ import httpx
 from realtime_client import RealtimeClient
 from realtime_publisher import Publisher
 
-from scripts.emulator import ROOT, emulator_client, free_port, read_endpoints
-from scripts.fault_proxy import (
+from scripts.lab.fault_proxy import (
     ConnectionsFaults,
     DynamoDBThrottling,
     FaultPlan,
@@ -58,8 +57,9 @@ from scripts.fault_proxy import (
     TcpDropProxy,
     TransactionConflicts,
 )
-from scripts.local_stack import stack_on_free_port
-from scripts.mint_token import local_secret, mint_token
+from scripts.local.emulator import ROOT, emulator_client, free_port, read_endpoints
+from scripts.local.local_stack import stack_on_free_port
+from scripts.local.mint_token import local_secret, mint_token
 
 REPORT = ROOT / "docs" / "reliability.md"
 EVENT_TYPE = "chaos.step"
@@ -695,7 +695,7 @@ def report(outcomes: Sequence[Outcome], wall_seconds: float) -> str:
     lines = [
         "# Reliability under faults",
         "",
-        "Written by `make chaos` (scripts/chaos.py); do not edit by hand. Each scenario connects Python",
+        "Written by `make chaos` (scripts/lab/chaos); do not edit by hand. Each scenario connects Python",
         "clients (`clients/python/realtime_client`, with their dedup and gap repair) to the stack on the",
         "local emulator, publishes a known set of events while a fault is injected, and checks what every",
         "client handed on. **Lost**: events a client never handed on that the store does not have either;",

@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from scripts.emulator import emulator_client
+from scripts.local.emulator import emulator_client
 
 ECHO_HANDLER = """\
 import json

@@ -3,11 +3,11 @@
 A simulated connection is what `$connect` leaves in the connections table (the
 connection item and one subscription item per topic, as in docs/internals.md),
 written straight with BatchWriteItem, plus the same id registered in the
-gateway simulator (scripts.gateway_sim). `posting_to` points every function
+gateway simulator (scripts.lab.gateway_sim). `posting_to` points every function
 that talks to `@connections` (those with CONNECTIONS_ENDPOINT: process-events,
 maintenance, and any later delivery function) at the simulator and restores
 them afterwards; `simulated_audience` does all of it for one test or
-benchmark. Used by tests/integration/test_delivery_scale.py and scripts/bench.py.
+benchmark. Used by tests/integration/test_delivery_scale.py and scripts/lab/bench.py.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from boto3.dynamodb.types import TypeSerializer
 from realtime.core.encoding import timestamp_at
 from realtime.events.connections import META_SK, connection_pk, topic_pk
 
-from scripts.emulator import emulator_client
-from scripts.gateway_sim import SimulatorClient
+from scripts.lab.gateway_sim import SimulatorClient
+from scripts.local.emulator import emulator_client
 
 BATCH_WRITE_LIMIT = 25  # items per BatchWriteItem
 WRITERS = 4  # BatchWriteItem calls in flight: the emulator answers each in a few ms

@@ -1,6 +1,6 @@
 """Build a release: every artifact of one version in release/<version>/, with SHA256SUMS.
 
-    python -m scripts.release [--out release] [--allow-dirty]
+    python -m scripts.release.release [--out release] [--allow-dirty]
 
 Writes ``release/<VERSION>/``:
 
@@ -12,7 +12,7 @@ Writes ``release/<VERSION>/``:
     SHA256SUMS                                      `sha256sum -c SHA256SUMS` checks them
 
 A rebuild of the same commit gives the same bytes: the zips are deterministic
-(scripts/build.py), npm pack fixes its timestamps, and the wheels take theirs
+(scripts/release/build.py), npm pack fixes its timestamps, and the wheels take theirs
 from the last commit (SOURCE_DATE_EPOCH). The version is VERSION; every
 package manifest must state the same one. Tagging stays with you: the script
 prints the command.
@@ -31,9 +31,9 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-from scripts import build
+from scripts.release import build
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VERSION_FILE = ROOT / "VERSION"
 NPM_PACKAGE = ROOT / "clients" / "js"
 PYTHON_PACKAGES = [ROOT / "clients" / "python" / name for name in ("realtime_client", "realtime_publisher")]
@@ -99,7 +99,7 @@ def build_wheels(out_dir: Path, epoch: str) -> list[Path]:
 
 
 def build_zips(out_dir: Path) -> list[Path]:
-    """functions.zip and one layer per architecture, through scripts/build.py (its layer cache in dist/)."""
+    """functions.zip and one layer per architecture, through scripts/release/build.py (its layer cache in dist/)."""
     zips = []
     for arch in ARCHITECTURES:
         built = build.build(arch, ROOT / "dist")

@@ -1,4 +1,4 @@
-"""The chaos scenarios' fault proxies (scripts/fault_proxy.py): which requests fail, and how AWS's SDK reads them."""
+"""The chaos scenarios' fault proxies (scripts/lab/fault_proxy.py): which requests fail, how AWS's SDK reads them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from realtime.events.store import _lost_race
 
-from scripts.fault_proxy import (
+from scripts.lab.fault_proxy import (
     ConnectionsFaults,
     DynamoDBThrottling,
     FaultDecider,
@@ -23,7 +23,7 @@ from scripts.fault_proxy import (
     TcpDropProxy,
     TransactionConflicts,
 )
-from scripts.gateway_sim import GatewaySimulator
+from scripts.lab.gateway_sim import GatewaySimulator
 
 
 def post(connection_id: str, frame: bytes = b'{"id":"e1"}') -> Request:

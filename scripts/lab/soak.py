@@ -1,6 +1,6 @@
 """A bounded soak run on the local stack: a steady low rate of events, clients coming and going.
 
-    python -m scripts.soak [--minutes 20] [--rate 2] [--clients 8] [--churn 15] [--endpoints .local/endpoints.json]
+    python -m scripts.lab.soak [--minutes 20] [--rate 2] [--clients 8] [--churn 15] [--endpoints .local/endpoints.json]
 
 SOAK_MINUTES sets the default length. Without --endpoints (or
 REALTIME_STACK_ENDPOINTS) it starts its own emulator on a free loopback port,
@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from scripts.chaos import Recorder, Stack
-from scripts.emulator import ROOT, read_endpoints
-from scripts.local_stack import stack_on_free_port
+from scripts.lab.chaos.runner import Recorder, Stack
+from scripts.local.emulator import ROOT, read_endpoints
+from scripts.local.local_stack import stack_on_free_port
 
 EVENT_TYPE = "soak.tick"
 ARTIFACT = ROOT / "test-artifacts" / "soak.md"

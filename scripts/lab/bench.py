@@ -1,18 +1,18 @@
 """Benchmarks on the local stack, next to a floor measured in the same run; writes docs/benchmarks.md.
 
-    python -m scripts.bench [--endpoints .local/endpoints.json] [--out docs]
-    BENCH_SCALE=large python -m scripts.bench    # more samples, 100,000 simulated connections
+    python -m scripts.lab.bench [--endpoints .local/endpoints.json] [--out docs]
+    BENCH_SCALE=large python -m scripts.lab.bench    # more samples, 100,000 simulated connections
 
 Without --endpoints (or REALTIME_STACK_ENDPOINTS) it starts its own emulator
 on a free loopback port, applies the stack, and stops it afterwards.
 
 What it measures, in this order:
   1. broadcasts to simulated audiences (1 to 10,000 connections; 100,000 with
-     BENCH_SCALE=large): the gateway simulator (scripts/gateway_sim.py) answers
+     BENCH_SCALE=large): the gateway simulator (scripts/lab/gateway_sim.py) answers
      each post after 20 ms, the connections are written straight into the
      table; send to last accepted post, next to a bare posting loop (the
      functions' own `@connections` client) against the same simulator;
-  2. the floor (scripts/bench_floor.py): an echo function on the same
+  2. the floor (scripts/lab/bench_floor.py): an echo function on the same
      emulator, SQS -> Lambda -> PostToConnection, no storage; then
      publish-to-receive latency on one WebSocket, an event through the
      pipeline and one through the floor in turn;
@@ -21,7 +21,7 @@ What it measures, in this order:
   4. fan-out of one event to 1, 10 and 100 WebSocket sessions, and to 100
      with DELIVERY_CONCURRENCY=1;
 then, with the stack stopped, cold starts, request counts and the cost model
-(scripts/bench_report.py), and writes docs/benchmarks.md with its plots.
+(scripts/lab/bench_report.py), and writes docs/benchmarks.md with its plots.
 
 Figures from the emulator: its Lambda workers and API run on this machine, so
 they show the shape of the costs (ratios to the floor, what concurrency buys),
@@ -49,13 +49,13 @@ from boto3.dynamodb.conditions import Key
 from realtime.core import aws
 from realtime.events.connections import topic_pk
 
-from scripts import bench_report
-from scripts.bench_floor import Floor, floor_function, floor_message
-from scripts.emulator import ROOT, emulator_client, read_endpoints
-from scripts.gateway_sim import SimulatorClient, simulator_process
-from scripts.local_stack import stack_on_free_port
-from scripts.mint_token import local_secret, mint_token
-from scripts.simulated_audience import posting_to, simulated_audience
+from scripts.lab import bench_report
+from scripts.lab.bench_floor import Floor, floor_function, floor_message
+from scripts.lab.gateway_sim import SimulatorClient, simulator_process
+from scripts.lab.simulated_audience import posting_to, simulated_audience
+from scripts.local.emulator import ROOT, emulator_client, read_endpoints
+from scripts.local.local_stack import stack_on_free_port
+from scripts.local.mint_token import local_secret, mint_token
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """A loopback stand-in for API Gateway's `@connections` management API, for tests and benchmarks.
 
-    python -m scripts.gateway_sim [--port 0] [--latency-ms 20] [--jitter-ms 0] [--rate-limit 0]
+    python -m scripts.lab.gateway_sim [--port 0] [--latency-ms 20] [--jitter-ms 0] [--rate-limit 0]
                                   [--failure-share 0] [--failures-per-connection 1] [--seed 0]
 
 It answers what boto3's `apigatewaymanagementapi` client sends to
@@ -63,7 +63,7 @@ from urllib.parse import quote, unquote, urlsplit
 import httptools
 import httpx
 
-from scripts.emulator import ROOT
+from scripts.local.emulator import ROOT
 
 HOST = "127.0.0.1"
 CONNECTIONS_PATH = "/@connections/"
@@ -428,7 +428,7 @@ def simulator_process(**behaviour: Any) -> Iterator[SimulatorClient]:
     """A simulator in a child process on a free loopback port, stopped on exit."""
     options = [f"--{name.replace('_', '-')}={value}" for name, value in behaviour.items()]
     process = subprocess.Popen(
-        [sys.executable, "-m", "scripts.gateway_sim", "--port=0", *options],
+        [sys.executable, "-m", "scripts.lab.gateway_sim", "--port=0", *options],
         cwd=ROOT,
         stdin=subprocess.PIPE,  # closing it stops the simulator, even if this process dies
         stdout=subprocess.PIPE,

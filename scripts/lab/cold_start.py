@@ -1,8 +1,8 @@
 """Cold start of each function: its handler's import, and the first invocation's setup, from the zips.
 
-    python -m scripts.cold_start [--runs 5] [--python .venv-ministack/bin/python]
+    python -m scripts.lab.cold_start [--runs 5] [--python .venv-ministack/bin/python]
 
-Builds the code and layer zips for this machine's architecture (`scripts.build`,
+Builds the code and layer zips for this machine's architecture (`scripts.release.build`,
 the layer reused when unchanged), unpacks them into a temporary directory laid
 out as Lambda does (/var/task, /opt/python) and, in fresh `python -I -B`
 interpreters (the median of `runs` of each), times:
@@ -38,7 +38,7 @@ from typing import Any
 
 from realtime.core.settings import FUNCTION_SETTINGS, variables
 
-from scripts.build import ROOT, build, host_arch
+from scripts.release.build import ROOT, build, host_arch
 from tests.unit.support import MODULE_DEFAULTS
 
 MAIN_TF = ROOT / "terraform" / "main.tf"

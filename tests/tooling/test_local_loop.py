@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import json
 
-from scripts.local_stack import ApplyProgress
-from scripts.logs import format_line
+from scripts.local.local_stack import ApplyProgress
+from scripts.local.logs import format_line
 
 
 def hook(kind: str, address: str, action: str) -> dict:

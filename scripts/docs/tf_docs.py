@@ -1,7 +1,7 @@
 """Keep the README's module inputs and outputs in step with terraform/*.tf.
 
-    python -m scripts.tf_docs          # rewrite the tables in README.md
-    python -m scripts.tf_docs --check  # fail if they are out of date (make lint)
+    python -m scripts.docs.tf_docs          # rewrite the tables in README.md
+    python -m scripts.docs.tf_docs --check  # fail if they are out of date (make lint)
 
 The tables live between `<!-- BEGIN_TF_DOCS -->` and `<!-- END_TF_DOCS -->`,
 as terraform-docs would put them (terraform-docs itself is not installable
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import hcl2
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MODULE_DIR = ROOT / "terraform"
 README = ROOT / "README.md"
 BEGIN, END = "<!-- BEGIN_TF_DOCS -->", "<!-- END_TF_DOCS -->"

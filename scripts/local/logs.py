@@ -1,6 +1,6 @@
 """Follow the functions' logs on the local stack, from the emulator's CloudWatch Logs API.
 
-    python -m scripts.logs [FUNCTION ...] [--correlation-id ID] [--since 10m] [--no-follow]
+    python -m scripts.local.logs [FUNCTION ...] [--correlation-id ID] [--since 10m] [--no-follow]
 
 FUNCTION is a key of the module's function map (process-events, ws-connect, ...);
 none means every function. ministack writes each invocation's output to the
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from botocore.exceptions import EndpointConnectionError
 
-from scripts.emulator import LOCAL_ENDPOINTS, emulator_client, read_endpoints
+from scripts.local.emulator import LOCAL_ENDPOINTS, emulator_client, read_endpoints
 
 # Lambda's own lines around each invocation; the function's output is what matters here.
 PLATFORM_LINE = re.compile(r"^(START|END|REPORT) RequestId: ")

@@ -1,6 +1,6 @@
 """AWS requests and DynamoDB capacity per operation, counted on the real handlers (on moto).
 
-    python -m scripts.request_counts [--json]
+    python -m scripts.lab.request_counts [--json]
 
 Every AWS client the functions create comes from boto3's default session; hooks
 on that session see each request the handlers send (`before-call`) and each

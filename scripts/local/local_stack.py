@@ -1,8 +1,8 @@
 """Bring the whole stack up on the local emulator (ministack), or take it down.
 
-    python -m scripts.local_stack up     [--port 4566] [--demo-port 8765] [--state-dir .local]
-    python -m scripts.local_stack status [--state-dir .local]
-    python -m scripts.local_stack down   [--state-dir .local]
+    python -m scripts.local.local_stack up     [--port 4566] [--demo-port 8765] [--state-dir .local]
+    python -m scripts.local.local_stack status [--state-dir .local]
+    python -m scripts.local.local_stack down   [--state-dir .local]
 
 ``up`` starts ministack on 127.0.0.1, builds the zips for this machine, applies
 ``terraform/examples/local`` (showing resources done out of planned as it
@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from scripts import build
-from scripts.emulator import (
+from scripts.local.emulator import (
     EMULATOR_PID_FILE,
     ENDPOINTS_FILE,
     LOCAL_STATE_DIR,
@@ -42,6 +41,7 @@ from scripts.emulator import (
     start_emulator,
     stop_pid,
 )
+from scripts.release import build
 
 EXAMPLE_DIR = ROOT / "terraform" / "examples" / "local"
 TERRAFORM = os.environ.get("TERRAFORM", "terraform")
@@ -181,10 +181,10 @@ def stack_on_free_port(state_dir: Path) -> Iterator[dict]:
 def start_demo_server(state_dir: Path, port: int, timeout: float = 30.0) -> str:
     """Start the demo server in the background, in a session of its own; returns its URL."""
     log = (state_dir / "demo_server.log").open("ab")
-    command = [sys.executable, "-m", "scripts.demo_server", "--endpoints", str(state_dir / ENDPOINTS_FILE)]
+    command = [sys.executable, "-m", "scripts.local.demo_server", "--endpoints", str(state_dir / ENDPOINTS_FILE)]
     process = subprocess.Popen(
         [*command, "--port", str(port), "--pid-file", str(state_dir / DEMO_SERVER_PID_FILE)],
-        cwd=ROOT,  # `-m scripts.demo_server` of this checkout
+        cwd=ROOT,  # `-m scripts.local.demo_server` of this checkout
         env={**os.environ, "PYTHONPATH": str(ROOT / "clients" / "python")},  # it publishes with the publisher SDK
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -225,7 +225,7 @@ def up(port: int, state_dir: Path, demo_port: int) -> dict:
     print(f"    Demo page     : {start_demo_server(state_dir, demo_port)}")  # it refuses a non-loopback stack
     print("    Walkthrough   : make demo")
     print("    Logs          : make logs [FUNCTION=process-events] [CORRELATION_ID=...]")
-    print("    Token for a user: .venv/bin/python -m scripts.mint_token --user alice --groups ops")
+    print("    Token for a user: .venv/bin/python -m scripts.local.mint_token --user alice --groups ops")
     return outputs
 
 

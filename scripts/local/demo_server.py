@@ -1,6 +1,6 @@
 """The demo page for the LOCAL stack (development only; it refuses anything else).
 
-    PYTHONPATH=clients/python python -m scripts.demo_server
+    PYTHONPATH=clients/python python -m scripts.local.demo_server
         [--endpoints .local/endpoints.json] [--port 8765] [--pid-file F]
 
 Serves, on 127.0.0.1 only:
@@ -40,8 +40,8 @@ from urllib.parse import parse_qs, urlparse
 
 from realtime_publisher import Publisher
 
-from scripts.emulator import LOCAL_ENDPOINTS, ROOT, emulator_client, read_endpoints
-from scripts.mint_token import local_secret, mint_token
+from scripts.local.emulator import LOCAL_ENDPOINTS, ROOT, emulator_client, read_endpoints
+from scripts.local.mint_token import local_secret, mint_token
 
 DEMO_DIR = ROOT / "clients" / "demo"
 JS_DIR = ROOT / "clients" / "js"
