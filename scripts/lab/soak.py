@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from scripts.lab.chaos.runner import Recorder, Stack
+from scripts.lab.chaos.harness import Recorder, Stack
 from scripts.local.emulator import ROOT, read_endpoints
 from scripts.local.local_stack import stack_on_free_port
 

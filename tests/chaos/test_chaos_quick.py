@@ -12,7 +12,9 @@ import asyncio
 import pytest
 from measurements import FIGURES
 
-from scripts.lab.chaos.runner import SCENARIOS, Stack, run_scenario, summary_line
+from scripts.lab.chaos.harness import Stack
+from scripts.lab.chaos.runner import run_scenario, summary_line
+from scripts.lab.chaos.scenarios import SCENARIOS
 from scripts.lab.fault_proxy import ProxyThread
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos_quick]
