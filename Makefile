@@ -121,7 +121,7 @@ test-unit: $(VENV)/.installed node_modules/.installed ## Unit tests (moto) and p
 	@echo "==> Unit and packaging tests"
 	$(PY) -m pytest tests/unit tests/build -q $(PYTEST_ARGS)
 
-test-tooling: $(VENV)/.installed ## Tests of the scripts: bench report, simulators, fault proxies, local loop
+test-tooling: $(VENV)/.installed ## Tests of the scripts: module defaults, bench report, simulators, fault proxies, local loop
 	@echo "==> Tooling tests"
 	$(PY) -m pytest tests/tooling -q $(PYTEST_ARGS)
 

@@ -38,8 +38,8 @@ from typing import Any
 
 from realtime.core.settings import FUNCTION_SETTINGS, variables
 
+from scripts.module_defaults import FUNCTION_ENVIRONMENT
 from scripts.release.build import ROOT, build, host_arch
-from tests.unit.support import MODULE_DEFAULTS
 
 MAIN_TF = ROOT / "terraform" / "main.tf"
 RUNTIME_PYTHON = ROOT / ".venv-ministack" / "bin" / "python"
@@ -47,7 +47,7 @@ RUNTIME_PYTHON = ROOT / ".venv-ministack" / "bin" / "python"
 # Dummy settings for every function: the module's defaults, presence on, hs256 tokens from SSM.
 # Nothing is sent anywhere.
 DUMMY_ENVIRONMENT = {
-    **MODULE_DEFAULTS,
+    **FUNCTION_ENVIRONMENT,
     "CONNECTIONS_TABLE": "bench-connections",
     "EVENTS_TABLE": "bench-events",
     "PRESENCE_TABLE": "bench-presence",

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scripts.module_defaults import MAINTENANCE_RUNS_PER_HOUR, VARIABLES
+
 PRICES_AS_OF = "2026-12-01"
 PRICES = {
     # API Gateway WebSocket: messages (sent and received, per 32 KB) and connection minutes (first 1 billion tier).
@@ -38,12 +40,17 @@ PRICES = {
     "lambda_request": 0.20 / 1e6,
     "lambda_gb_second": 0.0000133334,
 }
-# Estimated warm duration (ms) and memory (MB) of one invocation of each function (module defaults).
-DURATION_MS = {"ws-ping": (8, 256), "ws-connect": (40, 256), "ws-disconnect": (30, 256)}
-DURATION_MS |= {"process-events": (60, 512), "fanout": (400, 512), "maintenance-per-1000": (2000, 256)}
-EVENTS_PER_BATCH = 10  # process_events_batch_size's default
-FANOUT_THRESHOLD = 500  # connections process-events posts itself; beyond, pages of FANOUT_PAGE_SIZE
-FANOUT_PAGE_SIZE = 1000
+# Estimated warm duration (ms) of one invocation of each function, at its default memory (MB);
+# fanout gets process-events' memory size.
+_MEMORY_MB = VARIABLES["lambda_memory_size"]
+_PIPELINE_MEMORY_MB = VARIABLES["process_events_memory_size"]
+DURATION_MS = {"ws-ping": (8, _MEMORY_MB), "ws-connect": (40, _MEMORY_MB), "ws-disconnect": (30, _MEMORY_MB)}
+DURATION_MS |= {"process-events": (60, _PIPELINE_MEMORY_MB), "fanout": (400, _PIPELINE_MEMORY_MB)}
+DURATION_MS |= {"maintenance-per-1000": (2000, _MEMORY_MB)}
+EVENTS_PER_BATCH = VARIABLES["process_events_batch_size"]
+# Connections process-events posts itself; beyond, pages of FANOUT_PAGE_SIZE through the fanout queue.
+FANOUT_THRESHOLD = VARIABLES["fanout_threshold"]
+FANOUT_PAGE_SIZE = VARIABLES["fanout_page_size"]
 PING_SECONDS = 30
 AUDIENCES = (1, 100, 10_000)
 TOTAL_CONNECTIONS = (1_000, 10_000, 100_000)
@@ -116,7 +123,7 @@ def per_connection_minute(counts: dict[str, dict[str, Any]]) -> Cost:
     hour = of_counts(counts["connection_hour"]) * (1 / 60)
     gateway = Cost(gateway=PRICES["connection_minute"] + 2 * pings * PRICES["websocket_message"])
     connects = (invocations("ws-connect", 1) + invocations("ws-disconnect", 1)) * (1 / 120)
-    maintenance = invocations("maintenance-per-1000", 1) * (12 / 1000 / 60)
+    maintenance = invocations("maintenance-per-1000", 1) * (MAINTENANCE_RUNS_PER_HOUR / 1000 / 60)
     return gateway + hour + invocations("ws-ping", pings) + connects + maintenance
 
 
@@ -140,7 +147,7 @@ def render(counts: dict[str, dict[str, Any]]) -> str:
         f"write and $0.125 per million read request units; SQS $0.40 per million requests; Lambda arm64 "
         f"$0.20 per million requests and $0.0000133334 per GB-second (durations estimated, not measured).",
         "",
-        "Cost per million events (one topic; batches of 10):",
+        f"Cost per million events (one topic; batches of {EVENTS_PER_BATCH}):",
         "",
         "| audience | gateway | Lambda | DynamoDB | SQS | total | "
         + " | ".join(f"Scan design, {n:,} connections" for n in TOTAL_CONNECTIONS)

@@ -5,7 +5,7 @@
 Every AWS client the functions create comes from boto3's default session; hooks
 on that session see each request the handlers send (`before-call`) and each
 response (`after-call`). The harness runs the handlers as the unit tests do
-(moto, the unit tests' events and tokens) and counts, per operation:
+(moto, the unit tests' events and tokens: scripts.lab.lambda_events) and counts, per operation:
 
 - requests by service and API call (`dynamodb:PutItem`, `sqs:SendMessageBatch`,
   `execute-api:PostToConnection`, ...);
@@ -47,8 +47,10 @@ import boto3
 from moto import mock_aws
 from realtime.core import lifecycle
 
-from tests.unit.support import (
-    MODULE_DEFAULTS,
+from scripts.lab.lambda_events import (
+    AUDIENCE,
+    ISSUER,
+    REGION,
     SECRET,
     SSM_PARAMETER,
     FakeLambdaContext,
@@ -57,8 +59,8 @@ from tests.unit.support import (
     sqs_record,
     ws_event,
 )
+from scripts.module_defaults import FUNCTION_ENVIRONMENT, MAINTENANCE_RUNS_PER_HOUR
 
-REGION = "us-east-1"
 TABLES = {
     "connections": ("realtime-bench-connections", [("pk", "S", "HASH"), ("sk", "S", "RANGE")]),
     "events": ("realtime-bench-events", [("topic", "S", "HASH"), ("seq", "N", "RANGE")]),
@@ -71,7 +73,6 @@ WRITE_UNIT_BYTES = 1024
 MAINTENANCE_SIZES = (100, 1000)
 PING_SECONDS = 30  # the clients' default ping interval
 PINGS_PER_HOUR = 3600 // PING_SECONDS
-MAINTENANCE_RUNS_PER_HOUR = 12  # the module's default schedule, rate(5 minutes)
 CONNECTION_HOURS = 2  # API Gateway closes every WebSocket after 2 hours: a connect and a disconnect per 2 h
 TOPIC_COUNTS = (1, 3, 10)
 
@@ -286,7 +287,7 @@ class World:
         boto3.client("ssm", region_name=REGION).put_parameter(Name=SSM_PARAMETER, Value=SECRET, Type="SecureString")
         os.environ.update(
             {
-                **MODULE_DEFAULTS,
+                **FUNCTION_ENVIRONMENT,
                 "CONNECTIONS_TABLE": TABLES["connections"][0],
                 "EVENTS_TABLE": TABLES["events"][0],
                 "PRESENCE_TABLE": TABLES["presence"][0],
@@ -304,8 +305,8 @@ class World:
                 "CONNECTIONS_ENDPOINT": ENDPOINT,
                 "TOKEN_MODE": "hs256",
                 "TOKEN_SECRET_SSM_PARAMETER": SSM_PARAMETER,
-                "TOKEN_ISSUER": "https://issuer.example/",
-                "TOKEN_AUDIENCE": "realtime-test",
+                "TOKEN_ISSUER": ISSUER,
+                "TOKEN_AUDIENCE": AUDIENCE,
             }
         )
         self.context = FakeLambdaContext(remaining_millis=900_000)
