@@ -30,7 +30,7 @@ PACKAGE_PATH := functions:clients/python
 export TF_CLI_CONFIG_FILE := $(CURDIR)/terraform.rc
 export TF_IN_AUTOMATION := 1
 
-.PHONY: help install build release up status logs down demo bench chaos soak test test-offline test-unit test-clients test-tf validate \
+.PHONY: help install build release up status logs down demo bench chaos soak test test-offline test-unit test-tooling test-clients test-tf validate \
 	test-integration test-browser lint lint-python lint-terraform lint-docs lint-ci docs fmt clean
 
 help: ## Show this help
@@ -80,46 +80,50 @@ install: $(VENV)/.installed $(MINISTACK_ENV)/.installed $(CHECKOV_ENV)/.installe
 # --- build and local stack --------------------------------------------------
 
 build: $(VENV)/.installed ## Build the Lambda code and layer zips for ARCH (default arm64) into dist/
-	$(PY) -m scripts.build --arch $(ARCH)
+	$(PY) -m scripts.release.build --arch $(ARCH)
 
 release: $(VENV)/.installed ## Every artifact of VERSION in release/<version>/ with SHA256SUMS (RELEASE_ALLOW_DIRTY=1 for a trial)
-	$(PY) -m scripts.release $(if $(RELEASE_ALLOW_DIRTY),--allow-dirty)
+	$(PY) -m scripts.release.release $(if $(RELEASE_ALLOW_DIRTY),--allow-dirty)
 
 up: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Start the emulator, build, apply examples/local, print the endpoints
-	$(PY) -m scripts.local_stack up --port $(LOCAL_PORT) --demo-port $(DEMO_PORT)
+	$(PY) -m scripts.local.local_stack up --port $(LOCAL_PORT) --demo-port $(DEMO_PORT)
 
 status: ## What of the local stack is running, and where
-	@[ -x $(PY) ] && $(PY) -m scripts.local_stack status || python3 -m scripts.local_stack status
+	@[ -x $(PY) ] && $(PY) -m scripts.local.local_stack status || python3 -m scripts.local.local_stack status
 
 logs: $(VENV)/.installed ## Follow the functions' logs on the local stack (FUNCTION=process-events, CORRELATION_ID=..., SINCE=10m)
-	@$(PY) -m scripts.logs $(FUNCTION) $(if $(CORRELATION_ID),--correlation-id $(CORRELATION_ID)) --since $(or $(SINCE),10m)
+	@$(PY) -m scripts.local.logs $(FUNCTION) $(if $(CORRELATION_ID),--correlation-id $(CORRELATION_ID)) --since $(or $(SINCE),10m)
 
 demo: $(VENV)/.installed ## Scripted walkthrough in the terminal: two users, three sessions (after make up)
-	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.demo
+	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.local.demo
 
 down: ## Stop the local stack and remove its state
-	@[ -x $(PY) ] && $(PY) -m scripts.local_stack down || python3 -m scripts.local_stack down
+	@[ -x $(PY) ] && $(PY) -m scripts.local.local_stack down || python3 -m scripts.local.local_stack down
 
 bench: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Benchmarks against a floor on the emulator, cold starts, costs: writes docs/benchmarks.md (BENCH_SCALE=large: long cases; REALTIME_STACK_ENDPOINTS=.local/endpoints.json reuses a stack)
-	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.bench
+	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.lab.bench
 
 chaos: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Fault injection on the emulator (failing posts, DynamoDB throttling and conflicts, a crash, lost $disconnects, a network drop): writes docs/reliability.md, fails on a lost or duplicated event
-	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.chaos
+	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.lab.chaos
 
 soak: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Bounded soak run on the emulator (SOAK_MINUTES=20): latency percentiles and memory over time, tables before and after maintenance
-	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.soak
+	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.lab.soak
 
 # --- tests -------------------------------------------------------------------
 
 # The stack suite mostly waits on the emulator: the other suites run beside it, one at a time.
-test: ## Run every suite: integration + browser on the emulator, beside lint, unit, clients and terraform
+test: ## Run every suite: integration + browser on the emulator, beside lint, unit, tooling, clients and terraform
 	@$(MAKE) --no-print-directory -j2 --output-sync=target test-integration test-offline
 
-test-offline: lint test-unit test-clients test-tf ## Every suite that needs no emulator (lint, unit, clients, terraform)
+test-offline: lint test-unit test-tooling test-clients test-tf ## Every suite that needs no emulator (lint, unit, tooling, clients, terraform)
 
 test-unit: $(VENV)/.installed node_modules/.installed ## Unit tests (moto) and packaging tests (zips, release, npm and wheels in clean environments)
 	@echo "==> Unit and packaging tests"
 	$(PY) -m pytest tests/unit tests/build -q $(PYTEST_ARGS)
+
+test-tooling: $(VENV)/.installed ## Tests of the scripts: module defaults, bench report, simulators, fault proxies, local loop
+	@echo "==> Tooling tests"
+	$(PY) -m pytest tests/tooling -q $(PYTEST_ARGS)
 
 test-clients: $(VENV)/.installed ## Client unit tests: browser client (node:test) and Python client
 	@echo "==> Client unit tests"
@@ -163,11 +167,11 @@ lint-terraform: $(CHECKOV_ENV)/.installed
 
 lint-docs: $(VENV)/.installed
 	@echo "==> README module reference"
-	$(PY) -m scripts.tf_docs --check
+	$(PY) -m scripts.docs.tf_docs --check
 	@echo "==> Terraform contract test (terraform/tests/contract.tftest.hcl)"
-	$(PY) -m scripts.tf_contract --check
+	$(PY) -m scripts.docs.tf_contract --check
 	@echo "==> Refused-input corpus: docs table, Terraform test, module messages (contract/vectors/refused.json)"
-	$(PY) -m scripts.refused --check
+	$(PY) -m scripts.docs.refused --check
 
 lint-ci: $(VENV)/.installed
 	@echo "==> CI workflow (GitHub's workflow schema) and pre-commit configuration"
@@ -175,9 +179,9 @@ lint-ci: $(VENV)/.installed
 	$(VENV)/bin/pre-commit validate-config .pre-commit-config.yaml
 
 docs: $(VENV)/.installed ## Regenerate the README's module tables, the Terraform contract test and the refused-input table and test
-	$(PY) -m scripts.tf_docs
-	$(PY) -m scripts.tf_contract
-	$(PY) -m scripts.refused
+	$(PY) -m scripts.docs.tf_docs
+	$(PY) -m scripts.docs.tf_contract
+	$(PY) -m scripts.docs.refused
 
 fmt: $(VENV)/.installed ## Format Python and Terraform
 	$(VENV)/bin/ruff check --fix .

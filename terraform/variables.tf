@@ -114,7 +114,7 @@ variable "token" {
 ################################################################################
 
 locals {
-  # A topic: contract/wire.json's patterns.topic (`python -m scripts.tf_contract --check` keeps them equal).
+  # A topic: contract/wire.json's patterns.topic (`python -m scripts.docs.tf_contract --check` keeps them equal).
   topic_pattern = "^(all|(user|group|presence):[A-Za-z0-9_.@:|+-]{1,128})$"
 }
 

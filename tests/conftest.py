@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from measurements import FIGURES, LATENCIES, latency_summary
 
-from scripts.emulator import emulator_client
-from scripts.local_stack import stack_on_free_port
-from scripts.mint_token import local_secret, mint_token
+from scripts.local.emulator import emulator_client
+from scripts.local.local_stack import stack_on_free_port
+from scripts.local.mint_token import local_secret, mint_token
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 // The demo page: sign in as a seeded user, see who is online, watch events
 // arrive (and by which transport), publish test events, and break the network
-// to watch the client carry on. Served by scripts/demo_server.py; no build step.
+// to watch the client carry on. Served by scripts/local/demo_server.py; no build step.
 import { connect } from '/js/realtime.js';
 
 const $ = (id) => document.getElementById(id);

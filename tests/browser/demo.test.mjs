@@ -3,7 +3,7 @@
 //
 //   DEMO_URL=http://127.0.0.1:8765 node --test --test-concurrency=1 tests/browser/
 //
-// DEMO_URL is a running scripts/demo_server.py (tests/browser/test_browser.py
+// DEMO_URL is a running scripts/local/demo_server.py (tests/browser/test_browser.py
 // starts one on the `stack` fixture and runs this file). CHROMIUM (default
 // /usr/bin/chromium) and ARTIFACTS (default test-artifacts/) are optional.
 // HISTORY_USERS ({now, retention}: {user, ids}) names users with 450 events

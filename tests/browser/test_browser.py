@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from stored_events import write_events
 
-from scripts.demo_server import BackgroundServer
-from scripts.emulator import port_in_use
+from scripts.local.demo_server import BackgroundServer
+from scripts.local.emulator import port_in_use
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import build
+from scripts.release import build
 
 ROOT = Path(__file__).resolve().parents[2]
 # What the Lambda python3.12 runtime provides besides the standard library.

@@ -2,7 +2,7 @@
 
 In a fresh interpreter per function: import its handler module and build what its
 first invocation builds (realtime.services, with the dummy settings of
-scripts.cold_start), then look at what got imported. Each forbidden entry is a
+scripts.lab.cold_start), then look at what got imported. Each forbidden entry is a
 package or module the function never needs; loading it would cost every cold start.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.cold_start import environment, handlers
+from scripts.lab.cold_start import environment, handlers
 
 ROOT = Path(__file__).resolve().parents[2]
 

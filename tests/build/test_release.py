@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from scripts import release
+from scripts.release import release
 
 ROOT = Path(__file__).resolve().parents[2]
 # `make install` fills it with the wheels of clients/python/requirements.txt: pip needs no index.

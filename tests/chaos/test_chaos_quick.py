@@ -1,7 +1,7 @@
 """The key fault scenarios of `make chaos` on the stack: 429/500/unanswered posts, DynamoDB throttling and
 transaction conflicts, a crash between storing and delivering with SQS delivering twice.
 
-Marked `chaos_quick` (select with `-m chaos_quick`); scripts/chaos.py runs them and the others and writes
+Marked `chaos_quick` (select with `-m chaos_quick`); scripts/lab/chaos runs them and the others and writes
 docs/reliability.md. Each scenario undoes its faults (function configuration, queue attributes) when it ends.
 """
 
@@ -12,8 +12,10 @@ import asyncio
 import pytest
 from measurements import FIGURES
 
-from scripts.chaos import SCENARIOS, Stack, run_scenario, summary_line
-from scripts.fault_proxy import ProxyThread
+from scripts.lab.chaos.harness import Stack
+from scripts.lab.chaos.runner import run_scenario, summary_line
+from scripts.lab.chaos.scenarios import SCENARIOS
+from scripts.lab.fault_proxy import ProxyThread
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos_quick]
 

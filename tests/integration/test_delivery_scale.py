@@ -1,9 +1,9 @@
 """Delivery at scale on the emulator: one broadcast to 10,000 simulated connections.
 
 The connections are written straight into the connections table and registered
-in the gateway simulator (scripts/gateway_sim.py, 20 ms per post), and for this
+in the gateway simulator (scripts/lab/gateway_sim.py, 20 ms per post), and for this
 module every function that posts to `@connections` posts to the simulator
-instead of the emulator (scripts/simulated_audience.py). The simulator counts
+instead of the emulator (scripts/lab/simulated_audience.py). The simulator counts
 every post each connection receives, so "exactly once" and "only the failed
 posts again" are checked per connection.
 """
@@ -18,8 +18,8 @@ import uuid
 import pytest
 from measurements import FIGURES
 
-from scripts.gateway_sim import Behaviour, simulator_process
-from scripts.simulated_audience import posting_to, simulated_audience
+from scripts.lab.gateway_sim import Behaviour, simulator_process
+from scripts.lab.simulated_audience import posting_to, simulated_audience
 
 pytestmark = [pytest.mark.integration, pytest.mark.scale]
 

@@ -17,7 +17,7 @@ from measurements import LATENCIES
 from realtime_publisher import Event, Publisher
 from sessions import Session
 
-from scripts.mint_token import LOCAL_AUDIENCE
+from scripts.local.mint_token import LOCAL_AUDIENCE
 
 pytestmark = pytest.mark.integration
 

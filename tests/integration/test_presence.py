@@ -14,7 +14,7 @@ from realtime.core.topics import topics_for_claims
 from realtime.presence.store import PresenceStore
 from sessions import Session
 
-from scripts.emulator import emulator_client
+from scripts.local.emulator import emulator_client
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from realtime_client import RealtimeClient
 from realtime_publisher import Publisher
 from sessions import Session
 
-from scripts.emulator import emulator_client
+from scripts.local.emulator import emulator_client
 
 pytestmark = pytest.mark.integration
 

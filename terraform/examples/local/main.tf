@@ -50,7 +50,7 @@ module "realtime" {
   lambda_architecture = var.lambda_architecture
   log_level           = "DEBUG"
 
-  # scripts/mint_token.py mints the local stack's tokens with this issuer and audience.
+  # scripts/local/mint_token.py mints the local stack's tokens with this issuer and audience.
   token = {
     secret_ssm_parameter_name = aws_ssm_parameter.token_secret.name
     issuer                    = "realtime-local"
@@ -66,7 +66,7 @@ module "realtime" {
     { type = "order.*", audience = ["user:{data.userId}"] },
   ]
 
-  # The demo page (scripts/demo_server.py) reads events over HTTP from its own origin.
+  # The demo page (scripts/local/demo_server.py) reads events over HTTP from its own origin.
   cors_allow_origins = ["http://127.0.0.1:${var.demo_port}", "http://localhost:${var.demo_port}"]
 
   # Presence events also reach the user's groups (the module's default grace period, 5 s, is kept).

@@ -45,7 +45,7 @@ variable "dev_token_secret" {
 }
 
 variable "demo_port" {
-  description = "Port of the demo page on 127.0.0.1 (scripts/demo_server.py): the HTTP API allows its origin (CORS)."
+  description = "Port of the demo page on 127.0.0.1 (scripts/local/demo_server.py): the HTTP API allows its origin (CORS)."
   type        = number
   default     = 8765
 }

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from scripts.demo import main_async
+from scripts.local.demo import main_async
 
 pytestmark = pytest.mark.integration
 

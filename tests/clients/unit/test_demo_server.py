@@ -8,8 +8,8 @@ import httpx
 import jwt
 import pytest
 
-from scripts.demo_server import BackgroundServer, Demo, NotLocal, check_local
-from scripts.mint_token import LOCAL_AUDIENCE, LOCAL_ISSUER
+from scripts.local.demo_server import BackgroundServer, Demo, NotLocal, check_local
+from scripts.local.mint_token import LOCAL_AUDIENCE, LOCAL_ISSUER
 
 LOCAL = {
     "emulator_endpoint": "http://127.0.0.1:4566",

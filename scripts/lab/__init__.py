@@ -1,0 +1,1 @@
+"""The lab: benchmarks, fault injection, soak, cold starts, request counts and costs, and their simulators."""

@@ -1,0 +1,3 @@
+from scripts.lab.chaos.runner import main
+
+main()

@@ -1,0 +1,71 @@
+"""The module's defaults that the tests and the lab tools rely on, in one place.
+
+`VARIABLES` are module inputs with their defaults as terraform/variables.tf
+declares them; tests/tooling/test_module_defaults.py fails when one of them
+drifts from variables.tf. `FUNCTION_ENVIRONMENT` is what the functions'
+environment carries for them by default, written as terraform/main.tf's
+`function_environment` writes it (strings, days as seconds, JSON); the unit
+tests start from it and the lab tools (cold starts, request counts) run the
+handlers with it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+VARIABLES: dict[str, Any] = {
+    # The functions' tunables.
+    "connection_ttl_seconds": 7500,
+    "event_retention_days": 7,
+    "max_event_data_bytes": 32768,
+    "delivery_concurrency": 32,
+    "delivery_max_attempts": 5,
+    "fanout_threshold": 500,
+    "fanout_page_size": 1000,
+    "fanout_concurrency": 64,
+    "max_sessions_per_user": 10,
+    "max_topics_per_token": 100,
+    "event_type_rules": [],
+    "stale_connection_threshold_seconds": 300,
+    "db_changes_max_topics_per_record": 100,
+    # Batching, memory and schedule: what the cost model prices.
+    "process_events_batch_size": 10,
+    "process_events_memory_size": 512,
+    "lambda_memory_size": 256,
+    "maintenance_schedule_expression": "rate(5 minutes)",
+}
+# An attribute of the `token` object input: `max_lifetime_seconds = optional(number, 86400)`.
+TOKEN_MAX_LIFETIME_SECONDS = 86400
+
+FUNCTION_ENVIRONMENT: dict[str, str] = {
+    "CONNECTION_TTL_SECONDS": str(VARIABLES["connection_ttl_seconds"]),
+    "EVENT_RETENTION_SECONDS": str(VARIABLES["event_retention_days"] * 86400),
+    "MAX_DATA_BYTES": str(VARIABLES["max_event_data_bytes"]),
+    "DELIVERY_CONCURRENCY": str(VARIABLES["delivery_concurrency"]),
+    "DELIVERY_MAX_ATTEMPTS": str(VARIABLES["delivery_max_attempts"]),
+    "FANOUT_THRESHOLD": str(VARIABLES["fanout_threshold"]),
+    "FANOUT_PAGE_SIZE": str(VARIABLES["fanout_page_size"]),
+    "FANOUT_CONCURRENCY": str(VARIABLES["fanout_concurrency"]),
+    "MAX_SESSIONS_PER_USER": str(VARIABLES["max_sessions_per_user"]),
+    "MAX_TOPICS_PER_TOKEN": str(VARIABLES["max_topics_per_token"]),
+    "EVENT_TYPE_RULES": json.dumps(VARIABLES["event_type_rules"]),
+    "STALE_CONNECTION_SECONDS": str(VARIABLES["stale_connection_threshold_seconds"]),
+    "MAX_TOPICS_PER_RECORD": str(VARIABLES["db_changes_max_topics_per_record"]),
+    "TOKEN_MAX_LIFETIME_SECONDS": str(TOKEN_MAX_LIFETIME_SECONDS),
+}
+
+_RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours)\)")
+
+
+def runs_per_hour(schedule: str) -> float:
+    """How often an EventBridge `rate(...)` schedule runs in an hour."""
+    match = _RATE.fullmatch(schedule)
+    if match is None:
+        raise ValueError(f"not a rate(N minutes|hours) schedule: {schedule!r}")
+    count, unit = int(match[1]), match[2]
+    return (60 if unit.startswith("minute") else 1) / count
+
+
+MAINTENANCE_RUNS_PER_HOUR = runs_per_hour(VARIABLES["maintenance_schedule_expression"])

@@ -1,0 +1,1 @@
+"""Build the Lambda code and layer zips (`build`) and every artifact of a release (`release`)."""

@@ -1,0 +1,161 @@
+"""docs/benchmarks.md shows the figures `make bench` measured, as ratios to the floor (scripts/lab/bench_report.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import zipfile
+from io import BytesIO
+from unittest import mock
+
+import pytest
+
+from scripts.lab import bench_report
+from scripts.lab.bench_floor import echo_zip, floor_message
+
+
+@pytest.fixture
+def results():
+    return {
+        "run": {
+            "date": "2026-12-01 07:00 UTC",
+            "command": "make bench",
+            "wall_seconds": 480.0,
+            "machine": {
+                "cores": 2,
+                "cpu": "AMD EPYC",
+                "memory_gb": 23.5,
+                "load_average": 1.5,
+                "python": "3.12.1",
+                "emulator": "1.5.33",
+                "os": "Linux 6.1 x86_64",
+            },
+        },
+        "latency": {
+            "pipeline_ms": [40.0, 50.0, 60.0, 70.0, 200.0],
+            "floor_ms": [20.0, 25.0, 30.0, 35.0, 40.0],
+            "pipeline_first_ms": 900.0,
+            "floor_first_ms": 600.0,
+        },
+        "throughput": [
+            {
+                "case": "one topic",
+                "topics": 1,
+                "events": 200,
+                "pipeline_seconds": [4.0, 5.0],
+                "floor_seconds": [1.0, 1.0],
+                "pipeline_warm_up_seconds": 20.0,
+                "floor_warm_up_seconds": 2.0,
+            },
+            {
+                "case": "100 topics",
+                "topics": 100,
+                "events": 200,
+                "pipeline_seconds": [8.0],
+                "floor_seconds": [2.0],
+                "pipeline_warm_up_seconds": 9.0,
+                "floor_warm_up_seconds": 3.0,
+            },
+        ],
+        "fanout": {
+            "concurrency": 32,
+            "rounds": 5,
+            "sessions": [{"size": 1, "median_ms": 60.0}, {"size": 100, "median_ms": 500.0}],
+            "serial": {"size": 100, "median_ms": 2000.0},
+        },
+        "broadcasts": [
+            {"size": 1000, "stack": {"seconds": 2.0, "accepted": 1000}, "bare": {"seconds": 1.0, "accepted": 1000}},
+            {"size": 10000, "stack": {"seconds": 10.0, "accepted": 9000}, "bare": {"seconds": 8.0, "accepted": 10000}},
+        ],
+        "cold_start": {
+            "python": "3.12.1",
+            "runs": 5,
+            "boto3_ms": 150.0,
+            "handlers": {"ws-ping": {"import_ms": 170.0, "setup_ms": 190.0}},
+        },
+        "request_counts": {
+            "ping": {
+                "requests": {"dynamodb:UpdateItem": 2, "execute-api:PostToConnection": 1},
+                "dynamodb": 2,
+                "rcu": 0.0,
+                "wcu": 2.0,
+                "sqs": 0,
+                "execute-api": 1,
+            }
+        },
+    }
+
+
+def test_percentiles_interpolate_between_samples():
+    samples = [float(n) for n in range(1, 101)]
+    assert bench_report.percentile(samples, 50) == pytest.approx(50.5)
+    assert bench_report.percentile(samples, 95) == pytest.approx(95.05)
+    assert bench_report.percentile([7.0], 95) == 7.0
+
+
+def test_latency_is_given_as_a_ratio_to_the_floor(results):
+    pipeline, floor, ratio = bench_report.latency_rows(results["latency"])
+    assert (pipeline["median_ms"], floor["median_ms"]) == (60.0, 30.0)
+    assert ratio["median_ms"] == pytest.approx(2.0)
+    assert ratio["p95_ms"] == pytest.approx(pipeline["p95_ms"] / floor["p95_ms"])
+
+
+def test_throughput_takes_the_median_round_of_each_side(results):
+    row = bench_report.throughput_row(results["throughput"][0])
+    assert row["pipeline"] == pytest.approx(200 / 4.5)
+    assert row["floor"] == pytest.approx(200.0)
+    assert row["ratio"] == pytest.approx(1 / 4.5)
+
+
+def test_the_page_labels_each_kind_of_figure_and_names_the_machine(results):
+    page = bench_report.render(results, "| cost table |")
+    for heading in (
+        "## Latency: publish to receive, against the floor (measured)",
+        "## Throughput (measured)",
+        "**WebSocket sessions (measured)**",
+        "**Simulated connections (simulated)**",
+        "## Cold start (measured)",
+        "## Requests and capacity per operation (counted)",
+        "## Cost (reasoned)",
+    ):
+        assert heading in page
+    assert "Emulator latencies are not AWS's" in page
+    assert "| pipeline / floor |  | **2.00x** |" in page
+    assert "| one topic | 1 | 200 | 44 events/s | 200 events/s | **0.22** |" in page
+    assert "one topic: 20.0 s through the pipeline, 2.0 s through the floor" in page
+    assert "only 9,000 posted" in page
+    assert "| ws-ping | 170 ms | 190 ms | +40 ms |" in page
+    for machine in ("ministack 1.5.33", "2 cores, AMD EPYC", "`make bench`", "2026-12-01 07:00 UTC"):
+        assert machine in page
+    assert "| cost table |" in page
+    assert "| `ping` | 2 | 0 | 2 | 0 | 1 | dynamodb:UpdateItem 2, execute-api:PostToConnection 1 |" in page
+
+
+def test_plots_are_small_pngs(results, tmp_path):
+    written = [
+        bench_report.plot_latency(results["latency"], tmp_path / "latency.png"),
+        bench_report.plot_fanout(results["fanout"], results["broadcasts"], tmp_path / "fanout.png"),
+        bench_report.plot_cost(
+            {
+                "connections": [1, 100, 10_000],
+                "unit": "USD per million events",
+                "audiences": {"1": {"this module": [1, 1, 1], "Scan per message": [1, 2, 3]}},
+            },
+            tmp_path / "cost.png",
+        ),
+    ]
+    for path in written:
+        assert path.read_bytes().startswith(b"\x89PNG")
+        assert path.stat().st_size < 100_000
+
+
+def test_the_floor_posts_the_frame_it_is_given(tmp_path):
+    zipfile.ZipFile(BytesIO(echo_zip())).extractall(tmp_path)
+    spec = importlib.util.spec_from_file_location("echo", tmp_path / "echo.py")
+    echo = importlib.util.module_from_spec(spec)
+    client = mock.Mock()
+    with mock.patch("boto3.client", return_value=client), mock.patch.dict("os.environ", {"CONNECTIONS_ENDPOINT": "x"}):
+        spec.loader.exec_module(echo)
+    frame = {"id": "e1", "type": "bench.tick"}
+    echo.handler({"Records": [{"body": floor_message("conn-1", frame)}]}, None)
+    client.post_to_connection.assert_called_once_with(ConnectionId="conn-1", Data=json.dumps(frame).encode())

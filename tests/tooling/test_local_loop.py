@@ -1,0 +1,63 @@
+"""The local loop's reports: `make up`'s progress and `make logs`' lines."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from scripts.local.local_stack import ApplyProgress
+from scripts.local.logs import format_line
+
+
+def hook(kind: str, address: str, action: str) -> dict:
+    return {"type": kind, "hook": {"resource": {"addr": address}, "action": action}}
+
+
+def test_apply_progress_counts_planned_changes_done_and_not_data_sources():
+    out = io.StringIO()
+    progress = ApplyProgress(out=out, every=0)
+    progress.read(hook("apply_complete", "data.aws_region.current", "read"))
+    progress.read({"type": "change_summary", "changes": {"add": 2, "change": 1, "remove": 1, "operation": "plan"}})
+    for address, action in [("aws_sqs_queue.a", "create"), ("aws_sqs_queue.b", "update"), ("aws_iam_role.c", "delete")]:
+        progress.read(hook("apply_start", address, action))
+        progress.read(hook("apply_complete", address, action))
+    progress.read(hook("apply_complete", "data.aws_iam_policy_document.d", "read"))
+    progress.show(final=True)
+
+    lines = out.getvalue().splitlines()
+    assert lines[0].split()[:2] == ["0/4", "resources"]
+    assert lines[-1].split()[:2] == ["3/4", "resources"]
+    assert lines[-1].endswith("aws_iam_role.c")
+
+
+def test_apply_progress_keeps_the_errors_to_report():
+    progress = ApplyProgress(out=io.StringIO())
+    progress.read({"type": "diagnostic", "diagnostic": {"severity": "error", "summary": "Bad", "detail": "why"}})
+    progress.read({"type": "diagnostic", "diagnostic": {"severity": "warning", "summary": "Meh"}})
+    assert progress.errors == ["Bad: why"]
+
+
+def log_event(message: str) -> dict:
+    return {"timestamp": 1_796_098_344_868, "message": message}
+
+
+def test_log_lines_show_level_message_correlation_id_and_extra_fields():
+    record = {"level": "INFO", "message": "Event processed", "correlation_id": "order-17", "service": "rt", "stored": 1}
+    line = format_line("process-events", log_event(json.dumps(record)), None)
+    assert line == "04:12:24.868 process-events   INFO    Event processed [order-17] stored=1"
+
+
+def test_log_lines_filtered_by_correlation_id_leave_out_everything_else():
+    mine = json.dumps({"level": "INFO", "message": "a", "correlation_id": "c-1"})
+    other = json.dumps({"level": "INFO", "message": "b", "correlation_id": "c-2"})
+    assert format_line("ws-connect", log_event(mine), "c-1")
+    assert format_line("ws-connect", log_event(other), "c-1") is None
+    assert format_line("ws-connect", log_event("Traceback (most recent call last):"), "c-1") is None
+
+
+def test_platform_lines_and_metrics_records_are_left_out_and_other_output_kept():
+    assert format_line("ws-ping", log_event("START RequestId: 1 Version: $LATEST"), None) is None
+    assert format_line("ws-ping", log_event(json.dumps({"_aws": {}, "Pings": [1.0]})), None) is None
+    assert format_line("ws-ping", log_event("Traceback (most recent call last):"), None).endswith(
+        "Traceback (most recent call last):"
+    )
