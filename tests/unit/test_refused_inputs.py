@@ -82,7 +82,11 @@ def test_producer_messages_go_to_the_dlq_with_their_reason(case):
     body = resolve(case["input"])
 
     with pytest.raises(PermanentError) as refused:
-        PIPELINE.parse(body if isinstance(body, str) else json.dumps(body), "sqs-message-id")
+        PIPELINE.parse(
+            body if isinstance(body, str) else json.dumps(body),
+            "sqs-message-id",
+            internal=case.get("queue") == "presence-events",
+        )
 
     assert refused.value.code == case["error"]
     assert case["message"] in refused.value.reason

@@ -330,7 +330,8 @@ class ChangeTranslator:
         if change.created_at is not None:
             message["occurredAt"] = format_timestamp(change.created_at)
         # More topics than one message may carry: same id in every part, and the store keeps
-        # one copy per (topic, id), exactly as if it had been one message.
+        # one copy per (topic, id), exactly as if it had been one message; process-events
+        # delivers every part (docs/design.md, "One id in one batch").
         parts = [
             OutgoingMessage(
                 event_id, rule.label, compact_json({**message, "audience": topics[i : i + MAX_AUDIENCE_TOPICS]})

@@ -13,11 +13,12 @@ from pydantic import ValidationError
 from realtime.core.contract import MAX_DATA_DEPTH, RESERVED_ID_PREFIX, RESERVED_TYPE_PREFIX
 from realtime.core.encoding import compact_json, format_timestamp, nesting_depth
 from realtime.core.errors import PermanentError
+from realtime.core.topics import group_topic, presence_topic
 from realtime.events.audience import EventTypeRules
 from realtime.events.delivery import DeliveryReport, EventDelivery
 from realtime.events.models import Event, Publication
 from realtime.events.producer import ProducerMessage
-from realtime.events.store import EventStore, NewEvent
+from realtime.events.store import AppendResult, EventStore, NewEvent
 
 MAX_REPORTED_ERRORS = 5
 
@@ -60,10 +61,27 @@ class BatchReport:
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
 
 
+# Role ids (`AROA...`): a SenderId starting with one goes on with `:<session name>`, which varies.
+ROLE_ID_PREFIX = "AROA"
+
+
 def producer_of(sender_id: str | None) -> str | None:
-    """The stable part of an SQS record's SenderId: the IAM role's or user's unique id (`AROA...`,
-    `AIDA...`; after a role's id comes its session name, which varies), or the account id."""
-    return sender_id.split(":", 1)[0] if sender_id else None
+    """The idempotency namespace of an SQS record's SenderId (docs/design.md, "Producer identity").
+
+    Only an assumed role's session name is dropped (`AROA...:session` -> `AROA...`): a role's
+    sessions (Lambda, EC2, SSO, web identity) are one producer. Every other form is kept whole,
+    so a federated user (`<account>:<name>`) is never the account, nor another federated user;
+    its `:` becomes `/` (which no SenderId holds) so a namespace never contains the `:` that
+    ends it in an idempotency key. An IAM user (`AIDA...`), the account root (`<account>`) and
+    an AWS service delivering for a producer (SNS, EventBridge: the service's own id) are
+    their own namespaces.
+    """
+    if not sender_id:
+        return None
+    principal, colon, _session = sender_id.partition(":")
+    if colon and principal.startswith(ROLE_ID_PREFIX):
+        return principal
+    return sender_id.replace(":", "/")
 
 
 def idempotency_key(event_id: str, producer: str | None) -> str:
@@ -84,6 +102,31 @@ def _refuse_reserved(message: ProducerMessage) -> None:
     if message.id is not None and message.id.startswith(RESERVED_ID_PREFIX):
         raise PermanentError(
             "reserved_id", f"ids starting with {RESERVED_ID_PREFIX!r} are the module's own presence events"
+        )
+
+
+def _refuse_foreign(message: ProducerMessage) -> None:
+    """A record of the presence-events queue must be what the module writes there (presence/announcer.py):
+    a presence type and id, told to the user's presence topic and, at most, group topics. Anything else
+    (e.g. redriven into that queue from its DLQ) is not trusted as the module's own."""
+    if not message.type.startswith(RESERVED_TYPE_PREFIX):
+        raise PermanentError(
+            "not_internal",
+            f"a presence-events record's type starts with {RESERVED_TYPE_PREFIX!r}; got {message.type!r}",
+        )
+    if message.id is None or not message.id.startswith(RESERVED_ID_PREFIX):
+        raise PermanentError(
+            "not_internal", f"a presence-events record's id starts with {RESERVED_ID_PREFIX!r}; got {message.id!r}"
+        )
+    user_id = message.data.get("userId")
+    own_topic = presence_topic(user_id) if isinstance(user_id, str) else None
+    audience = message.audience or []
+    others = [t for t in audience if t != own_topic and not t.startswith(group_topic(""))]
+    if own_topic not in audience or others:
+        raise PermanentError(
+            "not_internal",
+            "a presence-events record is told to presence:<data.userId> and group topics only; "
+            f"got {audience[:5]!r}{' and more' if len(audience) > 5 else ''} for userId {user_id!r}",
         )
 
 
@@ -128,9 +171,10 @@ class EventPipeline:
     ) -> PendingEvent:
         """Validate a queue message. Raises PermanentError for anything a retry cannot fix.
 
-        `internal`: a message of the module's own functions (from the presence-events
-        queue, which only they may send to); any other may not use the reserved types
-        and ids. `producer` (see producer_of) namespaces a producer's ids.
+        `internal`: a record of the presence-events queue, which only the module's
+        functions may send to: it must also look like theirs (a presence event), and
+        keeps its id as is. Any other message may not use the reserved types and ids;
+        `producer` (see producer_of) namespaces its ids.
         """
         try:
             # NaN and Infinity are not JSON, and browsers could not parse a frame carrying them.
@@ -148,7 +192,9 @@ class EventPipeline:
             message = ProducerMessage.model_validate(raw)
         except ValidationError as error:
             raise PermanentError("invalid_message", _field_errors(error)) from None
-        if not internal:
+        if internal:
+            _refuse_foreign(message)
+        else:
             _refuse_reserved(message)
         try:
             size = len(compact_json(message.data).encode("utf-8"))
@@ -181,6 +227,13 @@ class EventPipeline:
         redelivered event is delivered again (the first attempt may have
         stopped between storing and delivering); clients drop the copy.
         Delivery never fails an event: a post that fails is retried alone.
+
+        Messages with one key (one producer, one id) in a batch are one event
+        (docs/design.md, "One id in one batch"): on each topic the first of them
+        that names it is stored, and the event is delivered once, on every topic
+        any of them stored, so an audience split across messages (db-changes
+        over 100 topics) reaches every topic. Only a message of other content
+        under the same key is delivered apart, on the topics it stored.
         """
         result = self._store.append_batch(
             [
@@ -190,33 +243,52 @@ class EventPipeline:
             ],
             format_timestamp(self._now()),
         )
+        # The store keeps, per (key, topic), the first message of the batch naming it (append_batch).
+        kept_by: dict[tuple[str, str], int] = {}
+        for index, event in enumerate(batch):
+            for topic in event.topics:
+                kept_by.setdefault((event.key, topic), index)
+        contents = [_content_of(event) for event in batch]
         report = BatchReport()
-        publications: dict[str, Publication] = {}
+        counted: set[tuple[str, str]] = set()
+        deliveries: dict[tuple[str, str], tuple[PendingEvent, dict[str, AppendResult]]] = {}
         for index, event in enumerate(batch):
             failed = next((result.failed[topic] for topic in event.topics if topic in result.failed), None)
             if failed is not None:
                 report.failed[index] = failed
                 continue
             found = {topic: result.stored[(topic, event.key)] for topic in event.topics}
-            seqs = {topic: f.seq for topic, f in found.items()}
-            # Two messages with one key in a batch are one event: stored and delivered once.
-            twice = event.key in publications
-            report.stored.append(StoredOne(event, seqs, [] if twice else [t for t, f in found.items() if f.created]))
-            if not twice:
-                published_at = min(f.published_at for f in found.values())
-                publications[event.key] = Publication(
+            created = [t for t, f in found.items() if f.created and (event.key, t) not in counted]
+            counted.update((event.key, t) for t in event.topics)
+            report.stored.append(StoredOne(event, {t: f.seq for t, f in found.items()}, created))
+            _, topics = deliveries.setdefault((event.key, contents[index]), (event, {}))
+            # A topic is delivered with the content stored there: a message of other content kept it.
+            topics.update({t: f for t, f in found.items() if contents[kept_by[(event.key, t)]] == contents[index]})
+        publications = []
+        for event, found in deliveries.values():
+            if not found:
+                continue
+            published_at = min(f.published_at for f in found.values())
+            publications.append(
+                Publication(
                     id=event.event_id,
                     type=event.type,
                     data=event.data,
                     occurred_at=event.occurred_at or published_at,
                     published_at=published_at,
-                    seqs=seqs,
+                    seqs={topic: f.seq for topic, f in found.items()},
                 )
-        report.delivery = self._delivery.deliver_stored(list(publications.values()))
+            )
+        report.delivery = self._delivery.deliver_stored(publications)
         for index, event in enumerate(batch):
             if event.event_id in report.delivery.unqueued and index not in report.failed:
                 report.failed[index] = RuntimeError("its fan-out jobs were not queued")
         return report
+
+
+def _content_of(event: PendingEvent) -> str:
+    """What a frame of the event says besides its topics: equal for every part of one event."""
+    return compact_json([event.type, event.data, event.occurred_at])
 
 
 def _body_of(event: PendingEvent, topic: str) -> Callable[[int, str], str]:

@@ -270,7 +270,11 @@ def test_a_producer_cannot_use_the_presence_types_or_ids(pipeline, message, code
 
     assert refused.value.code == code
     assert "the module's own presence events" in refused.value.reason
-    assert pipeline.parse(body, "m1", internal=True).event_id == message.get("id", "m1")
+    # On the presence-events queue the reserved names are the module's, written the way it writes them.
+    own = {**message, "type": "presence.offline", "id": "presence-alice-1", "data": {"userId": "alice", "version": 1}}
+    assert pipeline.parse(json.dumps({"audience": ["presence:alice"], **own}), "m1", internal=True).event_id == (
+        "presence-alice-1"
+    )
 
 
 def test_types_and_ids_that_only_look_alike_are_the_producers(pipeline):
@@ -312,3 +316,170 @@ def test_each_producer_has_its_own_ids(pipeline, connections_table, client):
 def test_the_producer_is_the_stable_part_of_the_sender_id(sender_id, producer):
     assert producer_of(sender_id) == producer
     assert idempotency_key("o-1", producer) == ("o-1" if producer is None else f"from:{producer}:o-1")
+
+
+# --- producer identity: one namespace per SenderId form (docs/design.md, "Producer identity") ---
+
+
+@pytest.mark.parametrize(
+    ("form", "sender_id", "namespace"),
+    [
+        ("IAM user", "AIDAJQABLZS4A3QDU576Q", "AIDAJQABLZS4A3QDU576Q"),
+        ("assumed role session", "AROAJQABLZS4A3QDU576Q:orders-api", "AROAJQABLZS4A3QDU576Q"),
+        ("role of an EC2 instance", "AROAJQABLZS4A3QDU576Q:i-0123456789abcdef0", "AROAJQABLZS4A3QDU576Q"),
+        ("federated user", "123456789012:Bob", "123456789012/Bob"),
+        ("account root", "123456789012", "123456789012"),
+        ("AWS service delivering (SNS, EventBridge)", "AIDAIT2UOQQY3AUEKVGXU", "AIDAIT2UOQQY3AUEKVGXU"),
+    ],
+)
+def test_each_sender_id_form_aws_documents_has_its_own_namespace(form, sender_id, namespace):
+    assert producer_of(sender_id) == namespace, form
+    assert ":" not in namespace  # the key's `from:<namespace>:<id>` reads one way only
+
+
+def test_federated_users_are_neither_their_account_nor_each_other(pipeline, connections_table, client):
+    ConnectionStore(connections_table).add("c1", "42", ["user:42"], ttl_seconds=60)
+    body = '{"type": "order.updated", "id": "o-1", "data": {"userId": 42}}'
+    # The root choosing the id "Bob:o-1" must not be federated user Bob's "o-1" either.
+    root_body = '{"type": "order.updated", "id": "Bob:o-1", "data": {"userId": 42}}'
+
+    report = pipeline.process(
+        [
+            pipeline.parse(body, "m1", producer=producer_of("123456789012:Bob")),
+            pipeline.parse(body, "m2", producer=producer_of("123456789012:Alice")),
+            pipeline.parse(body, "m3", producer=producer_of("123456789012")),
+            pipeline.parse(root_body, "m4", producer=producer_of("123456789012")),
+            pipeline.parse(body, "m5", producer=producer_of("123456789012:Bob")),  # Bob's retry: his event
+        ]
+    )
+
+    assert [(s.seqs, s.created) for s in report.stored] == [
+        ({"user:42": 1}, ["user:42"]),
+        ({"user:42": 2}, ["user:42"]),
+        ({"user:42": 3}, ["user:42"]),
+        ({"user:42": 4}, ["user:42"]),
+        ({"user:42": 1}, []),
+    ]
+    assert [frame["seq"] for frame in client.frames_for("c1")] == [1, 2, 3, 4]
+
+
+def test_the_sessions_of_one_role_are_one_producer(pipeline):
+    body = '{"type": "order.updated", "id": "o-1", "data": {"userId": 42}}'
+
+    first = pipeline.parse(body, "m1", producer=producer_of("AROAJQABLZS4A3QDU576Q:sandbox-1"))
+    retry = pipeline.parse(body, "m2", producer=producer_of("AROAJQABLZS4A3QDU576Q:sandbox-2"))
+
+    assert first.key == retry.key
+
+
+# --- the presence-events queue: records must still look like the module's own ------------------
+
+OWN_PRESENCE = {
+    "type": "presence.online",
+    "id": "presence-alice-3",
+    "data": {"userId": "alice", "version": 3, "lastSeen": "2026-01-01T00:00:00.000Z"},
+    "audience": ["presence:alice", "group:ward-3"],
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "told"),
+    [
+        ({"type": "order.updated"}, "type starts with 'presence.'"),
+        ({"id": None}, "id starts with 'presence-'"),
+        ({"id": "order-1"}, "id starts with 'presence-'"),
+        ({"audience": ["all"]}, "presence:<data.userId> and group topics only"),
+        ({"audience": ["presence:alice", "all"]}, "presence:<data.userId> and group topics only"),
+        ({"audience": ["presence:alice", "user:bob"]}, "presence:<data.userId> and group topics only"),
+        ({"audience": ["presence:bob"]}, "presence:<data.userId> and group topics only"),
+        ({"audience": None}, "presence:<data.userId> and group topics only"),
+        ({"data": {"version": 3}}, "presence:<data.userId> and group topics only"),
+    ],
+)
+def test_a_presence_events_record_that_does_not_look_internal_goes_to_the_dlq(pipeline, change, told):
+    message = {key: value for key, value in {**OWN_PRESENCE, **change}.items() if value is not None}
+
+    with pytest.raises(PermanentError) as refused:
+        pipeline.parse(json.dumps(message), "m1", internal=True)
+
+    assert refused.value.code == "not_internal"
+    assert told in refused.value.reason
+
+
+def test_the_module_s_own_presence_events_are_taken_with_their_id_as_key(pipeline):
+    pending = pipeline.parse(json.dumps(OWN_PRESENCE), "m1", producer="AROAPRESENCE", internal=True)
+
+    assert (pending.type, pending.topics, pending.key) == (
+        "presence.online",
+        ["presence:alice", "group:ward-3"],
+        "presence-alice-3",
+    )
+
+
+# --- one id in one batch (docs/design.md, "One id in one batch") -----------------------------
+
+
+def parts_of(audience, size, **message):
+    body = {"type": "order.updated", "id": "order-1", "data": {"userId": 42}, **message}
+    return [json.dumps({**body, "audience": audience[i : i + size]}) for i in range(0, len(audience), size)]
+
+
+def test_an_event_split_across_messages_reaches_every_topic_once(pipeline, connections_table, client):
+    connections = ConnectionStore(connections_table)
+    topics = [f"user:{n}" for n in range(6)]
+    for n, topic in enumerate(topics):
+        connections.add(f"c{n}", str(n), [topic], ttl_seconds=60)
+    connections.add("both", "ops", ["user:0", "user:5"], ttl_seconds=60)  # in the first part and in the last
+
+    report = pipeline.process(
+        [pipeline.parse(body, f"m{i}", producer="AROADB") for i, body in enumerate(parts_of(topics, 2))]
+    )
+
+    assert report.failed == {}
+    assert [s.created for s in report.stored] == [["user:0", "user:1"], ["user:2", "user:3"], ["user:4", "user:5"]]
+    for n, topic in enumerate(topics):
+        (frame,) = client.frames_for(f"c{n}")
+        assert (frame["id"], frame["seqs"]) == ("order-1", {topic: 1})
+    (frame,) = client.frames_for("both")  # one frame, with every topic through which it reaches that connection
+    assert frame["seqs"] == {"user:0": 1, "user:5": 1}
+
+
+def test_parts_of_one_event_in_different_batches_are_each_delivered(pipeline, connections_table, client):
+    connections = ConnectionStore(connections_table)
+    connections.add("c0", "0", ["user:0"], ttl_seconds=60)
+    connections.add("c1", "1", ["user:1"], ttl_seconds=60)
+    connections.add("both", "ops", ["user:0", "user:1"], ttl_seconds=60)
+    first, second = parts_of(["user:0", "user:1"], 1)
+
+    pipeline.process([pipeline.parse(first, "m1", producer="AROADB")])
+    pipeline.process([pipeline.parse(second, "m2", producer="AROADB")])
+
+    assert [f["seqs"] for f in client.frames_for("c0")] == [{"user:0": 1}]
+    assert [f["seqs"] for f in client.frames_for("c1")] == [{"user:1": 1}]
+    # One frame per part: one id, so the clients hand the event on once and take both positions.
+    assert [(f["id"], f["seqs"]) for f in client.frames_for("both")] == [
+        ("order-1", {"user:0": 1}),
+        ("order-1", {"user:1": 1}),
+    ]
+
+
+def test_a_producer_reusing_an_id_in_one_batch_for_other_content_gets_each_part_on_its_topics(
+    pipeline, connections_table, events_table, client
+):
+    connections = ConnectionStore(connections_table)
+    for n in range(3):
+        connections.add(f"c{n}", str(n), [f"user:{n}"], ttl_seconds=60)
+    first = json.dumps({"type": "a", "id": "x-1", "data": {"v": 1}, "audience": ["user:0", "user:1"]})
+    other = json.dumps({"type": "a", "id": "x-1", "data": {"v": 2}, "audience": ["user:1", "user:2"]})
+
+    report = pipeline.process([pipeline.parse(first, "m1", producer="P"), pipeline.parse(other, "m2", producer="P")])
+
+    # user:1 keeps the first message's content (one id, one event per topic); user:2 gets the other's.
+    assert [s.created for s in report.stored] == [["user:0", "user:1"], ["user:2"]]
+    stored = {
+        e.topic: json.loads(e.body)["data"]
+        for e in EventStore(events_table).read_after(["user:0", "user:1", "user:2"], {}).events
+    }
+    assert stored == {"user:0": {"v": 1}, "user:1": {"v": 1}, "user:2": {"v": 2}}
+    frames = {n: [f["data"] for f in client.frames_for(f"c{n}")] for n in range(3)}
+    assert frames == {0: [{"v": 1}], 1: [{"v": 1}], 2: [{"v": 2}]}  # every frame says what its topic stored

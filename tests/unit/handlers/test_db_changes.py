@@ -1,9 +1,11 @@
 """The db-changes handler: a stream batch in, producer messages on the events queue, failed records reported."""
 
 import json
+import time
 
 import boto3
 import pytest
+from realtime.connections.store import ConnectionStore
 from realtime.core import aws, lifecycle
 from realtime.core.errors import ConfigError
 from realtime.events.store import EventStore
@@ -246,3 +248,45 @@ def test_a_replayed_record_is_stored_once(
 
     stored = EventStore(events_table, 3600).read_after(["presence:d-1", "group:c-1"], {}, limit=10)
     assert sorted((e.topic, e.seq) for e in stored.events) == [("group:c-1", 1), ("presence:d-1", 1)]
+
+
+def test_an_audience_split_across_messages_reaches_every_topic(
+    events_queue, events_table, connections_table, management_client, monkeypatch, lambda_context
+):
+    """Over 100 topics, db-changes sends parts with one id; process-events delivers every part once, whatever
+    batches they land in, and a connection reached through two parts in one batch gets one frame."""
+    rule = {
+        "name": "ward",
+        "event_type": "ward.alert",
+        "audience": ["user:{patients}"],
+        "list_placeholders": ["patients"],
+    }
+    monkeypatch.setenv("DB_CHANGE_SOURCES", json.dumps([{"name": "clinic", "stream_arn": STREAM_ARN, "rules": [rule]}]))
+    monkeypatch.setenv("MAX_TOPICS_PER_RECORD", "250")
+    for name in ("DLQ_URL", "FANOUT_QUEUE_URL"):
+        monkeypatch.setenv(name, events_queue[1])
+    patients = [f"p{n:03d}" for n in range(250)]
+    connections = ConnectionStore(connections_table, clock=lambda: time.time() - 60)
+    for patient in patients:
+        connections.add(f"tab-{patient}", patient, [f"user:{patient}"], ttl_seconds=600)
+    connections.add("nurse", "nurse", ["user:p000", "user:p150", "user:p249"], ttl_seconds=600)  # in each part
+
+    db_changes.handler(
+        {"Records": [stream_record("INSERT", new={"pk": "ward-1", "patients": patients})]}, lambda_context
+    )
+    parts = queued(events_queue)
+    assert len(parts) == 3
+    assert len({json.loads(p["Body"])["id"] for p in parts}) == 1
+    records = [sqs_record(part["Body"], f"m-{n}") for n, part in enumerate(parts)]
+    process_events.handler({"Records": records[:2]}, lambda_context)  # two parts in one batch
+    process_events.handler({"Records": records[2:]}, lambda_context)  # the last in another
+
+    frames = {}
+    for connection_id, data in management_client.posts:
+        frames.setdefault(connection_id, []).append(json.loads(data))
+    assert {c: [f["seqs"] for f in fs] for c, fs in frames.items() if c != "nurse"} == {
+        f"tab-{patient}": [{f"user:{patient}": 1}] for patient in patients
+    }
+    # Parts 1 and 2 shared a batch: one frame for both; part 3 another (one id: the clients hand it on once).
+    assert [f["seqs"] for f in frames["nurse"]] == [{"user:p000": 1, "user:p150": 1}, {"user:p249": 1}]
+    assert len({f["id"] for fs in frames.values() for f in fs}) == 1

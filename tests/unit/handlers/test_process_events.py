@@ -100,7 +100,7 @@ def presence_events(queues, monkeypatch):
 
 
 def test_a_producer_can_neither_forge_nor_suppress_a_presence_event(
-    stack, dlq, presence_events, management_client, lambda_context
+    stack, dlq, presence_events, connections_table, management_client, lambda_context
 ):
     online = {"type": "presence.online", "id": "presence-alice-1", "data": {"userId": "alice", "version": 1}}
     forged = {**online, "type": "presence.offline"}
@@ -109,8 +109,9 @@ def test_a_producer_can_neither_forge_nor_suppress_a_presence_event(
         sqs_record(json.dumps({**forged, "audience": ["user:alice"]}), "forged"),
         sqs_record(json.dumps(squatter), "squatter"),
     ]
-    real = sqs_record(json.dumps({**online, "audience": ["user:alice"]}), "real")
+    real = sqs_record(json.dumps({**online, "audience": ["presence:alice"]}), "real")
     real["eventSourceARN"] = PRESENCE_EVENTS_ARN
+    ConnectionStore(connections_table).add("watcher", "bob", ["user:bob", "presence:alice"], ttl_seconds=600)
 
     assert process_events.handler({"Records": producers}, lambda_context) == {"batchItemFailures": []}
     assert process_events.handler({"Records": [real]}, lambda_context) == {"batchItemFailures": []}
@@ -120,9 +121,53 @@ def test_a_producer_can_neither_forge_nor_suppress_a_presence_event(
         "forged": "reserved_type",
         "squatter": "reserved_id",
     }
-    (stored,) = stack.read_after(["user:alice"], {}).events
+    (stored,) = stack.read_after(["user:alice", "presence:alice"], {}).events
     assert (json.loads(stored.body)["type"], json.loads(stored.body)["id"]) == ("presence.online", "presence-alice-1")
     assert {json.loads(data)["type"] for _, data in management_client.posts} == {"presence.online"}
+
+
+def test_the_presence_events_dlq_is_no_back_door(stack, dlq, presence_events, management_client, lambda_context):
+    """Whatever is redriven into the presence-events queue must still be a presence event the module would write."""
+    own = {"type": "presence.online", "id": "presence-alice-1", "data": {"userId": "alice", "version": 1}}
+    foreign = {
+        "broadcast": {"type": "promo", "id": "p-1", "data": {"userId": "alice"}, "audience": ["all"]},
+        "ordinary-id": {**own, "id": "o-1", "audience": ["presence:alice"]},
+        "to-a-user": {**own, "audience": ["presence:alice", "user:bob"]},
+        "someone-else": {**own, "audience": ["presence:bob"]},
+    }
+    records = [sqs_record(json.dumps(body), name) for name, body in foreign.items()]
+    for record in records:
+        record["eventSourceARN"] = PRESENCE_EVENTS_ARN
+
+    assert process_events.handler({"Records": records}, lambda_context) == {"batchItemFailures": []}
+
+    assert {message_id: code for message_id, (_, code, _) in dead_letters(dlq).items()} == dict.fromkeys(
+        foreign, "not_internal"
+    )
+    assert stack.read_after(["all", "user:bob", "presence:alice", "presence:bob"], {}).events == []
+    assert management_client.posts == []
+
+
+def test_federated_users_of_one_account_keep_their_own_ids(stack, management_client, lambda_context):
+    """`<account>:<name>` is the federated user, not the account (nor the root, whose SenderId is the account)."""
+
+    def sent_by(sender_id, message_id, total):
+        record = sqs_record(
+            json.dumps({"type": "order.updated", "id": "o-1", "data": {"userId": "bob", "total": total}}), message_id
+        )
+        record["attributes"]["SenderId"] = sender_id
+        return record
+
+    records = [
+        sent_by("123456789012:alice", "m1", 1),
+        sent_by("123456789012:carol", "m2", 2),
+        sent_by("123456789012", "m3", 3),
+        sent_by("123456789012:alice", "m4", 1),  # alice, retrying
+    ]
+    process_events.handler({"Records": records}, lambda_context)
+
+    stored = [json.loads(e.body) for e in stack.read_after(["user:bob"], {}).events]
+    assert [(e["id"], e["seq"], e["data"]["total"]) for e in stored] == [("o-1", 1, 1), ("o-1", 2, 2), ("o-1", 3, 3)]
 
 
 def test_two_producers_choosing_one_id_both_get_their_event_stored(stack, management_client, lambda_context):
@@ -150,7 +195,9 @@ def test_failed_records_of_the_presence_events_queue_are_retried_on_it(
     monkeypatch.setattr(EventStore, "append_batch", broken)
     queues.sqs.send_message(QueueUrl=presence_events, MessageBody="{}")
     (message,) = queues.sqs.receive_message(QueueUrl=presence_events, VisibilityTimeout=300)["Messages"]
-    body = '{"type": "presence.online", "id": "presence-bob-1", "data": {"userId": "bob"}, "audience": ["user:bob"]}'
+    body = (
+        '{"type": "presence.online", "id": "presence-bob-1", "data": {"userId": "bob"}, "audience": ["presence:bob"]}'
+    )
     record = sqs_record(body, message["MessageId"])
     record["receiptHandle"] = message["ReceiptHandle"]
     record["eventSourceARN"] = PRESENCE_EVENTS_ARN
