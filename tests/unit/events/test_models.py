@@ -3,8 +3,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
-from realtime.core.encoding import format_timestamp
-from realtime.events.models import Event
+from realtime.core.encoding import compact_json, format_timestamp
+from realtime.events.delivery import InvalidJob, job_from_message
+from realtime.events.models import EVENT_KEY, Event, Publication, event_key
 from realtime.events.producer import ProducerMessage
 
 
@@ -88,3 +89,66 @@ def test_event_frame_is_compact_with_contract_keys_in_order():
         '"occurredAt":"2026-11-26T10:00:00.000Z","publishedAt":"2026-11-26T10:00:00.250Z"}'
     )
     assert list(json.loads(text)) == ["id", "type", "topic", "seq", "data", "occurredAt", "publishedAt"]
+
+
+def test_an_event_with_a_key_carries_it_after_its_id():
+    event = Event(
+        id="e1",
+        type="t",
+        topic="user:42",
+        seq=1,
+        data={},
+        occurred_at="2026-11-26T10:00:00.000Z",
+        published_at="2026-11-26T10:00:00.250Z",
+        key=event_key("from:AROAEXAMPLE:e1"),
+    )
+
+    fields = ["id", "key", "type", "topic", "seq", "data", "occurredAt", "publishedAt"]
+    assert list(json.loads(event.to_json())) == fields
+
+
+def test_the_event_key_is_a_fixed_length_url_safe_hash_of_the_idempotency_key():
+    keys = {event_key(idempotency) for idempotency in ("e1", "from:AROAA:e1", "from:AROAB:e1")}
+
+    assert len(keys) == 3
+    assert all(EVENT_KEY.fullmatch(key) for key in keys)
+    assert event_key("from:AROAA:e1") == event_key("from:AROAA:e1")  # every function computes the same one
+
+
+def publication(**fields):
+    return Publication(
+        id="e1",
+        type="t",
+        data={},
+        occurred_at="2026-11-26T10:00:00.000Z",
+        published_at="2026-11-26T10:00:00.250Z",
+        seqs={"all": 3, "user:42": 7},
+        **fields,
+    )
+
+
+def test_a_fan_out_job_carries_the_key_into_every_frame():
+    keyed = publication(key=event_key("e1"))
+    carried = Publication.from_message(json.loads(compact_json(keyed.to_message())))
+
+    assert carried == keyed
+    assert json.loads(carried.frame(["user:42"]))["key"] == event_key("e1")
+
+
+def test_a_fan_out_job_queued_before_keys_posts_frames_without_one():
+    """Upgrade path: jobs the previous version queued have no key; their frames go out as that version's did."""
+    message = publication().to_message()
+    assert "key" not in message
+
+    frame = json.loads(Publication.from_message(message).frame(["all", "user:42"]))
+
+    assert "key" not in frame
+    assert frame["seqs"] == {"all": 3, "user:42": 7}
+
+
+@pytest.mark.parametrize("key", [17, "", "short", "x" * 23, "with/slash+plus=ABCDEFG"])
+def test_a_job_whose_key_the_module_would_not_write_is_refused(key):
+    event = {**publication().to_message(), "key": key}
+
+    with pytest.raises(InvalidJob, match="key must be"):
+        job_from_message(json.dumps({"event": event, "topic": "all", "startKey": None, "attempt": 0}))
