@@ -110,7 +110,8 @@ class RealtimeClient:
         long_poll_wait: int = 20,  # the server's maximum (API Gateway cuts requests at 29 s)
         page_limit: int = 200,
         backoff: dict[str, Any] | None = None,  # Backoff(**backoff): initial, maximum, factor
-        dedupe_by_id: bool = True,
+        dedupe_events: bool | None = None,  # one event on several of the client's topics handed on once
+        dedupe_by_id: bool | None = None,  # deprecated: the former name of dedupe_events
         ws_connect: Callable[[str], Awaitable[Any]] | None = None,
         http: httpx.AsyncClient | None = None,
         name: str = "client",
@@ -138,7 +139,7 @@ class RealtimeClient:
         self._http = http
         self._own_http = http is None
 
-        self.tracker = EventTracker(dedupe_by_id=dedupe_by_id, since=since)
+        self.tracker = EventTracker(dedupe_events=dedupe_events, dedupe_by_id=dedupe_by_id, since=since)
         if cursor:
             self.tracker.restore(cursor)
         self.presence = PresenceTracker()
