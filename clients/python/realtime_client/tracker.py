@@ -24,9 +24,16 @@ Event = dict[str, Any]
 Since = Literal["now", "retention"]
 
 
+Jitter = Literal["equal", "full"]
+
+
 class Backoff:
-    """Exponential backoff with "equal jitter": half fixed, half random, so
-    retries spread out but never collapse to zero delay."""
+    """Exponential backoff up to a cap, with jitter so that retries spread out.
+
+    "equal" jitter (the default: half fixed, half random) never collapses to
+    zero delay, for reconnects; "full" jitter (anywhere from zero to the
+    ceiling) spreads a crowd furthest, for a server that says it is overloaded.
+    """
 
     def __init__(
         self,
@@ -34,11 +41,15 @@ class Backoff:
         maximum: float = 30.0,
         factor: float = 2.0,
         rand: Callable[[], float] = random.random,
+        jitter: Jitter = "equal",
     ) -> None:
+        if jitter not in ("equal", "full"):
+            raise ValueError("jitter must be 'equal' or 'full'")
         self.initial = initial
         self.maximum = maximum
         self.factor = factor
         self.rand = rand
+        self.jitter = jitter
         self.attempt = 0
 
     def ceiling(self, attempt: int | None = None) -> float:
@@ -48,6 +59,8 @@ class Backoff:
         """Seconds to wait before the next retry; each call moves one attempt further."""
         ceiling = self.ceiling()
         self.attempt += 1
+        if self.jitter == "full":
+            return self.rand() * ceiling
         return ceiling / 2 + self.rand() * ceiling / 2
 
     def reset(self) -> None:

@@ -135,7 +135,7 @@ def test_tracker(case):
             raise AssertionError(f"step {index} {step}: {error}") from error
 
 
-BACKOFF_OPTIONS = {"initialMs": "initial", "maxMs": "maximum", "factor": "factor"}
+BACKOFF_OPTIONS = {"initialMs": "initial", "maxMs": "maximum", "factor": "factor", "jitter": "jitter"}
 
 
 def backoff(options: dict, rand: float) -> Backoff:
