@@ -1,12 +1,19 @@
 // Type declarations for realtime.js (the browser client). No dependencies.
 
 /**
- * A delivered event, handed on once per event id. It may reach the client
- * through several of the token's topics: `seqs` holds every (topic, seq) pair
- * known for it; `topic` and `seq` are the pair it was handed on through.
+ * A delivered event, handed on once per event (by `key`, else `id`). It may
+ * reach the client through several of the token's topics: `seqs` holds every
+ * (topic, seq) pair known for it; `topic` and `seq` are the pair it was handed
+ * on through.
  */
 export interface RealtimeEvent<T = Record<string, unknown>> {
+  /** The producer's id; two producers may use the same one for different events. */
   id: string;
+  /**
+   * Opaque, unique per stored event (the same on each of its topics): what the
+   * client dedupes on. Absent on events stored before the server had keys.
+   */
+  key?: string;
   type: string;
   topic: string;
   /** Strictly increasing per topic, from 1, without gaps on the server. */
@@ -57,6 +64,11 @@ export interface BackoffOptions {
   maxMs?: number;
   /** Growth per attempt (default 2). */
   factor?: number;
+  /**
+   * 'equal' (default): half the ceiling fixed, half random. 'full': anywhere
+   * from 0 to the ceiling (the client uses it for throttled polls whatever is set here).
+   */
+  jitter?: 'equal' | 'full';
   /** Random source in [0, 1) (default Math.random). */
   random?: () => number;
 }
@@ -100,7 +112,12 @@ export interface ConnectOptions {
   /** Events per GET /events page (default 200). */
   pageLimit?: number;
   backoff?: BackoffOptions;
-  /** Hand an event that reaches several of the token's topics on once (default true; false: once per topic). */
+  /**
+   * Hand an event that reaches several of the token's topics on once, by its
+   * `key` (else its `id`) (default true; false: once per topic).
+   */
+  dedupeEvents?: boolean;
+  /** @deprecated The former name of `dedupeEvents`; still accepted. */
   dedupeById?: boolean;
   /** Override the WebSocket constructor (default globalThis.WebSocket, read at connect time). */
   WebSocket?: typeof WebSocket;
@@ -123,6 +140,11 @@ export interface ClientStats {
   lastSyncEvents: number;
   /** From a seq jump to the held frames being handed on (late frame or HTTP read), in ms. */
   lastGapRepairMs: number | null;
+  /**
+   * GET /events answers that said "not now" (429, or 5xx such as a throttled
+   * Lambda): each waited its Retry-After, then a full-jitter backoff.
+   */
+  throttled: number;
   tracker: TrackerStats;
 }
 
@@ -180,9 +202,16 @@ export interface EventsPage {
 export declare class EventTracker {
   /**
    * since: where the first read starts, as the client's option (default 'now').
-   * idMemory: how many recently handed-on event ids are remembered to drop later copies (default 10000).
+   * dedupeEvents: hand on each event once, by `key` (else `id`) (default true); dedupeById is its former name.
+   * idMemory: how many recently handed-on events are remembered to drop later copies (default 10000).
    */
-  constructor(options?: { dedupeById?: boolean; idMemory?: number; since?: 'now' | 'retention' });
+  constructor(options?: {
+    dedupeEvents?: boolean;
+    /** @deprecated Use dedupeEvents. */
+    dedupeById?: boolean;
+    idMemory?: number;
+    since?: 'now' | 'retention';
+  });
   positions: Map<string, number>;
   serverCursor: string | null;
   since: 'now' | 'retention';
@@ -210,4 +239,11 @@ export declare class PresenceTracker {
 export declare class HttpError extends Error {
   status: number;
   code?: string;
+  /** What the answer's Retry-After asked for, in ms (at most 300000); null without one. */
+  retryAfterMs: number | null;
+  /** 429 or 5xx: the client backs off with full jitter before the next read. */
+  readonly throttled: boolean;
 }
+
+/** A Retry-After header (seconds or HTTP date) in ms from nowMs, capped at 300000; null when absent or unreadable. */
+export declare function retryAfterMs(value: string | null | undefined, nowMs: number): number | null;

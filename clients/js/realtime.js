@@ -25,15 +25,19 @@
 // Generated file: edit clients/js/src, then run `npm run build` in clients/js.
 
 // ---- src/backoff.js -------------------------------------------------------
-// Backoff: exponential with "equal jitter" (half fixed, half random), so
-// retries spread out but never collapse to zero delay.
+// Backoff: exponential up to a cap, with jitter so that retries spread out.
+// "equal" jitter (the default: half fixed, half random) never collapses to zero
+// delay, for reconnects; "full" jitter (anywhere from zero to the ceiling)
+// spreads a crowd furthest, for a server that says it is overloaded.
 // Python: realtime_client/tracker.py Backoff.
 
 export class Backoff {
-  constructor({ initialMs = 500, maxMs = 30000, factor = 2, random = Math.random } = {}) {
+  constructor({ initialMs = 500, maxMs = 30000, factor = 2, jitter = 'equal', random = Math.random } = {}) {
+    if (jitter !== 'equal' && jitter !== 'full') throw new TypeError("jitter must be 'equal' or 'full'");
     this.initialMs = initialMs;
     this.maxMs = maxMs;
     this.factor = factor;
+    this.jitter = jitter;
     this.random = random;
     this.attempt = 0;
   }
@@ -47,6 +51,7 @@ export class Backoff {
   next() {
     const ceiling = this.ceiling();
     this.attempt += 1;
+    if (this.jitter === 'full') return this.random() * ceiling;
     return ceiling / 2 + this.random() * (ceiling / 2);
   }
 
@@ -144,13 +149,30 @@ function copiesOf(frame) {
 
 const pairKey = (topic, seq) => `${topic}\n${seq}`;
 
+/**
+ * What makes two frames or items one event: the server's opaque `key`, unique
+ * per stored event (two producers' events that share an id differ in it); an
+ * event stored before keys existed has none and falls back to its `id`.
+ * Prefixed, so a key never meets an id. null: no identity, never deduped.
+ */
+function identityOf(event) {
+  if (typeof event.key === 'string' && event.key !== '') return `key:${event.key}`;
+  if (typeof event.id === 'string') return `id:${event.id}`;
+  return null;
+}
+
 /** The key that interleaves topics on release; a frame without one goes first. */
 function publishedAt(frame) {
   return typeof frame.publishedAt === 'string' ? frame.publishedAt : '';
 }
 
 export class EventTracker {
-  constructor({ dedupeById = true, idMemory = 10000, since = 'now' } = {}) {
+  /**
+   * dedupeEvents: hand on each event once however many of the client's topics
+   * carry it (by `key`, else `id`); false: once per topic. dedupeById is its
+   * former name, still accepted. idMemory: how many events are remembered.
+   */
+  constructor({ dedupeEvents, dedupeById, idMemory = 10000, since = 'now' } = {}) {
     this.positions = new Map(); // topic -> last seq handed on, or skipped as history or past retention
     this.serverCursor = null; // the last cursor the server gave
     // 'now': the first read asks the server where the topics are (since=now) and
@@ -159,9 +181,9 @@ export class EventTracker {
     this.started = false; // a first page was read, or a cursor restored
     this.syncing = false; // a catch-up is running: hold live frames until it ends
     this.pending = new Map(); // `${topic}\n${seq}` -> frame held back
-    this.dedupeById = dedupeById;
+    this.dedupeEvents = dedupeEvents ?? dedupeById ?? true;
     this.idMemory = idMemory;
-    this.recentIds = new Map(); // id -> Set of its (topic, seq) keys seen; insertion-ordered: the oldest go first
+    this.recentEvents = new Map(); // identityOf -> Set of its (topic, seq) keys seen; insertion-ordered: the oldest go first
     this.stats = { delivered: 0, duplicates: 0, gapsDetected: 0, gapsLost: 0 };
   }
 
@@ -248,15 +270,18 @@ export class EventTracker {
     const out = [];
     const events = (Array.isArray(page.events) ? page.events : []).filter(isEvent);
     // One item per (event, topic): the items of one event are handed on once, with every pair the page has.
-    const seqsById = new Map();
+    const seqsByEvent = new Map();
     for (const event of events) {
-      if (typeof event.id !== 'string') continue;
-      if (!seqsById.has(event.id)) seqsById.set(event.id, []);
-      seqsById.get(event.id).push([event.topic, event.seq]);
+      const identity = identityOf(event);
+      if (identity === null) continue;
+      if (!seqsByEvent.has(identity)) seqsByEvent.set(identity, []);
+      seqsByEvent.get(identity).push([event.topic, event.seq]);
     }
-    for (const [id, pairs] of seqsById) seqsById.set(id, Object.fromEntries(pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+    for (const [identity, pairs] of seqsByEvent) {
+      seqsByEvent.set(identity, Object.fromEntries(pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+    }
     for (const item of events) {
-      const event = { ...item, seqs: seqsById.get(item.id) ?? { [item.topic]: item.seq } };
+      const event = { ...item, seqs: seqsByEvent.get(identityOf(item)) ?? { [item.topic]: item.seq } };
       const position = this.positions.get(event.topic);
       if (position !== undefined && event.seq <= position) {
         this.stats.duplicates += 1;
@@ -339,16 +364,17 @@ export class EventTracker {
     this.positions.set(copy.topic, copy.seq);
     // One event can reach us through several topics (one frame, or one HTTP item per topic, or
     // both): the application gets it once, with every (topic, seq) pair known for it.
-    if (this.dedupeById && typeof copy.id === 'string') {
-      const seen = this.recentIds.get(copy.id);
+    const identity = this.dedupeEvents ? identityOf(copy) : null;
+    if (identity !== null) {
+      const seen = this.recentEvents.get(identity);
       if (seen !== undefined) {
         // A pair the event was handed on with is its own copy, not a duplicate.
         if (!seen.has(pairKey(copy.topic, copy.seq))) this.stats.duplicates += 1;
         seen.add(pairKey(copy.topic, copy.seq));
         return;
       }
-      this.recentIds.set(copy.id, new Set(Object.entries(copy.seqs).map(([topic, seq]) => pairKey(topic, seq))));
-      if (this.recentIds.size > this.idMemory) this.recentIds.delete(this.recentIds.keys().next().value);
+      this.recentEvents.set(identity, new Set(Object.entries(copy.seqs).map(([topic, seq]) => pairKey(topic, seq))));
+      if (this.recentEvents.size > this.idMemory) this.recentEvents.delete(this.recentEvents.keys().next().value);
     }
     this.stats.delivered += 1;
     out.push(copy);
@@ -384,13 +410,42 @@ export class PresenceTracker {
 // GET /events on the wire: the URL of a page and the error of a failed one.
 // The client (client.js) reads the pages; the tracker decides what they hand on.
 
+// Answers that mean "too many requests now": throttled (429), or an overloaded or
+// throttled backend (5xx; a Lambda throttle reaches the client as a 500). The
+// client backs off with full jitter before the next poll, and waits Retry-After first.
+const isThrottled = (status) => status === 429 || (status >= 500 && status <= 599);
+
+// A Retry-After longer than this is taken as this: a wrong header must not park a client for hours.
+const RETRY_AFTER_MAX_MS = 300000;
+
 export class HttpError extends Error {
-  constructor(status, error) {
+  constructor(status, error, { retryAfterMs = null } = {}) {
     super(`GET /events failed: ${status} ${error?.code ?? ''} ${error?.message ?? ''}`.trim());
     this.name = 'HttpError';
     this.status = status;
     this.code = error?.code;
+    this.retryAfterMs = retryAfterMs; // what Retry-After asked for, in ms; null when absent or unreadable
   }
+
+  get throttled() {
+    return isThrottled(this.status);
+  }
+}
+
+/**
+ * A Retry-After header in ms from `nowMs`: delay-seconds or an HTTP date (RFC 9110);
+ * null when absent or unreadable, never below 0 nor above RETRY_AFTER_MAX_MS.
+ * (A browser only sees the header when the API exposes it to CORS.)
+ */
+export function retryAfterMs(value, nowMs) {
+  if (typeof value !== 'string' || value.trim() === '') return null;
+  const text = value.trim();
+  let ms;
+  if (/^\d+$/.test(text)) ms = Number(text) * 1000;
+  else if (/[a-z]/i.test(text)) ms = Date.parse(text) - nowMs; // an HTTP date always names a day and month
+  else return null;
+  if (Number.isNaN(ms)) return null;
+  return Math.min(RETRY_AFTER_MAX_MS, Math.max(0, ms));
 }
 
 /** The URL of one GET /events page: the tracker's query, a page size and, for a long poll, a wait in seconds. */
@@ -452,7 +507,7 @@ const DEFAULTS = {
   longPollWaitSeconds: 20, // the server's maximum (API Gateway cuts requests at 29 s)
   pageLimit: 200,
   backoff: {},
-  dedupeById: true,
+  dedupeEvents: true, // one event reaching the client through several topics is handed on once (by key, else id)
 };
 
 export function connect(options) {
@@ -468,7 +523,8 @@ export class RealtimeClient {
     if (!wsUrl || !httpUrl || typeof getToken !== 'function') {
       throw new TypeError('connect() needs wsUrl, httpUrl and getToken');
     }
-    this.options = { ...DEFAULTS, ...options };
+    // dedupeById: the former name of dedupeEvents, still accepted.
+    this.options = { ...DEFAULTS, ...options, dedupeEvents: options.dedupeEvents ?? options.dedupeById ?? true };
     if (!['now', 'retention'].includes(this.options.since)) throw new TypeError("since must be 'now' or 'retention'");
     this.wsUrl = wsUrl;
     this.httpUrl = httpUrl.replace(/\/+$/, '');
@@ -483,7 +539,7 @@ export class RealtimeClient {
     };
     this._log = options.logger || null;
 
-    this.tracker = new EventTracker({ dedupeById: this.options.dedupeById, since: this.options.since });
+    this.tracker = new EventTracker({ dedupeEvents: this.options.dedupeEvents, since: this.options.since });
     if (this.options.cursor) this.tracker.restore(this.options.cursor);
     this.presence = new PresenceTracker();
     this.backoff = new Backoff(this.options.backoff);
@@ -499,6 +555,7 @@ export class RealtimeClient {
       lastSyncMs: null,
       lastSyncEvents: 0,
       lastGapRepairMs: null, // seq jump seen -> the held frames handed on
+      throttled: 0, // GET /events answers that said "not now" (429, 5xx): each backed off with full jitter
       tracker: this.tracker.stats,
     };
 
@@ -879,7 +936,10 @@ export class RealtimeClient {
         continue;
       }
       if (!response.ok) {
-        const error = new HttpError(response.status, (await response.json().catch(() => null))?.error);
+        const body = await response.json().catch(() => null);
+        const error = new HttpError(response.status, body?.error, {
+          retryAfterMs: retryAfterMs(response.headers?.get?.('Retry-After') ?? null, this._clock.now()),
+        });
         if (error.code === 'invalid_cursor' && query.cursor) {
           // Not a cursor of this deployment (a saved one from elsewhere, a table rebuilt): say so, start over.
           this._emitError(error);
@@ -932,7 +992,7 @@ export class RealtimeClient {
 
   async _syncOnce() {
     const started = this._clock.now();
-    const retry = new Backoff(this.options.backoff);
+    const retry = this._retryBackoffs();
     let events = 0;
     this.tracker.beginSync();
     for (let pass = 0; !this._closed; pass += 1) {
@@ -941,7 +1001,7 @@ export class RealtimeClient {
       } catch (error) {
         if (this._closed || error?.name === 'AbortError') return;
         this._emitError(error);
-        await this._sleep(retry.next());
+        await this._sleep(this._retryDelay(error, retry));
         continue;
       }
       // A frame still ahead of a gap after a full read means the server lost
@@ -983,6 +1043,26 @@ export class RealtimeClient {
     return { page, handedOn: deliver.length };
   }
 
+  /** The backoffs of one reader: `failed` for errors, `throttled` (full jitter) for "not now" answers. */
+  _retryBackoffs() {
+    return {
+      failed: new Backoff(this.options.backoff),
+      throttled: new Backoff({ ...this.options.backoff, jitter: 'full' }),
+    };
+  }
+
+  /**
+   * How long a reader waits after a failed read. A throttled answer (429, 5xx)
+   * waits what Retry-After asks, then a full-jitter share of the backoff, so
+   * clients told the same moment do not all come back at it; anything else
+   * (network, 4xx) takes the reader's usual backoff.
+   */
+  _retryDelay(error, { failed, throttled }) {
+    if (!(error instanceof HttpError) || !error.throttled) return failed.next();
+    this.stats.throttled += 1;
+    return (error.retryAfterMs ?? 0) + throttled.next();
+  }
+
   _sleep(ms) {
     return new Promise((resolve) => this._after(ms, resolve));
   }
@@ -1009,7 +1089,7 @@ export class RealtimeClient {
     const abort = new AbortController();
     this._pollAbort = abort;
     this.transport = 'http';
-    const retry = new Backoff(this.options.backoff);
+    const retry = this._retryBackoffs();
     try {
       await this._requestSync(); // the first read (or a catch-up) without waiting
       if (gen === this._pollGen && !this._closed && !this._wsOpen && this.state !== 'fallback') {
@@ -1024,11 +1104,12 @@ export class RealtimeClient {
           const wait = this.tracker.syncing ? 0 : this.options.longPollWaitSeconds;
           const current = () => gen === this._pollGen && !this._closed;
           if (!(await this._readPage({ wait, signal: abort.signal, current }))) return;
-          retry.reset();
+          retry.failed.reset();
+          retry.throttled.reset();
         } catch (error) {
           if (gen !== this._pollGen || this._closed || error?.name === 'AbortError') return;
           this._emitError(error);
-          await this._sleep(retry.next());
+          await this._sleep(this._retryDelay(error, retry));
         }
       }
     } finally {

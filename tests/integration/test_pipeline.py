@@ -22,7 +22,8 @@ from scripts.local.mint_token import LOCAL_AUDIENCE
 pytestmark = pytest.mark.integration
 
 # A frame is an HTTP item plus `seqs`: the seq of each of its topics that reaches this connection.
-FRAME_KEYS = {"id", "type", "topic", "seq", "seqs", "data", "occurredAt", "publishedAt"}
+# `key`: the stored event's opaque key, what clients dedupe on.
+FRAME_KEYS = {"id", "key", "type", "topic", "seq", "seqs", "data", "occurredAt", "publishedAt"}
 
 
 def unique(prefix: str) -> str:

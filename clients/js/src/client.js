@@ -4,7 +4,7 @@
 // events are handed on. What to hand on, and in which order, is the tracker's.
 // Python: realtime_client/client.py RealtimeClient.
 import { Backoff } from './backoff.js';
-import { HttpError, eventsUrl } from './http.js';
+import { HttpError, eventsUrl, retryAfterMs } from './http.js';
 import { PresenceTracker } from './presence.js';
 import { EventTracker } from './tracker.js';
 import { detach, safeClose, socketUrl } from './websocket.js';
@@ -29,7 +29,7 @@ const DEFAULTS = {
   longPollWaitSeconds: 20, // the server's maximum (API Gateway cuts requests at 29 s)
   pageLimit: 200,
   backoff: {},
-  dedupeById: true,
+  dedupeEvents: true, // one event reaching the client through several topics is handed on once (by key, else id)
 };
 
 export function connect(options) {
@@ -45,7 +45,8 @@ export class RealtimeClient {
     if (!wsUrl || !httpUrl || typeof getToken !== 'function') {
       throw new TypeError('connect() needs wsUrl, httpUrl and getToken');
     }
-    this.options = { ...DEFAULTS, ...options };
+    // dedupeById: the former name of dedupeEvents, still accepted.
+    this.options = { ...DEFAULTS, ...options, dedupeEvents: options.dedupeEvents ?? options.dedupeById ?? true };
     if (!['now', 'retention'].includes(this.options.since)) throw new TypeError("since must be 'now' or 'retention'");
     this.wsUrl = wsUrl;
     this.httpUrl = httpUrl.replace(/\/+$/, '');
@@ -60,7 +61,7 @@ export class RealtimeClient {
     };
     this._log = options.logger || null;
 
-    this.tracker = new EventTracker({ dedupeById: this.options.dedupeById, since: this.options.since });
+    this.tracker = new EventTracker({ dedupeEvents: this.options.dedupeEvents, since: this.options.since });
     if (this.options.cursor) this.tracker.restore(this.options.cursor);
     this.presence = new PresenceTracker();
     this.backoff = new Backoff(this.options.backoff);
@@ -76,6 +77,7 @@ export class RealtimeClient {
       lastSyncMs: null,
       lastSyncEvents: 0,
       lastGapRepairMs: null, // seq jump seen -> the held frames handed on
+      throttled: 0, // GET /events answers that said "not now" (429, 5xx): each backed off with full jitter
       tracker: this.tracker.stats,
     };
 
@@ -456,7 +458,10 @@ export class RealtimeClient {
         continue;
       }
       if (!response.ok) {
-        const error = new HttpError(response.status, (await response.json().catch(() => null))?.error);
+        const body = await response.json().catch(() => null);
+        const error = new HttpError(response.status, body?.error, {
+          retryAfterMs: retryAfterMs(response.headers?.get?.('Retry-After') ?? null, this._clock.now()),
+        });
         if (error.code === 'invalid_cursor' && query.cursor) {
           // Not a cursor of this deployment (a saved one from elsewhere, a table rebuilt): say so, start over.
           this._emitError(error);
@@ -509,7 +514,7 @@ export class RealtimeClient {
 
   async _syncOnce() {
     const started = this._clock.now();
-    const retry = new Backoff(this.options.backoff);
+    const retry = this._retryBackoffs();
     let events = 0;
     this.tracker.beginSync();
     for (let pass = 0; !this._closed; pass += 1) {
@@ -518,7 +523,7 @@ export class RealtimeClient {
       } catch (error) {
         if (this._closed || error?.name === 'AbortError') return;
         this._emitError(error);
-        await this._sleep(retry.next());
+        await this._sleep(this._retryDelay(error, retry));
         continue;
       }
       // A frame still ahead of a gap after a full read means the server lost
@@ -560,6 +565,26 @@ export class RealtimeClient {
     return { page, handedOn: deliver.length };
   }
 
+  /** The backoffs of one reader: `failed` for errors, `throttled` (full jitter) for "not now" answers. */
+  _retryBackoffs() {
+    return {
+      failed: new Backoff(this.options.backoff),
+      throttled: new Backoff({ ...this.options.backoff, jitter: 'full' }),
+    };
+  }
+
+  /**
+   * How long a reader waits after a failed read. A throttled answer (429, 5xx)
+   * waits what Retry-After asks, then a full-jitter share of the backoff, so
+   * clients told the same moment do not all come back at it; anything else
+   * (network, 4xx) takes the reader's usual backoff.
+   */
+  _retryDelay(error, { failed, throttled }) {
+    if (!(error instanceof HttpError) || !error.throttled) return failed.next();
+    this.stats.throttled += 1;
+    return (error.retryAfterMs ?? 0) + throttled.next();
+  }
+
   _sleep(ms) {
     return new Promise((resolve) => this._after(ms, resolve));
   }
@@ -586,7 +611,7 @@ export class RealtimeClient {
     const abort = new AbortController();
     this._pollAbort = abort;
     this.transport = 'http';
-    const retry = new Backoff(this.options.backoff);
+    const retry = this._retryBackoffs();
     try {
       await this._requestSync(); // the first read (or a catch-up) without waiting
       if (gen === this._pollGen && !this._closed && !this._wsOpen && this.state !== 'fallback') {
@@ -601,11 +626,12 @@ export class RealtimeClient {
           const wait = this.tracker.syncing ? 0 : this.options.longPollWaitSeconds;
           const current = () => gen === this._pollGen && !this._closed;
           if (!(await this._readPage({ wait, signal: abort.signal, current }))) return;
-          retry.reset();
+          retry.failed.reset();
+          retry.throttled.reset();
         } catch (error) {
           if (gen !== this._pollGen || this._closed || error?.name === 'AbortError') return;
           this._emitError(error);
-          await this._sleep(retry.next());
+          await this._sleep(this._retryDelay(error, retry));
         }
       }
     } finally {

@@ -36,13 +36,30 @@ function copiesOf(frame) {
 
 const pairKey = (topic, seq) => `${topic}\n${seq}`;
 
+/**
+ * What makes two frames or items one event: the server's opaque `key`, unique
+ * per stored event (two producers' events that share an id differ in it); an
+ * event stored before keys existed has none and falls back to its `id`.
+ * Prefixed, so a key never meets an id. null: no identity, never deduped.
+ */
+function identityOf(event) {
+  if (typeof event.key === 'string' && event.key !== '') return `key:${event.key}`;
+  if (typeof event.id === 'string') return `id:${event.id}`;
+  return null;
+}
+
 /** The key that interleaves topics on release; a frame without one goes first. */
 function publishedAt(frame) {
   return typeof frame.publishedAt === 'string' ? frame.publishedAt : '';
 }
 
 export class EventTracker {
-  constructor({ dedupeById = true, idMemory = 10000, since = 'now' } = {}) {
+  /**
+   * dedupeEvents: hand on each event once however many of the client's topics
+   * carry it (by `key`, else `id`); false: once per topic. dedupeById is its
+   * former name, still accepted. idMemory: how many events are remembered.
+   */
+  constructor({ dedupeEvents, dedupeById, idMemory = 10000, since = 'now' } = {}) {
     this.positions = new Map(); // topic -> last seq handed on, or skipped as history or past retention
     this.serverCursor = null; // the last cursor the server gave
     // 'now': the first read asks the server where the topics are (since=now) and
@@ -51,9 +68,9 @@ export class EventTracker {
     this.started = false; // a first page was read, or a cursor restored
     this.syncing = false; // a catch-up is running: hold live frames until it ends
     this.pending = new Map(); // `${topic}\n${seq}` -> frame held back
-    this.dedupeById = dedupeById;
+    this.dedupeEvents = dedupeEvents ?? dedupeById ?? true;
     this.idMemory = idMemory;
-    this.recentIds = new Map(); // id -> Set of its (topic, seq) keys seen; insertion-ordered: the oldest go first
+    this.recentEvents = new Map(); // identityOf -> Set of its (topic, seq) keys seen; insertion-ordered: the oldest go first
     this.stats = { delivered: 0, duplicates: 0, gapsDetected: 0, gapsLost: 0 };
   }
 
@@ -140,15 +157,18 @@ export class EventTracker {
     const out = [];
     const events = (Array.isArray(page.events) ? page.events : []).filter(isEvent);
     // One item per (event, topic): the items of one event are handed on once, with every pair the page has.
-    const seqsById = new Map();
+    const seqsByEvent = new Map();
     for (const event of events) {
-      if (typeof event.id !== 'string') continue;
-      if (!seqsById.has(event.id)) seqsById.set(event.id, []);
-      seqsById.get(event.id).push([event.topic, event.seq]);
+      const identity = identityOf(event);
+      if (identity === null) continue;
+      if (!seqsByEvent.has(identity)) seqsByEvent.set(identity, []);
+      seqsByEvent.get(identity).push([event.topic, event.seq]);
     }
-    for (const [id, pairs] of seqsById) seqsById.set(id, Object.fromEntries(pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+    for (const [identity, pairs] of seqsByEvent) {
+      seqsByEvent.set(identity, Object.fromEntries(pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+    }
     for (const item of events) {
-      const event = { ...item, seqs: seqsById.get(item.id) ?? { [item.topic]: item.seq } };
+      const event = { ...item, seqs: seqsByEvent.get(identityOf(item)) ?? { [item.topic]: item.seq } };
       const position = this.positions.get(event.topic);
       if (position !== undefined && event.seq <= position) {
         this.stats.duplicates += 1;
@@ -231,16 +251,17 @@ export class EventTracker {
     this.positions.set(copy.topic, copy.seq);
     // One event can reach us through several topics (one frame, or one HTTP item per topic, or
     // both): the application gets it once, with every (topic, seq) pair known for it.
-    if (this.dedupeById && typeof copy.id === 'string') {
-      const seen = this.recentIds.get(copy.id);
+    const identity = this.dedupeEvents ? identityOf(copy) : null;
+    if (identity !== null) {
+      const seen = this.recentEvents.get(identity);
       if (seen !== undefined) {
         // A pair the event was handed on with is its own copy, not a duplicate.
         if (!seen.has(pairKey(copy.topic, copy.seq))) this.stats.duplicates += 1;
         seen.add(pairKey(copy.topic, copy.seq));
         return;
       }
-      this.recentIds.set(copy.id, new Set(Object.entries(copy.seqs).map(([topic, seq]) => pairKey(topic, seq))));
-      if (this.recentIds.size > this.idMemory) this.recentIds.delete(this.recentIds.keys().next().value);
+      this.recentEvents.set(identity, new Set(Object.entries(copy.seqs).map(([topic, seq]) => pairKey(topic, seq))));
+      if (this.recentEvents.size > this.idMemory) this.recentEvents.delete(this.recentEvents.keys().next().value);
     }
     this.stats.delivered += 1;
     out.push(copy);

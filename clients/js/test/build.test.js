@@ -32,6 +32,7 @@ describe('realtime.js', () => {
       'connect',
       'decodeCursor',
       'encodeCursor',
+      'retryAfterMs',
     ]);
   });
 

@@ -375,6 +375,74 @@ describe('RealtimeClient: HTTP fallback', () => {
   });
 });
 
+describe('RealtimeClient: throttled reads (issue 20, finding 5)', () => {
+  const gaps = (requests) => requests.slice(1).map((r, i) => r.at - requests[i].at);
+
+  it('waits Retry-After, then a full-jitter backoff that grows, before reading again', async () => {
+    const { clock, server, client, got } = setup({}, (s) => {
+      s.blockWebSocket = true;
+      s.refusals = [{ status: 429, retryAfter: '3' }, { status: 503 }, { status: 500 }];
+    });
+    await clock.advance(10000);
+    assert.equal(client.state, 'fallback');
+    // random() = 0.5: 3 s asked + half of 500 ms, then half of 1000 ms, then half of 2000 ms.
+    assert.deepEqual(gaps(server.eventRequests().slice(0, 4)), [3250, 500, 1000]);
+    assert.equal(client.stats.throttled, 3);
+    server.publish('user:alice');
+    await clock.advance(10);
+    assert.deepEqual(got, [{ key: 'user:alice#1', via: 'http' }]);
+    client.close();
+  });
+
+  it('backs off a throttled long poll, and starts the backoff over once a read succeeds', async () => {
+    const { clock, server, client, got } = setup({}, (s) => {
+      s.blockWebSocket = true;
+    });
+    await clock.advance(1000);
+    assert.equal(client.state, 'fallback');
+    for (const round of [1, 2]) {
+      server.refusals = [{ status: 500 }, { status: 500 }];
+      const before = server.eventRequests().length;
+      server.publish('user:alice'); // the waiting poll returns; the next two reads are refused
+      await clock.advance(5000);
+      const requests = server.eventRequests().slice(before - 1);
+      assert.deepEqual(gaps(requests).slice(1, 3), [250, 500], `round ${round}: full jitter from the start`);
+    }
+    assert.deepEqual(
+      got.map((g) => g.key),
+      ['user:alice#1', 'user:alice#2'],
+    );
+    client.close();
+  });
+
+  it('keeps the usual backoff for answers that are not throttling', async () => {
+    const { clock, server, client } = setup({}, (s) => {
+      s.blockWebSocket = true;
+      s.refusals = [{ status: 403, retryAfter: '60' }];
+    });
+    await clock.advance(1000);
+    assert.equal(client.state, 'fallback');
+    assert.deepEqual(gaps(server.eventRequests().slice(0, 2)), [375]); // equal jitter: 250 + 0.5 * 250
+    assert.equal(client.stats.throttled, 0);
+    client.close();
+  });
+
+  it('backs off a throttled catch-up on the WebSocket too, then repairs the gap', async () => {
+    const { clock, server, client, keys } = setup();
+    await clock.advance(10);
+    assert.equal(client.state, 'open');
+    server.refusals = [{ status: 500, retryAfter: '1' }];
+    server.dropFrames = 1;
+    server.publish('user:alice');
+    server.publish('user:alice'); // a gap: read over HTTP, refused once
+    await clock.advance(5000);
+    assert.deepEqual(gaps(server.eventRequests().slice(-2)), [1250]);
+    assert.deepEqual(keys(), ['user:alice#1', 'user:alice#2']);
+    assert.equal(client.stats.throttled, 1);
+    client.close();
+  });
+});
+
 describe('RealtimeClient: application side', () => {
   it('close() stops everything and says so', async () => {
     const { clock, server, client, states } = setup();
@@ -399,6 +467,28 @@ describe('RealtimeClient: application side', () => {
     assert.equal(got.length, 2);
     assert.equal(errors.length, 2);
     client.close();
+  });
+
+  it('hands on two producers\' events that share an id, and one event on two topics once', async () => {
+    const { clock, server, client, got } = setup();
+    await clock.advance(10);
+    const send = (frame) => server.openSockets[0].onmessage({ data: JSON.stringify(frame) });
+    const event = { type: 't', data: {}, occurredAt: 'x', publishedAt: 'x' };
+    send({ ...event, id: 'o-17', key: 'kShop-o17-000000000000', topic: 'user:alice', seq: 1 });
+    send({ ...event, id: 'o-17', key: 'kBill-o17-000000000000', topic: 'group:ops', seq: 1 });
+    send({ ...event, id: 'o-17', key: 'kBill-o17-000000000000', topic: 'all', seq: 1 });
+    assert.deepEqual(
+      got.map((g) => g.key),
+      ['user:alice#1', 'group:ops#1'],
+    );
+    client.close();
+  });
+
+  it('accepts dedupeById, the former name of dedupeEvents', () => {
+    const options = { wsUrl: 'wss://ws.test', httpUrl: 'https://api.test', getToken: () => 't' };
+    assert.equal(new RealtimeClient(options).tracker.dedupeEvents, true);
+    assert.equal(new RealtimeClient({ ...options, dedupeById: false }).tracker.dedupeEvents, false);
+    assert.equal(new RealtimeClient({ ...options, dedupeEvents: false }).tracker.dedupeEvents, false);
   });
 
   it('routes by type, unsubscribes, and sends presence to onPresence', async () => {

@@ -56,6 +56,9 @@ export class FakeServer {
     this.silentWebSocket = false; // opens, then nothing gets through (a proxy that swallows frames)
     this.dropFrames = 0; // the next n frames are lost on the way
     this.requests = [];
+    // Answers GET /events gives instead of a page, one per request, in order:
+    // {status, retryAfter?} (a throttle, an overloaded or throttled backend).
+    this.refusals = [];
     this.tokensSeen = [];
     this.validTokens = null; // a Set to enforce, or null for any token
     this.waiters = new Set();
@@ -125,7 +128,12 @@ export class FakeServer {
       const u = new URL(url);
       const auth = init.headers?.Authorization ?? '';
       const token = auth.replace(/^Bearer /, '');
-      this.requests.push({ path: u.pathname, params: Object.fromEntries(u.searchParams), token });
+      this.requests.push({ path: u.pathname, params: Object.fromEntries(u.searchParams), token, at: this.clock.now() });
+      if (u.pathname === '/events' && this.refusals.length > 0) {
+        const { status, retryAfter } = this.refusals.shift();
+        const headers = retryAfter === undefined ? {} : { 'Retry-After': retryAfter };
+        return response(status, { error: { code: status === 429 ? 'throttled' : 'internal_error', message: 'not now' } }, headers);
+      }
       if (this.validTokens && !this.validTokens.has(token)) {
         return response(401, { error: { code: 'unauthorized', message: 'token expired' } });
       }
@@ -204,10 +212,12 @@ export class FakeServer {
   }
 }
 
-function response(status, body) {
+function response(status, body, headers = {}) {
+  const byName = new Map(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
   return {
     status,
     ok: status >= 200 && status < 300,
+    headers: { get: (name) => byName.get(name.toLowerCase()) ?? null },
     json: async () => body,
   };
 }

@@ -23,9 +23,11 @@ import asyncio
 import contextlib
 import inspect
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -58,6 +60,7 @@ class ClientStats:
     last_sync_seconds: float | None = None  # duration of the last catch-up over HTTP
     last_sync_events: int = 0
     last_gap_repair_seconds: float | None = None  # seq jump seen -> the held frames handed on
+    throttled: int = 0  # GET /events answers that said "not now" (429, 5xx): each backed off with full jitter
     states: list[tuple[float, str, str]] = field(default_factory=list)  # (monotonic, state, reason)
 
 
@@ -82,11 +85,59 @@ class ConnectionRefused(RuntimeError):
         super().__init__(f"WebSocket refused: {status} {self.code}")
 
 
+# A Retry-After longer than this is taken as this: a wrong header must not park a client for hours.
+RETRY_AFTER_MAX = 300.0
+DELAY_SECONDS = re.compile(r"\d+")
+
+
+def is_throttled(status: int) -> bool:
+    """An answer that means "too many requests now": throttled (429), or an overloaded
+    or throttled backend (5xx; a Lambda throttle reaches the client as a 500)."""
+    return status == 429 or 500 <= status <= 599
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """A Retry-After header in seconds from ``now`` (epoch seconds): delay-seconds or an
+    HTTP date (RFC 9110); None when absent or unreadable, never below 0 nor above RETRY_AFTER_MAX."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if DELAY_SECONDS.fullmatch(text):
+        seconds = float(text)
+    else:
+        try:
+            moment = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if moment.tzinfo is None:  # an HTTP date is GMT
+            return None
+        seconds = moment.timestamp() - now
+    return min(RETRY_AFTER_MAX, max(0.0, seconds))
+
+
 class HttpError(RuntimeError):
-    def __init__(self, status: int, error: dict | None):
+    def __init__(self, status: int, error: dict | None, *, retry_after: float | None = None):
         self.status = status
         self.code = (error or {}).get("code")
+        self.retry_after = retry_after  # what Retry-After asked for, in seconds; None when absent or unreadable
         super().__init__(f"GET /events failed: {status} {self.code or ''} {(error or {}).get('message', '')}".strip())
+
+    @property
+    def throttled(self) -> bool:
+        """429 or 5xx: the client waits Retry-After, then a full-jitter backoff, before reading again."""
+        return is_throttled(self.status)
+
+
+@dataclass
+class _RetryBackoffs:
+    """The backoffs of one reader: ``failed`` for errors, ``throttled`` (full jitter) for "not now" answers."""
+
+    failed: Backoff
+    throttled: Backoff
+
+    def reset(self) -> None:
+        self.failed.reset()
+        self.throttled.reset()
 
 
 class RealtimeClient:
@@ -109,8 +160,9 @@ class RealtimeClient:
         gap_grace: float = 0.25,  # a seq jump waits this long for the late frame before reading the gap over HTTP
         long_poll_wait: int = 20,  # the server's maximum (API Gateway cuts requests at 29 s)
         page_limit: int = 200,
-        backoff: dict[str, Any] | None = None,  # Backoff(**backoff): initial, maximum, factor
-        dedupe_by_id: bool = True,
+        backoff: dict[str, Any] | None = None,  # Backoff(**backoff): initial, maximum, factor (and jitter)
+        dedupe_events: bool | None = None,  # one event on several of the client's topics handed on once
+        dedupe_by_id: bool | None = None,  # deprecated: the former name of dedupe_events
         ws_connect: Callable[[str], Awaitable[Any]] | None = None,
         http: httpx.AsyncClient | None = None,
         name: str = "client",
@@ -138,7 +190,7 @@ class RealtimeClient:
         self._http = http
         self._own_http = http is None
 
-        self.tracker = EventTracker(dedupe_by_id=dedupe_by_id, since=since)
+        self.tracker = EventTracker(dedupe_events=dedupe_events, dedupe_by_id=dedupe_by_id, since=since)
         if cursor:
             self.tracker.restore(cursor)
         self.presence = PresenceTracker()
@@ -493,10 +545,15 @@ class RealtimeClient:
                 token = await self._fresh_token()  # expired or rotated: one retry with a new token
                 continue
             if response.status_code != 200:
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"), time.time())
                 try:
-                    error = HttpError(response.status_code, response.json().get("error"))
+                    body = response.json()
                 except ValueError:
-                    error = HttpError(response.status_code, None)
+                    body = None
+                details = body.get("error") if isinstance(body, dict) else None
+                error = HttpError(
+                    response.status_code, details if isinstance(details, dict) else None, retry_after=retry_after
+                )
                 if error.code == "invalid_cursor" and "cursor" in query:
                     # Not a cursor of this deployment (saved from elsewhere, a table rebuilt): say so, start over.
                     self._emit_error(error)
@@ -525,7 +582,7 @@ class RealtimeClient:
 
     async def _sync_once(self) -> None:
         started = time.monotonic()
-        retry = Backoff(**self._backoff_options)
+        retry = self._retry_backoffs()
         count = 0
         self.tracker.begin_sync()
         passes = 0
@@ -534,7 +591,7 @@ class RealtimeClient:
                 count += await self._drain()
             except Exception as error:
                 self._emit_error(error)
-                await asyncio.sleep(retry.next())
+                await asyncio.sleep(self._retry_delay(error, retry))
                 continue
             # A frame still ahead of a gap after a full read means the server lost
             # those events (retention): hand it on rather than stall for ever.
@@ -549,6 +606,21 @@ class RealtimeClient:
         self.stats.last_sync_seconds = time.monotonic() - started
         self._gap_closed()
         self.stats.last_sync_events = count
+
+    def _retry_backoffs(self) -> _RetryBackoffs:
+        return _RetryBackoffs(
+            failed=Backoff(**self._backoff_options),
+            throttled=Backoff(**{**self._backoff_options, "jitter": "full"}),
+        )
+
+    def _retry_delay(self, error: Exception, retry: _RetryBackoffs) -> float:
+        """How long a reader waits after a failed read. A throttled answer (429, 5xx) waits
+        what Retry-After asks, then a full-jitter share of the backoff, so clients told the
+        same moment do not all come back at it; anything else takes the usual backoff."""
+        if not (isinstance(error, HttpError) and error.throttled):
+            return retry.failed.next()
+        self.stats.throttled += 1
+        return (error.retry_after or 0.0) + retry.throttled.next()
 
     async def _drain(self) -> int:
         """Read GET /events from the cursor until hasMore is false; returns how many were handed on."""
@@ -588,7 +660,7 @@ class RealtimeClient:
             self._poll_task = self._spawn(self._poll_loop(reason))
 
     async def _poll_loop(self, reason: str) -> None:
-        retry = Backoff(**self._backoff_options)
+        retry = self._retry_backoffs()
         # The first read (or a catch-up) without waiting; shielded so that
         # stopping the poll does not cancel a catch-up the socket relies on.
         await asyncio.shield(self._request_sync())
@@ -603,7 +675,7 @@ class RealtimeClient:
                 await self._read_page(wait=0 if self.tracker.syncing else self.long_poll_wait)
             except Exception as error:
                 self._emit_error(error)
-                await asyncio.sleep(retry.next())
+                await asyncio.sleep(self._retry_delay(error, retry))
                 continue
             retry.reset()
 

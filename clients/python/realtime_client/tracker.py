@@ -14,6 +14,7 @@ import heapq
 import json
 import random
 import re
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,9 +24,16 @@ Event = dict[str, Any]
 Since = Literal["now", "retention"]
 
 
+Jitter = Literal["equal", "full"]
+
+
 class Backoff:
-    """Exponential backoff with "equal jitter": half fixed, half random, so
-    retries spread out but never collapse to zero delay."""
+    """Exponential backoff up to a cap, with jitter so that retries spread out.
+
+    "equal" jitter (the default: half fixed, half random) never collapses to
+    zero delay, for reconnects; "full" jitter (anywhere from zero to the
+    ceiling) spreads a crowd furthest, for a server that says it is overloaded.
+    """
 
     def __init__(
         self,
@@ -33,11 +41,15 @@ class Backoff:
         maximum: float = 30.0,
         factor: float = 2.0,
         rand: Callable[[], float] = random.random,
+        jitter: Jitter = "equal",
     ) -> None:
+        if jitter not in ("equal", "full"):
+            raise ValueError("jitter must be 'equal' or 'full'")
         self.initial = initial
         self.maximum = maximum
         self.factor = factor
         self.rand = rand
+        self.jitter = jitter
         self.attempt = 0
 
     def ceiling(self, attempt: int | None = None) -> float:
@@ -47,6 +59,8 @@ class Backoff:
         """Seconds to wait before the next retry; each call moves one attempt further."""
         ceiling = self.ceiling()
         self.attempt += 1
+        if self.jitter == "full":
+            return self.rand() * ceiling
         return ceiling / 2 + self.rand() * ceiling / 2
 
     def reset(self) -> None:
@@ -108,6 +122,18 @@ def copies_of(frame: Event) -> list[Event]:
     return [{**frame, "topic": topic, "seq": seq, "seqs": pairs} for topic, seq in pairs.items()]
 
 
+def identity_of(event: Event) -> str | None:
+    """What makes two frames or items one event: the server's opaque ``key``, unique per
+    stored event (two producers' events that share an id differ in it); an event stored
+    before keys existed has none and falls back to its ``id``. Prefixed, so a key never
+    meets an id. None: no identity, never deduped."""
+    key = event.get("key")
+    if isinstance(key, str) and key:
+        return f"key:{key}"
+    event_id = event.get("id")
+    return f"id:{event_id}" if isinstance(event_id, str) else None
+
+
 def published_at(frame: Event) -> str:
     """The key that interleaves topics on release; a frame without one goes first."""
     value = frame.get("publishedAt")
@@ -141,7 +167,18 @@ class EventTracker:
     (:meth:`apply_page`) and hands on whatever it returns, in that order.
     """
 
-    def __init__(self, *, dedupe_by_id: bool = True, id_memory: int = 10000, since: Since = "now") -> None:
+    def __init__(
+        self,
+        *,
+        dedupe_events: bool | None = None,
+        dedupe_by_id: bool | None = None,
+        id_memory: int = 10000,
+        since: Since = "now",
+    ) -> None:
+        """``dedupe_events`` (default True): hand on each event once however many of the
+        client's topics carry it (by ``key``, else ``id``); False: once per topic.
+        ``dedupe_by_id`` is its former name, still accepted (deprecated).
+        ``id_memory``: how many events are remembered."""
         self.positions: dict[str, int] = {}  # topic -> last seq handed on, or skipped as history or past retention
         self.server_cursor: str | None = None
         # "now": the first read asks the server where the topics are (since=now)
@@ -150,10 +187,10 @@ class EventTracker:
         self.started = False  # a first page was read, or a cursor restored
         self.syncing = False  # a catch-up is running: hold live frames until it ends
         self.pending: dict[tuple[str, int], Event] = {}
-        self.dedupe_by_id = dedupe_by_id
+        self.dedupe_events = _dedupe_events(dedupe_events, dedupe_by_id)
         self.id_memory = id_memory
-        # id -> its (topic, seq) pairs seen; the oldest ids are forgotten first.
-        self.recent_ids: OrderedDict[str, set[tuple[str, int]]] = OrderedDict()
+        # identity_of -> its (topic, seq) pairs seen; the oldest events are forgotten first.
+        self.recent_events: OrderedDict[str, set[tuple[str, int]]] = OrderedDict()
         self.stats = TrackerStats()
 
     def offer_live(self, frame: object) -> LiveResult:
@@ -232,12 +269,13 @@ class EventTracker:
         listed = page.get("events")
         events = [event for event in listed if is_event(event)] if isinstance(listed, list) else []
         # One item per (event, topic): the items of one event are handed on once, with every pair the page has.
-        seqs_by_id: dict[object, dict[str, int]] = {}
+        seqs_by_event: dict[str, dict[str, int]] = {}
         for event in events:
-            if isinstance(event.get("id"), str):
-                seqs_by_id.setdefault(event["id"], {})[event["topic"]] = event["seq"]
+            identity = identity_of(event)
+            if identity is not None:
+                seqs_by_event.setdefault(identity, {})[event["topic"]] = event["seq"]
         for item in events:
-            pairs = seqs_by_id.get(item.get("id")) or {item["topic"]: item["seq"]}
+            pairs = seqs_by_event.get(identity_of(item) or "") or {item["topic"]: item["seq"]}
             event = {**item, "seqs": dict(sorted(pairs.items()))}
             topic, seq = event["topic"], event["seq"]
             position = self.positions.get(topic)
@@ -301,19 +339,31 @@ class EventTracker:
         self.positions[pair[0]] = pair[1]
         # One event can reach us through several topics (one frame, or one HTTP item per topic,
         # or both): the application gets it once, with every (topic, seq) pair known for it.
-        event_id = copy.get("id")
-        if self.dedupe_by_id and isinstance(event_id, str):
-            seen = self.recent_ids.get(event_id)
+        identity = identity_of(copy) if self.dedupe_events else None
+        if identity is not None:
+            seen = self.recent_events.get(identity)
             if seen is not None:
                 if pair not in seen:  # a pair the event was handed on with is its own copy, not a duplicate
                     self.stats.duplicates += 1
                 seen.add(pair)
                 return
-            self.recent_ids[event_id] = set(copy["seqs"].items())
-            if len(self.recent_ids) > self.id_memory:
-                self.recent_ids.popitem(last=False)
+            self.recent_events[identity] = set(copy["seqs"].items())
+            if len(self.recent_events) > self.id_memory:
+                self.recent_events.popitem(last=False)
         self.stats.delivered += 1
         out.append(copy)
+
+
+def _dedupe_events(dedupe_events: bool | None, dedupe_by_id: bool | None) -> bool:
+    if dedupe_by_id is not None:
+        warnings.warn(
+            "dedupe_by_id is deprecated: use dedupe_events (events are deduplicated by their key, else id)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    if dedupe_events is not None:
+        return dedupe_events
+    return True if dedupe_by_id is None else dedupe_by_id
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from realtime.core.contract import MAX_AUDIENCE_TOPICS, MAX_SEQ
 from realtime.core.encoding import compact_json
+
+EVENT_KEY_LENGTH = 22  # base64url characters: 132 bits of SHA-256
+EVENT_KEY = re.compile(rf"[A-Za-z0-9_-]{{{EVENT_KEY_LENGTH}}}")
+
+
+def event_key(idempotency_key: str) -> str:
+    """The opaque `key` of a stored event: unique per (producer namespace, id), as storage is.
+
+    Clients dedupe on it. A hash, so the producer's IAM id inside the
+    idempotency key never reaches a browser; the same on every topic of the
+    event and in every frame of it, whichever function builds them.
+    """
+    digest = hashlib.sha256(idempotency_key.encode("utf-8")).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii")[:EVENT_KEY_LENGTH]
 
 
 @dataclass(frozen=True)
@@ -22,9 +39,13 @@ class Event:
     occurred_at: str
     published_at: str
     seqs: Mapping[str, int] | None = None  # frames only: every topic that reaches the connection, sorted
+    key: str | None = None  # see event_key; None for events stored before keys existed
 
     def to_json(self) -> str:
-        head: dict[str, Any] = {"id": self.id, "type": self.type, "topic": self.topic, "seq": self.seq}
+        head: dict[str, Any] = {"id": self.id}
+        if self.key is not None:
+            head["key"] = self.key
+        head |= {"type": self.type, "topic": self.topic, "seq": self.seq}
         if self.seqs is not None:
             head["seqs"] = dict(self.seqs)
         return compact_json(
@@ -63,6 +84,7 @@ class Publication:
     occurred_at: str
     published_at: str
     seqs: Mapping[str, int]
+    key: str | None = None  # see event_key; None in a job queued before keys existed
 
     def frame(self, topics: Sequence[str]) -> bytes:
         """The one frame a connection reached through `topics` (sorted, a subset of the event's) receives.
@@ -81,6 +103,7 @@ class Publication:
                 occurred_at=self.occurred_at,
                 published_at=self.published_at,
                 seqs={topic: self.seqs[topic] for topic in topics},
+                key=self.key,
             )
             .to_json()
             .encode("utf-8")

@@ -16,7 +16,7 @@ from realtime.core.errors import PermanentError
 from realtime.core.topics import group_topic, presence_topic
 from realtime.events.audience import EventTypeRules
 from realtime.events.delivery import DeliveryReport, EventDelivery
-from realtime.events.models import Event, Publication
+from realtime.events.models import Event, Publication, event_key
 from realtime.events.producer import ProducerMessage
 from realtime.events.store import AppendResult, EventStore, NewEvent
 
@@ -34,6 +34,11 @@ class PendingEvent:
     occurred_at: str
     key: str  # what storage is idempotent on: the id, within its producer's namespace (see idempotency_key)
 
+    @property
+    def event_key(self) -> str:
+        """The stored event's opaque `key` on the wire, what clients dedupe on (models.event_key)."""
+        return event_key(self.key)
+
     def stored_body(self, topic: str, seq: int, published_at: str) -> str:
         """The event as stored on one topic: what `GET /events` returns."""
         return Event(
@@ -44,6 +49,7 @@ class PendingEvent:
             data=self.data,
             occurred_at=self.occurred_at or published_at,
             published_at=published_at,
+            key=self.event_key,
         ).to_json()
 
 
@@ -277,6 +283,7 @@ class EventPipeline:
                     occurred_at=event.occurred_at or published_at,
                     published_at=published_at,
                     seqs={topic: f.seq for topic, f in found.items()},
+                    key=event.event_key,
                 )
             )
         report.delivery = self._delivery.deliver_stored(publications)

@@ -356,6 +356,7 @@ class EventStore:
             occurred_at=body["occurredAt"],
             published_at=min(str(item["publishedAt"]) for item in items),
             seqs={str(item["topic"]): int(item["seq"]) for item in items},
+            key=body.get("key"),  # None for an event stored before keys existed
         )
 
     def heads(self, topics: Iterable[str], *, consistent: bool = True) -> dict[str, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlparse
 
@@ -82,6 +83,9 @@ class FakeServer:
         self.silent_websocket = False  # opens, then nothing gets through (a proxy that swallows frames)
         self.drop_frames = 0
         self.requests: list[dict] = []
+        # Answers GET /events gives instead of a page, one per request, in order:
+        # (status, Retry-After or None): a throttle, an overloaded or throttled backend.
+        self.refusals: list[tuple[int, str | None]] = []
         self.valid_tokens: set[str] | None = None
         self.published = 0
         self.changed = asyncio.Event()
@@ -106,7 +110,11 @@ class FakeServer:
     async def _handle(self, request: httpx.Request) -> httpx.Response:
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
         params = dict(request.url.params)
-        self.requests.append({"path": request.url.path, "params": params, "token": token})
+        self.requests.append({"path": request.url.path, "params": params, "token": token, "at": time.monotonic()})
+        if request.url.path == "/events" and self.refusals:
+            status, retry_after = self.refusals.pop(0)
+            headers = {} if retry_after is None else {"Retry-After": retry_after}
+            return httpx.Response(status, headers=headers, json={"error": {"code": "throttled", "message": "not now"}})
         if self.valid_tokens is not None and token not in self.valid_tokens:
             return httpx.Response(401, json={"error": {"code": "unauthorized", "message": "expired"}})
         positions = decode_cursor(params["cursor"]) if "cursor" in params else {}

@@ -9,8 +9,10 @@ import itertools
 import json
 from contextlib import asynccontextmanager
 
+import pytest
 import websockets
-from realtime_client import ConnectionRefused, RealtimeClient, encode_cursor, exactly_once_in_order
+from realtime_client import ConnectionRefused, HttpError, RealtimeClient, encode_cursor, exactly_once_in_order
+from realtime_client.client import RETRY_AFTER_MAX, retry_after_seconds
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
@@ -444,3 +446,89 @@ def test_a_refused_handshake_is_reported_with_its_reason_and_http_carries_on():
         assert str(refused[0]) == "WebSocket refused: 429 too_many_sessions"
 
     run(scenario())
+
+
+# --- throttled reads (issue 20, finding 5) -------------------------------------------------------
+
+
+def test_a_throttled_poll_waits_retry_after_then_carries_on():
+    async def scenario():
+        def throttled(server):
+            server.block_websocket = True
+            server.refusals = [(429, "1")]
+
+        async with running(throttled) as (server, client, got):
+            assert await client.wait_for_state("fallback", timeout=5) == "fallback"
+            first, second = server.event_requests()[:2]
+            assert second["at"] - first["at"] >= 1.0
+            assert client.stats.throttled == 1
+            server.publish("user:alice")
+            await until(lambda: keys(got) == ["user:alice#1"])
+
+    run(scenario())
+
+
+def half(_: object = None) -> float:
+    return 0.5
+
+
+def test_throttled_answers_wait_retry_after_plus_full_jitter_that_grows_and_others_the_usual_backoff():
+    client = RealtimeClient("ws://ws.test", "http://api.test", lambda: "t", backoff={"initial": 1.0, "rand": half})
+    retry = client._retry_backoffs()
+
+    delays = [
+        client._retry_delay(HttpError(429, None, retry_after=3.0), retry),  # 3 s asked + half of 1 s
+        client._retry_delay(HttpError(503, None), retry),  # full jitter: half of 2 s
+        client._retry_delay(HttpError(500, None), retry),  # a throttled Lambda: half of 4 s
+        client._retry_delay(HttpError(403, None, retry_after=60.0), retry),  # equal jitter: 0.5 + half of 0.5
+        client._retry_delay(ConnectionError("unreachable"), retry),
+    ]
+
+    assert delays == [3.5, 1.0, 2.0, 0.75, 1.5]
+    assert client.stats.throttled == 3
+    retry.reset()
+    assert client._retry_delay(HttpError(429, None), retry) == 0.5
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("3", 3.0),
+        (" 0 ", 0.0),
+        ("Wed, 21 Oct 2026 07:28:05 GMT", 5.0),
+        ("Wed, 21 Oct 2026 07:27:00 GMT", 0.0),  # a date past: now
+        ("86400", RETRY_AFTER_MAX),  # a wrong header does not park the client for a day
+        (None, None),
+        ("", None),
+        ("-1", None),
+        ("1.5", None),
+        ("soon", None),
+    ],
+)
+def test_retry_after_is_delay_seconds_or_an_http_date(value, seconds):
+    now = 1_792_567_680.0  # Wed, 21 Oct 2026 07:28:00 GMT
+
+    assert retry_after_seconds(value, now) == seconds
+
+
+def test_two_producers_events_with_one_id_are_both_handed_on():
+    async def scenario():
+        async with running() as (server, client, got):
+            await client.wait_for_state("open", timeout=2)
+            socket = server.open_sockets[0]
+            event = {"type": "t", "data": {}, "id": "o-17", "occurredAt": "x", "publishedAt": "x"}
+            for key, topic in (("kShop", "user:alice"), ("kBill", "group:ops"), ("kBill", "all")):
+                socket.queue.put_nowait(json.dumps({**event, "key": key, "topic": topic, "seq": 1}))
+            await until(lambda: client.stats.tracker.duplicates == 1)
+            assert keys(got) == ["user:alice#1", "group:ops#1"]
+
+    run(scenario())
+
+
+def test_dedupe_by_id_is_the_deprecated_name_of_dedupe_events():
+    assert RealtimeClient("ws://ws.test", "http://api.test", lambda: "t").tracker.dedupe_events is True
+    with pytest.warns(DeprecationWarning, match="dedupe_events"):
+        client = RealtimeClient("ws://ws.test", "http://api.test", lambda: "t", dedupe_by_id=False)
+    assert client.tracker.dedupe_events is False
+    renamed = RealtimeClient("ws://ws.test", "http://api.test", lambda: "t", dedupe_events=False)
+    assert renamed.tracker.dedupe_events is False

@@ -122,7 +122,12 @@ def run_step(tracker: EventTracker, step: dict) -> None:
     ],
 )
 def test_tracker(case):
-    tracker = EventTracker(**{snake(name): value for name, value in case.get("options", {}).items()})
+    options = {snake(name): value for name, value in case.get("options", {}).items()}
+    if "dedupe_by_id" in options:
+        with pytest.warns(DeprecationWarning, match="dedupe_events"):
+            tracker = EventTracker(**options)
+    else:
+        tracker = EventTracker(**options)
     for index, step in enumerate(case["steps"]):
         try:
             run_step(tracker, step)
@@ -130,7 +135,7 @@ def test_tracker(case):
             raise AssertionError(f"step {index} {step}: {error}") from error
 
 
-BACKOFF_OPTIONS = {"initialMs": "initial", "maxMs": "maximum", "factor": "factor"}
+BACKOFF_OPTIONS = {"initialMs": "initial", "maxMs": "maximum", "factor": "factor", "jitter": "jitter"}
 
 
 def backoff(options: dict, rand: float) -> Backoff:

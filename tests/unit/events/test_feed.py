@@ -1,8 +1,11 @@
+import json
+
 import pytest
 from realtime.core.contract import DEFAULT_PAGE_EVENTS as DEFAULT_READ_LIMIT
 from realtime.core.errors import BadRequest
 from realtime.events import cursor
 from realtime.events.feed import MAX_TICK_SECONDS, EventFeed, FeedPage, FeedRequest
+from realtime.events.models import Event, event_key
 from realtime.events.store import EventStore
 from stored_events import write_events
 
@@ -129,3 +132,26 @@ def test_a_long_poll_queries_only_the_topic_that_moved(events_table):
     queries = [response for name, response in calls if name == "Query"]
     assert len(queries) == 1
     assert clock.now == 1.75
+
+
+def test_events_stored_before_keys_are_served_without_one_beside_newer_ones(events_table):
+    """Upgrade path of issue 20 finding 4: items the previous version wrote have no `key`; the page serves
+    them as they are (clients dedupe those by id) next to items that have one."""
+    old = write_events(events_table, "user:upgrade", 2)
+    store = EventStore(events_table, 3600)
+    new = Event(
+        "e-new",
+        "t",
+        "user:upgrade",
+        3,
+        {},
+        "2099-01-01T00:00:00.000Z",
+        "2099-01-01T00:00:00.000Z",
+        key=event_key("e-new"),
+    )
+    store.append("e-new", "user:upgrade", lambda seq: new.to_json(), event_type="t", published_at=new.published_at)
+
+    page = json.loads(EventFeed(store).read(["user:upgrade"], FeedRequest(positions={})).to_json())
+
+    assert [event.get("key") for event in page["events"]] == [None, None, event_key("e-new")]
+    assert [event["id"] for event in page["events"]] == [old[0]["id"], old[1]["id"], "e-new"]

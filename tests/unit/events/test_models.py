@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 from realtime.core.encoding import format_timestamp
-from realtime.events.models import Event
+from realtime.events.models import EVENT_KEY, Event, event_key
 from realtime.events.producer import ProducerMessage
 
 
@@ -88,3 +88,27 @@ def test_event_frame_is_compact_with_contract_keys_in_order():
         '"occurredAt":"2026-11-26T10:00:00.000Z","publishedAt":"2026-11-26T10:00:00.250Z"}'
     )
     assert list(json.loads(text)) == ["id", "type", "topic", "seq", "data", "occurredAt", "publishedAt"]
+
+
+def test_an_event_with_a_key_carries_it_after_its_id():
+    event = Event(
+        id="e1",
+        type="t",
+        topic="user:42",
+        seq=1,
+        data={},
+        occurred_at="2026-11-26T10:00:00.000Z",
+        published_at="2026-11-26T10:00:00.250Z",
+        key=event_key("from:AROAEXAMPLE:e1"),
+    )
+
+    fields = ["id", "key", "type", "topic", "seq", "data", "occurredAt", "publishedAt"]
+    assert list(json.loads(event.to_json())) == fields
+
+
+def test_the_event_key_is_a_fixed_length_url_safe_hash_of_the_idempotency_key():
+    keys = {event_key(idempotency) for idempotency in ("e1", "from:AROAA:e1", "from:AROAB:e1")}
+
+    assert len(keys) == 3
+    assert all(EVENT_KEY.fullmatch(key) for key in keys)
+    assert event_key("from:AROAA:e1") == event_key("from:AROAA:e1")  # every function computes the same one

@@ -7,6 +7,7 @@ from realtime.connections.store import ConnectionStore
 from realtime.core.errors import PermanentError
 from realtime.events.audience import EventTypeRules
 from realtime.events.delivery import EventDelivery
+from realtime.events.models import event_key
 from realtime.events.pipeline import EventPipeline, idempotency_key, producer_of
 from realtime.events.store import EventStore
 
@@ -132,6 +133,7 @@ def test_process_stores_then_posts_one_frame_per_connection_with_each_topics_seq
     assert report.delivery.sent == 2
     frame = {
         "id": "m1",
+        "key": event_key("m1"),
         "type": "order.updated",
         "topic": "group:ops",
         "seq": 2,
@@ -301,6 +303,39 @@ def test_each_producer_has_its_own_ids(pipeline, connections_table, client):
         ("order-1", {"user:42": 1}, []),
     ]
     assert [frame["seq"] for frame in client.frames_for("c1")] == [1, 2]
+
+
+def test_every_stored_event_has_its_own_key_the_same_on_each_topic_and_in_its_frame(
+    pipeline, connections_table, client, events_table
+):
+    """Issue 20 finding 4: clients dedupe on `key`, so two producers' events that share an id differ in it."""
+    ConnectionStore(connections_table).add("c1", "42", ["user:42", "all"], ttl_seconds=60)
+    body = '{"type": "order.updated", "id": "o-17-shipped", "data": {"userId": 42}, "audience": ["user:42", "all"]}'
+
+    pipeline.process(
+        [pipeline.parse(body, "m1", producer="AROASHOP"), pipeline.parse(body, "m2", producer="AROABILLING")]
+    )
+
+    items = [json.loads(e.body) for e in EventStore(events_table).read_after(["user:42", "all"], {}).events]
+    frames = client.frames_for("c1")
+    keys = {event["key"] for event in items}
+    assert len(keys) == 2
+    assert {frame["key"] for frame in frames} == keys
+    assert all(event["id"] == "o-17-shipped" for event in items + frames)
+    shop = event_key(idempotency_key("o-17-shipped", "AROASHOP"))
+    assert sorted(event["topic"] for event in items if event["key"] == shop) == ["all", "user:42"]
+    # Opaque: neither the producer's IAM id nor the event id can be read from it.
+    assert all("AROA" not in key and "o-17" not in key for key in keys)
+
+
+def test_the_parts_of_an_event_split_across_messages_share_its_key(pipeline):
+    """One producer, one id, several messages (db-changes splits audiences over 100 topics): one event, one key."""
+    first = pipeline.parse('{"type": "a", "id": "big", "data": {}, "audience": ["user:1"]}', "m1", producer="AROAX")
+    second = pipeline.parse('{"type": "a", "id": "big", "data": {}, "audience": ["user:2"]}', "m2", producer="AROAX")
+
+    assert first.event_key == second.event_key
+    stored = [json.loads(part.stored_body(topic, 1, "t")) for part, topic in ((first, "user:1"), (second, "user:2"))]
+    assert [item["key"] for item in stored] == [first.event_key] * 2
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
-from realtime.events.models import EventRef
+from realtime.events.models import EventRef, event_key
 from realtime.events.store import EventStore, NewEvent, StoreContentionError
 from stored_events import write_events
 
@@ -440,3 +440,20 @@ def test_a_delivery_job_finds_nothing_past_retention(events_table):
     now[0] += 61
 
     assert store.publication(EventRef("e1", {"all": 1})) is None
+
+
+@pytest.mark.parametrize("key", [event_key("from:p:e1"), None])
+def test_a_delivery_job_posts_the_key_stored_with_the_event_and_none_for_one_stored_before_keys(events_table, key):
+    """Jobs carry references, not keys: the frame's key is the stored one (events stored by the version
+    before keys have none, and their frames go out without, as that version's did)."""
+    store = EventStore(events_table, 3600)
+    head = {"id": "e1", **({"key": key} if key else {})}
+    body = json.dumps(
+        {**head, "type": "t", "topic": "all", "seq": 1, "data": {}, "occurredAt": "x", "publishedAt": "x"}
+    )
+    store.append_batch([NewEvent("all", "from:p:e1", "t", lambda seq, at: body)], "2026-01-01T00:00:00.000Z")
+
+    found = store.publication(EventRef("e1", {"all": 1}))
+
+    assert found.key == key
+    assert json.loads(found.frame(["all"])).get("key") == key
