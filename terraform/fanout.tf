@@ -29,8 +29,8 @@ locals {
     "fanout" = {
       description = "Fan-out queue consumer: posts pages of a large audience, and retries the posts that failed"
       handler     = "realtime.handlers.fanout.handler"
-      memory_size = var.process_events_memory_size
-      timeout     = var.process_events_timeout
+      memory_size = var.fanout_memory_size
+      timeout     = var.fanout_timeout
       environment = {
         CONNECTIONS_TABLE     = aws_dynamodb_table.this["connections"].name
         CONNECTIONS_ENDPOINT  = local.websocket_management_endpoint
@@ -74,8 +74,8 @@ locals {
 resource "aws_sqs_queue" "fanout" {
   name = "${var.name}-fanout"
 
-  visibility_timeout_seconds = 6 * var.process_events_timeout # AWS recommends at least 6 x the consumer's timeout
-  message_retention_seconds  = 86400                          # a day-old job is stale: its clients have caught up over HTTP
+  visibility_timeout_seconds = 6 * var.fanout_timeout # AWS recommends at least 6 x the consumer's timeout
+  message_retention_seconds  = 86400                  # a day-old job is stale: its clients have caught up over HTTP
   receive_wait_time_seconds  = 20
 
   sqs_managed_sse_enabled           = var.kms_key_arn == null ? true : null
