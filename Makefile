@@ -31,7 +31,7 @@ export TF_CLI_CONFIG_FILE := $(CURDIR)/terraform.rc
 export TF_IN_AUTOMATION := 1
 
 .PHONY: help install build release up status logs down demo bench chaos soak test test-offline test-unit test-tooling test-clients test-tf validate \
-	test-integration test-browser lint lint-python lint-terraform lint-docs lint-ci docs fmt clean
+	test-integration test-browser test-upgrade lint lint-python lint-terraform lint-docs lint-ci docs fmt clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -148,6 +148,9 @@ test-integration: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.i
 
 test-browser: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.installed $(CHROMIUM) ## Only the demo page in headless Chromium on the emulator
 	$(PY) -m pytest tests/browser -q $(PYTEST_ARGS)
+
+test-upgrade: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## On the emulator: a deployment of the module at UPGRADE_FROM_REF (default 3065e9a) plans with nothing replaced
+	$(PY) -m pytest tests/upgrade -q -s $(PYTEST_ARGS)
 
 # .pre-commit-config.yaml runs these same targets (tests/build/test_hygiene.py keeps them in step).
 lint: lint-python lint-terraform lint-docs lint-ci ## ruff, import cycles, terraform fmt, checkov, README module tables, Terraform contract and refused-input tests, CI workflow

@@ -85,54 +85,69 @@ locals {
   }
 
   ################################################################################
-  # The db-changes function's settings and permissions (the function is in main.tf)
+  # The db-changes function, and its on-failure queue
   ################################################################################
 
   db_changes_table_kms_key_arns = distinct([
     for s in var.db_changes_sources : s.table_kms_key_arn if s.table_kms_key_arn != null && s.table_kms_key_arn != var.kms_key_arn
   ])
 
-  # DB_CHANGE_SOURCES of the db-changes function (main.tf).
+  # DB_CHANGE_SOURCES: the rules as the function reads them.
   db_changes_sources_json = jsonencode([for name, s in local.db_changes_sources : {
     name       = name
     stream_arn = s.stream_arn
     rules      = local.db_changes_rules[name]
   }])
 
-  db_changes_statements = local.db_changes_enabled ? {
-    "db-changes" = concat(
-      [
-        {
-          # What the event source mapping needs to read the streams (it runs with the function's role).
-          sid       = "ReadApplicationTableStreams"
-          actions   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"]
-          resources = [for s in var.db_changes_sources : s.stream_arn]
-        },
-        {
-          sid       = "PublishToEventsQueue"
-          actions   = ["sqs:SendMessage"]
-          resources = [aws_sqs_queue.events.arn]
-        },
-        {
-          # The mapping sends the pointers of records it gave up on, with the function's role; the function
-          # itself sends those it refuses (too many topics), with their reason.
-          sid       = "SendToFailureQueue"
-          actions   = ["sqs:SendMessage"]
-          resources = [aws_sqs_queue.dead_letter["db-changes-failures"].arn]
-        },
-      ],
-      var.kms_key_arn == null ? [] : [{
-        # Send to the KMS-encrypted queues (kms:Decrypt on the module key comes with every function).
-        sid       = "EncryptedQueues"
-        actions   = ["kms:GenerateDataKey"]
-        resources = [var.kms_key_arn]
-      }],
-      length(local.db_changes_table_kms_key_arns) == 0 ? [] : [{
-        sid       = "DecryptApplicationTableStreams"
-        actions   = ["kms:Decrypt"]
-        resources = local.db_changes_table_kms_key_arns
-      }],
-    )
+  db_changes_functions = local.db_changes_enabled ? {
+    "db-changes" = {
+      description = "Application-table stream consumer: turns item changes into events by the db_changes rules"
+      handler     = "realtime.handlers.db_changes.handler"
+      memory_size = var.db_changes_memory_size
+      timeout     = var.db_changes_timeout
+      environment = {
+        EVENTS_QUEUE_URL      = aws_sqs_queue.events.url
+        DB_CHANGE_SOURCES     = local.db_changes_sources_json
+        FAILURES_QUEUE_URL    = aws_sqs_queue.dead_letter["db-changes-failures"].url
+        MAX_TOPICS_PER_RECORD = tostring(var.db_changes_max_topics_per_record)
+      }
+      statements = concat(
+        [
+          {
+            # What the event source mapping needs to read the streams (it runs with the function's role).
+            sid       = "ReadApplicationTableStreams"
+            actions   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"]
+            resources = [for s in var.db_changes_sources : s.stream_arn]
+          },
+          {
+            sid       = "PublishToEventsQueue"
+            actions   = ["sqs:SendMessage"]
+            resources = [aws_sqs_queue.events.arn]
+          },
+          {
+            # The mapping sends the pointers of records it gave up on, with the function's role; the function
+            # itself sends those it refuses (too many topics), with their reason.
+            sid       = "SendToFailureQueue"
+            actions   = ["sqs:SendMessage"]
+            resources = [aws_sqs_queue.dead_letter["db-changes-failures"].arn]
+          },
+        ],
+        local.encrypted_queues_statements,
+        length(local.db_changes_table_kms_key_arns) == 0 ? [] : [{
+          sid       = "DecryptApplicationTableStreams"
+          actions   = ["kms:Decrypt"]
+          resources = local.db_changes_table_kms_key_arns
+        }],
+      )
+    }
+  } : {}
+
+  # The stream mappings' on-failure destination: a dead-letter queue written to by the mappings and the function.
+  db_changes_dead_letter_queues = local.db_changes_enabled ? {
+    "db-changes-failures" = {
+      alarm   = "db-changes-failures"
+      meaning = "Application-table changes that gave no event: refused by the rules (too many topics; errorCode and errorReason attributes) or failed after every retry. The messages point to their stream records, which are kept for 24 h."
+    }
   } : {}
 }
 

@@ -5,16 +5,77 @@
 # itself and queues a job for the rest; the fanout function posts one page of
 # fanout_page_size connections per job, queueing the next page first so pages
 # are posted in parallel. Posts that failed transiently come back as delayed
-# retry jobs on the same queue (see realtime/events/fanout.py). Its DLQ and
-# alarms are in sqs.tf and monitoring.tf, the function and its permissions in
-# main.tf.
+# retry jobs on the same queue (see realtime/events/fanout.py).
+################################################################################
+
+locals {
+  fanout_queues          = { "fanout" = aws_sqs_queue.fanout }
+  fanout_redrive_sources = { "fanout-dlq" = aws_sqs_queue.fanout.arn }
+  fanout_dead_letter_queues = {
+    "fanout-dlq" = {
+      alarm   = "fanout-dlq-not-empty"
+      meaning = "Fan-out jobs failed repeatedly (a page could not be read, or a job not queued): those connections missed the event until their clients catch up over HTTP."
+    }
+  }
+
+  # Queueing the next pages and the retries (process-events queues the first page).
+  queue_fanout_jobs_statement = {
+    sid       = "QueueFanoutJobs"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.fanout.arn]
+  }
+
+  fanout_functions = {
+    "fanout" = {
+      description = "Fan-out queue consumer: posts pages of a large audience, and retries the posts that failed"
+      handler     = "realtime.handlers.fanout.handler"
+      memory_size = var.fanout_memory_size
+      timeout     = var.fanout_timeout
+      environment = {
+        CONNECTIONS_TABLE     = aws_dynamodb_table.this["connections"].name
+        CONNECTIONS_ENDPOINT  = local.websocket_management_endpoint
+        FANOUT_QUEUE_URL      = aws_sqs_queue.fanout.url
+        FANOUT_PAGE_SIZE      = tostring(var.fanout_page_size)
+        FANOUT_CONCURRENCY    = tostring(var.fanout_concurrency)
+        DELIVERY_MAX_ATTEMPTS = tostring(var.delivery_max_attempts)
+      }
+      sections = { presence = local.presence_environment.ending_sessions }
+      statements = concat(
+        [
+          {
+            sid       = "ConsumeFanoutQueue"
+            actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
+            resources = [aws_sqs_queue.fanout.arn]
+          },
+          local.queue_fanout_jobs_statement,
+          {
+            sid       = "ConnectionsTable"
+            actions   = concat(["dynamodb:Query", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"], local.session_count_actions)
+            resources = [aws_dynamodb_table.this["connections"].arn]
+          },
+          local.post_to_connections_statement,
+        ],
+        local.encrypted_queues_statements,
+        local.presence_statements["fanout"],
+      )
+    }
+  }
+
+  fanout_function_error_alarms = {
+    "fanout" = { period = 60, evaluation_periods = 5, meaning = "its jobs are retried, then redriven to the fanout DLQ" }
+  }
+  fanout_queued_work = { "fanout" = "Fan-out jobs" }
+}
+
+################################################################################
+# Fan-out queue, and its consumer's mapping (one job per invocation)
 ################################################################################
 
 resource "aws_sqs_queue" "fanout" {
   name = "${var.name}-fanout"
 
-  visibility_timeout_seconds = 6 * var.process_events_timeout
-  message_retention_seconds  = 86400 # a day-old job is stale: its clients have caught up over HTTP
+  visibility_timeout_seconds = 6 * var.fanout_timeout # AWS recommends at least 6 x the consumer's timeout
+  message_retention_seconds  = 86400                  # a day-old job is stale: its clients have caught up over HTTP
   receive_wait_time_seconds  = 20
 
   sqs_managed_sse_enabled           = var.kms_key_arn == null ? true : null

@@ -1,13 +1,42 @@
+################################################################################
+# HTTP: GET /events (and with presence GET /presence), the HTTPS fallback and
+# catch-up path, answered by events-api
+################################################################################
+
 locals {
   # Route key => function. Payload format 2.0, one function per route.
   http_routes = merge(
     { "GET /events" = "events-api" },
     var.presence_enabled ? { "GET /presence" = "events-api" } : {},
   )
+
+  http_functions = {
+    "events-api" = {
+      description          = "HTTP GET /events: the caller's events after a cursor, with optional long polling"
+      handler              = "realtime.handlers.events_api.handler"
+      timeout              = var.events_api_timeout
+      reserved_concurrency = coalesce(var.events_api_reserved_concurrency, -1)
+      environment = {
+        EVENTS_TABLE         = aws_dynamodb_table.this["events"].name
+        MAX_TOPICS_PER_TOKEN = tostring(var.max_topics_per_token)
+      }
+      sections = { token = local.token_environment, presence = local.presence_environment.reading_presence }
+      statements = concat(
+        [{
+          # BatchGetItem reads the topics' counters (where each topic is); Query reads the topics that moved.
+          sid       = "ReadEvents"
+          actions   = ["dynamodb:BatchGetItem", "dynamodb:Query"]
+          resources = [aws_dynamodb_table.this["events"].arn]
+        }],
+        local.token_statements,
+        local.presence_statements["events-api"],
+      )
+    }
+  }
 }
 
 ################################################################################
-# HTTP API (the HTTPS fallback and catch-up path)
+# HTTP API
 ################################################################################
 
 resource "aws_apigatewayv2_api" "http" {

@@ -1,4 +1,42 @@
 ################################################################################
+# Functions: one per entry of local.functions, which the feature files declare
+# (local.<feature>_functions); each gets its own log group, role and inline
+# least-privilege policy, and shares the one code zip and dependencies layer
+################################################################################
+
+locals {
+  # Function key => description, handler, environment (its own variables), sections (the sections of its
+  # settings model in realtime.core.settings, by field name: token, presence), statements (what it may touch
+  # besides its own logs), and memory_size, timeout and reserved_concurrency where they are not
+  # lambda_memory_size, lambda_timeout and none (-1: unreserved).
+  functions = { for k, f in merge(
+    local.connections_functions, # ws-connect, ws-disconnect, ws-ping
+    local.events_functions,      # process-events
+    local.fanout_functions,      # fanout
+    local.http_functions,        # events-api
+    local.maintenance_functions, # maintenance
+    local.presence_functions,    # presence-checks, with presence only
+    local.db_changes_functions,  # db-changes, with db_changes_sources only
+  ) : k => merge({ memory_size = var.lambda_memory_size, timeout = var.lambda_timeout, reserved_concurrency = -1, sections = {} }, f) }
+
+  function_names = { for k in keys(local.functions) : k => "${var.name}-${k}" }
+
+  common_environment = {
+    POWERTOOLS_SERVICE_NAME      = var.name
+    POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
+    POWERTOOLS_LOG_LEVEL         = var.log_level
+    # realtime.core.observability starts Powertools Tracer only when this is "false".
+    POWERTOOLS_TRACE_DISABLED = var.lambda_tracing_mode == null ? "true" : "false"
+  }
+
+  # Each function's environment (docs/internals.md says what each variable means). A null value leaves the
+  # variable out: token settings that are not set, and the presence section when presence_enabled is false.
+  function_environment = {
+    for k, f in local.functions : k => merge(local.common_environment, f.environment, values(f.sections)...)
+  }
+}
+
+################################################################################
 # Log groups (created before the functions, so Lambda never creates unmanaged ones)
 ################################################################################
 
@@ -39,8 +77,8 @@ resource "aws_iam_role" "lambda" {
 
 locals {
   # The full statement list of each function's inline policy: its own log
-  # group, what the function touches (local.function_statements), and the
-  # module's KMS key for its encrypted environment variables.
+  # group, what the function touches (its statements), and the module's KMS
+  # key for its encrypted environment variables.
   lambda_policy_statements = {
     for k in keys(local.functions) : k => concat(
       [{
@@ -48,7 +86,7 @@ locals {
         actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
         resources = ["${aws_cloudwatch_log_group.lambda[k].arn}:*"]
       }],
-      local.function_statements[k],
+      local.functions[k].statements,
       var.kms_key_arn == null ? [] : [{
         sid       = "DecryptWithModuleKey"
         actions   = ["kms:Decrypt"]
@@ -130,7 +168,7 @@ resource "aws_lambda_function" "this" {
   kms_key_arn = var.kms_key_arn
 
   environment {
-    variables = { for k, v in merge(local.common_environment, local.function_environment[each.key]) : k => v if v != null }
+    variables = { for k, v in local.function_environment[each.key] : k => v if v != null }
   }
 
   logging_config {
@@ -155,28 +193,4 @@ resource "aws_lambda_function" "this" {
     aws_iam_role_policy.lambda,
     aws_iam_role_policy_attachment.xray,
   ]
-}
-
-################################################################################
-# process-events <- events queue, and with presence the presence-events queue
-################################################################################
-
-resource "aws_lambda_event_source_mapping" "process_events" {
-  for_each = merge(
-    { "events" = { arn = aws_sqs_queue.events.arn, name = "${var.name}-process-events" } },
-    { for q in aws_sqs_queue.presence_events : "presence-events" => { arn = q.arn, name = q.name } },
-  )
-
-  event_source_arn = each.value.arn
-  function_name    = aws_lambda_function.this["process-events"].arn
-
-  batch_size                         = var.process_events_batch_size
-  maximum_batching_window_in_seconds = var.process_events_maximum_batching_window_in_seconds
-  function_response_types            = ["ReportBatchItemFailures"]
-
-  scaling_config {
-    maximum_concurrency = var.process_events_maximum_concurrency
-  }
-
-  tags = merge(var.tags, { Name = each.value.name })
 }

@@ -1,8 +1,61 @@
 ################################################################################
 # maintenance: runs on an EventBridge Scheduler schedule to remove connections
 # whose $disconnect was missed (API Gateway sends it best-effort) and, with
-# presence, to repair presence. The function and its permissions are in main.tf
-# and presence.tf.
+# presence, to repair presence
+################################################################################
+
+locals {
+  maintenance_timeout = 300 # a run stops starting work 10 s before; the next run carries on
+
+  maintenance_functions = {
+    "maintenance" = {
+      description = "Scheduled: removes connections whose $disconnect was missed and repairs presence"
+      handler     = "realtime.handlers.maintenance.handler"
+      timeout     = local.maintenance_timeout
+      environment = {
+        CONNECTIONS_TABLE        = aws_dynamodb_table.this["connections"].name
+        EVENTS_TABLE             = aws_dynamodb_table.this["events"].name
+        CONNECTIONS_ENDPOINT     = local.websocket_management_endpoint
+        STALE_CONNECTION_SECONDS = tostring(var.stale_connection_threshold_seconds)
+      }
+      sections = { presence = local.presence_environment.repairing_presence }
+      statements = concat(
+        [
+          {
+            # Scan for stale connection records; GetItem/DeleteItem/BatchWriteItem to remove a dead
+            # connection and its subscriptions; DescribeTable and a sampling Scan for expired records.
+            sid       = "ConnectionsTable"
+            actions   = concat(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable"], local.session_count_actions)
+            resources = [aws_dynamodb_table.this["connections"].arn]
+          },
+          {
+            # DescribeTable and one sampling Scan page per run: events past retention that TTL has not deleted.
+            sid       = "SampleEventsTable"
+            actions   = ["dynamodb:Scan", "dynamodb:DescribeTable"]
+            resources = [aws_dynamodb_table.this["events"].arn]
+          },
+          {
+            # GetConnection is GET @connections/{id}; a connection whose token expired gets a last frame
+            # (POST) and is closed (DELETE).
+            sid     = "ManageConnections"
+            actions = ["execute-api:ManageConnections"]
+            resources = [for method in ["GET", "POST", "DELETE"] :
+              "${aws_apigatewayv2_api.websocket.execution_arn}/${var.websocket_stage_name}/${method}/@connections/*"
+            ]
+          },
+        ],
+        local.presence_statements["maintenance"],
+      )
+    }
+  }
+
+  maintenance_function_error_alarms = {
+    "maintenance" = { period = 300, evaluation_periods = 3, meaning = "missed $disconnects are not being repaired" }
+  }
+}
+
+################################################################################
+# Schedule, and the role it invokes maintenance with
 ################################################################################
 
 resource "aws_iam_role" "maintenance_scheduler" {

@@ -1,21 +1,15 @@
 ################################################################################
-# Alarms
+# Alarms: on every dead-letter queue, and on the functions and queues the
+# features name (local.<feature>_function_error_alarms, local.<feature>_queued_work)
 ################################################################################
 
 # Each alarm is named "<name>-<key>"; leave out datapoints_to_alarm to alarm on every breaching period.
 locals {
   # Function => how long its errors must last before they alarm, and what they mean.
-  function_error_alarms = {
-    "process-events" = { period = 60, evaluation_periods = 5, meaning = "its batches are retried, then redriven to the DLQ" }
-    "fanout"         = { period = 60, evaluation_periods = 5, meaning = "its jobs are retried, then redriven to the fanout DLQ" }
-    "maintenance"    = { period = 300, evaluation_periods = 3, meaning = "missed $disconnects are not being repaired" }
-  }
+  function_error_alarms = merge(local.events_function_error_alarms, local.fanout_function_error_alarms, local.maintenance_function_error_alarms)
 
   # Queue => what waits in it; late work there means late delivery.
-  queued_work = merge(
-    { "events" = "Events", "fanout" = "Fan-out jobs" },
-    var.presence_enabled ? { "presence-events" = "Presence events" } : {},
-  )
+  queued_work = merge(local.events_queued_work, local.fanout_queued_work, local.presence_queued_work)
 
   alarms = merge(
     # Any message in a dead-letter queue needs a look.

@@ -1,7 +1,9 @@
 # Where resources of earlier versions of the module went: these blocks keep the
 # deployed objects in place (no replacement) when an address changed. Adding
 # `count` to a resource (presence_checks) needs none: Terraform moves the object
-# to instance [0] by itself.
+# to instance [0] by itself, and neither does moving a resource to another file
+# (the split by feature kept every address). make test-upgrade checks that a
+# deployment of an earlier version plans with nothing replaced.
 
 moved {
   from = aws_dynamodb_table.connections

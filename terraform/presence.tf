@@ -4,20 +4,21 @@
 # Per-user state in the presence table (hash key userId; see docs/internals.md).
 # $connect/$disconnect/ping and delivery update it; the last session's end
 # schedules an offline check on the presence-checks queue, delayed by the grace
-# period, consumed by presence-checks. maintenance (maintenance.tf) repairs
-# presence on its schedule. Presence events go to their own queue (below),
-# which only the functions that announce presence may send to; process-events
-# consumes it with the events queue and trusts only its records with the
-# presence types and ids, so producers can neither forge nor suppress presence.
-# The table and the DLQs are in dynamodb.tf and sqs.tf, the functions and their
-# environment in main.tf.
+# period, consumed by presence-checks. maintenance repairs presence on its
+# schedule. Presence events go to their own queue, which only the functions
+# that announce presence may send to; process-events consumes it with the
+# events queue and trusts only its records with the presence types and ids, so
+# producers can neither forge nor suppress presence.
+#
+# Besides its own resources, presence gives the other functions a presence
+# section of settings (local.presence_environment) and permissions
+# (local.presence_statements): both empty when presence is off.
 ################################################################################
 
 locals {
   presence_checks_timeout = 30
 
-  # What the functions are told of presence (their environment in main.tf, their permissions below):
-  # all null when presence is off, which leaves the variables out.
+  # What the functions are told of presence: all null when presence is off, which leaves the variables out.
   presence = var.presence_enabled ? {
     table            = aws_dynamodb_table.this["presence"].name
     table_arn        = aws_dynamodb_table.this["presence"].arn
@@ -30,11 +31,41 @@ locals {
     max_users        = tostring(var.max_presence_users_per_request)
   } : { for k in ["table", "table_arn", "checks_queue_url", "checks_queue_arn", "grace_seconds", "events_queue_url", "events_queue_arn", "group_enabled", "max_users"] : k => null }
 
+  ################################################################################
+  # The presence sections of the functions' settings, as realtime.core.settings
+  # names them: each function takes the one its settings model reads
+  ################################################################################
+
+  presence_table_environment = { PRESENCE_TABLE = local.presence.table }
+  announcing_presence_environment = {
+    PRESENCE_EVENTS_QUEUE_URL = local.presence.events_queue_url
+    GROUP_PRESENCE_ENABLED    = local.presence.group_enabled
+  }
+  ending_sessions_environment = {
+    PRESENCE_CHECKS_QUEUE_URL = local.presence.checks_queue_url
+    PRESENCE_GRACE_SECONDS    = local.presence.grace_seconds
+  }
+
+  presence_environment = {
+    presence_table      = local.presence_table_environment
+    announcing_presence = merge(local.presence_table_environment, local.announcing_presence_environment)
+    ending_sessions     = merge(local.presence_table_environment, local.ending_sessions_environment)
+    storing_presence = merge(local.presence_table_environment, local.ending_sessions_environment, {
+      PRESENCE_EVENTS_QUEUE_URL = local.presence.events_queue_url
+      PRESENCE_EVENTS_QUEUE_ARN = local.presence.events_queue_arn
+    })
+    repairing_presence = merge(local.presence_table_environment, local.ending_sessions_environment, local.announcing_presence_environment)
+    reading_presence   = merge(local.presence_table_environment, { MAX_PRESENCE_USERS = local.presence.max_users })
+  }
+
+  ################################################################################
+  # What presence lets each function do: nothing when presence is off
+  ################################################################################
+
   # The functions that announce presence: the only senders the presence-events queue accepts.
   presence_announcers = ["ws-connect", "presence-checks", "maintenance"]
 
-  # What presence lets each function do (merged in main.tf); nothing when presence is off.
-  presence_statements = var.presence_enabled ? {
+  presence_statements = { for k, statements in {
     "ws-connect"    = concat([local.presence_table_statement["ws-connect"], local.publish_presence_events_statement], local.presence_kms_statements)
     "ws-disconnect" = concat([local.presence_table_statement["ws-disconnect"], local.schedule_offline_checks_statement], local.presence_kms_statements)
     "ws-ping"       = [local.presence_table_statement["ws-ping"]]
@@ -75,7 +106,7 @@ locals {
       ],
       local.presence_kms_statements,
     )
-  } : {}
+  } : k => var.presence_enabled ? statements : [] }
 
   presence_table_statement = {
     for k, actions in {
@@ -112,10 +143,66 @@ locals {
     actions   = ["kms:GenerateDataKey"]
     resources = [var.kms_key_arn]
   }]
+
+  ################################################################################
+  # Presence's own table, queues, function and alarms
+  ################################################################################
+
+  # One item per user; never expires: a user's version must only grow.
+  presence_tables = var.presence_enabled ? {
+    presence = { hash_key = "userId", range_key = null, attributes = { userId = "S" }, expires = false }
+  } : {}
+
+  presence_queues = merge(
+    { for q in aws_sqs_queue.presence_checks : "presence-checks" => q },
+    { for q in aws_sqs_queue.presence_events : "presence-events" => q },
+  )
+  presence_redrive_sources = var.presence_enabled ? {
+    "presence-checks-dlq" = aws_sqs_queue.presence_checks[0].arn
+    "presence-events-dlq" = aws_sqs_queue.presence_events[0].arn
+  } : {}
+  presence_dead_letter_queues = var.presence_enabled ? {
+    "presence-checks-dlq" = {
+      alarm   = "presence-checks-dlq-not-empty"
+      meaning = "Offline checks failed repeatedly; maintenance decides those users' presence."
+    }
+    "presence-events-dlq" = {
+      alarm   = "presence-events-dlq-not-empty"
+      meaning = "Presence events could not be stored; watchers read presence with GET /presence."
+    }
+  } : {}
+
+  # Who may send to the presence-events queue: the functions that announce presence, and no one else.
+  presence_events_senders = sort(distinct([for k, r in aws_iam_role.lambda : r.arn if contains(local.presence_announcers, k)]))
+
+  presence_queue_policy_statements = {
+    "presence-events" = [{
+      # Its records are trusted as the module's own: no one else may send one.
+      Sid       = "OnlyPresenceAnnouncers"
+      Effect    = "Deny"
+      Principal = "*"
+      Action    = "sqs:SendMessage"
+      Resource  = local.presence.events_queue_arn
+      Condition = { ArnNotLike = { "aws:PrincipalArn" = local.presence_events_senders } }
+    }]
+  }
+
+  presence_functions = var.presence_enabled ? {
+    "presence-checks" = {
+      description = "Delayed offline checks: marks a user offline when the grace period passed without a new session"
+      handler     = "realtime.handlers.presence_checks.handler"
+      timeout     = local.presence_checks_timeout
+      environment = {}
+      sections    = { presence = local.presence_environment.announcing_presence }
+      statements  = local.presence_statements["presence-checks"]
+    }
+  } : {}
+
+  presence_queued_work = var.presence_enabled ? { "presence-events" = "Presence events" } : {}
 }
 
 ################################################################################
-# Offline checks: a delay queue (the grace period; its DLQ is in sqs.tf)
+# Offline checks: a delay queue (the grace period), consumed by presence-checks
 ################################################################################
 
 resource "aws_sqs_queue" "presence_checks" {
@@ -158,11 +245,9 @@ resource "aws_lambda_event_source_mapping" "presence_checks" {
   tags = merge(var.tags, { Name = "${var.name}-presence-checks" })
 }
 
-
 ################################################################################
-# Presence events: the module's own queue into process-events (its mapping is in
-# lambda.tf; its DLQ and its policy, which refuses any sender but
-# local.presence_announcers, in sqs.tf)
+# Presence events: the module's own queue into process-events (one of
+# process-events' mappings)
 ################################################################################
 
 resource "aws_sqs_queue" "presence_events" {

@@ -280,7 +280,7 @@ variable "events_queue_publisher_arns" {
 ################################################################################
 
 variable "process_events_timeout" {
-  description = "Timeout of the process-events and fanout functions, in seconds. The events and fanout queues' visibility timeout is 6 times this."
+  description = "Timeout of the process-events function, in seconds. The queues it consumes (events, presence-events) get 6 times this as their visibility timeout, unless events_queue_visibility_timeout_seconds is set."
   type        = number
   default     = 60
 
@@ -291,7 +291,7 @@ variable "process_events_timeout" {
 }
 
 variable "process_events_memory_size" {
-  description = "Memory of the process-events and fanout functions, in MB (CPU and network scale with it)."
+  description = "Memory of the process-events function, in MB (CPU and network scale with it)."
   type        = number
   default     = 512
 
@@ -342,6 +342,28 @@ variable "process_events_maximum_concurrency" {
 ################################################################################
 # fanout (large audiences, retried posts)
 ################################################################################
+
+variable "fanout_timeout" {
+  description = "Timeout of the fanout function, in seconds. The fanout queue's visibility timeout is 6 times this."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.fanout_timeout >= 3 && var.fanout_timeout <= 900
+    error_message = "The fanout_timeout must be between 3 and 900 seconds."
+  }
+}
+
+variable "fanout_memory_size" {
+  description = "Memory of the fanout function, in MB (CPU and network scale with it: each invocation posts a page of fanout_page_size connections)."
+  type        = number
+  default     = 512
+
+  validation {
+    condition     = var.fanout_memory_size >= 128 && var.fanout_memory_size <= 10240
+    error_message = "The fanout_memory_size must be between 128 and 10240."
+  }
+}
 
 variable "fanout_threshold" {
   description = "Connections of a topic that process-events posts itself. A topic with more: process-events posts this many and hands the rest to the fanout function, as jobs over pages of fanout_page_size connections posted in parallel."

@@ -1,3 +1,8 @@
+################################################################################
+# WebSocket: the API clients connect to, its routes to the connection
+# functions, and the @connections endpoint delivery posts to
+################################################################################
+
 locals {
   # Route key => the function behind it, and whether the route answers the client (two-way).
   # $default has no function: the gateway answers it itself (see "Unknown actions" below).
@@ -19,6 +24,23 @@ locals {
     type  = "error"
     error = { code = "unknown_action", message = "frames are JSON objects with an action; supported actions: ping" }
   })
+
+  # The @connections management endpoint the functions that post and close connections are given.
+  websocket_management_endpoint = (
+    var.websocket_management_endpoint != null
+    ? replace(replace(var.websocket_management_endpoint, "{api_id}", aws_apigatewayv2_api.websocket.id), "{stage}", var.websocket_stage_name)
+    : "https://${aws_apigatewayv2_api.websocket.id}.execute-api.${local.region}.${local.dns_suffix}/${var.websocket_stage_name}"
+  )
+
+  # Delivery (process-events, fanout): posting frames, and closing connections whose token expired
+  # (DeleteConnection is DELETE @connections/{id}).
+  post_to_connections_statement = {
+    sid     = "PostToConnections"
+    actions = ["execute-api:ManageConnections"]
+    resources = [for method in ["POST", "DELETE"] :
+      "${aws_apigatewayv2_api.websocket.execution_arn}/${var.websocket_stage_name}/${method}/@connections/*"
+    ]
+  }
 }
 
 ################################################################################

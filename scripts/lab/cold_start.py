@@ -8,7 +8,7 @@ out as Lambda does (/var/task, /opt/python) and, in fresh `python -I -B`
 interpreters (the median of `runs` of each), times:
 
 - `import boto3` alone: what every function pays, the runtime's own floor;
-- per function of terraform/main.tf, the import of its handler module
+- per function of the Terraform module, the import of its handler module
   (`import_ms`, boto3 included; `beyond_boto3_ms`, the handler's own share,
   timed after `import boto3` in the same process: the issue's target is 60 ms),
   and that import plus building what its first invocation builds (`setup_ms`:
@@ -41,7 +41,7 @@ from realtime.core.settings import FUNCTION_SETTINGS, variables
 from scripts.module_defaults import FUNCTION_ENVIRONMENT
 from scripts.release.build import ROOT, build, host_arch
 
-MAIN_TF = ROOT / "terraform" / "main.tf"
+MODULE_DIR = ROOT / "terraform"
 RUNTIME_PYTHON = ROOT / ".venv-ministack" / "bin" / "python"
 
 # Dummy settings for every function: the module's defaults, presence on, hs256 tokens from SSM.
@@ -113,12 +113,13 @@ print(json.dumps({
 
 
 def handlers() -> dict[str, str]:
-    """Function name -> handler module, from the module's function table (terraform/main.tf)."""
+    """Function name -> handler module, from the function entries of the module's feature files (terraform/*.tf)."""
     found = re.findall(
-        r'"([\w-]+)" = \{\s*description\s*=.*\n\s*handler\s*=\s*"([\w.]+)\.handler"', MAIN_TF.read_text()
+        r'"([\w-]+)" = \{\s*description\s*=.*\n\s*handler\s*=\s*"([\w.]+)\.handler"',
+        "\n".join(path.read_text() for path in sorted(MODULE_DIR.glob("*.tf"))),
     )
     if set(dict(found)) != set(FUNCTION_SETTINGS):
-        raise SystemExit(f"terraform/main.tf's function table does not match the settings models: {found}")
+        raise SystemExit(f"the module's function entries do not match the settings models: {found}")
     return dict(found)
 
 

@@ -376,6 +376,45 @@ run "fanout_inputs_reach_the_functions" {
   }
 }
 
+run "fanout_function_has_its_own_memory_and_timeout" {
+  command = plan
+
+  variables {
+    process_events_memory_size = 1024
+    process_events_timeout     = 120
+    fanout_memory_size         = 2048
+    fanout_timeout             = 30
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function.this["fanout"].memory_size == 2048 &&
+      aws_lambda_function.this["fanout"].timeout == 30 &&
+      aws_lambda_function.this["process-events"].memory_size == 1024 &&
+      aws_lambda_function.this["process-events"].timeout == 120
+    )
+    error_message = "fanout_memory_size and fanout_timeout size the fanout function; process-events keeps its own inputs."
+  }
+
+  assert {
+    condition     = aws_sqs_queue.fanout.visibility_timeout_seconds == 180 && aws_sqs_queue.events.visibility_timeout_seconds == 720
+    error_message = "The fanout queue's visibility timeout is 6 x fanout_timeout, the events queue's 6 x process_events_timeout."
+  }
+}
+
+run "fanout_function_defaults_are_the_earlier_shared_values" {
+  command = plan
+
+  assert {
+    condition = (
+      aws_lambda_function.this["fanout"].memory_size == aws_lambda_function.this["process-events"].memory_size &&
+      aws_lambda_function.this["fanout"].timeout == aws_lambda_function.this["process-events"].timeout &&
+      aws_sqs_queue.fanout.visibility_timeout_seconds == 360
+    )
+    error_message = "By default fanout keeps the memory (512 MB) and timeout (60 s) it shared with process-events, so upgrading changes nothing."
+  }
+}
+
 run "limits_reach_the_functions" {
   command = apply
 
@@ -417,6 +456,17 @@ run "fanout_inputs_are_bounded" {
   }
 
   expect_failures = [var.fanout_threshold, var.fanout_page_size, var.fanout_concurrency, var.fanout_maximum_concurrency, var.delivery_max_attempts]
+}
+
+run "fanout_function_size_is_bounded" {
+  command = plan
+
+  variables {
+    fanout_memory_size = 64
+    fanout_timeout     = 901
+  }
+
+  expect_failures = [var.fanout_memory_size, var.fanout_timeout]
 }
 
 ################################################################################

@@ -1,5 +1,6 @@
 # Each function gets exactly the environment variables docs/internals.md lists
-# (main.tf's local.function_environment), with presence on and off: a variable
+# (lambda.tf's local.function_environment, merged from the feature files' function
+# entries and their settings sections), with presence on and off: a variable
 # missing here fails the function at run time, an extra one is noise.
 # db_changes.tftest.hcl checks the db-changes function's.
 

@@ -1,45 +1,67 @@
-"""Each function's environment (terraform/main.tf) is exactly what its settings model reads."""
+"""Each function's environment, as the Terraform module builds it, is exactly what its settings model reads.
+
+The feature files (terraform/connections.tf, events.tf, ...) declare each function's own variables and
+the sections of its settings (token, presence); terraform/lambda.tf merges them into
+`local.function_environment`. Terraform itself evaluates them here (`terraform console`, offline: no
+provider call), with presence on and one db_changes source, so that all nine functions exist.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
-import hcl2
 import pytest
 from realtime.core.settings import FUNCTION_SETTINGS, variables
 
-MAIN_TF = Path(__file__).resolve().parents[2] / "terraform" / "main.tf"
+ROOT = Path(__file__).resolve().parents[2]
+MODULE_DIR = ROOT / "terraform"
+TFVARS = "tests/terraform.tfvars"  # the inputs terraform test uses, relative to the module
+DB_CHANGES_SOURCE = (
+    '[{name = "app", stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/app/stream/2024-01-01T00:00:00.000",'
+    ' rules = [{name = "changed", event_type = "app.changed", audience = ["user:{userId}"]}]}]'
+)
+# Function -> the variables it is given (besides Powertools'), and its sections' variables by section name.
+EXPRESSION = (
+    "jsonencode({for k, f in local.functions : k => {"
+    ' environment = [for name in keys(local.function_environment[k]) : name if !startswith(name, "POWERTOOLS_")],'
+    " own = keys(f.environment),"
+    " sections = {for name, section in f.sections : name => keys(section)} }})"
+)
 
 
-def _unquote(text: str) -> str:
-    return text.strip('"')
+def terraform(*args: str, data_dir: Path, stdin: str | None = None) -> str:
+    executable = shutil.which(os.environ.get("TERRAFORM", "terraform"))
+    assert executable, "terraform (1.11) is needed on PATH to evaluate the module's function environments"
+    env = {
+        **os.environ,
+        "TF_DATA_DIR": str(data_dir),
+        "TF_IN_AUTOMATION": "1",
+        "TF_CLI_CONFIG_FILE": str(ROOT / "terraform.rc"),  # providers from the machine's mirror, as in the Makefile
+    }
+    result = subprocess.run(
+        [executable, f"-chdir={MODULE_DIR}", *args], input=stdin, env=env, text=True, capture_output=True
+    )
+    assert result.returncode == 0, f"terraform {args[0]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
 
 
-def function_environment() -> dict[str, dict[str, str]]:
-    """`local.function_environment`: function -> variable -> HCL expression, as written."""
-    with MAIN_TF.open() as handle:
-        for block in hcl2.load(handle).get("locals", []):
-            if "function_environment" in block:
-                table = block["function_environment"]
-                return {_unquote(name): {var: str(expr) for var, expr in env.items()} for name, env in table.items()}
-    raise AssertionError("terraform/main.tf has no local.function_environment")
-
-
-ENVIRONMENT = function_environment()
-
-
-def test_every_function_of_the_module_has_a_settings_model():
-    assert set(ENVIRONMENT) == set(FUNCTION_SETTINGS)
-
-
-@pytest.mark.parametrize("function", sorted(FUNCTION_SETTINGS))
-def test_the_module_sets_exactly_what_the_function_reads(function):
-    read = set(variables(FUNCTION_SETTINGS[function]))
-    set_by_module = set(ENVIRONMENT[function])
-
-    assert read - set_by_module == set(), "read but never set"
-    assert set_by_module - read == set(), "set but never read"
+@pytest.fixture(scope="module")
+def module_functions(tmp_path_factory) -> dict[str, dict]:
+    data_dir = tmp_path_factory.mktemp("terraform-data")
+    terraform("init", "-backend=false", "-input=false", data_dir=data_dir)
+    printed = terraform(
+        "console",
+        f"-var-file={TFVARS}",
+        f"-var=db_changes_sources={DB_CHANGES_SOURCE}",
+        data_dir=data_dir,
+        stdin=EXPRESSION,
+    )
+    return json.loads(json.loads(printed))  # the console prints jsonencode's string as a quoted string
 
 
 def section_variables(model: type, name: str) -> set[str]:
@@ -48,16 +70,40 @@ def section_variables(model: type, name: str) -> set[str]:
     return set(variables(fields[name].metadata["section"])) if name in fields else set()
 
 
+def test_every_function_of_the_module_has_a_settings_model(module_functions):
+    assert set(module_functions) == set(FUNCTION_SETTINGS)
+
+
 @pytest.mark.parametrize("function", sorted(FUNCTION_SETTINGS))
-def test_variables_the_module_may_leave_out_are_the_ones_the_function_can_do_without(function):
+def test_the_module_sets_exactly_what_the_function_reads(module_functions, function):
+    read = set(variables(FUNCTION_SETTINGS[function]))
+    set_by_module = set(module_functions[function]["environment"])
+
+    assert read - set_by_module == set(), "read but never set"
+    assert set_by_module - read == set(), "set but never read"
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTION_SETTINGS))
+def test_the_module_builds_the_environment_from_the_models_sections(module_functions, function):
+    """Each section of the model is one section local of the module: its variables come and go together."""
+    model = FUNCTION_SETTINGS[function]
+    built = module_functions[function]
+    model_sections = {field.name for field in dataclasses.fields(model) if "section" in field.metadata}
+
+    assert set(built["sections"]) == model_sections
+    for name, names in built["sections"].items():
+        assert set(names) == section_variables(model, name), f"the {name} section"
+        assert set(names).isdisjoint(built["own"]), f"the {name} section's variables are set outside it too"
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTION_SETTINGS))
+def test_variables_the_module_may_leave_out_are_the_ones_the_function_can_do_without(module_functions, function):
     """Presence variables come and go together, as the model's presence section; so do the token's."""
     model = FUNCTION_SETTINGS[function]
-    environment = ENVIRONMENT[function]
-    presence = {name for name, expression in environment.items() if expression.startswith("${local.presence.")}
-    token = {name for name, expression in environment.items() if "var.token." in expression}
+    sections = module_functions[function]["sections"]
 
-    assert presence == section_variables(model, "presence")
-    assert token == section_variables(model, "token")
+    assert set(sections.get("presence", [])) == section_variables(model, "presence")
+    assert set(sections.get("token", [])) == section_variables(model, "token")
     # A model's presence section may be left out only where the function also runs without presence.
     fields = {field.name: field for field in dataclasses.fields(model)}
     if "presence" in fields and function != "presence-checks":

@@ -1,23 +1,11 @@
 ################################################################################
-# Tables (their items: docs/internals.md)
-#   connections  connection:   pk = conn#<connectionId>, sk = meta
-#                subscription: pk = topic#<topic>,       sk = conn#<connectionId>
-#   events       event:        topic = <topic>,                  seq = 1, 2, ...
-#                counter:      topic = <topic>,                  seq = 0 (lastSeq, never expires)
-#                idempotency:  topic = dedup#<topic>#<eventId>,  seq = 0
-#   presence     one item per user: userId (with presence_enabled only)
+# Tables: one for each table the features declare (their items are described
+# where they are declared: connections.tf, events.tf, presence.tf)
 ################################################################################
 
 locals {
   # Table (its name after "<name>-") => key schema, and whether items expire through TTL on expiresAt.
-  tables = merge(
-    {
-      connections = { hash_key = "pk", range_key = "sk", attributes = { pk = "S", sk = "S" }, expires = true }
-      events      = { hash_key = "topic", range_key = "seq", attributes = { topic = "S", seq = "N" }, expires = true }
-    },
-    # Never expires: a user's version must only grow.
-    var.presence_enabled ? { presence = { hash_key = "userId", range_key = null, attributes = { userId = "S" }, expires = false } } : {},
-  )
+  tables = merge(local.connections_tables, local.events_tables, local.presence_tables)
 }
 
 resource "aws_dynamodb_table" "this" {
