@@ -5,7 +5,9 @@
 # itself and queues a job for the rest; the fanout function posts one page of
 # fanout_page_size connections per job, queueing the next page first so pages
 # are posted in parallel. Posts that failed transiently come back as delayed
-# retry jobs on the same queue (see realtime/events/fanout.py).
+# retry jobs on the same queue. Jobs refer to stored events by id and seqs: the
+# function reads each back from the events table, and checks a retry job's
+# connections against their records (see realtime/events/delivery.py).
 ################################################################################
 
 locals {
@@ -33,6 +35,7 @@ locals {
       timeout     = var.fanout_timeout
       environment = {
         CONNECTIONS_TABLE     = aws_dynamodb_table.this["connections"].name
+        EVENTS_TABLE          = aws_dynamodb_table.this["events"].name
         CONNECTIONS_ENDPOINT  = local.websocket_management_endpoint
         FANOUT_QUEUE_URL      = aws_sqs_queue.fanout.url
         FANOUT_PAGE_SIZE      = tostring(var.fanout_page_size)
@@ -50,8 +53,14 @@ locals {
           local.queue_fanout_jobs_statement,
           {
             sid       = "ConnectionsTable"
-            actions   = concat(["dynamodb:Query", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"], local.session_count_actions)
+            actions   = concat(["dynamodb:Query", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"], local.session_count_actions)
             resources = [aws_dynamodb_table.this["connections"].arn]
+          },
+          {
+            # A job names a stored event: the event is read back, never taken from the job.
+            sid       = "ReadJobsEvents"
+            actions   = ["dynamodb:BatchGetItem"]
+            resources = [aws_dynamodb_table.this["events"].arn]
           },
           local.post_to_connections_statement,
         ],

@@ -274,9 +274,9 @@ run "policies_are_least_privilege" {
       s.Action if s.Sid != "WriteOwnLogs" && !contains(s.Resource, local.presence.table_arn) && !contains(s.Resource, aws_sqs_queue.presence_checks[0].arn)
       ])) == toset([
       "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility", "sqs:SendMessage",
-      "dynamodb:Query", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "execute-api:ManageConnections",
+      "dynamodb:Query", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "execute-api:ManageConnections",
     ])
-    error_message = "fanout consumes and feeds its queue, reads subscriptions, removes gone connections and posts: nothing else (besides presence)."
+    error_message = "fanout consumes and feeds its queue, reads subscriptions and its jobs' stored events, removes gone connections and posts: nothing else (besides presence)."
   }
 
   assert {

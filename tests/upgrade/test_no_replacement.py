@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import build
-from scripts.emulator import MINISTACK, ROOT, free_port, start_emulator
+from scripts.local.emulator import MINISTACK, ROOT, free_port, start_emulator
+from scripts.release import build
 
 UPGRADE_FROM_REF = os.environ.get("UPGRADE_FROM_REF", "3065e9a")
 EXAMPLE = Path("terraform") / "examples" / "local"
