@@ -86,10 +86,11 @@ def test_connect_counts_the_session_and_announces_the_first(presence, queues, la
     assert (state.sessions, state.groups) == (2, ("ward-3",))
 
 
-def test_connect_is_refused_when_presence_cannot_be_recorded(presence, lambda_context, monkeypatch):
+def test_connect_is_refused_when_presence_cannot_be_recorded(presence, connections_table, lambda_context, monkeypatch):
     monkeypatch.setenv("PRESENCE_TABLE", "no-such-table")
 
     assert connect(lambda_context, "ann", "c1") == {"statusCode": 500}
+    assert connections_table.scan()["Count"] == 0  # the session is counted first: nothing else was written
 
 
 def test_connect_refused_past_the_users_limit_writes_no_item(presence, dynamodb, lambda_context, monkeypatch):
