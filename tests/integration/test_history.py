@@ -158,6 +158,22 @@ def test_out_of_range_cursor_positions_are_400(reader, params, code):
     assert "cursor position" in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"cursor": base64.urlsafe_b64encode(b"[" * 5000).decode().rstrip("=")}, "invalid_cursor"),
+        ({"limit": "\u00b2"}, "invalid_limit"),
+    ],
+    ids=["a cursor nested 5000 deep", "a limit in Unicode digits"],
+)
+def test_bounded_parsing_hostile_queries_are_400_on_the_stack(reader, params, code):
+    """Issue 20, finding 6: these were a 500 internal_error and a stack trace in the log."""
+    response = reader(unique("hostile")).get(**params)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == code
+
+
 def test_maintenance_reports_a_run_in_one_log_line(stack, aws, events_table):
     for _ in range(30):  # on topics of their own, so that they spread over the sampled segments
         write_events(events_table, f"user:{unique('old')}", 1, expires_at=int(time.time()) - 60)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -20,15 +21,36 @@ from realtime.core.encoding import parse_timestamp, timestamp_at
 META_SK = "meta"
 SESSIONS_SK = "sessions"
 BATCH_GET_LIMIT = 100  # keys per BatchGetItem
+# A session is claimed before its connection record is written: the claim's time is kept beside the session
+# set, in one attribute per session (`claimed:<connection id>`, epoch seconds), so the session of a $connect
+# still writing its record is not taken for one whose record is gone. Removed with the session.
+CLAIM_PREFIX = "claimed:"
+
+
+def claim_attribute(connection_id: str) -> str:
+    return f"{CLAIM_PREFIX}{connection_id}"
+
+
+def claims_on(item: Mapping[str, Any]) -> dict[str, float]:
+    """Connection id -> when its session was claimed, from a sessions or presence item."""
+    return {
+        name[len(CLAIM_PREFIX) :]: float(value)
+        for name, value in item.items()
+        if name.startswith(CLAIM_PREFIX) and not isinstance(value, bool) and isinstance(value, int | float | Decimal)
+    }
 
 
 class TooManySessions(Exception):
-    """The user already has as many sessions as allowed: the new connection is refused."""
+    """The user already has as many sessions as allowed: the new connection is refused.
 
-    def __init__(self, user_id: str, sessions: frozenset[str]) -> None:
+    `claimed_at`: when each session was claimed, for those claimed by this version (see CLAIM_PREFIX).
+    """
+
+    def __init__(self, user_id: str, sessions: frozenset[str], claimed_at: Mapping[str, float] | None = None) -> None:
         super().__init__(f"user {user_id!r} already has {len(sessions)} sessions")
         self.user_id = user_id
         self.sessions = sessions
+        self.claimed_at = dict(claimed_at or {})
 
 
 @dataclass(frozen=True)
@@ -140,38 +162,41 @@ class ConnectionStore:
         """Count a session on the user's sessions item (without presence, which counts them itself).
 
         One conditional UpdateItem, so concurrent connects of a user cannot both
-        take the last place. Raises TooManySessions at the limit.
+        take the last place; it records when the session was claimed (see
+        CLAIM_PREFIX). Raises TooManySessions at the limit, having written nothing.
         """
         key = {"pk": user_pk(user_id), "sk": SESSIONS_SK}
+        now = self._clock()
         try:
             self._table.update_item(
                 Key=key,
-                UpdateExpression="ADD #connections :ids SET expiresAt = :expires",
+                UpdateExpression="ADD #connections :ids SET expiresAt = :expires, #claimed = :now",
                 ConditionExpression="attribute_not_exists(#connections) OR size(#connections) < :max "
                 "OR contains(#connections, :id)",
-                ExpressionAttributeNames={"#connections": "connections"},
+                ExpressionAttributeNames={"#connections": "connections", "#claimed": claim_attribute(connection_id)},
                 ExpressionAttributeValues={
                     ":ids": {connection_id},
                     ":id": connection_id,
                     ":max": max_sessions,
                     # The item outlives the user's last connection record, then expires with it.
-                    ":expires": int(self._clock()) + ttl_seconds,
+                    ":expires": int(now) + ttl_seconds,
+                    ":now": int(now),
                 },
             )
         except ClientError as error:
             if not _condition_failed(error):
                 raise
             item = self._table.get_item(Key=key, ConsistentRead=True).get("Item") or {}
-            raise TooManySessions(user_id, frozenset(item.get("connections", ()))) from None
+            raise TooManySessions(user_id, frozenset(item.get("connections", ())), claims_on(item)) from None
 
     def release_session(self, user_id: str, connection_id: str) -> None:
         """Stop counting a session on the user's sessions item. Idempotent."""
         try:
             self._table.update_item(
                 Key={"pk": user_pk(user_id), "sk": SESSIONS_SK},
-                UpdateExpression="DELETE #connections :ids",
+                UpdateExpression="DELETE #connections :ids REMOVE #claimed",
                 ConditionExpression="attribute_exists(pk)",  # never create an item to delete from
-                ExpressionAttributeNames={"#connections": "connections"},
+                ExpressionAttributeNames={"#connections": "connections", "#claimed": claim_attribute(connection_id)},
                 ExpressionAttributeValues={":ids": {connection_id}},
             )
         except ClientError as error:

@@ -46,7 +46,8 @@ class FeedRequest:
 def _limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_PAGE_EVENTS
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_EVENTS:
+    # ASCII digits only, and few: int() refuses other Unicode digits ('²') and over 4300 digits (a 500 before).
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not 1 <= int(raw) <= MAX_PAGE_EVENTS:
         raise BadRequest("invalid_limit", f"limit must be an integer from 1 to {MAX_PAGE_EVENTS}")
     return int(raw)
 

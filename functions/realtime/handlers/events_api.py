@@ -82,6 +82,8 @@ def _unauthorized(error: InvalidToken) -> Response:
 
 @app.exception_handler(BadRequest)
 def _bad_request(error: BadRequest) -> Response:
+    # One line, no stack trace: the caller's mistake, answered with what to fix.
+    logger.info("Request refused", extra={"reason": error.code, "detail": error.message[:200]})
     metrics.add_metric(name="BadRequests", unit=MetricUnit.Count, value=1)
     return _error_response(400, error.code, error.message)
 

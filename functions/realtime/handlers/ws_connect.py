@@ -1,4 +1,8 @@
-"""`ws-connect` ($connect): verify the token, record the connection with the token's topics, count the session."""
+"""`ws-connect` ($connect): verify the token, count the session, then record the connection with the token's topics.
+
+Every limit is checked before anything is written: the token (length, signature, topics) by the verifier, the
+user's sessions by the conditional write that counts the session. A refused connect writes no item.
+"""
 
 from __future__ import annotations
 
@@ -43,7 +47,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="ConnectionsRefused", unit=MetricUnit.Count, value=1)
         return {"statusCode": 429}
     except Exception:
-        # Whatever was written is found and removed by maintenance (the gateway never knew this connection).
+        # The session was given back and what was written of the connection removed (SessionTracker.open);
+        # if even that failed, maintenance finds the leftovers (the gateway never knew this connection).
         logger.exception("Connection could not be recorded; refused", extra={"user_id": principal.user_id})
         metrics.add_metric(name="ConnectionErrors", unit=MetricUnit.Count, value=1)
         return {"statusCode": 500}

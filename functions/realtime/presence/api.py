@@ -17,10 +17,18 @@ from realtime.core.errors import BadRequest
 from realtime.core.topics import presence_topic
 from realtime.presence.store import PresenceState, PresenceStore
 
+# A user id is at most 128 characters; room for a separator and a space after each.
+USERS_CHARACTERS_PER_USER = 130
+
 
 def requested_users(params: Mapping[str, str] | None, max_users: int) -> list[str]:
     """The `users` query parameter: comma-separated ids, duplicates dropped, at most `max_users`."""
     raw = (params or {}).get("users") or ""
+    # Bounded before it is split: a list is built only from text that can hold at most max_users ids.
+    if len(raw) > max_users * USERS_CHARACTERS_PER_USER:
+        raise BadRequest(
+            "too_many_users", f"users may be at most {max_users * USERS_CHARACTERS_PER_USER} characters long"
+        )
     users = list(dict.fromkeys(u.strip() for u in raw.split(",") if u.strip()))
     if not users:
         raise BadRequest("invalid_users", "users must list at least one user id (users=a,b)")

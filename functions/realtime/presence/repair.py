@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from realtime.connections.store import ConnectionStore
 from realtime.core.encoding import parse_timestamp, timestamp_at
 from realtime.core.observability import logger
-from realtime.presence.sessions import SessionTracker
+from realtime.presence.sessions import SessionTracker, still_connecting
 from realtime.presence.store import PresenceState, PresenceStore
 
 # A check scheduled at a session's end fires after the grace period; give SQS and Lambda this long on top.
@@ -106,4 +106,11 @@ class PresenceRepair:
         ]
         if due:
             existing = self._connections.existing(itertools.chain.from_iterable(s.connection_ids for s in due))
-            orphans.update({state.user_id: sorted(state.connection_ids - existing) for state in due})
+            now = self._clock()
+            # A session counted moments ago may be waiting for its $connect to write the record.
+            orphans.update(
+                {
+                    state.user_id: sorted(state.connection_ids - existing - still_connecting(state.claimed_at, now))
+                    for state in due
+                }
+            )

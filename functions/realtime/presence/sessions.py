@@ -1,10 +1,14 @@
 """Connections and presence together: what $connect, $disconnect, ping, delivery and maintenance do.
 
-Order of writes, chosen so that a crash at any point leaves something
-maintenance can find and repair:
+Order of writes, chosen so that a refused connect writes nothing and a crash
+at any point leaves something maintenance can find and repair:
 
-- open:  connection record first, then the session on the presence item
-  (a session on the presence item always has a record behind it, or had one);
+- open:  the session first (the conditional write that enforces
+  max_sessions_per_user, stamped with when it was claimed), then the connection
+  record and its subscriptions; if those fail, the session is given back. A
+  session claimed less than CONNECTING_WINDOW_SECONDS ago may have no record
+  yet: it is never taken for one whose record is gone (its $connect is still
+  running); after that, a session without a record is an orphan;
 - close: the session off the presence item first, then the connection record
   (a record left behind is found by maintenance; removing the session again is
   a no-op).
@@ -24,14 +28,21 @@ from typing import TYPE_CHECKING
 from realtime.connections.store import ConnectionStore, TooManySessions
 from realtime.core.encoding import parse_timestamp
 from realtime.core.observability import logger
-from realtime.presence.store import PresenceState, PresenceStore
+from realtime.presence.store import PresenceState, PresenceStore, SessionStarted
 
 if TYPE_CHECKING:
     from realtime.core.auth import Principal  # only $connect verifies tokens: the others never load PyJWT
 
 # API Gateway answers GoneException for a connection whose $connect has not returned yet, so a post to a
-# connection this young says nothing about it: delivery leaves it to $disconnect or maintenance.
+# connection this young says nothing about it: delivery leaves it to $disconnect or maintenance. Likewise a
+# session claimed this recently may still be waiting for its record (ws-connect's timeout is at most 29 s).
 CONNECTING_WINDOW_SECONDS = 30
+
+
+def still_connecting(claimed_at: dict[str, float], now: float) -> set[str]:
+    """The sessions claimed so recently that their $connect may still be writing the record."""
+    return {connection_id for connection_id, at in claimed_at.items() if now - at < CONNECTING_WINDOW_SECONDS}
+
 
 Announce = Callable[[PresenceState], str]
 ScheduleCheck = Callable[[str, int], None]
@@ -138,36 +149,58 @@ class SessionTracker:
     def open(
         self, connection_id: str, principal: Principal, ttl_seconds: int, max_sessions: int
     ) -> PresenceState | None:
-        """Record a new connection and count it; announce presence.online on the user's first session.
+        """Count a new connection, then record it; announce presence.online on the user's first session.
 
-        At `max_sessions` the connection is refused: TooManySessions, with
-        nothing of it left behind. Sessions whose connection record is gone
-        (expired, or removed without their session) are ended first, so they
-        never hold a place.
+        At `max_sessions` the connection is refused, TooManySessions, before
+        anything is written. Sessions whose connection record is gone (expired,
+        or removed without their session) are ended first, so they never hold a
+        place; sessions still connecting (see still_connecting) are not.
         """
-        self._connections.add(connection_id, principal.user_id, principal.topics, ttl_seconds, principal.expires_at)
+        started = self._claim(connection_id, principal, ttl_seconds, max_sessions)
+        try:
+            self._connections.add(connection_id, principal.user_id, principal.topics, ttl_seconds, principal.expires_at)
+        except Exception:
+            self._give_back(principal.user_id, connection_id)
+            raise
+        if started is None:
+            return None
+        if started.came_online:
+            self.announce(started.state)
+        return started.state
+
+    def _claim(
+        self, connection_id: str, principal: Principal, ttl_seconds: int, max_sessions: int
+    ) -> SessionStarted | None:
         for attempt in range(2):
             try:
                 return self._count(connection_id, principal, ttl_seconds, max_sessions)
             except TooManySessions as refusal:
-                stale = refusal.sessions - self._connections.existing(refusal.sessions)
+                stale = self._orphans(refusal)
                 if attempt or not stale:
-                    self._connections.remove(connection_id)
                     raise
                 for stale_id in stale:
                     self._stop_counting(principal.user_id, stale_id)
         raise AssertionError("unreachable")
 
+    def _orphans(self, refusal: TooManySessions) -> set[str]:
+        """The refused user's sessions whose record is gone, leaving out those whose $connect may still run."""
+        candidates = refusal.sessions - still_connecting(refusal.claimed_at, self._clock())
+        return candidates - self._connections.existing(candidates) if candidates else set()
+
+    def _give_back(self, user_id: str, connection_id: str) -> None:
+        """Undo a connect whose record could not be written: what was written of it, then its session."""
+        try:
+            self._connections.remove(connection_id)
+        finally:
+            self._stop_counting(user_id, connection_id)
+
     def _count(
         self, connection_id: str, principal: Principal, ttl_seconds: int, max_sessions: int
-    ) -> PresenceState | None:
+    ) -> SessionStarted | None:
         if self._presence is None:
             self._connections.claim_session(principal.user_id, connection_id, max_sessions, ttl_seconds)
             return None
-        started = self._presence.session_started(principal.user_id, connection_id, principal.groups, max_sessions)
-        if started.came_online:
-            self.announce(started.state)
-        return started.state
+        return self._presence.session_started(principal.user_id, connection_id, principal.groups, max_sessions)
 
     def _stop_counting(self, user_id: str, connection_id: str, *, seen_now: bool = False) -> None:
         if self._presence is None:

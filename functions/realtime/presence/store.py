@@ -11,6 +11,8 @@ One item per user in the presence table (hash key `userId`):
     lastSeen          S     the last connect, ping or clean disconnect
     sessionEndedAt    S     the last time a session ended (maintenance finds overdue offline checks with it)
     groups            L     the groups of the user's latest token (watch rights and the group audience)
+    claimed:<id>      N     when the session <id> was counted (epoch seconds): a $connect counts its session
+                            before writing its connection record (see realtime.connections.store.CLAIM_PREFIX)
 
 Sessions are counted by connection id, not with a counter: adding or removing
 the same id twice changes nothing, so a $disconnect, a maintenance run and a
@@ -30,7 +32,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from realtime.connections.store import TooManySessions
+from realtime.connections.store import TooManySessions, claim_attribute, claims_on
 from realtime.core.encoding import timestamp_at
 
 # BatchGetItem takes at most 100 keys.
@@ -63,6 +65,7 @@ class PresenceState:
     last_seen: str | None = None
     session_ended_at: str | None = None
     groups: tuple[str, ...] = ()
+    claims: tuple[tuple[str, float], ...] = ()  # (connection id, when its session was counted), for this version's
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> PresenceState:
@@ -77,7 +80,13 @@ class PresenceState:
             last_seen=item.get("lastSeen"),
             session_ended_at=item.get("sessionEndedAt"),
             groups=tuple(str(g) for g in item.get("groups", ())),
+            claims=tuple(sorted(claims_on(item).items())),
         )
+
+    @property
+    def claimed_at(self) -> dict[str, float]:
+        """Connection id -> when its session was counted (sessions counted by earlier versions are absent)."""
+        return dict(self.claims)
 
     @property
     def sessions(self) -> int:
@@ -109,13 +118,19 @@ class PresenceStore:
     def _now_iso(self) -> str:
         return timestamp_at(self._clock())
 
-    def _update(self, user_id: str, **request: Any) -> PresenceState | None:
-        """One conditional UpdateItem; the new state, or None if the condition did not hold."""
+    def _update(self, user_id: str, names: Mapping[str, str] | None = None, **request: Any) -> PresenceState | None:
+        """One conditional UpdateItem; the new state, or None if the condition did not hold.
+
+        `names`: placeholders whose attribute is not the placeholder's own name.
+        """
         try:
             response = self._table.update_item(
                 Key={"userId": user_id},
                 ReturnValues="ALL_NEW",
-                ExpressionAttributeNames=_names(request["UpdateExpression"], request["ConditionExpression"]),
+                ExpressionAttributeNames={
+                    **_names(request["UpdateExpression"], request["ConditionExpression"]),
+                    **(names or {}),
+                },
                 **request,
             )
         except ClientError as error:
@@ -131,11 +146,13 @@ class PresenceStore:
     ) -> SessionStarted:
         """Count a new session. Exactly one of concurrent first connects flips the user online.
 
-        Raises TooManySessions when the user already has `max_sessions`: the
-        size of the session set is part of each update's condition, so
-        concurrent connects cannot both take the last place.
+        Raises TooManySessions when the user already has `max_sessions`, having
+        written nothing: the size of the session set is part of each update's
+        condition, so concurrent connects cannot both take the last place. Each
+        update records when the session was counted (`claimed:<id>`).
         """
         now = self._now_iso()
+        claim = {"#claimed": claim_attribute(connection_id)}
         values = {
             ":ids": {connection_id},
             ":id": connection_id,
@@ -145,14 +162,16 @@ class PresenceStore:
             ":true": True,
             ":now": now,
             ":groups": list(dict.fromkeys(groups)),
+            ":claimedAt": int(self._clock()),
         }
         room = "(attribute_not_exists(#connections) OR size(#connections) < :max OR contains(#connections, :id))"
         for _ in range(MAX_CONNECT_ATTEMPTS):
             # Already online (another session, or a reload inside the grace period): nothing to announce.
             state = self._update(
                 user_id,
+                claim,
                 UpdateExpression="ADD #connections :ids SET #version = if_not_exists(#version, :zero) + :one, "
-                "#lastSeen = :now, #groups = :groups",
+                "#lastSeen = :now, #groups = :groups, #claimed = :claimedAt",
                 ConditionExpression=f"#online = :true AND {room}",
                 ExpressionAttributeValues=values,
             )
@@ -160,9 +179,10 @@ class PresenceStore:
                 return SessionStarted(state, came_online=False)
             state = self._update(
                 user_id,
+                claim,
                 UpdateExpression="ADD #connections :ids SET #version = if_not_exists(#version, :zero) + :one, "
                 "#stateVersion = if_not_exists(#version, :zero) + :one, #online = :true, #stateChangedAt = :now, "
-                "#lastSeen = :now, #groups = :groups",
+                "#lastSeen = :now, #groups = :groups, #claimed = :claimedAt",
                 ConditionExpression=f"(attribute_not_exists(#online) OR #online = :false) AND {room}",
                 ExpressionAttributeValues={**values, ":false": False},
             )
@@ -170,7 +190,7 @@ class PresenceStore:
                 return SessionStarted(state, came_online=True)
             current = self.get(user_id)
             if current is not None and current.sessions >= max_sessions and connection_id not in current.connection_ids:
-                raise TooManySessions(user_id, current.connection_ids)
+                raise TooManySessions(user_id, current.connection_ids, current.claimed_at)
             # Someone flipped the user between our two attempts: try again from the top.
         raise RuntimeError(f"presence of {user_id!r} kept changing; gave up after {MAX_CONNECT_ATTEMPTS} attempts")
 
@@ -183,8 +203,10 @@ class PresenceStore:
         now = self._now_iso()
         return self._update(
             user_id,
+            {"#claimed": claim_attribute(connection_id)},
             UpdateExpression="DELETE #connections :ids SET #version = #version + :one, #sessionEndedAt = :now"
-            + (", #lastSeen = :now" if seen_now else ""),
+            + (", #lastSeen = :now" if seen_now else "")
+            + " REMOVE #claimed",
             ConditionExpression="contains(#connections, :id)",
             ExpressionAttributeValues={":ids": {connection_id}, ":id": connection_id, ":one": 1, ":now": now},
         )

@@ -46,6 +46,31 @@ def test_a_very_long_cursor_is_refused_before_decoding():
         cursor.decode("a" * 20000)
 
 
+def test_a_cursor_nested_thousands_deep_is_refused_before_json_parses_it():
+    """Issue 20, finding 6: base64url of a few thousand `[` was a RecursionError (a 500 and a stack trace)."""
+    deep = base64.urlsafe_b64encode(b"[" * 5000).rstrip(b"=").decode()
+
+    with pytest.raises(ValueError, match="nests more than 8 levels deep"):
+        cursor.decode(deep)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"v":1,"t":{"a":[[[[[[1]]]]]]}}', "must be an integer"),  # 8 deep: parsed, refused for its shape
+        ('{"v":1,"t":{"[[[[[[[[[[":1}}', None),  # brackets inside strings do not nest
+        ('{"v":1,"t":{"\\"[[[[[[[[[[":1}}', None),  # nor after an escaped quote
+    ],
+)
+def test_nesting_is_counted_outside_strings_only(text, message):
+    encoded = base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+    if message is None:
+        assert len(cursor.decode(encoded)) == 1
+    else:
+        with pytest.raises(ValueError, match=message):
+            cursor.decode(encoded)
+
+
 topics = st.from_regex(r"(all|(user|group|presence):[A-Za-z0-9_.@:|+-]{1,20})", fullmatch=True)
 
 

@@ -1,6 +1,7 @@
 import base64
 import dataclasses
 import json
+import logging
 import time
 
 import pytest
@@ -127,6 +128,26 @@ def test_out_of_range_cursor_positions_are_400(store, lambda_context, positions,
 
     assert (status, body["error"]["code"]) == (400, "invalid_cursor")
     assert problem in body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ({"cursor": base64.urlsafe_b64encode(b"[" * 5000).decode().rstrip("=")}, "invalid_cursor"),
+        ({"limit": "\u00b2"}, "invalid_limit"),
+        ({"limit": "9" * 5000}, "invalid_limit"),
+    ],
+    ids=["a cursor nested 5000 deep", "a limit in Unicode digits", "a limit 5000 digits long"],
+)
+def test_bounded_parsing_a_hostile_query_is_a_400_and_one_log_line(store, lambda_context, caplog, query, code):
+    """Issue 20, finding 6: these were a 500 internal_error with a multi-KB stack trace in the log."""
+    caplog.set_level(logging.INFO)
+
+    status, body, _ = get(lambda_context, make_token("42"), **query)
+
+    assert (status, body["error"]["code"]) == (400, code)
+    [logged] = [record for record in caplog.records if record.levelno >= logging.INFO]
+    assert (logged.getMessage(), logged.reason, logged.exc_info) == ("Request refused", code, None)
 
 
 def test_since_now_answers_the_head_without_events(store, lambda_context):

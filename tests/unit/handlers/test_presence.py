@@ -13,6 +13,7 @@ from realtime.presence.announcer import OfflineCheck
 from realtime.presence.store import PresenceStore
 from stored_events import write_events
 
+from ..dynamodb_requests import dynamodb_requests
 from ..presence.world import PRESENCE_TABLE, FakeManagement, create_presence_table
 from ..support import REGION, http_event, make_token, sqs_record, ws_event
 
@@ -85,10 +86,27 @@ def test_connect_counts_the_session_and_announces_the_first(presence, queues, la
     assert (state.sessions, state.groups) == (2, ("ward-3",))
 
 
-def test_connect_is_refused_when_presence_cannot_be_recorded(presence, lambda_context, monkeypatch):
+def test_connect_is_refused_when_presence_cannot_be_recorded(presence, connections_table, lambda_context, monkeypatch):
     monkeypatch.setenv("PRESENCE_TABLE", "no-such-table")
 
     assert connect(lambda_context, "ann", "c1") == {"statusCode": 500}
+    assert connections_table.scan()["Count"] == 0  # the session is counted first: nothing else was written
+
+
+def test_connect_refused_past_the_users_limit_writes_no_item(presence, dynamodb, lambda_context, monkeypatch):
+    """Issue 20, finding 3, with presence: the session is counted before anything of the connection is written."""
+    monkeypatch.setenv("MAX_SESSIONS_PER_USER", "1")
+    groups = [f"g{n}" for n in range(98)]
+    assert connect(lambda_context, "ann", "c1", groups=groups) == {"statusCode": 200}
+    tables = [dynamodb.Table(name) for name in dynamodb.meta.client.list_tables()["TableNames"]]
+    before = [table.scan(ConsistentRead=True)["Items"] for table in tables]
+
+    with dynamodb_requests() as requests:
+        assert connect(lambda_context, "ann", "c2", groups=groups) == {"statusCode": 429}
+
+    assert (requests.item_writes, requests.applied_writes) == (0, 0), requests.summary()
+    assert [table.scan(ConsistentRead=True)["Items"] for table in tables] == before
+    assert presence.get("ann").connection_ids == {"c1"}
 
 
 def test_last_disconnect_schedules_the_offline_check(presence, queues, lambda_context):

@@ -8,6 +8,7 @@ import pytest
 from realtime.connections.store import ConnectionStore
 from realtime.handlers import ws_connect, ws_disconnect, ws_ping
 
+from ..dynamodb_requests import dynamodb_requests
 from ..support import make_token, subscribed, ws_event
 
 
@@ -80,6 +81,22 @@ def test_connect_refuses_the_session_past_the_users_limit_with_429(connections, 
     assert (refused.reason, refused.sessions) == ("too_many_sessions", 2)
     ws_disconnect.handler(ws_event("$disconnect", "conn-0"), lambda_context)
     assert connect(lambda_context, {"token": token}, "conn-3") == {"statusCode": 200}
+
+
+def test_connect_refused_past_the_users_limit_writes_no_item(
+    connections, connections_table, lambda_context, monkeypatch
+):
+    """Issue 20, finding 3: the refused connect of a 100-topic token wrote 202 items (and deleted them again)."""
+    monkeypatch.setenv("MAX_SESSIONS_PER_USER", "1")
+    token = make_token("42", groups=[f"g{n}" for n in range(98)])
+    assert connect(lambda_context, {"token": token}, "conn-0") == {"statusCode": 200}
+    before = connections_table.scan(ConsistentRead=True)["Items"]
+
+    with dynamodb_requests() as requests:
+        assert connect(lambda_context, {"token": token}, "conn-1") == {"statusCode": 429}
+
+    assert (requests.item_writes, requests.applied_writes) == (0, 0), requests.summary()
+    assert connections_table.scan(ConsistentRead=True)["Items"] == before
 
 
 def test_connect_refuses_a_token_granting_more_topics_than_allowed(

@@ -17,7 +17,7 @@ from realtime.presence.announcer import (
     presence_event_id,
     presence_message,
 )
-from realtime.presence.sessions import Heartbeats, SessionTracker
+from realtime.presence.sessions import CONNECTING_WINDOW_SECONDS, Heartbeats, SessionTracker
 from realtime.presence.store import PresenceState
 
 from ..support import FakeManagementClient, client_error
@@ -404,11 +404,23 @@ def maintenance_sampling(world, rand):
 def test_records_of_users_seen_lately_are_read_only_in_a_sample_of_runs(world):
     """A user pinging from one tab hides an orphan session beside it until a run samples the user."""
     tabs = [world.connect("ann"), world.connect("ann")]
+    world.advance(CONNECTING_WINDOW_SECONDS)  # no longer connecting: a session without its record is an orphan
     world.connections.remove(tabs[0])
 
     assert maintenance_sampling(world, rand=0.5).run().presence.orphan_sessions_removed == 0
     assert maintenance_sampling(world, rand=0.0).run().presence.orphan_sessions_removed == 1
     assert world.state("ann").connection_ids == {tabs[1]}
+
+
+def test_maintenance_leaves_the_session_of_a_connect_still_writing_its_record(world):
+    """A $connect counts its session before writing the record: for a while, no record is no orphan."""
+    world.connect("ann")
+    world.presence.session_started("ann", "connecting", (), 10)  # its record is not written yet
+
+    assert maintenance_sampling(world, rand=0.0).run().presence.orphan_sessions_removed == 0
+    world.advance(CONNECTING_WINDOW_SECONDS)  # its $connect is over: it never wrote the record
+    assert maintenance_sampling(world, rand=0.0).run().presence.orphan_sessions_removed == 1
+    assert "connecting" not in world.state("ann").connection_ids
 
 
 def test_one_record_read_covers_many_users(world, monkeypatch):

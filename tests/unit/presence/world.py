@@ -247,19 +247,20 @@ class World:
     # --- the atomic writes inside the handlers, to interleave them ---------------------------
 
     def opening_steps(self, connection_id: str, user: str, groups: tuple[str, ...] = ()) -> list:
-        """$connect as SessionTracker.open does it: the record, then the session (and its announcement)."""
+        """$connect as SessionTracker.open does it: the session, then the record, then the announcement."""
         topics = tuple(topics_for_claims({"sub": user, "groups": list(groups)}))
-
-        def put_record() -> None:
-            self.management.alive.add(connection_id)
-            self.connections.add(connection_id, user, topics, 7200)
+        started: dict[str, Any] = {}
 
         def count_session() -> None:
-            started = self.presence.session_started(user, connection_id, groups, MAX_SESSIONS)
-            if started.came_online:
-                self.sessions.announce(started.state)
+            started["session"] = self.presence.session_started(user, connection_id, groups, MAX_SESSIONS)
 
-        return [put_record, count_session]
+        def put_record_and_announce() -> None:
+            self.management.alive.add(connection_id)
+            self.connections.add(connection_id, user, topics, 7200)
+            if started["session"].came_online:
+                self.sessions.announce(started["session"].state)
+
+        return [count_session, put_record_and_announce]
 
     def removal_steps(self, connection_id: str, *, seen_now: bool = True) -> list:
         """A remover ($disconnect, maintenance or delivery) as SessionTracker._remove does it."""
