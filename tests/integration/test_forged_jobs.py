@@ -106,3 +106,49 @@ def test_jobs_written_by_hand_post_only_stored_events_to_connections_that_hold_t
     assert {f["id"] for f in alice_events} == {secret_id, marker_id}
     assert all(f["type"] != FORGED["type"] and "forged" not in f["data"] for f in alice_events)
     assert all(f["data"] == {"for": alice} for f in alice_events if f["id"] == secret_id)
+
+
+def test_an_event_split_across_messages_reaches_every_topic_once(stack, aws, token):
+    """Issue 20, finding 7: one producer's id in two messages with different audiences (as db-changes
+    splits a record of over 100 topics) reaches the subscribers of both parts; one in both hands it on once."""
+    users = {name: unique(name) for name in ("ann", "bob", "both")}
+    event_id = unique("split")
+    sqs = aws("sqs")
+
+    async def scenario():
+        sockets = {
+            name: await Session.open(
+                stack["websocket_url"],
+                token(user, groups=["split-b"] if name == "both" else None),
+                name,
+            )
+            for name, user in users.items()
+        }
+        parts = [
+            {"audience": [f"user:{users['ann']}", f"user:{users['both']}"]},
+            {"audience": [f"user:{users['bob']}", "group:split-b"]},
+        ]
+        sqs.send_message_batch(
+            QueueUrl=stack["events_queue_url"],
+            Entries=[
+                {"Id": str(n), "MessageBody": json.dumps({"type": "split", "id": event_id, "data": {"n": 1}, **part})}
+                for n, part in enumerate(parts)
+            ],
+        )
+        for session in sockets.values():
+            await session.wait_for(lambda f: f.get("id") == event_id)
+        await asyncio.sleep(2)  # room for a second copy to arrive, if one were sent
+        for session in sockets.values():
+            await session.close()
+        return sockets
+
+    sockets = asyncio.run(scenario())
+
+    for name in ("ann", "bob"):
+        assert [f["id"] for f in sockets[name].events] == [event_id]
+    # "both" holds a topic of each part: one frame if the parts were delivered together, or one per part,
+    # each with the same key, so a client hands the event on once.
+    copies = [f for f in sockets["both"].events if f["id"] == event_id]
+    assert 1 <= len(copies) <= 2
+    assert len({f["key"] for f in copies}) == 1
+    assert sorted(topic for f in copies for topic in f["seqs"]) == sorted([f"user:{users['both']}", "group:split-b"])
