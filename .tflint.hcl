@@ -30,5 +30,5 @@ rule "terraform_naming_convention" {
 }
 
 rule "terraform_standard_module_structure" {
-  enabled = false # the module is split by concern (sqs.tf, lambda.tf, ...) for readability
+  enabled = false # the module is split by feature (events.tf, fanout.tf, presence.tf, ...) for readability
 }

@@ -1,7 +1,8 @@
 """One validated settings model per function, read from the environment once per container.
 
-The module sets each function's variables from one table (`function_environment`
-in terraform/main.tf); tests check that every variable a model below reads is set
+The module sets each function's variables from `local.function_environment` (terraform/lambda.tf:
+each function's own variables from its feature file, plus section locals that mirror the sections
+below, such as token.tf and presence.tf); tests check that every variable a model below reads is set
 for its function and that nothing else is. Python holds no defaults: the module's
 inputs are the only place they live. A missing or malformed variable raises
 ConfigError naming it when the function's objects are first built, whatever path
@@ -276,7 +277,7 @@ class DbChangesSettings:
     max_topics_per_record: int = integer("MAX_TOPICS_PER_RECORD", 1, 1000)
 
 
-# The module's function names (terraform/main.tf) and the model each one reads.
+# The module's function names (local.functions, terraform/lambda.tf) and the model each one reads.
 FUNCTION_SETTINGS: dict[str, type] = {
     "ws-connect": WsConnectSettings,
     "ws-disconnect": WsDisconnectSettings,
