@@ -25,12 +25,15 @@ PYTEST_ARGS ?=
 # Where the Python packages live besides the repository root (`scripts`); pyproject.toml
 # gives pytest the same list.
 PACKAGE_PATH := functions:clients/python
+# The browser client: its sources, and the bundle esbuild makes of them (git-ignored, never committed).
+JS_SOURCES := $(wildcard clients/js/src/*.js)
+JS_BUNDLE  := clients/js/dist/realtime.js
 
 # Terraform uses the machine's provider mirror only (see terraform.rc).
 export TF_CLI_CONFIG_FILE := $(CURDIR)/terraform.rc
 export TF_IN_AUTOMATION := 1
 
-.PHONY: help install build release up status logs down demo bench chaos soak test test-offline test-unit test-tooling test-clients test-tf validate \
+.PHONY: help install build build-js release up status logs down demo bench chaos soak test test-offline test-unit test-tooling test-clients test-tf validate \
 	test-integration test-browser test-upgrade lint lint-python lint-terraform lint-docs lint-ci docs fmt clean
 
 help: ## Show this help
@@ -64,9 +67,10 @@ $(CHECKOV_ENV)/.installed:
 	$(CHECKOV_ENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	@touch $@
 
-# Browser tests: playwright-core (npm) drives Debian's Chromium; no browser download.
+# The npm devDependencies: esbuild (the browser client's bundle), playwright-core (the browser
+# tests drive Debian's Chromium; no browser download), typescript (the npm package's type check).
 node_modules/.installed: package.json package-lock.json
-	@echo "==> npm ci (playwright-core)"
+	@echo "==> npm ci (esbuild, playwright-core, typescript)"
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
@@ -82,10 +86,21 @@ install: $(VENV)/.installed $(MINISTACK_ENV)/.installed $(CHECKOV_ENV)/.installe
 build: $(VENV)/.installed ## Build the Lambda code and layer zips for ARCH (default arm64) into dist/
 	$(PY) -m scripts.release.build --arch $(ARCH)
 
-release: $(VENV)/.installed ## Every artifact of VERSION in release/<version>/ with SHA256SUMS (RELEASE_ALLOW_DIRTY=1 for a trial)
+build-js: $(JS_BUNDLE) ## Bundle the browser client (clients/js/src) with esbuild into clients/js/dist/realtime.js
+
+# One ES module for browsers and the npm package. The leading comment of src/index.js heads it
+# (esbuild keeps no other comments); written beside and then moved, so that a test reading it
+# meanwhile never sees half a file.
+$(JS_BUNDLE): $(JS_SOURCES) node_modules/.installed
+	@echo "==> esbuild: $@"
+	node_modules/.bin/esbuild clients/js/src/index.js --bundle --format=esm --target=es2020 \
+		--banner:js="$$(sed -n '/^\/\//!q;p' clients/js/src/index.js)" --log-level=warning --outfile=$@.tmp
+	mv $@.tmp $@
+
+release: $(VENV)/.installed $(JS_BUNDLE) ## Every artifact of VERSION in release/<version>/ with SHA256SUMS (RELEASE_ALLOW_DIRTY=1 for a trial)
 	$(PY) -m scripts.release.release $(if $(RELEASE_ALLOW_DIRTY),--allow-dirty)
 
-up: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Start the emulator, build, apply examples/local, print the endpoints
+up: $(VENV)/.installed $(MINISTACK_ENV)/.installed $(JS_BUNDLE) ## Start the emulator, build, apply examples/local, print the endpoints
 	$(PY) -m scripts.local.local_stack up --port $(LOCAL_PORT) --demo-port $(DEMO_PORT)
 
 status: ## What of the local stack is running, and where
@@ -94,7 +109,7 @@ status: ## What of the local stack is running, and where
 logs: $(VENV)/.installed ## Follow the functions' logs on the local stack (FUNCTION=process-events, CORRELATION_ID=..., SINCE=10m)
 	@$(PY) -m scripts.local.logs $(FUNCTION) $(if $(CORRELATION_ID),--correlation-id $(CORRELATION_ID)) --since $(or $(SINCE),10m)
 
-demo: $(VENV)/.installed ## Scripted walkthrough in the terminal: two users, three sessions (after make up)
+demo: $(VENV)/.installed $(JS_BUNDLE) ## Scripted walkthrough in the terminal: two users, three sessions (after make up)
 	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.local.demo
 
 down: ## Stop the local stack and remove its state
@@ -117,7 +132,7 @@ test: ## Run every suite: integration + browser on the emulator, beside lint, un
 
 test-offline: lint test-unit test-tooling test-clients test-tf ## Every suite that needs no emulator (lint, unit, tooling, clients, terraform)
 
-test-unit: $(VENV)/.installed node_modules/.installed ## Unit tests (moto) and packaging tests (zips, release, npm and wheels in clean environments)
+test-unit: $(VENV)/.installed node_modules/.installed $(JS_BUNDLE) ## Unit tests (moto) and packaging tests (zips, release, npm and wheels in clean environments)
 	@echo "==> Unit and packaging tests"
 	$(PY) -m pytest tests/unit tests/build -q $(PYTEST_ARGS)
 
@@ -125,7 +140,7 @@ test-tooling: $(VENV)/.installed ## Tests of the scripts: module defaults, bench
 	@echo "==> Tooling tests"
 	$(PY) -m pytest tests/tooling -q $(PYTEST_ARGS)
 
-test-clients: $(VENV)/.installed ## Client unit tests: browser client (node:test) and Python client
+test-clients: $(VENV)/.installed $(JS_BUNDLE) ## Client unit tests: browser client (node:test) and Python client
 	@echo "==> Client unit tests"
 	node --test clients/js/test/*.test.js
 	$(PY) -m pytest tests/clients/unit -q $(PYTEST_ARGS)
@@ -142,11 +157,11 @@ validate: ## terraform validate: the module and each example (offline)
 	done
 
 # One pytest session, so the pipeline, client and browser suites share one stack.
-test-integration: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.installed $(CHROMIUM) ## Whole stack on the emulator (free port): pipeline, clients, browser, the key fault scenarios
+test-integration: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.installed $(CHROMIUM) $(JS_BUNDLE) ## Whole stack on the emulator (free port): pipeline, clients, browser, the key fault scenarios
 	@echo "==> Integration tests: ministack on a free loopback port, real module, real zips"
 	$(PY) -m pytest tests/integration tests/clients/stack tests/browser tests/chaos -q $(PYTEST_ARGS)
 
-test-browser: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.installed $(CHROMIUM) ## Only the demo page in headless Chromium on the emulator
+test-browser: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.installed $(CHROMIUM) $(JS_BUNDLE) ## Only the demo page in headless Chromium on the emulator
 	$(PY) -m pytest tests/browser -q $(PYTEST_ARGS)
 
 test-upgrade: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## On the emulator: a deployment of the module at UPGRADE_FROM_REF (default 3065e9a) plans with nothing replaced
@@ -191,6 +206,6 @@ fmt: $(VENV)/.installed ## Format Python and Terraform
 	$(VENV)/bin/ruff format .
 	terraform fmt -recursive terraform
 
-clean: ## Remove build outputs (dist/, release/) and Terraform working dirs
-	rm -rf dist release .pytest_cache .ruff_cache .import_linter_cache test-artifacts
+clean: ## Remove build outputs (dist/, clients/js/dist/, release/) and Terraform working dirs
+	rm -rf dist clients/js/dist release .pytest_cache .ruff_cache .import_linter_cache test-artifacts
 	find terraform -name .terraform -type d -prune -exec rm -rf {} +

@@ -5,7 +5,8 @@
 
 Serves, on 127.0.0.1 only:
 
-- ``/``            the static demo page (clients/demo) and ``/js/`` the browser client (clients/js);
+- ``/``            the static demo page (clients/demo) and ``/js/realtime.js`` the browser client
+                   (clients/js/dist/realtime.js, which ``make build-js`` bundles; `make up` does);
 - ``/config.json`` the stack's WebSocket and HTTP URLs and the seeded users;
 - ``/token``       ``?user=alice[&groups=ops,dev]``: a JWT signed with the local stack's dev
                    secret (read from the emulator's SSM) - the dev-only stand-in for your login;
@@ -44,7 +45,9 @@ from scripts.local.emulator import LOCAL_ENDPOINTS, ROOT, emulator_client, read_
 from scripts.local.mint_token import local_secret, mint_token
 
 DEMO_DIR = ROOT / "clients" / "demo"
-JS_DIR = ROOT / "clients" / "js"
+# The browser client as esbuild bundles it from clients/js/src (git-ignored: built, never committed).
+JS_DIR = ROOT / "clients" / "js" / "dist"
+JS_BUNDLE_NAME = "realtime.js"
 DEFAULT_PORT = 8765
 TOKEN_TTL_SECONDS = 15 * 60  # short, so a long demo session shows the client refreshing it
 
@@ -61,6 +64,14 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 class NotLocal(SystemExit):
     pass
+
+
+def missing_bundle() -> str | None:
+    """Why the demo page cannot load the browser client, or None when it can."""
+    bundle = JS_DIR / JS_BUNDLE_NAME
+    if bundle.is_file():
+        return None
+    return f"{bundle} is missing: run `make build-js` (make up builds it)"
 
 
 def _is_loopback(url: str) -> bool:
@@ -181,6 +192,8 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError as error:
                 return self._error(400, "bad_request", str(error))
         if url.path.startswith("/js/"):
+            if url.path == f"/js/{JS_BUNDLE_NAME}" and (reason := missing_bundle()):
+                return self._error(503, "client_not_built", reason)
             return self._static(JS_DIR, url.path.removeprefix("/js/"))
         return self._static(DEMO_DIR, url.path.lstrip("/") or "index.html")
 
@@ -211,12 +224,12 @@ class Handler(BaseHTTPRequestHandler):
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         if path.suffix in (".js", ".mjs"):
             content_type = "text/javascript"
-        if path.name.endswith(".d.ts"):
-            content_type = "text/plain"
         self._send(200, path.read_bytes(), f"{content_type}; charset=utf-8" if "text" in content_type else content_type)
 
 
 def make_server(endpoints: dict, port: int = DEFAULT_PORT, demo: Demo | None = None) -> ThreadingHTTPServer:
+    if reason := missing_bundle():  # the page would load, then fail on its import of the client
+        raise SystemExit(f"demo server: {reason}")
     demo = demo or Demo(endpoints)
     handler = type("BoundHandler", (Handler,), {"demo": demo})
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)  # loopback only, never all interfaces

@@ -12,8 +12,9 @@ Writes ``release/<VERSION>/``:
     SHA256SUMS                                      `sha256sum -c SHA256SUMS` checks them
 
 A rebuild of the same commit gives the same bytes: the zips are deterministic
-(scripts/release/build.py), npm pack fixes its timestamps, and the wheels take theirs
-from the last commit (SOURCE_DATE_EPOCH). The version is VERSION; every
+(scripts/release/build.py), so is esbuild's bundle of the browser client (`make release`
+builds it first) and npm pack fixes its timestamps, and the wheels take theirs from the
+last commit (SOURCE_DATE_EPOCH). The version is VERSION; every
 package manifest must state the same one. Tagging stays with you: the script
 prints the command.
 """
@@ -36,6 +37,9 @@ from scripts.release import build
 ROOT = Path(__file__).resolve().parents[2]
 VERSION_FILE = ROOT / "VERSION"
 NPM_PACKAGE = ROOT / "clients" / "js"
+# What the npm package ships: esbuild's bundle of clients/js/src (`make build-js`; git-ignored).
+JS_BUNDLE = NPM_PACKAGE / "dist" / "realtime.js"
+JS_SOURCES = NPM_PACKAGE / "src"
 PYTHON_PACKAGES = [ROOT / "clients" / "python" / name for name in ("realtime_client", "realtime_publisher")]
 ARCHITECTURES = ("arm64", "x86_64")
 SUMS_FILE = "SHA256SUMS"
@@ -78,9 +82,22 @@ def run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str
     return result.stdout
 
 
+def check_js_bundle() -> None:
+    """Stop unless the bundle exists and is newer than every module it is built from: `make release`
+    builds it first (esbuild's output is deterministic, so the tarball stays byte-reproducible)."""
+    hint = "run `make build-js` (make release does)"
+    if not JS_BUNDLE.is_file():
+        sys.exit(f"{JS_BUNDLE.relative_to(ROOT)} is missing: {hint}")
+    built = JS_BUNDLE.stat().st_mtime
+    stale = sorted(str(path.relative_to(ROOT)) for path in JS_SOURCES.glob("*.js") if path.stat().st_mtime > built)
+    if stale:
+        sys.exit(f"{JS_BUNDLE.relative_to(ROOT)} is older than {', '.join(stale)}: {hint}")
+
+
 def pack_npm(out_dir: Path) -> Path:
-    """`npm pack` of the browser client (npm fixes every timestamp in the tarball itself); its prepack
-    (`node build.mjs --check`) stops the release when realtime.js is not what clients/js/src builds."""
+    """`npm pack` of the browser client, its bundle built beforehand (npm fixes every timestamp in the
+    tarball itself)."""
+    check_js_bundle()
     out_dir.mkdir(parents=True, exist_ok=True)
     packed = json.loads(run(["npm", "pack", "--json", "--pack-destination", str(out_dir)], cwd=NPM_PACKAGE))
     return out_dir / packed[0]["filename"]

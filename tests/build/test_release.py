@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -54,6 +55,42 @@ def test_wheels_are_byte_identical_when_rebuilt(tmp_path, wheels):
 def test_npm_tarball_is_byte_identical_when_rebuilt(tmp_path, npm_tarball):
     touch_sources()
     assert release.pack_npm(tmp_path).read_bytes() == npm_tarball.read_bytes()
+
+
+def test_the_bundle_is_byte_identical_when_rebuilt():
+    """esbuild's output is deterministic: the same sources give the same bundle, so the same tarball."""
+    before = release.JS_BUNDLE.read_bytes()
+    # -W: as if index.js had changed, so make runs the bundle's own rule (atomically replaced) and nothing else.
+    make = ["make", "--no-print-directory", "-W", "clients/js/src/index.js", "clients/js/dist/realtime.js"]
+    subprocess.run(make, cwd=ROOT, check=True, capture_output=True)
+    assert release.JS_BUNDLE.read_bytes() == before
+
+
+def test_npm_tarball_ships_the_bundle_its_types_and_readme(npm_tarball):
+    with tarfile.open(npm_tarball) as tarball:
+        names = sorted(tarball.getnames())
+        shipped = tarball.extractfile("package/dist/realtime.js").read()
+    assert names == [f"package/{name}" for name in ("README.md", "dist/realtime.js", "package.json", "realtime.d.ts")]
+    assert shipped == release.JS_BUNDLE.read_bytes()
+
+
+def test_pack_npm_refuses_a_missing_or_stale_bundle(tmp_path, monkeypatch):
+    sources = tmp_path / "src"
+    sources.mkdir()
+    monkeypatch.setattr(release, "JS_SOURCES", sources)
+    monkeypatch.setattr(release, "JS_BUNDLE", release.NPM_PACKAGE / "dist" / "absent.js")
+    with pytest.raises(SystemExit, match=r"clients/js/dist/absent\.js is missing: run `make build-js`"):
+        release.pack_npm(tmp_path / "out")
+
+    bundle = tmp_path / "realtime.js"
+    bundle.write_text("export {};\n")
+    monkeypatch.setattr(release, "ROOT", tmp_path)
+    monkeypatch.setattr(release, "JS_BUNDLE", bundle)
+    (sources / "client.js").write_text("// edited after the build\n")
+    os.utime(bundle, (1_000_000_000, 1_000_000_000))
+    with pytest.raises(SystemExit, match=r"realtime\.js is older than src/client\.js: run `make build-js`"):
+        release.pack_npm(tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_wheels_hold_the_packages_and_nothing_of_the_repository(wheels):

@@ -20,7 +20,8 @@
 // Source: clients/js/src, split as the Python client is: backoff.js, cursor.js,
 // tracker.js and presence.js hold the pure logic, http.js, websocket.js and
 // client.js the I/O, and index.js (this header) names the public API.
-// clients/js/build.mjs joins them into realtime.js, the one file shipped.
+// esbuild bundles them into clients/js/dist/realtime.js, the one file shipped,
+// headed by this comment: edit the sources, then run `make build-js`.
 
 export { Backoff } from './backoff.js';
 export { decodeCursor, encodeCursor } from './cursor.js';

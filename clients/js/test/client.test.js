@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { RealtimeClient } from '../realtime.js';
+import { RealtimeClient } from '../src/index.js';
 import { FakeClock, FakeServer } from './fakes.js';
 
 function setup(options = {}, serverSetup = () => {}) {

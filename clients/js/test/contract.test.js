@@ -14,7 +14,7 @@ import {
   TOKEN_EXPIRED,
   decodeCursor,
   encodeCursor,
-} from '../realtime.js';
+} from '../src/index.js';
 
 const load = (path) => JSON.parse(readFileSync(new URL(`../../../contract/${path}`, import.meta.url), 'utf8'));
 const WIRE = load('wire.json');

@@ -1,6 +1,6 @@
 // A fake clock, WebSocket API and GET /events that follow the wire contract,
 // so the client's state machine can be tested in node without a network.
-import { encodeCursor, decodeCursor } from '../realtime.js';
+import { encodeCursor, decodeCursor } from '../src/index.js';
 
 const flush = () => new Promise((resolve) => setImmediate(resolve));
 

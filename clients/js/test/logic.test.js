@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { Backoff, HttpError, retryAfterMs } from '../realtime.js';
+import { Backoff, HttpError, retryAfterMs } from '../src/index.js';
 
 describe('Backoff with real randomness', () => {
   it('never returns zero or more than the cap', () => {

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import jwt
 import pytest
 
+from scripts.local import demo_server
 from scripts.local.demo_server import BackgroundServer, Demo, NotLocal, check_local
 from scripts.local.mint_token import LOCAL_AUDIENCE, LOCAL_ISSUER
 
@@ -85,7 +87,8 @@ def test_serves_the_page_the_client_and_the_config(server):
     assert b"demo.js" in body
     status, kind, body = get(f"{server.url}/js/realtime.js")
     assert (status, kind) == (200, "text/javascript; charset=utf-8")
-    assert b"export function connect" in body
+    assert body == (demo_server.JS_DIR / "realtime.js").read_bytes()  # the bundle `make build-js` writes
+    assert re.search(rb"^export \{[^}]*\bconnect\b", body, re.MULTILINE)
     status, _, body = get(f"{server.url}/config.json")
     config = json.loads(body)
     assert config["wsUrl"] == LOCAL["websocket_url"]
@@ -93,9 +96,27 @@ def test_serves_the_page_the_client_and_the_config(server):
     assert [u["id"] for u in config["users"]] == ["alice", "bob", "carol", "dave"]
 
 
-@pytest.mark.parametrize("path", ["/js/../../pyproject.toml", "/..%2f..%2fpyproject.toml", "/nope.html", "/js/"])
+@pytest.mark.parametrize(
+    "path",
+    ["/js/../../pyproject.toml", "/..%2f..%2fpyproject.toml", "/nope.html", "/js/", "/js/../src/index.js"],
+)
 def test_serves_nothing_outside_its_folders(server, path):
     assert get(f"{server.url}{path}")[0] == 404
+
+
+def test_refuses_to_start_without_the_bundle(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo_server, "JS_DIR", tmp_path)
+    with pytest.raises(SystemExit, match=r"realtime\.js is missing: run `make build-js`"):
+        BackgroundServer(LOCAL, demo=fake_demo())
+
+
+def test_says_how_to_build_the_bundle_when_it_goes_missing(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(demo_server, "JS_DIR", tmp_path)  # e.g. `make clean` while the server runs
+
+    response = httpx.get(f"{server.url}/js/realtime.js", timeout=5)
+
+    assert (response.status_code, response.json()["error"]["code"]) == (503, "client_not_built")
+    assert "run `make build-js`" in response.json()["error"]["message"]
 
 
 def decoded(body: bytes) -> dict:
