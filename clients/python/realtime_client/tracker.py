@@ -1,6 +1,6 @@
 """The client's pure logic, without I/O: backoff, the cursor, ordering and dedup.
 
-The same rules as the browser client (clients/js/realtime.js), so both behave
+The same rules as the browser client (clients/js/src), so both behave
 alike: every event is handed on once, in ``seq`` order per topic, whichever
 transport carried it, and a seq jump is repaired from ``GET /events`` before
 newer events are handed on. Both run the cases of contract/vectors/client.json.
