@@ -113,3 +113,19 @@ resource "aws_lambda_event_source_mapping" "fanout" {
 
   tags = merge(var.tags, { Name = "${var.name}-fanout" })
 }
+
+################################################################################
+# Recursive loop detection
+#
+# fanout queues each next page and each retry on the queue that invokes it: a
+# broadcast to a topic of more than about 16 pages is one chain of 16+
+# invocations, which Lambda's recursive loop detection stops by default
+# (Lambda Developer Guide, "Use Lambda recursive loop detection to prevent
+# infinite loops"). The chain ends by construction (the last page queues no
+# next one; a retry is given up after delivery_max_attempts), so it is allowed.
+################################################################################
+
+resource "aws_lambda_function_recursion_config" "fanout" {
+  function_name  = aws_lambda_function.this["fanout"].function_name
+  recursive_loop = "Allow"
+}

@@ -325,6 +325,14 @@ run "fanout_queue_redrives_to_its_dlq_and_feeds_the_fanout_function" {
 
   assert {
     condition = (
+      aws_lambda_function_recursion_config.fanout.recursive_loop == "Allow" &&
+      aws_lambda_function_recursion_config.fanout.function_name == aws_lambda_function.this["fanout"].function_name
+    )
+    error_message = "fanout feeds the queue that invokes it (next pages, retries): on AWS, recursive loop detection would stop a broadcast of more than about 16 pages unless the loop is allowed."
+  }
+
+  assert {
+    condition = (
       aws_lambda_event_source_mapping.fanout.event_source_arn == aws_sqs_queue.fanout.arn &&
       aws_lambda_event_source_mapping.fanout.function_response_types == toset(["ReportBatchItemFailures"]) &&
       aws_lambda_event_source_mapping.fanout.batch_size == 1 &&
