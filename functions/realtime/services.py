@@ -261,11 +261,10 @@ def _event_delivery(
 
     # A connection found gone while delivering also ends its session when presence is on.
     on_gone = _sessions(connections_table, presence).remove
-    management = aws.connections_management(endpoint, concurrency, retries=False)
     return EventDelivery(
         connections=_connection_store(connections_table),
         events=events,
-        poster=Poster(management, concurrency, on_gone),
+        poster=Poster(aws.connections_gateway(endpoint, concurrency), concurrency, on_gone),
         queue=DeliveryQueue(aws.sqs(), queue_url),
         max_attempts=max_attempts,
         page_size=page_size,

@@ -357,7 +357,7 @@ class BroadcastBench:
     def bare_loop(self, ids: list[str]) -> dict:
         """The same posts from one process with the functions' own client, `concurrency` in flight."""
         self.simulator.reset()
-        client = aws.connections_management(self.simulator.url, self.concurrency)
+        client = aws.connections_gateway(self.simulator.url, self.concurrency)
         frame = json.dumps({"id": "bench", "type": "bench.broadcast", "topic": "group:bench", "seq": 1, "data": {}})
         started = time.perf_counter()
         with ThreadPoolExecutor(self.concurrency) as pool:

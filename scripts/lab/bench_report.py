@@ -207,6 +207,15 @@ module's `fanout_threshold` go through the fanout queue to parallel workers.
 """
 
 
+def render_post_cpu(results: dict) -> str:
+    """Empty for figures measured before post_cpu existed."""
+    if "post_cpu" not in results:
+        return ""
+    from scripts.lab import post_cpu
+
+    return post_cpu.render_markdown(results["post_cpu"])
+
+
 def render_cold_start(cold_start: dict) -> str:
     boto3_ms = cold_start["boto3_ms"]
     body = table(
@@ -301,6 +310,7 @@ at scale and the quotas: [scaling.md](scaling.md).
 {render_latency(results["latency"])}
 {render_throughput(results["throughput"])}
 {render_fanout(results["fanout"], results["broadcasts"])}
+{render_post_cpu(results)}
 {render_cold_start(results["cold_start"])}
 {render_request_counts(results["request_counts"])}
 ## Cost (reasoned)
@@ -336,6 +346,15 @@ def summary(results: dict) -> str:
         "broadcasts to simulated connections: "
         + ", ".join(f"{result['size']:,}: {result['stack']['seconds']:.1f} s" for result in results["broadcasts"])
     )
+    if "post_cpu" in results:
+        lines.append(
+            "CPU per post (median, p95): "
+            + ", ".join(
+                f"{name} {f['cpu_ms_per_post']['median']:.2f} / {f['cpu_ms_per_post']['p95']:.2f} ms "
+                f"({f['posts_per_second']:.0f} posts/s)"
+                for name, f in results["post_cpu"].items()
+            )
+        )
     lines.append(f"wall time {results['run']['wall_seconds'] / 60:.1f} min")
     return "\n".join(lines)
 
@@ -468,9 +487,13 @@ def run_facts(scale: str) -> dict:
 
 def measure_offline() -> dict:
     """Cold starts and request counts: no emulator needed."""
-    from scripts.lab import cold_start, request_counts
+    from scripts.lab import cold_start, post_cpu, request_counts
 
-    return {"cold_start": cold_start.measure(runs=5), "request_counts": request_counts.measure()}
+    return {
+        "cold_start": cold_start.measure(runs=5),
+        "request_counts": request_counts.measure(),
+        "post_cpu": post_cpu.measure(latency_ms=SIMULATED_POST_MS),
+    }
 
 
 def write(results: dict, out: Path) -> list[Path]:

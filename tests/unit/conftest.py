@@ -120,6 +120,7 @@ def lambda_context() -> FakeLambdaContext:
 def management_client(monkeypatch: pytest.MonkeyPatch) -> FakeManagementClient:
     fake = FakeManagementClient()
     monkeypatch.setattr(aws, "connections_management", lambda *_args, **_kwargs: fake)
+    monkeypatch.setattr(aws, "connections_gateway", lambda *_args, **_kwargs: fake)
     monkeypatch.setenv("CONNECTIONS_ENDPOINT", "https://example.execute-api.us-east-1.amazonaws.com/test")
     return fake
 

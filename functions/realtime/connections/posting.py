@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class PostReport:
     throttled: int = 0
     retry: list[int] = field(default_factory=list)  # indexes of the posts that may succeed later (throttled too)
     concurrency: int = 0  # posts allowed in flight when the last post ended
+    cpu_seconds: float = 0.0  # CPU time of this process while posting (scripts/lab/post_cpu.py: per post)
 
 
 class InFlightLimit:
@@ -110,8 +112,10 @@ class Poster:
             return outcome
 
         workers = min(self._concurrency, len(posts))
+        cpu_at_start = time.process_time()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="post") as pool:
             outcomes = list(pool.map(lambda p: post_within_limit(*p), posts))
+        report.cpu_seconds = time.process_time() - cpu_at_start
         gone: set[str] = set()
         for index, ((connection_id, _), outcome) in enumerate(zip(posts, outcomes, strict=True)):
             if outcome is Outcome.SENT:

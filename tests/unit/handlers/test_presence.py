@@ -31,6 +31,7 @@ def queues(aws_mock):
 def gateway(monkeypatch):
     fake = FakeManagement()
     monkeypatch.setattr(aws, "connections_management", lambda *_args, **_kwargs: fake)
+    monkeypatch.setattr(aws, "connections_gateway", lambda *_args, **_kwargs: fake)
     monkeypatch.setenv("CONNECTIONS_ENDPOINT", "https://example.execute-api.us-east-1.amazonaws.com/test")
     return fake
 
