@@ -95,26 +95,35 @@ class Poster:
         self._on_gone = on_gone
 
     def post(self, posts: Sequence[tuple[str, bytes]]) -> PostReport:
-        """Post each (connection id, frame) once, in parallel; nothing is retried here.
+        """Post each (connection id, frame) once, in parallel across connections and in the given order
+        to each one (a socket receives its frames in seq order); nothing is retried here.
 
-        Gone connections are removed. The report lists the posts that may
-        succeed later: the caller schedules them again, alone.
+        Gone connections are removed (their later posts are not made). The
+        report lists the posts that may succeed later: the caller schedules
+        them again, alone.
         """
         report = PostReport(concurrency=self._concurrency)
         if not posts:
             return report
         limit = InFlightLimit(self._concurrency)
+        by_connection: dict[str, list[int]] = {}
+        for index, (connection_id, _) in enumerate(posts):
+            by_connection.setdefault(connection_id, []).append(index)
+        outcomes: list[Outcome] = [Outcome.GONE] * len(posts)
 
-        def post_within_limit(connection_id: str, frame: bytes) -> Outcome:
-            started_in = limit.acquire()
-            outcome = self._post_one(connection_id, frame)
-            limit.release(started_in, outcome)
-            return outcome
+        def post_in_order(indexes: list[int]) -> None:
+            for index in indexes:
+                connection_id, frame = posts[index]
+                started_in = limit.acquire()
+                outcomes[index] = self._post_one(connection_id, frame)
+                limit.release(started_in, outcomes[index])
+                if outcomes[index] is Outcome.GONE:
+                    return  # the rest stay GONE: the connection is removed once
 
-        workers = min(self._concurrency, len(posts))
+        workers = min(self._concurrency, len(by_connection))
         cpu_at_start = time.process_time()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="post") as pool:
-            outcomes = list(pool.map(lambda p: post_within_limit(*p), posts))
+            list(pool.map(post_in_order, by_connection.values()))
         report.cpu_seconds = time.process_time() - cpu_at_start
         gone: set[str] = set()
         for index, ((connection_id, _), outcome) in enumerate(zip(posts, outcomes, strict=True)):

@@ -153,3 +153,29 @@ def test_with_a_real_client_stubbed(connections):
 
         stubber.assert_no_pending_responses()
     assert (report.sent, report.gone) == (1, 1)
+
+
+def test_a_connection_gets_its_frames_in_order_while_connections_are_posted_in_parallel():
+    client = FakeManagementClient()
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_post():
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.002)
+        with lock:
+            in_flight[0] -= 1
+
+    client.on_post = slow_post
+    posts = [(f"c{n % 8}", f"{n // 8}".encode()) for n in range(8 * 6)]  # six frames to each of eight sockets
+
+    report = Poster(client, concurrency=8, on_gone=lambda _id: None).post(posts)
+
+    received = {}
+    for connection_id, frame in client.posts:
+        received.setdefault(connection_id, []).append(int(frame))
+    assert report.sent == 48
+    assert received == {f"c{n}": list(range(6)) for n in range(8)}
+    assert most[0] > 1
