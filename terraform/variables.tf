@@ -275,6 +275,17 @@ variable "events_queue_publisher_arns" {
   }
 }
 
+variable "queue_operator_arns" {
+  description = "IAM principals (role or user ARNs, wildcards allowed as in ArnLike, e.g. arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_*) of the operators who redrive the module's dead-letter queues. Every queue of the module but the producers' events queue refuses sqs:SendMessage to anyone but the functions that send to it and these principals, however broad their IAM policies: its messages are trusted as the module's own. A DLQ redrive (StartMessageMoveTask, the console's \"Start DLQ redrive\") sends to the source queue as the principal who starts it, so only the principals listed here can redrive; the events queue accepts them too when events_queue_publisher_arns is set. Empty (default): no one can redrive until listed (SQS's own moves to the DLQs are not affected)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.queue_operator_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/.+$", a))])
+    error_message = "Each queue_operator_arns entry must be an IAM role or user ARN (arn:aws:iam::<account>:role/<name>); not: ${join(", ", [for a in var.queue_operator_arns : a if !can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/.+$", a))])}."
+  }
+}
+
 ################################################################################
 # process-events (SQS consumer)
 ################################################################################

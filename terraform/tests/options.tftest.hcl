@@ -210,8 +210,11 @@ run "an_allow_list_of_publishers_closes_the_events_queue_to_everyone_else" {
   }
 
   assert {
-    condition     = length(jsondecode(aws_sqs_queue_policy.this["events-dlq"].policy).Statement) == 1
-    error_message = "The allow-list is the events queue's only: the DLQ's policy keeps its TLS statement alone."
+    condition = (
+      !anytrue([for s in jsondecode(aws_sqs_queue_policy.this["events-dlq"].policy).Statement : s.Sid == "OnlyListedPublishers"]) &&
+      !anytrue([for s in jsondecode(aws_sqs_queue_policy.this["events-dlq"].policy).Statement : contains(try(s.Condition.ArnNotLike["aws:PrincipalArn"], []), "arn:aws:iam::123456789012:role/shop-api")])
+    )
+    error_message = "The allow-list is the events queue's only: the publishers are not let into its DLQ (which takes process-events and the operators, queue_policies.tftest.hcl)."
   }
 }
 
