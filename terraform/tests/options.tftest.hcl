@@ -133,14 +133,15 @@ run "emulator_endpoint_template_and_toggles" {
   command = apply
 
   variables {
-    token                         = { secret_ssm_parameter_name = "rt-opt-token", issuer = "https://auth.rt-opt.example/", audience = "rt-opt" }
-    websocket_management_endpoint = "http://127.0.0.1:4566/_aws/execute-api/{api_id}/{stage}"
-    websocket_stage_name          = "v1"
-    lambda_architecture           = "x86_64"
-    lambda_tracing_mode           = "Active"
-    create_alarms                 = false
-    create_dashboard              = false
-    event_type_rules              = [{ type = "order.*", audience = ["user:{data.userId}"] }]
+    token                            = { secret_ssm_parameter_name = "rt-opt-token", issuer = "https://auth.rt-opt.example/", audience = "rt-opt" }
+    websocket_management_endpoint    = "http://127.0.0.1:4566/_aws/execute-api/{api_id}/{stage}"
+    allow_custom_management_endpoint = true
+    websocket_stage_name             = "v1"
+    lambda_architecture              = "x86_64"
+    lambda_tracing_mode              = "Active"
+    create_alarms                    = false
+    create_dashboard                 = false
+    event_type_rules                 = [{ type = "order.*", audience = ["user:{data.userId}"] }]
 
     events_api_reserved_concurrency = 50
   }
@@ -233,6 +234,11 @@ run "cors_allows_the_applications_origins_only" {
       aws_apigatewayv2_api.http.cors_configuration[0].allow_headers == toset(["authorization", "content-type"])
     )
     error_message = "CORS must allow exactly the listed origins, GET/OPTIONS and the Authorization/Content-Type headers."
+  }
+
+  assert {
+    condition     = aws_apigatewayv2_api.http.cors_configuration[0].expose_headers == toset(["retry-after"])
+    error_message = "A throttled poll's Retry-After must be readable by the browser client (CORS expose_headers), and nothing else is exposed."
   }
 }
 
