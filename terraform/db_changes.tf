@@ -142,6 +142,10 @@ locals {
     }
   } : {}
 
+  # The module's own queues => the functions that send to them (queues.tf refuses every other sender): the
+  # stream mappings send the records they gave up on with db-changes' role, the function those it refuses.
+  db_changes_queue_sending_functions = local.db_changes_enabled ? { "db-changes-failures" = ["db-changes"] } : {}
+
   # The stream mappings' on-failure destination: a dead-letter queue written to by the mappings and the function.
   db_changes_dead_letter_queues = local.db_changes_enabled ? {
     "db-changes-failures" = {

@@ -27,8 +27,14 @@ locals {
   }
 
   # Who may send to the events queue besides the listed publishers: the module's own functions
-  # (table changes; each role's own policy still says which queue it may use).
-  events_queue_senders = concat(var.events_queue_publisher_arns, sort(distinct([for r in aws_iam_role.lambda : r.arn])))
+  # (table changes; each role's own policy still says which queue it may use), and the operators,
+  # whose redrive of the events DLQ sends to it as them.
+  events_queue_senders = concat(var.events_queue_publisher_arns, sort(distinct(concat([for r in aws_iam_role.lambda : r.arn], var.queue_operator_arns))))
+
+  # The module's own queues => the functions that send to them (queues.tf refuses every other sender).
+  events_queue_sending_functions = {
+    "events-dlq" = ["process-events"] # messages that can never be processed, with their reason
+  }
 
   events_queue_policy_statements = {
     "events" = length(var.events_queue_publisher_arns) > 0 ? [{

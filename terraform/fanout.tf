@@ -20,6 +20,13 @@ locals {
     }
   }
 
+  # The module's own queues => the functions that send to them (queues.tf refuses every other sender).
+  # The DLQ gets its messages from SQS itself, after maxReceiveCount: no function sends to it.
+  fanout_queue_sending_functions = {
+    "fanout"     = ["process-events", "fanout"] # first pages; next pages and retries
+    "fanout-dlq" = []
+  }
+
   # Queueing the next pages and the retries (process-events queues the first page).
   queue_fanout_jobs_statement = {
     sid       = "QueueFanoutJobs"

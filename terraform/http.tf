@@ -52,7 +52,9 @@ resource "aws_apigatewayv2_api" "http" {
       allow_origins = cors_configuration.value
       allow_headers = ["authorization", "content-type"]
       allow_methods = ["GET", "OPTIONS"]
-      max_age       = 3600
+      # A throttled poll's Retry-After must reach the browser client, which waits it out before polling again.
+      expose_headers = ["retry-after"]
+      max_age        = 3600
     }
   }
 
@@ -119,6 +121,18 @@ resource "aws_apigatewayv2_stage" "http" {
     throttling_rate_limit  = var.http_throttling_rate_limit
   }
 
+  # Long polls hold a function execution each: their route's rate bounds how many at once (http_route_throttling),
+  # so the HTTP fallback cannot take the account's Lambda concurrency from delivery. Only routes the API has.
+  dynamic "route_settings" {
+    for_each = { for k, t in var.http_route_throttling : k => t if contains(keys(local.http_routes), k) }
+
+    content {
+      route_key              = route_settings.key
+      throttling_burst_limit = route_settings.value.burst_limit
+      throttling_rate_limit  = route_settings.value.rate_limit
+    }
+  }
+
   access_log_settings {
     destination_arn = aws_cloudwatch_log_group.http_access.arn
     format = jsonencode({
@@ -138,4 +152,7 @@ resource "aws_apigatewayv2_stage" "http" {
   }
 
   tags = merge(var.tags, { Name = "${var.name}-http-default" })
+
+  # Route settings name routes that must exist first.
+  depends_on = [aws_apigatewayv2_route.http]
 }

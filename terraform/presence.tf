@@ -172,20 +172,15 @@ locals {
     }
   } : {}
 
-  # Who may send to the presence-events queue: the functions that announce presence, and no one else.
-  presence_events_senders = sort(distinct([for k, r in aws_iam_role.lambda : r.arn if contains(local.presence_announcers, k)]))
-
-  presence_queue_policy_statements = {
-    "presence-events" = [{
-      # Its records are trusted as the module's own: no one else may send one.
-      Sid       = "OnlyPresenceAnnouncers"
-      Effect    = "Deny"
-      Principal = "*"
-      Action    = "sqs:SendMessage"
-      Resource  = local.presence.events_queue_arn
-      Condition = { ArnNotLike = { "aws:PrincipalArn" = local.presence_events_senders } }
-    }]
-  }
+  # The module's own queues => the functions that send to them (queues.tf refuses every other sender). The
+  # presence-events queue's records are trusted as the module's own: only the announcers may send one. The
+  # DLQs get their messages from SQS itself, after maxReceiveCount: no function sends to them.
+  presence_queue_sending_functions = var.presence_enabled ? {
+    "presence-checks"     = ["ws-disconnect", "process-events", "fanout", "maintenance"] # local.schedule_offline_checks_statement
+    "presence-checks-dlq" = []
+    "presence-events"     = local.presence_announcers
+    "presence-events-dlq" = []
+  } : {}
 
   presence_functions = var.presence_enabled ? {
     "presence-checks" = {

@@ -275,6 +275,17 @@ variable "events_queue_publisher_arns" {
   }
 }
 
+variable "queue_operator_arns" {
+  description = "IAM principals (role or user ARNs, wildcards allowed as in ArnLike, e.g. arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_*) of the operators who redrive the module's dead-letter queues. Every queue of the module but the producers' events queue refuses sqs:SendMessage to anyone but the functions that send to it and these principals, however broad their IAM policies: its messages are trusted as the module's own. A DLQ redrive (StartMessageMoveTask, the console's \"Start DLQ redrive\") sends to the source queue as the principal who starts it, so only the principals listed here can redrive; the events queue accepts them too when events_queue_publisher_arns is set. Empty (default): no one can redrive until listed (SQS's own moves to the DLQs are not affected)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.queue_operator_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/.+$", a))])
+    error_message = "Each queue_operator_arns entry must be an IAM role or user ARN (arn:aws:iam::<account>:role/<name>); not: ${join(", ", [for a in var.queue_operator_arns : a if !can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/.+$", a))])}."
+  }
+}
+
 ################################################################################
 # process-events (SQS consumer)
 ################################################################################
@@ -564,7 +575,7 @@ variable "websocket_stage_name" {
 }
 
 variable "websocket_management_endpoint" {
-  description = "Override of the @connections endpoint given to process-events, as a template with {api_id} and {stage} placeholders (e.g. an emulator's \"http://127.0.0.1:4566/_aws/execute-api/{api_id}/{stage}\"). Null (default) uses https://{api_id}.execute-api.<region>.<dns suffix>/{stage}."
+  description = "Override of the @connections endpoint the delivery functions post every frame to, as a template with {api_id} and {stage} placeholders. Null (default) uses https://{api_id}.execute-api.<region>.<dns suffix>/{stage}. Without allow_custom_management_endpoint it must be such an AWS endpoint (https, an execute-api host of an AWS partition); an emulator's (e.g. \"http://127.0.0.1:4566/_aws/execute-api/{api_id}/{stage}\") needs allow_custom_management_endpoint = true."
   type        = string
   default     = null
 
@@ -572,6 +583,21 @@ variable "websocket_management_endpoint" {
     condition     = var.websocket_management_endpoint == null || can(regex("^https?://.*\\{api_id\\}", var.websocket_management_endpoint))
     error_message = "The websocket_management_endpoint must be an http(s):// URL template containing {api_id}."
   }
+
+  # Every event's frame goes there, token-scoped data included: only API Gateway's own endpoint, unless an emulator is meant.
+  validation {
+    condition = (
+      var.websocket_management_endpoint == null || var.allow_custom_management_endpoint ||
+      can(regex("^https://\\{api_id\\}\\.execute-api\\.[a-z]{2}(-[a-z]+)+-[0-9]+\\.(amazonaws\\.com|amazonaws\\.com\\.cn|amazonaws\\.eu|c2s\\.ic\\.gov|sc2s\\.sgov\\.gov|cloud\\.adc-e\\.uk|csp\\.hci\\.ic\\.gov)/(\\{stage\\}|[A-Za-z0-9_-]+)/?$", var.websocket_management_endpoint))
+    )
+    error_message = "The websocket_management_endpoint must be API Gateway's own: https://{api_id}.execute-api.<region>.amazonaws.com/{stage} (or the region's partition suffix); set allow_custom_management_endpoint = true for an emulator or any other host."
+  }
+}
+
+variable "allow_custom_management_endpoint" {
+  description = "Let websocket_management_endpoint name any http(s) host, e.g. an emulator's (terraform/examples/local sets it). Off (default): only API Gateway's own https execute-api endpoint is accepted, so a typo or a hostile input cannot send every frame elsewhere, or in clear text."
+  type        = bool
+  default     = false
 }
 
 variable "websocket_throttling_burst_limit" {
@@ -597,12 +623,13 @@ variable "websocket_throttling_rate_limit" {
 }
 
 variable "websocket_route_throttling" {
-  description = "Throttling of single routes, below the stage's: route key ($connect, ping or $default) => { burst_limit, rate_limit }. API Gateway cannot throttle one socket, so the routes any open socket may call at will get budgets of their own: a flood of frames is refused there (429 to the sender) before it spends what new connections, and the account's other APIs, need. Each client pings every 30 s by default: raise ping's rate with the number of clients (500/s serves 15,000). $default (unknown actions) costs no Lambda call but still counts against the account's API Gateway quota."
+  description = "Throttling of single routes, below the stage's: route key ($connect, ping or $default) => { burst_limit, rate_limit }. API Gateway cannot throttle one socket, so the routes any open socket may call at will get budgets of their own: a flood of frames is refused there (429 to the sender) before it spends what new connections, and the account's other APIs, need. Each client pings every 30 s by default: raise ping's rate with the number of clients (500/s serves 15,000). $default (unknown actions) costs no Lambda call but still counts against the account's API Gateway quota. $connect (250/s, burst 250): API Gateway admits 500 new WebSocket connections per second per account and Region, across all WebSocket APIs (\"Quotas for configuring and running a WebSocket in API Gateway\"); half of that leaves the rest to the account's other WebSocket APIs and bounds what a flood of connects costs: each is one ws-connect invocation (about 0.1 s, so 25 concurrent executions at 250/s) that, when accepted, writes the connection, its session and one subscription item per topic (in batches of 25), and when refused writes nothing. Raise it with the clients that reconnect at once: when a deployment drops every socket, N clients need N / 250 s to come back (100,000: under 7 minutes), and read over HTTP meanwhile."
   type = map(object({
     burst_limit = number
     rate_limit  = number
   }))
   default = {
+    "$connect" = { burst_limit = 250, rate_limit = 250 }
     "ping"     = { burst_limit = 250, rate_limit = 500 }
     "$default" = { burst_limit = 50, rate_limit = 25 }
   }
@@ -660,6 +687,30 @@ variable "http_throttling_rate_limit" {
   validation {
     condition     = var.http_throttling_rate_limit >= 1 && var.http_throttling_rate_limit <= 10000
     error_message = "The http_throttling_rate_limit must be between 1 and 10000."
+  }
+}
+
+variable "http_route_throttling" {
+  description = "Throttling of single routes of the HTTP API, below the stage's: route key (\"GET /events\" or \"GET /presence\") => { burst_limit, rate_limit }. A request over it gets 429 from the gateway; the clients back off with jitter (and honour Retry-After). GET /events (25/s, burst 50): a long poll holds an events-api execution for up to 20 s (the longest wait), so the route's rate bounds its long polls at rate x 20 s concurrent executions: 25/s x 20 s = 500, half of Lambda's default 1,000 concurrent executions per account and Region, which leaves the other half to the delivery functions (process-events up to process_events_maximum_concurrency, 10; fanout up to fanout_maximum_concurrency, 20; presence-checks 5; ws-connect and ws-ping about 25 and 10 under the WebSocket route throttles) and the account's other functions. 25/s serves 500 clients long-polling at once; raise it with the clients on the HTTP fallback, and with events_api_reserved_concurrency once the account's concurrency allows. GET /presence (50/s, burst 100) answers at once (about 0.1 s: 5 executions at 50/s); its limit bounds the presence reads, each up to max_presence_users_per_request users. Accounts whose Lambda concurrency quota is below 1,000 (new accounts can start at 10) meet Lambda's own throttle first (a 500 from the HTTP API, which the clients also back off from): lower these rates there."
+  type = map(object({
+    burst_limit = number
+    rate_limit  = number
+  }))
+  default = {
+    "GET /events"   = { burst_limit = 50, rate_limit = 25 }
+    "GET /presence" = { burst_limit = 100, rate_limit = 50 }
+  }
+
+  validation {
+    condition     = length(setsubtract(keys(var.http_route_throttling), ["GET /events", "GET /presence"])) == 0
+    error_message = "The http_route_throttling keys must be routes of the HTTP API: \"GET /events\" or \"GET /presence\"; not: ${join(", ", setsubtract(keys(var.http_route_throttling), ["GET /events", "GET /presence"]))}."
+  }
+
+  validation {
+    condition = alltrue([for k, t in var.http_route_throttling :
+      t.burst_limit >= 0 && t.burst_limit <= var.http_throttling_burst_limit && t.rate_limit >= 0 && t.rate_limit <= var.http_throttling_rate_limit
+    ])
+    error_message = "Each http_route_throttling limit must be between 0 and the stage's (http_throttling_burst_limit, http_throttling_rate_limit)."
   }
 }
 

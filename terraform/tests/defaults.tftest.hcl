@@ -576,10 +576,44 @@ run "the_routes_any_socket_may_call_are_throttled_below_the_stage" {
     condition = {
       for r in aws_apigatewayv2_stage.websocket.route_settings : r.route_key => [r.throttling_burst_limit, r.throttling_rate_limit]
       } == {
+      "$connect" = [250, 250]
       "ping"     = [250, 500]
       "$default" = [50, 25]
     }
-    error_message = "ping and $default must each have a throttle of their own (defaults 250/500 and 50/25), below the stage's 500/1000."
+    error_message = "$connect, ping and $default must each have a throttle of their own (defaults 250/250, 250/500 and 50/25), below the stage's 500/1000; $connect's is half the account's 500 new connections/s."
+  }
+}
+
+run "long_polls_and_presence_reads_are_throttled_below_the_http_stage" {
+  command = apply
+
+  assert {
+    condition = {
+      for r in aws_apigatewayv2_stage.http.route_settings : r.route_key => [r.throttling_burst_limit, r.throttling_rate_limit]
+      } == {
+      "GET /events"   = [50, 25]
+      "GET /presence" = [100, 50]
+    }
+    error_message = "GET /events (25/s, burst 50: at most 25 x 20 s = 500 long polls, half the default account concurrency) and GET /presence (50/s, burst 100) must have throttles of their own by default."
+  }
+
+  assert {
+    condition     = alltrue([for r in aws_apigatewayv2_stage.http.route_settings : contains(keys(aws_apigatewayv2_route.http), r.route_key)])
+    error_message = "Route settings may only name routes the HTTP API has."
+  }
+}
+
+run "without_presence_only_get_events_is_throttled" {
+  command = plan
+
+  variables {
+    presence_enabled      = false
+    http_route_throttling = { "GET /events" = { burst_limit = 20, rate_limit = 10 }, "GET /presence" = { burst_limit = 10, rate_limit = 5 } }
+  }
+
+  assert {
+    condition     = [for r in aws_apigatewayv2_stage.http.route_settings : [r.route_key, r.throttling_burst_limit, r.throttling_rate_limit]] == [["GET /events", 20, 10]]
+    error_message = "http_route_throttling sets the listed routes' throttles, and leaves out GET /presence when the API has no such route (API Gateway refuses settings for a missing route)."
   }
 }
 

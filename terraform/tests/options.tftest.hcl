@@ -133,14 +133,15 @@ run "emulator_endpoint_template_and_toggles" {
   command = apply
 
   variables {
-    token                         = { secret_ssm_parameter_name = "rt-opt-token", issuer = "https://auth.rt-opt.example/", audience = "rt-opt" }
-    websocket_management_endpoint = "http://127.0.0.1:4566/_aws/execute-api/{api_id}/{stage}"
-    websocket_stage_name          = "v1"
-    lambda_architecture           = "x86_64"
-    lambda_tracing_mode           = "Active"
-    create_alarms                 = false
-    create_dashboard              = false
-    event_type_rules              = [{ type = "order.*", audience = ["user:{data.userId}"] }]
+    token                            = { secret_ssm_parameter_name = "rt-opt-token", issuer = "https://auth.rt-opt.example/", audience = "rt-opt" }
+    websocket_management_endpoint    = "http://127.0.0.1:4566/_aws/execute-api/{api_id}/{stage}"
+    allow_custom_management_endpoint = true
+    websocket_stage_name             = "v1"
+    lambda_architecture              = "x86_64"
+    lambda_tracing_mode              = "Active"
+    create_alarms                    = false
+    create_dashboard                 = false
+    event_type_rules                 = [{ type = "order.*", audience = ["user:{data.userId}"] }]
 
     events_api_reserved_concurrency = 50
   }
@@ -210,8 +211,11 @@ run "an_allow_list_of_publishers_closes_the_events_queue_to_everyone_else" {
   }
 
   assert {
-    condition     = length(jsondecode(aws_sqs_queue_policy.this["events-dlq"].policy).Statement) == 1
-    error_message = "The allow-list is the events queue's only: the DLQ's policy keeps its TLS statement alone."
+    condition = (
+      !anytrue([for s in jsondecode(aws_sqs_queue_policy.this["events-dlq"].policy).Statement : s.Sid == "OnlyListedPublishers"]) &&
+      !anytrue([for s in jsondecode(aws_sqs_queue_policy.this["events-dlq"].policy).Statement : contains(try(s.Condition.ArnNotLike["aws:PrincipalArn"], []), "arn:aws:iam::123456789012:role/shop-api")])
+    )
+    error_message = "The allow-list is the events queue's only: the publishers are not let into its DLQ (which takes process-events and the operators, queue_policies.tftest.hcl)."
   }
 }
 
@@ -230,6 +234,11 @@ run "cors_allows_the_applications_origins_only" {
       aws_apigatewayv2_api.http.cors_configuration[0].allow_headers == toset(["authorization", "content-type"])
     )
     error_message = "CORS must allow exactly the listed origins, GET/OPTIONS and the Authorization/Content-Type headers."
+  }
+
+  assert {
+    condition     = aws_apigatewayv2_api.http.cors_configuration[0].expose_headers == toset(["retry-after"])
+    error_message = "A throttled poll's Retry-After must be readable by the browser client (CORS expose_headers), and nothing else is exposed."
   }
 }
 

@@ -164,8 +164,8 @@ run "presence_events_have_a_queue_only_the_module_sends_to" {
   }
 
   assert {
-    condition = jsonencode([for s in jsondecode(aws_sqs_queue_policy.this["presence-events"].policy).Statement : s if s.Sid == "OnlyPresenceAnnouncers"]) == jsonencode([{
-      Sid       = "OnlyPresenceAnnouncers"
+    condition = jsonencode([for s in jsondecode(aws_sqs_queue_policy.this["presence-events"].policy).Statement : s if s.Sid == "OnlyOwnSenders"]) == jsonencode([{
+      Sid       = "OnlyOwnSenders"
       Effect    = "Deny"
       Principal = "*"
       Action    = "sqs:SendMessage"

@@ -160,3 +160,47 @@ run "refuses_14_presence_grace_period_seconds" {
 
   expect_failures = [var.presence_grace_period_seconds]
 }
+
+# a management endpoint over plain http (issue 20, finding 9): must be API Gateway's own
+run "refuses_15_websocket_management_endpoint" {
+  command = plan
+
+  variables {
+    websocket_management_endpoint = "http://{api_id}.execute-api.us-east-1.amazonaws.com/{stage}"
+  }
+
+  expect_failures = [var.websocket_management_endpoint]
+}
+
+# a management endpoint on a host that is not API Gateway's (issue 20, finding 9): set allow_custom_management_endpoint = true for an emulator or any other host
+run "refuses_16_websocket_management_endpoint" {
+  command = plan
+
+  variables {
+    websocket_management_endpoint = "https://{api_id}.execute-api.us-east-1.amazonaws.com.attacker.example/{stage}"
+  }
+
+  expect_failures = [var.websocket_management_endpoint]
+}
+
+# a queue operator that is no IAM principal: must be an IAM role or user ARN
+run "refuses_17_queue_operator_arns" {
+  command = plan
+
+  variables {
+    queue_operator_arns = ["ops-team"]
+  }
+
+  expect_failures = [var.queue_operator_arns]
+}
+
+# throttling an HTTP route the API does not have: keys must be routes of the HTTP API
+run "refuses_18_http_route_throttling" {
+  command = plan
+
+  variables {
+    http_route_throttling = { "POST /events" = { "burst_limit" = 10, "rate_limit" = 10 } }
+  }
+
+  expect_failures = [var.http_route_throttling]
+}

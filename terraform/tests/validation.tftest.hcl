@@ -205,10 +205,58 @@ run "management_endpoint_is_a_template_with_api_id" {
   command = plan
 
   variables {
-    websocket_management_endpoint = "http://127.0.0.1:4566/_aws/execute-api/abc/live"
+    websocket_management_endpoint    = "http://127.0.0.1:4566/_aws/execute-api/abc/live"
+    allow_custom_management_endpoint = true # even a custom endpoint needs {api_id}
   }
 
   expect_failures = [var.websocket_management_endpoint]
+}
+
+# Issue 20, finding 9: every frame goes to the management endpoint, so only API Gateway's own is taken unless asked.
+run "management_endpoint_over_plain_http_needs_the_custom_flag" {
+  command = plan
+
+  variables {
+    websocket_management_endpoint = "http://127.0.0.1:4566/_aws/execute-api/{api_id}/{stage}"
+  }
+
+  expect_failures = [var.websocket_management_endpoint]
+}
+
+run "management_endpoint_on_another_host_needs_the_custom_flag" {
+  command = plan
+
+  variables {
+    websocket_management_endpoint = "https://{api_id}.execute-api.us-east-1.amazonaws.com.attacker.example/{stage}"
+  }
+
+  expect_failures = [var.websocket_management_endpoint]
+}
+
+run "management_endpoint_of_api_gateway_is_accepted" {
+  command = apply
+
+  variables {
+    websocket_management_endpoint = "https://{api_id}.execute-api.eu-west-1.amazonaws.com/{stage}"
+  }
+
+  assert {
+    condition     = aws_lambda_function.this["fanout"].environment[0].variables["CONNECTIONS_ENDPOINT"] == "https://abcdef1234.execute-api.eu-west-1.amazonaws.com/live"
+    error_message = "API Gateway's own endpoint (another region's, say) needs no flag, and its placeholders are filled in."
+  }
+}
+
+run "management_endpoint_of_another_partition_with_a_fixed_stage_is_accepted" {
+  command = apply
+
+  variables {
+    websocket_management_endpoint = "https://{api_id}.execute-api.cn-north-1.amazonaws.com.cn/live"
+  }
+
+  assert {
+    condition     = aws_lambda_function.this["process-events"].environment[0].variables["CONNECTIONS_ENDPOINT"] == "https://abcdef1234.execute-api.cn-north-1.amazonaws.com.cn/live"
+    error_message = "An execute-api endpoint of another AWS partition, with the stage written out, needs no flag."
+  }
 }
 
 run "event_type_rules_audience_entries_are_topics" {

@@ -59,7 +59,8 @@ module "realtime" {
 
   # ministack's @connections API lives under its own path, not on a
   # {api}.execute-api host; LocalStack's has a host of its own (variables.tf).
-  websocket_management_endpoint = coalesce(var.websocket_management_endpoint, "${var.endpoint}/_aws/execute-api/{api_id}/{stage}")
+  websocket_management_endpoint    = coalesce(var.websocket_management_endpoint, "${var.endpoint}/_aws/execute-api/{api_id}/{stage}")
+  allow_custom_management_endpoint = true # an emulator's plain-http host, not API Gateway's
 
   event_type_rules = [
     { type = "announcement*", audience = ["all"] },
