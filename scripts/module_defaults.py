@@ -29,6 +29,8 @@ VARIABLES: dict[str, Any] = {
     "max_topics_per_token": 100,
     "event_type_rules": [],
     "stale_connection_threshold_seconds": 300,
+    "maintenance_scan_items_per_run": 200000,
+    "maintenance_connection_checks_per_second": 100,
     "db_changes_max_topics_per_record": 100,
     # Batching, memory and schedule: what the cost model prices.
     "process_events_batch_size": 10,
@@ -52,6 +54,8 @@ FUNCTION_ENVIRONMENT: dict[str, str] = {
     "MAX_TOPICS_PER_TOKEN": str(VARIABLES["max_topics_per_token"]),
     "EVENT_TYPE_RULES": json.dumps(VARIABLES["event_type_rules"]),
     "STALE_CONNECTION_SECONDS": str(VARIABLES["stale_connection_threshold_seconds"]),
+    "MAINTENANCE_SCAN_ITEMS": str(VARIABLES["maintenance_scan_items_per_run"]),
+    "CONNECTION_CHECKS_PER_SECOND": str(VARIABLES["maintenance_connection_checks_per_second"]),
     "MAX_TOPICS_PER_RECORD": str(VARIABLES["db_changes_max_topics_per_record"]),
     "TOKEN_MAX_LIFETIME_SECONDS": str(TOKEN_MAX_LIFETIME_SECONDS),
 }

@@ -1,11 +1,14 @@
 ################################################################################
 # maintenance: runs on an EventBridge Scheduler schedule to remove connections
 # whose $disconnect was missed (API Gateway sends it best-effort) and, with
-# presence, to repair presence
+# presence, to repair presence. Each run scans at most
+# maintenance_scan_items_per_run items of each table, from where the previous
+# run stopped (positions saved in the connections table): a run costs the same
+# whatever the tables' size, and a full pass takes ceil(items / that) runs.
 ################################################################################
 
 locals {
-  maintenance_timeout = 300 # a run stops starting work 10 s before; the next run carries on
+  maintenance_timeout = 300 # a run stops starting work 10 s before and saves its scans' positions; the next run carries on from there
 
   maintenance_functions = {
     "maintenance" = {
@@ -13,19 +16,22 @@ locals {
       handler     = "realtime.handlers.maintenance.handler"
       timeout     = local.maintenance_timeout
       environment = {
-        CONNECTIONS_TABLE        = aws_dynamodb_table.this["connections"].name
-        EVENTS_TABLE             = aws_dynamodb_table.this["events"].name
-        CONNECTIONS_ENDPOINT     = local.websocket_management_endpoint
-        STALE_CONNECTION_SECONDS = tostring(var.stale_connection_threshold_seconds)
+        CONNECTIONS_TABLE            = aws_dynamodb_table.this["connections"].name
+        EVENTS_TABLE                 = aws_dynamodb_table.this["events"].name
+        CONNECTIONS_ENDPOINT         = local.websocket_management_endpoint
+        STALE_CONNECTION_SECONDS     = tostring(var.stale_connection_threshold_seconds)
+        MAINTENANCE_SCAN_ITEMS       = tostring(var.maintenance_scan_items_per_run)
+        CONNECTION_CHECKS_PER_SECOND = tostring(var.maintenance_connection_checks_per_second)
       }
       sections = { presence = local.presence_environment.repairing_presence }
       statements = concat(
         [
           {
             # Scan for stale connection records; GetItem/DeleteItem/BatchWriteItem to remove a dead
-            # connection and its subscriptions; DescribeTable and a sampling Scan for expired records.
+            # connection and its subscriptions; DescribeTable and a sampling Scan for expired records;
+            # GetItem/UpdateItem of the scans' saved positions (pk maintenance#<scan>).
             sid       = "ConnectionsTable"
-            actions   = concat(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable"], local.session_count_actions)
+            actions   = distinct(concat(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable", "dynamodb:UpdateItem"], local.session_count_actions))
             resources = [aws_dynamodb_table.this["connections"].arn]
           },
           {

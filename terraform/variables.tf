@@ -817,6 +817,28 @@ variable "stale_connection_threshold_seconds" {
   }
 }
 
+variable "maintenance_scan_items_per_run" {
+  description = "Items each maintenance run reads from the connections table (connection records and subscriptions) and from the presence table, each, starting where the previous run stopped; the next run carries on and the scan starts over after the table's end. So a run's cost does not grow with the tables, and every connection record is visited at least once every ceil(table items / this) runs (see docs/internals.md, Maintenance). Read units per table and run: about this times the item size over 8 KB."
+  type        = number
+  default     = 200000
+
+  validation {
+    condition     = var.maintenance_scan_items_per_run >= 1000 && var.maintenance_scan_items_per_run <= 10000000 && floor(var.maintenance_scan_items_per_run) == var.maintenance_scan_items_per_run
+    error_message = "The maintenance_scan_items_per_run must be a whole number between 1000 and 10000000."
+  }
+}
+
+variable "maintenance_connection_checks_per_second" {
+  description = "Most GetConnection checks maintenance starts a second (8 in flight at most; closing a socket whose token expired counts as one, of two requests). They share the account's @connections quota (10,000 requests a second per Region by default) with delivery."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.maintenance_connection_checks_per_second >= 1 && var.maintenance_connection_checks_per_second <= 5000 && floor(var.maintenance_connection_checks_per_second) == var.maintenance_connection_checks_per_second
+    error_message = "The maintenance_connection_checks_per_second must be a whole number between 1 and 5000."
+  }
+}
+
 ################################################################################
 # Database changes (DynamoDB Streams of application tables)
 ################################################################################

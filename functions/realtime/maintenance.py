@@ -7,18 +7,24 @@
 3. Presence repair (realtime.presence.repair), when presence is on: orphan
    sessions, overdue offline decisions, unconfirmed presence events.
 
-One connection or user failing (throttling, a queue down) does not stop the
-run; it is counted and logged, and the next run tries it again. A run stops
-starting work when its time is nearly up.
+Steps 2 and 3 each read a bounded slice of their table a run, from where the
+previous run stopped (realtime.connections.scan_positions): a run's cost does
+not grow with the table, and consecutive runs visit every item, a full pass
+every ceil(items / budget) runs. One connection or user failing (throttling,
+a queue down) does not stop the run; it is counted and logged, and the next
+pass tries it again. A run stops starting work when its time is nearly up,
+settles what it started and saves its positions: the next run carries on
+from there.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from realtime.connections.scan_positions import ScanReport
 from realtime.connections.sweep import ConnectionSweep, SweepReport
 from realtime.core.observability import logger
 from realtime.core.ttl import sample_expired
@@ -39,13 +45,28 @@ class MaintenanceReport:
     def summary(self) -> dict[str, Any]:
         """The run's log line and metrics, one flat record."""
         return {
-            **{f"connections_{name}": value for name, value in asdict(self.connections).items()},
-            **asdict(self.presence),
+            **{f"connections_{name}": value for name, value in asdict(self.connections).items() if name != "scan"},
+            **{name: value for name, value in asdict(self.presence).items() if name != "scan"},
+            **_scan_summary("connections", self.connections.scan),
+            **_scan_summary("presence", self.presence.scan),
             "table_items": self.table_items,
             "expired_items": self.expired_items,
             "errors": self.errors,
             "complete": self.complete,
         }
+
+
+def _scan_summary(table: str, scan: ScanReport) -> dict[str, Any]:
+    """`<table>_items_scanned`, `<table>_cycle`, ...: where the table's scan stands."""
+    return {f"{table}_{name}": value for name, value in asdict(scan).items()}
+
+
+class MaintenanceRun(Protocol):
+    """One run of a maintenance step: lazy steps it may be stopped between, then steps that finish it."""
+
+    def steps(self) -> Iterator[Callable[[], None]]: ...
+
+    def finish(self) -> Iterator[Callable[[], None]]: ...
 
 
 class Maintenance:
@@ -66,15 +87,22 @@ class Maintenance:
         report = MaintenanceReport()
         for name, table in self._ttl_tables.items():
             self._isolated(report, self._sample_expired, name, table, report)
-        steps: list[Iterable[Callable[[], None]]] = [self._sweep.steps(report.connections)]
+        runs: list[MaintenanceRun] = [self._sweep.start(report.connections)]
         if self._repair is not None:
-            steps.append(self._repair.steps(report.presence))
-        for part in steps:
-            for step in part:
-                if time_is_up():
-                    report.complete = False
-                    return report
-                self._isolated(report, step)
+            runs.append(self._repair.start(report.presence))
+        for run in runs:
+            try:
+                for step in run.steps():
+                    if time_is_up():
+                        report.complete = False
+                        break
+                    self._isolated(report, step)
+            finally:
+                # Even when stopped (or a Scan page failed): settle what was started, save the position.
+                for step in run.finish():
+                    self._isolated(report, step)
+            if not report.complete:
+                return report
         return report
 
     @staticmethod
@@ -83,7 +111,7 @@ class Maintenance:
             step(*args)
         except Exception:
             name = getattr(step, "func", step).__name__
-            logger.exception("Maintenance step failed; the next run retries it", extra={"step": name})
+            logger.exception("Maintenance step failed; the next pass retries it", extra={"step": name})
             report.errors += 1
 
     def _sample_expired(self, name: str, table: Any, report: MaintenanceReport) -> None:

@@ -192,13 +192,16 @@ def presence_checks() -> PresenceDecider:
 
 @per_container
 def maintenance() -> Maintenance:
-    from realtime.connections.sweep import ConnectionSweep
+    from realtime.connections.scan_positions import ScanPositions
+    from realtime.connections.sweep import CHECKS_IN_FLIGHT, ConnectionSweep
     from realtime.maintenance import Maintenance
 
     settings = load(MaintenanceSettings)
     presence = settings.presence
     dynamodb = aws.dynamodb()
     sessions = _sessions(settings.connections_table, presence)
+    # Both scans' positions live in the connections table (the presence table's only key is userId).
+    positions = ScanPositions(dynamodb.Table(settings.connections_table))
     repair = None
     if presence is not None:
         from realtime.presence.repair import PresenceRepair
@@ -209,14 +212,19 @@ def maintenance() -> Maintenance:
             sessions=sessions,
             stale_seconds=settings.stale_connection_seconds,
             grace_seconds=presence.grace_seconds,
+            positions=positions,
+            items_per_run=settings.scan_items_per_run,
         )
     return Maintenance(
         sweep=ConnectionSweep(
             connections=_connection_store(settings.connections_table),
-            management=aws.connections_management(settings.connections_endpoint),
+            management=aws.connections_management(settings.connections_endpoint, CHECKS_IN_FLIGHT),
             # A dead connection also ends its session when presence is on.
             remove=sessions.remove,
             stale_seconds=settings.stale_connection_seconds,
+            positions=positions,
+            items_per_run=settings.scan_items_per_run,
+            checks_per_second=settings.connection_checks_per_second,
         ),
         repair=repair,
         ttl_tables={

@@ -301,7 +301,11 @@ class FakeTable:
         page_keys = keys[start : start + size]
         names = request.get("ExpressionAttributeNames", {})
         found = [self.items[k] for k in page_keys if matches(self.items[k])]
-        response: dict[str, Any] = {"Items": [_project(i, request.get("ProjectionExpression"), names) for i in found]}
+        response: dict[str, Any] = {
+            "Items": [_project(i, request.get("ProjectionExpression"), names) for i in found],
+            "Count": len(found),
+            "ScannedCount": len(page_keys),  # evaluated, matching or not: what a read is charged for
+        }
         # Like DynamoDB, a page that stops at its limit has a LastEvaluatedKey, even if nothing follows.
         if start + size < len(keys) or len(page_keys) == request.get("Limit"):
             response["LastEvaluatedKey"] = dict(zip(self.key_names, page_keys[-1], strict=True))

@@ -17,6 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from realtime.core.encoding import parse_timestamp, timestamp_at
+from realtime.core.scanning import Key, ScanPage, scan_pages
 
 META_SK = "meta"
 SESSIONS_SK = "sessions"
@@ -234,18 +235,19 @@ class ConnectionStore:
             return None
         return parse_timestamp(item.get("lastSeen")) or 0.0
 
-    def not_seen_since(self, seen_before: str, connected_before: str) -> Iterator[dict[str, Any]]:
+    def not_seen_since(
+        self, seen_before: str, connected_before: str, *, start_key: Key | None, budget: int
+    ) -> Iterator[ScanPage[dict[str, Any]]]:
         """Connection records (`connectionId`, `userId`, `tokenExpiresAt`) last seen before one time,
-        connected before another, or whose token has expired.
+        connected before another, or whose token has expired: Scan pages from `start_key`, at most
+        `budget` items read (subscriptions too), each record with its key (where a scan resumes after it).
 
-        A filtered, paginated Scan: it reads every item (subscriptions too) on each
-        call, fine at this size; see docs/internals.md. The timestamps are
-        fixed-width ISO text, so comparing strings compares times.
+        The timestamps are fixed-width ISO text, so comparing strings compares times.
         """
         request: dict[str, Any] = {
             "FilterExpression": "sk = :meta AND "
             "(lastSeen < :seen OR connectedAt < :connected OR tokenExpiresAt <= :now)",
-            "ProjectionExpression": "connectionId, userId, tokenExpiresAt",
+            "ProjectionExpression": "pk, sk, connectionId, userId, tokenExpiresAt",
             "ExpressionAttributeValues": {
                 ":meta": META_SK,
                 ":seen": seen_before,
@@ -253,12 +255,14 @@ class ConnectionStore:
                 ":now": int(self._clock()),
             },
         }
-        while True:
-            response = self._table.scan(**request)
-            yield from response.get("Items", [])
-            if "LastEvaluatedKey" not in response:
-                return
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return scan_pages(
+            self._table,
+            request,
+            key_names=("pk", "sk"),
+            start_key=start_key,
+            budget=budget,
+            convert=lambda item: {name: value for name, value in item.items() if name not in ("pk", "sk")},
+        )
 
     def existing(self, connection_ids: Iterable[str]) -> set[str]:
         """Which of these connections still have a record (consistent BatchGetItem)."""

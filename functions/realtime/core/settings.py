@@ -266,6 +266,10 @@ class MaintenanceSettings:
     events_table: str = text("EVENTS_TABLE")  # sampled for items past retention
     connections_endpoint: str = text("CONNECTIONS_ENDPOINT")
     stale_connection_seconds: int = integer("STALE_CONNECTION_SECONDS", 60, 7200)
+    # Items each of its scans (connections, presence) reads a run, from where the last run stopped.
+    scan_items_per_run: int = integer("MAINTENANCE_SCAN_ITEMS", 1000, 10_000_000)
+    # GetConnection checks (and expired tokens' closes) started a second, shared with delivery's @connections quota.
+    connection_checks_per_second: int = integer("CONNECTION_CHECKS_PER_SECOND", 1, 5000)
     presence: RepairingPresence | None = section(RepairingPresence, optional=True)
 
 

@@ -11,7 +11,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from realtime import services
 from realtime.core.observability import logger, metrics, traced
 
-# Stop starting new work this long before the function's timeout; the next run carries on.
+# Stop starting new work this long before the function's timeout: the run settles what it started and
+# saves where its scans stopped, and the next run carries on from there.
 TIME_MARGIN_SECONDS = 10
 
 METRICS = {
@@ -23,7 +24,11 @@ METRICS = {
     "orphan_sessions_removed": "OrphanSessionsRemoved",
     "offline_decided": "OverdueOfflineDecided",
     "events_resent": "PresenceEventsResent",
+    "connections_items_scanned": "ConnectionsItemsScanned",
+    "presence_items_scanned": "PresenceItemsScanned",
 }
+# When a run ends a full pass over a table: how long the pass took (every item was visited within it).
+PASS_METRICS = {"connections": "ConnectionsFullPassSeconds", "presence": "PresenceFullPassSeconds"}
 
 
 @traced
@@ -37,6 +42,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     summary = report.summary()
     for field, metric in METRICS.items():
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=summary[field])
+    for table, metric in PASS_METRICS.items():
+        if summary[f"{table}_pass_ended"] and summary[f"{table}_last_pass_seconds"] is not None:
+            metrics.add_metric(name=metric, unit=MetricUnit.Seconds, value=summary[f"{table}_last_pass_seconds"])
     for table, items in report.table_items.items():
         metrics.add_metric(name=f"{table.title()}TableItems", unit=MetricUnit.Count, value=items)
     for table, expired in report.expired_items.items():

@@ -1,7 +1,9 @@
 """Presence repair, a step of the scheduled maintenance run.
 
-Pages through the users that are online, have sessions or have an unconfirmed
-presence event, and
+Reads the presence table a slice a run (a Scan from where the last run
+stopped, at most `items_per_run` items, its position kept with the connection
+sweep's: realtime.connections.scan_positions) for the users that are online,
+have sessions or have an unconfirmed presence event, and
 - drops sessions whose connection record is gone (removed by a path that did
   not know about presence, or expired by TTL). Records are read only for users
   not seen for the stale threshold (pings keep a live user's lastSeen fresh: a
@@ -23,11 +25,13 @@ import itertools
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from realtime.connections.scan_positions import ResumedScan, ScanPositions, ScanReport
 from realtime.connections.store import ConnectionStore
 from realtime.core.encoding import parse_timestamp, timestamp_at
 from realtime.core.observability import logger
+from realtime.core.scanning import Key
 from realtime.presence.sessions import SessionTracker, still_connecting
 from realtime.presence.store import PresenceState, PresenceStore
 
@@ -38,6 +42,7 @@ UNCONFIRMED_EVENT_AGE_SECONDS = 30
 # A user seen lately has its sessions checked against their records in about one run in this many.
 ORPHAN_SAMPLE_RUNS = 12
 USERS_PER_CHECK = 50  # users whose records one BatchGetItem (at most 100 keys a request) looks for
+SCAN = "presence"  # this scan's position item (realtime.connections.scan_positions)
 
 
 @dataclass
@@ -45,6 +50,7 @@ class RepairReport:
     orphan_sessions_removed: int = 0
     offline_decided: int = 0
     events_resent: int = 0
+    scan: ScanReport = field(default_factory=ScanReport)
 
 
 class PresenceRepair:
@@ -56,9 +62,13 @@ class PresenceRepair:
         sessions: SessionTracker,
         stale_seconds: int,
         grace_seconds: int,
+        positions: ScanPositions,
+        items_per_run: int,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ) -> None:
+        self._positions = positions
+        self._items_per_run = items_per_run
         self._presence = presence
         self._connections = connections
         self._sessions = sessions
@@ -67,13 +77,17 @@ class PresenceRepair:
         self._clock = clock
         self._rand = rand
 
-    def steps(self, report: RepairReport) -> Iterator[Callable[[], None]]:
-        """One step per batch of users (finding orphan sessions) and per user (repairing it)."""
-        for batch in itertools.batched(self._presence.needing_repair(), USERS_PER_CHECK):
-            orphans: dict[str, list[str]] = {}
-            yield functools.partial(self._find_orphans, batch, orphans)
-            for state in batch:
-                yield functools.partial(self._repair, state, orphans, report)
+    def start(self, report: RepairReport) -> RepairRun:
+        """This run's repair: its steps, then its finishing step (see realtime.maintenance)."""
+        scan = ResumedScan(
+            self._positions,
+            SCAN,
+            lambda start_key, budget: self._presence.needing_repair(start_key=start_key, budget=budget),
+            self._items_per_run,
+            report.scan,
+            clock=self._clock,
+        )
+        return RepairRun(self, scan, report)
 
     def _repair(self, state: PresenceState, orphans: dict[str, list[str]], report: RepairReport) -> None:
         for connection_id in orphans.get(state.user_id, ()):
@@ -114,3 +128,31 @@ class PresenceRepair:
                     for state in due
                 }
             )
+
+
+class RepairRun:
+    """One run of presence repair: a step per batch of users (finding orphan sessions) and per user (repairing it).
+
+    The run can stop between any two steps; `finish` saves the position just
+    after the last user whose repair started.
+    """
+
+    def __init__(self, repair: PresenceRepair, scan: ResumedScan[PresenceState], report: RepairReport) -> None:
+        self._repair = repair
+        self._scan = scan
+        self._report = report
+
+    def steps(self) -> Iterator[Callable[[], None]]:
+        for page in self._scan.pages():
+            for batch in itertools.batched(page.entries, USERS_PER_CHECK):
+                orphans: dict[str, list[str]] = {}
+                yield functools.partial(self._repair._find_orphans, tuple(state for _, state in batch), orphans)
+                for key, state in batch:
+                    yield functools.partial(self._repair_user, key, state, orphans)
+
+    def finish(self) -> Iterator[Callable[[], None]]:
+        yield self._scan.save
+
+    def _repair_user(self, key: Key, state: PresenceState, orphans: dict[str, list[str]]) -> None:
+        self._scan.done(key)  # a failure is counted by the run and retried by the next pass
+        self._repair._repair(state, orphans, self._report)

@@ -34,6 +34,7 @@ from botocore.exceptions import ClientError
 
 from realtime.connections.store import TooManySessions, claim_attribute, claims_on
 from realtime.core.encoding import timestamp_at
+from realtime.core.scanning import Key, ScanPage, scan_pages
 
 # BatchGetItem takes at most 100 keys.
 BATCH_GET_LIMIT = 100
@@ -273,11 +274,11 @@ class PresenceStore:
                 request = response.get("UnprocessedKeys") or {}
         return found
 
-    def needing_repair(self) -> Iterator[PresenceState]:
+    def needing_repair(self, *, start_key: Key | None, budget: int) -> Iterator[ScanPage[PresenceState]]:
         """Users maintenance should look at: with sessions, online, or with an unannounced flip.
 
-        A paginated Scan with a filter: it reads every user's item (one small item
-        per user) on each run, which is fine at this size; see docs/internals.md.
+        Scan pages from `start_key`, at most `budget` items read (one small item
+        per user ever seen), each user with its key (where a scan resumes after it).
         """
         condition = (
             "attribute_exists(#connections) OR #online = :true OR (attribute_exists(#stateVersion) AND "
@@ -288,10 +289,11 @@ class PresenceStore:
             "ExpressionAttributeNames": _names(condition),
             "ExpressionAttributeValues": {":true": True},
         }
-        while True:
-            response = self._table.scan(**request)
-            for item in response.get("Items", []):
-                yield PresenceState.from_item(item)
-            if "LastEvaluatedKey" not in response:
-                return
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return scan_pages(
+            self._table,
+            request,
+            key_names=("userId",),
+            start_key=start_key,
+            budget=budget,
+            convert=PresenceState.from_item,
+        )

@@ -50,7 +50,8 @@ def test_records_whose_token_expired_are_found_with_the_stale_ones(connections_t
     earlier.add("unknown", "3", ["all"], ttl_seconds=7200)
     store = ConnectionStore(connections_table, clock=lambda: NOW)
 
-    found = list(store.not_seen_since(seen_before="2000-01-01", connected_before="2000-01-01"))
+    pages = store.not_seen_since(seen_before="2000-01-01", connected_before="2000-01-01", start_key=None, budget=1000)
+    found = [record for page in pages for _, record in page.entries]
 
     assert found == [{"connectionId": "expired", "userId": "1", "tokenExpiresAt": NOW}]
 

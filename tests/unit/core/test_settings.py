@@ -80,6 +80,8 @@ def test_booleans_are_spelled_out():
         "EVENTS_TABLE": "e",
         "CONNECTIONS_ENDPOINT": "https://e",
         "STALE_CONNECTION_SECONDS": "180",
+        "MAINTENANCE_SCAN_ITEMS": "200000",
+        "CONNECTION_CHECKS_PER_SECOND": "100",
         "PRESENCE_TABLE": "p",
         "PRESENCE_CHECKS_QUEUE_URL": "https://q",
         "PRESENCE_GRACE_SECONDS": "5",

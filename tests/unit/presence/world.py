@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
+from realtime.connections.scan_positions import ScanPositions
 from realtime.connections.store import ConnectionStore
 from realtime.connections.sweep import ConnectionSweep
 from realtime.core.auth import Principal
@@ -27,6 +28,8 @@ CHECKS_QUEUE = "https://sqs.test/presence-checks"
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 VISIBILITY_TIMEOUT_SECONDS = 30
 MAX_SESSIONS = 1000  # the histories here never reach the limit; test_sessions_limit.py does
+SCAN_ITEMS_PER_RUN = 200_000  # the module's default: these tables are read whole each run
+CHECKS_PER_SECOND = 10_000  # the clock here is fake; the rate limit has its own tests
 
 
 def create_presence_table(dynamodb: Any, name: str = PRESENCE_TABLE) -> Any:
@@ -134,6 +137,7 @@ class World:
         self.sqs = FakeSqs(self.clock)
         self.management = FakeManagement(on_delete=lambda connection_id: self.sessions.close(connection_id))
         self.connections = ConnectionStore(connections_table, clock=self.clock)
+        self.positions = ScanPositions(connections_table, clock=self.clock)
         self.presence = PresenceStore(dynamodb, presence_table, clock=self.clock)
         self.announcer = PresenceAnnouncer(self.sqs, EVENTS_QUEUE, self.presence, include_groups=include_groups)
         self.checks = OfflineChecks(self.sqs, CHECKS_QUEUE, grace)
@@ -288,7 +292,7 @@ def interleavings(first: list, second: list):
         yield [next(a) if i in slots else next(b) for i in range(total)]
 
 
-def maintenance(world: World, rand: Any = None) -> Maintenance:
+def maintenance(world: World, rand: Any = None, items_per_run: int = SCAN_ITEMS_PER_RUN) -> Maintenance:
     """The maintenance run as services.maintenance() builds it, over the world's stores and clock."""
     return Maintenance(
         sweep=ConnectionSweep(
@@ -296,6 +300,9 @@ def maintenance(world: World, rand: Any = None) -> Maintenance:
             management=world.management,
             remove=world.sessions.remove,
             stale_seconds=world.stale,
+            positions=world.positions,
+            items_per_run=items_per_run,
+            checks_per_second=CHECKS_PER_SECOND,
             clock=world.clock,
         ),
         repair=PresenceRepair(
@@ -304,6 +311,8 @@ def maintenance(world: World, rand: Any = None) -> Maintenance:
             sessions=world.sessions,
             stale_seconds=world.stale,
             grace_seconds=world.grace,
+            positions=world.positions,
+            items_per_run=items_per_run,
             clock=world.clock,
             **({"rand": rand} if rand is not None else {}),
         ),
