@@ -600,50 +600,76 @@ variable "allow_custom_management_endpoint" {
   default     = false
 }
 
-variable "websocket_throttling_burst_limit" {
-  description = "Burst limit of the WebSocket stage (connect requests and messages)."
+variable "expected_connections" {
+  description = "Sockets the deployment should carry at once; the WebSocket throttles are sized from it (websocket_route_throttling and the stage's, unless set). Per socket: one ping every websocket_ping_interval_seconds, and 1% of the sockets reconnecting each minute. Derived, with 1.5x headroom: ping = expected / interval x 1.5 requests/s (100,000 / 30 s x 1.5 = 5,000/s, burst half of it: 2,500; pings are refused only past 150,000 sockets); $connect = 1%/min of expected x 1.5 (25/s at 100,000), but never under 250/s, so that a deployment that drops every socket has them back in N / 250 s (100,000: under 7 minutes), nor over 500/s, API Gateway's quota of new connections per second per account and Region across all its WebSocket APIs (\"Quotas for configuring and running a WebSocket in API Gateway\"); its burst is twice its rate, at most 500, for the first second of a reconnect storm; $default (unknown actions, which no client sends) stays at 25/s, burst 50; the stage = the routes' sum (5,275/s, burst 3,050), at most 10,000/s and 5,000, API Gateway's account throttle across all its APIs (\"Amazon API Gateway quotas\"). Every ping invokes ws-ping (about 20 ms): 5,000/s keep about 100 executions busy; with ws-connect and ws-disconnect (250/s x 0.15 s = 38), events-api (GET /events' long polls 25/s x 20 s = 500, GET /presence 5), process-events (10), fanout (20), presence-checks (5) and maintenance (1) that is about 680 of Lambda's default 1,000 concurrent executions per account and Region (scripts/lab/capacity.py). Refused when the pings (x 1.5) would pass the account's 10,000 requests/s or the reconnects its 500 new connections/s: at 30 s pings that is past 200,000 sockets; lengthen the clients' ping interval (and websocket_ping_interval_seconds; 1,000,000 at 300 s needs 5,000/s), or set websocket_route_throttling and the stage throttle yourself after a quota increase."
   type        = number
-  default     = 500
+  default     = 100000
 
   validation {
-    condition     = var.websocket_throttling_burst_limit >= 1 && var.websocket_throttling_burst_limit <= 5000
-    error_message = "The websocket_throttling_burst_limit must be between 1 and 5000."
+    condition     = var.expected_connections >= 1 && floor(var.expected_connections) == var.expected_connections
+    error_message = "The expected_connections must be a whole number of at least 1."
+  }
+
+  validation {
+    condition = var.websocket_route_throttling != null || (
+      ceil(var.expected_connections / var.websocket_ping_interval_seconds * 1.5) <= 10000 &&
+      var.expected_connections * 0.01 / 60 <= 500
+    )
+    error_message = "The expected_connections are more than API Gateway's default account quotas carry: their pings (expected_connections / websocket_ping_interval_seconds x 1.5 headroom) must stay within 10,000 requests/s and their reconnects (1% a minute) within 500 new connections/s. Lengthen the clients' ping interval and websocket_ping_interval_seconds, or set websocket_route_throttling and the stage throttle after a quota increase."
+  }
+}
+
+variable "websocket_ping_interval_seconds" {
+  description = "How often each client pings, in seconds: the ping throttle is sized from it (see expected_connections). 30 is both clients' default (pingIntervalMs in the browser client, ping_interval in the Python client); set it to what the clients are given. At most 540: API Gateway closes a socket idle for 10 minutes."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.websocket_ping_interval_seconds >= 1 && var.websocket_ping_interval_seconds <= 540
+    error_message = "The websocket_ping_interval_seconds must be between 1 and 540 (API Gateway closes sockets idle for 10 minutes)."
+  }
+}
+
+variable "websocket_throttling_burst_limit" {
+  description = "Burst limit of the WebSocket stage (connect requests and messages). Null (default): the sum of the route throttles' bursts, at most 5,000 (see expected_connections)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.websocket_throttling_burst_limit == null || try(var.websocket_throttling_burst_limit >= 1 && var.websocket_throttling_burst_limit <= 5000, false)
+    error_message = "The websocket_throttling_burst_limit must be null or between 1 and 5000."
   }
 }
 
 variable "websocket_throttling_rate_limit" {
-  description = "Steady-state requests per second of the WebSocket stage (connect requests and messages)."
+  description = "Steady-state requests per second of the WebSocket stage (connect requests and messages). Null (default): the sum of the route throttles' rates, at most 10,000, API Gateway's account throttle (see expected_connections)."
   type        = number
-  default     = 1000
+  default     = null
 
   validation {
-    condition     = var.websocket_throttling_rate_limit >= 1 && var.websocket_throttling_rate_limit <= 10000
-    error_message = "The websocket_throttling_rate_limit must be between 1 and 10000."
+    condition     = var.websocket_throttling_rate_limit == null || try(var.websocket_throttling_rate_limit >= 1 && var.websocket_throttling_rate_limit <= 10000, false)
+    error_message = "The websocket_throttling_rate_limit must be null or between 1 and 10000."
   }
 }
 
 variable "websocket_route_throttling" {
-  description = "Throttling of single routes, below the stage's: route key ($connect, ping or $default) => { burst_limit, rate_limit }. API Gateway cannot throttle one socket, so the routes any open socket may call at will get budgets of their own: a flood of frames is refused there (429 to the sender) before it spends what new connections, and the account's other APIs, need. Each client pings every 30 s by default: raise ping's rate with the number of clients (500/s serves 15,000). $default (unknown actions) costs no Lambda call but still counts against the account's API Gateway quota. $connect (250/s, burst 250): API Gateway admits 500 new WebSocket connections per second per account and Region, across all WebSocket APIs (\"Quotas for configuring and running a WebSocket in API Gateway\"); half of that leaves the rest to the account's other WebSocket APIs and bounds what a flood of connects costs: each is one ws-connect invocation (about 0.1 s, so 25 concurrent executions at 250/s) that, when accepted, writes the connection, its session and one subscription item per topic (in batches of 25), and when refused writes nothing. Raise it with the clients that reconnect at once: when a deployment drops every socket, N clients need N / 250 s to come back (100,000: under 7 minutes), and read over HTTP meanwhile."
+  description = "Throttling of single routes, below the stage's: route key ($connect, ping or $default) => { burst_limit, rate_limit }. Null (default): sized from expected_connections and websocket_ping_interval_seconds (see expected_connections: at 100,000 sockets ping 5,000/s burst 2,500, $connect 250/s burst 500, $default 25/s burst 50). A map replaces them: only the routes it lists are throttled on their own. API Gateway cannot throttle one socket, so the routes any open socket may call at will get budgets of their own: a flood of frames is refused there (429 to the sender) before it spends what new connections, and the account's other APIs, need. A refused ping is a missed pong to the client, which reconnects after missing them: size ping's rate above expected sockets / ping interval. $default (unknown actions) costs no Lambda call but still counts against the account's API Gateway quota. $connect: each is one ws-connect invocation (about 0.1 s, so 25 concurrent executions at 250/s) that, when accepted, writes the connection, its session and one subscription item per topic (in batches of 25), and when refused writes nothing; N clients that reconnect at once need N / rate seconds, and read over HTTP meanwhile."
   type = map(object({
     burst_limit = number
     rate_limit  = number
   }))
-  default = {
-    "$connect" = { burst_limit = 250, rate_limit = 250 }
-    "ping"     = { burst_limit = 250, rate_limit = 500 }
-    "$default" = { burst_limit = 50, rate_limit = 25 }
+  default = null
+
+  validation {
+    condition     = length(setsubtract(keys(var.websocket_route_throttling == null ? {} : var.websocket_route_throttling), ["$connect", "ping", "$default"])) == 0
+    error_message = "The websocket_route_throttling keys must be routes of the WebSocket API: $connect, ping or $default; not: ${join(", ", setsubtract(keys(var.websocket_route_throttling == null ? {} : var.websocket_route_throttling), ["$connect", "ping", "$default"]))}."
   }
 
   validation {
-    condition     = length(setsubtract(keys(var.websocket_route_throttling), ["$connect", "ping", "$default"])) == 0
-    error_message = "The websocket_route_throttling keys must be routes of the WebSocket API: $connect, ping or $default; not: ${join(", ", setsubtract(keys(var.websocket_route_throttling), ["$connect", "ping", "$default"]))}."
-  }
-
-  validation {
-    condition = alltrue([for k, t in var.websocket_route_throttling :
-      t.burst_limit >= 0 && t.burst_limit <= var.websocket_throttling_burst_limit && t.rate_limit >= 0 && t.rate_limit <= var.websocket_throttling_rate_limit
+    condition = alltrue([for k, t in(var.websocket_route_throttling == null ? {} : var.websocket_route_throttling) :
+      t.burst_limit >= 0 && t.burst_limit <= coalesce(var.websocket_throttling_burst_limit, 5000) && t.rate_limit >= 0 && t.rate_limit <= coalesce(var.websocket_throttling_rate_limit, 10000)
     ])
-    error_message = "Each websocket_route_throttling limit must be between 0 and the stage's (websocket_throttling_burst_limit, websocket_throttling_rate_limit)."
+    error_message = "Each websocket_route_throttling limit must be between 0 and the stage's (websocket_throttling_burst_limit, websocket_throttling_rate_limit; when null, 5,000 and 10,000, API Gateway's account throttle)."
   }
 }
 

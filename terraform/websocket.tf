@@ -44,6 +44,48 @@ locals {
 }
 
 ################################################################################
+# Throttles: sized from the sockets expected (expected_connections), so that no
+# default refuses a keepalive, a connect or a reconnect at that size
+################################################################################
+
+locals {
+  # API Gateway's default quotas per account and Region: 10,000 requests/s (burst 5,000) across all
+  # its APIs and @connections ("Amazon API Gateway quotas"); 500 new WebSocket connections/s across
+  # all WebSocket APIs ("Quotas for configuring and running a WebSocket in API Gateway").
+  api_gateway_account_quota     = { requests_per_second = 10000, burst = 5000, websocket_connects_per_second = 500 }
+  websocket_throttling_headroom = 1.5
+
+  # One ping per socket per interval (30 s: both clients' default); 1% of the sockets reconnecting a minute.
+  websocket_pings_per_second      = var.expected_connections / var.websocket_ping_interval_seconds
+  websocket_reconnects_per_second = var.expected_connections * 0.01 / 60
+
+  websocket_ping_rate = min(local.api_gateway_account_quota.requests_per_second, ceil(local.websocket_pings_per_second * local.websocket_throttling_headroom))
+  # Never under half the account's new connections/s (a reconnect storm after a deployment comes back
+  # in N / 250 s) nor over all of it; the burst takes the storm's first second, within the quota.
+  websocket_connect_rate = min(local.api_gateway_account_quota.websocket_connects_per_second, max(local.api_gateway_account_quota.websocket_connects_per_second / 2, ceil(local.websocket_reconnects_per_second * local.websocket_throttling_headroom)))
+
+  websocket_derived_route_throttling = {
+    "$connect" = { burst_limit = min(local.api_gateway_account_quota.websocket_connects_per_second, 2 * local.websocket_connect_rate), rate_limit = local.websocket_connect_rate }
+    "ping"     = { burst_limit = min(local.api_gateway_account_quota.burst, ceil(local.websocket_ping_rate / 2)), rate_limit = local.websocket_ping_rate }
+    # Unknown actions: no client sends one; a flood of them is refused here, not by the stage.
+    "$default" = { burst_limit = 50, rate_limit = 25 }
+  }
+  # Explicit input wins, as given (only the routes it lists).
+  websocket_route_throttling = var.websocket_route_throttling != null ? var.websocket_route_throttling : local.websocket_derived_route_throttling
+
+  # The stage covers every route's throttle at once (whatever it is on its own), within the account's.
+  websocket_stage_budget = merge(local.websocket_derived_route_throttling, local.websocket_route_throttling)
+  websocket_throttling_rate_limit = coalesce(
+    var.websocket_throttling_rate_limit,
+    min(local.api_gateway_account_quota.requests_per_second, sum([for t in values(local.websocket_stage_budget) : t.rate_limit])),
+  )
+  websocket_throttling_burst_limit = coalesce(
+    var.websocket_throttling_burst_limit,
+    min(local.api_gateway_account_quota.burst, sum([for t in values(local.websocket_stage_budget) : t.burst_limit])),
+  )
+}
+
+################################################################################
 # WebSocket API
 ################################################################################
 
@@ -161,14 +203,14 @@ resource "aws_apigatewayv2_stage" "websocket" {
   deployment_id = aws_apigatewayv2_deployment.websocket.id
 
   default_route_settings {
-    throttling_burst_limit = var.websocket_throttling_burst_limit
-    throttling_rate_limit  = var.websocket_throttling_rate_limit
+    throttling_burst_limit = local.websocket_throttling_burst_limit
+    throttling_rate_limit  = local.websocket_throttling_rate_limit
   }
 
-  # Tighter limits on the routes any open socket can call at will, so a flood of frames spends
+  # Limits of their own on the routes any open socket can call at will, so a flood of frames spends
   # its route's budget, not what new connections and the account's other APIs need.
   dynamic "route_settings" {
-    for_each = var.websocket_route_throttling
+    for_each = local.websocket_route_throttling
 
     content {
       route_key              = route_settings.key

@@ -576,11 +576,11 @@ run "the_routes_any_socket_may_call_are_throttled_below_the_stage" {
     condition = {
       for r in aws_apigatewayv2_stage.websocket.route_settings : r.route_key => [r.throttling_burst_limit, r.throttling_rate_limit]
       } == {
-      "$connect" = [250, 250]
-      "ping"     = [250, 500]
+      "$connect" = [500, 250]
+      "ping"     = [2500, 5000]
       "$default" = [50, 25]
     }
-    error_message = "$connect, ping and $default must each have a throttle of their own (defaults 250/250, 250/500 and 50/25), below the stage's 500/1000; $connect's is half the account's 500 new connections/s."
+    error_message = "$connect, ping and $default must each have a throttle of their own (defaults, for 100,000 expected sockets: 500/250, 2500/5000 and 50/25), below the stage's 3050/5275; $connect's rate is half the account's 500 new connections/s."
   }
 }
 
@@ -637,8 +637,8 @@ run "both_stages_are_throttled_and_logged" {
 
   assert {
     condition = (
-      aws_apigatewayv2_stage.websocket.default_route_settings[0].throttling_burst_limit == 500 &&
-      aws_apigatewayv2_stage.websocket.default_route_settings[0].throttling_rate_limit == 1000 &&
+      aws_apigatewayv2_stage.websocket.default_route_settings[0].throttling_burst_limit == 3050 &&
+      aws_apigatewayv2_stage.websocket.default_route_settings[0].throttling_rate_limit == 5275 &&
       aws_apigatewayv2_stage.http.default_route_settings[0].throttling_burst_limit == 500 &&
       aws_apigatewayv2_stage.http.default_route_settings[0].throttling_rate_limit == 1000
     )

@@ -122,7 +122,7 @@ run "refuses_11_websocket_route_throttling" {
   command = plan
 
   variables {
-    websocket_route_throttling = { "ping" = { "burst_limit" = 10, "rate_limit" = 5000 } }
+    websocket_route_throttling = { "ping" = { "burst_limit" = 10, "rate_limit" = 20000 } }
   }
 
   expect_failures = [var.websocket_route_throttling]

@@ -1,0 +1,227 @@
+"""How many sockets the module's default throttles, and the account's default quotas, sustain.
+
+    python -m scripts.lab.capacity [--sockets 1000000]
+
+Reads the module's defaults from terraform/variables.tf, sizes the WebSocket
+throttles from them as terraform/websocket.tf does (`derived_throttles`; the
+Terraform test terraform/tests/throttles.tftest.hcl pins the same figures), and computes
+for every limit the largest socket count it sustains when each client pings
+every 30 s (both clients' default) and 1% of the sockets reconnect each
+minute. Then, at --sockets, which of the account's default quotas binds first.
+
+The stage throttle is counted as one budget that pings and connects share, the
+stricter reading of "default route settings" (API Gateway applies them to each
+route without settings of its own), so the figure holds either way. Quotas are
+AWS's defaults per account and Region (sources in docs/scaling.md); Lambda
+durations are estimates, like scripts/lab/cost_model.py's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hcl2
+
+VARIABLES_TF = Path(__file__).resolve().parents[2] / "terraform" / "variables.tf"
+
+# The load: what one socket asks of the gateway.
+PING_INTERVAL_SECONDS = 30  # pingIntervalMs (browser) and ping_interval (Python): the clients' default
+RECONNECT_FRACTION_PER_MINUTE = 0.01
+
+# API Gateway, "Amazon API Gateway quotas": 10,000 requests/s (burst 5,000) per account and Region across
+# HTTP, REST and WebSocket APIs and the WebSocket callback (@connections) API.
+API_GATEWAY_REQUESTS_PER_SECOND = 10_000
+API_GATEWAY_BURST = 5_000
+# "Quotas for configuring and running a WebSocket in API Gateway": 500 new connections/s per account and
+# Region, across all WebSocket APIs.
+NEW_CONNECTIONS_PER_SECOND = 500
+# "Lambda quotas": 1,000 concurrent executions per account and Region (new accounts start lower).
+LAMBDA_CONCURRENT_EXECUTIONS = 1_000
+
+# terraform/websocket.tf's sizing: 1.5x the expected load; $connect never under half the new-connection
+# quota (a dropped deployment comes back in N / 250 s); unknown actions ($default) get a fixed budget.
+HEADROOM = 1.5
+DEFAULT_ROUTE = (50, 25)  # burst, rate
+
+# Seconds of one invocation (warm, default memory): estimates.
+PING_SECONDS = 0.02
+CONNECT_SECONDS = 0.1
+DISCONNECT_SECONDS = 0.05  # a socket that reconnects also disconnects
+LONG_POLL_SECONDS = 20  # GET /events' longest wait
+PRESENCE_READ_SECONDS = 0.1
+PRESENCE_CHECKS_CONCURRENCY = 5  # terraform/presence.tf's mapping maximum
+MAINTENANCE_CONCURRENCY = 1
+
+
+@dataclass(frozen=True)
+class Throttle:
+    burst_limit: int
+    rate_limit: int
+
+
+@dataclass(frozen=True)
+class Throttles:
+    routes: dict[str, Throttle]
+    stage: Throttle
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A capacity that sockets use `per_socket` of each, after `fixed` that does not grow with sockets."""
+
+    name: str
+    capacity: float
+    per_socket: float
+    fixed: float = 0.0
+    account_quota: bool = False
+
+    def ceiling(self) -> int:
+        """The most sockets it sustains."""
+        return math.floor((self.capacity - self.fixed) / self.per_socket)
+
+    def load(self, sockets: int) -> float:
+        """Use at `sockets`, as a fraction of the capacity."""
+        return (self.fixed + sockets * self.per_socket) / self.capacity
+
+
+def _unquoted(value: Any) -> Any:
+    """hcl2 keeps the quotes of quoted keys and string literals."""
+    if isinstance(value, dict):
+        return {key.strip('"'): _unquoted(item) for key, item in value.items()}
+    return value.strip('"') if isinstance(value, str) else value
+
+
+def declared_defaults(path: Path = VARIABLES_TF) -> dict[str, Any]:
+    """variables.tf's defaults: name -> default (None for null)."""
+    with path.open() as handle:
+        blocks = {name.strip('"'): block for item in hcl2.load(handle)["variable"] for name, block in item.items()}
+    return {name: _unquoted(block.get("default")) for name, block in blocks.items()}
+
+
+def derived_throttles(expected_connections: int, ping_interval_seconds: float) -> Throttles:
+    """The throttles terraform/websocket.tf derives when neither route nor stage throttles are given."""
+    pings = expected_connections / ping_interval_seconds
+    reconnects = expected_connections * RECONNECT_FRACTION_PER_MINUTE / 60
+    ping_rate = min(API_GATEWAY_REQUESTS_PER_SECOND, math.ceil(pings * HEADROOM))
+    connect_floor = NEW_CONNECTIONS_PER_SECOND // 2
+    connect_rate = min(NEW_CONNECTIONS_PER_SECOND, max(connect_floor, math.ceil(reconnects * HEADROOM)))
+    routes = {
+        "$connect": Throttle(min(NEW_CONNECTIONS_PER_SECOND, 2 * connect_rate), connect_rate),
+        "ping": Throttle(min(API_GATEWAY_BURST, math.ceil(ping_rate / 2)), ping_rate),
+        "$default": Throttle(*DEFAULT_ROUTE),
+    }
+    return Throttles(routes, _stage_over(routes))
+
+
+def _stage_over(routes: dict[str, Throttle]) -> Throttle:
+    return Throttle(
+        min(API_GATEWAY_BURST, sum(t.burst_limit for t in routes.values())),
+        min(API_GATEWAY_REQUESTS_PER_SECOND, sum(t.rate_limit for t in routes.values())),
+    )
+
+
+def module_throttles(defaults: dict[str, Any]) -> Throttles:
+    """The WebSocket throttles a module with these input values gets: explicit inputs win, as in websocket.tf."""
+    derived = derived_throttles(defaults["expected_connections"], defaults["websocket_ping_interval_seconds"])
+    given = defaults["websocket_route_throttling"]
+    routes = derived.routes if given is None else {key: Throttle(**value) for key, value in given.items()}
+    budget = _stage_over(derived.routes | routes)
+    stage = Throttle(
+        defaults["websocket_throttling_burst_limit"] or budget.burst_limit,
+        defaults["websocket_throttling_rate_limit"] or budget.rate_limit,
+    )
+    return Throttles(routes, stage)
+
+
+def limits(defaults: dict[str, Any], ping_interval_seconds: float = PING_INTERVAL_SECONDS) -> list[Limit]:
+    """Every limit a socket's keepalives and reconnects meet: the module's throttles, then the account's quotas."""
+    throttles = module_throttles(defaults)
+    pings = 1 / ping_interval_seconds
+    connects = RECONNECT_FRACTION_PER_MINUTE / 60
+    found = []
+    if "ping" in throttles.routes:
+        found.append(Limit("the ping route's throttle", throttles.routes["ping"].rate_limit, pings))
+    if "$connect" in throttles.routes:
+        found.append(Limit("the $connect route's throttle", throttles.routes["$connect"].rate_limit, connects))
+    found.append(Limit("the WebSocket stage's throttle", throttles.stage.rate_limit, pings + connects))
+
+    http = defaults["http_route_throttling"] or {}
+    other_functions = (
+        http.get("GET /events", {}).get("rate_limit", 0) * LONG_POLL_SECONDS
+        + http.get("GET /presence", {}).get("rate_limit", 0) * PRESENCE_READ_SECONDS
+        + defaults["process_events_maximum_concurrency"]
+        + defaults["fanout_maximum_concurrency"]
+        + PRESENCE_CHECKS_CONCURRENCY
+        + MAINTENANCE_CONCURRENCY
+    )
+    found += [
+        Limit("API Gateway's requests/s per account", API_GATEWAY_REQUESTS_PER_SECOND, pings + connects, 0, True),
+        Limit("API Gateway's new WebSocket connections/s per account", NEW_CONNECTIONS_PER_SECOND, connects, 0, True),
+        Limit(
+            "Lambda's concurrent executions per account",
+            LAMBDA_CONCURRENT_EXECUTIONS,
+            pings * PING_SECONDS + connects * (CONNECT_SECONDS + DISCONNECT_SECONDS),
+            other_functions,
+            True,
+        ),
+    ]
+    return found
+
+
+def sustained_sockets(found: list[Limit]) -> tuple[int, Limit]:
+    """The most sockets every limit sustains, and the limit that sets it."""
+    binding = min(found, key=Limit.ceiling)
+    return binding.ceiling(), binding
+
+
+def first_binding_quota(found: list[Limit]) -> Limit:
+    """The account quota that more sockets reach first (the module's throttles grow with expected_connections)."""
+    return min((limit for limit in found if limit.account_quota), key=Limit.ceiling)
+
+
+def lambda_at_full_throttle(defaults: dict[str, Any]) -> float:
+    """Concurrent executions when the ping and $connect routes run at their throttles' rates."""
+    throttles = module_throttles(defaults)
+    lambda_limit = next(limit for limit in limits(defaults) if limit.name.startswith("Lambda"))
+    ping = throttles.routes.get("ping", Throttle(0, 0)).rate_limit * PING_SECONDS
+    connect = throttles.routes.get("$connect", Throttle(0, 0)).rate_limit * (CONNECT_SECONDS + DISCONNECT_SECONDS)
+    return ping + connect + lambda_limit.fixed
+
+
+def report(defaults: dict[str, Any], sockets: int) -> str:
+    found = limits(defaults)
+    most, binding = sustained_sockets(found)
+    quota = first_binding_quota(found)
+    lines = [
+        f"Defaults: expected_connections {defaults['expected_connections']:,}, pings every {PING_INTERVAL_SECONDS} s, "
+        f"{RECONNECT_FRACTION_PER_MINUTE:.0%} of the sockets reconnecting a minute.",
+        "",
+        f"| limit | capacity | sockets it sustains | use at {sockets:,} sockets |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| {limit.name} | {limit.capacity:,.0f} | {limit.ceiling():,} | {limit.load(sockets):.0%} |"
+            for limit in found
+        ),
+        "",
+        f"The defaults sustain {most:,} sockets ({binding.name} binds).",
+        f"At {sockets:,} sockets the first account quota to bind is {quota.name} "
+        f"(at {quota.ceiling():,} sockets; {quota.load(sockets):.0%} of it at {sockets:,}).",
+        f"Lambda at the ping and $connect throttles' full rates: {lambda_at_full_throttle(defaults):,.0f} "
+        f"of {LAMBDA_CONCURRENT_EXECUTIONS:,} concurrent executions.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sockets", type=int, default=1_000_000, help="the socket count to name the binding quota at")
+    args = parser.parse_args()
+    print(report(declared_defaults(), args.sockets))
+
+
+if __name__ == "__main__":
+    main()

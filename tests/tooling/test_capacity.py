@@ -1,0 +1,92 @@
+"""The module's defaults do not cap the product below 100,000 sockets: computed from variables.tf's
+defaults, with every client pinging every 30 s and 1% of the sockets reconnecting each minute,
+no throttle and no default account quota refuses a keepalive, a connect or a reconnect."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from scripts.lab import capacity
+from scripts.lab.capacity import Limit, Throttle, declared_defaults, derived_throttles, limits
+
+DEFAULTS = declared_defaults()
+TARGET_SOCKETS = 100_000
+
+
+def test_the_websocket_throttles_are_derived_by_default():
+    assert DEFAULTS["expected_connections"] == TARGET_SOCKETS
+    assert DEFAULTS["websocket_ping_interval_seconds"] == capacity.PING_INTERVAL_SECONDS
+    for name in ("websocket_route_throttling", "websocket_throttling_rate_limit", "websocket_throttling_burst_limit"):
+        assert DEFAULTS[name] is None, f"{name} has a fixed default: it no longer follows expected_connections"
+
+
+def test_the_defaults_sustain_100000_sockets():
+    most, binding = capacity.sustained_sockets(limits(DEFAULTS))
+    print(f"\nthe defaults sustain {most:,} sockets; {binding.name} binds first")
+    assert most >= TARGET_SOCKETS
+
+
+@pytest.mark.parametrize("limit", limits(DEFAULTS), ids=lambda limit: limit.name)
+def test_nothing_refuses_a_keepalive_or_reconnect_at_100000_sockets(limit):
+    assert limit.load(TARGET_SOCKETS) <= 1, f"{limit.name} is at {limit.load(TARGET_SOCKETS):.0%} at 100,000 sockets"
+
+
+def test_a_ping_throttle_of_500_per_second_would_cap_the_product_at_15000():
+    """Issue 21's defaults (ping 500/s), so the computation is seen to fail what it should."""
+    old = DEFAULTS | {"websocket_route_throttling": {"ping": {"burst_limit": 250, "rate_limit": 500}}}
+    most, binding = capacity.sustained_sockets(limits(old))
+    assert (most, binding.name) == (15_000, "the ping route's throttle")
+
+
+def test_an_explicit_stage_throttle_is_counted():
+    most, binding = capacity.sustained_sockets(limits(DEFAULTS | {"websocket_throttling_rate_limit": 1000}))
+    assert binding.name == "the WebSocket stage's throttle"
+    assert most < TARGET_SOCKETS
+
+
+def test_the_first_quota_to_bind_at_1m_is_api_gateways_requests_per_second():
+    found = limits(DEFAULTS)
+    quota = capacity.first_binding_quota(found)
+    print(f"\nat 1,000,000 sockets {quota.name} binds first, at {quota.ceiling():,} sockets:")
+    for limit in found:
+        print(f"  {limit.name}: {limit.load(1_000_000):.0%}")
+    assert quota.name == "API Gateway's requests/s per account"
+    assert quota.load(1_000_000) > 1
+    assert TARGET_SOCKETS < quota.ceiling() < 1_000_000
+
+
+def test_the_pings_fit_lambdas_default_concurrency_beside_delivery():
+    """At the ping and $connect throttles' full rates, with the other functions at their bounds."""
+    assert capacity.lambda_at_full_throttle(DEFAULTS) <= capacity.LAMBDA_CONCURRENT_EXECUTIONS
+
+
+# The same figures as terraform/tests/throttles.tftest.hcl pins in the plan: the Python sizing is
+# websocket.tf's. Keep both in step.
+@pytest.mark.parametrize(
+    ("expected", "interval", "routes", "stage"),
+    [
+        (100_000, 30, {"$connect": (500, 250), "ping": (2500, 5000), "$default": (50, 25)}, (3050, 5275)),
+        (1_000, 30, {"$connect": (500, 250), "ping": (25, 50), "$default": (50, 25)}, (575, 325)),
+        (2_000_000, 300, {"$connect": (500, 500), "ping": (5000, 10000), "$default": (50, 25)}, (5000, 10000)),
+    ],
+)
+def test_the_sizing_is_websocket_tfs(expected, interval, routes, stage):
+    throttles = derived_throttles(expected, interval)
+    assert {key: dataclasses.astuple(t) for key, t in throttles.routes.items()} == routes
+    assert dataclasses.astuple(throttles.stage) == stage
+
+
+def test_explicit_route_throttles_win_and_the_stage_covers_them():
+    given = {"ping": {"burst_limit": 5000, "rate_limit": 9000}}
+    inputs = DEFAULTS | {"expected_connections": 1_000_000, "websocket_route_throttling": given}
+    throttles = capacity.module_throttles(inputs)
+    assert throttles.routes == {"ping": Throttle(5000, 9000)}
+    assert throttles.stage == Throttle(5000, 9275)
+
+
+def test_a_limit_sustains_what_is_left_after_its_fixed_use():
+    limit = Limit("example", capacity=1000, per_socket=0.01, fixed=500)
+    assert limit.ceiling() == 50_000
+    assert limit.load(50_000) == 1
