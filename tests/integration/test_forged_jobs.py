@@ -53,12 +53,15 @@ def queue_drained(sqs, url: str, timeout: float = 30.0) -> bool:
 
 def test_jobs_written_by_hand_post_only_stored_events_to_connections_that_hold_their_topics(stack, aws, token):
     alice, bob = unique("alice"), unique("bob")
-    secret_id, marker_id = unique("secret"), unique("marker")
+    secret_id, marker_id, marker_group = unique("secret"), unique("marker"), unique("forged")
     sqs = aws("sqs")
     fanout = fanout_queue_url(sqs)
 
     async def scenario():
-        sockets = {user: await Session.open(stack["websocket_url"], token(user), user) for user in (alice, bob)}
+        sockets = {
+            user: await Session.open(stack["websocket_url"], token(user, groups=[marker_group]), user)
+            for user in (alice, bob)
+        }
         sqs.send_message(
             QueueUrl=stack["events_queue_url"],
             MessageBody=json.dumps(
@@ -92,7 +95,10 @@ def test_jobs_written_by_hand_post_only_stored_events_to_connections_that_hold_t
         # A real broadcast after the forged jobs: once it has arrived, anything they posted has too.
         sqs.send_message(
             QueueUrl=stack["events_queue_url"],
-            MessageBody=json.dumps({"type": "notice", "id": marker_id, "data": {}, "audience": ["all"]}),
+            # A group of this test's own, not `all`: other tests read `all` from its first seq.
+            MessageBody=json.dumps(
+                {"type": "notice", "id": marker_id, "data": {}, "audience": [f"group:{marker_group}"]}
+            ),
         )
         for session in sockets.values():
             await session.wait_for(lambda f: f.get("id") == marker_id)
@@ -112,21 +118,21 @@ def test_an_event_split_across_messages_reaches_every_topic_once(stack, aws, tok
     """Issue 20, finding 7: one producer's id in two messages with different audiences (as db-changes
     splits a record of over 100 topics) reaches the subscribers of both parts; one in both hands it on once."""
     users = {name: unique(name) for name in ("ann", "bob", "both")}
-    event_id = unique("split")
+    event_id, group = unique("split"), unique("split")
     sqs = aws("sqs")
 
     async def scenario():
         sockets = {
             name: await Session.open(
                 stack["websocket_url"],
-                token(user, groups=["split-b"] if name == "both" else None),
+                token(user, groups=[group] if name == "both" else None),
                 name,
             )
             for name, user in users.items()
         }
         parts = [
             {"audience": [f"user:{users['ann']}", f"user:{users['both']}"]},
-            {"audience": [f"user:{users['bob']}", "group:split-b"]},
+            {"audience": [f"user:{users['bob']}", f"group:{group}"]},
         ]
         sqs.send_message_batch(
             QueueUrl=stack["events_queue_url"],
@@ -151,4 +157,4 @@ def test_an_event_split_across_messages_reaches_every_topic_once(stack, aws, tok
     copies = [f for f in sockets["both"].events if f["id"] == event_id]
     assert 1 <= len(copies) <= 2
     assert len({f["key"] for f in copies}) == 1
-    assert sorted(topic for f in copies for topic in f["seqs"]) == sorted([f"user:{users['both']}", "group:split-b"])
+    assert sorted(topic for f in copies for topic in f["seqs"]) == sorted([f"user:{users['both']}", f"group:{group}"])
