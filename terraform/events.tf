@@ -108,6 +108,8 @@ locals {
     "process-events" = { period = 60, evaluation_periods = 5, meaning = "its batches are retried, then redriven to the DLQ" }
   }
   events_queued_work = { "events" = "Events" }
+  # Function => the most concurrent executions its mapping starts: near it, batches wait in the queue.
+  events_concurrency_ceilings = { "process-events" = var.process_events_maximum_concurrency }
 }
 
 ################################################################################

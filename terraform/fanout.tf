@@ -81,6 +81,8 @@ locals {
     "fanout" = { period = 60, evaluation_periods = 5, meaning = "its jobs are retried, then redriven to the fanout DLQ" }
   }
   fanout_queued_work = { "fanout" = "Fan-out jobs" }
+  # Function => the most concurrent executions its mapping starts: near it, pages and retries wait in the queue.
+  fanout_concurrency_ceilings = { "fanout" = var.fanout_maximum_concurrency }
 }
 
 ################################################################################

@@ -17,6 +17,8 @@
 
 locals {
   presence_checks_timeout = 30
+  # Offline checks are small and late by a grace period anyway: a few at once suffice.
+  presence_checks_maximum_concurrency = 5
 
   # What the functions are told of presence: all null when presence is off, which leaves the variables out.
   presence = var.presence_enabled ? {
@@ -194,6 +196,8 @@ locals {
   } : {}
 
   presence_queued_work = var.presence_enabled ? { "presence-events" = "Presence events" } : {}
+  # Function => the most concurrent executions its mapping starts: near it, offline checks wait in their queue.
+  presence_concurrency_ceilings = var.presence_enabled ? { "presence-checks" = local.presence_checks_maximum_concurrency } : {}
 }
 
 ################################################################################
@@ -234,7 +238,7 @@ resource "aws_lambda_event_source_mapping" "presence_checks" {
   function_response_types            = ["ReportBatchItemFailures"]
 
   scaling_config {
-    maximum_concurrency = 5
+    maximum_concurrency = local.presence_checks_maximum_concurrency
   }
 
   tags = merge(var.tags, { Name = "${var.name}-presence-checks" })

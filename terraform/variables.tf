@@ -745,7 +745,7 @@ variable "http_route_throttling" {
 ################################################################################
 
 variable "create_alarms" {
-  description = "Create the CloudWatch alarms (DLQ not empty, process-events errors, events queue age)."
+  description = "Create the CloudWatch alarms: dead-letter queues not empty, function errors and throttles, queue ages, concurrency near its ceilings, delivery lag, throttled posts and gateway rejections (docs/runbook.md says what each means and what to do)."
   type        = bool
   default     = true
 }
@@ -770,6 +770,46 @@ variable "events_queue_age_alarm_threshold_seconds" {
   validation {
     condition     = var.events_queue_age_alarm_threshold_seconds >= 1
     error_message = "The events_queue_age_alarm_threshold_seconds must be at least 1."
+  }
+}
+
+variable "saturation_alarm_thresholds" {
+  description = <<-EOT
+    When the saturation alarms fire (docs/runbook.md). `delivery_lag_seconds` (30): the p90 of DeliveryLag, an
+    event's publishedAt to its first posts, 3 minutes in 5; inline posts take well under a second, and a broadcast to N connections
+    at least N / 10,000 s (the account's API Gateway rate, docs/scaling.md): 30 s is delivery falling behind up to
+    300,000 connections a topic; raise it above your largest broadcast's duration.
+    `throttled_posts_percent` (5): the share of @connections posts answered 429, 3 minutes in 5; they are retried
+    with backoff, so a few are harmless and a steady share means the account's API Gateway rate is spent.
+    `websocket_rejections_per_minute` (60): the WebSocket stage's ClientError (4XX from the gateway before any
+    function: its throttles), 3 minutes in 5; clients back off for seconds, so 60 a minute is many clients kept out.
+    `http_client_errors_percent` (10): the HTTP API's 4xx share (429 throttles, and 400/401 from events-api), 3
+    minutes in 5, counted from 60 requests a minute (GET /events is throttled at 25/s, 1,500 a minute).
+    `concurrency_percent` (80): a function at this share of its ceiling (its mapping's maximum concurrency, its
+    reserved concurrency) 3 minutes in 5, or the account's claimed concurrency at this share of
+    `lambda_concurrency_quota` (1,000, the default quota of an account and Region: set yours).
+  EOT
+  type = object({
+    delivery_lag_seconds            = optional(number, 30)
+    throttled_posts_percent         = optional(number, 5)
+    websocket_rejections_per_minute = optional(number, 60)
+    http_client_errors_percent      = optional(number, 10)
+    concurrency_percent             = optional(number, 80)
+    lambda_concurrency_quota        = optional(number, 1000)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition = (
+      var.saturation_alarm_thresholds.delivery_lag_seconds >= 1 &&
+      var.saturation_alarm_thresholds.throttled_posts_percent > 0 && var.saturation_alarm_thresholds.throttled_posts_percent <= 100 &&
+      var.saturation_alarm_thresholds.websocket_rejections_per_minute >= 1 &&
+      var.saturation_alarm_thresholds.http_client_errors_percent > 0 && var.saturation_alarm_thresholds.http_client_errors_percent <= 100 &&
+      var.saturation_alarm_thresholds.concurrency_percent > 0 && var.saturation_alarm_thresholds.concurrency_percent <= 100 &&
+      var.saturation_alarm_thresholds.lambda_concurrency_quota >= 10
+    )
+    error_message = "The saturation_alarm_thresholds need delivery_lag_seconds >= 1, websocket_rejections_per_minute >= 1, lambda_concurrency_quota >= 10, and percentages above 0 and at most 100."
   }
 }
 

@@ -713,8 +713,14 @@ run "alarms_dashboard_and_outputs" {
       "rt-test-fanout-dlq-not-empty", "rt-test-fanout-errors", "rt-test-fanout-queue-age",
       "rt-test-presence-checks-dlq-not-empty", "rt-test-maintenance-errors",
       "rt-test-presence-events-dlq-not-empty", "rt-test-presence-events-queue-age",
+      "rt-test-ws-connect-throttles", "rt-test-ws-disconnect-throttles", "rt-test-ws-ping-throttles",
+      "rt-test-process-events-throttles", "rt-test-fanout-throttles", "rt-test-events-api-throttles",
+      "rt-test-maintenance-throttles", "rt-test-presence-checks-throttles",
+      "rt-test-process-events-concurrency", "rt-test-fanout-concurrency", "rt-test-presence-checks-concurrency",
+      "rt-test-lambda-account-concurrency", "rt-test-delivery-lag", "rt-test-delivery-throttled",
+      "rt-test-websocket-rejections", "rt-test-http-client-errors",
     ])
-    error_message = "Without db_changes sources, the core and presence alarms exist, under their names."
+    error_message = "Without db_changes sources, the core, presence and saturation alarms exist, under their names."
   }
 
   assert {

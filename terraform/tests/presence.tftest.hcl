@@ -349,8 +349,14 @@ run "presence_can_be_left_out" {
   }
 
   assert {
-    condition     = keys(aws_cloudwatch_metric_alarm.this) == ["events-dlq-not-empty", "events-queue-age", "fanout-dlq-not-empty", "fanout-errors", "fanout-queue-age", "maintenance-errors", "process-events-errors"]
-    error_message = "Without presence the presence-checks DLQ alarm goes; maintenance's stays."
+    condition = keys(aws_cloudwatch_metric_alarm.this) == [
+      "delivery-lag", "delivery-throttled", "events-api-throttles", "events-dlq-not-empty", "events-queue-age",
+      "fanout-concurrency", "fanout-dlq-not-empty", "fanout-errors", "fanout-queue-age", "fanout-throttles",
+      "http-client-errors", "lambda-account-concurrency", "maintenance-errors", "maintenance-throttles",
+      "process-events-concurrency", "process-events-errors", "process-events-throttles",
+      "websocket-rejections", "ws-connect-throttles", "ws-disconnect-throttles", "ws-ping-throttles",
+    ]
+    error_message = "Without presence the presence-checks DLQ, throttle and concurrency alarms go; maintenance's stay."
   }
 
   assert {

@@ -17,6 +17,11 @@ stored to connections that hold one of its topics (a retry job's connections
 are checked against their records, which also give their token's expiry).
 A connection whose post keeps failing is given up after `max_attempts` posts:
 logged and counted; its client catches up over HTTP.
+
+Each delivery also reports its lag: milliseconds from an event's publishedAt
+(when it was first stored) to the end of its first posts, inline or by page
+(the `DeliveryLag` metric, alarmed in terraform/monitoring.tf). Retried posts
+are left out: they wait out their backoff by design and are counted apart.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from realtime.connections.posting import Poster
@@ -211,6 +217,7 @@ class DeliveryReport:
     rejected: int = 0  # retry targets whose record is gone or does not hold the event's topics
     pages_queued: int = 0
     lowest_concurrency: int | None = None
+    lag_ms: int | None = None  # publishedAt to the end of first posts, the most of its events; None: none made
     unqueued: set[str] = field(default_factory=set)  # ids of events whose jobs the queue did not take
 
     def metrics(self) -> dict[str, int]:
@@ -227,6 +234,10 @@ class DeliveryReport:
             "FanoutPagesQueued": self.pages_queued,
         }
 
+    def timings(self) -> dict[str, int]:
+        """The durations, in milliseconds, by metric name: none when no first post was made."""
+        return {} if self.lag_ms is None else {"DeliveryLag": self.lag_ms}
+
     def log_fields(self) -> dict[str, Any]:
         """The fields of the delivery's log line."""
         return {
@@ -240,6 +251,7 @@ class DeliveryReport:
             "rejected": self.rejected,
             "pages_queued": self.pages_queued,
             "lowest_concurrency": self.lowest_concurrency,
+            "lag_ms": self.lag_ms,
         }
 
 
@@ -360,6 +372,8 @@ class EventDelivery:
         report.throttled += posted.throttled
         if posts:
             report.lowest_concurrency = min(report.lowest_concurrency or posted.concurrency, posted.concurrency)
+            if attempt == 0:
+                _note_lag(report, [publication for publication, _ in targets], self._clock())
         failed: dict[int, tuple[Publication, list[Target]]] = {}
         for index in posted.retry:
             publication, target = targets[index]
@@ -380,6 +394,24 @@ class EventDelivery:
     def _queue_jobs(self, jobs: Sequence[DeliveryJob], report: DeliveryReport) -> None:
         for index in self._queue.send(jobs) if jobs else []:
             report.unqueued.add(jobs[index].event.id)
+
+
+def _note_lag(report: DeliveryReport, posted: Iterable[Publication], now: float) -> None:
+    """Keep the largest lag from publishedAt to `now` of the events just posted (an unreadable time is skipped)."""
+    published = [_epoch_seconds(at) for at in {publication.published_at for publication in posted}]
+    known = [at for at in published if at is not None]
+    if known:
+        lag_ms = max(0, round((now - min(known)) * 1000))
+        report.lag_ms = max(report.lag_ms or 0, lag_ms)
+
+
+def _epoch_seconds(timestamp: str) -> float | None:
+    """An ISO 8601 time with its zone (publishedAt) as seconds since the epoch; None if it is not one."""
+    try:
+        moment = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return None
+    return moment.timestamp() if moment.tzinfo is not None else None
 
 
 class JobsNotQueued(RuntimeError):

@@ -36,6 +36,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             continue
         for name, value in report.metrics().items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        for name, value in report.timings().items():
+            metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=value)
         job_fields = {
             "event_id": job.event.id,
             "topic": job.topic if isinstance(job, PageJob) else None,

@@ -88,6 +88,8 @@ def _log(report: BatchReport) -> None:
     )
     for name, value in delivery.metrics().items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    for name, value in delivery.timings().items():
+        metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=value)
     logger.info("Batch delivered", extra={"events": len(report.stored), **delivery.log_fields()})
 
 

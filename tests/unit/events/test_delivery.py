@@ -1,3 +1,4 @@
+import dataclasses
 import json
 from collections import Counter
 from unittest.mock import ANY
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 from realtime.connections.posting import TOKEN_EXPIRED_FRAME, Poster
 from realtime.connections.store import ConnectionStore, Subscriber
 from realtime.core.contract import QUEUE_MESSAGE_BYTES
-from realtime.core.encoding import compact_json
+from realtime.core.encoding import compact_json, timestamp_at
 from realtime.events.delivery import (
     DeliveryQueue,
     EventDelivery,
@@ -441,3 +442,60 @@ def test_a_page_job_with_a_start_key_outside_its_topic_is_refused():
             job_from_message(json.dumps({**body, "startKey": start_key}))
     job = job_from_message(json.dumps({**body, "startKey": {"pk": "topic#all", "sk": "conn#c1"}}))
     assert job.start_key == {"pk": "topic#all", "sk": "conn#c1"}
+
+
+# --- lag -------------------------------------------------------------------------------------------
+
+
+def published(seconds_before_now, event_id="e1", seqs=None):
+    """An event stored `seconds_before_now` before NOW (its publishedAt)."""
+    return dataclasses.replace(
+        publication(seqs or {"all": 1}, event_id=event_id), published_at=timestamp_at(NOW - seconds_before_now)
+    )
+
+
+def test_a_delivery_reports_its_lag_from_publishedat_to_its_posts_the_largest_of_its_events():
+    store = fake_connections()
+    store.add("c1", "u1", ["all", "user:1"], ttl_seconds=60)
+    delivery = fanout(store, FakeManagementClient(), RecordingQueue())
+
+    report = delivery.deliver_stored(
+        [published(2.5, "older", {"all": 1}), published(0.25, "newer", {"user:1": 1})], first_page=10
+    )
+
+    assert report.lag_ms == 2500
+    assert report.timings() == {"DeliveryLag": 2500}
+    assert report.log_fields()["lag_ms"] == 2500
+
+
+def test_a_page_job_reports_the_lag_since_its_event_was_stored_not_since_the_job():
+    store = fake_connections()
+    for n in range(3):
+        store.add(f"c{n}", f"u{n}", ["all"], ttl_seconds=60)
+    client, queue = FakeManagementClient(), RecordingQueue()
+    now = [NOW]
+    delivery = fanout(store, client, queue, clock=lambda: now[0])
+
+    assert delivery.deliver_stored([published(1)], first_page=1).lag_ms == 1000
+    now[0] = NOW + 4  # the job waited on the queue
+
+    assert delivery.run_job(queue.jobs.pop(), page_size=10).timings() == {"DeliveryLag": 5000}
+
+
+def test_no_lag_without_a_first_post_nor_for_retries_nor_from_an_unreadable_time():
+    store = fake_connections()
+    store.add("c1", "u1", ["all"], ttl_seconds=60)
+    client = FakeManagementClient(failures={"c1": client_error("InternalServerError", 500)})
+    queue = RecordingQueue()
+    delivery = fanout(store, client, queue)
+
+    nobody = delivery.deliver_stored([published(1, seqs={"user:9": 1})], first_page=10)
+    unreadable = delivery.deliver_stored([dataclasses.replace(published(1), published_at="")], first_page=10)
+    failed = delivery.deliver_stored([published(1, "e2")], first_page=10)
+    del client.failures["c1"]
+    retried = delivery.run_job(queue.jobs[-1], page_size=10)  # e2's retry: backed off by design, not late
+
+    assert (nobody.lag_ms, nobody.timings()) == (None, {})
+    assert unreadable.lag_ms is None
+    assert failed.lag_ms == 1000
+    assert (retried.sent, retried.lag_ms) == (1, None)

@@ -45,6 +45,20 @@ def test_a_broadcast_beyond_the_threshold_is_posted_page_by_page_once_each(
     assert {json.loads(data)["seqs"]["all"] for _, data in management_client.posts} == {1}
 
 
+def test_a_page_job_emits_its_delivery_lag_in_milliseconds(audience, queues, lambda_context, capsys):
+    record = sqs_record('{"type": "notice", "data": {}, "audience": ["all"]}', "broadcast")
+    process_events.handler({"Records": [record]}, lambda_context)
+    capsys.readouterr()
+
+    fanout.handler({"Records": [sqs_record(queues.sent_jobs[0]["MessageBody"], "page-2")]}, lambda_context)
+
+    (emitted,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    (definition,) = emitted["_aws"]["CloudWatchMetrics"]
+    assert {"Name": "DeliveryLag", "Unit": "Milliseconds"} in definition["Metrics"]
+    (lag,) = emitted["DeliveryLag"] if isinstance(emitted["DeliveryLag"], list) else [emitted["DeliveryLag"]]
+    assert 0 <= lag < 60_000
+
+
 def test_retry_jobs_post_only_the_failed_connections_and_give_up_after_the_last_attempt(
     audience, queues, management_client, lambda_context, caplog
 ):

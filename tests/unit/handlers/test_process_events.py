@@ -349,6 +349,18 @@ def test_metrics_are_emitted(stack, lambda_context, capsys):
     assert (total("DeliveriesRetried"), total("DeliveriesAbandoned"), total("RecordsRetried")) == (0, 0, 0)
 
 
+def test_delivery_lag_is_emitted_in_milliseconds_once_per_batch(stack, lambda_context, capsys):
+    records = [sqs_record(json.dumps({"type": "order.updated", "data": {"userId": n}}), n) for n in ("alice", "bob")]
+
+    process_events.handler({"Records": records}, lambda_context)
+
+    (emitted,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    (definition,) = emitted["_aws"]["CloudWatchMetrics"]
+    assert {"Name": "DeliveryLag", "Unit": "Milliseconds"} in definition["Metrics"]
+    (lag,) = emitted["DeliveryLag"] if isinstance(emitted["DeliveryLag"], list) else [emitted["DeliveryLag"]]
+    assert 0 <= lag < 60_000
+
+
 def test_bad_rules_fail_the_invocation_naming_the_rule(stack, lambda_context, monkeypatch):
     monkeypatch.setenv("EVENT_TYPE_RULES", '[{"type": "order.*", "audience": ["room:{data.id}"]}]')
     lifecycle.reset()
