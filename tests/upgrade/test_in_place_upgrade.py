@@ -9,14 +9,17 @@ built and this tree's examples/local is planned and applied to the same state; p
 for a while after the apply, then stops.
 
 Asserted: the plan deletes or replaces nothing (a table or queue replaced loses its items or messages;
-this replaces the earlier plan-only test), the stack keeps its URLs, every client hands on every
-published event exactly once and each topic's events in seq order without a gap (a client that
-reconnects during the apply catches up over HTTP), and the events and fanout DLQs are empty. The
-counts and the apply's duration are printed and repeated in the terminal summary.
+this replaces the earlier plan-only test) but the dependencies layer's version, which is immutable and
+holds no data: a release's layer at another path is a new version, created before the old one is deleted
+(the two releases' zips sit at different paths here, as they do for a user). The stack keeps its
+URLs, every client hands on every published event exactly once and each topic's events in seq order
+without a gap (a client that reconnects during the apply catches up over HTTP), and the events and
+fanout DLQs are empty. The counts and the apply's duration are printed and repeated in the terminal
+summary.
 
 Not covered: fan-out pages (the previous example has no `fanout_threshold` input, and 500 simulated
 subscribers would each be posted to and dropped as gone on the first event); jobs in the previous
-format are covered by the fanout function's unit tests.
+format are covered by tests/unit/events/test_delivery.py.
 
 `make test-upgrade` runs it (about 5 to 10 minutes). Skipped without the emulator's venv
 (.venv-ministack) or without the git history of UPGRADE_FROM_REF (a shallow clone).
@@ -59,6 +62,9 @@ TEST_TIMEOUT = 900.0  # the clients' part, upgrade included
 EVENT_TYPE = "upgrade.tick"
 # The DLQs that must stay empty: what process-events and the fanout function give up on.
 CHECKED_DLQS = ("events-dlq", "fanout-dlq")
+# Resource types an upgrade may replace: immutable, holding no data, created before the old one is deleted.
+RENEWABLE_TYPES = {"aws_lambda_layer_version"}
+CREATE_BEFORE_DELETE = ["create", "delete"]
 
 
 def history_of(ref: str) -> str | None:
@@ -146,7 +152,19 @@ class Upgrade:
     apply_seconds: float = 0.0
 
     def replaced(self) -> list[str]:
-        return [f"{c['address']}: {c['change']['actions']}" for c in self.changes if "delete" in c["change"]["actions"]]
+        """Deletions and replacements that could lose something (all but the renewable ones)."""
+        return [
+            f"{c['address']}: {c['change']['actions']}"
+            for c in self.changes
+            if "delete" in c["change"]["actions"] and not self._renewable(c)
+        ]
+
+    def renewed(self) -> list[str]:
+        return [c["address"] for c in self.changes if self._renewable(c)]
+
+    @staticmethod
+    def _renewable(change: dict) -> bool:
+        return change["type"] in RENEWABLE_TYPES and change["change"]["actions"] == CREATE_BEFORE_DELETE
 
     def updated(self) -> list[str]:
         return [c["address"] for c in self.changes if c["change"]["actions"] == ["update"]]
@@ -360,7 +378,8 @@ def test_an_upgrade_applied_under_traffic_replaces_nothing_and_loses_no_event(tm
 
     report = [
         f"upgrade from {UPGRADE_FROM_REF}: {len(upgraded.changes)} resources planned, "
-        f"{len(upgraded.updated())} updated in place, {len(upgraded.replaced())} replaced; "
+        f"{len(upgraded.updated())} updated in place, {len(upgraded.replaced())} replaced, "
+        f"{len(upgraded.renewed())} renewed ({', '.join(upgraded.renewed()) or 'none'}); "
         f"build {upgraded.build_seconds:.0f}s, plan {upgraded.plan_seconds:.0f}s, "
         f"apply {upgraded.apply_seconds:.0f}s under traffic",
         f"upgrade under traffic: {len(traffic.published)} events published, "
