@@ -80,7 +80,11 @@ def proxy(proxies):
     upstream = proxies.call(simulator.serve())
     with HttpFaultProxy(f"http://127.0.0.1:{upstream.sockets[0].getsockname()[1]}").running() as proxy:
         yield proxy
-    upstream.close()
+
+    async def close() -> None:  # on the server's own loop: asyncio servers are not thread-safe
+        upstream.close()
+
+    proxies.call(close())
 
 
 def client(service: str, url: str, attempts: int):
