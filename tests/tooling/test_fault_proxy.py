@@ -190,4 +190,8 @@ def test_a_network_drop_resets_open_connections_and_refuses_new_ones_until_it_is
         assert (network.resets, network.refused) == (2, 1)
     finally:
         proxies.call(network.stop())
-        server.close()
+
+        async def close() -> None:  # on the server's own loop
+            server.close()
+
+        proxies.call(close())
