@@ -39,7 +39,7 @@ VARIABLES: dict[str, Any] = {
     "maintenance_schedule_expression": "rate(5 minutes)",
     # What the WebSocket throttles are sized from (scripts/lab/capacity.py computes what they sustain).
     "expected_connections": 100000,
-    "websocket_ping_interval_seconds": 30,
+    "websocket_ping_interval_seconds": 60,
 }
 # An attribute of the `token` object input: `max_lifetime_seconds = optional(number, 86400)`.
 TOKEN_MAX_LIFETIME_SECONDS = 86400

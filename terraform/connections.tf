@@ -1,6 +1,7 @@
 ################################################################################
 # Connections: the connections table and the functions behind the WebSocket
-# routes: ws-connect ($connect), ws-disconnect ($disconnect) and ws-ping (ping)
+# routes: ws-connect ($connect) and ws-disconnect ($disconnect); the gateway
+# answers ping itself (websocket.tf)
 #
 # Items (docs/internals.md):
 #   connection:   pk = conn#<connectionId>, sk = meta
@@ -53,24 +54,6 @@ locals {
           resources = [aws_dynamodb_table.this["connections"].arn]
         }],
         local.presence_statements["ws-disconnect"],
-      )
-    }
-
-    "ws-ping" = {
-      description = "WebSocket ping route (two-way): notes the connection is alive and answers pong"
-      handler     = "realtime.handlers.ws_ping.handler"
-      environment = {
-        CONNECTIONS_TABLE        = aws_dynamodb_table.this["connections"].name
-        STALE_CONNECTION_SECONDS = tostring(var.stale_connection_threshold_seconds) # lastSeen is written every half of it
-      }
-      sections = { presence = local.presence_environment.presence_table }
-      statements = concat(
-        [{
-          sid       = "ConnectionsTable"
-          actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"] # reads lastSeen before writing it
-          resources = [aws_dynamodb_table.this["connections"].arn]
-        }],
-        local.presence_statements["ws-ping"],
       )
     }
   }

@@ -10,7 +10,7 @@ locals {
   # besides its own logs), and memory_size, timeout and reserved_concurrency where they are not
   # lambda_memory_size, lambda_timeout and none (-1: unreserved).
   functions = { for k, f in merge(
-    local.connections_functions, # ws-connect, ws-disconnect, ws-ping
+    local.connections_functions, # ws-connect, ws-disconnect
     local.events_functions,      # process-events
     local.fanout_functions,      # fanout
     local.http_functions,        # events-api

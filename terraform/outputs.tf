@@ -106,7 +106,7 @@ output "events_table_name" {
 ################################################################################
 
 output "function_names" {
-  description = "Function names by key (ws-connect, ws-disconnect, ws-ping, process-events, fanout, events-api, maintenance; presence-checks with presence, db-changes with db_changes_sources)."
+  description = "Function names by key (ws-connect, ws-disconnect, process-events, fanout, events-api, maintenance; presence-checks with presence, db-changes with db_changes_sources)."
   value       = try({ for k, f in aws_lambda_function.this : k => f.function_name }, {})
 }
 

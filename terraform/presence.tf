@@ -49,7 +49,6 @@ locals {
   }
 
   presence_environment = {
-    presence_table      = local.presence_table_environment
     announcing_presence = merge(local.presence_table_environment, local.announcing_presence_environment)
     ending_sessions     = merge(local.presence_table_environment, local.ending_sessions_environment)
     storing_presence = merge(local.presence_table_environment, local.ending_sessions_environment, {
@@ -70,7 +69,6 @@ locals {
   presence_statements = { for k, statements in {
     "ws-connect"    = concat([local.presence_table_statement["ws-connect"], local.publish_presence_events_statement], local.presence_kms_statements)
     "ws-disconnect" = concat([local.presence_table_statement["ws-disconnect"], local.schedule_offline_checks_statement], local.presence_kms_statements)
-    "ws-ping"       = [local.presence_table_statement["ws-ping"]]
     "process-events" = [
       local.presence_table_statement["process-events"],
       local.schedule_offline_checks_statement,
@@ -114,7 +112,6 @@ locals {
     for k, actions in {
       "ws-connect"      = ["dynamodb:UpdateItem", "dynamodb:GetItem"] # GetItem: why a connect was refused
       "ws-disconnect"   = ["dynamodb:UpdateItem"]
-      "ws-ping"         = ["dynamodb:UpdateItem"]
       "process-events"  = ["dynamodb:UpdateItem"]
       "fanout"          = ["dynamodb:UpdateItem"]
       "events-api"      = ["dynamodb:BatchGetItem"]

@@ -5,25 +5,30 @@
 
 locals {
   # Route key => the function behind it, and whether the route answers the client (two-way).
-  # $default has no function: the gateway answers it itself (see "Unknown actions" below).
   websocket_function_routes = {
     "$connect"    = { function = "ws-connect", two_way = false }
     "$disconnect" = { function = "ws-disconnect", two_way = false }
-    "ping"        = { function = "ws-ping", two_way = true }
   }
+
+  # Routes the gateway answers itself through a MOCK integration: no function invocation, no table write.
+  # `ping` is a keepalive (API Gateway closes sockets idle for 10 minutes) and a liveness probe for the
+  # client; live connections are verified by maintenance instead (GetConnection, realtime.connections.sweep).
+  # `$default` answers every frame without a known action with the error frame docs/design.md promises.
+  # The frames are mapping templates (VTL): no `$` or `#` may appear in them.
+  websocket_gateway_answers = {
+    "ping" = jsonencode({ type = "pong" })
+    "$default" = jsonencode({
+      type  = "error"
+      error = { code = "unknown_action", message = "frames are JSON objects with an action; supported actions: ping" }
+    })
+  }
+
   websocket_routes = merge(
     { for k, r in local.websocket_function_routes : k => { two_way = r.two_way, integration_id = aws_apigatewayv2_integration.websocket[k].id } },
-    { "$default" = { two_way = true, integration_id = aws_apigatewayv2_integration.unknown_action.id } },
+    { for k in keys(local.websocket_gateway_answers) : k => { two_way = true, integration_id = aws_apigatewayv2_integration.gateway_answer[k].id } },
   )
 
   websocket_two_way_routes = { for k, v in local.websocket_routes : k => v if v.two_way }
-
-  # What every frame without a known action gets back: the error frame docs/design.md promises.
-  # A mapping template (VTL): no `$` or `#` may appear in it.
-  unknown_action_frame = jsonencode({
-    type  = "error"
-    error = { code = "unknown_action", message = "frames are JSON objects with an action; supported actions: ping" }
-  })
 
   # The @connections management endpoint the functions that post and close connections are given.
   websocket_management_endpoint = (
@@ -99,7 +104,8 @@ resource "aws_apigatewayv2_api" "websocket" {
 }
 
 ################################################################################
-# Routes: one function per route, and the gateway's own answer on $default
+# Routes: one function per route that needs one; the gateway's own answers on
+# ping and $default
 ################################################################################
 
 resource "aws_apigatewayv2_integration" "websocket" {
@@ -135,21 +141,36 @@ resource "aws_apigatewayv2_route_response" "websocket" {
   route_response_key = "$default"
 }
 
-# Unknown actions (and frames that are not JSON) cost no Lambda call: a mock integration answers them.
-resource "aws_apigatewayv2_integration" "unknown_action" {
+# Pings, unknown actions and frames that are not JSON cost no Lambda call: a mock integration answers them.
+resource "aws_apigatewayv2_integration" "gateway_answer" {
+  for_each = local.websocket_gateway_answers
+
   api_id                        = aws_apigatewayv2_api.websocket.id
-  description                   = "$default -> the unknown_action error frame (no function)"
+  description                   = "${each.key} -> answered by the gateway (no function)"
   integration_type              = "MOCK"
   request_templates             = { "$default" = jsonencode({ statusCode = 200 }) }
   template_selection_expression = "\\$default"
 }
 
-resource "aws_apigatewayv2_integration_response" "unknown_action" {
+resource "aws_apigatewayv2_integration_response" "gateway_answer" {
+  for_each = local.websocket_gateway_answers
+
   api_id                        = aws_apigatewayv2_api.websocket.id
-  integration_id                = aws_apigatewayv2_integration.unknown_action.id
+  integration_id                = aws_apigatewayv2_integration.gateway_answer[each.key].id
   integration_response_key      = "$default"
-  response_templates            = { "$default" = local.unknown_action_frame }
+  response_templates            = { "$default" = each.value }
   template_selection_expression = "\\$default"
+}
+
+# Before 0.3 only $default was answered by the gateway.
+moved {
+  from = aws_apigatewayv2_integration.unknown_action
+  to   = aws_apigatewayv2_integration.gateway_answer["$default"]
+}
+
+moved {
+  from = aws_apigatewayv2_integration_response.unknown_action
+  to   = aws_apigatewayv2_integration_response.gateway_answer["$default"]
 }
 
 resource "aws_lambda_permission" "websocket" {
@@ -175,7 +196,7 @@ resource "aws_apigatewayv2_deployment" "websocket" {
       routes       = { for k, r in aws_apigatewayv2_route.websocket : k => [r.id, r.target, r.route_response_selection_expression] }
       integrations = { for k, i in aws_apigatewayv2_integration.websocket : k => [i.id, i.integration_uri] }
       responses    = { for k, r in aws_apigatewayv2_route_response.websocket : k => [r.id, r.route_response_key] }
-      unknown      = [aws_apigatewayv2_integration.unknown_action.id, aws_apigatewayv2_integration_response.unknown_action.response_templates]
+      answers      = { for k, i in aws_apigatewayv2_integration_response.gateway_answer : k => [i.integration_id, i.response_templates] }
     }))
   }
 

@@ -2,7 +2,7 @@
 
 One builder per function, named after it. Each reads its own settings model in
 full (a missing variable fails the first invocation, naming it) and imports only
-the modules that function uses, so a cold start pays for nothing else (ws-ping
+the modules that function uses, so a cold start pays for nothing else (ws-disconnect
 never loads pydantic, the rule engines or the token libraries).
 """
 
@@ -25,7 +25,6 @@ from realtime.core.settings import (
     ProcessEventsSettings,
     WsConnectSettings,
     WsDisconnectSettings,
-    WsPingSettings,
     load,
 )
 
@@ -41,7 +40,7 @@ if TYPE_CHECKING:
     from realtime.maintenance import Maintenance
     from realtime.presence.announcer import PresenceAnnouncer
     from realtime.presence.api import PresenceReader
-    from realtime.presence.sessions import Heartbeats, PresenceDecider, SessionTracker
+    from realtime.presence.sessions import PresenceDecider, SessionTracker
     from realtime.presence.store import PresenceStore
 
 
@@ -94,18 +93,6 @@ def ws_connect() -> WsConnect:
 def ws_disconnect() -> SessionTracker:
     settings = load(WsDisconnectSettings)
     return _sessions(settings.connections_table, settings.presence)
-
-
-@per_container
-def ws_ping() -> Heartbeats:
-    from realtime.presence.sessions import Heartbeats
-
-    settings = load(WsPingSettings)
-    return Heartbeats(
-        _sessions(settings.connections_table, settings.presence),
-        _connection_store(settings.connections_table),
-        interval_seconds=settings.stale_connection_seconds / 2,
-    )
 
 
 @per_container

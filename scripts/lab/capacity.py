@@ -29,7 +29,7 @@ import hcl2
 VARIABLES_TF = Path(__file__).resolve().parents[2] / "terraform" / "variables.tf"
 
 # The load: what one socket asks of the gateway.
-PING_INTERVAL_SECONDS = 30  # pingIntervalMs (browser) and ping_interval (Python): the clients' default
+PING_INTERVAL_SECONDS = 60  # pingIntervalMs (browser, visible page) and ping_interval (Python): the clients' default
 RECONNECT_FRACTION_PER_MINUTE = 0.01
 
 # API Gateway, "Amazon API Gateway quotas": 10,000 requests/s (burst 5,000) per account and Region across

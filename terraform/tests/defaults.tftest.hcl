@@ -163,7 +163,7 @@ run "eight_functions_with_their_own_log_groups" {
   command = apply
 
   assert {
-    condition     = keys(aws_lambda_function.this) == ["events-api", "fanout", "maintenance", "presence-checks", "process-events", "ws-connect", "ws-disconnect", "ws-ping"]
+    condition     = keys(aws_lambda_function.this) == ["events-api", "fanout", "maintenance", "presence-checks", "process-events", "ws-connect", "ws-disconnect"]
     error_message = "The module must create exactly the eight functions of docs/internals.md."
   }
 
@@ -496,12 +496,12 @@ run "websocket_routes_one_function_each" {
 
   assert {
     condition = (
-      toset(keys(aws_apigatewayv2_integration.websocket)) == toset(["$connect", "$disconnect", "ping"]) &&
+      toset(keys(aws_apigatewayv2_integration.websocket)) == toset(["$connect", "$disconnect"]) &&
       alltrue([for k, i in aws_apigatewayv2_integration.websocket :
         i.integration_type == "AWS_PROXY" && aws_apigatewayv2_route.websocket[k].target == "integrations/${i.id}"
       ])
     )
-    error_message = "$connect, $disconnect and ping are each a Lambda proxy integration of their own."
+    error_message = "$connect and $disconnect are each a Lambda proxy integration of their own."
   }
 
   assert {
@@ -537,35 +537,36 @@ run "ping_and_default_are_two_way" {
   }
 }
 
-run "unknown_actions_cost_no_lambda_call" {
+run "keepalives_and_unknown_actions_cost_no_lambda_call" {
   command = apply
 
   assert {
-    condition = (
-      aws_apigatewayv2_route.websocket["$default"].target == "integrations/${aws_apigatewayv2_integration.unknown_action.id}" &&
-      aws_apigatewayv2_integration.unknown_action.integration_type == "MOCK" &&
-      aws_apigatewayv2_integration.unknown_action.request_templates["$default"] == "{\"statusCode\":200}" &&
-      aws_apigatewayv2_integration.unknown_action.template_selection_expression == "\\$default"
-    )
-    error_message = "$default must be answered by a mock integration (status 200), not a function."
+    condition = alltrue([for k in ["ping", "$default"] :
+      aws_apigatewayv2_route.websocket[k].target == "integrations/${aws_apigatewayv2_integration.gateway_answer[k].id}" &&
+      aws_apigatewayv2_integration.gateway_answer[k].integration_type == "MOCK" &&
+      aws_apigatewayv2_integration.gateway_answer[k].request_templates["$default"] == "{\"statusCode\":200}" &&
+      aws_apigatewayv2_integration.gateway_answer[k].template_selection_expression == "\\$default"
+    ])
+    error_message = "ping and $default must be answered by a mock integration (status 200), not a function: a keepalive costs no invocation and no write."
+  }
+
+  assert {
+    condition     = !contains(keys(aws_lambda_function.this), "ws-ping") && !contains(keys(aws_lambda_permission.websocket), "ping")
+    error_message = "No function serves pings (the gateway answers them)."
   }
 
   assert {
     condition = (
-      aws_apigatewayv2_integration_response.unknown_action.integration_response_key == "$default" &&
-      jsondecode(aws_apigatewayv2_integration_response.unknown_action.response_templates["$default"]) == {
+      jsondecode(aws_apigatewayv2_integration_response.gateway_answer["ping"].response_templates["$default"]) == { type = "pong" } &&
+      jsondecode(aws_apigatewayv2_integration_response.gateway_answer["$default"].response_templates["$default"]) == {
         type  = "error"
         error = { code = "unknown_action", message = "frames are JSON objects with an action; supported actions: ping" }
       } &&
-      !strcontains(aws_apigatewayv2_integration_response.unknown_action.response_templates["$default"], "$") &&
-      !strcontains(aws_apigatewayv2_integration_response.unknown_action.response_templates["$default"], "#")
+      alltrue([for r in aws_apigatewayv2_integration_response.gateway_answer :
+        r.integration_response_key == "$default" && !strcontains(r.response_templates["$default"], "$") && !strcontains(r.response_templates["$default"], "#")
+      ])
     )
-    error_message = "The mock answers the unknown_action error frame, as a template with nothing for VTL to expand."
-  }
-
-  assert {
-    condition     = !contains(keys(aws_lambda_function.this), "ws-default") && !contains(keys(aws_lambda_permission.websocket), "$default")
-    error_message = "No function (and no invoke permission) stands behind $default."
+    error_message = "The mocks answer the pong frame and the unknown_action error frame, as templates with nothing for VTL to expand."
   }
 }
 
@@ -577,10 +578,10 @@ run "the_routes_any_socket_may_call_are_throttled_below_the_stage" {
       for r in aws_apigatewayv2_stage.websocket.route_settings : r.route_key => [r.throttling_burst_limit, r.throttling_rate_limit]
       } == {
       "$connect" = [500, 250]
-      "ping"     = [2500, 5000]
+      "ping"     = [1250, 2500]
       "$default" = [50, 25]
     }
-    error_message = "$connect, ping and $default must each have a throttle of their own (defaults, for 100,000 expected sockets: 500/250, 2500/5000 and 50/25), below the stage's 3050/5275; $connect's rate is half the account's 500 new connections/s."
+    error_message = "$connect, ping and $default must each have a throttle of their own (defaults, for 100,000 expected sockets: 500/250, 1250/2500 and 50/25), below the stage's 1800/2775; $connect's rate is half the account's 500 new connections/s."
   }
 }
 
@@ -637,8 +638,8 @@ run "both_stages_are_throttled_and_logged" {
 
   assert {
     condition = (
-      aws_apigatewayv2_stage.websocket.default_route_settings[0].throttling_burst_limit == 3050 &&
-      aws_apigatewayv2_stage.websocket.default_route_settings[0].throttling_rate_limit == 5275 &&
+      aws_apigatewayv2_stage.websocket.default_route_settings[0].throttling_burst_limit == 1800 &&
+      aws_apigatewayv2_stage.websocket.default_route_settings[0].throttling_rate_limit == 2775 &&
       aws_apigatewayv2_stage.http.default_route_settings[0].throttling_burst_limit == 500 &&
       aws_apigatewayv2_stage.http.default_route_settings[0].throttling_rate_limit == 1000
     )
@@ -713,7 +714,7 @@ run "alarms_dashboard_and_outputs" {
       "rt-test-fanout-dlq-not-empty", "rt-test-fanout-errors", "rt-test-fanout-queue-age",
       "rt-test-presence-checks-dlq-not-empty", "rt-test-maintenance-errors",
       "rt-test-presence-events-dlq-not-empty", "rt-test-presence-events-queue-age",
-      "rt-test-ws-connect-throttles", "rt-test-ws-disconnect-throttles", "rt-test-ws-ping-throttles",
+      "rt-test-ws-connect-throttles", "rt-test-ws-disconnect-throttles",
       "rt-test-process-events-throttles", "rt-test-fanout-throttles", "rt-test-events-api-throttles",
       "rt-test-maintenance-throttles", "rt-test-presence-checks-throttles",
       "rt-test-process-events-concurrency", "rt-test-fanout-concurrency", "rt-test-presence-checks-concurrency",
@@ -746,7 +747,7 @@ run "alarms_dashboard_and_outputs" {
   }
 
   assert {
-    condition     = length(output.function_names) == 8 && length(output.log_group_names) == 10
-    error_message = "Outputs list the eight functions and all ten log groups."
+    condition     = length(output.function_names) == 7 && length(output.log_group_names) == 9
+    error_message = "Outputs list the seven functions and all nine log groups."
   }
 }

@@ -185,7 +185,7 @@ run "emulator_endpoint_template_and_toggles" {
   }
 
   assert {
-    condition     = aws_lambda_permission.websocket["ping"].source_arn == "arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/v1/ping"
+    condition     = aws_lambda_permission.websocket["$disconnect"].source_arn == "arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/v1/$disconnect"
     error_message = "Route permissions follow the stage name."
   }
 }

@@ -64,12 +64,11 @@ run "maintenance_runs_on_a_schedule_with_its_own_role" {
   assert {
     condition = (
       aws_lambda_function.this["maintenance"].environment[0].variables["STALE_CONNECTION_SECONDS"] == "300" &&
-      aws_lambda_function.this["ws-ping"].environment[0].variables["STALE_CONNECTION_SECONDS"] == "300" &&
       aws_lambda_function.this["maintenance"].environment[0].variables["CONNECTIONS_ENDPOINT"] == "https://abcdef1234.execute-api.us-east-1.amazonaws.com/live" &&
       aws_lambda_function.this["maintenance"].environment[0].variables["PRESENCE_CHECKS_QUEUE_URL"] == aws_sqs_queue.presence_checks[0].url &&
       aws_lambda_function.this["maintenance"].environment[0].variables["PRESENCE_EVENTS_QUEUE_URL"] == aws_sqs_queue.presence_events[0].url
     )
-    error_message = "maintenance (and ws-ping, which writes lastSeen every half of it) knows the stale threshold; maintenance the @connections endpoint and both queues."
+    error_message = "maintenance knows the stale threshold; maintenance the @connections endpoint and both queues."
   }
 
   assert {
@@ -218,7 +217,7 @@ run "presence_table_keeps_one_item_per_user_forever" {
   }
 
   assert {
-    condition = alltrue([for k in ["ws-connect", "ws-disconnect", "ws-ping", "process-events", "events-api", "presence-checks", "maintenance"] :
+    condition = alltrue([for k in ["ws-connect", "ws-disconnect", "process-events", "events-api", "presence-checks", "maintenance"] :
       aws_lambda_function.this[k].environment[0].variables["PRESENCE_TABLE"] == "rt-test-presence"
     ])
     error_message = "Every function that reads or writes presence knows its table."
@@ -271,7 +270,6 @@ run "presence_permissions_are_least_privilege" {
       "fanout"          = "dynamodb:UpdateItem"
       "ws-connect"      = "dynamodb:GetItem,dynamodb:UpdateItem"
       "ws-disconnect"   = "dynamodb:UpdateItem"
-      "ws-ping"         = "dynamodb:UpdateItem"
       } : join(",", sort(flatten([for s in jsondecode(aws_iam_role_policy.lambda[k].policy).Statement :
         s.Action if contains(s.Resource, "arn:aws:dynamodb:us-east-1:123456789012:table/rt-test-presence")
     ]))) == expected])
@@ -338,7 +336,7 @@ run "presence_can_be_left_out" {
       length(aws_sqs_queue.presence_checks) == 0 && length(aws_lambda_event_source_mapping.presence_checks) == 0 &&
       length(aws_sqs_queue.presence_events) == 0 && keys(aws_lambda_event_source_mapping.process_events) == ["events"] &&
       keys(aws_sqs_queue.dead_letter) == ["events-dlq", "fanout-dlq"] && keys(aws_sqs_queue_policy.this) == ["events", "events-dlq", "fanout", "fanout-dlq"] &&
-      keys(aws_lambda_function.this) == ["events-api", "fanout", "maintenance", "process-events", "ws-connect", "ws-disconnect", "ws-ping"]
+      keys(aws_lambda_function.this) == ["events-api", "fanout", "maintenance", "process-events", "ws-connect", "ws-disconnect"]
     )
     error_message = "Without presence there is no presence table, presence-checks queue, DLQ, mapping or function."
   }
@@ -354,7 +352,7 @@ run "presence_can_be_left_out" {
       "fanout-concurrency", "fanout-dlq-not-empty", "fanout-errors", "fanout-queue-age", "fanout-throttles",
       "http-client-errors", "lambda-account-concurrency", "maintenance-errors", "maintenance-throttles",
       "process-events-concurrency", "process-events-errors", "process-events-throttles",
-      "websocket-rejections", "ws-connect-throttles", "ws-disconnect-throttles", "ws-ping-throttles",
+      "websocket-rejections", "ws-connect-throttles", "ws-disconnect-throttles",
     ]
     error_message = "Without presence the presence-checks DLQ, throttle and concurrency alarms go; maintenance's stay."
   }
@@ -378,7 +376,7 @@ run "presence_can_be_left_out" {
   assert {
     condition = toset([for k, p in aws_iam_role_policy.lambda : k if contains(flatten([
       for s in jsondecode(p.policy).Statement : s.Action if s.Sid == "ConnectionsTable"
-    ]), "dynamodb:UpdateItem")]) == toset(["ws-connect", "ws-disconnect", "ws-ping", "process-events", "fanout", "maintenance"])
+    ]), "dynamodb:UpdateItem")]) == toset(["ws-connect", "ws-disconnect", "process-events", "fanout", "maintenance"])
     error_message = "Without presence, whoever opens or ends a session updates the user's session count in the connections table."
   }
 

@@ -25,10 +25,6 @@ override_resource {
   values = { arn = "arn:aws:iam::123456789012:role/rt-test-ws-disconnect" }
 }
 override_resource {
-  target = aws_iam_role.lambda["ws-ping"]
-  values = { arn = "arn:aws:iam::123456789012:role/rt-test-ws-ping" }
-}
-override_resource {
   target = aws_iam_role.lambda["process-events"]
   values = { arn = "arn:aws:iam::123456789012:role/rt-test-process-events" }
 }

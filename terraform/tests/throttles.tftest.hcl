@@ -7,7 +7,7 @@ mock_provider "aws" {
   source = "./tests/mocks"
 }
 
-run "the_defaults_carry_100000_sockets_pinging_every_30_s" {
+run "the_defaults_carry_100000_sockets_pinging_every_60_s" {
   command = plan
 
   assert {
@@ -15,18 +15,18 @@ run "the_defaults_carry_100000_sockets_pinging_every_30_s" {
       for r in aws_apigatewayv2_stage.websocket.route_settings : r.route_key => { burst_limit = r.throttling_burst_limit, rate_limit = r.throttling_rate_limit }
       } == {
       "$connect" = { burst_limit = 500, rate_limit = 250 }
-      "ping"     = { burst_limit = 2500, rate_limit = 5000 }
+      "ping"     = { burst_limit = 1250, rate_limit = 2500 }
       "$default" = { burst_limit = 50, rate_limit = 25 }
     }
-    error_message = "100,000 sockets pinging every 30 s are 3,334 pings/s: ping gets 5,000/s (x 1.5, burst half of it); $connect 250/s (1%/min reconnecting is 17/s; never under half the account's 500/s), burst 500; $default 25/s."
+    error_message = "100,000 sockets pinging every 60 s are 1,667 pings/s: ping gets 2,500/s (x 1.5, burst half of it); $connect 250/s (1%/min reconnecting is 17/s; never under half the account's 500/s), burst 500; $default 25/s."
   }
 
   assert {
     condition = (
-      aws_apigatewayv2_stage.websocket.default_route_settings[0].throttling_rate_limit == 5275 &&
-      aws_apigatewayv2_stage.websocket.default_route_settings[0].throttling_burst_limit == 3050
+      aws_apigatewayv2_stage.websocket.default_route_settings[0].throttling_rate_limit == 2775 &&
+      aws_apigatewayv2_stage.websocket.default_route_settings[0].throttling_burst_limit == 1800
     )
-    error_message = "The stage covers the routes' throttles at once: 5,000 + 250 + 25 = 5,275/s, burst 2,500 + 500 + 50 = 3,050."
+    error_message = "The stage covers the routes' throttles at once: 2,500 + 250 + 25 = 2,775/s, burst 1,250 + 500 + 50 = 1,800."
   }
 }
 
@@ -40,16 +40,16 @@ run "a_small_deployment_keeps_the_reconnect_floor" {
   assert {
     condition = {
       for r in aws_apigatewayv2_stage.websocket.route_settings : r.route_key => [r.throttling_burst_limit, r.throttling_rate_limit]
-    } == { "$connect" = [500, 250], "ping" = [25, 50], "$default" = [50, 25] }
-    error_message = "1,000 sockets: ping 1,000 / 30 x 1.5 = 50/s (burst 25); $connect keeps 250/s so that a dropped deployment comes back in 4 s."
+    } == { "$connect" = [500, 250], "ping" = [13, 25], "$default" = [50, 25] }
+    error_message = "1,000 sockets: ping 1,000 / 60 x 1.5 = 25/s (burst 13); $connect keeps 250/s so that a dropped deployment comes back in 4 s."
   }
 
   assert {
     condition = (
-      aws_apigatewayv2_stage.websocket.default_route_settings[0].throttling_rate_limit == 325 &&
-      aws_apigatewayv2_stage.websocket.default_route_settings[0].throttling_burst_limit == 575
+      aws_apigatewayv2_stage.websocket.default_route_settings[0].throttling_rate_limit == 300 &&
+      aws_apigatewayv2_stage.websocket.default_route_settings[0].throttling_burst_limit == 563
     )
-    error_message = "The stage is the routes' sum: 325/s, burst 575."
+    error_message = "The stage is the routes' sum: 300/s, burst 563."
   }
 }
 
@@ -119,7 +119,7 @@ run "explicit_route_throttles_win_and_the_stage_covers_them" {
   }
 }
 
-run "refuses_more_sockets_than_30_s_pings_fit_in_the_account" {
+run "refuses_more_sockets_than_60_s_pings_fit_in_the_account" {
   command = plan
 
   variables {

@@ -32,15 +32,6 @@ DB_CHANGES = ("realtime.db_changes",)
 FORBIDDEN = {
     "ws-connect": (*DB_CHANGES, *VALIDATION, *EVENT_STORE, *DELIVERY, *POWERTOOLS_EXTRAS),
     "ws-disconnect": (*DB_CHANGES, *TOKENS, *VALIDATION, *EVENT_STORE, *DELIVERY, *POWERTOOLS_EXTRAS),
-    "ws-ping": (
-        *DB_CHANGES,
-        *TOKENS,
-        *VALIDATION,
-        *EVENT_STORE,
-        *DELIVERY,
-        *POWERTOOLS_EXTRAS,
-        "realtime.presence.announcer",
-    ),
     "process-events": (*DB_CHANGES, *TOKENS, "realtime.events.feed", *POWERTOOLS_EXTRAS),
     # fanout reads the events its jobs refer to back from the store, but never stores or pages a feed.
     "fanout": (

@@ -71,7 +71,7 @@ def results():
             "python": "3.12.1",
             "runs": 5,
             "boto3_ms": 150.0,
-            "handlers": {"ws-ping": {"import_ms": 170.0, "setup_ms": 190.0}},
+            "handlers": {"ws-disconnect": {"import_ms": 170.0, "setup_ms": 190.0}},
         },
         "request_counts": {
             "ping": {
@@ -124,7 +124,7 @@ def test_the_page_labels_each_kind_of_figure_and_names_the_machine(results):
     assert "| one topic | 1 | 200 | 44 events/s | 200 events/s | **0.22** |" in page
     assert "one topic: 20.0 s through the pipeline, 2.0 s through the floor" in page
     assert "only 9,000 posted" in page
-    assert "| ws-ping | 170 ms | 190 ms | +40 ms |" in page
+    assert "| ws-disconnect | 170 ms | 190 ms | +40 ms |" in page
     for machine in ("ministack 1.5.33", "2 cores, AMD EPYC", "`make bench`", "2026-12-01 07:00 UTC"):
         assert machine in page
     assert "| cost table |" in page

@@ -56,8 +56,8 @@ def test_log_lines_filtered_by_correlation_id_leave_out_everything_else():
 
 
 def test_platform_lines_and_metrics_records_are_left_out_and_other_output_kept():
-    assert format_line("ws-ping", log_event("START RequestId: 1 Version: $LATEST"), None) is None
-    assert format_line("ws-ping", log_event(json.dumps({"_aws": {}, "Pings": [1.0]})), None) is None
-    assert format_line("ws-ping", log_event("Traceback (most recent call last):"), None).endswith(
+    assert format_line("ws-disconnect", log_event("START RequestId: 1 Version: $LATEST"), None) is None
+    assert format_line("ws-disconnect", log_event(json.dumps({"_aws": {}, "Pings": [1.0]})), None) is None
+    assert format_line("ws-disconnect", log_event("Traceback (most recent call last):"), None).endswith(
         "Traceback (most recent call last):"
     )

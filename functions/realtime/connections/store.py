@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from realtime.core.encoding import parse_timestamp, timestamp_at
+from realtime.core.encoding import timestamp_at
 from realtime.core.scanning import Key, ScanPage, scan_pages
 
 META_SK = "meta"
@@ -205,35 +205,20 @@ class ConnectionStore:
                 raise
 
     def touch(self, connection_id: str) -> bool:
-        """Record activity on a connection. False if the connection is not (or no longer) known."""
-        return self.record_activity(connection_id) is not None
-
-    def record_activity(self, connection_id: str) -> str | None:
-        """Record activity on a connection: its user id, or None if the connection is not (or no longer) known."""
+        """Move the connection's lastSeen to now (maintenance found it alive). False if it has no record."""
         try:
-            response = self._table.update_item(
+            self._table.update_item(
                 Key={"pk": connection_pk(connection_id), "sk": META_SK},
                 UpdateExpression="SET lastSeen = :now",
                 # Without it, UpdateItem would create a stray item for a removed connection.
                 ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeValues={":now": self._now_iso()},
-                ReturnValues="ALL_NEW",
             )
         except ClientError as error:
             if _condition_failed(error):
-                return None
+                return False
             raise
-        return str(response["Attributes"].get("userId", ""))
-
-    def last_seen(self, connection_id: str) -> float | None:
-        """When the connection was last seen, by an eventually consistent read (half a read unit,
-        a tenth of a write's price); None if it has no record."""
-        item = self._table.get_item(
-            Key={"pk": connection_pk(connection_id), "sk": META_SK}, ProjectionExpression="lastSeen"
-        ).get("Item")
-        if item is None:
-            return None
-        return parse_timestamp(item.get("lastSeen")) or 0.0
+        return True
 
     def not_seen_since(
         self, seen_before: str, connected_before: str, *, start_key: Key | None, budget: int

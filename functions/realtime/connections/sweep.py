@@ -8,7 +8,11 @@ limit, or a token that has expired; see realtime.connections.scan_positions)
 and asks the `@connections` API about each (GetConnection), a few at a time
 and at most `checks_per_second`. GoneException means dead: the connection is
 removed, as a $disconnect would have (with its session, through `remove`).
-Any other answer leaves it alone. A connection whose token has expired is
+Alive moves its `lastSeen` to now, so it is checked again a stale threshold
+later: pings are answered by the gateway and write nothing, so with the
+default schedule (5 min) and threshold (300 s) each live connection costs a
+GetConnection and a write every 10 minutes, and a dead one is found within
+10 minutes of its last check. Any other answer leaves it alone. A connection whose token has expired is
 closed (a last frame saying why, then DeleteConnection; its $disconnect
 removes it), as delivery would at its next event.
 """
@@ -152,6 +156,9 @@ class ConnectionSweep:
         connection_id = str(record["connectionId"])
         if answer is Answer.ALIVE:
             report.alive += 1
+            # Pings write nothing (the gateway answers them): this is what keeps a live connection
+            # out of the next runs' checks for the stale threshold.
+            self._connections.touch(connection_id)
         elif answer is Answer.CLOSED:
             report.expired += 1
         elif answer is Answer.UNKNOWN:

@@ -211,14 +211,6 @@ class WsDisconnectSettings:
 
 
 @dataclass(frozen=True)
-class WsPingSettings:
-    connections_table: str = text("CONNECTIONS_TABLE")
-    # Pings write lastSeen at most every half of it, so a live connection never looks stale to maintenance.
-    stale_connection_seconds: int = integer("STALE_CONNECTION_SECONDS", 60, 7200)
-    presence: PresenceTable | None = section(PresenceTable, optional=True)
-
-
-@dataclass(frozen=True)
 class ProcessEventsSettings:
     connections_table: str = text("CONNECTIONS_TABLE")
     events_table: str = text("EVENTS_TABLE")
@@ -285,7 +277,6 @@ class DbChangesSettings:
 FUNCTION_SETTINGS: dict[str, type] = {
     "ws-connect": WsConnectSettings,
     "ws-disconnect": WsDisconnectSettings,
-    "ws-ping": WsPingSettings,
     "process-events": ProcessEventsSettings,
     "fanout": FanoutSettings,
     "events-api": EventsApiSettings,

@@ -5,11 +5,12 @@ stopped, at most `items_per_run` items, its position kept with the connection
 sweep's: realtime.connections.scan_positions) for the users that are online,
 have sessions or have an unconfirmed presence event, and
 - drops sessions whose connection record is gone (removed by a path that did
-  not know about presence, or expired by TTL). Records are read only for users
-  not seen for the stale threshold (pings keep a live user's lastSeen fresh: a
-  user whose sessions are all orphans is soon stale) and for a random 1 in
-  ORPHAN_SAMPLE_RUNS of the others (an orphan beside a live session), 100 keys
-  a request: a run does not read a record per online user;
+  not know about presence, or expired by TTL). Records are read for users whose
+  lastSeen (latest connect or clean disconnect) is older than the stale
+  threshold, which is most users with a long-lived session since pings write
+  nothing, and for a random 1 in ORPHAN_SAMPLE_RUNS of the others (an orphan
+  beside a young session): 100 keys a request, a read unit each (a fifth of
+  a write's price: cheaper than writing lastSeen on every ping);
 - decides offline for users left online with no session well past the grace
   period (their check was lost);
 - re-sends presence events whose sending was never confirmed.

@@ -1,4 +1,4 @@
-"""Connections and presence together: what $connect, $disconnect, ping, delivery and maintenance do.
+"""Connections and presence together: what $connect, $disconnect, delivery and maintenance do.
 
 Order of writes, chosen so that a refused connect writes nothing and a crash
 at any point leaves something maintenance can find and repair:
@@ -20,7 +20,6 @@ connection decide at most once.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -83,49 +82,6 @@ class PresenceDecider:
             # The flip stays unannounced on the item; maintenance sends it.
             logger.exception("Presence event not sent", extra={"user_id": state.user_id})
             return None
-
-
-class Heartbeats:
-    """ws-ping: keep each connection's lastSeen, and its user's, fresh enough for maintenance, cheaply.
-
-    A ping writes both only when the stored time is `interval` old: a connection
-    pinging every 30 s costs two writes per interval instead of two per ping. The
-    container remembers the time it wrote or read; when that is `interval` old it
-    reads the record first (eventually consistent, half a read unit: another
-    container may have written it), so however many containers share the pings,
-    each connection is written about once per interval.
-
-    lastSeen is then up to `interval` plus a ping interval old: maintenance's stale
-    threshold is twice `interval`, and GET /presence's lastSeen of an online user is
-    that coarse (a clean $disconnect still writes the exact time).
-    """
-
-    MAX_REMEMBERED = 100_000  # connections; beyond, entries older than the interval (useless) are dropped
-
-    def __init__(self, sessions: SessionTracker, connections: ConnectionStore, interval_seconds: float) -> None:
-        self._sessions = sessions
-        self._connections = connections
-        self._interval = interval_seconds
-        self._stored: dict[str, float] = {}  # connection id -> a lastSeen known to be stored
-
-    def beat(self, connection_id: str, now: float) -> bool:
-        """A ping at `now`. False if the connection has no record."""
-        if now - self._stored.get(connection_id, -math.inf) < self._interval:
-            return True
-        stored = self._connections.last_seen(connection_id)
-        if stored is None:
-            return False
-        if now - stored >= self._interval:
-            if not self._sessions.ping(connection_id):
-                return False
-            stored = now
-        self._remember(connection_id, stored, now)
-        return True
-
-    def _remember(self, connection_id: str, stored: float, now: float) -> None:
-        if len(self._stored) >= self.MAX_REMEMBERED:
-            self._stored = {c: t for c, t in self._stored.items() if now - t < self._interval}
-        self._stored[connection_id] = stored
 
 
 class SessionTracker:
@@ -213,7 +169,7 @@ class SessionTracker:
         return self._remove(connection_id, seen_now=True)
 
     def remove(self, connection_id: str) -> bool:
-        """A connection found dead (GoneException): the user was last seen at its last ping.
+        """A connection found dead (GoneException): the user's lastSeen stays what it was (no clean end to record).
 
         A connection younger than CONNECTING_WINDOW_SECONDS is kept: its $connect may still be running.
         """
@@ -245,15 +201,6 @@ class SessionTracker:
                 # Maintenance finds users left online with no session and decides for them.
                 logger.exception("Offline check not scheduled", extra={"user_id": user_id})
         return state
-
-    def ping(self, connection_id: str) -> bool:
-        """Move the connection's and the user's lastSeen. False if the connection is not known."""
-        user_id = self._connections.record_activity(connection_id)
-        if user_id is None:
-            return False
-        if self._presence is not None and user_id:
-            self._presence.touch(user_id)
-        return True
 
     def check_offline(self, user_id: str, version: int) -> str | None:
         """See PresenceDecider.check_offline."""

@@ -8,7 +8,7 @@ One item per user in the presence table (hash key `userId`):
     stateVersion      N     the version at which `online` last flipped: the version its presence event carries
     stateChangedAt    S     when `online` last flipped
     announcedVersion  N     the last stateVersion handed to the events queue (an outbox: a gap is re-sent)
-    lastSeen          S     the last connect, ping or clean disconnect
+    lastSeen          S     the latest connect or clean disconnect (pings are answered by the gateway and write nothing)
     sessionEndedAt    S     the last time a session ended (maintenance finds overdue offline checks with it)
     groups            L     the groups of the user's latest token (watch rights and the group audience)
     claimed:<id>      N     when the session <id> was counted (epoch seconds): a $connect counts its session
@@ -199,7 +199,7 @@ class PresenceStore:
         """Stop counting a session. None if it was not counted (already removed, or never added).
 
         `seen_now` (a clean $disconnect) also moves lastSeen; a connection found
-        dead later keeps the user's last ping as lastSeen.
+        dead later leaves it at the user's latest connect or clean disconnect.
         """
         now = self._now_iso()
         return self._update(
@@ -231,16 +231,6 @@ class PresenceStore:
                 ":now": self._now_iso(),
             },
         )
-
-    def touch(self, user_id: str) -> bool:
-        """Move the user's lastSeen (a ping). False if the user has no presence item."""
-        state = self._update(
-            user_id,
-            UpdateExpression="SET #lastSeen = :now",
-            ConditionExpression="attribute_exists(#userId)",  # never create a stray item
-            ExpressionAttributeValues={":now": self._now_iso()},
-        )
-        return state is not None
 
     def mark_announced(self, user_id: str, state_version: int) -> None:
         """Record that the flip at `state_version` reached the events queue (never moves backwards)."""

@@ -156,12 +156,12 @@ def test_unknown_token_mode():
 
 def test_a_function_reads_its_settings_once_per_container(monkeypatch):
     monkeypatch.setenv("CONNECTIONS_TABLE", "first")
-    first = services.ws_ping()
+    first = services.ws_disconnect()
     monkeypatch.setenv("CONNECTIONS_TABLE", "second")
-    assert services.ws_ping() is first
+    assert services.ws_disconnect() is first
 
     lifecycle.reset()
-    assert services.ws_ping() is not first
+    assert services.ws_disconnect() is not first
 
 
 def test_a_function_with_a_missing_variable_fails_on_its_first_invocation(monkeypatch):

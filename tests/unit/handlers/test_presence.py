@@ -8,7 +8,7 @@ import time
 import boto3
 import pytest
 from realtime.core import aws, lifecycle
-from realtime.handlers import events_api, maintenance, presence_checks, ws_connect, ws_disconnect, ws_ping
+from realtime.handlers import events_api, maintenance, presence_checks, ws_connect, ws_disconnect
 from realtime.presence.announcer import OfflineCheck
 from realtime.presence.store import PresenceStore
 from stored_events import write_events
@@ -124,19 +124,7 @@ def test_last_disconnect_schedules_the_offline_check(presence, queues, lambda_co
     assert presence.get("ann").sessions == 0
 
 
-def test_ping_moves_the_users_last_seen(presence, lambda_context, monkeypatch):
-    connect(lambda_context, "ann", "c1")
-    before = presence.get("ann").last_seen
 
-    event = ws_event("ping", "c1", body='{"action":"ping"}')
-    # An hour after the connect (which wrote lastSeen): a ping that is due to write it again.
-    connected_at = int(time.time() * 1000)
-    event["requestContext"].update(connectedAt=connected_at, requestTimeEpoch=connected_at + 3600_000)
-
-    response = ws_ping.handler(event, lambda_context)
-
-    assert json.loads(response["body"])["type"] == "pong"
-    assert presence.get("ann").last_seen > before
 
 
 # --- presence-checks ---------------------------------------------------------------------------

@@ -1,12 +1,11 @@
-"""The four WebSocket routes: $connect, $disconnect, ping and $default."""
+"""The WebSocket routes with a function: $connect and $disconnect (the gateway answers ping and $default:
+tests/integration/test_refused_frames.py and the Terraform tests)."""
 
-import json
-import time
 
 import jwt
 import pytest
 from realtime.connections.store import ConnectionStore
-from realtime.handlers import ws_connect, ws_disconnect, ws_ping
+from realtime.handlers import ws_connect, ws_disconnect
 
 from ..dynamodb_requests import dynamodb_requests
 from ..support import make_token, subscribed, ws_event
@@ -132,58 +131,3 @@ def test_disconnect_removes_the_connection_and_subscriptions(connections, connec
 
 def test_disconnect_of_an_unknown_connection_is_fine(connections, lambda_context):
     assert ws_disconnect.handler(ws_event("$disconnect", "never-seen"), lambda_context) == {"statusCode": 200}
-
-
-# --- ping -----------------------------------------------------------------------
-
-
-LONG_AGO = "2026-01-01T00:00:00.000Z"
-
-
-def ping(context, connection_id="conn-1", *, connected_seconds_ago):
-    """A ping as API Gateway sends it: with when the socket opened and when the ping came, in epoch ms."""
-    now = time.time()
-    event = ws_event("ping", connection_id, body='{"action": "ping"}')
-    event["requestContext"].update(
-        connectedAt=int((now - connected_seconds_ago) * 1000), requestTimeEpoch=int(now * 1000)
-    )
-    return ws_ping.handler(event, context)
-
-
-def last_seen_long_ago(connections_table, connection_id="conn-1"):
-    connections_table.update_item(
-        Key={"pk": f"conn#{connection_id}", "sk": "meta"},
-        UpdateExpression="SET lastSeen = :then",
-        ExpressionAttributeValues={":then": LONG_AGO},
-    )
-
-
-def test_ping_pongs_and_records_activity(connections, connections_table, lambda_context):
-    connect(lambda_context, {"token": make_token("42")})
-    last_seen_long_ago(connections_table)
-
-    response = ping(lambda_context, connected_seconds_ago=3600)
-
-    assert response["statusCode"] == 200
-    pong = json.loads(response["body"])
-    assert pong["type"] == "pong"
-    assert pong["time"].endswith("Z")
-    assert connections.get("conn-1")["lastSeen"] > LONG_AGO
-
-
-def test_a_ping_soon_after_connect_writes_nothing(connections, lambda_context):
-    """$connect wrote lastSeen: within half the stale threshold, pings only read it and pong."""
-    connect(lambda_context, {"token": make_token("42")})
-    written = connections.get("conn-1")["lastSeen"]
-
-    response = ping(lambda_context, connected_seconds_ago=60)
-
-    assert json.loads(response["body"])["type"] == "pong"
-    assert connections.get("conn-1")["lastSeen"] == written
-
-
-def test_ping_from_an_unknown_connection_still_pongs(connections, connections_table, lambda_context):
-    response = ping(lambda_context, "ghost", connected_seconds_ago=3600)
-
-    assert json.loads(response["body"])["type"] == "pong"
-    assert connections_table.scan()["Count"] == 0

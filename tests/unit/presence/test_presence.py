@@ -6,8 +6,6 @@ import json
 
 import pytest
 from realtime.connections.posting import Poster
-from realtime.connections.store import ConnectionStore
-from realtime.core.encoding import parse_timestamp
 from realtime.events.audience import EventTypeRules
 from realtime.events.pipeline import EventPipeline
 from realtime.events.producer import ProducerMessage
@@ -17,7 +15,7 @@ from realtime.presence.announcer import (
     presence_event_id,
     presence_message,
 )
-from realtime.presence.sessions import CONNECTING_WINDOW_SECONDS, Heartbeats, SessionTracker
+from realtime.presence.sessions import CONNECTING_WINDOW_SECONDS
 from realtime.presence.store import PresenceState
 
 from ..support import FakeManagementClient, client_error
@@ -119,85 +117,25 @@ def test_group_audience_is_off_unless_enabled(dynamodb, connections_table, prese
     assert world.events_of("ann")[0].audience == ["presence:ann"]
 
 
-def test_ping_moves_the_connections_and_the_users_last_seen(world):
-    tab = world.connect("ann")
-    world.advance(42)
-
-    assert world.ping(tab)
-
-    assert world.connections.get(tab)["lastSeen"] == world.state("ann").last_seen == "2026-01-01T00:00:42.000Z"
-    assert world.state("ann").version == 1  # a ping is not a presence change
-    assert not world.ping("unknown")
 
 
-class CountingTable:
-    """The connections table, counting the requests sent to it."""
-
-    def __init__(self, table):
-        self._table = table
-        self.calls = []
-
-    def __getattr__(self, name):
-        attribute = getattr(self._table, name)
-        if name in ("get_item", "update_item"):
-            return lambda **kwargs: self.calls.append(name) or attribute(**kwargs)
-        return attribute
 
 
-def heartbeats(world, connections_table, interval=150):
-    """ws-ping's heartbeats on the world's tables, counting the connection table's reads and writes."""
-    counting = CountingTable(connections_table)
-    store = ConnectionStore(counting, clock=world.clock)
-    sessions = SessionTracker(store, world.presence, clock=world.clock)
-    return Heartbeats(sessions, store, interval_seconds=interval), counting.calls
 
 
-def test_pings_every_30_seconds_write_last_seen_once_per_interval(world, connections_table):
-    beats, calls = heartbeats(world, connections_table)
-    tab = world.connect("ann")
-
-    for _ in range(20):  # ten minutes
-        world.advance(30)
-        assert beats.beat(tab, world.clock())
-
-    # At 30 s a read finds $connect's lastSeen fresh; at 150, 300, 450 and 600 s a read and a write.
-    assert calls.count("update_item") == 4
-    assert calls.count("get_item") == 5
-    assert world.connections.get(tab)["lastSeen"] == world.state("ann").last_seen == "2026-01-01T00:10:00.000Z"
 
 
-def test_a_ping_does_not_write_what_another_container_wrote(world, connections_table):
-    beats, calls = heartbeats(world, connections_table)
-    tab = world.connect("ann")
-    world.advance(600)
-    world.ping(tab)  # another container's ping
-
-    assert beats.beat(tab, world.clock() + 30)
-
-    assert calls == ["get_item"]
-    assert beats.beat(tab, world.clock() + 60)
-    assert calls == ["get_item"]  # remembered what it read
 
 
-def test_a_ping_from_an_unknown_connection_writes_nothing(world, connections_table):
-    beats, calls = heartbeats(world, connections_table)
-
-    assert not beats.beat("ghost", world.clock())
-
-    assert calls == ["get_item"]
-    assert connections_table.scan()["Count"] == 0
 
 
-def test_a_live_connection_never_looks_stale_to_maintenance(world, connections_table):
-    """The stale threshold is twice the write interval: pinged every 30 s, lastSeen stays younger than it."""
-    beats, _ = heartbeats(world, connections_table, interval=world.stale / 2)
-    tab = world.connect("ann")
 
-    for _ in range(40):
-        world.advance(30)
-        beats.beat(tab, world.clock())
-        age = world.clock() - parse_timestamp(world.connections.get(tab)["lastSeen"])
-        assert age < world.stale
+
+
+
+
+
+
 
 
 def test_clean_disconnect_moves_last_seen_but_a_dead_connection_does_not(world):
@@ -297,11 +235,13 @@ def test_a_missed_disconnect_is_repaired_by_maintenance(world):
     assert world.connections.get(kept) is not None
 
     world.lose(kept)
-    world.sweep()
+    assert world.sweep().connections.checked == 0  # found alive a moment ago: not asked again yet
+    world.advance(world.stale + 1)
+    assert world.sweep().connections.removed == 1
     assert world.kinds_of("ann") == ["online"]
     world.advance(5)
     assert world.kinds_of("ann") == ["online", "offline"]
-    assert world.state("ann").last_seen == "2026-01-01T00:00:00.000Z"  # never pinged: seen at connect
+    assert world.state("ann").last_seen == "2026-01-01T00:00:00.000Z"  # found dead, not ended: seen at connect
 
 
 def test_recently_seen_connections_are_not_checked(world):
@@ -315,15 +255,21 @@ def test_recently_seen_connections_are_not_checked(world):
     assert world.sweep().connections.removed == 1
 
 
-def test_connections_older_than_two_hours_are_checked_even_if_they_ping(world):
+def test_a_live_connection_is_checked_once_a_stale_threshold_and_its_last_seen_moved(world):
+    """Pings write nothing: maintenance's check is what moves lastSeen, so the next runs skip the connection."""
     tab = world.connect("ann")
-    for _ in range(121):  # a ping a minute for just over two hours
+    for _ in range(4):  # a ping a minute: the gateway answers, nothing is written
         world.advance(60)
-        world.ping(tab)
+        assert world.ping(tab)
+    assert world.connections.get(tab)["lastSeen"] == "2026-01-01T00:00:00.000Z"
 
-    report = world.sweep()
+    assert (world.sweep().connections.checked, world.sweep().connections.checked) == (1, 0)
+    assert world.connections.get(tab)["lastSeen"] == "2026-01-01T00:04:00.000Z"
 
-    assert (report.connections.checked, report.connections.alive) == (1, 1)
+    world.advance(world.stale)
+    assert world.sweep().connections.checked == 0  # checked when lastSeen is more than the threshold old
+    world.advance(1)
+    assert (world.sweep().connections.alive, world.state("ann").sessions) == (1, 1)
 
 
 def test_a_failing_get_connection_leaves_the_connection_for_the_next_run(world):
@@ -402,7 +348,7 @@ def maintenance_sampling(world, rand):
 
 
 def test_records_of_users_seen_lately_are_read_only_in_a_sample_of_runs(world):
-    """A user pinging from one tab hides an orphan session beside it until a run samples the user."""
+    """A user that connected lately hides an orphan session beside it until a run samples the user."""
     tabs = [world.connect("ann"), world.connect("ann")]
     world.advance(CONNECTING_WINDOW_SECONDS)  # no longer connecting: a session without its record is an orphan
     world.connections.remove(tabs[0])
