@@ -79,6 +79,19 @@ export interface Clock {
   clearTimeout(id: unknown): void;
 }
 
+/** What the client uses of the page's `document`: its visibility, and the event that reports a change. */
+export interface DocumentLike {
+  readonly visibilityState: string;
+  addEventListener(type: 'visibilitychange', listener: () => void): void;
+  removeEventListener(type: 'visibilitychange', listener: () => void): void;
+}
+
+/** What the client uses of the page's `window`: the `online` event. */
+export interface WindowLike {
+  addEventListener(type: 'online', listener: () => void): void;
+  removeEventListener(type: 'online', listener: () => void): void;
+}
+
 export interface ConnectOptions {
   /** The WebSocket API URL (wss://.../stage); the token is added as ?token=. */
   wsUrl: string;
@@ -90,8 +103,20 @@ export interface ConnectOptions {
   since?: 'now' | 'retention';
   /** Resume after this cursor (from an earlier client's `cursor`, e.g. saved across a page reload). */
   cursor?: string | null;
-  /** ms between pings on an idle socket (default 30000). */
+  /**
+   * ms between pings while the page is visible (default 60000). Each ping and
+   * its pong are billed API Gateway messages; a socket that goes silent is
+   * found within pingIntervalMs + pongTimeoutMs (70 s by default).
+   */
   pingIntervalMs?: number;
+  /**
+   * ms between pings while the page is hidden (default 480000). Browsers
+   * throttle a hidden page's timers to about once a minute, and API Gateway
+   * closes a socket idle for 10 minutes: at least pingIntervalMs, under 600000
+   * (else connect() throws a TypeError). When the page is shown again, or the
+   * browser is back online, the client pings at once.
+   */
+  hiddenPingIntervalMs?: number;
   /** ms without any frame after a ping before the socket is declared dead (default 10000). */
   pongTimeoutMs?: number;
   /** ms a WebSocket may take to open and answer its first ping; one that does not counts as a failed open (default 10000). */
@@ -123,6 +148,10 @@ export interface ConnectOptions {
   WebSocket?: typeof WebSocket;
   /** Override fetch (default globalThis.fetch). */
   fetch?: typeof fetch;
+  /** Whose visibility chooses the ping interval (default globalThis.document; without one the page counts as visible). */
+  document?: DocumentLike;
+  /** Whose `online` event makes the client ping, or reconnect, at once (default globalThis). */
+  window?: WindowLike;
   clock?: Clock;
   logger?: { debug?: (...args: unknown[]) => void };
 }
@@ -131,6 +160,8 @@ export interface ClientStats {
   opens: number;
   drops: number;
   failedOpens: number;
+  /** Pings sent, each socket's first included: each is a billed message, and so is its pong. */
+  pings: number;
   /** Sockets the server closed because their token expired (each reopened at once). */
   tokenExpiries: number;
   fallbacks: number;

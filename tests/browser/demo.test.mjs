@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { connect as tcpConnect, createServer as createTcpServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -285,7 +286,7 @@ describe('the demo page in Chromium', () => {
   });
 });
 
-// --- the browser client on a page of the test's own: where it starts, silent sockets ------------
+// --- the browser client on a page of the test's own: keepalives, where it starts, silent sockets -
 
 const HISTORY = process.env.HISTORY_USERS ? JSON.parse(process.env.HISTORY_USERS) : null;
 
@@ -299,12 +300,26 @@ async function openClient(user, options = {}) {
     async ({ user, options }) => {
       const { connect } = await import('/js/realtime.js');
       const config = await (await fetch('/config.json')).json();
-      const probe = { events: [] };
+      const probe = { events: [], pongs: 0 };
       window.probe = probe;
+      // The client counts the pings it sends, not the pongs: the test counts those.
+      class PongCountingWebSocket extends WebSocket {
+        constructor(...args) {
+          super(...args);
+          this.addEventListener('message', (message) => {
+            try {
+              if (JSON.parse(message.data)?.type === 'pong') probe.pongs += 1;
+            } catch {
+              // not JSON: not a pong
+            }
+          });
+        }
+      }
       probe.client = connect({
         wsUrl: config.wsUrl,
         httpUrl: config.httpUrl,
         getToken: async () => (await (await fetch(`/token?user=${encodeURIComponent(user)}&groups=`)).json()).token,
+        WebSocket: PongCountingWebSocket,
         ...options,
       });
       probe.client.on('*', (event, meta) => {
@@ -353,6 +368,112 @@ async function silentWebSocketServer() {
     },
   };
 }
+
+/**
+ * A TCP relay to the stack's WebSocket endpoint. silence() makes the connections it carries go
+ * quiet (a NAT or proxy that forgot them: nothing passes either way, and nothing is closed);
+ * connections made after that pass again.
+ */
+async function silenceableRelay(wsUrl) {
+  const target = new URL(wsUrl);
+  const connections = new Set();
+  const server = createTcpServer((downstream) => {
+    const upstream = tcpConnect(Number(target.port || 80), target.hostname);
+    const pair = [downstream, upstream];
+    for (const [socket, other] of [pair, [upstream, downstream]]) {
+      socket.on('error', () => {});
+      socket.on('close', () => {
+        other.destroy();
+        connections.delete(pair);
+      });
+    }
+    downstream.pipe(upstream);
+    upstream.pipe(downstream);
+    connections.add(pair);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `ws://127.0.0.1:${server.address().port}${target.pathname}${target.search}`,
+    connections: () => connections.size,
+    silence() {
+      for (const [downstream, upstream] of connections) {
+        downstream.unpipe(upstream);
+        upstream.unpipe(downstream);
+        downstream.on('data', () => {}); // read and dropped
+        upstream.on('data', () => {});
+      }
+    },
+    close() {
+      for (const pair of connections) for (const socket of pair) socket.destroy();
+      server.close();
+    },
+  };
+}
+
+/** What the browser reports when the tab is hidden or shown again; a headless tab stays visible, so the test says it. */
+function setVisibility(page, value) {
+  return page.evaluate((state) => {
+    Object.defineProperty(document, 'visibilityState', { value: state, configurable: true });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, value);
+}
+
+describe('the browser client: keepalives', () => {
+  it('pings at once when the page becomes visible again', async () => {
+    const { page, context } = await openClient(unique('visible'));
+    await probeState(page, 'open');
+    await page.waitForFunction(() => window.probe.pongs >= 1, null, { timeout: WAIT }); // the first ping's
+    const counts = () => page.evaluate(() => ({ pings: window.probe.client.stats.pings, pongs: window.probe.pongs }));
+    const before = await counts();
+    await setVisibility(page, 'hidden');
+    await sleep(500);
+    assert.equal((await counts()).pings, before.pings, 'hiding the page sends nothing');
+    const shown = Date.now();
+    await setVisibility(page, 'visible');
+    await page.waitForFunction((pings) => window.probe.client.stats.pings > pings, before.pings, { timeout: 1000 });
+    await page.waitForFunction((pongs) => window.probe.pongs > pongs, before.pongs, { timeout: WAIT });
+    record('browser: page shown to its ping answered', Date.now() - shown);
+    const after = await counts();
+    assert.equal(after.pings, before.pings + 1, 'one ping, not one per interval missed');
+    const stats = await page.evaluate(() => window.probe.client.stats);
+    assert.equal(stats.drops, 0);
+    assert.equal(await page.evaluate(() => window.probe.client.state), 'open');
+    await context.close();
+  });
+
+  it('a socket that goes silent while visible is dropped and the client recovers', async () => {
+    const config = await (await fetch(`${DEMO_URL}/config.json`)).json();
+    const relay = await silenceableRelay(config.wsUrl);
+    const [pingIntervalMs, pongTimeoutMs] = [3000, 2000];
+    try {
+      const user = unique('quiet');
+      const { page, context } = await openClient(user, { wsUrl: relay.url, pingIntervalMs, pongTimeoutMs });
+      await probeState(page, 'open');
+      assert.equal(relay.connections(), 1, 'the socket goes through the relay');
+      const before = await publish(`user:${user}`, 1);
+      await probeIds(page, before);
+      const drops = await page.evaluate(() => window.probe.client.stats.drops);
+      relay.silence();
+      const silenced = Date.now();
+      const meanwhile = await publish(`user:${user}`, 2); // never reach the quiet socket
+      await page.waitForFunction((n) => window.probe.client.stats.drops > n, drops, { timeout: WAIT });
+      const detected = Date.now() - silenced;
+      record(`browser: silent socket dropped (visible page, ping ${pingIntervalMs} ms, pong ${pongTimeoutMs} ms)`, detected);
+      // Within a ping interval and a pong timeout, give or take a late timer on a loaded machine.
+      assert.ok(detected < pingIntervalMs + pongTimeoutMs + 2000, `dropped ${detected} ms after going silent`);
+      await probeState(page, 'open');
+      await probeIds(page, meanwhile);
+      const after = await publish(`user:${user}`, 1);
+      await probeIds(page, after);
+      const got = await probeEvents(page, `user:${user}`);
+      assertExactlyOnceInOrder(got, [...before, ...meanwhile, ...after]);
+      assert.deepEqual(got.filter((e) => after.includes(e.id)).map((e) => e.via), ['websocket'], 'on a new socket');
+      await context.close();
+    } finally {
+      relay.close();
+    }
+  });
+});
 
 describe('the browser client: where it starts, and behind a silent socket', () => {
   it("with since 'now' hands on none of 450 stored events, then new ones once", { skip: !HISTORY }, async () => {

@@ -14,10 +14,17 @@ export const STATES = Object.freeze(['connecting', 'open', 'fallback', 'closed']
 // The error frame the server sends just before it closes a socket whose token has expired (contract/wire.json).
 export const TOKEN_EXPIRED = 'token_expired';
 
+// API Gateway closes a WebSocket that carried no message for 10 minutes.
+const IDLE_CLOSE_MS = 600000;
+
 const DEFAULTS = {
   since: 'now', // 'now': only events after connect; 'retention': replay what the server still holds first
   cursor: null, // resume after a cursor saved from client.cursor (e.g. across a page reload)
-  pingIntervalMs: 30000, // API Gateway drops idle sockets after 10 min; a ping also proves the socket is alive
+  // Each ping and its pong are billed messages. While the page is visible, a silent socket is found
+  // within pingIntervalMs + pongTimeoutMs (70 s). A hidden page's timers are throttled to about once
+  // a minute anyway, and API Gateway closes a socket idle for 10 min: 8 min leaves room for both.
+  pingIntervalMs: 60000,
+  hiddenPingIntervalMs: 480000,
   pongTimeoutMs: 10000, // no frame this long after a ping: the socket died silently
   openTimeoutMs: 10000, // handshake and a first answer: a firewall may hang the one, a proxy swallow the other
   fallbackAfterFailures: 2, // consecutive failed opens before HTTP takes over
@@ -48,6 +55,10 @@ export class RealtimeClient {
     // dedupeById: the former name of dedupeEvents, still accepted.
     this.options = { ...DEFAULTS, ...options, dedupeEvents: options.dedupeEvents ?? options.dedupeById ?? true };
     if (!['now', 'retention'].includes(this.options.since)) throw new TypeError("since must be 'now' or 'retention'");
+    const { pingIntervalMs, hiddenPingIntervalMs } = this.options;
+    if (!(hiddenPingIntervalMs >= pingIntervalMs && hiddenPingIntervalMs < IDLE_CLOSE_MS)) {
+      throw new TypeError(`hiddenPingIntervalMs must be at least pingIntervalMs and under ${IDLE_CLOSE_MS}`);
+    }
     this.wsUrl = wsUrl;
     this.httpUrl = httpUrl.replace(/\/+$/, '');
     this.getToken = getToken;
@@ -59,6 +70,10 @@ export class RealtimeClient {
       setTimeout: (fn, ms) => setTimeout(fn, ms),
       clearTimeout: (id) => clearTimeout(id),
     };
+    // The page's visibility (document) and the browser's `online` event (window); without them
+    // (node) the page counts as always visible.
+    this._document = options.document || globalThis.document || null;
+    this._window = options.window || globalThis;
     this._log = options.logger || null;
 
     this.tracker = new EventTracker({ dedupeEvents: this.options.dedupeEvents, since: this.options.since });
@@ -71,6 +86,7 @@ export class RealtimeClient {
       opens: 0,
       drops: 0,
       failedOpens: 0,
+      pings: 0, // pings sent (the first of each socket included): each is a billed message, and so is its pong
       tokenExpiries: 0, // sockets the server closed because their token expired (reopened at once)
       fallbacks: 0,
       syncs: 0,
@@ -97,6 +113,7 @@ export class RealtimeClient {
     this._fallbackTimer = null;
     this._pingTimer = null;
     this._pongTimer = null;
+    this._lastPingAt = null;
     this._stableTimer = null;
     this._gapTimer = null;
     this._gapSeenAt = null;
@@ -107,7 +124,9 @@ export class RealtimeClient {
     this._syncAbort = null;
     this._closed = false;
     this._started = false;
-    this._onOnline = () => this.reconnectNow();
+    // Back online or back in view: a socket that died meanwhile is found now, not at the next ping.
+    this._onOnline = () => (this._wsOpen ? this._pingNow() : this.reconnectNow());
+    this._onVisibilityChange = () => (this._pageHidden() ? this._schedulePing() : this._pingNow());
   }
 
   // -- public API -----------------------------------------------------------
@@ -120,7 +139,8 @@ export class RealtimeClient {
   start() {
     if (this._started) return this;
     this._started = true;
-    globalThis.addEventListener?.('online', this._onOnline);
+    this._window.addEventListener?.('online', this._onOnline);
+    this._document?.addEventListener?.('visibilitychange', this._onVisibilityChange);
     this._setState('connecting');
     this._armFallbackTimer();
     this._openSocket();
@@ -165,7 +185,8 @@ export class RealtimeClient {
   close() {
     if (this._closed) return;
     this._closed = true;
-    globalThis.removeEventListener?.('online', this._onOnline);
+    this._window.removeEventListener?.('online', this._onOnline);
+    this._document?.removeEventListener?.('visibilitychange', this._onVisibilityChange);
     for (const id of this._timers) this._clock.clearTimeout(id);
     this._timers.clear();
     this._stopPolling();
@@ -244,11 +265,7 @@ export class RealtimeClient {
       if (settled || gen !== this._wsGen) return;
       // Open is not enough: a proxy may accept the upgrade and then pass nothing.
       // The socket counts as open once something comes back (within openTimeoutMs).
-      try {
-        ws.send(JSON.stringify({ action: 'ping' }));
-      } catch {
-        // closing already: onclose follows
-      }
+      this._sendPing(ws); // if it is closing already, onclose follows
     };
     ws.onmessage = (message) => {
       if (gen !== this._wsGen) return;
@@ -296,7 +313,7 @@ export class RealtimeClient {
     this.transport = 'websocket';
     this._clearTimer('_fallbackTimer');
     this._stopPolling(); // the socket carries events again
-    this._heartbeat(ws, gen);
+    this._schedulePing();
     this._clearTimer('_stableTimer');
     this._stableTimer = this._after(this.options.stableAfterMs, () => {
       this._stableTimer = null;
@@ -361,30 +378,51 @@ export class RealtimeClient {
     }
   }
 
-  _heartbeat(ws, gen) {
-    const ping = () => {
-      this._pingTimer = null;
-      if (gen !== this._wsGen || !this._wsOpen) return;
-      try {
-        ws.send(JSON.stringify({ action: 'ping' }));
-      } catch {
-        // send on a closing socket: the close handler deals with it
-      }
-      if (this._pongTimer === null) {
-        this._pongTimer = this._after(this.options.pongTimeoutMs, () => {
-          this._pongTimer = null;
-          if (gen !== this._wsGen) return;
-          // Silently dead (no FIN, no RST): give up on it without waiting for the OS.
-          this._wsGen += 1;
-          detach(ws);
-          safeClose(ws, 4000, 'no pong');
-          this._socketDropped('heartbeat timeout');
-        });
-      }
-      this._pingTimer = this._after(this.options.pingIntervalMs, ping);
-    };
+  _pageHidden() {
+    return this._document?.visibilityState === 'hidden';
+  }
+
+  _sendPing(ws) {
+    this.stats.pings += 1;
+    this._lastPingAt = this._clock.now();
+    try {
+      ws.send(JSON.stringify({ action: 'ping' }));
+    } catch {
+      // send on a closing socket: the close handler deals with it
+    }
+  }
+
+  /** The next ping of the open socket: one interval, by the page's visibility, after the last ping sent. */
+  _schedulePing() {
     this._clearTimer('_pingTimer');
-    this._pingTimer = this._after(this.options.pingIntervalMs, ping);
+    if (!this._wsOpen || this._closed) return;
+    const interval = this._pageHidden() ? this.options.hiddenPingIntervalMs : this.options.pingIntervalMs;
+    const delay = Math.max(0, (this._lastPingAt ?? this._clock.now()) + interval - this._clock.now());
+    this._pingTimer = this._after(delay, () => {
+      this._pingTimer = null;
+      this._pingNow();
+    });
+  }
+
+  /** Ping the open socket now; no frame within pongTimeoutMs declares it dead. */
+  _pingNow() {
+    if (!this._wsOpen || this._closed) return;
+    const ws = this._ws;
+    const gen = this._wsGen;
+    // A ping still unanswered has its timeout running already: another would only cost a message.
+    if (this._pongTimer === null) {
+      this._sendPing(ws);
+      this._pongTimer = this._after(this.options.pongTimeoutMs, () => {
+        this._pongTimer = null;
+        if (gen !== this._wsGen) return;
+        // Silently dead (no FIN, no RST): give up on it without waiting for the OS.
+        this._wsGen += 1;
+        detach(ws);
+        safeClose(ws, 4000, 'no pong');
+        this._socketDropped('heartbeat timeout');
+      });
+    }
+    this._schedulePing();
   }
 
   /** The server said the socket's token expired: close it (the server does too), then reopen at once. */

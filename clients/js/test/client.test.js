@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { RealtimeClient } from '../src/index.js';
-import { FakeClock, FakeServer } from './fakes.js';
+import { FakeClock, FakeDocument, FakeServer, FakeWindow } from './fakes.js';
 
 function setup(options = {}, serverSetup = () => {}) {
   const clock = new FakeClock();
@@ -85,8 +85,155 @@ describe('RealtimeClient over the WebSocket', () => {
     await clock.advance(3500);
     const socket = server.openSockets[0];
     assert.equal(socket.sent.filter((m) => m.action === 'ping').length, 4);
+    assert.equal(client.stats.pings, 4);
     assert.equal(client.stats.drops, 0);
     client.close();
+  });
+});
+
+describe('RealtimeClient: keepalives by page visibility (issue "100k idle sockets that cost little")', () => {
+  const SECOND = 1000;
+  const MINUTE = 60 * SECOND;
+  const pings = (server) => server.openSockets[0].sent.filter((m) => m.action === 'ping').length;
+
+  function page(options = {}) {
+    const document = new FakeDocument();
+    const window = new FakeWindow();
+    return { document, window, ...setup({ document, window, ...options }) };
+  }
+
+  it('pings every 60 s without a document (node: always visible)', async () => {
+    const { clock, server, client } = setup();
+    await clock.advance(10); // open: its first ping answered
+    assert.equal(pings(server), 1);
+    await clock.advance(MINUTE - 20);
+    assert.equal(pings(server), 1, 'not at 30 s any more');
+    await clock.advance(20);
+    assert.equal(pings(server), 2);
+    await clock.advance(MINUTE);
+    assert.equal(pings(server), 3);
+    assert.equal(client.stats.pings, 3);
+    client.close();
+  });
+
+  it('pings every 8 min while the page is hidden, counted from the last ping sent', async () => {
+    const { clock, server, client, document } = page();
+    await clock.advance(10);
+    await clock.advance(30 * SECOND);
+    document.hide();
+    await clock.advance(8 * MINUTE - 30 * SECOND - 20);
+    assert.equal(pings(server), 1, 'no ping at the visible interval');
+    await clock.advance(20);
+    assert.equal(pings(server), 2, '8 min after the first ping');
+    await clock.advance(8 * MINUTE - 20);
+    assert.equal(pings(server), 2);
+    await clock.advance(20);
+    assert.equal(pings(server), 3);
+    assert.deepEqual([client.state, client.stats.drops], ['open', 0]);
+    client.close();
+  });
+
+  it('starts hidden on a hidden page, and pings at the visible interval again once shown', async () => {
+    const document = new FakeDocument();
+    document.visibilityState = 'hidden';
+    const { clock, server, client } = setup({ document });
+    await clock.advance(10);
+    await clock.advance(7 * MINUTE);
+    assert.equal(pings(server), 1);
+    document.show();
+    assert.equal(pings(server), 2, 'at once');
+    await clock.advance(MINUTE - 1);
+    assert.equal(pings(server), 2);
+    await clock.advance(1);
+    assert.equal(pings(server), 3, 'then every minute');
+    client.close();
+  });
+
+  it('pings at once when the page becomes visible again: a socket that died meanwhile is dropped pongTimeoutMs later', async () => {
+    const { clock, server, client, document } = page();
+    await clock.advance(10);
+    document.hide();
+    await clock.advance(3 * MINUTE);
+    const socket = server.openSockets[0];
+    socket.goSilent(); // the laptop slept: the NAT forgot the socket
+    server.publish('user:alice'); // never arrives on it
+    document.show();
+    assert.equal(socket.sent.filter((m) => m.action === 'ping').length, 2, 'pinged at once');
+    await clock.advance(10 * SECOND - 10);
+    assert.equal(client.stats.drops, 0);
+    await clock.advance(20);
+    assert.equal(client.stats.drops, 1, 'dropped pongTimeoutMs after the ping');
+    await clock.advance(2 * SECOND); // backoff, a new socket, the catch-up
+    assert.equal(client.state, 'open');
+    assert.equal(client.stats.tracker.delivered, 1);
+    client.close();
+  });
+
+  it('pings at once when the browser is back online (once while a ping is unanswered), and drops a dead socket', async () => {
+    const { clock, server, client, window, document } = page();
+    await clock.advance(10);
+    await clock.advance(20 * SECOND);
+    window.goOnline();
+    assert.equal(pings(server), 2, 'pinged at once');
+    await clock.advance(MINUTE - 10);
+    assert.equal(pings(server), 2, 'the next one a minute after it');
+    await clock.advance(10);
+    assert.equal(pings(server), 3);
+    const socket = server.openSockets[0];
+    socket.goSilent();
+    window.goOnline();
+    document.hide();
+    document.show(); // the first ping's answer is still awaited: no second one
+    assert.equal(socket.sent.filter((m) => m.action === 'ping').length, 4);
+    await clock.advance(10 * SECOND + 10);
+    assert.equal(client.stats.drops, 1);
+    client.close();
+  });
+
+  it('reconnects at once when the browser is back online and the socket is down', async () => {
+    const { clock, server, client, window } = page({ backoff: { initialMs: MINUTE, maxMs: MINUTE, random: () => 0.5 } });
+    await clock.advance(10);
+    server.openSockets[0].kill();
+    await clock.advance(10);
+    assert.equal(client.state, 'connecting');
+    window.goOnline();
+    await clock.advance(10);
+    assert.equal(client.state, 'open', 'without waiting for the backoff');
+    client.close();
+  });
+
+  it('adds its listeners once, and removes them on close', async () => {
+    const { clock, server, client, document, window } = page();
+    client.start(); // a second start adds nothing
+    await clock.advance(10);
+    assert.deepEqual([document.listenerCount(), window.listenerCount()], [1, 1]);
+    client.close();
+    assert.deepEqual([document.listenerCount(), window.listenerCount()], [0, 0]);
+    const sent = server.requests.length;
+    document.show();
+    window.goOnline();
+    await clock.advance(MINUTE);
+    assert.equal(server.requests.length, sent);
+    assert.equal(client.stats.pings, 1);
+  });
+
+  it('refuses a hiddenPingIntervalMs under pingIntervalMs, or of 10 min or more', () => {
+    const options = { wsUrl: 'wss://ws.test', httpUrl: 'https://api.test', getToken: () => 't' };
+    const refused = /^TypeError: hiddenPingIntervalMs must be at least pingIntervalMs and under 600000$/;
+    for (const wrong of [
+      { hiddenPingIntervalMs: 30000 }, // under the default pingIntervalMs
+      { pingIntervalMs: 10000, hiddenPingIntervalMs: 5000 },
+      { hiddenPingIntervalMs: 600000 },
+      { hiddenPingIntervalMs: '480000x' },
+      { pingIntervalMs: 540000 }, // past the default hiddenPingIntervalMs: set both
+    ]) {
+      assert.throws(() => new RealtimeClient({ ...options, ...wrong }), (error) => refused.test(String(error)), JSON.stringify(wrong));
+    }
+    for (const right of [{}, { pingIntervalMs: 1000, hiddenPingIntervalMs: 1000 }, { hiddenPingIntervalMs: 599999 }]) {
+      assert.doesNotThrow(() => new RealtimeClient({ ...options, ...right }), JSON.stringify(right));
+    }
+    const { pingIntervalMs, hiddenPingIntervalMs } = new RealtimeClient(options).options;
+    assert.deepEqual([pingIntervalMs, hiddenPingIntervalMs], [60000, 480000]);
   });
 });
 

@@ -221,3 +221,52 @@ function response(status, body, headers = {}) {
     json: async () => body,
   };
 }
+
+/** What the client uses of an EventTarget, with the listeners in view (so a test can see them removed). */
+class FakeEventTarget {
+  constructor() {
+    this.listeners = new Map(); // type -> Set
+  }
+
+  addEventListener(type, listener) {
+    if (!this.listeners.has(type)) this.listeners.set(type, new Set());
+    this.listeners.get(type).add(listener);
+  }
+
+  removeEventListener(type, listener) {
+    this.listeners.get(type)?.delete(listener);
+  }
+
+  dispatch(type) {
+    for (const listener of [...(this.listeners.get(type) || [])]) listener({ type });
+  }
+
+  listenerCount() {
+    return [...this.listeners.values()].reduce((sum, set) => sum + set.size, 0);
+  }
+}
+
+/** The page's document: visible until hidden. */
+export class FakeDocument extends FakeEventTarget {
+  constructor() {
+    super();
+    this.visibilityState = 'visible';
+  }
+
+  hide() {
+    this.visibilityState = 'hidden';
+    this.dispatch('visibilitychange');
+  }
+
+  show() {
+    this.visibilityState = 'visible';
+    this.dispatch('visibilitychange');
+  }
+}
+
+/** The page's window: the browser says it is back online. */
+export class FakeWindow extends FakeEventTarget {
+  goOnline() {
+    this.dispatch('online');
+  }
+}

@@ -10,7 +10,9 @@
     await client.close()
 
 The WebSocket is preferred: opened with a fresh token, kept alive with
-``{"action": "ping"}``, reopened with exponential backoff and jitter. Every
+``{"action": "ping"}`` every minute (each ping and its pong are billed API
+Gateway messages; a socket that goes silent is found within 70 s), reopened
+with exponential backoff and jitter. Every
 (re)connection and every seq jump is repaired from ``GET /events`` before
 newer events are handed on, so handlers see every event once, in order per
 topic. When the socket cannot open or keeps dropping, HTTP long polling takes
@@ -149,7 +151,7 @@ class RealtimeClient:
         *,
         since: Since = "now",  # "now": only events after starting; "retention": what the server holds first
         cursor: str | None = None,  # resume after a cursor saved from an earlier client's .cursor
-        ping_interval: float = 30.0,  # API Gateway drops idle sockets after 10 min; a ping also proves liveness
+        ping_interval: float = 60.0,  # ping and pong are billed; with pong_timeout a silent socket is found in 70 s
         pong_timeout: float = 10.0,  # no frame this long after a ping: the socket died silently
         open_timeout: float = 10.0,  # handshake and a first answer: a firewall may hang one, a proxy swallow the other
         fallback_after_failures: int = 2,  # consecutive failed opens before HTTP takes over

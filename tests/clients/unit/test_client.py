@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 import websockets
@@ -17,6 +19,8 @@ from websockets.datastructures import Headers
 from websockets.http11 import Response
 
 from .fakes import FakeServer
+
+ROOT = Path(__file__).resolve().parents[3]
 
 FAST = {
     "ping_interval": 0.2,
@@ -113,6 +117,15 @@ def test_pings_keep_a_live_socket():
             assert client.stats.drops == 0
 
     run(scenario())
+
+
+def test_pings_every_minute_by_default_like_the_browser_client_on_a_visible_page():
+    # Each ping and its pong are billed messages; a silent socket is still found within 70 s (under 90).
+    client = RealtimeClient("ws://ws.test", "http://api.test", lambda: "t")
+    assert (client.ping_interval, client.pong_timeout) == (60.0, 10.0)
+    browser = (ROOT / "clients/js/src/client.js").read_text()
+    assert re.search(r"^  pingIntervalMs: (\d+),", browser, re.MULTILINE)[1] == "60000"
+    assert re.search(r"^  pongTimeoutMs: (\d+),", browser, re.MULTILINE)[1] == "10000"
 
 
 def test_drop_then_catch_up_without_gap_or_duplicate():
