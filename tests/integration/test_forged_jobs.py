@@ -107,8 +107,11 @@ def test_jobs_written_by_hand_post_only_stored_events_to_connections_that_hold_t
 
     sockets = asyncio.run(scenario())
 
-    assert [f["id"] for f in sockets[bob].events] == [marker_id]
-    alice_events = sockets[alice].events
+    # Presence events (Alice and Bob share the marker group) come and go with timing: not what is tested here.
+    bob_events, alice_events = (
+        [f for f in sockets[u].events if not f["type"].startswith("presence.")] for u in (bob, alice)
+    )
+    assert [f["id"] for f in bob_events] == [marker_id]
     assert {f["id"] for f in alice_events} == {secret_id, marker_id}
     assert all(f["type"] != FORGED["type"] and "forged" not in f["data"] for f in alice_events)
     assert all(f["data"] == {"for": alice} for f in alice_events if f["id"] == secret_id)

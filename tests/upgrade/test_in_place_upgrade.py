@@ -331,7 +331,15 @@ async def traffic_across(endpoints: dict, secret: str, upgrade: Callable[[], Upg
             await asyncio.to_thread(ticker.stop)
 
         published = list(ticker.published)
-        deadline = time.monotonic() + DELIVERY_TIMEOUT
+        # The emulator stops a function's workers when its code is replaced, and the batch one was
+        # processing comes back only after the events queue's visibility timeout (AWS lets in-flight
+        # invocations finish on the old code): wait past it, so "lost" means lost.
+        visibility = int(
+            emulator_client(endpoints, "sqs").get_queue_attributes(
+                QueueUrl=endpoints["events_queue_url"], AttributeNames=["VisibilityTimeout"]
+            )["Attributes"]["VisibilityTimeout"]
+        )
+        deadline = time.monotonic() + max(DELIVERY_TIMEOUT, visibility + 30)
         while time.monotonic() < deadline and not all(r.has_all(published) for r in recorders):
             await asyncio.sleep(0.5)
         await asyncio.sleep(2)  # a duplicate would come by now
