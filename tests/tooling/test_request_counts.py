@@ -3,6 +3,9 @@ connection costs, and how an idle connection's hour is put together from the mea
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from scripts.lab import request_counts
@@ -20,6 +23,13 @@ def test_a_due_connection_costs_one_get_connection_and_one_write(checks):
     check = checks["maintenance_check_per_connection"]
     assert check["requests"] == {"dynamodb:UpdateItem": 1, "execute-api:GetConnection": 1}
     assert (check["wcu"], check["rcu"], check["sqs"]) == (1, 0, 0)
+
+
+def test_the_stored_check_is_the_one_measured_now(checks):
+    """docs/benchmarks/results.json (what the cost model and docs/benchmarks.md read) holds the same check."""
+    results = Path(__file__).resolve().parents[2] / "docs" / "benchmarks" / "results.json"
+    stored = json.loads(results.read_text())["request_counts"]["maintenance_check_per_connection"]
+    assert stored == checks["maintenance_check_per_connection"]
 
 
 def test_a_run_with_no_connection_due_asks_the_gateway_nothing(checks):
