@@ -1,6 +1,6 @@
 """What events and connections cost at on-demand list prices, from the counted requests.
 
-    python -m scripts.lab.cost_model [--counts counts.json]
+    python -m scripts.lab.cost_model [--counts counts.json] [--monthly]
 
 Takes `scripts.lab.request_counts.measure()`'s counts (measured afresh without
 --counts) and renders markdown: the cost of a million events for audiences of
@@ -404,9 +404,42 @@ def render(counts: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+MONTH_MINUTES = 30 * 24 * 60
+MONTHLY_SOCKETS = (1_000, 100_000, 1_000_000)
+MONTHLY_EVENTS_PER_SECOND = (10, 1_000)
+TARGETED_AUDIENCE = 2  # a user's topic: about 2 live sockets
+
+
+def monthly(counts: dict[str, dict[str, Any]], sockets: int, events_per_second: float) -> dict[str, float]:
+    """A 30-day month of `sockets` connected all month, idle but for targeted events: the events' cost, and
+    the sockets' (connection-minutes, keepalives, checks, ...) on visible pages, hidden pages and in 0.2."""
+    events = per_event(counts, TARGETED_AUDIENCE).total * events_per_second * MONTH_MINUTES * 60
+    idle = idle_costs(counts)
+    return {"events": events} | {name: cost.total / 1e6 * sockets * MONTH_MINUTES for name, cost in idle.items()}
+
+
+def render_monthly(counts: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        f"Monthly cost (30 days; every socket connected all month; targeted events, {TARGETED_AUDIENCE} sockets "
+        "each; presence on; list prices as above):",
+        "",
+        "| sockets | events/s | events | total, visible pages (60 s pings) | of which sockets | "
+        "total, hidden pages (480 s) | of which sockets | total in 0.2 (30 s pings) | of which sockets |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for sockets in MONTHLY_SOCKETS:
+        for rate in MONTHLY_EVENTS_PER_SECOND:
+            month = monthly(counts, sockets, rate)
+            designs = ("visible", "hidden", "before")
+            cells = [f"${month['events'] + month[name]:,.0f} | ${month[name]:,.0f}" for name in designs]
+            lines.append(f"| {sockets:,} | {rate:,} | ${month['events']:,.0f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", type=Path, help="counts as JSON (scripts.lab.request_counts --json)")
+    parser.add_argument("--monthly", action="store_true", help="also a month's cost at 1k, 100k and 1M sockets")
     args = parser.parse_args()
     if args.counts:
         counts = json.loads(args.counts.read_text())
@@ -415,6 +448,9 @@ def main() -> None:
 
         counts = measure()
     print(render(counts))
+    if args.monthly:
+        print()
+        print(render_monthly(counts))
 
 
 if __name__ == "__main__":

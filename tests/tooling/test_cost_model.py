@@ -82,3 +82,10 @@ def test_the_targets_are_missed_by_under_three_cents(idle):
     """What the xfail above records, bounded: a default change that costs more fails here."""
     for page, target in cost_model.TARGETS.items():
         assert idle[page].total <= target + 0.03, f"{page}: {idle[page].total:.4f} per million minutes"
+
+
+def test_a_month_of_sockets_is_their_connection_minutes(counts, idle):
+    month = cost_model.monthly(counts, 100_000, 10)
+    assert month["visible"] == pytest.approx(idle["visible"].total / 1e6 * 100_000 * 30 * 24 * 60)
+    assert month["events"] == pytest.approx(cost_model.per_event(counts, 2).total * 10 * 30 * 24 * 3600)
+    assert month["hidden"] < month["visible"] < month["before"]
