@@ -66,6 +66,10 @@ LONG_POLL_SECONDS = 20  # GET /events' longest wait
 PRESENCE_READ_SECONDS = 0.1
 PRESENCE_CHECKS_CONCURRENCY = 5  # terraform/presence.tf's mapping maximum
 MAINTENANCE_CONCURRENCY = 1
+# Maintenance's GetConnection checks: CHECKS_IN_FLIGHT at a time (realtime.connections.sweep), each about
+# GET_CONNECTION_SECONDS (an estimate, the sweep's own), so at most about 400 a second whatever the setting.
+CHECKS_IN_FLIGHT = 8
+GET_CONNECTION_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
@@ -161,7 +165,7 @@ def limits(defaults: dict[str, Any], ping_interval_seconds: float = PING_INTERVA
     found.append(Limit("the WebSocket stage's throttle", throttles.stage.rate_limit, pings + connects))
 
     # GetConnection, at most this many a second whatever the socket count (counted in full: the bound).
-    checks = defaults["maintenance_connection_checks_per_second"]
+    checks = checks_per_second(defaults)
     http = defaults["http_route_throttling"] or {}
     other_functions = (
         http.get("GET /events", {}).get("rate_limit", 0) * LONG_POLL_SECONDS
@@ -211,14 +215,19 @@ def check_period_seconds(defaults: dict[str, Any]) -> float:
     return defaults["stale_connection_threshold_seconds"] + period
 
 
+def checks_per_second(defaults: dict[str, Any]) -> float:
+    """The most GetConnection checks maintenance makes a second: its limit, or what its checks in flight allow."""
+    return min(defaults["maintenance_connection_checks_per_second"], CHECKS_IN_FLIGHT / GET_CONNECTION_SECONDS)
+
+
 def checked_on_time(defaults: dict[str, Any]) -> int:
-    """The most sockets maintenance checks every check_period_seconds at its checks-per-second limit."""
-    return math.floor(defaults["maintenance_connection_checks_per_second"] * check_period_seconds(defaults))
+    """The most sockets maintenance checks every check_period_seconds."""
+    return math.floor(checks_per_second(defaults) * check_period_seconds(defaults))
 
 
 def check_interval_seconds(defaults: dict[str, Any], sockets: int) -> float:
     """How often each live connection is checked at `sockets`: past checked_on_time, the checks' rate sets it."""
-    return max(check_period_seconds(defaults), sockets / defaults["maintenance_connection_checks_per_second"])
+    return max(check_period_seconds(defaults), sockets / checks_per_second(defaults))
 
 
 def report(defaults: dict[str, Any], sockets: int, ping_interval_seconds: float = PING_INTERVAL_SECONDS) -> str:
@@ -227,6 +236,7 @@ def report(defaults: dict[str, Any], sockets: int, ping_interval_seconds: float 
     quota = first_binding_quota(found)
     expected = defaults["expected_connections"]
     checks = defaults["maintenance_connection_checks_per_second"]
+    rate = checks_per_second(defaults)
     lines = [
         f"Defaults (terraform/variables.tf): expected_connections {expected:,}, pings every "
         f"{ping_interval_seconds:g} s (answered by the gateway: no function), "
@@ -246,7 +256,8 @@ def report(defaults: dict[str, Any], sockets: int, ping_interval_seconds: float 
         f"Lambda at the $connect throttle's full rate (pings invoke nothing): "
         f"{lambda_at_full_throttle(defaults):,.0f} of {LAMBDA_CONCURRENT_EXECUTIONS:,} concurrent executions.",
         f"Maintenance checks each live connection every {check_period_seconds(defaults):,.0f} s up to "
-        f"{checked_on_time(defaults):,} sockets ({checks:,} GetConnection/s); past that, every sockets / {checks:,} s: "
+        f"{checked_on_time(defaults):,} sockets ({rate:,.0f} GetConnection/s); "
+        f"past that, every sockets / {rate:,.0f} s: "
         + ", ".join(f"{check_interval_seconds(defaults, n):,.0f} s at {n:,}" for n in sorted({expected, sockets}))
         + " (refuses nothing; a missed $disconnect is found that much later).",
     ]

@@ -96,6 +96,17 @@ def test_maintenance_checks_each_live_connection_every_10_minutes_up_to_60000_so
     assert capacity.checked_on_time(faster) >= 1.5 * TARGET_SOCKETS
 
 
+def test_the_checks_in_flight_cap_the_checks_at_about_400_per_second():
+    """8 GetConnection at a time (the sweep's CHECKS_IN_FLIGHT) at about 20 ms each, whatever the setting:
+    about 240,000 sockets checked every 10 minutes at most."""
+    from realtime.connections import sweep
+
+    assert capacity.CHECKS_IN_FLIGHT == sweep.CHECKS_IN_FLIGHT
+    most = DEFAULTS | {"maintenance_connection_checks_per_second": 5000}
+    assert capacity.checks_per_second(most) == 400
+    assert capacity.checked_on_time(most) == 240_000
+
+
 # The same figures as terraform/tests/throttles.tftest.hcl pins in the plan: the Python sizing is
 # websocket.tf's. Keep both in step.
 @pytest.mark.parametrize(
