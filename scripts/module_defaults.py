@@ -2,7 +2,8 @@
 
 `VARIABLES` are module inputs with their defaults as terraform/variables.tf
 declares them; tests/tooling/test_module_defaults.py fails when one of them
-drifts from variables.tf. `FUNCTION_ENVIRONMENT` is what the functions'
+drifts from variables.tf, and checks the figures derived from them below
+(maintenance runs and connection checks per hour, ping intervals). `FUNCTION_ENVIRONMENT` is what the functions'
 environment carries for them by default, written as terraform/main.tf's
 `function_environment` writes it (strings, days as seconds, JSON); the unit
 tests start from it and the lab tools (cold starts, request counts) run the
@@ -76,3 +77,17 @@ def runs_per_hour(schedule: str) -> float:
 
 
 MAINTENANCE_RUNS_PER_HOUR = runs_per_hour(VARIABLES["maintenance_schedule_expression"])
+
+MAINTENANCE_PERIOD_SECONDS = 3600 / MAINTENANCE_RUNS_PER_HOUR
+
+# Maintenance checks (GetConnection, then one write moving lastSeen) each live connection whose lastSeen is
+# older than the stale threshold: pings are answered by the gateway and write nothing, so a connection is due
+# a threshold after its connect or its last check, and the next run finds it at most a schedule period later.
+CONNECTION_CHECK_SECONDS = VARIABLES["stale_connection_threshold_seconds"] + MAINTENANCE_PERIOD_SECONDS
+CONNECTION_CHECKS_PER_HOUR = 3600 / CONNECTION_CHECK_SECONDS
+
+# The clients' default ping intervals: on a visible page (browser `pingIntervalMs`, Python `ping_interval`)
+# what websocket_ping_interval_seconds defaults to (its description: "60 is both clients' default"); on a
+# hidden page (browser `hiddenPingIntervalMs`) 8 minutes, inside API Gateway's 10-minute idle timeout.
+PING_INTERVAL_SECONDS = {"visible": VARIABLES["websocket_ping_interval_seconds"], "hidden": 480}
+IDLE_TIMEOUT_SECONDS = 600  # "Quotas for configuring and running a WebSocket in API Gateway": 10 minutes idle

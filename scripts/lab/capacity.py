@@ -6,8 +6,18 @@ Reads the module's defaults from terraform/variables.tf, sizes the WebSocket
 throttles from them as terraform/websocket.tf does (`derived_throttles`; the
 Terraform test terraform/tests/throttles.tftest.hcl pins the same figures), and computes
 for every limit the largest socket count it sustains when each client pings
-every 30 s (both clients' default) and 1% of the sockets reconnect each
+every 60 s (both clients' default on a visible page; a hidden page pings every
+8 minutes, so this is the busiest case) and 1% of the sockets reconnect each
 minute. Then, at --sockets, which of the account's default quotas binds first.
+
+The gateway answers pings itself (a MOCK integration): a ping counts against
+the ping route's and the stage's throttles and the account's requests/s, but
+invokes no function, so Lambda carries only the connects and disconnects
+beside the other functions' fixed shares. Maintenance's GetConnection checks
+(at most maintenance_connection_checks_per_second) count against the account's
+requests/s as well; how many sockets they check on time (every stale threshold
+plus schedule period) is reported apart: falling behind refuses nothing, it
+only checks each connection less often.
 
 The stage throttle is counted as one budget that pings and connects share, the
 stricter reading of "default route settings" (API Gateway applies them to each
@@ -25,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import hcl2
+
+from scripts.module_defaults import runs_per_hour
 
 VARIABLES_TF = Path(__file__).resolve().parents[2] / "terraform" / "variables.tf"
 
@@ -47,14 +59,17 @@ LAMBDA_CONCURRENT_EXECUTIONS = 1_000
 HEADROOM = 1.5
 DEFAULT_ROUTE = (50, 25)  # burst, rate
 
-# Seconds of one invocation (warm, default memory): estimates.
-PING_SECONDS = 0.02
+# Seconds of one invocation (warm, default memory): estimates. Pings invoke nothing.
 CONNECT_SECONDS = 0.1
 DISCONNECT_SECONDS = 0.05  # a socket that reconnects also disconnects
 LONG_POLL_SECONDS = 20  # GET /events' longest wait
 PRESENCE_READ_SECONDS = 0.1
 PRESENCE_CHECKS_CONCURRENCY = 5  # terraform/presence.tf's mapping maximum
 MAINTENANCE_CONCURRENCY = 1
+# Maintenance's GetConnection checks: CHECKS_IN_FLIGHT at a time (realtime.connections.sweep), each about
+# GET_CONNECTION_SECONDS (an estimate, the sweep's own), so at most about 400 a second whatever the setting.
+CHECKS_IN_FLIGHT = 8
+GET_CONNECTION_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
@@ -149,6 +164,8 @@ def limits(defaults: dict[str, Any], ping_interval_seconds: float = PING_INTERVA
         found.append(Limit("the $connect route's throttle", throttles.routes["$connect"].rate_limit, connects))
     found.append(Limit("the WebSocket stage's throttle", throttles.stage.rate_limit, pings + connects))
 
+    # GetConnection, at most this many a second whatever the socket count (counted in full: the bound).
+    checks = checks_per_second(defaults)
     http = defaults["http_route_throttling"] or {}
     other_functions = (
         http.get("GET /events", {}).get("rate_limit", 0) * LONG_POLL_SECONDS
@@ -159,12 +176,12 @@ def limits(defaults: dict[str, Any], ping_interval_seconds: float = PING_INTERVA
         + MAINTENANCE_CONCURRENCY
     )
     found += [
-        Limit("API Gateway's requests/s per account", API_GATEWAY_REQUESTS_PER_SECOND, pings + connects, 0, True),
+        Limit("API Gateway's requests/s per account", API_GATEWAY_REQUESTS_PER_SECOND, pings + connects, checks, True),
         Limit("API Gateway's new WebSocket connections/s per account", NEW_CONNECTIONS_PER_SECOND, connects, 0, True),
         Limit(
             "Lambda's concurrent executions per account",
             LAMBDA_CONCURRENT_EXECUTIONS,
-            pings * PING_SECONDS + connects * (CONNECT_SECONDS + DISCONNECT_SECONDS),
+            connects * (CONNECT_SECONDS + DISCONNECT_SECONDS),
             other_functions,
             True,
         ),
@@ -184,21 +201,47 @@ def first_binding_quota(found: list[Limit]) -> Limit:
 
 
 def lambda_at_full_throttle(defaults: dict[str, Any]) -> float:
-    """Concurrent executions when the ping and $connect routes run at their throttles' rates."""
+    """Concurrent executions when the $connect route runs at its throttle's rate (pings invoke nothing)."""
     throttles = module_throttles(defaults)
     lambda_limit = next(limit for limit in limits(defaults) if limit.name.startswith("Lambda"))
-    ping = throttles.routes.get("ping", Throttle(0, 0)).rate_limit * PING_SECONDS
     connect = throttles.routes.get("$connect", Throttle(0, 0)).rate_limit * (CONNECT_SECONDS + DISCONNECT_SECONDS)
-    return ping + connect + lambda_limit.fixed
+    return connect + lambda_limit.fixed
 
 
-def report(defaults: dict[str, Any], sockets: int) -> str:
-    found = limits(defaults)
+def check_period_seconds(defaults: dict[str, Any]) -> float:
+    """How often maintenance checks a live connection when it keeps up: its lastSeen is due a stale
+    threshold after the last check, and the next run (a schedule period later at most) checks it."""
+    period = 3600 / runs_per_hour(defaults["maintenance_schedule_expression"])
+    return defaults["stale_connection_threshold_seconds"] + period
+
+
+def checks_per_second(defaults: dict[str, Any]) -> float:
+    """The most GetConnection checks maintenance makes a second: its limit, or what its checks in flight allow."""
+    return min(defaults["maintenance_connection_checks_per_second"], CHECKS_IN_FLIGHT / GET_CONNECTION_SECONDS)
+
+
+def checked_on_time(defaults: dict[str, Any]) -> int:
+    """The most sockets maintenance checks every check_period_seconds."""
+    return math.floor(checks_per_second(defaults) * check_period_seconds(defaults))
+
+
+def check_interval_seconds(defaults: dict[str, Any], sockets: int) -> float:
+    """How often each live connection is checked at `sockets`: past checked_on_time, the checks' rate sets it."""
+    return max(check_period_seconds(defaults), sockets / checks_per_second(defaults))
+
+
+def report(defaults: dict[str, Any], sockets: int, ping_interval_seconds: float = PING_INTERVAL_SECONDS) -> str:
+    found = limits(defaults, ping_interval_seconds)
     most, binding = sustained_sockets(found)
     quota = first_binding_quota(found)
+    expected = defaults["expected_connections"]
+    checks = defaults["maintenance_connection_checks_per_second"]
+    rate = checks_per_second(defaults)
     lines = [
-        f"Defaults: expected_connections {defaults['expected_connections']:,}, pings every {PING_INTERVAL_SECONDS} s, "
-        f"{RECONNECT_FRACTION_PER_MINUTE:.0%} of the sockets reconnecting a minute.",
+        f"Defaults (terraform/variables.tf): expected_connections {expected:,}, pings every "
+        f"{ping_interval_seconds:g} s (answered by the gateway: no function), "
+        f"{RECONNECT_FRACTION_PER_MINUTE:.0%} of the sockets reconnecting a minute, "
+        f"maintenance's GetConnection checks at most {checks:,}/s (counted in full against the account's requests/s).",
         "",
         f"| limit | capacity | sockets it sustains | use at {sockets:,} sockets |",
         "|---|---:|---:|---:|",
@@ -210,8 +253,13 @@ def report(defaults: dict[str, Any], sockets: int) -> str:
         f"The defaults sustain {most:,} sockets ({binding.name} binds).",
         f"At {sockets:,} sockets the first account quota to bind is {quota.name} "
         f"(at {quota.ceiling():,} sockets; {quota.load(sockets):.0%} of it at {sockets:,}).",
-        f"Lambda at the ping and $connect throttles' full rates: {lambda_at_full_throttle(defaults):,.0f} "
-        f"of {LAMBDA_CONCURRENT_EXECUTIONS:,} concurrent executions.",
+        f"Lambda at the $connect throttle's full rate (pings invoke nothing): "
+        f"{lambda_at_full_throttle(defaults):,.0f} of {LAMBDA_CONCURRENT_EXECUTIONS:,} concurrent executions.",
+        f"Maintenance checks each live connection every {check_period_seconds(defaults):,.0f} s up to "
+        f"{checked_on_time(defaults):,} sockets ({rate:,.0f} GetConnection/s); "
+        f"past that, every sockets / {rate:,.0f} s: "
+        + ", ".join(f"{check_interval_seconds(defaults, n):,.0f} s at {n:,}" for n in sorted({expected, sockets}))
+        + " (refuses nothing; a missed $disconnect is found that much later).",
     ]
     return "\n".join(lines)
 
@@ -219,8 +267,14 @@ def report(defaults: dict[str, Any], sockets: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sockets", type=int, default=1_000_000, help="the socket count to name the binding quota at")
+    parser.add_argument(
+        "--ping-interval",
+        type=float,
+        default=PING_INTERVAL_SECONDS,
+        help="the clients' ping interval in seconds (the throttles stay sized from websocket_ping_interval_seconds)",
+    )
     args = parser.parse_args()
-    print(report(declared_defaults(), args.sockets))
+    print(report(declared_defaults(), args.sockets, args.ping_interval))
 
 
 if __name__ == "__main__":

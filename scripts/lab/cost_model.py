@@ -1,13 +1,22 @@
 """What events and connections cost at on-demand list prices, from the counted requests.
 
-    python -m scripts.lab.cost_model [--counts counts.json]
+    python -m scripts.lab.cost_model [--counts counts.json] [--monthly]
 
 Takes `scripts.lab.request_counts.measure()`'s counts (measured afresh without
 --counts) and renders markdown: the cost of a million events for audiences of
-1, 100 and 10,000 connections, and of a million connection-minutes, beside the
-same for the common Scan-per-message design (each event Scans every connection
-record and posts to its audience), whose cost per event grows with the total
-number of connections.
+1, 100 and 10,000 connections, beside the same for the common Scan-per-message
+design (each event Scans every connection record and posts to its audience),
+whose cost per event grows with the total number of connections; and the cost
+of a million idle connection-minutes and an idle connection's requests an hour,
+on a visible page (pings every 60 s) and a hidden one (every 8 minutes), beside
+0.2's (pings every 30 s, each invoking ws-ping: BEFORE_*).
+
+Since 0.3 the gateway answers `ping` itself: a ping and its pong are two
+billed messages and nothing else. Maintenance checks each live connection
+every stale threshold plus schedule period (GetConnection, then a write):
+GetConnection is counted as one billed message, an ASSUMPTION (AWS bills
+WebSocket "messages sent and received" and does not say whether @connections
+calls are billed; the rendered text says so).
 
 Prices: us-east-1, on-demand, as listed on AWS's pricing pages (PRICES_AS_OF);
 check them before relying on the figures. Lambda time is not counted by the
@@ -19,11 +28,17 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from scripts.module_defaults import MAINTENANCE_RUNS_PER_HOUR, VARIABLES
+from scripts.module_defaults import (
+    CONNECTION_CHECK_SECONDS,
+    CONNECTION_CHECKS_PER_HOUR,
+    MAINTENANCE_RUNS_PER_HOUR,
+    PING_INTERVAL_SECONDS,
+    VARIABLES,
+)
 
 PRICES_AS_OF = "2026-12-01"
 PRICES = {
@@ -41,21 +56,52 @@ PRICES = {
     "lambda_gb_second": 0.0000133334,
 }
 # Estimated warm duration (ms) of one invocation of each function, at its default memory (MB);
-# fanout gets process-events' memory size.
+# fanout gets process-events' memory size. ws-ping is 0.2's (BEFORE_*).
 _MEMORY_MB = VARIABLES["lambda_memory_size"]
 _PIPELINE_MEMORY_MB = VARIABLES["process_events_memory_size"]
 DURATION_MS = {"ws-ping": (8, _MEMORY_MB), "ws-connect": (40, _MEMORY_MB), "ws-disconnect": (30, _MEMORY_MB)}
 DURATION_MS |= {"process-events": (60, _PIPELINE_MEMORY_MB), "fanout": (400, _PIPELINE_MEMORY_MB)}
 DURATION_MS |= {"maintenance-per-1000": (2000, _MEMORY_MB)}
+# A check holds the maintenance run for its share of the rate limit (not an invocation of its own).
+DURATION_MS |= {"maintenance-check": (1000 / VARIABLES["maintenance_connection_checks_per_second"], _MEMORY_MB)}
 EVENTS_PER_BATCH = VARIABLES["process_events_batch_size"]
 # Connections process-events posts itself; beyond, pages of FANOUT_PAGE_SIZE through the fanout queue.
 FANOUT_THRESHOLD = VARIABLES["fanout_threshold"]
 FANOUT_PAGE_SIZE = VARIABLES["fanout_page_size"]
-PING_SECONDS = 30
 AUDIENCES = (1, 100, 10_000)
 TOTAL_CONNECTIONS = (1_000, 10_000, 100_000)
 # The Scan-per-message design: one connection item of about this many bytes per connection.
 SCAN_ITEM_BYTES = 150
+
+# Targets per million idle connection-minutes (USD), by page visibility: tests/tooling/test_cost_model.py
+# holds the module's defaults to them.
+TARGETS = {"visible": 2.50, "hidden": 0.75}
+PAGES = {"visible": "visible page", "hidden": "hidden page"}
+
+# 0.2, before the gateway answered pings: both clients pinged every 30 s, every ping invoked ws-ping
+# (DURATION_MS), which wrote lastSeen at most every half stale threshold. An idle connection's hour as
+# scripts.lab.request_counts counted it then (`make bench`, docs/benchmarks/results.json as of commit
+# 3065e9a): 120 pings (25 GetItem, 48 UpdateItem), maintenance's share at 1,000 connections, a connect
+# and a disconnect every 2 h.
+BEFORE_VERSION = "0.2"
+BEFORE_PING_SECONDS = 30
+BEFORE_CONNECTION_HOUR: dict[str, Any] = {
+    "requests": {
+        "dynamodb:BatchGetItem": 0.228,
+        "dynamodb:BatchWriteItem": 1.0,
+        "dynamodb:DescribeTable": 0.024,
+        "dynamodb:GetItem": 26.0,
+        "dynamodb:PutItem": 0.5,
+        "dynamodb:Scan": 0.06,
+        "dynamodb:UpdateItem": 50.0,
+        "sqs:SendMessage": 1.0,
+    },
+    "rcu": 15.636,
+    "wcu": 54.0,
+    "sqs": 1.0,
+    "dynamodb": 77.812,
+    "execute-api": 0.0,
+}
 
 
 @dataclass(frozen=True)
@@ -79,11 +125,17 @@ class Cost:
         return (self.gateway, self.lambda_, self.dynamodb, self.sqs)
 
 
+def billed_messages(counts: dict[str, Any]) -> float:
+    """@connections calls billed as WebSocket messages: posts, and GetConnection (an ASSUMPTION: AWS does not
+    say whether it is billed; counted as a message so as not to understate)."""
+    requests = counts["requests"]
+    return requests.get("execute-api:PostToConnection", 0) + requests.get("execute-api:GetConnection", 0)
+
+
 def of_counts(counts: dict[str, Any]) -> Cost:
     """AWS requests and capacity of one operation, priced (Lambda apart)."""
-    posts = counts["requests"].get("execute-api:PostToConnection", 0)
     return Cost(
-        gateway=posts * PRICES["websocket_message"],
+        gateway=billed_messages(counts) * PRICES["websocket_message"],
         dynamodb=counts["rcu"] * PRICES["read_unit"] + counts["wcu"] * PRICES["write_unit"],
         sqs=counts["sqs"] * PRICES["sqs_request"],
     )
@@ -116,28 +168,204 @@ def scan_per_event(audience: int, total: int) -> Cost:
     ) + invocations("process-events", 1 / EVENTS_PER_BATCH)
 
 
-def per_connection_minute(counts: dict[str, dict[str, Any]]) -> Cost:
-    """An idle connection for a minute: the gateway's minute, its pings (a message in, a pong out, an
-    invocation), and a minute's share of the counted connection-hour (storage writes, maintenance, connects)."""
-    pings = 60 / PING_SECONDS
-    hour = of_counts(counts["connection_hour"]) * (1 / 60)
-    gateway = Cost(gateway=PRICES["connection_minute"] + 2 * pings * PRICES["websocket_message"])
+@dataclass(frozen=True)
+class IdleMinute:
+    """An idle connection's minute, by what it pays for (USD)."""
+
+    connection: float = 0.0  # the gateway's connection-minute
+    pings: float = 0.0  # each ping and its pong: two billed messages
+    checks: float = 0.0  # maintenance's GetConnection, assumed billed as a message
+    dynamodb: float = 0.0
+    sqs: float = 0.0
+    lambda_: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return sum(getattr(self, part.name) for part in fields(self))
+
+    def __mul__(self, factor: float) -> IdleMinute:
+        return IdleMinute(*(getattr(self, part.name) * factor for part in fields(self)))
+
+
+def _idle_minute(hour: dict[str, Any], ping_seconds: float, lambda_per_minute: Cost) -> IdleMinute:
+    """The gateway's minute, the pings' messages, and a minute's share of an idle connection-hour's counts."""
+    return IdleMinute(
+        connection=PRICES["connection_minute"],
+        pings=2 * 60 / ping_seconds * PRICES["websocket_message"],
+        checks=billed_messages(hour) / 60 * PRICES["websocket_message"],
+        dynamodb=(hour["rcu"] * PRICES["read_unit"] + hour["wcu"] * PRICES["write_unit"]) / 60,
+        sqs=hour["sqs"] * PRICES["sqs_request"] / 60,
+        lambda_=lambda_per_minute.lambda_,
+    )
+
+
+def _connects_and_runs_per_minute() -> Cost:
+    """Lambda per idle minute in both designs: a connect and a disconnect every 2 h, and a share of the
+    maintenance runs (estimated per 1,000 connections a run)."""
     connects = (invocations("ws-connect", 1) + invocations("ws-disconnect", 1)) * (1 / 120)
-    maintenance = invocations("maintenance-per-1000", 1) * (MAINTENANCE_RUNS_PER_HOUR / 1000 / 60)
-    return gateway + hour + invocations("ws-ping", pings) + connects + maintenance
+    return connects + invocations("maintenance-per-1000", 1) * (MAINTENANCE_RUNS_PER_HOUR / 1000 / 60)
 
 
-def scan_per_connection_minute() -> Cost:
-    """The common design's connection: the gateway's minute and the same pings, a put and a delete per 2 h."""
-    pings = 60 / PING_SECONDS
-    return Cost(
-        gateway=PRICES["connection_minute"] + 2 * pings * PRICES["websocket_message"],
+def per_connection_minute(counts: dict[str, dict[str, Any]], ping_seconds: float) -> IdleMinute:
+    """An idle connection for a minute now: the gateway's minute, its pings (answered by the gateway: two
+    messages, no invocation), and a minute's share of the counted connection-hour (maintenance's checks,
+    its runs, a connect and a disconnect every 2 h). The checks hold the maintenance run for their share
+    of its rate limit: Lambda time, no invocation of their own."""
+    hour = counts["connection_hour"]
+    checks = hour["requests"].get("execute-api:GetConnection", 0) / 60
+    lambda_ = _connects_and_runs_per_minute() + Cost(lambda_=checks * _seconds_cost("maintenance-check"))
+    return _idle_minute(hour, ping_seconds, lambda_)
+
+
+def before_connection_minute() -> IdleMinute:
+    """The same minute in 0.2: pings every 30 s, each invoking ws-ping; the connection-hour counted then."""
+    pings = 60 / BEFORE_PING_SECONDS
+    lambda_ = _connects_and_runs_per_minute() + invocations("ws-ping", pings)
+    return _idle_minute(BEFORE_CONNECTION_HOUR, BEFORE_PING_SECONDS, lambda_)
+
+
+def _seconds_cost(function: str) -> float:
+    ms, mb = DURATION_MS[function]
+    return ms / 1000 * mb / 1024 * PRICES["lambda_gb_second"]
+
+
+def scan_per_connection_minute(ping_seconds: float) -> IdleMinute:
+    """The common design's connection: the gateway's minute and the same pings (answered by the gateway
+    too), a put and a delete per 2 h; no liveness checks (a dead connection is found when a post fails)."""
+    return IdleMinute(
+        connection=PRICES["connection_minute"],
+        pings=2 * 60 / ping_seconds * PRICES["websocket_message"],
         dynamodb=2 * PRICES["write_unit"] / 120,
-    ) + invocations("ws-ping", pings)
+    )
+
+
+def idle_costs(counts: dict[str, dict[str, Any]]) -> dict[str, IdleMinute]:
+    """Per million idle connection-minutes: each page visibility now (PING_INTERVAL_SECONDS), and 0.2's."""
+    found = {page: per_connection_minute(counts, PING_INTERVAL_SECONDS[page]) * 1e6 for page in PAGES}
+    return found | {"before": before_connection_minute() * 1e6}
+
+
+def requests_per_connection_hour(hour: dict[str, Any], ping_seconds: float, pinged_invocations: bool) -> dict:
+    """What an idle connection asks for in an hour: billed ping and pong messages, Lambda invocations (the
+    maintenance runs apart: MAINTENANCE_RUNS_PER_HOUR whatever the connection count), DynamoDB requests
+    and units, GetConnection calls."""
+    pings = 3600 / ping_seconds
+    return {
+        "pings and pongs (billed messages)": 2 * pings,
+        "Lambda invocations": (pings if pinged_invocations else 0) + 2 / 2,  # a connect and a disconnect per 2 h
+        "DynamoDB requests": hour["dynamodb"],
+        "DynamoDB read / write units": (hour["rcu"], hour["wcu"]),
+        "GetConnection": hour["requests"].get("execute-api:GetConnection", 0),
+    }
 
 
 def _money(value: float) -> str:
+    """Dollars to the cent, or to the hundredth of a cent below one; "" for nothing at all."""
+    if not value:
+        return ""
     return f"${value:,.2f}" if value >= 0.01 else f"${value:,.4f}"
+
+
+def render_idle(counts: dict[str, dict[str, Any]]) -> list[str]:
+    """The idle connection: its cost per million minutes and its requests an hour, now and in 0.2."""
+    costs = idle_costs(counts)
+    visible, hidden = PING_INTERVAL_SECONDS["visible"], PING_INTERVAL_SECONDS["hidden"]
+    columns = [
+        (f"{BEFORE_VERSION}: pings every {BEFORE_PING_SECONDS} s, each invoking ws-ping", costs["before"]),
+        *((f"now, {PAGES[page]}: pings every {PING_INTERVAL_SECONDS[page]} s", costs[page]) for page in PAGES),
+        (
+            f"Scan per message, {PAGES['visible']}: pings every {visible} s",
+            scan_per_connection_minute(visible) * 1e6,
+        ),
+    ]
+    rows = [
+        ("connection-minutes ($0.25 per million)", "connection"),
+        ("pings and pongs (2 billed messages each)", "pings"),
+        ("GetConnection (assumed billed as a message)", "checks"),
+        ("DynamoDB", "dynamodb"),
+        ("SQS", "sqs"),
+        ("Lambda", "lambda_"),
+    ]
+    check_minutes = CONNECTION_CHECK_SECONDS / 60
+    lines = [
+        f"Cost per million idle connection-minutes (reasoned: counted requests at list prices; a connect and a "
+        f"disconnect every 2 h; maintenance every {3600 / MAINTENANCE_RUNS_PER_HOUR / 60:g} min, checking each "
+        f"live connection every {check_minutes:g} min):",
+        "",
+        "| | " + " | ".join(name for name, _ in columns) + " |",
+        "|---|" + "---:|" * len(columns),
+        *(
+            f"| {label} | " + " | ".join(_money(getattr(cost, part)) or "-" for _, cost in columns) + " |"
+            for label, part in rows
+        ),
+        "| **total** | " + " | ".join(f"**{_money(cost.total)}**" for _, cost in columns) + " |",
+        "| target | - | " + " | ".join(f"at most {_money(TARGETS[page])}" for page in PAGES) + " | - |",
+        "",
+        f"The gateway now answers `ping` itself (a MOCK integration): no invocation, no table write; the "
+        f"clients ping every {visible} s on a visible page and every {hidden} s ({hidden // 60} min) on a hidden "
+        f"one, inside API Gateway's 10-minute idle timeout. A live connection's record is kept fresh by "
+        f"maintenance instead: GetConnection, then one write moving lastSeen, every stale threshold plus "
+        f"schedule period ({CONNECTION_CHECK_SECONDS:g} s). ASSUMPTION: GetConnection is counted as one billed "
+        f'message; AWS\'s pricing page bills WebSocket "messages sent and received" and does not say whether '
+        f"@connections GetConnection calls are billed (if not, subtract "
+        f"{_money(costs['visible'].checks)} from both pages' figures). DynamoDB per million minutes now: "
+        + ", ".join(f"{name} {_money(value)}" for name, value in dynamodb_parts(counts).items())
+        + f". The {BEFORE_VERSION} column is computed from that release's counted connection-hour "
+        f"(cost_model.BEFORE_CONNECTION_HOUR) at today's prices.",
+        "",
+        "Requests per idle connection-hour (maintenance's own invocations apart: "
+        f"{MAINTENANCE_RUNS_PER_HOUR:g} an hour whatever the connection count):",
+        "",
+    ]
+    hours = {
+        f"{BEFORE_VERSION}, pings every {BEFORE_PING_SECONDS} s": requests_per_connection_hour(
+            BEFORE_CONNECTION_HOUR, BEFORE_PING_SECONDS, pinged_invocations=True
+        ),
+        **{
+            f"now, {PAGES[page]}, pings every {PING_INTERVAL_SECONDS[page]} s": requests_per_connection_hour(
+                counts["connection_hour"], PING_INTERVAL_SECONDS[page], pinged_invocations=False
+            )
+            for page in PAGES
+        },
+    }
+    names = list(next(iter(hours.values())))
+    lines += [
+        "| | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+        *(
+            f"| {label} | " + " | ".join(_figure(figures[name]) for name in names) + " |"
+            for label, figures in hours.items()
+        ),
+    ]
+    return lines
+
+
+def dynamodb_parts(counts: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """The idle connection-hour's DynamoDB cost per million minutes, by where it comes from."""
+    (settled,) = [name for name in counts if name.startswith("maintenance_") and name.endswith("_settled")]
+    size = int(settled.split("_")[1])
+    parts = {
+        "maintenance's writes (lastSeen of the connections found alive)": [
+            (counts["maintenance_check_per_connection"], CONNECTION_CHECKS_PER_HOUR)
+        ],
+        "maintenance runs' reads (scans; presence repair reading the record of every user connected longer "
+        "than the stale threshold, a consistent read unit a run)": [
+            (counts[settled], MAINTENANCE_RUNS_PER_HOUR / size)
+        ],
+        "a connect and a disconnect every 2 h": [(counts["connect"], 0.5), (counts["disconnect"], 0.5)],
+    }
+    return {
+        name: sum((c["rcu"] * PRICES["read_unit"] + c["wcu"] * PRICES["write_unit"]) * weight for c, weight in weighted)
+        / 60
+        * 1e6
+        for name, weighted in parts.items()
+    }
+
+
+def _figure(value: float | tuple[float, ...]) -> str:
+    if isinstance(value, tuple):
+        return " / ".join(_figure(v) for v in value)
+    return f"{value:,.3g}" if value < 100 else f"{value:,.0f}"
 
 
 def render(counts: dict[str, dict[str, Any]]) -> str:
@@ -164,18 +392,8 @@ def render(counts: dict[str, dict[str, Any]]) -> str:
             f"| {audience:,} | {_money(ours.gateway)} | {_money(ours.lambda_)} | {_money(ours.dynamodb)} | "
             f"{_money(ours.sqs)} | **{_money(ours.total)}** | " + " | ".join(cells) + " |"
         )
-    minute, theirs = per_connection_minute(counts) * 1e6, scan_per_connection_minute() * 1e6
+    lines += ["", *render_idle(counts)]
     lines += [
-        "",
-        f"Cost per million connection-minutes (idle, pinging every {PING_SECONDS} s; connects every 2 h; "
-        "maintenance every 5 min):",
-        "",
-        "| design | gateway | Lambda | DynamoDB | SQS | total |",
-        "|---|---:|---:|---:|---:|---:|",
-        f"| this module | {_money(minute.gateway)} | {_money(minute.lambda_)} | {_money(minute.dynamodb)} | "
-        f"{_money(minute.sqs)} | **{_money(minute.total)}** |",
-        f"| Scan per message | {_money(theirs.gateway)} | {_money(theirs.lambda_)} | {_money(theirs.dynamodb)} | "
-        f"{_money(theirs.sqs)} | **{_money(theirs.total)}** |",
         "",
         "The Scan design's cost per event grows with the total number of connections (every event reads every "
         "connection record); this module's does not: it reads the event's topics' subscribers only. The Scan "
@@ -186,9 +404,42 @@ def render(counts: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+MONTH_MINUTES = 30 * 24 * 60
+MONTHLY_SOCKETS = (1_000, 100_000, 1_000_000)
+MONTHLY_EVENTS_PER_SECOND = (10, 1_000)
+TARGETED_AUDIENCE = 2  # a user's topic: about 2 live sockets
+
+
+def monthly(counts: dict[str, dict[str, Any]], sockets: int, events_per_second: float) -> dict[str, float]:
+    """A 30-day month of `sockets` connected all month, idle but for targeted events: the events' cost, and
+    the sockets' (connection-minutes, keepalives, checks, ...) on visible pages, hidden pages and in 0.2."""
+    events = per_event(counts, TARGETED_AUDIENCE).total * events_per_second * MONTH_MINUTES * 60
+    idle = idle_costs(counts)
+    return {"events": events} | {name: cost.total / 1e6 * sockets * MONTH_MINUTES for name, cost in idle.items()}
+
+
+def render_monthly(counts: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        f"Monthly cost (30 days; every socket connected all month; targeted events, {TARGETED_AUDIENCE} sockets "
+        "each; presence on; list prices as above):",
+        "",
+        "| sockets | events/s | events | total, visible pages (60 s pings) | of which sockets | "
+        "total, hidden pages (480 s) | of which sockets | total in 0.2 (30 s pings) | of which sockets |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for sockets in MONTHLY_SOCKETS:
+        for rate in MONTHLY_EVENTS_PER_SECOND:
+            month = monthly(counts, sockets, rate)
+            designs = ("visible", "hidden", "before")
+            cells = [f"${month['events'] + month[name]:,.0f} | ${month[name]:,.0f}" for name in designs]
+            lines.append(f"| {sockets:,} | {rate:,} | ${month['events']:,.0f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", type=Path, help="counts as JSON (scripts.lab.request_counts --json)")
+    parser.add_argument("--monthly", action="store_true", help="also a month's cost at 1k, 100k and 1M sockets")
     args = parser.parse_args()
     if args.counts:
         counts = json.loads(args.counts.read_text())
@@ -197,6 +448,9 @@ def main() -> None:
 
         counts = measure()
     print(render(counts))
+    if args.monthly:
+        print()
+        print(render_monthly(counts))
 
 
 if __name__ == "__main__":

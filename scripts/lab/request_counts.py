@@ -23,6 +23,17 @@ units as read and write request units.
 
 Steady state: each operation is measured on a warm container (its first call,
 which reads the token secret, is made before counting).
+
+Keepalives are not measured: the gateway answers `ping` itself (a MOCK
+integration), so a ping costs no invocation and no AWS request the harness
+could see (only its two billed messages, which scripts.lab.cost_model prices).
+What keeps a live connection's record fresh is maintenance instead: it asks
+`@connections` about every connection not seen for the stale threshold
+(GetConnection; moto answers any id as alive) and moves the lastSeen of those
+alive. `maintenance_check_per_connection` is that check, measured on 1,000
+connections made due (their lastSeen moved back through the uncounted client)
+less the same run with none due; `connection_hour` counts it
+CONNECTION_CHECKS_PER_HOUR times (scripts.module_defaults).
 """
 
 from __future__ import annotations
@@ -33,11 +44,13 @@ import io
 import json
 import math
 import os
+import random
 import re
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -47,6 +60,7 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 from realtime.core import aws, lifecycle
+from realtime.core.encoding import timestamp_at
 
 from scripts.lab.lambda_events import (
     AUDIENCE,
@@ -60,7 +74,12 @@ from scripts.lab.lambda_events import (
     sqs_record,
     ws_event,
 )
-from scripts.module_defaults import FUNCTION_ENVIRONMENT, MAINTENANCE_RUNS_PER_HOUR
+from scripts.module_defaults import (
+    CONNECTION_CHECKS_PER_HOUR,
+    FUNCTION_ENVIRONMENT,
+    MAINTENANCE_RUNS_PER_HOUR,
+    VARIABLES,
+)
 
 TABLES = {
     "connections": ("realtime-bench-connections", [("pk", "S", "HASH"), ("sk", "S", "RANGE")]),
@@ -72,8 +91,9 @@ ENDPOINT = "https://bench123.execute-api.us-east-1.amazonaws.com/live"
 READ_UNIT_BYTES = 4096
 WRITE_UNIT_BYTES = 1024
 MAINTENANCE_SIZES = (100, 1000)
-PING_SECONDS = 30  # the clients' default ping interval
-PINGS_PER_HOUR = 3600 // PING_SECONDS
+# Connections the steady-state maintenance runs are measured on (made due a check, then not).
+CHECKED_CONNECTIONS = 1000
+STALE_SECONDS = VARIABLES["stale_connection_threshold_seconds"]
 CONNECTION_HOURS = 2  # API Gateway closes every WebSocket after 2 hours: a connect and a disconnect per 2 h
 TOPIC_COUNTS = (1, 3, 10)
 
@@ -148,12 +168,19 @@ class Meter:
     def __init__(self) -> None:
         self.counts = Counts()
         self.counting = False
+        # Maintenance asks @connections from worker threads (realtime.connections.sweep).
+        self._lock = threading.Lock()
         self._shadow = boto3.session.Session(region_name=REGION).client("dynamodb")
         self._key_names: dict[str, list[str]] = {}
         events = boto3._get_default_session().events
         events.register("before-parameter-build.dynamodb.*", self._ask_for_capacity)
         events.register("before-call.*.*", self._before)
         events.register("after-call.dynamodb.*", self._after)
+
+    @property
+    def uncounted(self) -> Any:
+        """A DynamoDB client of its own session: what it does is not counted."""
+        return self._shadow
 
     @contextmanager
     def measuring(self) -> Iterator[Counts]:
@@ -173,7 +200,8 @@ class Meter:
     def _before(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         if not self.counting:
             return
-        self.counts.requests[f"{model.service_model.signing_name}:{model.name}"] += 1
+        with self._lock:
+            self.counts.requests[f"{model.service_model.signing_name}:{model.name}"] += 1
         if model.service_model.service_name == "dynamodb":
             request = json.loads(params["body"] or b"{}")
             context["bench_request"] = request
@@ -329,12 +357,19 @@ class World:
 
         ws_disconnect.handler(ws_event("$disconnect", connection_id), self.context)
 
-    def ping(self, connection_id: str, connected_at: float, at: float) -> None:
-        from realtime.handlers import ws_ping
-
-        event = ws_event("ping", connection_id)
-        event["requestContext"].update(connectedAt=int(connected_at * 1000), requestTimeEpoch=int(at * 1000))
-        ws_ping.handler(event, self.context)
+    def last_seen(self, seconds_ago: float, connection_ids: Sequence[str] = (), users: Sequence[str] = ()) -> None:
+        """Move the lastSeen of connection records and of users' presence back, through the uncounted client."""
+        client, value = self.meter.uncounted, {":at": {"S": timestamp_at(time.time() - seconds_ago)}}
+        keys = [(TABLES["connections"][0], {"pk": {"S": f"conn#{c}"}, "sk": {"S": "meta"}}) for c in connection_ids]
+        keys += [(TABLES["presence"][0], {"userId": {"S": user}}) for user in users]
+        for table, key in keys:
+            client.update_item(
+                TableName=table,
+                Key=key,
+                UpdateExpression="SET lastSeen = :at",
+                ConditionExpression="attribute_exists(lastSeen)",
+                ExpressionAttributeValues=value,
+            )
 
     def publish(self, events: list[dict[str, Any]]) -> None:
         from realtime.handlers import process_events
@@ -348,10 +383,11 @@ class World:
         event = http_event(headers={"authorization": f"Bearer {token}"}, query=query or None)
         return json.loads(events_api.handler(event, self.context)["body"])
 
-    def maintain(self) -> None:
+    def maintain(self) -> dict[str, Any]:
+        """One maintenance run; its summary (connections checked, alive, removed, ...)."""
         from realtime.handlers import maintenance
 
-        maintenance.handler({}, self.context)
+        return maintenance.handler({}, self.context)
 
 
 @contextmanager
@@ -405,7 +441,6 @@ def measure() -> dict[str, dict[str, Any]]:
     with world() as w:
         # Warm every function once (the token secret is read on the first verification only).
         first = w.connect("warm", ["group:warm"])
-        w.ping(first, time.time(), time.time())
         w.publish([_event(["group:warm"])])
         w.read_events(w.token("warm", ["group:warm"]))
         w.disconnect(first)
@@ -414,12 +449,7 @@ def measure() -> dict[str, dict[str, Any]]:
         lone = w.connect("user-b", ["group:b"])
         result["disconnect"] = _measure(w, lambda: w.disconnect(lone))
 
-        # An hour of pings of one connection, every 30 s as the clients send them, on one warm container.
-        pinged = w.connect("user-c", ["group:c"])
-        connected_at = time.time()
-        pings = [connected_at + PING_SECONDS * k for k in range(1, PINGS_PER_HOUR + 1)]
-        result["pings_per_connection_hour"] = _measure(w, lambda: [w.ping(pinged, connected_at, at) for at in pings])
-        result["ping"] = _divided(result["pings_per_connection_hour"], PINGS_PER_HOUR)
+        w.connect("user-c", ["group:c"])  # the audience of event_to_1, the reader of page_read
 
         for n in TOPIC_COUNTS:
             topics = [f"group:quiet-{n}-{i}" for i in range(n)]
@@ -449,8 +479,44 @@ def measure() -> dict[str, dict[str, Any]]:
             for i in range(size):
                 w.connect(f"u-{i}", [f"group:{i % 10}", f"user:u-{i}"])
             result[f"maintenance_{size}_connections"] = _measure(w, w.maintain)
+    result |= measure_connection_checks(CHECKED_CONNECTIONS)
     result["connection_hour"] = connection_hour(result)
     return result
+
+
+def measure_connection_checks(size: int) -> dict[str, dict[str, Any]]:
+    """Maintenance over `size` connections connected longer than the stale threshold: a run with none of them
+    due a check (checked lately), the same run with all of them due, and the difference per connection.
+
+    Their users' presence lastSeen (the latest connect) is moved back too, as it is for every connection
+    older than the threshold: presence repair then reads every one's record each run (what a steady
+    state costs, not the 1 in 12 sample of users connected lately that `maintenance_<n>_connections` sees).
+    The checks' rate limit (maintenance_connection_checks_per_second) is raised for the measurement: it
+    only sleeps, and counts nothing. Both runs draw the same random numbers (the retention report samples
+    from a random place), so their difference is the checks alone.
+    """
+    with world() as w:
+        os.environ["CONNECTION_CHECKS_PER_SECOND"] = "5000"
+        w.maintain()  # warm
+        users = [f"u-{i}" for i in range(size)]
+        connections = [w.connect(user, [f"group:{i % 10}", f"user:{user}"]) for i, user in enumerate(users)]
+        w.last_seen(STALE_SECONDS + 60, users=users)
+        random.seed(CHECKED_CONNECTIONS)
+        with w.meter.measuring() as counts:
+            summary = w.maintain()
+        assert summary["connections_checked"] == 0, summary
+        settled = counts.as_dict()
+        w.last_seen(STALE_SECONDS + 60, connection_ids=connections)
+        random.seed(CHECKED_CONNECTIONS)
+        with w.meter.measuring() as counts:
+            summary = w.maintain()
+        assert (summary["connections_checked"], summary["connections_alive"]) == (size, size), summary
+        due = counts.as_dict()
+    return {
+        f"maintenance_{size}_settled": settled,
+        f"maintenance_{size}_due": due,
+        "maintenance_check_per_connection": _difference(due, settled, size),
+    }
 
 
 def _combined(parts: list[tuple[dict[str, Any], float]]) -> dict[str, Any]:
@@ -470,18 +536,15 @@ def _difference(more: dict[str, Any], fewer: dict[str, Any], per: float) -> dict
     return _combined([(more, 1 / per), (fewer, -1 / per)])
 
 
-def _divided(counts: dict[str, Any], per: float) -> dict[str, Any]:
-    return _combined([(counts, 1 / per)])
-
-
 def connection_hour(result: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The standing cost of one idle connection for an hour: its pings, its share of maintenance
-    (at the largest table measured), and a connect and a disconnect every two hours."""
-    size = max(MAINTENANCE_SIZES)
+    """The standing cost of one idle connection for an hour: maintenance's checks of it
+    (CONNECTION_CHECKS_PER_HOUR), its share of every maintenance run (the scans and presence repair, on the
+    steady-state table of CHECKED_CONNECTIONS), and a connect and a disconnect every two hours. Its pings
+    are answered by the gateway: no AWS request the harness could count."""
     return _combined(
         [
-            (result["pings_per_connection_hour"], 1),
-            (result[f"maintenance_{size}_connections"], MAINTENANCE_RUNS_PER_HOUR / size),
+            (result["maintenance_check_per_connection"], CONNECTION_CHECKS_PER_HOUR),
+            (result[f"maintenance_{CHECKED_CONNECTIONS}_settled"], MAINTENANCE_RUNS_PER_HOUR / CHECKED_CONNECTIONS),
             (result["connect"], 1 / CONNECTION_HOURS),
             (result["disconnect"], 1 / CONNECTION_HOURS),
         ]

@@ -1,6 +1,7 @@
 """The module's defaults do not cap the product below 100,000 sockets: computed from variables.tf's
-defaults, with every client pinging every 30 s and 1% of the sockets reconnecting each minute,
-no throttle and no default account quota refuses a keepalive, a connect or a reconnect."""
+defaults, with every client pinging every 60 s (a visible page; the gateway answers pings itself) and 1%
+of the sockets reconnecting each minute, no throttle and no default account quota refuses a keepalive,
+a connect or a reconnect."""
 
 from __future__ import annotations
 
@@ -34,10 +35,17 @@ def test_nothing_refuses_a_keepalive_or_reconnect_at_100000_sockets(limit):
 
 
 def test_a_ping_throttle_of_500_per_second_would_cap_the_product_at_15000():
-    """Issue 21's defaults (ping 500/s), so the computation is seen to fail what it should."""
+    """Issue 21's defaults (ping 500/s, clients pinging every 30 s), so the computation is seen to fail
+    what it should."""
     old = DEFAULTS | {"websocket_route_throttling": {"ping": {"burst_limit": 250, "rate_limit": 500}}}
-    most, binding = capacity.sustained_sockets(limits(old))
+    most, binding = capacity.sustained_sockets(limits(old, ping_interval_seconds=30))
     assert (most, binding.name) == (15_000, "the ping route's throttle")
+
+
+def test_the_defaults_sustain_150000_sockets_at_the_ping_throttle():
+    """2,500 pings/s (100,000 / 60 s x 1.5) at one ping a minute each."""
+    most, binding = capacity.sustained_sockets(limits(DEFAULTS))
+    assert (most, binding.name) == (150_000, "the ping route's throttle")
 
 
 def test_an_explicit_stage_throttle_is_counted():
@@ -57,9 +65,46 @@ def test_the_first_quota_to_bind_at_1m_is_api_gateways_requests_per_second():
     assert TARGET_SOCKETS < quota.ceiling() < 1_000_000
 
 
-def test_the_pings_fit_lambdas_default_concurrency_beside_delivery():
-    """At the ping and $connect throttles' full rates, with the other functions at their bounds."""
+def test_the_reconnects_fit_lambdas_default_concurrency_beside_delivery():
+    """At the $connect throttle's full rate, with the other functions at their bounds."""
     assert capacity.lambda_at_full_throttle(DEFAULTS) <= capacity.LAMBDA_CONCURRENT_EXECUTIONS
+
+
+def test_pings_invoke_no_function():
+    """The gateway answers `ping` (MOCK): Lambda's load per socket is its reconnects alone."""
+    (lambda_limit,) = [limit for limit in limits(DEFAULTS) if limit.name.startswith("Lambda")]
+    reconnects = capacity.RECONNECT_FRACTION_PER_MINUTE / 60
+    invocation = capacity.CONNECT_SECONDS + capacity.DISCONNECT_SECONDS
+    assert lambda_limit.per_socket == pytest.approx(reconnects * invocation)
+    assert lambda_limit.per_socket == limits(DEFAULTS, ping_interval_seconds=1)[-1].per_socket
+
+
+def test_maintenances_checks_count_against_the_account_requests():
+    (account,) = [limit for limit in limits(DEFAULTS) if limit.name == "API Gateway's requests/s per account"]
+    assert account.fixed == DEFAULTS["maintenance_connection_checks_per_second"] == 100
+
+
+def test_maintenance_checks_each_live_connection_every_10_minutes_up_to_60000_sockets():
+    """A connection is due a stale threshold (300 s) after its last check, and the next run (5 min) checks
+    it; at 100 GetConnection/s that keeps 60,000 sockets on time. Past that each is checked less often:
+    nothing is refused, a missed $disconnect is found later (every 1,000 s at 100,000 sockets)."""
+    assert capacity.check_period_seconds(DEFAULTS) == 600
+    assert capacity.checked_on_time(DEFAULTS) == 60_000
+    assert capacity.check_interval_seconds(DEFAULTS, 30_000) == 600
+    assert capacity.check_interval_seconds(DEFAULTS, TARGET_SOCKETS) == 1_000
+    faster = DEFAULTS | {"maintenance_connection_checks_per_second": 250}
+    assert capacity.checked_on_time(faster) >= 1.5 * TARGET_SOCKETS
+
+
+def test_the_checks_in_flight_cap_the_checks_at_about_400_per_second():
+    """8 GetConnection at a time (the sweep's CHECKS_IN_FLIGHT) at about 20 ms each, whatever the setting:
+    about 240,000 sockets checked every 10 minutes at most."""
+    from realtime.connections import sweep
+
+    assert capacity.CHECKS_IN_FLIGHT == sweep.CHECKS_IN_FLIGHT
+    most = DEFAULTS | {"maintenance_connection_checks_per_second": 5000}
+    assert capacity.checks_per_second(most) == 400
+    assert capacity.checked_on_time(most) == 240_000
 
 
 # The same figures as terraform/tests/throttles.tftest.hcl pins in the plan: the Python sizing is
@@ -67,8 +112,8 @@ def test_the_pings_fit_lambdas_default_concurrency_beside_delivery():
 @pytest.mark.parametrize(
     ("expected", "interval", "routes", "stage"),
     [
-        (100_000, 30, {"$connect": (500, 250), "ping": (2500, 5000), "$default": (50, 25)}, (3050, 5275)),
-        (1_000, 30, {"$connect": (500, 250), "ping": (25, 50), "$default": (50, 25)}, (575, 325)),
+        (100_000, 60, {"$connect": (500, 250), "ping": (1250, 2500), "$default": (50, 25)}, (1800, 2775)),
+        (1_000, 60, {"$connect": (500, 250), "ping": (13, 25), "$default": (50, 25)}, (563, 300)),
         (2_000_000, 300, {"$connect": (500, 500), "ping": (5000, 10000), "$default": (50, 25)}, (5000, 10000)),
     ],
 )

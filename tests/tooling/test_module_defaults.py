@@ -74,3 +74,27 @@ def test_the_maintenance_runs_follow_the_default_schedule():
         runs_per_hour(hcl_value(DECLARED["maintenance_schedule_expression"]["default"]))
         == module_defaults.MAINTENANCE_RUNS_PER_HOUR
     )
+
+
+def test_each_live_connection_is_checked_every_threshold_plus_schedule_period():
+    threshold = DECLARED["stale_connection_threshold_seconds"]["default"]
+    period = 3600 / runs_per_hour(hcl_value(DECLARED["maintenance_schedule_expression"]["default"]))
+    assert module_defaults.CONNECTION_CHECK_SECONDS == threshold + period == 600
+    assert module_defaults.CONNECTION_CHECKS_PER_HOUR == 3600 / (threshold + period) == 6
+
+
+def test_the_visible_page_interval_is_the_ping_interval_the_throttles_are_sized_from():
+    visible = module_defaults.PING_INTERVAL_SECONDS["visible"]
+    assert visible == DECLARED["websocket_ping_interval_seconds"]["default"]
+    assert f"{visible} is both clients' default" in DECLARED["websocket_ping_interval_seconds"]["description"]
+
+
+def test_the_hidden_page_interval_keeps_the_socket_open():
+    """Longer than the visible page's (the throttles are sized from the shortest), inside the 10-minute idle
+    timeout, and within what websocket_ping_interval_seconds accepts."""
+    hidden, visible = module_defaults.PING_INTERVAL_SECONDS["hidden"], module_defaults.PING_INTERVAL_SECONDS["visible"]
+    assert visible < hidden < module_defaults.IDLE_TIMEOUT_SECONDS
+    (validation,) = DECLARED["websocket_ping_interval_seconds"]["validation"]
+    upper = re.search(r"websocket_ping_interval_seconds <= (\d+)", validation["condition"])
+    assert upper, f"no upper bound in {validation['condition']}"
+    assert hidden <= int(upper[1])
