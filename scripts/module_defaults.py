@@ -31,7 +31,7 @@ VARIABLES: dict[str, Any] = {
     "event_type_rules": [],
     "stale_connection_threshold_seconds": 300,
     "maintenance_scan_items_per_run": 200000,
-    "maintenance_connection_checks_per_second": 100,
+    "maintenance_connection_checks_per_second": 250,
     "db_changes_max_topics_per_record": 100,
     # Batching, memory and schedule: what the cost model prices.
     "process_events_batch_size": 10,

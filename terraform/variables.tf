@@ -895,9 +895,9 @@ variable "maintenance_scan_items_per_run" {
 }
 
 variable "maintenance_connection_checks_per_second" {
-  description = "Most GetConnection checks maintenance starts a second (8 in flight at most; closing a socket whose token expired counts as one, of two requests). They share the account's @connections quota (10,000 requests a second per Region by default) with delivery."
+  description = "Most GetConnection checks maintenance starts a second (16 in flight at most, about 20 ms each: at most about 800/s; closing a socket whose token expired counts as one, of two requests). Each live connection is due a check every stale_connection_threshold_seconds + the schedule period (600 s by default), so this should be at least expected_connections / 600 s: the default, 250/s, is 100,000 / 600 x 1.5 headroom; slower, each connection is checked less often and a missed $disconnect is repaired later (python -m scripts.lab.capacity). They share the account's API Gateway quota (10,000 requests a second per Region by default) with delivery and keepalives."
   type        = number
-  default     = 100
+  default     = 250
 
   validation {
     condition     = var.maintenance_connection_checks_per_second >= 1 && var.maintenance_connection_checks_per_second <= 5000 && floor(var.maintenance_connection_checks_per_second) == var.maintenance_connection_checks_per_second

@@ -197,7 +197,6 @@ def maintenance() -> Maintenance:
             presence=_presence_store(presence),
             connections=_connection_store(settings.connections_table),
             sessions=sessions,
-            stale_seconds=settings.stale_connection_seconds,
             grace_seconds=presence.grace_seconds,
             positions=positions,
             items_per_run=settings.scan_items_per_run,

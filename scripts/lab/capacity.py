@@ -67,8 +67,8 @@ PRESENCE_READ_SECONDS = 0.1
 PRESENCE_CHECKS_CONCURRENCY = 5  # terraform/presence.tf's mapping maximum
 MAINTENANCE_CONCURRENCY = 1
 # Maintenance's GetConnection checks: CHECKS_IN_FLIGHT at a time (realtime.connections.sweep), each about
-# GET_CONNECTION_SECONDS (an estimate, the sweep's own), so at most about 400 a second whatever the setting.
-CHECKS_IN_FLIGHT = 8
+# GET_CONNECTION_SECONDS (an estimate, the sweep's own), so at most about 800 a second whatever the setting.
+CHECKS_IN_FLIGHT = 16
 GET_CONNECTION_SECONDS = 0.02
 
 

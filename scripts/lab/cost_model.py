@@ -348,8 +348,8 @@ def dynamodb_parts(counts: dict[str, dict[str, Any]]) -> dict[str, float]:
         "maintenance's writes (lastSeen of the connections found alive)": [
             (counts["maintenance_check_per_connection"], CONNECTION_CHECKS_PER_HOUR)
         ],
-        "maintenance runs' reads (scans; presence repair reading the record of every user connected longer "
-        "than the stale threshold, a consistent read unit a run)": [
+        "maintenance runs' reads (scans; presence repair reading each user's records in 1 run in 12, a "
+        "consistent read unit each)": [
             (counts[settled], MAINTENANCE_RUNS_PER_HOUR / size)
         ],
         "a connect and a disconnect every 2 h": [(counts["connect"], 0.5), (counts["disconnect"], 0.5)],

@@ -81,30 +81,30 @@ def test_pings_invoke_no_function():
 
 def test_maintenances_checks_count_against_the_account_requests():
     (account,) = [limit for limit in limits(DEFAULTS) if limit.name == "API Gateway's requests/s per account"]
-    assert account.fixed == DEFAULTS["maintenance_connection_checks_per_second"] == 100
+    assert account.fixed == DEFAULTS["maintenance_connection_checks_per_second"] == 250
 
 
-def test_maintenance_checks_each_live_connection_every_10_minutes_up_to_60000_sockets():
+def test_maintenance_checks_each_live_connection_every_10_minutes_at_the_expected_sockets():
     """A connection is due a stale threshold (300 s) after its last check, and the next run (5 min) checks
-    it; at 100 GetConnection/s that keeps 60,000 sockets on time. Past that each is checked less often:
-    nothing is refused, a missed $disconnect is found later (every 1,000 s at 100,000 sockets)."""
+    it; at 250 GetConnection/s (100,000 / 600 s x 1.5) that keeps 150,000 sockets on time. Past that each
+    is checked less often: nothing is refused, a missed $disconnect is found later (every 4,000 s at 1M)."""
     assert capacity.check_period_seconds(DEFAULTS) == 600
-    assert capacity.checked_on_time(DEFAULTS) == 60_000
-    assert capacity.check_interval_seconds(DEFAULTS, 30_000) == 600
-    assert capacity.check_interval_seconds(DEFAULTS, TARGET_SOCKETS) == 1_000
-    faster = DEFAULTS | {"maintenance_connection_checks_per_second": 250}
-    assert capacity.checked_on_time(faster) >= 1.5 * TARGET_SOCKETS
+    assert capacity.checked_on_time(DEFAULTS) == 150_000 >= 1.5 * TARGET_SOCKETS
+    assert capacity.check_interval_seconds(DEFAULTS, TARGET_SOCKETS) == 600
+    assert capacity.check_interval_seconds(DEFAULTS, 1_000_000) == 4_000
+    slower = DEFAULTS | {"maintenance_connection_checks_per_second": 100}  # 0.2's default
+    assert capacity.checked_on_time(slower) == 60_000
 
 
-def test_the_checks_in_flight_cap_the_checks_at_about_400_per_second():
-    """8 GetConnection at a time (the sweep's CHECKS_IN_FLIGHT) at about 20 ms each, whatever the setting:
-    about 240,000 sockets checked every 10 minutes at most."""
+def test_the_checks_in_flight_cap_the_checks_at_about_800_per_second():
+    """16 GetConnection at a time (the sweep's CHECKS_IN_FLIGHT) at about 20 ms each, whatever the setting:
+    about 480,000 sockets checked every 10 minutes at most."""
     from realtime.connections import sweep
 
     assert capacity.CHECKS_IN_FLIGHT == sweep.CHECKS_IN_FLIGHT
     most = DEFAULTS | {"maintenance_connection_checks_per_second": 5000}
-    assert capacity.checks_per_second(most) == 400
-    assert capacity.checked_on_time(most) == 240_000
+    assert capacity.checks_per_second(most) == 800
+    assert capacity.checked_on_time(most) == 480_000
 
 
 # The same figures as terraform/tests/throttles.tftest.hcl pins in the plan: the Python sizing is

@@ -263,7 +263,6 @@ def test_presence_repair_reads_the_presence_table_a_slice_a_run():
         sessions=SessionTracker(
             connection_store, store, announce=lambda state: f"sent-{state.user_id}", clock=lambda: NOW
         ),
-        stale_seconds=STALE_SECONDS,
         grace_seconds=5,
         positions=ScanPositions(connections, clock=lambda: NOW),
         items_per_run=1_000,

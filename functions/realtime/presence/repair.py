@@ -5,12 +5,13 @@ stopped, at most `items_per_run` items, its position kept with the connection
 sweep's: realtime.connections.scan_positions) for the users that are online,
 have sessions or have an unconfirmed presence event, and
 - drops sessions whose connection record is gone (removed by a path that did
-  not know about presence, or expired by TTL). Records are read for users whose
-  lastSeen (latest connect or clean disconnect) is older than the stale
-  threshold, which is most users with a long-lived session since pings write
-  nothing, and for a random 1 in ORPHAN_SAMPLE_RUNS of the others (an orphan
-  beside a young session): 100 keys a request, a read unit each (a fifth of
-  a write's price: cheaper than writing lastSeen on every ping);
+  not know about presence, or expired by TTL; a dead connection the sweep
+  finds ends its session itself). Each user's records are looked up in a
+  random 1 in ORPHAN_SAMPLE_RUNS runs (about once an hour at the default
+  schedule): 100 keys a request, a read unit each. Checking every user on
+  every run (or writing the user's lastSeen on every check so that only
+  silent users need it) would cost more than these rare orphans are worth:
+  pings write nothing, so most users' lastSeen is their connect time;
 - decides offline for users left online with no session well past the grace
   period (their check was lost);
 - re-sends presence events whose sending was never confirmed.
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 
 from realtime.connections.scan_positions import ResumedScan, ScanPositions, ScanReport
 from realtime.connections.store import ConnectionStore
-from realtime.core.encoding import parse_timestamp, timestamp_at
+from realtime.core.encoding import parse_timestamp
 from realtime.core.observability import logger
 from realtime.core.scanning import Key
 from realtime.presence.sessions import SessionTracker, still_connecting
@@ -40,7 +41,7 @@ from realtime.presence.store import PresenceState, PresenceStore
 OVERDUE_CHECK_MARGIN_SECONDS = 60
 # An announcement is normally confirmed within milliseconds of its flip; leave in-flight ones alone.
 UNCONFIRMED_EVENT_AGE_SECONDS = 30
-# A user seen lately has its sessions checked against their records in about one run in this many.
+# A user's sessions are checked against their records in about one run in this many (orphans are rare).
 ORPHAN_SAMPLE_RUNS = 12
 USERS_PER_CHECK = 50  # users whose records one BatchGetItem (at most 100 keys a request) looks for
 SCAN = "presence"  # this scan's position item (realtime.connections.scan_positions)
@@ -61,7 +62,6 @@ class PresenceRepair:
         presence: PresenceStore,
         connections: ConnectionStore,
         sessions: SessionTracker,
-        stale_seconds: int,
         grace_seconds: int,
         positions: ScanPositions,
         items_per_run: int,
@@ -73,7 +73,6 @@ class PresenceRepair:
         self._presence = presence
         self._connections = connections
         self._sessions = sessions
-        self._stale_seconds = stale_seconds
         self._grace_seconds = grace_seconds
         self._clock = clock
         self._rand = rand
@@ -113,11 +112,10 @@ class PresenceRepair:
 
     def _find_orphans(self, states: tuple[PresenceState, ...], orphans: dict[str, list[str]]) -> None:
         """Per user due a check, the counted sessions whose connection record no longer exists."""
-        seen_since = timestamp_at(self._clock() - self._stale_seconds)
         due = [
             state
             for state in states
-            if state.connection_ids and ((state.last_seen or "") < seen_since or self._rand() * ORPHAN_SAMPLE_RUNS < 1)
+            if state.connection_ids and self._rand() * ORPHAN_SAMPLE_RUNS < 1
         ]
         if due:
             existing = self._connections.existing(itertools.chain.from_iterable(s.connection_ids for s in due))

@@ -310,7 +310,6 @@ def maintenance(world: World, rand: Any = None, items_per_run: int = SCAN_ITEMS_
             presence=world.presence,
             connections=world.connections,
             sessions=world.sessions,
-            stale_seconds=world.stale,
             grace_seconds=world.grace,
             positions=world.positions,
             items_per_run=items_per_run,
