@@ -349,9 +349,7 @@ def dynamodb_parts(counts: dict[str, dict[str, Any]]) -> dict[str, float]:
             (counts["maintenance_check_per_connection"], CONNECTION_CHECKS_PER_HOUR)
         ],
         "maintenance runs' reads (scans; presence repair reading each user's records in 1 run in 12, a "
-        "consistent read unit each)": [
-            (counts[settled], MAINTENANCE_RUNS_PER_HOUR / size)
-        ],
+        "consistent read unit each)": [(counts[settled], MAINTENANCE_RUNS_PER_HOUR / size)],
         "a connect and a disconnect every 2 h": [(counts["connect"], 0.5), (counts["disconnect"], 0.5)],
     }
     return {

@@ -112,11 +112,7 @@ class PresenceRepair:
 
     def _find_orphans(self, states: tuple[PresenceState, ...], orphans: dict[str, list[str]]) -> None:
         """Per user due a check, the counted sessions whose connection record no longer exists."""
-        due = [
-            state
-            for state in states
-            if state.connection_ids and self._rand() * ORPHAN_SAMPLE_RUNS < 1
-        ]
+        due = [state for state in states if state.connection_ids and self._rand() * ORPHAN_SAMPLE_RUNS < 1]
         if due:
             existing = self._connections.existing(itertools.chain.from_iterable(s.connection_ids for s in due))
             now = self._clock()
