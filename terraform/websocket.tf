@@ -60,7 +60,7 @@ locals {
   api_gateway_account_quota     = { requests_per_second = 10000, burst = 5000, websocket_connects_per_second = 500 }
   websocket_throttling_headroom = 1.5
 
-  # One ping per socket per interval (30 s: both clients' default); 1% of the sockets reconnecting a minute.
+  # One ping per socket per interval (60 s: both clients' default on a visible page); 1% of the sockets reconnecting a minute.
   websocket_pings_per_second      = var.expected_connections / var.websocket_ping_interval_seconds
   websocket_reconnects_per_second = var.expected_connections * 0.01 / 60
 
