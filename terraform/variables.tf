@@ -254,9 +254,9 @@ variable "events_queue_visibility_timeout_seconds" {
 }
 
 variable "events_queue_max_receive_count" {
-  description = "Receives of a message (failed processing attempts) before SQS moves it to the DLQ."
+  description = "Receives of a message before SQS moves it to its DLQ, on the events, presence-events and fanout queues. A failed record is retried after a delay that grows with its receives (2^n s, at most 2 minutes), so the default, 100, lets a valid event wait out about 3 hours of overload (throttling, contention on a hot topic) instead of being dead-lettered: overload costs latency, not events, and the queues' age alarms fire meanwhile. process-events sends a record that failed 5 times for any other reason to the DLQ itself, with the error (errorCode failed_repeatedly)."
   type        = number
-  default     = 5
+  default     = 100
 
   validation {
     condition     = var.events_queue_max_receive_count >= 1 && var.events_queue_max_receive_count <= 1000

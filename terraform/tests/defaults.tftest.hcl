@@ -20,8 +20,8 @@ run "events_queue_redrives_to_the_dlq" {
   }
 
   assert {
-    condition     = jsondecode(aws_sqs_queue.events.redrive_policy).maxReceiveCount == 5
-    error_message = "The default maxReceiveCount must be 5."
+    condition     = jsondecode(aws_sqs_queue.events.redrive_policy).maxReceiveCount == 100
+    error_message = "The default maxReceiveCount must be 100: a valid event waits out hours of overload rather than reaching the DLQ."
   }
 
   assert {

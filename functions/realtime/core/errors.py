@@ -7,6 +7,10 @@ class ConfigError(RuntimeError):
     """The function's configuration (environment) is missing or invalid: fails the cold start."""
 
 
+class TransientError(RuntimeError):
+    """Overload that passes (contention on a hot topic, a queue that did not take a send): wait, then retry."""
+
+
 class PermanentError(Exception):
     """A message that can never be processed, whatever the retries.
 

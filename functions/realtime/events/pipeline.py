@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from realtime.core.contract import MAX_DATA_DEPTH, RESERVED_ID_PREFIX, RESERVED_TYPE_PREFIX
 from realtime.core.encoding import compact_json, format_timestamp, nesting_depth
-from realtime.core.errors import PermanentError
+from realtime.core.errors import PermanentError, TransientError
 from realtime.core.topics import group_topic, presence_topic
 from realtime.events.audience import EventTypeRules
 from realtime.events.delivery import DeliveryReport, EventDelivery
@@ -289,7 +289,7 @@ class EventPipeline:
         report.delivery = self._delivery.deliver_stored(publications)
         for index, event in enumerate(batch):
             if event.event_id in report.delivery.unqueued and index not in report.failed:
-                report.failed[index] = RuntimeError("its fan-out jobs were not queued")
+                report.failed[index] = TransientError("its fan-out jobs were not queued")
         return report
 
 

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 from botocore.exceptions import ClientError
 
 from realtime.core.contract import DEFAULT_PAGE_EVENTS, MAX_PAGE_BYTES, MAX_PAGE_EVENTS
+from realtime.core.errors import TransientError
 from realtime.events.models import EventRef, Publication
 
 # Losing the counter race costs a re-read and a retry; with batches the losers are few.
@@ -38,7 +39,7 @@ _LOST_RACE_CODES = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
 MAX_QUERY_ITEMS = 1000
 
 
-class StoreContentionError(RuntimeError):
+class StoreContentionError(TransientError):
     """Too many writers raced for one topic's counter; the message is retried later."""
 
 

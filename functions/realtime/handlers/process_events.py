@@ -1,4 +1,12 @@
-"""`process-events`: SQS events queue -> validate, store, deliver. Poison messages go to the DLQ."""
+"""`process-events`: SQS events queue -> validate, store, deliver. Poison messages go to the DLQ.
+
+A record that fails is retried alone, after a delay that grows with its
+receives (realtime.core.sqs.RetrySoon). Overload (throttling, contention on a
+hot topic) only slows it down: it waits as long as the queue's maxReceiveCount
+allows (events_queue_max_receive_count, 100 by default: hours). Any other
+failure repeated POISON_AFTER_RECEIVES times sends it to the DLQ with the
+error, so a bug or a bad message is not retried for hours.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from realtime import services
 from realtime.core.errors import PermanentError
 from realtime.core.observability import logger, metrics, traced
-from realtime.core.sqs import QueueRecord, records
+from realtime.core.sqs import QueueRecord, is_transient, records
 from realtime.events.pipeline import BatchReport, PendingEvent, producer_of
 from realtime.services import ProcessEvents
 
@@ -19,6 +27,9 @@ from realtime.services import ProcessEvents
 def _sent_at(record: QueueRecord) -> datetime | None:
     sent = record.sent_timestamp_ms
     return datetime.fromtimestamp(sent / 1000, UTC) if sent else None
+
+
+POISON_AFTER_RECEIVES = 5
 
 
 def _send_to_dlq(app: ProcessEvents, record: QueueRecord, error: PermanentError) -> None:
@@ -38,6 +49,20 @@ def _send_to_dlq(app: ProcessEvents, record: QueueRecord, error: PermanentError)
         },
     )
     metrics.add_metric(name="PoisonMessages", unit=MetricUnit.Count, value=1)
+
+
+def _retried(app: ProcessEvents, record: QueueRecord, error: BaseException) -> bool:
+    """Whether the record is retried (True) or, failing for the POISON_AFTER_RECEIVES-th time for a reason
+    other than overload, sent to the DLQ with that reason (False)."""
+    if is_transient(error) or record.receive_count < POISON_AFTER_RECEIVES:
+        return True
+    failure = PermanentError("failed_repeatedly", f"failed {record.receive_count} times; the last: {error!r}")
+    try:
+        _send_to_dlq(app, record, failure)
+    except Exception:
+        logger.exception("DLQ unreachable; SQS will retry the message", extra={"message_id": record.message_id})
+        return True
+    return False
 
 
 def _parse(
@@ -62,9 +87,10 @@ def _parse(
             except Exception:
                 logger.exception("DLQ unreachable; SQS will retry the message", extra={"message_id": record.message_id})
                 failed.append(record)
-        except Exception:
-            logger.exception("Record could not be read; SQS will retry it", extra={"message_id": record.message_id})
-            failed.append(record)
+        except Exception as error:
+            logger.exception("Record could not be read", extra={"message_id": record.message_id})
+            if _retried(app, record, error):
+                failed.append(record)
     return valid, failed
 
 
@@ -103,17 +129,24 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if valid:
         try:
             report = app.pipeline.process([pending for _, pending in valid])
-        except Exception:
-            logger.exception("Batch failed; SQS will retry its records")
-            failed += [record for record, _ in valid]
+        except Exception as error:
+            logger.exception("Batch failed")
+            failed += [record for record, _ in valid if _retried(app, record, error)]
         else:
             for index, error in report.failed.items():
                 record, pending = valid[index]
                 logger.warning(
-                    "Event not stored; SQS will retry it",
-                    extra={"message_id": record.message_id, "event_id": pending.event_id, "error": repr(error)},
+                    "Event not stored",
+                    extra={
+                        "message_id": record.message_id,
+                        "event_id": pending.event_id,
+                        "error": repr(error),
+                        "receive_count": record.receive_count,
+                        "transient": is_transient(error),
+                    },
                 )
-                failed.append(record)
+                if _retried(app, record, error):
+                    failed.append(record)
             _log(report)
     metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=len(failed))
     return app.retries.report(failed)
