@@ -124,9 +124,6 @@ def test_last_disconnect_schedules_the_offline_check(presence, queues, lambda_co
     assert presence.get("ann").sessions == 0
 
 
-
-
-
 # --- presence-checks ---------------------------------------------------------------------------
 
 

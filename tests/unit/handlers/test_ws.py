@@ -1,7 +1,6 @@
 """The WebSocket routes with a function: $connect and $disconnect (the gateway answers ping and $default:
 tests/integration/test_refused_frames.py and the Terraform tests)."""
 
-
 import jwt
 import pytest
 from realtime.connections.store import ConnectionStore

@@ -117,27 +117,6 @@ def test_group_audience_is_off_unless_enabled(dynamodb, connections_table, prese
     assert world.events_of("ann")[0].audience == ["presence:ann"]
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def test_clean_disconnect_moves_last_seen_but_a_dead_connection_does_not(world):
     clean, dead = world.connect("ann"), world.connect("bob")
     world.advance(30)
