@@ -19,6 +19,8 @@ CHECKOV_VERSION   := 3.3.30
 ARCH       ?= arm64
 LOCAL_PORT ?= 4566
 DEMO_PORT  ?= 8765
+KEEPALIVE_SOCKETS ?= 1000
+KEEPALIVE_MINUTES ?= 10
 CHROMIUM   ?= /usr/bin/chromium
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
@@ -33,7 +35,7 @@ JS_BUNDLE  := clients/js/dist/realtime.js
 export TF_CLI_CONFIG_FILE := $(CURDIR)/terraform.rc
 export TF_IN_AUTOMATION := 1
 
-.PHONY: help install build build-js release up status logs down demo bench chaos soak test test-offline test-unit test-tooling test-clients test-tf validate \
+.PHONY: help install build build-js release up status logs down demo bench chaos soak soak-keepalive test test-offline test-unit test-tooling test-clients test-tf validate \
 	test-integration test-browser test-upgrade lint lint-python lint-terraform lint-docs lint-ci docs fmt clean
 
 help: ## Show this help
@@ -123,6 +125,9 @@ chaos: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Fault injection on the 
 
 soak: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Bounded soak run on the emulator (SOAK_MINUTES=20): latency percentiles and memory over time, tables before and after maintenance
 	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.lab.soak
+
+soak-keepalive: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## KEEPALIVE_SOCKETS (1000) raw WebSockets pinging every 60 s for KEEPALIVE_MINUTES (10) on the emulator: no event lost, no invocation from keepalives; writes test-artifacts/keepalive-soak.md
+	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.lab.keepalive_soak --sockets $(KEEPALIVE_SOCKETS) --minutes $(KEEPALIVE_MINUTES)
 
 # --- tests -------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,8 +83,14 @@ class Emulator:
         stop_pid(self.process.pid)
 
 
-def start_emulator(port: int, state_dir: Path, timeout: float = 30.0) -> Emulator:
-    """Start ministack on 127.0.0.1:port with its state in ``state_dir``; return once it is healthy."""
+def start_emulator(
+    port: int, state_dir: Path, timeout: float = 30.0, *, command: Sequence[str] = (), extra_env: Mapping[str, str] = {}
+) -> Emulator:
+    """Start ministack on 127.0.0.1:port with its state in ``state_dir``; return once it is healthy.
+
+    ``command`` replaces the ``ministack`` entry point (a wrapper of it run by its interpreter);
+    ``extra_env`` adds to its environment.
+    """
     if not MINISTACK.exists():
         sys.exit(f"{MINISTACK} is missing: run `make install` first")
     if port_in_use(port):
@@ -98,10 +105,16 @@ def start_emulator(port: int, state_dir: Path, timeout: float = 30.0) -> Emulato
         "GATEWAY_PORT": str(port),
         "STATE_DIR": str(state_dir / "ministack"),
         "LOG_LEVEL": os.environ.get("MINISTACK_LOG_LEVEL", "WARNING"),
+        **extra_env,
     }
     log = (state_dir / "ministack.log").open("ab")
     process = subprocess.Popen(
-        [str(MINISTACK)], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=state_dir, start_new_session=True
+        list(command) or [str(MINISTACK)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=state_dir,
+        start_new_session=True,
     )
     (state_dir / EMULATOR_PID_FILE).write_text(f"{process.pid}\n")
     emulator = Emulator(port, process)

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -166,12 +166,15 @@ def deploy(emulator: Emulator, state_dir: Path, demo_port: int) -> dict:
 
 
 @contextlib.contextmanager
-def stack_on_free_port(state_dir: Path) -> Iterator[dict]:
+def stack_on_free_port(
+    state_dir: Path, *, emulator_command: Sequence[str] = (), emulator_env: Mapping[str, str] = {}
+) -> Iterator[dict]:
     """A stack of its own on a free loopback port, stopped on exit (the tests, the benchmarks).
 
     Its HTTP API allows the origin of a demo page on another free port (`demo_port` in the endpoints).
+    `emulator_command` and `emulator_env`: see `start_emulator`.
     """
-    emulator = start_emulator(free_port(), state_dir)
+    emulator = start_emulator(free_port(), state_dir, command=emulator_command, extra_env=emulator_env)
     try:
         yield deploy(emulator, state_dir, free_port())
     finally:
