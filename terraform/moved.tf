@@ -104,3 +104,14 @@ moved {
   from = aws_lambda_event_source_mapping.process_events
   to   = aws_lambda_event_source_mapping.process_events["events"]
 }
+
+# 0.3: the gateway answers ping as well as $default (websocket.tf, gateway_answer).
+moved {
+  from = aws_apigatewayv2_integration.unknown_action
+  to   = aws_apigatewayv2_integration.gateway_answer["$default"]
+}
+
+moved {
+  from = aws_apigatewayv2_integration_response.unknown_action
+  to   = aws_apigatewayv2_integration_response.gateway_answer["$default"]
+}

@@ -162,17 +162,6 @@ resource "aws_apigatewayv2_integration_response" "gateway_answer" {
   template_selection_expression = "\\$default"
 }
 
-# Before 0.3 only $default was answered by the gateway.
-moved {
-  from = aws_apigatewayv2_integration.unknown_action
-  to   = aws_apigatewayv2_integration.gateway_answer["$default"]
-}
-
-moved {
-  from = aws_apigatewayv2_integration_response.unknown_action
-  to   = aws_apigatewayv2_integration_response.gateway_answer["$default"]
-}
-
 resource "aws_lambda_permission" "websocket" {
   for_each = local.websocket_function_routes
 

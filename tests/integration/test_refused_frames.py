@@ -23,14 +23,16 @@ CORPUS = json.loads((Path(__file__).resolve().parents[2] / "contract" / "vectors
 FRAMES = CORPUS["websocketFrames"]["cases"]
 
 
-def test_the_default_route_is_answered_by_the_gateway_not_by_a_function(stack, aws):
+@pytest.mark.parametrize("route", ["$default", "ping"])
+def test_the_route_is_answered_by_the_gateway_not_by_a_function(stack, aws, route):
+    """Unknown frames and keepalives cost no invocation: a MOCK integration, no function behind it."""
     gateway = aws("apigatewayv2")
     routes = {r["RouteKey"]: r for r in gateway.get_routes(ApiId=stack["websocket_api_id"])["Items"]}
     integrations = {i["IntegrationId"]: i for i in gateway.get_integrations(ApiId=stack["websocket_api_id"])["Items"]}
 
-    default = integrations[routes["$default"]["Target"].removeprefix("integrations/")]
-    assert default["IntegrationType"] == "MOCK"
-    assert not [name for name in stack["function_names"] if name.endswith("default")]
+    integration = integrations[routes[route]["Target"].removeprefix("integrations/")]
+    assert integration["IntegrationType"] == "MOCK"
+    assert not [name for name in stack["function_names"] if name.endswith(route.lstrip("$"))]
 
 
 def test_frames_without_a_known_action_get_the_error_frame_and_the_socket_stays_open(stack, token):

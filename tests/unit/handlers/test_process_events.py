@@ -309,7 +309,11 @@ def test_a_storage_failure_is_retried_in_seconds_not_after_the_visibility_timeou
     assert 4 <= delays[0] <= 12  # about 2^3 s, +-50 %, not the queue's 360 s
 
 
-def test_a_topic_that_cannot_be_stored_fails_only_its_records(stack, dynamodb, lambda_context, monkeypatch):
+BOB = '{"type": "order.updated", "data": {"userId": "bob"}}'
+
+
+def throttle_bob(dynamodb, monkeypatch):
+    """DynamoDB throttles every write to user:bob's topic."""
     monkeypatch.setattr(aws, "dynamodb", lambda: dynamodb)
     transact = dynamodb.meta.client.transact_write_items
 
@@ -319,6 +323,10 @@ def test_a_topic_that_cannot_be_stored_fails_only_its_records(stack, dynamodb, l
         return transact(**request)
 
     monkeypatch.setattr(dynamodb.meta.client, "transact_write_items", bob_throttled)
+
+
+def test_a_topic_that_cannot_be_stored_fails_only_its_records(stack, dynamodb, lambda_context, monkeypatch):
+    throttle_bob(dynamodb, monkeypatch)
     records = [
         sqs_record('{"type": "order.updated", "data": {"userId": "bob"}}', "to-bob"),
         sqs_record('{"type": "order.updated", "data": {"userId": "alice"}}', "to-alice"),
@@ -330,48 +338,32 @@ def test_a_topic_that_cannot_be_stored_fails_only_its_records(stack, dynamodb, l
     assert [e.seq for e in stack.read_after(["user:alice"], {}).events] == [1]
 
 
-def received(message_id: str, receives: int, body: str = '{"type": "order.updated", "data": {"userId": "bob"}}'):
-    record = sqs_record(body, message_id)
-    record["attributes"]["ApproximateReceiveCount"] = str(receives)
-    return record
-
-
-def throttle_bob(dynamodb, monkeypatch):
-    monkeypatch.setattr(aws, "dynamodb", lambda: dynamodb)
-    transact = dynamodb.meta.client.transact_write_items
-
-    def bob_throttled(**request):
-        if request["TransactItems"][0]["Update"]["Key"]["topic"] == "user:bob":
-            raise client_error("ProvisionedThroughputExceededException", 400, "TransactWriteItems")
-        return transact(**request)
-
-    monkeypatch.setattr(dynamodb.meta.client, "transact_write_items", bob_throttled)
-
-
 def test_a_hot_topic_slows_a_valid_event_down_and_never_sends_it_to_the_dlq(
-    stack, dlq, dynamodb, lambda_context, monkeypatch
+    stack, dlq, queues, dynamodb, lambda_context, monkeypatch
 ):
     """Throttling and contention are overload: on the 50th receive the record still waits and is retried."""
     throttle_bob(dynamodb, monkeypatch)
+    records = queues.received(BOB, receives=50)
 
-    result = process_events.handler({"Records": [received("to-bob", 50)]}, lambda_context)
+    result = process_events.handler({"Records": records}, lambda_context)
 
-    assert result == {"batchItemFailures": [{"itemIdentifier": "to-bob"}]}
+    assert result == {"batchItemFailures": [{"itemIdentifier": records[0]["messageId"]}]}
     assert dead_letters(dlq) == {}
 
 
 def test_a_record_that_keeps_failing_for_another_reason_goes_to_the_dlq_with_it(
-    stack, dlq, lambda_context, monkeypatch
+    stack, dlq, queues, lambda_context, monkeypatch
 ):
     def broken(*_args, **_kwargs):
         raise RuntimeError("a bug, not overload")
 
     monkeypatch.setattr(EventStore, "append_batch", broken)
+    fourth = queues.received(BOB, receives=4)
 
-    early = process_events.handler({"Records": [received("early", 4)]}, lambda_context)
-    given_up = process_events.handler({"Records": [received("fifth", 5)]}, lambda_context)
+    early = process_events.handler({"Records": fourth}, lambda_context)
+    given_up = process_events.handler({"Records": queues.received(BOB, receives=5)}, lambda_context)
 
-    assert early == {"batchItemFailures": [{"itemIdentifier": "early"}]}  # retried: it may be a passing fault
+    assert early == {"batchItemFailures": [{"itemIdentifier": fourth[0]["messageId"]}]}  # it may be a passing fault
     assert given_up == {"batchItemFailures": []}
     ((body, code, reason),) = dead_letters(dlq).values()
     assert code == "failed_repeatedly"
