@@ -4,8 +4,9 @@
 # answers ping itself (websocket.tf)
 #
 # Items (docs/internals.md):
-#   connection:   pk = conn#<connectionId>, sk = meta
-#   subscription: pk = topic#<topic>,       sk = conn#<connectionId>
+#   connection:   pk = conn#<connectionId>,             sk = meta
+#   subscription: pk = topic#<topic>[#<shard>],          sk = conn#<connectionId>
+#   layout:       pk = layout,                           sk = subscriptions
 ################################################################################
 
 locals {
@@ -16,6 +17,9 @@ locals {
   # Without presence, a user's sessions are counted on an item of the connections table (max_sessions_per_user):
   # whoever opens or ends a session updates it.
   session_count_actions = var.presence_enabled ? [] : ["dynamodb:UpdateItem"]
+
+  # Topic (or kind:*) -> how many keys its subscription rows are spread over (realtime.connections.layout).
+  subscription_shards_json = jsonencode(var.subscription_shards)
 
   connections_functions = {
     "ws-connect" = {
@@ -57,4 +61,25 @@ locals {
       )
     }
   }
+}
+
+################################################################################
+# Subscription layout: what ws-connect reads to know how many keys each topic's
+# rows go to. Written only after every function is updated, so that the readers
+# (process-events, fanout, from SUBSCRIPTION_SHARDS) gather every shard before
+# the writer writes to it, also while a running deployment is upgraded
+################################################################################
+
+resource "aws_dynamodb_table_item" "subscription_layout" {
+  table_name = aws_dynamodb_table.this["connections"].name
+  hash_key   = "pk"
+  range_key  = "sk"
+
+  item = jsonencode({
+    pk     = { S = "layout" }
+    sk     = { S = "subscriptions" }
+    shards = { S = local.subscription_shards_json }
+  })
+
+  depends_on = [aws_lambda_function.this]
 }

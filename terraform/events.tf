@@ -65,8 +65,10 @@ locals {
         MAX_DATA_BYTES          = tostring(var.max_event_data_bytes)
         DELIVERY_CONCURRENCY    = tostring(var.delivery_concurrency)
         DELIVERY_MAX_ATTEMPTS   = tostring(var.delivery_max_attempts)
+        DELIVERY_ORDER_WAIT_MS  = tostring(var.delivery_order_wait_ms)
         FANOUT_THRESHOLD        = tostring(var.fanout_threshold)
         FANOUT_QUEUE_URL        = aws_sqs_queue.fanout.url
+        SUBSCRIPTION_SHARDS     = local.subscription_shards_json
       }
       # A connection found gone while delivering also ends its session; presence events come from their
       # own queue, and only its records may use the presence types and ids.

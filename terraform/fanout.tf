@@ -48,6 +48,7 @@ locals {
         FANOUT_PAGE_SIZE      = tostring(var.fanout_page_size)
         FANOUT_CONCURRENCY    = tostring(var.fanout_concurrency)
         DELIVERY_MAX_ATTEMPTS = tostring(var.delivery_max_attempts)
+        SUBSCRIPTION_SHARDS   = local.subscription_shards_json
       }
       sections = { presence = local.presence_environment.ending_sessions }
       statements = concat(

@@ -194,6 +194,17 @@ variable "delivery_max_attempts" {
   }
 }
 
+variable "delivery_order_wait_ms" {
+  description = "How long process-events waits, before posting a batch, for the batch before it on the same topic to have posted (milliseconds; 0 turns it off). Batches of one topic are stored in turn but posted by concurrent invocations: without the wait a socket gets two batches' frames interleaved, and its client holds each early frame back (gapGraceMs, 250 ms by default) or reads the gap over HTTP. The wait only happens while the batch before is still posting, so it adds no delay a client would not have added by holding the frames; it costs one small write per topic and batch (the topic's `postedSeq`) and, for a topic with many subscribers and a burst of events, per-topic throughput: its inline posts go one batch at a time. A batch whose predecessor does not finish within the bound posts anyway, so the bound should exceed the time one batch's inline posts take (fanout_threshold connections x batch size posts, delivery_concurrency at a time): measured on the emulator (make bench, docs/benchmarks.md), a burst of 30 events to 200 sockets put 53% of frames after a higher seq without turns, 0% with a 5,000 ms bound (22% with 1,000 ms, under the emulator's slower posts), for 3.5% more time to the last frame. Fan-out pages (audiences past fanout_threshold) do not wait."
+  type        = number
+  default     = 5000
+
+  validation {
+    condition     = var.delivery_order_wait_ms >= 0 && var.delivery_order_wait_ms <= 10000 && floor(var.delivery_order_wait_ms) == var.delivery_order_wait_ms
+    error_message = "The delivery_order_wait_ms must be a whole number between 0 and 10000."
+  }
+}
+
 variable "max_sessions_per_user" {
   description = "Live WebSocket sessions one user (token sub) may hold. The next $connect is refused with 429 (logged with reason too_many_sessions, counted in ConnectionsRefused); sessions whose connection record is gone do not count."
   type        = number
@@ -417,6 +428,20 @@ variable "fanout_maximum_concurrency" {
   validation {
     condition     = var.fanout_maximum_concurrency >= 2 && var.fanout_maximum_concurrency <= 1000 && floor(var.fanout_maximum_concurrency) == var.fanout_maximum_concurrency
     error_message = "The fanout_maximum_concurrency must be a whole number between 2 and 1000."
+  }
+}
+
+variable "subscription_shards" {
+  description = "How many partition keys the subscription rows of a large topic are spread over: a topic (\"all\", \"group:everyone\") or a kind (\"group:*\", \"user:*\", \"presence:*\") => count from 1 to 64; topics not listed keep one key. Every connect writes, and every disconnect deletes, one row per topic of the connection, and DynamoDB serves at most 1,000 write units per second per partition (\"Best practices for designing and using partition keys effectively in DynamoDB\"): a row of a 100-topic token is about 3 KB (3 units), so API Gateway's 500 new connections per second per account (\"Quotas for configuring and running a WebSocket in API Gateway\") and as many disconnects take about 3,000 units a second on the broadcast topic alone. The default spreads `all` over 16 keys (16,000 units a second; more than 5 times that). A broadcast reads the keys in parallel: one page chain per key, started by process-events (fanout_threshold / keys subscribers of each inline). Give a large group its own count (\"group:everyone\" = 8); a small topic over several keys only costs its events one Query per key. Raise a count freely (readers are updated before the writer, in the same apply); after lowering one, connections already written to the dropped keys miss that topic's events until they reconnect (at most 2 hours, API Gateway's connection duration limit) and catch up over HTTP meanwhile."
+  type        = map(number)
+  default     = { all = 16 }
+
+  validation {
+    condition = alltrue([for topic, count in var.subscription_shards :
+      (can(regex(local.topic_pattern, topic)) || contains(["user:*", "group:*", "presence:*"], topic)) &&
+      count >= 1 && count <= 64 && floor(count) == count
+    ])
+    error_message = "Each subscription_shards key must be a topic (all, user:<id>, group:<name>, presence:<id>) or a kind (user:*, group:*, presence:*), and each count a whole number from 1 to 64."
   }
 }
 

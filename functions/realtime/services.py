@@ -29,6 +29,7 @@ from realtime.core.settings import (
 )
 
 if TYPE_CHECKING:
+    from realtime.connections.layout import StoredLayout, SubscriptionLayout
     from realtime.connections.store import ConnectionStore
     from realtime.core.auth import TokenVerifier
     from realtime.core.sqs import DeadLetterQueue, RetrySoon
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from realtime.events.feed import EventFeed
     from realtime.events.pipeline import EventPipeline
     from realtime.events.store import EventStore
+    from realtime.events.turns import DeliveryTurns
     from realtime.maintenance import Maintenance
     from realtime.presence.announcer import PresenceAnnouncer
     from realtime.presence.api import PresenceReader
@@ -78,12 +80,15 @@ class EventsApi:
 
 @per_container
 def ws_connect() -> WsConnect:
+    from realtime.connections.layout import StoredLayout
     from realtime.core.auth import TokenVerifier
 
     settings = load(WsConnectSettings)
+    # The writer follows the layout item, which Terraform writes after the readers are updated.
+    layout = StoredLayout(aws.dynamodb().Table(settings.connections_table))
     return WsConnect(
         verifier=TokenVerifier.from_settings(settings.token, max_topics=settings.max_topics_per_token),
-        sessions=_sessions(settings.connections_table, settings.presence),
+        sessions=_sessions(settings.connections_table, settings.presence, layout),
         connection_ttl_seconds=settings.connection_ttl_seconds,
         max_sessions_per_user=settings.max_sessions_per_user,
     )
@@ -103,8 +108,14 @@ def process_events() -> ProcessEvents:
     from realtime.events.store import EventStore
 
     settings = load(ProcessEventsSettings)
+    store = EventStore(aws.dynamodb().Table(settings.events_table), settings.event_retention_seconds)
+    turns = None
+    if settings.delivery_order_wait_ms:
+        from realtime.events.turns import DeliveryTurns
+
+        turns = DeliveryTurns(store, settings.delivery_order_wait_ms / 1000)
     pipeline = EventPipeline(
-        store=EventStore(aws.dynamodb().Table(settings.events_table), settings.event_retention_seconds),
+        store=store,
         # process-events posts the first fanout_threshold subscribers of each topic itself.
         delivery=_event_delivery(
             settings.connections_table,
@@ -114,6 +125,8 @@ def process_events() -> ProcessEvents:
             queue_url=settings.fanout_queue_url,
             max_attempts=settings.delivery_max_attempts,
             page_size=settings.fanout_threshold,
+            subscription_shards=settings.subscription_shards,
+            turns=turns,
         ),
         rules=EventTypeRules.from_json(settings.event_type_rules),
         max_data_bytes=settings.max_data_bytes,
@@ -145,6 +158,7 @@ def fanout() -> Fanout:
         queue_url=settings.fanout_queue_url,
         max_attempts=settings.delivery_max_attempts,
         page_size=settings.fanout_page_size,
+        subscription_shards=settings.subscription_shards,
         events=EventStore(aws.dynamodb().Table(settings.events_table)),
     )
     return Fanout(delivery=delivery, retries=RetrySoon(aws.sqs(), settings.fanout_queue_url))
@@ -248,27 +262,33 @@ def _event_delivery(
     queue_url: str,
     max_attempts: int,
     page_size: int,
+    subscription_shards: str,
     events: EventStore | None = None,
+    turns: DeliveryTurns | None = None,
 ) -> EventDelivery:
+    from realtime.connections.layout import SubscriptionLayout
     from realtime.connections.posting import Poster
     from realtime.events.delivery import DeliveryQueue, EventDelivery
 
     # A connection found gone while delivering also ends its session when presence is on.
     on_gone = _sessions(connections_table, presence).remove
     return EventDelivery(
-        connections=_connection_store(connections_table),
+        connections=_connection_store(connections_table, SubscriptionLayout.from_json(subscription_shards)),
         events=events,
         poster=Poster(aws.connections_gateway(endpoint, concurrency), concurrency, on_gone),
         queue=DeliveryQueue(aws.sqs(), queue_url),
         max_attempts=max_attempts,
         page_size=page_size,
+        turns=turns,
     )
 
 
-def _connection_store(table_name: str) -> ConnectionStore:
+def _connection_store(table_name: str, layout: SubscriptionLayout | StoredLayout | None = None) -> ConnectionStore:
+    """`layout`: for the writer (ws-connect) and the readers (delivery); removals follow each record's own."""
+    from realtime.connections.layout import ONE_KEY_EACH
     from realtime.connections.store import ConnectionStore
 
-    return ConnectionStore(aws.dynamodb().Table(table_name))
+    return ConnectionStore(aws.dynamodb().Table(table_name), layout=layout or ONE_KEY_EACH)
 
 
 def _presence_store(presence: PresenceTable) -> PresenceStore:
@@ -285,7 +305,9 @@ def _announcer(presence: AnnouncingPresence) -> PresenceAnnouncer:
     )
 
 
-def _sessions(connections_table: str, presence: PresenceTable | None) -> SessionTracker:
+def _sessions(
+    connections_table: str, presence: PresenceTable | None, layout: StoredLayout | None = None
+) -> SessionTracker:
     """Connection records, plus presence when the function's settings have it.
 
     What the tracker may do with presence follows what the function is given:
@@ -294,7 +316,7 @@ def _sessions(connections_table: str, presence: PresenceTable | None) -> Session
     """
     from realtime.presence.sessions import SessionTracker
 
-    connections = _connection_store(connections_table)
+    connections = _connection_store(connections_table, layout)
     if presence is None:
         return SessionTracker(connections)
     announce = _announcer(presence).announce if isinstance(presence, AnnouncingPresence) else None

@@ -52,6 +52,7 @@ from realtime.core import aws
 from scripts.lab import bench_report
 from scripts.lab.bench_floor import Floor, floor_function, floor_message
 from scripts.lab.gateway_sim import SimulatorClient, simulator_process
+from scripts.lab.ordering import Arrival, disorder
 from scripts.lab.simulated_audience import posting_to, simulated_audience
 from scripts.local.emulator import ROOT, emulator_client, read_endpoints
 from scripts.local.local_stack import stack_on_free_port
@@ -67,12 +68,15 @@ class Scale:
     throughput_rounds: int
     fanout_sizes: tuple[int, ...]  # WebSocket sessions
     fanout_rounds: int
+    ordering_rounds: int  # bursts of ORDERING_EVENTS to ORDERING_SOCKETS sessions, per setting
 
 
 SCALES = {
-    "default": Scale("default", (1, 10, 100, 1_000, 10_000), 40, 100, 2, (1, 10, 100), 5),
-    "large": Scale("large", (1, 10, 100, 1_000, 10_000, 100_000), 200, 1_000, 3, (1, 10, 100), 10),
+    "default": Scale("default", (1, 10, 100, 1_000, 10_000), 40, 100, 2, (1, 10, 100), 5, 2),
+    "large": Scale("large", (1, 10, 100, 1_000, 10_000, 100_000), 200, 1_000, 3, (1, 10, 100), 10, 5),
 }
+ORDERING_SOCKETS = 200  # issue 22: a burst of 30 broadcast events to 200 real sockets
+ORDERING_EVENTS = 30
 MANY_TOPICS = 100  # across two sessions of 50 groups each: a token grants at most 100 topics
 SEND_BATCH = 10  # messages per SendMessageBatch
 
@@ -95,6 +99,7 @@ class Receiver:
     def __init__(self, socket):
         self.socket = socket
         self.arrivals: dict[str, float] = {}
+        self.order: list[Arrival] = []  # every (topic, seq) of every frame, as they came
         self.task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -102,7 +107,10 @@ class Receiver:
             async for raw in self.socket:
                 frame = json.loads(raw)
                 if "id" in frame:
-                    self.arrivals.setdefault(frame["id"], time.perf_counter())
+                    at = time.perf_counter()
+                    self.arrivals.setdefault(frame["id"], at)
+                    seqs = frame.get("seqs") or {frame.get("topic"): frame.get("seq")}
+                    self.order += [Arrival(at, topic, seq) for topic, seq in seqs.items() if topic and seq]
         except websockets.ConnectionClosed:
             pass
 
@@ -265,11 +273,51 @@ class StackBench:
         }
 
     def set_delivery_concurrency(self, value: int) -> None:
+        self.set_process_events_variable("DELIVERY_CONCURRENCY", str(value))
+
+    def set_process_events_variable(self, variable: str, value: str) -> str:
+        """Set one of process-events' variables (its workers are replaced); returns the value it had."""
         name = self.endpoints["function_names"]["process-events"]
         variables = self.lambda_.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
-        variables["DELIVERY_CONCURRENCY"] = str(value)
+        before = variables[variable]
+        variables[variable] = value
         self.lambda_.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
         self.lambda_.get_waiter("function_updated_v2").wait(FunctionName=name)
+        return before
+
+    async def ordering(self, sockets: int, events: int, rounds: int) -> dict:
+        """Bursts of `events` events to a group of `sockets` real sessions, all sent at once: the frames
+        that reach a socket after a higher seq, with process-events' delivery turns off, then as deployed."""
+        group = f"bench-order-{self.run}"
+        receivers = []
+        for n in range(sockets):
+            receivers.append(await self.open(f"bench-order-{self.run}-{n}", [group]))
+            if (n + 1) % 50 == 0:
+                progress(f"ordering: {n + 1} of {sockets} sessions open")
+        self.settle()
+        deployed = self.set_process_events_variable("DELIVERY_ORDER_WAIT_MS", "0")
+        result: dict = {"sockets": sockets, "events": events, "rounds": rounds, "deployed_wait_ms": int(deployed)}
+        for label, wait_ms in (("without turns", "0"), ("with turns", deployed)):
+            self.set_process_events_variable("DELIVERY_ORDER_WAIT_MS", wait_ms)
+            frames, late, gap_reads, seconds = 0, 0, 0, []
+            for round_number in range(rounds + 1):  # round 0 warms the replaced workers
+                for receiver in receivers:
+                    receiver.order.clear()
+                ids = [new_id() for _ in range(events)]
+                sent = self.publish([(event_id, f"group:{group}") for event_id in ids])
+                last = max([await receiver.wait_for(ids, timeout=120) for receiver in receivers])
+                if round_number:
+                    found = disorder(receiver.order for receiver in receivers)
+                    frames, late, gap_reads = frames + found.frames, late + found.late, gap_reads + found.gap_reads
+                    seconds.append(last - sent)
+            result[label] = {"frames": frames, "late": late, "gap_reads": gap_reads, "seconds": seconds}
+            progress(
+                f"ordering {label}: {late} of {frames} frames after a higher seq ({late / frames:.1%}), "
+                f"{gap_reads} past the gap grace; burst to last frame {bench_report.median(seconds):.2f} s"
+            )
+        for receiver in receivers:
+            await receiver.close()
+        return result
 
     async def fanout(self, sizes: tuple[int, ...], rounds: int, default_concurrency: int) -> dict:
         """One event to a group of each size, publish to the last session; the largest also serially."""
@@ -407,6 +455,8 @@ async def measure_stack(endpoints: dict, scale: Scale) -> dict:
         ]
     section("Fan-out to WebSocket sessions")
     results["fanout"] = await bench.fanout(scale.fanout_sizes, scale.fanout_rounds, concurrency)
+    section("Frame order in a burst: delivery turns off and on")
+    results["ordering"] = await bench.ordering(ORDERING_SOCKETS, ORDERING_EVENTS, scale.ordering_rounds)
     return results
 
 

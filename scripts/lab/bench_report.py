@@ -207,6 +207,38 @@ module's `fanout_threshold` go through the fanout queue to parallel workers.
 """
 
 
+def render_ordering(results: dict) -> str:
+    """Empty for figures measured before the ordering section existed."""
+    if "ordering" not in results:
+        return ""
+    ordering = results["ordering"]
+    rows = []
+    for label in ("without turns", "with turns"):
+        case = ordering[label]
+        rows.append(
+            [
+                label if label == "without turns" else f"with turns ({ordering['deployed_wait_ms']} ms bound)",
+                f"{case['late']:,} of {case['frames']:,} ({case['late'] / max(1, case['frames']):.1%})",
+                f"{case['gap_reads']:,}",
+                f"{median(case['seconds']):.2f} s",
+            ]
+        )
+    header = ["process-events", "frames after a higher seq", "past the 250 ms gap grace", "burst -> last frame"]
+    late = table(header, rows)
+    return f"""## Frame order in a burst (measured)
+
+{ordering["events"]} events sent at once to a group of {ordering["sockets"]} real WebSocket sessions on the
+emulator, {ordering["rounds"]} bursts per row after a warm-up burst: the frames that reached their socket after
+a frame with a higher seq of the same topic (each one a frame the client holds back), and of those
+the ones that came more than the clients' gap grace later (each a gap the client would have read over
+HTTP instead). Batches of one topic are stored in turn but posted by concurrent process-events
+invocations; with delivery turns (`delivery_order_wait_ms`, docs/internals.md) a batch waits for the
+one before it to have posted. Both rows in the same run: the variable is set on the function in between.
+
+{late}
+"""
+
+
 def render_post_cpu(results: dict) -> str:
     """Empty for figures measured before post_cpu existed."""
     if "post_cpu" not in results:
@@ -310,6 +342,7 @@ at scale and the quotas: [scaling.md](scaling.md).
 {render_latency(results["latency"])}
 {render_throughput(results["throughput"])}
 {render_fanout(results["fanout"], results["broadcasts"])}
+{render_ordering(results)}
 {render_post_cpu(results)}
 {render_cold_start(results["cold_start"])}
 {render_request_counts(results["request_counts"])}
@@ -353,6 +386,16 @@ def summary(results: dict) -> str:
                 f"{name} {f['cpu_ms_per_post']['median']:.2f} / {f['cpu_ms_per_post']['p95']:.2f} ms "
                 f"({f['posts_per_second']:.0f} posts/s)"
                 for name, f in results["post_cpu"].items()
+            )
+        )
+    if "ordering" in results:
+        ordering = results["ordering"]
+        lines.append(
+            "frames after a higher seq in a burst: "
+            + ", ".join(
+                f"{label} {ordering[label]['late'] / max(1, ordering[label]['frames']):.1%} "
+                f"({ordering[label]['gap_reads']} past the gap grace)"
+                for label in ("without turns", "with turns")
             )
         )
     lines.append(f"wall time {results['run']['wall_seconds'] / 60:.1f} min")

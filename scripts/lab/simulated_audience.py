@@ -1,7 +1,8 @@
 """Large audiences on the local stack without sockets: the gateway simulator stands in for them.
 
 A simulated connection is what `$connect` leaves in the connections table (the
-connection item and one subscription item per topic, as in docs/internals.md),
+connection item and one subscription item per topic, on the key the deployed
+layout gives it: the layout item ws-connect reads; docs/internals.md),
 written straight with BatchWriteItem, plus the same id registered in the
 gateway simulator (scripts.lab.gateway_sim). `posting_to` points every function
 that talks to `@connections` (those with CONNECTIONS_ENDPOINT: process-events,
@@ -19,8 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from boto3.dynamodb.types import TypeSerializer
-from realtime.connections.store import META_SK, connection_pk, topic_pk
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from realtime.connections.layout import LAYOUT_KEY, ONE_KEY_EACH, SubscriptionLayout, shard_of
+from realtime.connections.store import META_SK, SHARDS_ATTRIBUTE, connection_pk, topic_pk
 from realtime.core.encoding import timestamp_at
 
 from scripts.lab.gateway_sim import SimulatorClient
@@ -30,6 +32,7 @@ BATCH_WRITE_LIMIT = 25  # items per BatchWriteItem
 WRITERS = 4  # BatchWriteItem calls in flight: the emulator answers each in a few ms
 ENDPOINT_VARIABLE = "CONNECTIONS_ENDPOINT"
 _serialize = TypeSerializer().serialize
+_deserialize = TypeDeserializer().deserialize
 
 
 @dataclass(frozen=True)
@@ -38,13 +41,32 @@ class Audience:
     topics: list[str]
 
 
-def connection_items(connection_id: str, topics: Sequence[str], now: float, ttl_seconds: int) -> list[dict[str, Any]]:
+def connection_items(
+    connection_id: str, topics: Sequence[str], now: float, ttl_seconds: int, layout: SubscriptionLayout = ONE_KEY_EACH
+) -> list[dict[str, Any]]:
     """The items `$connect` writes for one connection (subscriptions carry its topics, for the owner-topic rule)."""
     at = timestamp_at(now)
     expires_at = int(now) + ttl_seconds
     common = {"connectionId": connection_id, "userId": connection_id, "topics": list(topics), "expiresAt": expires_at}
+    shards = {topic: layout.count(topic) for topic in topics if layout.count(topic) > 1}
     meta = {"pk": connection_pk(connection_id), "sk": META_SK, **common, "connectedAt": at, "lastSeen": at}
-    return [meta, *({"pk": topic_pk(topic), "sk": connection_pk(connection_id), **common} for topic in topics)]
+    if shards:
+        meta[SHARDS_ATTRIBUTE] = shards
+    return [
+        meta,
+        *(
+            {"pk": topic_pk(topic, shard_of(connection_id, shards.get(topic, 1))), "sk": connection_pk(connection_id)}
+            | common
+            for topic in topics
+        ),
+    ]
+
+
+def deployed_layout(dynamodb: Any, table: str) -> SubscriptionLayout:
+    """The layout ws-connect writes by: the layout item (one key each until Terraform has written it)."""
+    key = {name: _serialize(value) for name, value in LAYOUT_KEY.items()}
+    item = dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+    return ONE_KEY_EACH if item is None else SubscriptionLayout.from_json(str(_deserialize(item["shards"])))
 
 
 def _batch_write(dynamodb: Any, table: str, requests: list[dict[str, Any]]) -> None:
@@ -64,26 +86,25 @@ def _write_all(dynamodb: Any, table: str, requests: Iterable[dict[str, Any]]) ->
 def register(dynamodb: Any, table: str, connection_ids: Iterable[str], topics: Sequence[str], ttl_seconds: int) -> None:
     """Write the connection and subscription items of each connection (`dynamodb`: a boto3 client)."""
     now = time.time()
+    layout = deployed_layout(dynamodb, table)
     _write_all(
         dynamodb,
         table,
         (
             {"PutRequest": {"Item": {name: _serialize(value) for name, value in item.items()}}}
             for connection_id in connection_ids
-            for item in connection_items(connection_id, topics, now, ttl_seconds)
+            for item in connection_items(connection_id, topics, now, ttl_seconds, layout)
         ),
     )
 
 
 def unregister(dynamodb: Any, table: str, connection_ids: Iterable[str], topics: Sequence[str]) -> None:
     """Delete what `register` wrote (items already gone, e.g. found gone by delivery, are no error)."""
+    layout = deployed_layout(dynamodb, table)
     keys = (
-        {"pk": pk, "sk": sk}
+        {"pk": item["pk"], "sk": item["sk"]}
         for connection_id in connection_ids
-        for pk, sk in [
-            (connection_pk(connection_id), META_SK),
-            *((topic_pk(topic), connection_pk(connection_id)) for topic in topics),
-        ]
+        for item in connection_items(connection_id, topics, 0, 0, layout)
     )
     _write_all(
         dynamodb,

@@ -278,3 +278,23 @@ run "event_type_rules_placeholders_name_data_fields" {
 
   expect_failures = [var.event_type_rules]
 }
+
+run "subscription_shards_keys_are_topics_or_kinds" {
+  command = plan
+
+  variables {
+    subscription_shards = { "room:*" = 4 }
+  }
+
+  expect_failures = [var.subscription_shards]
+}
+
+run "subscription_shards_counts_are_1_to_64" {
+  command = plan
+
+  variables {
+    subscription_shards = { all = 65 }
+  }
+
+  expect_failures = [var.subscription_shards]
+}

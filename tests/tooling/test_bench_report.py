@@ -131,6 +131,26 @@ def test_the_page_labels_each_kind_of_figure_and_names_the_machine(results):
     assert "| `ping` | 2 | 0 | 2 | 0 | 1 | dynamodb:UpdateItem 2, execute-api:PostToConnection 1 |" in page
 
 
+def test_frame_order_is_shown_with_turns_off_and_on_side_by_side(results):
+    results["ordering"] = {
+        "sockets": 200,
+        "events": 30,
+        "rounds": 2,
+        "deployed_wait_ms": 1000,
+        "without turns": {"frames": 12000, "late": 6600, "gap_reads": 30, "seconds": [2.0, 3.0]},
+        "with turns": {"frames": 12000, "late": 120, "gap_reads": 0, "seconds": [2.5, 3.5]},
+    }
+
+    page = bench_report.render(results, "")
+
+    assert "## Frame order in a burst (measured)" in page
+    assert "| without turns | 6,600 of 12,000 (55.0%) | 30 | 2.50 s |" in page
+    assert "| with turns (1000 ms bound) | 120 of 12,000 (1.0%) | 0 | 3.00 s |" in page
+    assert "without turns 55.0% (30 past the gap grace), with turns 1.0% (0 past the gap grace)" in (
+        bench_report.summary(results)
+    )
+
+
 def test_plots_are_small_pngs(results, tmp_path):
     written = [
         bench_report.plot_latency(results["latency"], tmp_path / "latency.png"),

@@ -361,6 +361,9 @@ class FakeDynamoDB:
     def Table(self, name: str) -> FakeTable:  # boto3's name
         return self.tables[name]
 
+    def query(self, *, TableName: str, **request: Any) -> dict:  # the client's, as the resource's own
+        return self.tables[TableName].query(**request)
+
     def batch_get_item(self, *, RequestItems: dict) -> dict:
         responses: dict[str, list] = {}
         for name, request in RequestItems.items():

@@ -1,18 +1,22 @@
 """An in-place upgrade under traffic: apply the previous release, connect clients, apply this tree, lose nothing.
 
-On the emulator (ministack, a free loopback port), the whole tree at UPGRADE_FROM_REF (default 3065e9a,
-the previous release) is exported with `git archive`, its zips are built with its own build script and
+On the emulator (ministack, a free loopback port), the whole tree at UPGRADE_FROM_REF (default 3b59cbb,
+the last landed main) is exported with `git archive`, its zips are built with its own build script and
 its terraform/examples/local is applied. Current Python clients connect to that stack (three on the
 WebSocket, one held on HTTP long polling) and a publisher thread sends a numbered event every 100 ms to
-their topics, some events on two of a client's topics at once. While it publishes, this tree's zips are
-built and this tree's examples/local is planned and applied to the same state; publishing goes on
-for a while after the apply, then stops.
+their topics, some events on two of a client's topics at once, every third one to `all`. While it
+publishes, this tree's zips are built and this tree's examples/local is planned and applied to the same
+state; publishing goes on for a while after the apply, then stops. A fourth socket client connects once
+ws-connect has read the new subscription layout (after the apply, past LAYOUT_REFRESH_SECONDS): its
+subscription to `all` is written to one of `all`'s 16 keys, beside the rows of the clients connected
+before, which stay on the key they had (shard 0).
 
 Asserted: the plan deletes or replaces nothing (a table or queue replaced loses its items or messages;
 this replaces the earlier plan-only test) but the dependencies layer's version, which is immutable and
 holds no data: a release's layer at another path is a new version, created before the old one is deleted
 (the two releases' zips sit at different paths here, as they do for a user). The stack keeps its
-URLs, every client hands on every published event exactly once and each topic's events in seq order
+URLs, every client hands on every published event exactly once (the late one: every event published
+after it opened, its `all` row on a shard and its record saying so) and each topic's events in seq order
 without a gap (a client that reconnects during the apply catches up over HTTP), and the events and
 fanout DLQs are empty. The counts and the apply's duration are printed and repeated in the terminal
 summary.
@@ -44,6 +48,7 @@ from pathlib import Path
 
 import pytest
 from measurements import FIGURES
+from realtime.connections.layout import LAYOUT_REFRESH_SECONDS
 from realtime_client import RealtimeClient, exactly_once_in_order
 from realtime_publisher import Publisher
 
@@ -51,7 +56,7 @@ from scripts.local.emulator import MINISTACK, ROOT, emulator_client, free_port, 
 from scripts.local.mint_token import local_secret, mint_token
 from scripts.release import build
 
-UPGRADE_FROM_REF = os.environ.get("UPGRADE_FROM_REF", "3065e9a")
+UPGRADE_FROM_REF = os.environ.get("UPGRADE_FROM_REF", "3b59cbb")
 EXAMPLE = Path("terraform") / "examples" / "local"
 
 PUBLISH_INTERVAL = 0.1  # seconds between two published events
@@ -68,7 +73,7 @@ CHECKED_DLQS = ("events-dlq", "fanout-dlq")
 # snapshot of the routes the stage points at).
 RENEWABLE_TYPES = {"aws_lambda_layer_version", "aws_apigatewayv2_deployment"}
 CREATE_BEFORE_DELETE = ["create", "delete"]
-# Removed on purpose since UPGRADE_FROM_REF, holding nothing: 0.3's gateway answers pings itself (no ws-ping).
+# Removed on purpose since 3065e9a, holding nothing: 0.3's gateway answers pings itself (no ws-ping).
 RETIRED = {
     'module.realtime.aws_lambda_function.this["ws-ping"]',
     'module.realtime.aws_iam_role.lambda["ws-ping"]',
@@ -306,6 +311,21 @@ class Traffic:
     send_errors: list[str]
     recorders: list[Recorder]
     upgrade: Upgrade
+    late: Recorder | None = None  # connected after the new layout was read
+    published_to_late: list[str] = field(default_factory=list)  # published once it was open
+    late_record: dict | None = None  # its connection record
+
+
+def connection_record_of(endpoints: dict, user: str) -> dict | None:
+    """The connection record of a user's one connection, as the connections table holds it."""
+    dynamodb = emulator_client(endpoints, "dynamodb")
+    table = endpoints["connections_table_name"]
+    items = dynamodb.scan(
+        TableName=table,
+        FilterExpression="sk = :meta AND userId = :user",
+        ExpressionAttributeValues={":meta": {"S": "meta"}, ":user": {"S": user}},
+    )["Items"]
+    return items[0] if items else None
 
 
 async def traffic_across(endpoints: dict, secret: str, upgrade: Callable[[], Upgrade]) -> Traffic:
@@ -327,7 +347,7 @@ async def traffic_across(endpoints: dict, secret: str, upgrade: Callable[[], Upg
     recorders = [Recorder(c) for c in [*on_socket, on_http]]
     # Every event reaches the whole team; every other one also reaches ws-0 through its own topic, so ws-0
     # has it on two topics at once and must hand it on once (dedupe by key, or by id for older events).
-    audiences = [[f"group:{team}"], [f"group:{team}", f"user:{on_socket[0].name}"]]
+    audiences = [[f"group:{team}"], [f"group:{team}", f"user:{on_socket[0].name}"], ["all"]]
     publisher = Publisher(endpoints["events_queue_url"], sqs_client=emulator_client(endpoints, "sqs"))
     ticker = Ticker(publisher, audiences)
 
@@ -340,15 +360,28 @@ async def traffic_across(endpoints: dict, secret: str, upgrade: Callable[[], Upg
 
         print(f"==> Publishing every {PUBLISH_INTERVAL * 1000:.0f} ms to 4 clients on {UPGRADE_FROM_REF}", flush=True)
         ticker.start()
+        late, published_before_late, late_record = None, 0, None
         try:
             await asyncio.sleep(PUBLISHING_BEFORE)
             upgraded = await asyncio.to_thread(upgrade)
             if upgraded.applied:
+                # ws-connect workers that started during the apply keep the layout they read for a minute.
+                await asyncio.sleep(LAYOUT_REFRESH_SECONDS + 5)
+                late = client("ws-late")
+                recorders.append(Recorder(late))
+                await clients.enter_async_context(late)
+                await late.wait_for_state("open", timeout=60)
+                published_before_late = len(ticker.published)
+                late_record = await asyncio.to_thread(connection_record_of, endpoints, "ws-late")
                 await asyncio.sleep(PUBLISHING_AFTER)
         finally:
             await asyncio.to_thread(ticker.stop)
 
         published = list(ticker.published)
+        # Each recorder waits for what was published while it could hear it.
+        expected = {id(r): published for r in recorders}
+        if late is not None:
+            expected[id(recorders[-1])] = published[published_before_late:]
         # The emulator stops a function's workers when its code is replaced, and the batch one was
         # processing comes back only after the events queue's visibility timeout (AWS lets in-flight
         # invocations finish on the old code): wait past it, so "lost" means lost.
@@ -358,10 +391,14 @@ async def traffic_across(endpoints: dict, secret: str, upgrade: Callable[[], Upg
             )["Attributes"]["VisibilityTimeout"]
         )
         deadline = time.monotonic() + max(DELIVERY_TIMEOUT, visibility + 30)
-        while time.monotonic() < deadline and not all(r.has_all(published) for r in recorders):
+        while time.monotonic() < deadline and not all(r.has_all(expected[id(r)]) for r in recorders):
             await asyncio.sleep(0.5)
         await asyncio.sleep(2)  # a duplicate would come by now
-    return Traffic(published, list(ticker.send_errors), recorders, upgraded)
+    late_recorder = recorders[-1] if late is not None else None
+    published_to_late = published[published_before_late:] if late is not None else []
+    return Traffic(
+        published, list(ticker.send_errors), recorders, upgraded, late_recorder, published_to_late, late_record
+    )
 
 
 def dlq_depths(endpoints: dict) -> dict[str, int]:
@@ -452,7 +489,7 @@ def test_an_upgrade_applied_under_traffic_replaces_nothing_and_loses_no_event(tm
     failures = []  # every client's, so one run shows whether the problem is one client's or all of them
     for recorder in traffic.recorders:
         name, ids = recorder.client.name, [event["id"] for event in recorder.ticks()]
-        missing = set(traffic.published) - set(ids)
+        missing = set(traffic.published_to_late if recorder is traffic.late else traffic.published) - set(ids)
         duplicated = sorted({i for i in ids if ids.count(i) > 1})
         # Per-topic order is asserted for the events the new version stored (they have a key). Events the
         # previous version stored and posted are posted to one socket in parallel (its frames can arrive after
@@ -470,6 +507,12 @@ def test_an_upgrade_applied_under_traffic_replaces_nothing_and_loses_no_event(tm
         if problems:
             failures.append(f"{name}: {len(problems)} per-topic order problems, e.g. {problems[:10]}")
     assert failures == [], "\n".join(failures)
+
+    # The late client's `all` row went to one of 16 keys (the record says so); the others' stayed on shard 0.
+    assert traffic.late is not None
+    assert traffic.late_record is not None, "ws-late has no connection record"
+    assert traffic.late_record.get("topicShards", {}).get("M", {}).get("all") == {"N": "16"}, traffic.late_record
+    assert len(traffic.published_to_late) >= PUBLISHING_AFTER / PUBLISH_INTERVAL / 2, "too few published to ws-late"
 
     for queue in CHECKED_DLQS:
         assert dlqs.get(queue) == 0, f"{queue}: {dlqs.get(queue, 'not found')} messages (all DLQs: {dlqs})"

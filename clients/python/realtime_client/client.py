@@ -70,7 +70,7 @@ class ClientStats:
 TOKEN_EXPIRED = "token_expired"  # noqa: S105 (an error code, not a secret)
 
 # What a refused handshake's status means (the $connect responses, docs/internals.md).
-REFUSAL_CODES = {401: "invalid_token", 429: "too_many_sessions"}
+REFUSAL_CODES = {401: "invalid_token", 429: "too_many_sessions", 503: "try_later"}
 
 
 class ConnectionRefused(RuntimeError):
@@ -78,12 +78,15 @@ class ConnectionRefused(RuntimeError):
 
     ``too_many_sessions`` (429): the user already has as many sessions as the
     deployment allows (max_sessions_per_user); close one. The client goes on
-    over HTTP and keeps retrying the socket with backoff.
+    over HTTP and keeps retrying the socket with backoff. ``try_later`` (503):
+    the server is overloaded (a reconnect storm); ``retry_after`` is how long
+    it asked the client to stay away, which the client waits at least.
     """
 
-    def __init__(self, status: int):
+    def __init__(self, status: int, retry_after: float | None = None):
         self.status = status
         self.code = REFUSAL_CODES.get(status, "refused")
+        self.retry_after = retry_after  # seconds Retry-After asked for; None when absent or unreadable
         super().__init__(f"WebSocket refused: {status} {self.code}")
 
 
@@ -210,6 +213,7 @@ class RealtimeClient:
         self._token: str | None = None
         self._ws_open = False
         self._failures = 0
+        self._asked_to_wait = 0.0  # seconds the last refused handshake asked the client to stay away (Retry-After)
         self._drop_times: list[float] = []
         self._closed = False
         self._started = False
@@ -327,14 +331,16 @@ class RealtimeClient:
 
     async def _ws_loop(self) -> None:
         while not self._closed:
+            self._asked_to_wait = 0.0
             expired = await self._ws_attempt()
             if self._closed:
                 return
             if expired:
                 continue  # not a failure: reopen at once, with a new token
             self._wake.clear()
+            # A refusal that said when to come back is honoured: never sooner (a storm spreads out that way).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.backoff.next())
+                await asyncio.wait_for(self._wake.wait(), max(self.backoff.next(), self._asked_to_wait))
 
     async def _ws_attempt(self) -> bool:
         """One socket, from opening to its end; True if it ended because its token expired."""
@@ -350,7 +356,9 @@ class RealtimeClient:
                 self._open(f"{self.ws_url}{separator}token={quote(token, safe='')}"), self.open_timeout
             )
         except websockets.InvalidStatus as refusal:  # the server answered the handshake, with a reason
-            error = ConnectionRefused(refusal.response.status_code)
+            asked = retry_after_seconds(refusal.response.headers.get("Retry-After"), time.time())
+            error = ConnectionRefused(refusal.response.status_code, asked)
+            self._asked_to_wait = asked or 0.0
             self._emit_error(error)
             self._socket_failed(error)
             return False

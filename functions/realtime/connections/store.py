@@ -1,25 +1,30 @@
 """The connections table: one item per live WebSocket plus one per (topic, connection).
 
-Delivery reads a topic's connections a page at a time with a Query on
-`pk = topic#<topic>`. Each subscription also carries the connection's full
-topic list, so a page alone tells which of an event's topics reach each
-connection (see realtime.events.delivery).
+Delivery reads a topic's connections a page at a time with a Query on one of
+the topic's subscription keys (`topic#<topic>`, and for a topic spread over
+several keys its shards: realtime.connections.layout). Each subscription also
+carries the connection's full topic list, so a page alone tells which of an
+event's topics reach each connection (see realtime.events.delivery).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from realtime.connections.layout import ONE_KEY_EACH, StoredLayout, SubscriptionLayout, shard_of, subscription_key
 from realtime.core.encoding import timestamp_at
 from realtime.core.scanning import Key, ScanPage, scan_pages
 
 META_SK = "meta"
+SHARDS_ATTRIBUTE = "topicShards"  # on a connection record: topic -> keys it was spread over, where more than one
+PARALLEL_READS = 16  # subscriber pages read at once
 SESSIONS_SK = "sessions"
 BATCH_GET_LIMIT = 100  # keys per BatchGetItem
 # A session is claimed before its connection record is written: the claim's time is kept beside the session
@@ -77,8 +82,8 @@ def connection_pk(connection_id: str) -> str:
     return f"conn#{connection_id}"
 
 
-def topic_pk(topic: str) -> str:
-    return f"topic#{topic}"
+def topic_pk(topic: str, shard: int = 0) -> str:
+    return subscription_key(topic, shard)
 
 
 def user_pk(user_id: str) -> str:
@@ -90,9 +95,20 @@ def _condition_failed(error: ClientError) -> bool:
 
 
 class ConnectionStore:
-    def __init__(self, table: Any, *, clock: Callable[[], float] = time.time) -> None:
+    """`layout`: how many keys each topic's rows are spread over. Writers (ws-connect) pass the stored
+    layout; readers the one they are configured with; removals follow each record's own counts."""
+
+    def __init__(
+        self,
+        table: Any,
+        *,
+        clock: Callable[[], float] = time.time,
+        layout: SubscriptionLayout | StoredLayout = ONE_KEY_EACH,
+    ) -> None:
         self._table = table
         self._clock = clock
+        self._layout = layout
+        self._readers: ThreadPoolExecutor | None = None
 
     def _now_iso(self) -> str:
         return timestamp_at(self._clock())
@@ -115,7 +131,9 @@ class ConnectionStore:
         now = self._now_iso()
         expires_at = int(self._clock()) + ttl_seconds
         token = {} if token_expires_at is None else {"tokenExpiresAt": token_expires_at}
-        # The connection item first: it is what $disconnect reads to find the subscriptions.
+        layout = self._layout.current()
+        shards = {topic: layout.count(topic) for topic in topics if layout.count(topic) > 1}
+        # The connection item first: it is what $disconnect reads to find the subscriptions (and their keys).
         self._table.put_item(
             Item={
                 "pk": connection_pk(connection_id),
@@ -127,13 +145,14 @@ class ConnectionStore:
                 "lastSeen": now,
                 "expiresAt": expires_at,
                 **token,
+                **({SHARDS_ATTRIBUTE: shards} if shards else {}),
             }
         )
         with self._table.batch_writer() as batch:
             for topic in topics:
                 batch.put_item(
                     Item={
-                        "pk": topic_pk(topic),
+                        "pk": topic_pk(topic, shard_of(connection_id, shards.get(topic, 1))),
                         "sk": connection_pk(connection_id),
                         "connectionId": connection_id,
                         "userId": user_id,
@@ -153,9 +172,11 @@ class ConnectionStore:
         item = self.get(connection_id)
         if item is None:
             return False
+        shards = item.get(SHARDS_ATTRIBUTE, {})  # records written before shards: one key each
         with self._table.batch_writer() as batch:
             for topic in item.get("topics", []):
-                batch.delete_item(Key={"pk": topic_pk(topic), "sk": connection_pk(connection_id)})
+                pk = topic_pk(topic, shard_of(connection_id, int(shards.get(topic, 1))))
+                batch.delete_item(Key={"pk": pk, "sk": connection_pk(connection_id)})
             batch.delete_item(Key={"pk": connection_pk(connection_id), "sk": META_SK})
         return True
 
@@ -279,18 +300,41 @@ class ConnectionStore:
                 # Throttled keys come back unprocessed: ask again for those only.
                 request = response.get("UnprocessedKeys") or {}
 
-    def subscriber_page(self, topic: str, limit: int, start_key: Mapping[str, Any] | None = None) -> SubscriberPage:
-        """Up to `limit` connections subscribed to a topic, from `start_key` (expired ones skipped: TTL lags)."""
+    def shard_count(self, topic: str) -> int:
+        """How many keys this reader gathers the topic's subscriptions from."""
+        return self._layout.current().count(topic)
+
+    def first_pages(self, topics: Iterable[str], limit: int) -> dict[tuple[str, int], SubscriberPage]:
+        """The first page of every shard of each topic, (topic, shard) -> page, read in parallel:
+        a topic over N keys gets ceil(limit / N) subscribers a shard, so about `limit` in all."""
+        shards = [(topic, shard) for topic in topics for shard in range(self.shard_count(topic))]
+        if len(shards) == 1:
+            return {shards[0]: self.subscriber_page(shards[0][0], limit)}
+
+        def read(topic_shard: tuple[str, int]) -> SubscriberPage:
+            topic, shard = topic_shard
+            return self.subscriber_page(topic, -(-limit // self.shard_count(topic)), shard=shard)
+
+        if self._readers is None:  # kept for the container's life: no threads started per batch
+            self._readers = ThreadPoolExecutor(PARALLEL_READS, thread_name_prefix="subscriber-pages")
+        return dict(zip(shards, self._readers.map(read, shards), strict=True))
+
+    def subscriber_page(
+        self, topic: str, limit: int, start_key: Mapping[str, Any] | None = None, *, shard: int = 0
+    ) -> SubscriberPage:
+        """Up to `limit` connections of one shard of a topic's subscriptions, from `start_key`
+        (expired ones skipped: TTL lags). Thread-safe: it queries through the table's client."""
         now = int(self._clock())
         request: dict[str, Any] = {
+            "TableName": self._table.name,
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": topic_pk(topic)},
+            "ExpressionAttributeValues": {":pk": topic_pk(topic, shard)},
             "ProjectionExpression": "connectionId, topics, expiresAt, tokenExpiresAt",
             "Limit": limit,
         }
         if start_key is not None:
             request["ExclusiveStartKey"] = dict(start_key)
-        response = self._table.query(**request)
+        response = self._table.meta.client.query(**request)
         subscribers = [
             Subscriber(
                 str(item["connectionId"]),

@@ -2,6 +2,25 @@
 
 from __future__ import annotations
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+# Errors of AWS's that mean "too much at once" or "try again": a queued record waits (never given up on), a
+# connect is refused with "try later".
+TRANSIENT_ERROR_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "TransactionConflictException",
+        "TransactionCanceledException",
+        "TransactionInProgressException",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "LimitExceededException",
+    }
+)
+
 
 class ConfigError(RuntimeError):
     """The function's configuration (environment) is missing or invalid: fails the cold start."""
@@ -31,3 +50,12 @@ class BadRequest(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def is_transient(error: BaseException) -> bool:
+    """Overload or a network error, which passes with time: throttling, contention, an unreachable endpoint."""
+    if isinstance(error, TransientError | BotoCoreError):
+        return True
+    if isinstance(error, ClientError):
+        return error.response.get("Error", {}).get("Code", "") in TRANSIENT_ERROR_CODES
+    return False

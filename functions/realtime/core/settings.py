@@ -222,8 +222,11 @@ class ProcessEventsSettings:
     max_data_bytes: int = integer("MAX_DATA_BYTES", 1, MAX_DATA_BYTES)
     delivery_concurrency: int = integer("DELIVERY_CONCURRENCY", 1, 256)
     delivery_max_attempts: int = integer("DELIVERY_MAX_ATTEMPTS", 1, 20)
+    # How long inline posts wait for the topic's batch before to have posted (realtime.events.turns); 0: no turns.
+    delivery_order_wait_ms: int = integer("DELIVERY_ORDER_WAIT_MS", 0, 10_000)
     fanout_threshold: int = integer("FANOUT_THRESHOLD", 1, MAX_FANOUT_PAGE)
     fanout_queue_url: str = text("FANOUT_QUEUE_URL")
+    subscription_shards: str = text("SUBSCRIPTION_SHARDS")  # JSON, parsed by realtime.connections.layout
     presence: StoringPresence | None = section(StoringPresence, optional=True)
 
 
@@ -234,6 +237,7 @@ class FanoutSettings:
     connections_endpoint: str = text("CONNECTIONS_ENDPOINT")
     fanout_queue_url: str = text("FANOUT_QUEUE_URL")
     fanout_page_size: int = integer("FANOUT_PAGE_SIZE", 1, MAX_FANOUT_PAGE)
+    subscription_shards: str = text("SUBSCRIPTION_SHARDS")  # JSON, parsed by realtime.connections.layout
     fanout_concurrency: int = integer("FANOUT_CONCURRENCY", 1, 256)
     delivery_max_attempts: int = integer("DELIVERY_MAX_ATTEMPTS", 1, 20)
     presence: EndingSessions | None = section(EndingSessions, optional=True)

@@ -15,7 +15,6 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from realtime.core.contract import QUEUE_MESSAGE_BYTES
-from realtime.core.errors import TransientError
 from realtime.core.observability import logger
 
 MAX_RETRY_DELAY_SECONDS = 120
@@ -23,21 +22,6 @@ VISIBILITY_BATCH = 10  # ChangeMessageVisibilityBatch's limit
 MAX_BATCH_ENTRIES = 10  # SendMessageBatch's limit
 MAX_BATCH_BYTES = QUEUE_MESSAGE_BYTES  # ...and its limit on the sum of the bodies
 MAX_REASON_LENGTH = 1024  # of the reason attached to a dead letter
-# Errors of AWS's that mean "too much at once" or "try again": the record waits, it is never given up on.
-TRANSIENT_ERROR_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "Throttling",
-        "RequestLimitExceeded",
-        "TransactionConflictException",
-        "TransactionCanceledException",
-        "TransactionInProgressException",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "LimitExceededException",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -74,15 +58,6 @@ class QueueRecord:
 
 def records(event: Mapping[str, Any]) -> list[QueueRecord]:
     return [QueueRecord.from_event(raw) for raw in event["Records"]]
-
-
-def is_transient(error: BaseException) -> bool:
-    """Overload or a network error, which passes with time: throttling, contention, an unreachable endpoint."""
-    if isinstance(error, TransientError | BotoCoreError):
-        return True
-    if isinstance(error, ClientError):
-        return error.response.get("Error", {}).get("Code", "") in TRANSIENT_ERROR_CODES
-    return False
 
 
 def batch_failures(failed: Sequence[QueueRecord]) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Who posts to a connection: an event with topics T reaches a connection c
 through S = topics(c) ∩ T. Each topic's subscriber pages are read on their
-own (inline by process-events, or by `fanout` workers in parallel), and c is
+own (inline by process-events, or by `fanout` workers in parallel; a topic
+spread over several keys has one page chain per key), and c is
 posted from the page of its *owner* topic, min(S), only; the frame carries the
 seqs of all of S. So every connection gets one frame per event, whichever pages
 are read where.
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from realtime.connections.layout import MAX_SHARDS
 from realtime.connections.posting import Poster
 from realtime.connections.store import ConnectionStore, Subscriber, topic_pk
 from realtime.core.contract import QUEUE_MESSAGE_BYTES, is_topic
@@ -43,6 +45,7 @@ from realtime.core.observability import logger
 from realtime.core.sqs import send_batches
 from realtime.events.models import EventRef, Publication
 from realtime.events.store import EventStore
+from realtime.events.turns import DeliveryTurns
 
 RETRY_BASE_SECONDS = 1
 RETRY_MAX_SECONDS = 900  # the longest SQS DelaySeconds
@@ -90,16 +93,19 @@ class InvalidJob(PermanentError):
 
 @dataclass(frozen=True)
 class PageJob:
-    """Post the page of `topic`'s subscribers that starts after `start_key` (None: the first page),
-    and queue the next page at once, so pages are read ahead and posted in parallel."""
+    """Post the page of `topic`'s subscribers (of one of its shards) that starts after `start_key`
+    (None: the shard's first page), and queue the next page at once, so pages are read ahead and
+    posted in parallel: one chain of pages per shard."""
 
     event: EventRef
     topic: str
     start_key: Mapping[str, Any] | None
     attempt: int = 0  # page jobs are never retried as such: failed posts become retry jobs
+    shard: int = 0  # jobs queued before shards existed have none: shard 0, the topic's only key then
 
     def to_message(self) -> dict[str, Any]:
-        return {"event": self.event.to_message(), "topic": self.topic, "startKey": self.start_key, "attempt": 0}
+        message = {"event": self.event.to_message(), "topic": self.topic, "startKey": self.start_key, "attempt": 0}
+        return message | ({"shard": self.shard} if self.shard else {})
 
 
 @dataclass(frozen=True)
@@ -138,24 +144,27 @@ def job_from_message(body: str) -> DeliveryJob:
             if not targets or not all(set(t.topics) <= event.seqs.keys() and t.topics for t in targets):
                 raise InvalidJob("a retry job names connections and, for each, topics of its event")
             return RetryJob(event, targets, attempt)
-        topic, start_key = message["topic"], message.get("startKey")
+        topic, start_key, shard = message["topic"], message.get("startKey"), message.get("shard", 0)
         if not is_topic(topic) or topic not in event.seqs:
             raise InvalidJob(f"a page job's topic must be one of its event's topics, not {topic!r}")
-        if start_key is not None and not _is_page_key(start_key, topic):
-            raise InvalidJob("startKey must be null or a key of the topic's subscriptions")
-        return PageJob(event, topic, start_key)
+        if not isinstance(shard, int) or isinstance(shard, bool) or not 0 <= shard < MAX_SHARDS:
+            raise InvalidJob(f"shard must be a whole number from 0 to {MAX_SHARDS - 1}, not {shard!r}")
+        if start_key is not None and not _is_page_key(start_key, topic, shard):
+            raise InvalidJob("startKey must be null or a key of the topic's subscriptions in that shard")
+        return PageJob(event, topic, start_key, shard=shard)
     except InvalidJob:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise InvalidJob(f"not a delivery job: {error!r}") from None
 
 
-def _is_page_key(start_key: object, topic: str) -> bool:
-    """A LastEvaluatedKey of a Query on the topic's subscriptions: {"pk": "topic#<topic>", "sk": "conn#..."}."""
+def _is_page_key(start_key: object, topic: str, shard: int) -> bool:
+    """A LastEvaluatedKey of a Query on one shard of the topic's subscriptions:
+    {"pk": "topic#<topic>[#<shard>]", "sk": "conn#..."}."""
     return (
         isinstance(start_key, dict)
         and start_key.keys() == {"pk", "sk"}
-        and start_key["pk"] == topic_pk(topic)
+        and start_key["pk"] == topic_pk(topic, shard)
         and isinstance(start_key["sk"], str)
         and start_key["sk"].startswith("conn#")
     )
@@ -216,6 +225,8 @@ class DeliveryReport:
     expired: int = 0  # connections closed instead of posted: their token had expired
     rejected: int = 0  # retry targets whose record is gone or does not hold the event's topics
     pages_queued: int = 0
+    turn_wait_ms: int = 0  # how long inline posts waited for the topic's batch before (realtime.events.turns)
+    turns_late: int = 0  # topics whose batch before had not posted within the bound
     lowest_concurrency: int | None = None
     lag_ms: int | None = None  # publishedAt to the end of first posts, the most of its events; None: none made
     unqueued: set[str] = field(default_factory=set)  # ids of events whose jobs the queue did not take
@@ -232,6 +243,7 @@ class DeliveryReport:
             "ExpiredConnectionsClosed": self.expired,
             "DeliveryTargetsRejected": self.rejected,
             "FanoutPagesQueued": self.pages_queued,
+            "DeliveryTurnsLate": self.turns_late,
         }
 
     def timings(self) -> dict[str, int]:
@@ -250,6 +262,8 @@ class DeliveryReport:
             "expired": self.expired,
             "rejected": self.rejected,
             "pages_queued": self.pages_queued,
+            "turn_wait_ms": self.turn_wait_ms,
+            "turns_late": self.turns_late,
             "lowest_concurrency": self.lowest_concurrency,
             "lag_ms": self.lag_ms,
         }
@@ -267,11 +281,14 @@ class EventDelivery:
         max_attempts: int,
         page_size: int,
         events: EventStore | None = None,
+        turns: DeliveryTurns | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`page_size`: the subscribers of a topic one page holds; process-events posts its first page
         itself (fanout_threshold), a page job posts one further page (fanout_page_size). `events`:
-        where jobs' events are read back (None for process-events, which delivers what it stored)."""
+        where jobs' events are read back (None for process-events, which delivers what it stored).
+        `turns`: process-events' inline posts wait for the topic's batch before (None: they do not)."""
+        self._turns = turns
         self._connections = connections
         self._events = events
         self._poster = poster
@@ -281,26 +298,45 @@ class EventDelivery:
         self._clock = clock
 
     def deliver_stored(self, publications: Sequence[Publication]) -> DeliveryReport:
-        """process-events: read each topic's first page once for the whole batch and post it inline;
-        queue a page job for each (event, topic) whose audience goes on."""
+        """process-events: read each topic's first page (of each of its shards, in parallel) once for
+        the whole batch and post it inline; queue a page job for each (event, topic, shard) whose
+        audience goes on: the shards' chains then run side by side."""
         report = DeliveryReport()
-        pages = {topic: self._connections.subscriber_page(topic, self._page_size) for topic in _topics(publications)}
+        pages = self._connections.first_pages(_topics(publications), self._page_size)
         page_jobs = [
-            PageJob(publication.ref(), topic, pages[topic].next_key)
+            PageJob(publication.ref(), topic, page.next_key, shard=shard)
             for publication in publications
-            for topic in publication.seqs
-            if pages[topic].next_key is not None
+            for (topic, shard), page in pages.items()
+            if topic in publication.seqs and page.next_key is not None
         ]
         self._queue_jobs(page_jobs, report)
         report.pages_queued = len(page_jobs)
+        posting = [publication for publication in publications if publication.id not in report.unqueued]
         targets = [
             (publication, target)
-            for publication in publications
-            if publication.id not in report.unqueued  # its record is retried whole
-            for topic in publication.seqs
-            for target in owned_targets(publication, topic, pages[topic].subscribers)
+            for publication in posting  # one whose job was not queued is retried whole
+            for (topic, _shard), page in pages.items()
+            if topic in publication.seqs
+            for target in owned_targets(publication, topic, page.subscribers)
         ]
-        self._post(targets, 0, report)
+        if self._turns is None:
+            self._post(targets, 0, report)
+            return report
+        # Topics with someone to post to take turns: wait for the batch before, post, let the next one go.
+        heard = {topic for (topic, _shard), page in pages.items() if page.subscribers}
+        seqs = [(topic, seq) for publication in posting for topic, seq in publication.seqs.items() if topic in heard]
+        first, last = {}, {}
+        for topic, seq in seqs:
+            first[topic] = min(seq, first.get(topic, seq))
+            last[topic] = max(seq, last.get(topic, seq))
+        turn = self._turns.wait(first)
+        report.turn_wait_ms, report.turns_late = turn.waited_ms, len(turn.late)
+        if turn.late:
+            logger.info("Posting before the batch ahead on these topics", extra={"topics": turn.late[:10]})
+        try:
+            self._post(targets, 0, report)
+        finally:
+            self._turns.done(last)
         return report
 
     def run(self, job: DeliveryJob) -> DeliveryReport:
@@ -316,10 +352,10 @@ class EventDelivery:
             targets = self._verified(publication, job.targets, report)
             self._post([(publication, target) for target in targets], job.attempt, report)
         else:
-            page = self._connections.subscriber_page(job.topic, self._page_size, job.start_key)
+            page = self._connections.subscriber_page(job.topic, self._page_size, job.start_key, shard=job.shard)
             if page.next_key is not None:
                 # Queued before posting, so the next page is read while this one is posted.
-                self._queue_jobs([PageJob(job.event, job.topic, page.next_key)], report)
+                self._queue_jobs([PageJob(job.event, job.topic, page.next_key, shard=job.shard)], report)
                 report.pages_queued = 1
             owned = owned_targets(publication, job.topic, page.subscribers)
             self._post([(publication, target) for target in owned], 0, report)

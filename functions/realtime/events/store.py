@@ -1,7 +1,8 @@
 """The events table: exactly-once, gapless per-topic sequence numbers, and reads after a cursor.
 
 Layout (see docs/internals.md): event items at (topic, seq>=1), the topic's
-counter at (topic, 0) with `lastSeq`, and idempotency records at
+counter at (topic, 0) with `lastSeq`, its delivery turn at (topic, -1) with
+`postedSeq` (realtime.events.turns), and idempotency records at
 (`dedup#<topic>#<eventId>`, 0) with `assignedSeq` and `publishedAt`.
 
 A batch is stored topic by topic: one consistent BatchGetItem reads every
@@ -31,6 +32,8 @@ from realtime.events.models import EventRef, Publication
 MAX_APPEND_ATTEMPTS = 20
 MAX_BACKOFF_SECONDS = 0.25
 COUNTER_SEQ = 0
+# Apart from the counter, so marking a turn never conflicts with a transaction that takes seqs.
+POSTED_SEQ = -1
 EVENTS_PER_TRANSACTION = 49  # the counter plus an event and an idempotency record each: 99 items
 BATCH_GET_KEYS = 100  # DynamoDB's BatchGetItem limit
 # A cancelled transaction that another writer caused: read again and retry.
@@ -333,6 +336,27 @@ class EventStore:
     def last_seq(self, topic: str) -> int:
         """The highest seq ever assigned on a topic (0 if none)."""
         return self._last_seq(topic)
+
+    # --- delivery turns (realtime.events.turns) ---------------------------------------------
+
+    def posted_through(self, topics: Iterable[str]) -> dict[str, int]:
+        """Each topic's last seq whose inline posts are done; topics never marked are left out."""
+        keys = [{"topic": topic, "seq": POSTED_SEQ} for topic in dict.fromkeys(topics)]
+        items = self._batch_get(keys, projection=("topic", "postedSeq"))
+        return {str(item["topic"]): int(item["postedSeq"]) for item in items if "postedSeq" in item}
+
+    def mark_posted(self, topic: str, seq: int) -> None:
+        """Say that the topic's posts are done up to `seq` (a lower mark never replaces a higher one)."""
+        try:
+            self._table.update_item(
+                Key={"topic": topic, "seq": POSTED_SEQ},
+                UpdateExpression="SET postedSeq = :seq",
+                ConditionExpression="attribute_not_exists(postedSeq) OR postedSeq < :seq",
+                ExpressionAttributeValues={":seq": seq},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
 
     # --- reads ---------------------------------------------------------------------------
 

@@ -17,9 +17,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from realtime import services
-from realtime.core.errors import PermanentError
+from realtime.core.errors import PermanentError, is_transient
 from realtime.core.observability import logger, metrics, traced
-from realtime.core.sqs import QueueRecord, is_transient, records
+from realtime.core.sqs import QueueRecord, records
 from realtime.events.pipeline import BatchReport, PendingEvent, producer_of
 from realtime.services import ProcessEvents
 

@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import json
 import re
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -457,6 +458,27 @@ def test_a_refused_handshake_is_reported_with_its_reason_and_http_carries_on():
         assert refused
         assert (refused[0].status, refused[0].code) == (429, "too_many_sessions")
         assert str(refused[0]) == "WebSocket refused: 429 too_many_sessions"
+
+    run(scenario())
+
+
+def test_a_handshake_refused_as_overloaded_is_not_retried_before_its_retry_after():
+    async def scenario():
+        attempts: list[float] = []
+
+        async def overloaded(_url):
+            attempts.append(time.monotonic())
+            raise websockets.InvalidStatus(Response(503, "Service Unavailable", Headers({"Retry-After": "1"})))
+
+        async with running(lambda s: setattr(s, "ws_connect", overloaded)) as (_server, client, _got):
+            errors: list[BaseException] = []
+            client.on_error(errors.append)
+            await until(lambda: len(attempts) >= 3, timeout=5)
+
+        gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
+        assert min(gaps) >= 0.95  # the backoff alone is milliseconds here (FAST): Retry-After held it back
+        refused = [error for error in errors if isinstance(error, ConnectionRefused)]
+        assert (refused[0].status, refused[0].code, refused[0].retry_after) == (503, "try_later", 1.0)
 
     run(scenario())
 

@@ -24,9 +24,11 @@ PROCESS_EVENTS = {
     "MAX_DATA_BYTES": "32768",
     "DELIVERY_CONCURRENCY": "32",
     "DELIVERY_MAX_ATTEMPTS": "5",
+    "DELIVERY_ORDER_WAIT_MS": "5000",
     "EVENTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/events",
     "FANOUT_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/fanout",
     "FANOUT_THRESHOLD": "500",
+    "SUBSCRIPTION_SHARDS": '{"all":16}',
 }
 
 

@@ -7,6 +7,7 @@ import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from realtime.connections.layout import ONE_KEY_EACH, SubscriptionLayout
 from realtime.connections.posting import TOKEN_EXPIRED_FRAME, Poster
 from realtime.connections.store import ConnectionStore, Subscriber
 from realtime.core.contract import QUEUE_MESSAGE_BYTES
@@ -22,7 +23,7 @@ from realtime.events.delivery import (
     owned_targets,
     retry_jobs,
 )
-from realtime.events.models import Publication
+from realtime.events.models import EventRef, Publication
 
 from ..fake_dynamodb import FakeDynamoDB
 from ..support import REGION, FakeManagementClient, client_error
@@ -57,9 +58,9 @@ class RecordingQueue:
         return refused
 
 
-def fake_connections(page_size=1000):
+def fake_connections(page_size=1000, layout=ONE_KEY_EACH):
     db = FakeDynamoDB(page_size=page_size)
-    return ConnectionStore(db.create_table("connections", "pk", "sk"), clock=lambda: NOW)
+    return ConnectionStore(db.create_table("connections", "pk", "sk"), clock=lambda: NOW, layout=layout)
 
 
 class StoredEvents:
@@ -148,7 +149,7 @@ connection_sets = st.dictionaries(
 def test_every_connection_gets_one_frame_per_event_however_the_pages_fall(
     connections, audience, threshold, page_size, data
 ):
-    store = fake_connections()
+    store = fake_connections(layout=SubscriptionLayout({"all": 3, "group:*": 2}))  # and however the keys
     for connection_id, (topics, old) in connections.items():
         store.add(connection_id, "u", sorted(topics), ttl_seconds=60)
         if old:  # written before subscriptions kept the topic list
@@ -442,6 +443,21 @@ def test_a_page_job_with_a_start_key_outside_its_topic_is_refused():
             job_from_message(json.dumps({**body, "startKey": start_key}))
     job = job_from_message(json.dumps({**body, "startKey": {"pk": "topic#all", "sk": "conn#c1"}}))
     assert job.start_key == {"pk": "topic#all", "sk": "conn#c1"}
+
+
+def test_a_page_job_reads_its_own_shard_and_one_queued_before_shards_reads_shard_zero():
+    body = {"event": {"id": "e1", "seqs": {"all": 1}}, "topic": "all", "attempt": 0}
+    third = {"pk": "topic#all#3", "sk": "conn#c1"}
+
+    assert job_from_message(json.dumps({**body, "startKey": third, "shard": 3})).shard == 3
+    assert job_from_message(json.dumps({**body, "startKey": None})).shard == 0  # written by the previous version
+    with pytest.raises(InvalidJob, match="startKey"):  # a key of another shard
+        job_from_message(json.dumps({**body, "startKey": third, "shard": 2}))
+    for shard in (-1, 64, True, "3"):
+        with pytest.raises(InvalidJob, match="shard must be"):
+            job_from_message(json.dumps({**body, "startKey": None, "shard": shard}))
+    message = PageJob(EventRef("e1", {"all": 1}), "all", third, shard=3).to_message()
+    assert job_from_message(json.dumps(message)) == PageJob(EventRef("e1", {"all": 1}), "all", third, shard=3)
 
 
 # --- lag -------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@ import json
 import time
 
 import pytest
+from realtime.connections.layout import SubscriptionLayout, shard_of
 from realtime.connections.store import ConnectionStore
 from realtime.handlers import fanout, process_events
 
@@ -37,12 +38,40 @@ def test_a_broadcast_beyond_the_threshold_is_posted_page_by_page_once_each(
     record = sqs_record('{"type": "notice", "data": {}, "audience": ["all"]}', "broadcast")
 
     assert process_events.handler({"Records": [record]}, lambda_context) == {"batchItemFailures": []}
-    assert len(management_client.posts) == 2
+    # Rows written before shards (this fixture's) are all in shard 0: 2 / 16 shards -> 1 of them inline.
+    assert len(management_client.posts) == 1
     results = run_jobs(queues, lambda_context)
 
-    assert results == [{"batchItemFailures": []}] * 2  # pages of 2 after the first: c2-c3, then c4
+    assert results == [{"batchItemFailures": []}] * 2  # pages of 2 after the first: c1-c2, then c3-c4
     assert sorted(c for c, _ in management_client.posts) == audience
     assert {json.loads(data)["seqs"]["all"] for _, data in management_client.posts} == {1}
+
+
+def test_a_topic_over_several_keys_is_read_by_one_page_chain_per_key(
+    events_table, connections_table, management_client, queues, lambda_context, monkeypatch
+):
+    monkeypatch.setenv("FANOUT_THRESHOLD", "4")
+    monkeypatch.setenv("FANOUT_PAGE_SIZE", "3")
+    monkeypatch.setenv("SUBSCRIPTION_SHARDS", '{"all": 4, "group:*": 2}')
+    writer = ConnectionStore(connections_table, layout=SubscriptionLayout({"all": 4}), clock=lambda: time.time() - 60)
+    ids = [f"c{n:02d}" for n in range(30)]
+    for connection_id in ids:
+        writer.add(connection_id, connection_id, ["all"], ttl_seconds=600)
+    by_shard = {shard: [c for c in ids if shard_of(c, 4) == shard] for shard in range(4)}
+    assert all(by_shard.values())  # every key holds some: the rows are spread
+    record = sqs_record('{"type": "notice", "data": {}, "audience": ["all"]}', "broadcast")
+
+    assert process_events.handler({"Records": [record]}, lambda_context) == {"batchItemFailures": []}
+
+    # One connection of each key inline (4 / 4 keys), then a chain per key, all started at once.
+    assert len(management_client.posts) == 4
+    first_jobs = [json.loads(entry["MessageBody"]) for entry in queues.sent_jobs]
+    assert sorted(job.get("shard", 0) for job in first_jobs) == [s for s in range(4) if len(by_shard[s]) > 1]
+    run_jobs(queues, lambda_context)
+    assert sorted(c for c, _ in management_client.posts) == ids  # each once
+    jobs = [json.loads(entry["MessageBody"]) for entry in queues.sent_jobs]
+    for shard, members in by_shard.items():  # a key's chain: a page of 3 after the one inline
+        assert sum(job.get("shard", 0) == shard for job in jobs) == -(-(len(members) - 1) // 3)
 
 
 def test_a_page_job_emits_its_delivery_lag_in_milliseconds(audience, queues, lambda_context, capsys):

@@ -3,11 +3,12 @@ tests/integration/test_refused_frames.py and the Terraform tests)."""
 
 import jwt
 import pytest
+from realtime.connections.layout import LAYOUT_KEY, shard_of, subscription_key
 from realtime.connections.store import ConnectionStore
 from realtime.handlers import ws_connect, ws_disconnect
 
 from ..dynamodb_requests import dynamodb_requests
-from ..support import make_token, subscribed, ws_event
+from ..support import client_error, make_token, subscribed, ws_event
 
 
 @pytest.fixture
@@ -35,6 +36,39 @@ def test_connect_stores_the_topics_of_the_token(connections, lambda_context):
     # Delivery stops, and closes the socket, when the token expires.
     assert item["tokenExpiresAt"] == jwt.decode(token, options={"verify_signature": False})["exp"]
     assert connections.subscriber_page("presence:7", 10).subscribers[0].token_expires_at == item["tokenExpiresAt"]
+
+
+def test_connect_follows_the_layout_item_and_disconnect_removes_every_row_it_wrote(
+    connections, connections_table, lambda_context
+):
+    connections_table.put_item(Item={**LAYOUT_KEY, "shards": '{"all": 16, "group:*": 4}'})
+    token = make_token("42", groups=["ops"])
+
+    assert connect(lambda_context, {"token": token}, "conn-x") == {"statusCode": 200}
+
+    keys = sorted(item["pk"] for item in connections_table.scan()["Items"] if item["sk"] == "conn#conn-x")
+    expected = ["topic#user:42", subscription_key("group:ops", shard_of("conn-x", 4))]
+    assert keys == sorted([*expected, subscription_key("all", shard_of("conn-x", 16))])
+    assert ws_disconnect.handler(ws_event("$disconnect", "conn-x"), lambda_context) == {"statusCode": 200}
+    assert not [item for item in connections_table.scan()["Items"] if item["pk"].startswith(("topic#", "conn#"))]
+
+
+def test_a_throttled_table_answers_try_later_spread_out_and_writes_nothing(
+    connections, connections_table, lambda_context, monkeypatch
+):
+    def throttled(*_args, **_kwargs):
+        raise client_error("ProvisionedThroughputExceededException", 400, "PutItem")
+
+    monkeypatch.setattr(ConnectionStore, "add", throttled)
+    token = make_token("42")
+
+    answers = [connect(lambda_context, {"token": token}, f"conn-{n}") for n in range(20)]
+
+    assert {answer["statusCode"] for answer in answers} == {503}
+    retry_after = [int(answer["headers"]["Retry-After"]) for answer in answers]
+    assert all(5 <= seconds <= 30 for seconds in retry_after)
+    assert len(set(retry_after)) > 1  # spread, so a storm does not come back at once
+    assert not [item for item in connections_table.scan()["Items"] if item["pk"].startswith(("topic#", "conn#"))]
 
 
 def test_connect_ignores_topics_asked_for_in_the_query(connections, lambda_context):

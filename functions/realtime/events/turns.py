@@ -1,0 +1,74 @@
+"""Delivery turns: a topic's batches posted in seq order across process-events invocations.
+
+Batches of one topic are stored one after another (each takes the next seqs
+from the topic's counter) but posted by concurrent invocations: without turns,
+a socket gets the frames of two batches interleaved, and its client holds each
+early frame back (`gapGraceMs`) or reads the gap over HTTP. With turns, an
+invocation that has stored seqs n.. of a topic with subscribers to post waits,
+before posting, until the topic's `postedSeq` (item (topic, -1) of the events
+table) reaches n - 1, that is until the batch before it has posted, and marks
+its own last seq when it has. The wait is bounded (`delivery_order_wait_ms`):
+a batch whose predecessor crashed, or is still posting a large page, goes on
+after the bound, and clients put the frames in order as before. A topic never
+marked (new, or stored by a version without turns) has nobody to wait for.
+
+Only inline posts take turns: fan-out pages of a larger audience are posted by
+parallel workers as before, and retries come later by design.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from realtime.core.observability import logger
+from realtime.events.store import EventStore
+
+POLL_SECONDS = 0.02  # between two reads of the marks while waiting
+
+
+@dataclass
+class TurnReport:
+    waited_ms: int = 0  # how long the batch waited for the batches before it
+    late: list[str] = field(default_factory=list)  # topics whose predecessor had not posted within the bound
+
+
+class DeliveryTurns:
+    def __init__(
+        self,
+        store: EventStore,
+        wait_seconds: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._store = store
+        self._wait_seconds = wait_seconds
+        self._clock = clock
+        self._sleep = sleep
+
+    def wait(self, first_seqs: Mapping[str, int]) -> TurnReport:
+        """Wait, at most the bound, until each topic has been posted up to the seq before `first_seqs`'."""
+        report = TurnReport()
+        pending = dict(first_seqs)
+        started = self._clock()
+        while pending:
+            marks = self._store.posted_through(pending)
+            pending = {topic: seq for topic, seq in pending.items() if topic in marks and marks[topic] < seq - 1}
+            elapsed = self._clock() - started
+            if not pending or elapsed >= self._wait_seconds:
+                break
+            self._sleep(min(POLL_SECONDS, self._wait_seconds - elapsed))
+        report.waited_ms = round((self._clock() - started) * 1000)
+        report.late = sorted(pending)
+        return report
+
+    def done(self, last_seqs: Mapping[str, int]) -> None:
+        """This batch has posted: the next one of each topic may go. A mark that fails only makes the
+        next batch wait out the bound: logged, never raised (the events are stored and posted)."""
+        for topic, seq in last_seqs.items():
+            try:
+                self._store.mark_posted(topic, seq)
+            except Exception as error:  # throttling, network: the next batch waits its bound
+                logger.warning("Delivery turn not marked", extra={"topic": topic, "seq": seq, "error": repr(error)})
