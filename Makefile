@@ -35,7 +35,7 @@ JS_BUNDLE  := clients/js/dist/realtime.js
 export TF_CLI_CONFIG_FILE := $(CURDIR)/terraform.rc
 export TF_IN_AUTOMATION := 1
 
-.PHONY: help install build build-js release up status logs down demo bench chaos soak soak-keepalive test test-offline test-unit test-tooling test-clients test-tf validate \
+.PHONY: help install build build-js release up status logs down demo bench bench-broadcast chaos soak soak-keepalive test test-offline test-unit test-tooling test-clients test-tf validate \
 	test-integration test-browser test-upgrade lint lint-python lint-terraform lint-docs lint-ci docs fmt clean
 
 help: ## Show this help
@@ -119,6 +119,9 @@ down: ## Stop the local stack and remove its state
 
 bench: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Benchmarks against a floor on the emulator, cold starts, costs: writes docs/benchmarks.md (BENCH_SCALE=large: long cases; REALTIME_STACK_ENDPOINTS=.local/endpoints.json reuses a stack)
 	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.lab.bench
+
+bench-broadcast: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## On the emulator: broadcasts to 1k, 10k and 100k simulated connections in one run; the model fitted on 1k and 10k against the 100k measured, and the 1M broadcast on AWS's quotas (writes docs/benchmarks/broadcast.json; about 10 min)
+	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.lab.broadcast_model --measure
 
 chaos: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Fault injection on the emulator (failing posts, DynamoDB throttling and conflicts, a crash, lost $disconnects, a network drop): writes docs/reliability.md, fails on a lost or duplicated event
 	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.lab.chaos

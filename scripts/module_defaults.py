@@ -57,6 +57,9 @@ FUNCTION_ENVIRONMENT: dict[str, str] = {
     "FANOUT_PAGE_SIZE": str(VARIABLES["fanout_page_size"]),
     "FANOUT_CONCURRENCY": str(VARIABLES["fanout_concurrency"]),
     "DELIVERY_ORDER_WAIT_MS": str(VARIABLES["delivery_order_wait_ms"]),
+    # delivery_posts_per_second's default (terraform/fanout.tf): 10,000 - 100,000 / 60 - 250 - 250 = 7,833 over
+    # 2 x 10 process-events and 20 fanout invocations.
+    "POSTS_PER_SECOND": "195",
     "MAX_SESSIONS_PER_USER": str(VARIABLES["max_sessions_per_user"]),
     "MAX_TOPICS_PER_TOKEN": str(VARIABLES["max_topics_per_token"]),
     "EVENT_TYPE_RULES": json.dumps(VARIABLES["event_type_rules"]),

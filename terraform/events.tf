@@ -69,6 +69,7 @@ locals {
         FANOUT_THRESHOLD        = tostring(var.fanout_threshold)
         FANOUT_QUEUE_URL        = aws_sqs_queue.fanout.url
         SUBSCRIPTION_SHARDS     = local.subscription_shards_json
+        POSTS_PER_SECOND        = tostring(local.delivery_posts_per_invocation)
       }
       # A connection found gone while delivering also ends its session; presence events come from their
       # own queue, and only its records may use the presence types and ids.

@@ -34,6 +34,17 @@ locals {
     resources = [aws_sqs_queue.fanout.arn]
   }
 
+  # One post budget for the whole module (delivery_posts_per_second): by default what API Gateway's account
+  # quota leaves after the expected sockets' pings, maintenance's checks and the $connect throttle. Split
+  # evenly over every delivery invocation that may run at once (both process-events mappings and the fanout
+  # mapping, at their maximum_concurrency), so that all of them together never pass it.
+  delivery_posts_budget = coalesce(var.delivery_posts_per_second, max(1000, floor(
+    local.api_gateway_account_quota.requests_per_second - local.websocket_pings_per_second -
+    var.maintenance_connection_checks_per_second - local.websocket_connect_rate
+  )))
+  delivery_invocations_at_once  = 2 * var.process_events_maximum_concurrency + var.fanout_maximum_concurrency
+  delivery_posts_per_invocation = max(1, floor(local.delivery_posts_budget / local.delivery_invocations_at_once))
+
   fanout_functions = {
     "fanout" = {
       description = "Fan-out queue consumer: posts pages of a large audience, and retries the posts that failed"
@@ -49,6 +60,7 @@ locals {
         FANOUT_CONCURRENCY    = tostring(var.fanout_concurrency)
         DELIVERY_MAX_ATTEMPTS = tostring(var.delivery_max_attempts)
         SUBSCRIPTION_SHARDS   = local.subscription_shards_json
+        POSTS_PER_SECOND      = tostring(local.delivery_posts_per_invocation)
       }
       sections = { presence = local.presence_environment.ending_sessions }
       statements = concat(

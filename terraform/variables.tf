@@ -194,6 +194,17 @@ variable "delivery_max_attempts" {
   }
 }
 
+variable "delivery_posts_per_second" {
+  description = "The most PostToConnection calls a second the module makes, all delivery together (inline and fan-out). Every delivery invocation that may run at once (both process-events mappings at process_events_maximum_concurrency each, and fanout at fanout_maximum_concurrency: 40 by default) gets an even share and spaces its posts to stay within it, so a broadcast slows down rather than taking the account's API Gateway quota from keepalives, connects and the account's other APIs. Null (default): the account's default 10,000 requests/s (\"Amazon API Gateway quotas\") less the expected sockets' pings (expected_connections / websocket_ping_interval_seconds), maintenance_connection_checks_per_second and the $connect throttle: 10,000 - 1,667 - 250 - 250 = 7,833 at the defaults, 195 posts/s per invocation; never under 1,000. Raise it with the account's quota (and fanout_maximum_concurrency with it: python -m scripts.lab.broadcast_model)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.delivery_posts_per_second == null || try(var.delivery_posts_per_second >= 1 && var.delivery_posts_per_second <= 1000000 && floor(var.delivery_posts_per_second) == var.delivery_posts_per_second, false)
+    error_message = "The delivery_posts_per_second must be null or a whole number between 1 and 1000000."
+  }
+}
+
 variable "delivery_order_wait_ms" {
   description = "How long process-events waits, before posting a batch, for the batch before it on the same topic to have posted (milliseconds; 0 turns it off). Batches of one topic are stored in turn but posted by concurrent invocations: without the wait a socket gets two batches' frames interleaved, and its client holds each early frame back (gapGraceMs, 250 ms by default) or reads the gap over HTTP. The wait only happens while the batch before is still posting, so it adds no delay a client would not have added by holding the frames; it costs one small write per topic and batch (the topic's `postedSeq`) and, for a topic with many subscribers and a burst of events, per-topic throughput: its inline posts go one batch at a time. A batch whose predecessor does not finish within the bound posts anyway, so the bound should exceed the time one batch's inline posts take (fanout_threshold connections x batch size posts, delivery_concurrency at a time): measured on the emulator (make bench, docs/benchmarks.md), a burst of 30 events to 200 sockets put 53% of frames after a higher seq without turns, 0% with a 5,000 ms bound (22% with 1,000 ms, under the emulator's slower posts), for 3.5% more time to the last frame. Fan-out pages (audiences past fanout_threshold) do not wait."
   type        = number

@@ -126,6 +126,7 @@ def process_events() -> ProcessEvents:
             max_attempts=settings.delivery_max_attempts,
             page_size=settings.fanout_threshold,
             subscription_shards=settings.subscription_shards,
+            posts_per_second=settings.posts_per_second,
             turns=turns,
         ),
         rules=EventTypeRules.from_json(settings.event_type_rules),
@@ -159,6 +160,7 @@ def fanout() -> Fanout:
         max_attempts=settings.delivery_max_attempts,
         page_size=settings.fanout_page_size,
         subscription_shards=settings.subscription_shards,
+        posts_per_second=settings.posts_per_second,
         events=EventStore(aws.dynamodb().Table(settings.events_table)),
     )
     return Fanout(delivery=delivery, retries=RetrySoon(aws.sqs(), settings.fanout_queue_url))
@@ -263,11 +265,12 @@ def _event_delivery(
     max_attempts: int,
     page_size: int,
     subscription_shards: str,
+    posts_per_second: int,
     events: EventStore | None = None,
     turns: DeliveryTurns | None = None,
 ) -> EventDelivery:
     from realtime.connections.layout import SubscriptionLayout
-    from realtime.connections.posting import Poster
+    from realtime.connections.posting import Poster, PostPace
     from realtime.events.delivery import DeliveryQueue, EventDelivery
 
     # A connection found gone while delivering also ends its session when presence is on.
@@ -275,7 +278,7 @@ def _event_delivery(
     return EventDelivery(
         connections=_connection_store(connections_table, SubscriptionLayout.from_json(subscription_shards)),
         events=events,
-        poster=Poster(aws.connections_gateway(endpoint, concurrency), concurrency, on_gone),
+        poster=Poster(aws.connections_gateway(endpoint, concurrency), concurrency, on_gone, PostPace(posts_per_second)),
         queue=DeliveryQueue(aws.sqs(), queue_url),
         max_attempts=max_attempts,
         page_size=page_size,

@@ -193,7 +193,8 @@ module's DELIVERY_CONCURRENCY is {fanout["concurrency"]}; with 1, the same fan-o
 
 {sessions}
 
-**Simulated connections (simulated)**: the connections are written straight into the
+**Simulated connections (simulated)**: one event to `all`, whose subscriptions are spread
+over 16 keys by default (one page chain each); the connections are written straight into the
 connections table and the functions post to the gateway simulator
 (`scripts/lab/gateway_sim.py`), which answers each post after {SIMULATED_POST_MS} ms, as a stand-in for
 API Gateway; send to the last accepted post. Beside it a bare loop: the same posts from

@@ -15,10 +15,10 @@ run "each_function_gets_its_variables" {
   assert {
     condition = jsonencode({ for k, f in aws_lambda_function.this : k => [for v in keys(f.environment[0].variables) : v if !startswith(v, "POWERTOOLS_")] }) == jsonencode({
       "events-api"      = ["EVENTS_TABLE", "MAX_PRESENCE_USERS", "MAX_TOPICS_PER_TOKEN", "PRESENCE_TABLE", "TOKEN_AUDIENCE", "TOKEN_ISSUER", "TOKEN_MAX_LIFETIME_SECONDS", "TOKEN_MODE", "TOKEN_SECRET_SSM_PARAMETER"]
-      "fanout"          = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "DELIVERY_MAX_ATTEMPTS", "EVENTS_TABLE", "FANOUT_CONCURRENCY", "FANOUT_PAGE_SIZE", "FANOUT_QUEUE_URL", "PRESENCE_CHECKS_QUEUE_URL", "PRESENCE_GRACE_SECONDS", "PRESENCE_TABLE", "SUBSCRIPTION_SHARDS"]
+      "fanout"          = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "DELIVERY_MAX_ATTEMPTS", "EVENTS_TABLE", "FANOUT_CONCURRENCY", "FANOUT_PAGE_SIZE", "FANOUT_QUEUE_URL", "POSTS_PER_SECOND", "PRESENCE_CHECKS_QUEUE_URL", "PRESENCE_GRACE_SECONDS", "PRESENCE_TABLE", "SUBSCRIPTION_SHARDS"]
       "maintenance"     = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "CONNECTION_CHECKS_PER_SECOND", "EVENTS_TABLE", "GROUP_PRESENCE_ENABLED", "MAINTENANCE_SCAN_ITEMS", "PRESENCE_CHECKS_QUEUE_URL", "PRESENCE_EVENTS_QUEUE_URL", "PRESENCE_GRACE_SECONDS", "PRESENCE_TABLE", "STALE_CONNECTION_SECONDS"]
       "presence-checks" = ["GROUP_PRESENCE_ENABLED", "PRESENCE_EVENTS_QUEUE_URL", "PRESENCE_TABLE"]
-      "process-events"  = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "DELIVERY_CONCURRENCY", "DELIVERY_MAX_ATTEMPTS", "DELIVERY_ORDER_WAIT_MS", "DLQ_URL", "EVENTS_QUEUE_URL", "EVENTS_TABLE", "EVENT_RETENTION_SECONDS", "EVENT_TYPE_RULES", "FANOUT_QUEUE_URL", "FANOUT_THRESHOLD", "MAX_DATA_BYTES", "PRESENCE_CHECKS_QUEUE_URL", "PRESENCE_EVENTS_QUEUE_ARN", "PRESENCE_EVENTS_QUEUE_URL", "PRESENCE_GRACE_SECONDS", "PRESENCE_TABLE", "SUBSCRIPTION_SHARDS"]
+      "process-events"  = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "DELIVERY_CONCURRENCY", "DELIVERY_MAX_ATTEMPTS", "DELIVERY_ORDER_WAIT_MS", "DLQ_URL", "EVENTS_QUEUE_URL", "EVENTS_TABLE", "EVENT_RETENTION_SECONDS", "EVENT_TYPE_RULES", "FANOUT_QUEUE_URL", "FANOUT_THRESHOLD", "MAX_DATA_BYTES", "POSTS_PER_SECOND", "PRESENCE_CHECKS_QUEUE_URL", "PRESENCE_EVENTS_QUEUE_ARN", "PRESENCE_EVENTS_QUEUE_URL", "PRESENCE_GRACE_SECONDS", "PRESENCE_TABLE", "SUBSCRIPTION_SHARDS"]
       "ws-connect"      = ["CONNECTIONS_TABLE", "CONNECTION_TTL_SECONDS", "GROUP_PRESENCE_ENABLED", "MAX_SESSIONS_PER_USER", "MAX_TOPICS_PER_TOKEN", "PRESENCE_EVENTS_QUEUE_URL", "PRESENCE_TABLE", "TOKEN_AUDIENCE", "TOKEN_ISSUER", "TOKEN_MAX_LIFETIME_SECONDS", "TOKEN_MODE", "TOKEN_SECRET_SSM_PARAMETER"]
       "ws-disconnect"   = ["CONNECTIONS_TABLE", "PRESENCE_CHECKS_QUEUE_URL", "PRESENCE_GRACE_SECONDS", "PRESENCE_TABLE"]
     })
@@ -46,9 +46,9 @@ run "without_presence_no_function_hears_of_it" {
   assert {
     condition = jsonencode({ for k, f in aws_lambda_function.this : k => [for v in keys(f.environment[0].variables) : v if !startswith(v, "POWERTOOLS_")] }) == jsonencode({
       "events-api"     = ["EVENTS_TABLE", "MAX_TOPICS_PER_TOKEN", "TOKEN_AUDIENCE", "TOKEN_ISSUER", "TOKEN_MAX_LIFETIME_SECONDS", "TOKEN_MODE", "TOKEN_SECRET_SSM_PARAMETER"]
-      "fanout"         = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "DELIVERY_MAX_ATTEMPTS", "EVENTS_TABLE", "FANOUT_CONCURRENCY", "FANOUT_PAGE_SIZE", "FANOUT_QUEUE_URL", "SUBSCRIPTION_SHARDS"]
+      "fanout"         = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "DELIVERY_MAX_ATTEMPTS", "EVENTS_TABLE", "FANOUT_CONCURRENCY", "FANOUT_PAGE_SIZE", "FANOUT_QUEUE_URL", "POSTS_PER_SECOND", "SUBSCRIPTION_SHARDS"]
       "maintenance"    = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "CONNECTION_CHECKS_PER_SECOND", "EVENTS_TABLE", "MAINTENANCE_SCAN_ITEMS", "STALE_CONNECTION_SECONDS"]
-      "process-events" = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "DELIVERY_CONCURRENCY", "DELIVERY_MAX_ATTEMPTS", "DELIVERY_ORDER_WAIT_MS", "DLQ_URL", "EVENTS_QUEUE_URL", "EVENTS_TABLE", "EVENT_RETENTION_SECONDS", "EVENT_TYPE_RULES", "FANOUT_QUEUE_URL", "FANOUT_THRESHOLD", "MAX_DATA_BYTES", "SUBSCRIPTION_SHARDS"]
+      "process-events" = ["CONNECTIONS_ENDPOINT", "CONNECTIONS_TABLE", "DELIVERY_CONCURRENCY", "DELIVERY_MAX_ATTEMPTS", "DELIVERY_ORDER_WAIT_MS", "DLQ_URL", "EVENTS_QUEUE_URL", "EVENTS_TABLE", "EVENT_RETENTION_SECONDS", "EVENT_TYPE_RULES", "FANOUT_QUEUE_URL", "FANOUT_THRESHOLD", "MAX_DATA_BYTES", "POSTS_PER_SECOND", "SUBSCRIPTION_SHARDS"]
       "ws-connect"     = ["CONNECTIONS_TABLE", "CONNECTION_TTL_SECONDS", "MAX_SESSIONS_PER_USER", "MAX_TOPICS_PER_TOKEN", "TOKEN_AUDIENCE", "TOKEN_ISSUER", "TOKEN_MAX_LIFETIME_SECONDS", "TOKEN_MODE", "TOKEN_SECRET_SSM_PARAMETER"]
       "ws-disconnect"  = ["CONNECTIONS_TABLE"]
     })
@@ -90,5 +90,31 @@ run "the_default_layout_spreads_the_broadcast_topic_over_16_keys" {
   assert {
     condition     = jsondecode(aws_lambda_function.this["process-events"].environment[0].variables["SUBSCRIPTION_SHARDS"]) == { all = 16 }
     error_message = "By default only `all` is spread, over 16 keys (subscription_shards)."
+  }
+}
+
+# One post budget for the module: every delivery invocation that may run at once gets an even share.
+run "the_post_budget_is_shared_by_every_delivery_invocation" {
+  command = plan
+
+  assert {
+    condition = alltrue([for k in ["process-events", "fanout"] :
+      aws_lambda_function.this[k].environment[0].variables["POSTS_PER_SECOND"] == "195"
+    ])
+    error_message = "By default 10,000 - 100,000 / 60 - 250 - 250 = 7,833 posts/s over 2 x 10 + 20 invocations: 195 each."
+  }
+}
+
+run "a_raised_post_budget_is_split_the_same_way" {
+  command = plan
+
+  variables {
+    delivery_posts_per_second  = 30000
+    fanout_maximum_concurrency = 60
+  }
+
+  assert {
+    condition     = aws_lambda_function.this["fanout"].environment[0].variables["POSTS_PER_SECOND"] == "375"
+    error_message = "30,000 posts/s over 2 x 10 + 60 invocations is 375 each."
   }
 }

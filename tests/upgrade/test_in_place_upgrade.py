@@ -130,11 +130,13 @@ def export_tree(ref: str, target: Path) -> Path:
 
 
 def build_previous_zips(tree: Path, arch: str, out: Path) -> dict[str, Path]:
-    """The previous release's zips, built by its own `python -m scripts.build` (its Makefile's `build`).
+    """The previous release's zips, built by its own build script (its Makefile's `build`: `scripts.build`
+    up to 3065e9a, `scripts.release.build` since).
 
     ``out`` outlives the run, so its build script finds its layer unchanged and skips pip next time.
     """
-    command = [sys.executable, "-m", "scripts.build", "--arch", arch, "--out", str(out)]
+    script = "scripts.release.build" if (tree / "scripts" / "release" / "build.py").exists() else "scripts.build"
+    command = [sys.executable, "-m", script, "--arch", arch, "--out", str(out)]
     result = subprocess.run(command, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True)
     assert result.returncode == 0, f"the build of {UPGRADE_FROM_REF} failed:\n{result.stderr.decode()[-4000:]}"
     zips = {"code": out / arch / "functions.zip", "layer": out / arch / "layer.zip"}

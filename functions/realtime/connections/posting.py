@@ -87,12 +87,48 @@ class InFlightLimit:
             self._changed.notify_all()
 
 
+class PostPace:
+    """At most `per_second` posts a second from this invocation, spaced evenly (each post takes the next
+    free slot, and waits for it): the invocation's share of the module's post budget, so that every
+    delivery invocation at once stays within it (terraform/events.tf: delivery_posts_per_second).
+    Thread-safe: the posting threads share it."""
+
+    def __init__(
+        self,
+        per_second: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._interval = 1.0 / per_second
+        self._clock = clock
+        self._sleep = sleep
+        self._next = -float("inf")
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self._interval
+        if slot > now:
+            self._sleep(slot - now)
+
+
 class Poster:
-    def __init__(self, client: Any, concurrency: int, on_gone: Callable[[str], object]) -> None:
-        """`on_gone(connection_id)` forgets a connection the gateway no longer knows (and ends its session)."""
+    def __init__(
+        self,
+        client: Any,
+        concurrency: int,
+        on_gone: Callable[[str], object],
+        pace: PostPace | None = None,
+    ) -> None:
+        """`on_gone(connection_id)` forgets a connection the gateway no longer knows (and ends its session);
+        `pace`: this invocation's share of the module's post budget (None: posts go as fast as they can)."""
         self._client = client
         self._concurrency = concurrency
         self._on_gone = on_gone
+        self._pace = pace
 
     def post(self, posts: Sequence[tuple[str, bytes]]) -> PostReport:
         """Post each (connection id, frame) once, in parallel across connections and in the given order
@@ -162,6 +198,8 @@ class Poster:
         return sum(outcome is Outcome.SENT for outcome in outcomes)
 
     def _post_one(self, connection_id: str, frame: bytes) -> Outcome:
+        if self._pace is not None:
+            self._pace.wait()
         return _call(connection_id, lambda: self._client.post_to_connection(ConnectionId=connection_id, Data=frame))
 
 

@@ -227,6 +227,8 @@ class ProcessEventsSettings:
     fanout_threshold: int = integer("FANOUT_THRESHOLD", 1, MAX_FANOUT_PAGE)
     fanout_queue_url: str = text("FANOUT_QUEUE_URL")
     subscription_shards: str = text("SUBSCRIPTION_SHARDS")  # JSON, parsed by realtime.connections.layout
+    # This invocation's share of the module's post budget (delivery_posts_per_second).
+    posts_per_second: int = integer("POSTS_PER_SECOND", 1, 1_000_000)
     presence: StoringPresence | None = section(StoringPresence, optional=True)
 
 
@@ -238,6 +240,8 @@ class FanoutSettings:
     fanout_queue_url: str = text("FANOUT_QUEUE_URL")
     fanout_page_size: int = integer("FANOUT_PAGE_SIZE", 1, MAX_FANOUT_PAGE)
     subscription_shards: str = text("SUBSCRIPTION_SHARDS")  # JSON, parsed by realtime.connections.layout
+    # This invocation's share of the module's post budget (delivery_posts_per_second).
+    posts_per_second: int = integer("POSTS_PER_SECOND", 1, 1_000_000)
     fanout_concurrency: int = integer("FANOUT_CONCURRENCY", 1, 256)
     delivery_max_attempts: int = integer("DELIVERY_MAX_ATTEMPTS", 1, 20)
     presence: EndingSessions | None = section(EndingSessions, optional=True)

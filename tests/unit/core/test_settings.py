@@ -29,6 +29,7 @@ PROCESS_EVENTS = {
     "FANOUT_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/fanout",
     "FANOUT_THRESHOLD": "500",
     "SUBSCRIPTION_SHARDS": '{"all":16}',
+    "POSTS_PER_SECOND": "195",
 }
 
 
