@@ -75,6 +75,7 @@ SCALES = {
     "default": Scale("default", (1, 10, 100, 1_000, 10_000), 40, 100, 2, (1, 10, 100), 5, 2),
     "large": Scale("large", (1, 10, 100, 1_000, 10_000, 100_000), 200, 1_000, 3, (1, 10, 100), 10, 5),
 }
+WARM_UP_CONNECTIONS = 2_000  # past fanout_threshold on each of all's 16 keys: a page job, and a worker, for each
 BROADCAST_TOPIC = "all"  # the broadcasts to simulated connections: every token's, spread over subscription_shards
 ORDERING_SOCKETS = 200  # issue 22: a burst of 30 broadcast events to 200 real sockets
 ORDERING_EVENTS = 30
@@ -386,10 +387,12 @@ class BroadcastBench:
         return {"size": size, "stack": stack, "bare": bare}
 
     def warm_up(self) -> float:
-        """A broadcast to one connection: the functions just reconfigured start cold."""
-        group = f"bench-warm-up-{self.run}"
-        with simulated_audience(self.endpoints, self.simulator, [group], f"group:{group}"):
-            return self.broadcast(f"group:{group}", 1)["seconds"]
+        """An untimed broadcast big enough for a page job on every key of `all`: the functions just
+        reconfigured start cold, and the fanout workers the first measured broadcast needs (one chain per
+        key, side by side) would otherwise each pay a cold start inside it."""
+        ids = [f"bench-warm-up-{self.run}-{n:05d}" for n in range(WARM_UP_CONNECTIONS)]
+        with simulated_audience(self.endpoints, self.simulator, ids, BROADCAST_TOPIC):
+            return self.broadcast(BROADCAST_TOPIC, WARM_UP_CONNECTIONS)["seconds"]
 
     def broadcast(self, topic: str, size: int) -> dict:
         self.simulator.reset()
@@ -428,7 +431,7 @@ def broadcasts(endpoints: dict, sizes: tuple[int, ...], concurrency: int) -> lis
     ):
         progress(f"{', '.join(pointed)} now post to the gateway simulator at {simulator.url}")
         bench = BroadcastBench(endpoints, simulator, concurrency)
-        progress(f"warm-up broadcast to one simulated connection: {bench.warm_up():.1f} s")
+        progress(f"warm-up broadcast to {WARM_UP_CONNECTIONS:,} simulated connections: {bench.warm_up():.1f} s")
         return [bench.measure(size) for size in sizes]
 
 
