@@ -208,6 +208,34 @@ module's `fanout_threshold` go through the fanout queue to parallel workers.
 """
 
 
+def render_capacity_model(results: dict) -> str:
+    """The broadcast model (scripts/lab/broadcast_model.py) on this run's figures: fitted on the 1,000 and
+    10,000 broadcasts, and on AWS's quotas from this run's CPU per post."""
+    from scripts.lab import broadcast_model
+
+    measured = {result["size"]: result["stack"]["seconds"] for result in results["broadcasts"]}
+    if "post_cpu" not in results or not all(size in measured for size in broadcast_model.FIT_SIZES):
+        return ""
+    cpu = results["post_cpu"]["signed"]["cpu_ms_per_post"]["median"]
+    large = (
+        ""
+        if broadcast_model.PREDICTED_SIZE in measured
+        else (
+            f"\n\nThis run has no {broadcast_model.PREDICTED_SIZE:,}-connection broadcast: `make bench-broadcast` (or "
+            f"`{LARGE_COMMAND}`) measures it next to the prediction."
+        )
+    )
+    return f"""## Broadcast model (fitted and reasoned)
+
+`scripts/lab/broadcast_model.py`: on the emulator, t0 + N / R fitted on this run's 1,000 and 10,000
+broadcasts above; on AWS, the same arithmetic from this run's CPU per post, the post budget, the account's
+quota less the keepalives and the page chains (its docstring gives every assumption; docs/scaling.md
+reads it).{large}
+
+{broadcast_model.render(cpu, measured)}
+"""
+
+
 def render_ordering(results: dict) -> str:
     """Empty for figures measured before the ordering section existed."""
     if "ordering" not in results:
@@ -343,6 +371,7 @@ at scale and the quotas: [scaling.md](scaling.md).
 {render_latency(results["latency"])}
 {render_throughput(results["throughput"])}
 {render_fanout(results["fanout"], results["broadcasts"])}
+{render_capacity_model(results)}
 {render_ordering(results)}
 {render_post_cpu(results)}
 {render_cold_start(results["cold_start"])}

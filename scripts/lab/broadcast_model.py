@@ -249,7 +249,7 @@ def render(cpu_ms_per_post: float, measured: dict[int, float] | None = None) -> 
             "| connections | fitted model | measured | measured / model |",
             "|---|---|---|---|",
         ]
-        for size in sorted(measured):
+        for size in sorted(size for size in measured if size >= FIT_SIZES[0]):  # smaller ones post inline
             model = fitted.seconds(size)
             lines.append(f"| {size:,} | {model:.1f} s | {measured[size]:.1f} s | {measured[size] / model:.2f} |")
     return "\n".join(lines)

@@ -151,6 +151,24 @@ def test_frame_order_is_shown_with_turns_off_and_on_side_by_side(results):
     )
 
 
+def test_the_broadcast_model_is_fitted_on_the_runs_1k_and_10k_broadcasts(results):
+    figures = {"accepted": 500, "batches": 1, "concurrency": 64, "latency_ms": 20, "posts": 500, "sent": 500}
+    results["post_cpu"] = {
+        name: figures | {"cpu_ms_per_post": {"median": 0.6, "p95": 1.0}, "posts_per_second": 1500.0}
+        for name in ("boto3", "signed", "bare")
+    }
+    results["broadcasts"][1]["stack"]["accepted"] = 10000
+
+    page = bench_report.render(results, "")
+
+    assert "## Broadcast model (fitted and reasoned)" in page
+    # 1,000 in 2.0 s, 10,000 in 10.0 s: R = 9,000 / 8 s = 1,125 posts/s, t0 = 2.0 - 1,000 / 1,125 = 1.11 s.
+    assert "t0 = 1.11 s, R = 1,125 posts/s" in page
+    assert "| 10,000 | 10.0 s | 10.0 s | 1.00 |" in page
+    assert "`make bench-broadcast`" in page  # no 100,000 in this run: where to get it
+    assert "| 1M sockets, quota 30,000/s, fanout_maximum_concurrency = 100 | 1,000,000 |" in page
+
+
 def test_plots_are_small_pngs(results, tmp_path):
     written = [
         bench_report.plot_latency(results["latency"], tmp_path / "latency.png"),
