@@ -121,7 +121,7 @@ bench: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Benchmarks against a fl
 	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.lab.bench
 
 bench-broadcast: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## On the emulator: broadcasts to 1k, 10k and 100k simulated connections in one run; the model fitted on 1k and 10k against the 100k measured, and the 1M broadcast on AWS's quotas (writes docs/benchmarks/broadcast.json; about 10 min)
-	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.lab.broadcast_model --measure
+	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.lab.bench_broadcast
 
 chaos: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Fault injection on the emulator (failing posts, DynamoDB throttling and conflicts, a crash, lost $disconnects, a network drop): writes docs/reliability.md, fails on a lost or duplicated event
 	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.lab.chaos

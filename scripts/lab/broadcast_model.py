@@ -1,7 +1,7 @@
 """How long a broadcast takes: a model fitted on the emulator, and the same arithmetic on AWS's quotas.
 
-    python -m scripts.lab.broadcast_model              # the 1M broadcast on AWS, from docs/benchmarks/results.json
-    python -m scripts.lab.broadcast_model --measure    # 1k, 10k and 100k broadcasts on a stack of its own
+    python -m scripts.lab.broadcast_model    # the 100k and 1M broadcasts on AWS, from docs/benchmarks/results.json
+    python -m scripts.lab.bench_broadcast    # make bench-broadcast: 1k, 10k and 100k broadcasts, a stack of its own
 
 **On the emulator (fitted, then measured).** A broadcast to N simulated
 connections (scripts/lab/simulated_audience.py; the gateway simulator answers
@@ -44,8 +44,6 @@ import argparse
 import json
 import math
 import os
-import sys
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -255,26 +253,11 @@ def render(cpu_ms_per_post: float, measured: dict[int, float] | None = None) -> 
     return "\n".join(lines)
 
 
-def measure(sizes: tuple[int, ...]) -> dict[int, dict]:
-    """Broadcasts of each size on a stack of its own (the bench's BroadcastBench), in one run."""
-    from scripts.lab.bench import broadcasts
-    from scripts.local.local_stack import stack_on_free_port
-
-    with tempfile.TemporaryDirectory(prefix="broadcast-") as tmp, stack_on_free_port(Path(tmp)) as endpoints:
-        return {result["size"]: result for result in broadcasts(endpoints, sizes, VARIABLES["fanout_concurrency"])}
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--measure", action="store_true", help="run 1k, 10k and 100k broadcasts on the emulator")
-    args = parser.parse_args()
-    sys.stdout.reconfigure(line_buffering=True)
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     cpu = json.loads(RESULTS.read_text())["post_cpu"]["signed"]["cpu_ms_per_post"]["median"]
     measured = None
-    if args.measure:
-        results = measure((*FIT_SIZES, PREDICTED_SIZE))
-        MEASURED.write_text(json.dumps({str(size): result for size, result in results.items()}, indent=1) + "\n")
-    if MEASURED.exists():
+    if MEASURED.exists():  # written by scripts.lab.bench_broadcast
         stored = json.loads(MEASURED.read_text())
         measured = {int(size): result["stack"]["seconds"] for size, result in stored.items()}
         incomplete = [size for size, result in stored.items() if result["stack"]["accepted"] != int(size)]
