@@ -297,10 +297,11 @@ class EventDelivery:
         self._page_size = page_size
         self._clock = clock
 
-    def deliver_stored(self, publications: Sequence[Publication]) -> DeliveryReport:
+    def deliver_stored(self, publications: Sequence[Publication], *, deadline: float | None = None) -> DeliveryReport:
         """process-events: read each topic's first page (of each of its shards, in parallel) once for
         the whole batch and post it inline; queue a page job for each (event, topic, shard) whose
-        audience goes on: the shards' chains then run side by side."""
+        audience goes on: the shards' chains then run side by side. `deadline` (time.monotonic()):
+        when the invocation ends; delivery turns wait at most half of what is left of it."""
         report = DeliveryReport()
         pages = self._connections.first_pages(_topics(publications), self._page_size)
         page_jobs = [
@@ -329,7 +330,7 @@ class EventDelivery:
         for topic, seq in seqs:
             first[topic] = min(seq, first.get(topic, seq))
             last[topic] = max(seq, last.get(topic, seq))
-        turn = self._turns.wait(first)
+        turn = self._turns.wait(first, deadline=deadline)
         report.turn_wait_ms, report.turns_late = turn.waited_ms, len(turn.late)
         if turn.late:
             logger.info("Posting before the batch ahead on these topics", extra={"topics": turn.late[:10]})

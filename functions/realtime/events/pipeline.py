@@ -225,7 +225,7 @@ class EventPipeline:
             key=idempotency_key(event_id, None if internal else producer),
         )
 
-    def process(self, batch: Sequence[PendingEvent]) -> BatchReport:
+    def process(self, batch: Sequence[PendingEvent], *, deadline: float | None = None) -> BatchReport:
         """Store every event of the batch on each of its topics, then deliver those wholly stored.
 
         An event a topic failed on (throttling, contention) is reported failed:
@@ -286,7 +286,7 @@ class EventPipeline:
                     key=event.event_key,
                 )
             )
-        report.delivery = self._delivery.deliver_stored(publications)
+        report.delivery = self._delivery.deliver_stored(publications, deadline=deadline)
         for index, event in enumerate(batch):
             if event.event_id in report.delivery.unqueued and index not in report.failed:
                 report.failed[index] = TransientError("its fan-out jobs were not queued")

@@ -7,9 +7,12 @@ early frame back (`gapGraceMs`) or reads the gap over HTTP. With turns, an
 invocation that has stored seqs n.. of a topic with subscribers to post waits,
 before posting, until the topic's `postedSeq` (item (topic, -1) of the events
 table) reaches n - 1, that is until the batch before it has posted, and marks
-its own last seq when it has. The wait is bounded (`delivery_order_wait_ms`):
-a batch whose predecessor crashed, or is still posting a large page, goes on
-after the bound, and clients put the frames in order as before. A topic never
+its own last seq when it has. The wait is bounded (`delivery_order_wait_ms`, and
+never more than half of what is left of the invocation, so that waiting can
+never make it time out: two batches can wait on each other when their events
+share two topics committed in opposite orders): a batch whose predecessor
+crashed, or is still posting a large page, goes on after the bound, and
+clients put the frames in order as before. A topic never
 marked (new, or stored by a version without turns) has nobody to wait for.
 
 Only inline posts take turns: fan-out pages of a larger audience are posted by
@@ -48,18 +51,20 @@ class DeliveryTurns:
         self._clock = clock
         self._sleep = sleep
 
-    def wait(self, first_seqs: Mapping[str, int]) -> TurnReport:
-        """Wait, at most the bound, until each topic has been posted up to the seq before `first_seqs`'."""
+    def wait(self, first_seqs: Mapping[str, int], *, deadline: float | None = None) -> TurnReport:
+        """Wait, at most the bound (and half the time left before `deadline`, on this clock), until each
+        topic has been posted up to the seq before `first_seqs`'."""
         report = TurnReport()
         pending = dict(first_seqs)
         started = self._clock()
+        bound = self._wait_seconds if deadline is None else min(self._wait_seconds, (deadline - started) / 2)
         while pending:
             marks = self._store.posted_through(pending)
             pending = {topic: seq for topic, seq in pending.items() if topic in marks and marks[topic] < seq - 1}
             elapsed = self._clock() - started
-            if not pending or elapsed >= self._wait_seconds:
+            if not pending or elapsed >= bound:
                 break
-            self._sleep(min(POLL_SECONDS, self._wait_seconds - elapsed))
+            self._sleep(min(POLL_SECONDS, bound - elapsed))
         report.waited_ms = round((self._clock() - started) * 1000)
         report.late = sorted(pending)
         return report

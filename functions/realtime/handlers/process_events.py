@@ -10,6 +10,7 @@ error, so a bug or a bad message is not retried for hours.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -128,7 +129,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     valid, failed = _parse(app, records(event))
     if valid:
         try:
-            report = app.pipeline.process([pending for _, pending in valid])
+            # Delivery turns never wait past half of what is left of this invocation (realtime.events.turns).
+            deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000
+            report = app.pipeline.process([pending for _, pending in valid], deadline=deadline)
         except Exception as error:
             logger.exception("Batch failed")
             failed += [record for record, _ in valid if _retried(app, record, error)]

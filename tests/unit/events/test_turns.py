@@ -61,6 +61,15 @@ def test_a_batch_whose_predecessor_never_posts_goes_after_the_bound_and_says_so(
     assert report.late == ["all"]  # group:ops was never marked: nobody to wait for
 
 
+def test_a_batch_never_waits_more_than_half_the_time_its_invocation_has_left(store, clock):
+    store.mark_posted("all", 10)  # the batch before never posts (crashed): only the bound ends the wait
+
+    report = turns(store, clock, bound=5.0).wait({"all": 21}, deadline=clock.now + 2.0)
+
+    assert report.waited_ms == 1000  # not 5,000: it would leave no time to post, and time out again
+    assert report.late == ["all"]
+
+
 def test_nobody_waits_on_a_topic_already_posted_up_to_its_turn_or_never_marked(store, clock, events_table):
     store.mark_posted("all", 20)
     reads = []
