@@ -11,10 +11,12 @@ PYTHON312 ?= $(shell p="$$(pyenv root 2>/dev/null)/versions/3.12.1/bin/python3.1
 VENV          := .venv
 MINISTACK_ENV := .venv-ministack
 CHECKOV_ENV   := .venv-checkov
+LOAD_ENV      := .venv-load
 PY            := $(VENV)/bin/python
 MINISTACK_VERSION := 1.5.33
 MINISTACK_BOTO3_VERSION := 1.43.106
 CHECKOV_VERSION   := 3.3.30
+LOCUST_VERSION    := 2.47.0
 
 ARCH       ?= arm64
 LOCAL_PORT ?= 4566
@@ -35,7 +37,7 @@ JS_BUNDLE  := clients/js/dist/realtime.js
 export TF_CLI_CONFIG_FILE := $(CURDIR)/terraform.rc
 export TF_IN_AUTOMATION := 1
 
-.PHONY: help install build build-js release up status logs down demo bench bench-broadcast chaos soak soak-keepalive test test-offline test-unit test-tooling test-clients test-tf validate \
+.PHONY: help install build build-js release up status logs down demo bench bench-broadcast chaos soak soak-keepalive storm test test-offline test-unit test-tooling test-clients test-tf validate \
 	test-integration test-browser test-upgrade lint lint-python lint-terraform lint-docs lint-ci docs fmt clean
 
 help: ## Show this help
@@ -61,6 +63,13 @@ $(MINISTACK_ENV)/.installed:
 	$(PYTHON312) -m venv $(MINISTACK_ENV)
 	$(MINISTACK_ENV)/bin/pip install --quiet --disable-pip-version-check \
 		ministack==$(MINISTACK_VERSION) boto3==$(MINISTACK_BOTO3_VERSION)
+	@touch $@
+
+# locust pins gevent and its own requests: a venv of its own, for make storm only.
+$(LOAD_ENV)/.installed:
+	@echo "==> Creating $(LOAD_ENV) (locust $(LOCUST_VERSION), the load tool of make storm)"
+	$(PYTHON312) -m venv $(LOAD_ENV)
+	$(LOAD_ENV)/bin/pip install --quiet --disable-pip-version-check locust==$(LOCUST_VERSION)
 	@touch $@
 
 $(CHECKOV_ENV)/.installed:
@@ -128,6 +137,9 @@ chaos: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Fault injection on the 
 
 soak: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Bounded soak run on the emulator (SOAK_MINUTES=20): latency percentiles and memory over time, tables before and after maintenance
 	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.lab.soak
+
+storm: $(VENV)/.installed $(MINISTACK_ENV)/.installed $(LOAD_ENV)/.installed ## On the emulator: STORM_USERS (1200) fallback clients at STORM_RATE (20) a second with locust, without and with a ceiling on events-api (STORM_CEILING, 4): answered, refused, timed out, recovery; writes test-artifacts/fallback-storm.md (about 15 min)
+	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.lab.fallback_storm
 
 soak-keepalive: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## KEEPALIVE_SOCKETS (1000) raw WebSockets pinging every 60 s for KEEPALIVE_MINUTES (10) on the emulator: no event lost, no invocation from keepalives; writes test-artifacts/keepalive-soak.md
 	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.lab.keepalive_soak --sockets $(KEEPALIVE_SOCKETS) --minutes $(KEEPALIVE_MINUTES)

@@ -525,7 +525,7 @@ variable "events_api_timeout" {
 }
 
 variable "events_api_reserved_concurrency" {
-  description = "Concurrent executions reserved for (and the most allowed to) events-api, or null (default) for none. Each long poll holds an execution for up to 20 s, so many clients on the HTTP fallback can take the account's unreserved concurrency from ws-connect and process-events; a cap makes extra requests fail fast with 429 (the clients retry with backoff). Size it to the fallback clients you expect at once plus headroom; the account must keep 100 executions unreserved."
+  description = "Concurrent executions reserved for (and the most allowed to) events-api, or null (default) for none. Each long poll holds an execution for up to 20 s, so many clients on the HTTP fallback can take the account's unreserved concurrency from ws-connect and process-events; past a cap, extra requests are refused at once (the HTTP API answers a throttled function with 500 on AWS, 429 on the emulator; the clients back off from both with jitter) instead of queuing behind a growing number of cold starts (make storm: a fallback storm with and without one). The GET /events route throttle (http_route_throttling) already bounds long polls at its rate x 20 s; a cap also bounds them when the account's concurrency is smaller than that. Size it to the fallback clients you expect at once plus headroom; the account must keep 100 executions unreserved."
   type        = number
   default     = null
 
