@@ -48,14 +48,68 @@ def test_layer_zip_is_byte_identical_when_rebuilt(tmp_path, built):
     assert again.read_bytes() == built["layer"].read_bytes()
 
 
-def test_zips_hold_no_caches_and_fixed_timestamps(built):
+def test_zips_hold_fixed_timestamps_and_only_the_runtimes_bytecode(built):
     for path in built.values():
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
         assert infos, f"{path.name} is empty"
         assert [info.filename for info in infos] == sorted(info.filename for info in infos)
-        assert not [i.filename for i in infos if "__pycache__" in i.filename or i.filename.endswith(".pyc")]
         assert {info.date_time for info in infos} == {build.ZIP_EPOCH}
+        names = {info.filename for info in infos}
+        caches = [name for name in names if "__pycache__" in name or name.endswith((".pyc", ".pyo"))]
+        # Only what the build compiled: one pyc per module, beside it, for the python3.12 runtime.
+        expected = {_pyc_of(name) for name in names if name.endswith(".py")}
+        assert set(caches) <= expected, sorted(set(caches) - expected)[:5]
+
+
+def _pyc_of(module: str) -> str:
+    folder, _, name = module.rpartition("/")
+    return f"{folder}/__pycache__/{name[:-3]}.cpython-312.pyc".lstrip("/")
+
+
+def test_every_module_ships_bytecode_the_runtime_uses_without_checking(built):
+    """Lambda's /var/task and /opt are read-only: Python cannot cache what it compiles there, so
+    without bytecode in the zips every cold start compiles every module it imports. Unchecked-hash
+    pycs (PEP 552, flags = 1) are used whatever the files' times, which the zips fix at 1980."""
+    for path in built.values():
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            modules = [name for name in names if name.endswith(".py")]
+            missing = [name for name in modules if _pyc_of(name) not in names]
+            # A few files no import reaches do not compile (templates, other Pythons' code): never ours.
+            assert not [name for name in missing if name.startswith("realtime/")]
+            assert len(missing) <= len(modules) // 50, missing[:5]
+            for name in modules:
+                if _pyc_of(name) in names:
+                    header = archive.read(_pyc_of(name))[:8]
+                    assert header[:4] == importlib.util.MAGIC_NUMBER, name
+                    assert int.from_bytes(header[4:8], "little") == 1, f"{name}: not an unchecked-hash pyc"
+
+
+def test_handlers_import_from_the_zips_without_compiling(tmp_path, built):
+    """Imported from the unpacked zips with bytecode writing off (as on Lambda), every handler
+    module comes from its shipped pyc: nothing is compiled at import."""
+    code, layer = tmp_path / "task", tmp_path / "opt"
+    zipfile.ZipFile(built["code"]).extractall(code)
+    zipfile.ZipFile(built["layer"]).extractall(layer)
+    probe = (
+        "import importlib, importlib.machinery as m, sys\n"
+        "compiled = []\n"
+        "original = m.SourceFileLoader.source_to_code\n"
+        "def spy(self, data, path, *a, **k):\n"
+        "    compiled.append(path)\n"
+        "    return original(self, data, path, *a, **k)\n"
+        "m.SourceFileLoader.source_to_code = spy\n"
+        f"sys.path[:0] = [{str(code)!r}, {str(layer / 'python')!r}]\n"
+        f"for name in {handler_modules(built['code'])!r}:\n"
+        "    importlib.import_module(name)\n"
+        f"print([p for p in compiled if p.startswith(({str(code)!r}, {str(layer)!r}))])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-B", "-c", probe], capture_output=True, text=True, env=_handler_environment()
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 def test_layer_leaves_boto3_to_the_runtime(built):
@@ -128,6 +182,15 @@ def test_every_handler_imports_from_the_zips_alone(tmp_path, built, tracing):
         assert f"xray from {layer}" in result.stdout
     else:
         assert "xray from None" in result.stdout
+
+
+def _handler_environment() -> dict[str, str]:
+    return {
+        "PATH": os.environ["PATH"],
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
 
 
 def _terraform_sources() -> str:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.abc
 import math
+import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from types import ModuleType
 from typing import Any
-
-import jwt
 
 from realtime.core import aws
 from realtime.core.contract import MAX_TOPICS_PER_TOKEN
@@ -31,6 +34,39 @@ MAX_TOKEN_LENGTH = 8192
 REQUIRED_CLAIMS = ["exp", "sub", "iss", "aud"]
 
 KeyResolver = Callable[[str], Sequence[Any]]  # the keys a token may be signed with, tried in order
+
+
+class _WithoutCryptography(importlib.abc.MetaPathFinder):
+    """Has `cryptography` look absent to what is imported while this finder is on sys.meta_path."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "cryptography" or name.startswith("cryptography."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+def _import_pyjwt(token_mode: str | None) -> ModuleType:
+    """PyJWT, without `cryptography` in hs256 mode.
+
+    PyJWT imports `cryptography` whenever it is installed, for its RSA, EC and EdDSA
+    algorithms: about 40 ms of every cold start of ws-connect and events-api (make bench,
+    "Cold start"). HS256 is HMAC from the standard library, so in hs256 mode PyJWT is
+    imported as if `cryptography` were absent, which it supports (`jwt.algorithms.has_crypto`
+    is then False and only the HMAC algorithms exist). jwks mode, or no mode set (tests,
+    tools), imports it as usual.
+    """
+    hs256_only = token_mode == "hs256"  # noqa: S105 (a mode's name, not a password)
+    if not hs256_only or "jwt" in sys.modules or "cryptography" in sys.modules:
+        return importlib.import_module("jwt")
+    finder = _WithoutCryptography()
+    sys.meta_path.insert(0, finder)
+    try:
+        return importlib.import_module("jwt")
+    finally:
+        sys.meta_path.remove(finder)
+
+
+jwt = _import_pyjwt(os.environ.get("TOKEN_MODE"))
 
 
 class InvalidToken(Exception):

@@ -2,9 +2,13 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import boto3
 import jwt
@@ -370,3 +374,32 @@ def test_verifier_can_be_built_directly_with_a_key_resolver():
     )
 
     assert verifier.verify(make_token("9")).topics == ("user:9", "all")
+
+
+# In a fresh interpreter: whether PyJWT loads `cryptography` is decided at its first import.
+
+
+def _import_auth_in_a_fresh_interpreter(mode: str) -> list[str]:
+    functions = Path(auth.__file__).resolve().parents[2]
+    script = (
+        "import sys\n"
+        "from realtime.core import auth\n"
+        "verifier = auth.TokenVerifier(algorithms=['HS256'], resolve_keys=lambda _t: [sys.argv[1].encode()],\n"
+        "                              issuer=sys.argv[2], audience=sys.argv[3], max_lifetime=3600)\n"
+        "print(verifier.verify(sys.argv[4]).topics, 'cryptography' in sys.modules, auth.jwt.algorithms.has_crypto)\n"
+    )
+    environment = {"PATH": os.environ["PATH"], "PYTHONPATH": str(functions), "TOKEN_MODE": mode}
+    result = subprocess.run(
+        [sys.executable, "-c", script, SECRET, ISSUER, AUDIENCE, make_token("9")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.split()
+
+
+def test_hs256_mode_verifies_tokens_without_loading_cryptography():
+    """cryptography is about 40 ms of a cold start that HS256 (HMAC) never uses."""
+    assert _import_auth_in_a_fresh_interpreter("hs256")[-2:] == ["False", "False"]
+    assert _import_auth_in_a_fresh_interpreter("jwks")[-2:] == ["True", "True"]
