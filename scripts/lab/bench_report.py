@@ -20,6 +20,7 @@ import platform
 import statistics
 from pathlib import Path
 
+from scripts.lab.provenance import source_revision
 from scripts.local.emulator import ROOT
 
 SIMULATED_POST_MS = 20  # the gateway simulator's answer time per post in the broadcasts
@@ -334,6 +335,7 @@ def render_machine(run: dict) -> str:
     machine = run["machine"]
     rows = [
         ["date", run["date"]],
+        ["commit", run.get("commit", "unknown")],
         ["command", f"`{run['command']}`"],
         ["wall time", f"{run['wall_seconds'] / 60:.1f} min"],
         ["CPU", f"{machine['cores']} cores, {machine['cpu']}"],
@@ -545,6 +547,7 @@ def cpu_model() -> str:
 def run_facts(scale: str) -> dict:
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": source_revision(),
         "command": COMMAND if scale == "default" else LARGE_COMMAND,
         "machine": {
             "cores": os.cpu_count(),

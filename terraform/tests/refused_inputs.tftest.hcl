@@ -161,7 +161,7 @@ run "refuses_14_presence_grace_period_seconds" {
   expect_failures = [var.presence_grace_period_seconds]
 }
 
-# a management endpoint over plain http (issue 20, finding 9): must be API Gateway's own
+# a management endpoint over plain http: must be API Gateway's own
 run "refuses_15_websocket_management_endpoint" {
   command = plan
 
@@ -172,7 +172,7 @@ run "refuses_15_websocket_management_endpoint" {
   expect_failures = [var.websocket_management_endpoint]
 }
 
-# a management endpoint on a host that is not API Gateway's (issue 20, finding 9): set allow_custom_management_endpoint = true for an emulator or any other host
+# a management endpoint on a host that is not API Gateway's: set allow_custom_management_endpoint = true for an emulator or any other host
 run "refuses_16_websocket_management_endpoint" {
   command = plan
 

@@ -41,6 +41,7 @@ from pathlib import Path
 from scripts.lab.chaos.harness import Outcome, Stack, drain_dead_letters
 from scripts.lab.chaos.scenarios import SCENARIOS, Spec
 from scripts.lab.fault_proxy import ProxyThread
+from scripts.lab.provenance import source_revision
 from scripts.local.emulator import ROOT, read_endpoints
 from scripts.local.local_stack import stack_on_free_port
 
@@ -110,7 +111,8 @@ def report(outcomes: Sequence[Outcome], wall_seconds: float) -> str:
         "dead-letter queue, by reason; **complete after**: from the last publish until every client had",
         "every event.",
         "",
-        f"Run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}; ministack (the emulator) runs the functions",
+        f"Run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {source_revision()}, on {machine}; ministack (the",
+        "emulator) runs the functions",
         f"on this machine. {len(outcomes)} scenarios in {wall_seconds:.0f} s.",
         "",
         "| scenario | events x clients | lost | unrepaired | duplicates after dedup | stored twice | DLQ "
