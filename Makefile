@@ -210,6 +210,8 @@ lint-docs: $(VENV)/.installed
 	$(PY) -m scripts.docs.tf_contract --check
 	@echo "==> Refused-input corpus: docs table, Terraform test, module messages (contract/vectors/refused.json)"
 	$(PY) -m scripts.docs.refused --check
+	@echo "==> Examples: outputs from the module; the emulator only in terraform/examples/local"
+	$(PY) -m scripts.docs.examples_check
 
 lint-ci: $(VENV)/.installed
 	@echo "==> CI workflow (GitHub's workflow schema) and pre-commit configuration"

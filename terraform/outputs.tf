@@ -13,8 +13,8 @@ output "websocket_stage_name" {
 }
 
 output "websocket_url" {
-  description = "URL clients connect to (wss://<api>.execute-api.<region>.amazonaws.com/<stage>), with ?token=<JWT>."
-  value       = try(aws_apigatewayv2_stage.websocket.invoke_url, null)
+  description = "URL clients connect to (wss://<api>.execute-api.<region>.amazonaws.com/<stage>), with ?token=<JWT>; on an emulator (allow_custom_management_endpoint), the websocket_management_endpoint template's ws:// form."
+  value       = try(local.client_websocket_url, null)
 }
 
 output "websocket_management_endpoint" {
@@ -32,8 +32,8 @@ output "http_api_id" {
 }
 
 output "http_api_url" {
-  description = "Base URL of the HTTP API (GET <url>/events); no trailing slash."
-  value       = try(trimsuffix(aws_apigatewayv2_stage.http.invoke_url, "/"), null)
+  description = "Base URL of the HTTP API (GET <url>/events); no trailing slash. On an emulator (allow_custom_management_endpoint), the websocket_management_endpoint template with the HTTP API's id and the $default stage."
+  value       = try(local.client_http_api_url, null)
 }
 
 ################################################################################

@@ -37,6 +37,22 @@ locals {
     : "https://${aws_apigatewayv2_api.websocket.id}.execute-api.${local.region}.${local.dns_suffix}/${var.websocket_stage_name}"
   )
 
+  # An emulator serves both APIs under its own URL scheme, the one websocket_management_endpoint's
+  # template gives (allowed by allow_custom_management_endpoint): the client URLs follow it there, so
+  # the module's outputs are right on AWS and on the emulator alike.
+  custom_api_urls = var.websocket_management_endpoint != null && var.allow_custom_management_endpoint
+  client_websocket_url = (
+    local.custom_api_urls
+    ? replace(local.websocket_management_endpoint, "/^http/", "ws")
+    : aws_apigatewayv2_stage.websocket.invoke_url
+  )
+  client_http_api_url = trimsuffix(
+    local.custom_api_urls
+    ? replace(replace(var.websocket_management_endpoint, "{api_id}", aws_apigatewayv2_api.http.id), "{stage}", "$default")
+    : aws_apigatewayv2_stage.http.invoke_url,
+    "/",
+  )
+
   # Delivery (process-events, fanout): posting frames, and closing connections whose token expired
   # (DeleteConnection is DELETE @connections/{id}).
   post_to_connections_statement = {

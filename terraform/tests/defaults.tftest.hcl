@@ -751,3 +751,21 @@ run "alarms_dashboard_and_outputs" {
     error_message = "Outputs list the seven functions and all nine log groups."
   }
 }
+
+################################################################################
+# Client URLs
+################################################################################
+
+run "client_urls_are_api_gateways_own_on_aws" {
+  command = apply
+
+  assert {
+    condition     = output.websocket_url == aws_apigatewayv2_stage.websocket.invoke_url
+    error_message = "Without a custom management endpoint, clients connect to the WebSocket stage's own invoke URL."
+  }
+
+  assert {
+    condition     = output.http_api_url == trimsuffix(aws_apigatewayv2_stage.http.invoke_url, "/")
+    error_message = "Without a custom management endpoint, the HTTP API URL is its stage's invoke URL, without a trailing slash."
+  }
+}

@@ -37,6 +37,16 @@ run "local_example_on_ministack" {
     condition     = module.realtime.websocket_management_endpoint == "http://127.0.0.1:4566/_aws/execute-api/${module.realtime.websocket_api_id}/live"
     error_message = "On ministack, process-events posts to <endpoint>/_aws/execute-api/<api>/<stage>."
   }
+
+  assert {
+    condition     = output.websocket_url == "ws://127.0.0.1:4566/_aws/execute-api/${module.realtime.websocket_api_id}/live"
+    error_message = "On ministack, clients connect to ws://<host>/_aws/execute-api/<api>/<stage>, the module's own websocket_url."
+  }
+
+  assert {
+    condition     = output.http_api_url == "http://127.0.0.1:4566/_aws/execute-api/${module.realtime.http_api_id}/$default"
+    error_message = "On ministack, the HTTP API is <endpoint>/_aws/execute-api/<api>/$default, the module's own http_api_url."
+  }
 }
 
 run "local_example_on_localstack" {

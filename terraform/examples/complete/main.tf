@@ -1,14 +1,16 @@
-provider "aws" {
-  region = var.region
-}
+# Region and credentials come from the environment (AWS_REGION, AWS_PROFILE, ...).
+provider "aws" {}
 
 data "aws_caller_identity" "current" {}
+
+data "aws_region" "current" {}
 
 data "aws_partition" "current" {}
 
 locals {
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.name
 
   tags = {
     Example     = "complete"
@@ -39,11 +41,11 @@ resource "aws_kms_key" "this" {
       {
         Sid       = "CloudWatchLogsEncryptsLogGroups"
         Effect    = "Allow"
-        Principal = { Service = "logs.${var.region}.amazonaws.com" }
+        Principal = { Service = "logs.${local.region}.amazonaws.com" }
         Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
         Resource  = "*"
         Condition = {
-          ArnLike = { "kms:EncryptionContext:aws:logs:arn" = "arn:${local.partition}:logs:${var.region}:${local.account_id}:log-group:*" }
+          ArnLike = { "kms:EncryptionContext:aws:logs:arn" = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*" }
         }
       },
       {

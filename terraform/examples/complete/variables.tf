@@ -1,9 +1,3 @@
-variable "region" {
-  description = "AWS region to deploy to."
-  type        = string
-  default     = "eu-west-1"
-}
-
 variable "name" {
   description = "Name prefix of every resource."
   type        = string

@@ -30,6 +30,8 @@ provider "aws" {
   }
 }
 
+data "aws_region" "current" {}
+
 # The dev HS256 secret, as an SSM SecureString. FOR THE EMULATOR ONLY: on AWS,
 # create the secret outside Terraform so it never lands in state.
 resource "aws_ssm_parameter" "token_secret" {

@@ -1,6 +1,6 @@
 output "region" {
-  description = "Region of the local stack."
-  value       = "us-east-1"
+  description = "Region of the stack (the provider's)."
+  value       = data.aws_region.current.name
 }
 
 output "endpoint" {
@@ -9,8 +9,8 @@ output "endpoint" {
 }
 
 output "websocket_url" {
-  description = "WebSocket URL on the emulator: ws://host:port/_aws/execute-api/<api id>/<stage> (add ?token=<JWT>)."
-  value       = "${replace(var.endpoint, "/^http/", "ws")}/_aws/execute-api/${module.realtime.websocket_api_id}/${module.realtime.websocket_stage_name}"
+  description = "WebSocket URL clients connect to (add ?token=<JWT>): on ministack ws://host:port/_aws/execute-api/<api id>/<stage>."
+  value       = module.realtime.websocket_url
 }
 
 output "websocket_management_endpoint" {
@@ -19,8 +19,8 @@ output "websocket_management_endpoint" {
 }
 
 output "http_api_url" {
-  description = "HTTP API base URL on the emulator (GET <url>/events)."
-  value       = "${var.endpoint}/_aws/execute-api/${module.realtime.http_api_id}/$default"
+  description = "HTTP API base URL (GET <url>/events): on ministack http://host:port/_aws/execute-api/<api id>/$default."
+  value       = module.realtime.http_api_url
 }
 
 output "websocket_api_id" {

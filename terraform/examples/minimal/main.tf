@@ -18,6 +18,10 @@ module "realtime" {
     audience                  = var.token_audience
   }
 
+  # The browser client reads GET /events from the app's pages when the socket cannot open:
+  # without the app's origin here, the browser refuses every answer.
+  cors_allow_origins = var.app_origins
+
   # WebSocket stage access logs need API Gateway's account-level CloudWatch
   # role. Set to false if the account and region already have one.
   create_api_gateway_cloudwatch_role = var.create_api_gateway_cloudwatch_role

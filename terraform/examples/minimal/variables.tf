@@ -14,6 +14,11 @@ variable "token_audience" {
   type        = string
 }
 
+variable "app_origins" {
+  description = "Origins of the web app whose pages use the HTTP fallback (e.g. [\"https://app.example.com\"]): browsers refuse its answers to any other origin (CORS)."
+  type        = list(string)
+}
+
 variable "create_api_gateway_cloudwatch_role" {
   description = "Create API Gateway's account-level CloudWatch Logs role (false if the account already has one)."
   type        = bool
