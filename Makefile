@@ -210,6 +210,8 @@ lint-docs: $(VENV)/.installed
 	$(PY) -m scripts.docs.tf_contract --check
 	@echo "==> Refused-input corpus: docs table, Terraform test, module messages (contract/vectors/refused.json)"
 	$(PY) -m scripts.docs.refused --check
+	@echo "==> Docs: cited paths, make targets, module inputs and defaults exist and match"
+	$(PY) -m scripts.docs.docs_truth
 	@echo "==> Examples: outputs from the module; the emulator only in terraform/examples/local"
 	$(PY) -m scripts.docs.examples_check
 

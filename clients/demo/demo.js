@@ -145,11 +145,23 @@ function signIn(user) {
     $('transport').textContent = `via ${meta.transport}`;
     renderEvent(event, meta);
   });
-  client.onPresence((update) => {
-    presence.set(update.userId, update.online);
+  // Who of the other demo users is online: GET /presence merged with the live presence events.
+  const roster = client.presenceRoster(config.users.map((u) => u.id).filter((id) => id !== user));
+  demo.roster = roster;
+  let known = false; // until GET /presence answers, a user not seen online is "not known yet"
+  const showRoster = () => {
+    for (const id of roster.users) presence.set(id, roster.members.has(id) || (known ? false : 'unknown'));
     renderPresence();
-  });
-  loadPresence(user).catch(() => {});
+  };
+  roster.onAdded(showRoster);
+  roster.onRemoved(showRoster);
+  roster.ready.then(
+    () => {
+      known = true;
+      showRoster();
+    },
+    (error) => console.warn('[demo] presence', error),
+  );
 }
 
 function tokenUrl(user) {
@@ -164,21 +176,6 @@ function signOut() {
   sessionStorage.removeItem(`demo.cursor.${demo.user}`);
   sessionStorage.removeItem('demo.user');
   location.search = '';
-}
-
-async function loadPresence(user) {
-  // GET /presence, where the stack has it; otherwise presence fills in from events.
-  const others = config.users.map((u) => u.id).filter((id) => id !== user);
-  const token = (await (await fetch(tokenUrl(user))).json()).token;
-  const response = await fetch(`${config.httpUrl}/presence?users=${others.join(',')}`, {
-    headers: { Authorization: `Bearer ${token}` },
-  });
-  if (!response.ok) return;
-  const { users } = await response.json();
-  for (const [id, state] of Object.entries(users || {})) {
-    if (presence.get(id) === 'unknown') presence.set(id, Boolean(state.online));
-  }
-  renderPresence();
 }
 
 function fillAudience(user) {

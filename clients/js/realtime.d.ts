@@ -52,6 +52,29 @@ export interface PresenceUpdate {
   event: RealtimeEvent;
 }
 
+/** One user of a roster who is online now. */
+export interface PresenceMember {
+  userId: string;
+  sessions?: number;
+  lastSeen?: string | null;
+  version?: number;
+}
+
+/** GET /presence's answer: the users the token may watch, the others left out. */
+export interface PresenceAnswer {
+  users: Record<string, { online: boolean; sessions: number; lastSeen: string | null; version: number }>;
+}
+
+/** A roster the client feeds: GET /presence merged with its presence updates. */
+export interface LiveRoster extends PresenceRoster {
+  /** Settles once the first GET /presence answer is merged. */
+  readonly ready: Promise<LiveRoster>;
+  /** Read GET /presence again and merge it. */
+  refresh(): Promise<LiveRoster>;
+  /** Stop following the client's presence updates. */
+  close(): void;
+}
+
 export interface StateInfo {
   reason?: string;
   at: number;
@@ -203,6 +226,10 @@ export declare class RealtimeClient {
   onPresence(handler: (update: PresenceUpdate, meta: DeliveryMeta) => void): () => void;
   onState(handler: (state: ConnectionState, info: StateInfo) => void): () => void;
   onError(handler: (error: Error) => void): () => void;
+  /** The presence of some users now (GET /presence); throws HttpError. */
+  getPresence(users: Iterable<string>): Promise<PresenceAnswer>;
+  /** Who of `users` is online, kept current: added/removed as they come and go. */
+  presenceRoster(users: Iterable<string>): LiveRoster;
   /** Retry the WebSocket now instead of after the backoff. */
   reconnectNow(): void;
   close(): void;
@@ -265,6 +292,17 @@ export declare class EventTracker {
 
 export declare class PresenceTracker {
   update(event: RealtimeEvent): PresenceUpdate | null;
+}
+
+/** Who of some users is online: per user the higher version wins, snapshot or update. */
+export declare class PresenceRoster {
+  constructor(users: Iterable<string>);
+  readonly users: Set<string>;
+  readonly members: Map<string, PresenceMember>;
+  onAdded(handler: (member: PresenceMember) => void): () => void;
+  onRemoved(handler: (member: PresenceMember) => void): () => void;
+  applySnapshot(answer: PresenceAnswer): void;
+  applyUpdate(update: PresenceUpdate): void;
 }
 
 export declare class HttpError extends Error {

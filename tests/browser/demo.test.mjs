@@ -150,6 +150,30 @@ describe('the demo page in Chromium', () => {
     await context.close();
   });
 
+  it('a presence roster shows a teammate coming online and going offline', async () => {
+    const [watcher, teammate, team] = [unique('watcher'), unique('mate'), unique('team')];
+    const { page, context } = await openPage(watcher, { groups: [team] });
+    await waitState(page, 'open');
+    // The client's roster API, as an app would use it: GET /presence, then the live presence events.
+    const before = await page.evaluate(async (id) => {
+      window.testRoster = window.demo.client.presenceRoster([id]);
+      window.testRosterSeen = [];
+      window.testRoster.onAdded((m) => window.testRosterSeen.push(`+${m.userId}`));
+      window.testRoster.onRemoved((m) => window.testRosterSeen.push(`-${m.userId}`));
+      await window.testRoster.ready;
+      return [...window.testRoster.members.keys()];
+    }, teammate);
+    assert.deepEqual(before, []);
+
+    const other = await openPage(teammate, { groups: [team] });
+    await waitState(other.page, 'open');
+    await page.waitForFunction((id) => window.testRoster.members.has(id), teammate, { timeout: WAIT });
+    await other.context.close(); // the teammate's only session ends: offline after the grace period
+    await page.waitForFunction((id) => !window.testRoster.members.has(id), teammate, { timeout: 2 * WAIT });
+    assert.deepEqual(await page.evaluate(() => window.testRosterSeen), [`+${teammate}`, `-${teammate}`]);
+    await context.close();
+  });
+
   it('with WebSocket construction blocked, receives the same events over HTTP', async () => {
     const user = unique('fwuser');
     const blocked = await openPage(user, { blockWebSocket: true });

@@ -70,7 +70,8 @@ def test_npm_tarball_ships_the_bundle_its_types_and_readme(npm_tarball):
     with tarfile.open(npm_tarball) as tarball:
         names = sorted(tarball.getnames())
         shipped = tarball.extractfile("package/dist/realtime.js").read()
-    assert names == [f"package/{name}" for name in ("README.md", "dist/realtime.js", "package.json", "realtime.d.ts")]
+    expected = ("LICENSE", "README.md", "dist/realtime.js", "package.json", "realtime.d.ts")
+    assert names == [f"package/{name}" for name in expected]
     assert shipped == release.JS_BUNDLE.read_bytes()
 
 
@@ -128,12 +129,17 @@ def test_wheels_install_and_import_in_a_clean_venv(tmp_path, wheels):
     found = json.loads(result.stdout)
     assert all(file.startswith(str(venv)) for file in found["files"]), found["files"]
     assert found["versions"] == [VERSION, VERSION]
-    assert [Requirement(text).name for text in found["publisher_requires"]] == ["boto3"]
+    requires = [Requirement(text) for text in found["publisher_requires"]]
+    # Publishing needs boto3 alone; PyJWT only with the `tokens` extra (minting).
+    assert [r.name for r in requires if r.marker is None] == ["boto3"]
+    assert [r.name for r in requires if r.marker is not None and r.marker.evaluate({"extra": "tokens"})] == ["pyjwt"]
     subprocess.run([python, "-m", "pip", "check"], check=True, env=env, cwd=tmp_path, capture_output=True)
 
 
 CONSUMER = """\
-import { connect, EventTracker, type RealtimeEvent, type ConnectionState } from 'realtime-events-client';
+import {
+  connect, EventTracker, type RealtimeEvent, type ConnectionState, type LiveRoster, type PresenceMember,
+} from 'realtime-events-client';
 
 interface OrderUpdated { orderId: string; status: string }
 
@@ -148,6 +154,9 @@ client.on('order.updated', (event: RealtimeEvent, meta) => {
   console.log(data.orderId, seq, meta.transport);
 });
 client.onState((state: ConnectionState) => console.log(state));
+const roster: LiveRoster = client.presenceRoster(['bob']);
+roster.onAdded((member: PresenceMember) => console.log(member.userId, member.sessions));
+roster.ready.then((r) => console.log([...r.members.keys()]));
 export const tracker: EventTracker = new EventTracker();
 client.close();
 """
@@ -203,3 +212,25 @@ def test_the_package_types_reject_a_wrong_option(scratch_project):
     result = run_tsc(scratch_project, MISUSE)
     assert result.returncode != 0
     assert "'number' is not assignable to type '() => string | Promise<string>'" in result.stdout
+
+
+def test_every_package_carries_the_licence_text_and_a_readme(wheels, npm_tarball):
+    licence = (release.ROOT / "LICENSE").read_text()
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as archive:
+            names = archive.namelist()
+            (licence_file,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+            assert archive.read(licence_file).decode() == licence, wheel.name
+            metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+        assert "License-File: LICENSE" in metadata, wheel.name
+        assert "Description-Content-Type: text/markdown" in metadata, f"{wheel.name} has no README"
+    with tarfile.open(npm_tarball) as tarball:
+        assert tarball.extractfile("package/LICENSE").read().decode() == licence
+
+
+def test_the_publisher_installs_on_the_pythons_its_code_runs_on(wheels):
+    (publisher,) = [w for w in wheels if w.name.startswith("realtime_events_publisher-")]
+    with zipfile.ZipFile(publisher) as archive:
+        metadata = archive.read(next(n for n in archive.namelist() if n.endswith("METADATA"))).decode()
+    assert "Requires-Python: >=3.11" in metadata
+    assert "Provides-Extra: tokens" in metadata

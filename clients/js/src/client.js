@@ -4,8 +4,8 @@
 // events are handed on. What to hand on, and in which order, is the tracker's.
 // Python: realtime_client/client.py RealtimeClient.
 import { Backoff } from './backoff.js';
-import { HttpError, eventsUrl, retryAfterMs } from './http.js';
-import { PresenceTracker } from './presence.js';
+import { HttpError, eventsUrl, presenceUrl, retryAfterMs } from './http.js';
+import { PresenceRoster, PresenceTracker } from './presence.js';
 import { EventTracker } from './tracker.js';
 import { detach, safeClose, socketUrl } from './websocket.js';
 
@@ -161,6 +161,48 @@ export class RealtimeClient {
   onPresence(handler) {
     this._presenceHandlers.add(handler);
     return () => this._presenceHandlers.delete(handler);
+  }
+
+  /**
+   * The presence of `users` now (GET /presence): `{ users: { <id>: { online, sessions, lastSeen, version } } }`,
+   * only users the token may watch (its own user, presence:<id> topics, shared groups). Throws HttpError.
+   */
+  async getPresence(users) {
+    const url = presenceUrl(this.httpUrl, users);
+    let token = this._token || (await this._freshToken());
+    for (let attempt = 0; ; attempt += 1) {
+      const response = await this._request(url, token, null, 15000);
+      if (response.status === 401 && attempt === 0) {
+        token = await this._freshToken();
+        continue;
+      }
+      if (!response.ok) {
+        const body = await response.json().catch(() => null);
+        throw new HttpError(response.status, body?.error, {
+          retryAfterMs: retryAfterMs(response.headers?.get?.('Retry-After') ?? null, this._clock.now()),
+        });
+      }
+      return response.json();
+    }
+  }
+
+  /**
+   * A live members view of `users`: who of them is online, from GET /presence merged with the
+   * presence events this client hands on (the token must carry them: presence:<id> topics, or
+   * group presence). `roster.ready` settles once the first answer is merged; `roster.refresh()`
+   * reads it again; `roster.close()` stops following.
+   */
+  presenceRoster(users) {
+    const roster = new PresenceRoster(users);
+    const stop = this.onPresence((update) => roster.applyUpdate(update));
+    roster.refresh = async () => {
+      roster.applySnapshot(await this.getPresence([...roster.users]));
+      return roster;
+    };
+    roster.close = () => stop();
+    roster.ready = roster.refresh();
+    roster.ready.catch(() => {}); // the caller awaits it; an unobserved failure must not crash the page
+    return roster;
   }
 
   /** handler(state, info) on every change of connecting | open | fallback | closed. */

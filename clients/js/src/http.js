@@ -45,3 +45,8 @@ export function eventsUrl(httpUrl, query, { limit, wait = 0 }) {
   if (wait > 0) params.set('wait', String(wait));
   return `${httpUrl}/events?${params}`;
 }
+
+/** The URL of GET /presence for some users (comma-separated, as the API takes them). */
+export function presenceUrl(httpUrl, users) {
+  return `${httpUrl}/presence?${new URLSearchParams({ users: [...users].join(',') })}`;
+}

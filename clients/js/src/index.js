@@ -26,6 +26,6 @@
 export { Backoff } from './backoff.js';
 export { decodeCursor, encodeCursor } from './cursor.js';
 export { EventTracker } from './tracker.js';
-export { PresenceTracker } from './presence.js';
+export { PresenceRoster, PresenceTracker } from './presence.js';
 export { HttpError, retryAfterMs } from './http.js';
 export { STATES, TOKEN_EXPIRED, RealtimeClient, connect } from './client.js';

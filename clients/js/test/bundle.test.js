@@ -38,6 +38,7 @@ describe('dist/realtime.js', () => {
       'Backoff',
       'EventTracker',
       'HttpError',
+      'PresenceRoster',
       'PresenceTracker',
       'RealtimeClient',
       'STATES',

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { RealtimeClient } from '../src/index.js';
+import { PresenceRoster, RealtimeClient } from '../src/index.js';
 import { FakeClock, FakeDocument, FakeServer, FakeWindow } from './fakes.js';
 
 function setup(options = {}, serverSetup = () => {}) {
@@ -656,5 +656,71 @@ describe('RealtimeClient: application side', () => {
     assert.deepEqual(typed, [1]);
     assert.deepEqual(presence, ['bob:true:2']);
     client.close();
+  });
+});
+
+describe('RealtimeClient: presence rosters', () => {
+  const watching = (s) => {
+    for (const user of ['bob', 'carol']) {
+      s.topics.push(`presence:${user}`);
+      s.store.set(`presence:${user}`, []);
+    }
+  };
+
+  it('starts from GET /presence and follows the presence events, added and removed once each', async () => {
+    const { clock, server, client } = setup({}, (s) => {
+      watching(s);
+      s.presence.set('bob', { online: true, sessions: 2, lastSeen: '2026-12-06T10:00:00Z', version: 4 });
+      s.presence.set('carol', { online: false, sessions: 0, lastSeen: '2026-12-06T09:00:00Z', version: 2 });
+    });
+    const roster = client.presenceRoster(['bob', 'carol']);
+    const seen = [];
+    roster.onAdded((m) => seen.push(`+${m.userId}`));
+    roster.onRemoved((m) => seen.push(`-${m.userId}`));
+    await clock.advance(10);
+    await roster.ready;
+    assert.deepEqual([...roster.members.keys()], ['bob']);
+    assert.equal(roster.members.get('bob').sessions, 2);
+    const request = server.requests.find((r) => r.path === '/presence');
+    assert.equal(request.params.users, 'bob,carol');
+    assert.match(request.token, /^token-/);
+
+    server.publish('presence:carol', 'presence.online', { userId: 'carol', version: 3, lastSeen: '2026-12-06T11:00:00Z' });
+    server.publish('presence:bob', 'presence.offline', { userId: 'bob', version: 6 });
+    server.publish('presence:carol', 'presence.online', { userId: 'carol', version: 3 }); // the same update again
+    await clock.advance(10);
+    assert.deepEqual(seen, ['+bob', '+carol', '-bob']);
+    assert.deepEqual([...roster.members.keys()], ['carol']);
+    assert.equal(roster.members.get('carol').lastSeen, '2026-12-06T11:00:00Z');
+
+    roster.close();
+    server.publish('presence:bob', 'presence.online', { userId: 'bob', version: 8 });
+    await clock.advance(10);
+    assert.deepEqual(seen, ['+bob', '+carol', '-bob']);
+    client.close();
+  });
+});
+
+describe('PresenceRoster: the higher version wins, snapshot or update', () => {
+  const update = (userId, online, version) => ({ userId, online, version, data: {} });
+
+  it('a snapshot read before a flip never undoes it; a stale update never undoes a newer snapshot', () => {
+    const roster = new PresenceRoster(['bob', 'dave']);
+    const seen = [];
+    roster.onAdded((m) => seen.push(`+${m.userId}@${m.version}`));
+    roster.onRemoved((m) => seen.push(`-${m.userId}@${m.version}`));
+
+    roster.applyUpdate(update('bob', false, 7)); // bob went offline at 7 ...
+    roster.applySnapshot({ users: { bob: { online: true, sessions: 1, lastSeen: null, version: 5 } } }); // ... read at 5
+    assert.deepEqual([...roster.members.keys()], []);
+
+    roster.applySnapshot({ users: { dave: { online: true, sessions: 1, lastSeen: null, version: 9 } } });
+    roster.applyUpdate(update('dave', false, 8)); // older than the snapshot
+    assert.deepEqual([...roster.members.keys()], ['dave']);
+
+    roster.applyUpdate(update('dave', false, 10));
+    roster.applyUpdate(update('mallory', true, 1)); // not watched by this roster
+    assert.deepEqual(seen, ['+dave@9', '-dave@10']);
+    assert.deepEqual([...roster.members.keys()], []);
   });
 });

@@ -63,6 +63,7 @@ export class FakeServer {
     this.validTokens = null; // a Set to enforce, or null for any token
     this.waiters = new Set();
     this.published = 0;
+    this.presence = new Map(); // userId -> GET /presence's state of a user the token may watch
     const server = this;
 
     this.WebSocket = class FakeWebSocket {
@@ -136,6 +137,10 @@ export class FakeServer {
       }
       if (this.validTokens && !this.validTokens.has(token)) {
         return response(401, { error: { code: 'unauthorized', message: 'token expired' } });
+      }
+      if (u.pathname === '/presence') {
+        const users = (u.searchParams.get('users') ?? '').split(',').filter(Boolean);
+        return response(200, { users: Object.fromEntries(users.filter((id) => this.presence.has(id)).map((id) => [id, this.presence.get(id)])) });
       }
       const cursorParam = u.searchParams.get('cursor');
       const since = u.searchParams.get('since');

@@ -1,9 +1,11 @@
 """asyncio client for realtime events and presence (WebSocket, HTTP long-poll fallback, gap repair)."""
 
-from .client import ClientStats, ConnectionRefused, Delivery, HttpError, RealtimeClient, connect
+from .client import ClientStats, ConnectionRefused, Delivery, HttpError, LiveRoster, RealtimeClient, connect
 from .tracker import (
     Backoff,
     EventTracker,
+    PresenceMember,
+    PresenceRoster,
     PresenceTracker,
     PresenceUpdate,
     decode_cursor,
@@ -18,6 +20,9 @@ __all__ = [
     "Delivery",
     "EventTracker",
     "HttpError",
+    "LiveRoster",
+    "PresenceMember",
+    "PresenceRoster",
     "PresenceTracker",
     "PresenceUpdate",
     "RealtimeClient",

@@ -27,7 +27,7 @@ import inspect
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
@@ -37,7 +37,16 @@ import httpx
 import websockets
 from websockets.asyncio.client import connect as ws_connect_default
 
-from .tracker import Backoff, Event, EventTracker, PresenceTracker, PresenceUpdate, Since, TrackerStats
+from .tracker import (
+    Backoff,
+    Event,
+    EventTracker,
+    PresenceRoster,
+    PresenceTracker,
+    PresenceUpdate,
+    Since,
+    TrackerStats,
+)
 
 State = Literal["connecting", "open", "fallback", "closed"]
 Transport = Literal["websocket", "http"]
@@ -143,6 +152,33 @@ class _RetryBackoffs:
     def reset(self) -> None:
         self.failed.reset()
         self.throttled.reset()
+
+
+def _http_error(response: httpx.Response) -> HttpError:
+    """An answer other than 200 as the HttpError it means, with its Retry-After."""
+    retry_after = retry_after_seconds(response.headers.get("Retry-After"), time.time())
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    details = body.get("error") if isinstance(body, dict) else None
+    return HttpError(response.status_code, details if isinstance(details, dict) else None, retry_after=retry_after)
+
+
+class LiveRoster(PresenceRoster):
+    """A PresenceRoster a client feeds: its presence updates as they are handed on, GET /presence on refresh."""
+
+    def __init__(self, users: Iterable[str], client: RealtimeClient) -> None:
+        super().__init__(users)
+        self._client = client
+        self._stop = client.on_presence(lambda update, _meta: self.apply_update(update))
+
+    async def refresh(self) -> LiveRoster:
+        self.apply_snapshot(await self._client.get_presence(sorted(self.users)))
+        return self
+
+    def close(self) -> None:
+        self._stop()
 
 
 class RealtimeClient:
@@ -537,6 +573,36 @@ class RealtimeClient:
         self._token = token
         return token
 
+    async def get_presence(self, users: Iterable[str]) -> dict:
+        """The presence of ``users`` now (``GET /presence``): ``{"users": {<id>: {"online", "sessions",
+        "lastSeen", "version"}}}``, only users the token may watch (its own, presence:<id> topics, shared
+        groups). Raises HttpError. Needs the client started (its HTTP client)."""
+        if self._http is None:
+            raise RuntimeError("start the client first (async with client, or await client.start())")
+        token = self._token or await self._fresh_token()
+        for attempt in range(2):
+            response = await self._http.get(
+                f"{self.http_url}/presence",
+                params={"users": ",".join(users)},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=15,
+            )
+            if response.status_code == 401 and attempt == 0:
+                token = await self._fresh_token()
+                continue
+            if response.status_code != 200:
+                raise _http_error(response)
+            return response.json()
+        raise AssertionError("unreachable")
+
+    async def presence_roster(self, users: Iterable[str]) -> LiveRoster:
+        """A live members view of ``users``: ``GET /presence`` merged with the presence events this client
+        hands on (the token must carry them: presence:<id> topics, or group presence). Returns once the
+        first answer is merged; ``await roster.refresh()`` reads it again, ``roster.close()`` stops following."""
+        roster = LiveRoster(users, self)
+        await roster.refresh()
+        return roster
+
     async def _get_events(self, wait: int = 0) -> dict:
         assert self._http is not None
         query = self.tracker.fetch_query()
@@ -555,15 +621,7 @@ class RealtimeClient:
                 token = await self._fresh_token()  # expired or rotated: one retry with a new token
                 continue
             if response.status_code != 200:
-                retry_after = retry_after_seconds(response.headers.get("Retry-After"), time.time())
-                try:
-                    body = response.json()
-                except ValueError:
-                    body = None
-                details = body.get("error") if isinstance(body, dict) else None
-                error = HttpError(
-                    response.status_code, details if isinstance(details, dict) else None, retry_after=retry_after
-                )
+                error = _http_error(response)
                 if error.code == "invalid_cursor" and "cursor" in query:
                     # Not a cursor of this deployment (saved from elsewhere, a table rebuilt): say so, start over.
                     self._emit_error(error)

@@ -421,3 +421,76 @@ def exactly_once_in_order(events: Iterable[Event]) -> list[str]:
                 problems.append(f"{topic}: expected seq {expected}, got {seq}")
             last[topic] = seq
     return problems
+
+
+@dataclass
+class PresenceMember:
+    """One user of a roster who is online now."""
+
+    user_id: str
+    sessions: int | None = None
+    last_seen: str | None = None
+    version: int | None = None
+
+
+class PresenceRoster:
+    """Who of some users is online: fed by a ``GET /presence`` answer (``apply_snapshot``) and by the
+    presence updates the client hands on (``apply_update``). Per user the higher version wins, whichever
+    arrives first, so a snapshot read before a flip never undoes it and a stale update never undoes a
+    newer snapshot. ``on_added`` handlers run when a user comes online, ``on_removed`` when one goes
+    offline (with what was known of it)."""
+
+    def __init__(self, users: Iterable[str]) -> None:
+        self.users = set(users)
+        self.members: dict[str, PresenceMember] = {}
+        self._versions: dict[str, int] = {}
+        self._added: list[Callable[[PresenceMember], Any]] = []
+        self._removed: list[Callable[[PresenceMember], Any]] = []
+
+    def on_added(self, handler: Callable[[PresenceMember], Any]) -> Callable[[], None]:
+        self._added.append(handler)
+        return lambda: self._added.remove(handler)
+
+    def on_removed(self, handler: Callable[[PresenceMember], Any]) -> Callable[[], None]:
+        self._removed.append(handler)
+        return lambda: self._removed.remove(handler)
+
+    def apply_snapshot(self, answer: Mapping[str, Any]) -> None:
+        """A ``GET /presence`` answer: ``{"users": {<id>: {"online", "sessions", "lastSeen", "version"}}}``."""
+        users = answer.get("users") if isinstance(answer, Mapping) else None
+        for user_id, state in (users if isinstance(users, Mapping) else {}).items():
+            if user_id in self.users and isinstance(state, Mapping):
+                self._apply(user_id, bool(state.get("online")), state.get("sessions"), state.get("lastSeen"),
+                            state.get("version"))  # fmt: skip
+
+    def apply_update(self, update: PresenceUpdate) -> None:
+        """A presence update as the client hands it on (PresenceTracker.update)."""
+        if update.user_id in self.users:
+            self._apply(update.user_id, update.online, None, update.data.get("lastSeen"), update.version)
+
+    def _apply(self, user_id: str, online: bool, sessions: Any, last_seen: Any, version: Any) -> None:
+        if isinstance(version, int) and not isinstance(version, bool):
+            held = self._versions.get(user_id)
+            if held is not None and version <= held:
+                return  # older than what the roster shows
+            self._versions[user_id] = version
+        else:
+            version = None
+        before = self.members.get(user_id)
+        if online:
+            member = PresenceMember(
+                user_id,
+                sessions if isinstance(sessions, int) else (before.sessions if before else None),
+                last_seen if isinstance(last_seen, str) else (before.last_seen if before else None),
+                version,
+            )
+            self.members[user_id] = member
+            if before is None:
+                for handler in list(self._added):
+                    handler(member)
+        elif before is not None:
+            del self.members[user_id]
+            last = last_seen if isinstance(last_seen, str) else before.last_seen
+            gone = PresenceMember(user_id, before.sessions, last, version)
+            for handler in list(self._removed):
+                handler(gone)

@@ -15,8 +15,11 @@ import pytest
 import websockets
 from realtime_client import ConnectionRefused, RealtimeClient, encode_cursor, exactly_once_in_order
 from realtime_publisher import Publisher
+from realtime_publisher.tokens import TokenMinter
 from stored_events import write_events
 from websockets.asyncio.server import serve
+
+from scripts.local.mint_token import LOCAL_AUDIENCE, LOCAL_ISSUER
 
 pytestmark = pytest.mark.integration
 
@@ -532,3 +535,51 @@ def test_the_session_past_the_users_limit_is_refused_with_a_clear_error(stack, t
             await socket.close()
 
     run(scenario())
+
+
+def test_the_consumer_path_sdk_token_roster_and_an_event(stack, aws, publisher):
+    """What a new user's app does: tokens minted by the publisher SDK from the parameter the module
+    reads, a client with a presence roster of the people it watches, and an event from the server."""
+    minter = TokenMinter.from_ssm(
+        stack["token_secret_ssm_parameter"], ssm_client=aws("ssm"), issuer=LOCAL_ISSUER, audience=LOCAL_AUDIENCE
+    )
+    watcher, watched, team = unique("ann"), unique("ben"), unique("desk")
+
+    async def scenario():
+        ann = RealtimeClient(
+            stack["websocket_url"], stack["http_api_url"], lambda: minter.mint(watcher, topics=[f"presence:{watched}"])
+        )
+        ben = RealtimeClient(stack["websocket_url"], stack["http_api_url"], lambda: minter.mint(watched, groups=[team]))
+        got: list[dict] = []
+        ann.on("desk.note", lambda event, _meta: got.append(event))
+        async with ann:
+            await ann.wait_for_state("open", timeout=30)
+            roster = await ann.presence_roster([watched])
+            assert roster.members == {}  # ben is not connected yet
+            came, left = asyncio.Event(), asyncio.Event()
+            roster.on_added(lambda _m: came.set())
+            roster.on_removed(lambda _m: left.set())
+
+            async with ben:
+                await ben.wait_for_state("open", timeout=30)
+                await asyncio.wait_for(came.wait(), 30)
+                assert list(roster.members) == [watched]
+                assert roster.members[watched].version is not None
+                # A fresh roster reads the same from GET /presence.
+                assert watched in (await ann.presence_roster([watched])).members
+
+            publisher.publish("desk.note", {"text": "hello"}, audience=[f"user:{watcher}"])
+            await until_true(lambda: len(got) == 1, 30)
+            assert got[0]["data"] == {"text": "hello"}
+            await asyncio.wait_for(left.wait(), 60)  # ben's last session ended: offline after the grace period
+            assert roster.members == {}
+
+    run(scenario())
+
+
+async def until_true(predicate, timeout: float) -> None:
+    async def poll():
+        while not predicate():
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(poll(), timeout)

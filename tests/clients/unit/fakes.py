@@ -88,6 +88,7 @@ class FakeServer:
         self.refusals: list[tuple[int, str | None]] = []
         self.valid_tokens: set[str] | None = None
         self.published = 0
+        self.presence: dict[str, dict] = {}  # user id -> GET /presence's state of a user the token may watch
         self.changed = asyncio.Event()
         self.http = httpx.AsyncClient(transport=httpx.MockTransport(self._handle))
 
@@ -117,6 +118,9 @@ class FakeServer:
             return httpx.Response(status, headers=headers, json={"error": {"code": "throttled", "message": "not now"}})
         if self.valid_tokens is not None and token not in self.valid_tokens:
             return httpx.Response(401, json={"error": {"code": "unauthorized", "message": "expired"}})
+        if request.url.path == "/presence":
+            users = [u for u in params.get("users", "").split(",") if u in self.presence]
+            return httpx.Response(200, json={"users": {u: self.presence[u] for u in users}})
         positions = decode_cursor(params["cursor"]) if "cursor" in params else {}
         if positions is None or any(seq > len(self.store.get(topic, ())) for topic, seq in positions.items()):
             return httpx.Response(400, json={"error": {"code": "invalid_cursor", "message": "bad cursor"}})

@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 import websockets
-from realtime_client import ConnectionRefused, HttpError, RealtimeClient, encode_cursor, exactly_once_in_order
+from realtime_client import (
+    ConnectionRefused,
+    HttpError,
+    PresenceRoster,
+    PresenceUpdate,
+    RealtimeClient,
+    encode_cursor,
+    exactly_once_in_order,
+)
 from realtime_client.client import RETRY_AFTER_MAX, retry_after_seconds
 from websockets.datastructures import Headers
 from websockets.http11 import Response
@@ -567,3 +575,61 @@ def test_dedupe_by_id_is_the_deprecated_name_of_dedupe_events():
     assert client.tracker.dedupe_events is False
     renamed = RealtimeClient("ws://ws.test", "http://api.test", lambda: "t", dedupe_events=False)
     assert renamed.tracker.dedupe_events is False
+
+
+# --- presence rosters ------------------------------------------------------------------------------------------
+
+
+def test_a_roster_starts_from_get_presence_and_follows_the_presence_events():
+    async def scenario():
+        def setup(server):
+            for user in ("bob", "carol"):
+                server.topics.append(f"presence:{user}")
+                server.store[f"presence:{user}"] = []
+            server.presence["bob"] = {"online": True, "sessions": 2, "lastSeen": "2026-12-06T10:00:00Z", "version": 4}
+            server.presence["carol"] = {"online": False, "sessions": 0, "lastSeen": None, "version": 2}
+
+        async with running(setup) as (server, client, _got):
+            await client.wait_for_state("open", timeout=2)
+            roster = await client.presence_roster(["bob", "carol"])
+            seen = []
+            roster.on_added(lambda m: seen.append(f"+{m.user_id}"))
+            roster.on_removed(lambda m: seen.append(f"-{m.user_id}"))
+            assert list(roster.members) == ["bob"]
+            assert roster.members["bob"].sessions == 2
+            (request,) = [r for r in server.requests if r["path"] == "/presence"]
+            assert request["params"] == {"users": "bob,carol"}
+
+            server.publish("presence:carol", "presence.online", {"userId": "carol", "version": 3, "lastSeen": "T11"})
+            server.publish("presence:bob", "presence.offline", {"userId": "bob", "version": 6})
+            await until(lambda: seen == ["+carol", "-bob"])
+            assert list(roster.members) == ["carol"]
+            assert roster.members["carol"].last_seen == "T11"
+
+            roster.close()
+            server.publish("presence:bob", "presence.online", {"userId": "bob", "version": 8})
+            await asyncio.sleep(0.1)
+            assert seen == ["+carol", "-bob"]
+
+    run(scenario())
+
+
+def test_a_roster_keeps_the_higher_version_whichever_arrives_first():
+    roster = PresenceRoster(["bob", "dave"])
+    seen = []
+    roster.on_added(lambda m: seen.append(f"+{m.user_id}@{m.version}"))
+    roster.on_removed(lambda m: seen.append(f"-{m.user_id}@{m.version}"))
+
+    def update(user, online, version):
+        return PresenceUpdate(user, online, version, {}, {})
+
+    roster.apply_update(update("bob", False, 7))  # bob went offline at 7; the snapshot below was read at 5
+    roster.apply_snapshot({"users": {"bob": {"online": True, "sessions": 1, "lastSeen": None, "version": 5}}})
+    assert roster.members == {}
+    roster.apply_snapshot({"users": {"dave": {"online": True, "sessions": 1, "lastSeen": None, "version": 9}}})
+    roster.apply_update(update("dave", False, 8))  # older than the snapshot
+    assert list(roster.members) == ["dave"]
+    roster.apply_update(update("dave", False, 10))
+    roster.apply_update(update("mallory", True, 1))  # not watched by this roster
+    assert seen == ["+dave@9", "-dave@10"]
+    assert roster.members == {}
