@@ -53,6 +53,10 @@ $(VENV)/.installed: requirements-dev.txt functions/requirements.txt clients/pyth
 	@# The Python clients' dependencies as wheels: the packaging test installs the clients from them, offline.
 	$(VENV)/bin/pip download --quiet --disable-pip-version-check --only-binary=:all: \
 		-d $(VENV)/wheelhouse -r clients/python/requirements.txt
+	@# The repository's packages on the venv's path: `.venv/bin/python -m scripts.lab.cost_model` (and every
+	@# other command the docs give) runs as written, without PYTHONPATH.
+	printf '%s\n' "$(CURDIR)" "$(CURDIR)/functions" "$(CURDIR)/clients/python" \
+		> "$$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/realtime-events-dev.pth"
 	@touch $@
 
 # ministack pins botocore exactly, so it gets a venv of its own. Its interpreter

@@ -114,7 +114,7 @@ variable "token" {
 ################################################################################
 
 locals {
-  # A topic: contract/wire.json's patterns.topic (`python -m scripts.docs.tf_contract --check` keeps them equal).
+  # A topic: contract/wire.json's patterns.topic (`.venv/bin/python -m scripts.docs.tf_contract --check` keeps them equal).
   topic_pattern = "^(all|(user|group|presence):[A-Za-z0-9_.@:|+-]{1,128})$"
 }
 
@@ -195,7 +195,7 @@ variable "delivery_max_attempts" {
 }
 
 variable "delivery_posts_per_second" {
-  description = "The most PostToConnection calls a second the module makes, all delivery together (inline and fan-out). Every delivery invocation that may run at once (both process-events mappings at process_events_maximum_concurrency each, and fanout at fanout_maximum_concurrency: 40 by default) gets an even share and spaces its posts to stay within it, so a broadcast slows down rather than taking the account's API Gateway quota from keepalives, connects and the account's other APIs. Null (default): the account's default 10,000 requests/s (\"Amazon API Gateway quotas\") less the expected sockets' pings (expected_connections / websocket_ping_interval_seconds), maintenance_connection_checks_per_second and the $connect throttle: 10,000 - 1,667 - 250 - 250 = 7,833 at the defaults, 195 posts/s per invocation; never under 1,000. Raise it with the account's quota (and fanout_maximum_concurrency with it: python -m scripts.lab.broadcast_model)."
+  description = "The most PostToConnection calls a second the module makes, all delivery together (inline and fan-out). Every delivery invocation that may run at once (both process-events mappings at process_events_maximum_concurrency each, and fanout at fanout_maximum_concurrency: 40 by default) gets an even share and spaces its posts to stay within it, so a broadcast slows down rather than taking the account's API Gateway quota from keepalives, connects and the account's other APIs. Null (default): the account's default 10,000 requests/s (\"Amazon API Gateway quotas\") less the expected sockets' pings (expected_connections / websocket_ping_interval_seconds), maintenance_connection_checks_per_second and the $connect throttle: 10,000 - 1,667 - 250 - 250 = 7,833 at the defaults, 195 posts/s per invocation; never under 1,000. Raise it with the account's quota (and fanout_maximum_concurrency with it: .venv/bin/python -m scripts.lab.broadcast_model)."
   type        = number
   default     = null
 
@@ -931,7 +931,7 @@ variable "maintenance_scan_items_per_run" {
 }
 
 variable "maintenance_connection_checks_per_second" {
-  description = "Most GetConnection checks maintenance starts a second (16 in flight at most, about 20 ms each: at most about 800/s; closing a socket whose token expired counts as one, of two requests). Each live connection is due a check every stale_connection_threshold_seconds + the schedule period (600 s by default), so this should be at least expected_connections / 600 s: the default, 250/s, is 100,000 / 600 x 1.5 headroom; slower, each connection is checked less often and a missed $disconnect is repaired later (python -m scripts.lab.capacity). They share the account's API Gateway quota (10,000 requests a second per Region by default) with delivery and keepalives."
+  description = "Most GetConnection checks maintenance starts a second (16 in flight at most, about 20 ms each: at most about 800/s; closing a socket whose token expired counts as one, of two requests). Each live connection is due a check every stale_connection_threshold_seconds + the schedule period (600 s by default), so this should be at least expected_connections / 600 s: the default, 250/s, is 100,000 / 600 x 1.5 headroom; slower, each connection is checked less often and a missed $disconnect is repaired later (.venv/bin/python -m scripts.lab.capacity). They share the account's API Gateway quota (10,000 requests a second per Region by default) with delivery and keepalives."
   type        = number
   default     = 250
 

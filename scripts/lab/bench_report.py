@@ -1,6 +1,6 @@
 """docs/benchmarks.md and its plots, from the figures `make bench` gathers.
 
-    python -m scripts.lab.bench_report [--out docs]    # render again from docs/benchmarks/results.json
+    .venv/bin/python -m scripts.lab.bench_report [--out docs]    # render again from docs/benchmarks/results.json
 
 `scripts.lab.bench` measures on the emulator and calls `measure_offline` (cold
 starts, request counts: no emulator) and `write`, which keeps every figure in

@@ -1,7 +1,7 @@
 """How long a broadcast takes: a model fitted on the emulator, and the same arithmetic on AWS's quotas.
 
-    python -m scripts.lab.broadcast_model    # the 100k and 1M broadcasts on AWS, from docs/benchmarks/results.json
-    python -m scripts.lab.bench_broadcast    # make bench-broadcast: 1k, 10k and 100k broadcasts, a stack of its own
+    .venv/bin/python -m scripts.lab.broadcast_model  # the 100k and 1M broadcasts on AWS (docs/benchmarks/results.json)
+    .venv/bin/python -m scripts.lab.bench_broadcast  # make bench-broadcast: 1k, 10k and 100k broadcasts, its own stack
 
 **On the emulator (fitted, then measured).** A broadcast to N simulated
 connections (scripts/lab/simulated_audience.py; the gateway simulator answers

@@ -1,6 +1,6 @@
 """How many sockets the module's default throttles, and the account's default quotas, sustain.
 
-    python -m scripts.lab.capacity [--sockets 1000000]
+    .venv/bin/python -m scripts.lab.capacity [--sockets 1000000]
 
 Reads the module's defaults from terraform/variables.tf, sizes the WebSocket
 throttles from them as terraform/websocket.tf does (`derived_throttles`; the

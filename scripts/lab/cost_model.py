@@ -1,6 +1,6 @@
 """What events and connections cost at on-demand list prices, from the counted requests.
 
-    python -m scripts.lab.cost_model [--counts counts.json] [--monthly]
+    .venv/bin/python -m scripts.lab.cost_model [--counts counts.json] [--monthly]
 
 Takes `scripts.lab.request_counts.measure()`'s counts (measured afresh without
 --counts) and renders markdown: the cost of a million events for audiences of
