@@ -214,6 +214,8 @@ lint-docs: $(VENV)/.installed
 	$(PY) -m scripts.docs.tf_contract --check
 	@echo "==> Refused-input corpus: docs table, Terraform test, module messages (contract/vectors/refused.json)"
 	$(PY) -m scripts.docs.refused --check
+	@echo "==> README's costs (the cost model on the last make bench's request counts)"
+	$(PY) -m scripts.lab.readme_costs --check
 	@echo "==> Docs: cited paths, make targets, module inputs and defaults exist and match"
 	$(PY) -m scripts.docs.docs_truth
 	@echo "==> Examples: outputs from the module; the emulator only in terraform/examples/local"
@@ -224,8 +226,9 @@ lint-ci: $(VENV)/.installed
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(VENV)/bin/pre-commit validate-config .pre-commit-config.yaml
 
-docs: $(VENV)/.installed ## Regenerate the README's module tables, the Terraform contract test and the refused-input table and test
+docs: $(VENV)/.installed ## Regenerate the README's module tables and costs, the Terraform contract test and the refused-input table and test
 	$(PY) -m scripts.docs.tf_docs
+	$(PY) -m scripts.lab.readme_costs
 	$(PY) -m scripts.docs.tf_contract
 	$(PY) -m scripts.docs.refused
 

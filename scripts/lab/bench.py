@@ -49,7 +49,7 @@ from boto3.dynamodb.conditions import Key
 from realtime.connections.store import topic_pk
 from realtime.core import aws
 
-from scripts.lab import bench_report
+from scripts.lab import bench_report, readme_costs
 from scripts.lab.bench_floor import Floor, floor_function, floor_message
 from scripts.lab.gateway_sim import SimulatorClient, simulator_process
 from scripts.lab.ordering import Arrival, disorder
@@ -486,6 +486,9 @@ def main() -> None:
     results |= bench_report.measure_offline()
     results["run"] = run | {"wall_seconds": time.monotonic() - started}
     written = bench_report.write(results, args.out)
+    if args.out == ROOT / "docs":  # the committed figures: the README's costs follow this run's request counts
+        readme_costs.write(results["request_counts"])
+        written.append(readme_costs.README)
     print(bench_report.summary(results))
     section(f"Wrote {', '.join(map(str, written))}")
 
