@@ -37,7 +37,7 @@ JS_BUNDLE  := clients/js/dist/realtime.js
 export TF_CLI_CONFIG_FILE := $(CURDIR)/terraform.rc
 export TF_IN_AUTOMATION := 1
 
-.PHONY: help install build build-js release up status logs down demo bench bench-broadcast chaos soak soak-keepalive storm test test-offline test-unit test-tooling test-clients test-tf validate \
+.PHONY: help install build build-js release up status logs down demo bench bench-broadcast chaos soak soak-keepalive storm aws-smoke test test-offline test-unit test-tooling test-clients test-tf validate \
 	test-integration test-browser test-upgrade lint lint-python lint-terraform lint-docs lint-ci docs fmt clean
 
 help: ## Show this help
@@ -144,6 +144,9 @@ soak: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## Bounded soak run on the 
 
 storm: $(VENV)/.installed $(MINISTACK_ENV)/.installed $(LOAD_ENV)/.installed ## On the emulator: STORM_USERS (1200) fallback clients at STORM_RATE (20) a second with locust, without and with a ceiling on events-api (STORM_CEILING, 4): answered, refused, timed out, recovery; writes test-artifacts/fallback-storm.md (about 15 min)
 	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.lab.fallback_storm
+
+aws-smoke: $(VENV)/.installed ## On a sandbox AWS account (REALTIME_STACK_ENDPOINTS=endpoints.json): what the emulator cannot show, each assumption PASS/FAIL/INFO (docs/environments.md; never run by make test)
+	$(PY) -m scripts.lab.aws_smoke $(AWS_SMOKE_ARGS)
 
 soak-keepalive: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## KEEPALIVE_SOCKETS (1000) raw WebSockets pinging every 60 s for KEEPALIVE_MINUTES (10) on the emulator: no event lost, no invocation from keepalives; writes test-artifacts/keepalive-soak.md
 	PYTHONPATH=$(PACKAGE_PATH) $(PY) -m scripts.lab.keepalive_soak --sockets $(KEEPALIVE_SOCKETS) --minutes $(KEEPALIVE_MINUTES)

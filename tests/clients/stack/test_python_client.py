@@ -444,7 +444,8 @@ def test_an_event_reaching_the_client_through_two_topics_is_one_frame_and_one_ca
             assert (frames[0]["topic"], frames[0]["seq"]) == (f"group:{team}", seqs[f"group:{team}"])
             (handed_on,) = received.mine(ids)
             assert handed_on["seqs"] == seqs
-            assert {topic: client.tracker.positions[topic] for topic in seqs} == seqs
+            # One frame moved both topics' positions (erin's presence.online on the group may come after it).
+            assert all(client.tracker.positions[topic] >= seq for topic, seq in seqs.items())
 
     run(scenario())
 

@@ -1,0 +1,33 @@
+"""make aws-smoke's own logic (the checks themselves need an AWS account: docs/environments.md)."""
+
+import pytest
+from realtime.events.pipeline import producer_of as functions_producer_of
+
+from scripts.lab import aws_smoke
+
+
+@pytest.mark.parametrize(
+    "sender_id",
+    ["AROAEXAMPLEROLEID:my-session", "AIDAJQABLZS4A3QDU576Q", "123456789012", "123456789012:federated-bob"],
+)
+def test_the_namespace_it_expects_is_the_one_process_events_derives(sender_id):
+    assert aws_smoke.producer_of(sender_id) == functions_producer_of(sender_id)
+
+
+def test_a_check_that_raises_is_a_fail_and_the_run_goes_on(capsys):
+    report = aws_smoke.Report()
+
+    def broken():
+        raise PermissionError("AccessDenied on lambda:GetFunctionRecursionConfig")
+
+    report.add("first", broken)
+    report.add("second", lambda: (aws_smoke.PASS, "fine"))
+    report.add("third", lambda: (aws_smoke.INFO, "observed"))
+
+    assert [(c.assumption, c.outcome) for c in report.checks] == [
+        ("first", "FAIL"),
+        ("second", "PASS"),
+        ("third", "INFO"),
+    ]
+    assert [c.assumption for c in report.failed] == ["first"]
+    assert "PermissionError: AccessDenied" in capsys.readouterr().out
