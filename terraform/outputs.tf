@@ -13,7 +13,7 @@ output "websocket_stage_name" {
 }
 
 output "websocket_url" {
-  description = "URL clients connect to (wss://<api>.execute-api.<region>.amazonaws.com/<stage>), with ?token=<JWT>; on an emulator (allow_custom_management_endpoint), the websocket_management_endpoint template's ws:// form."
+  description = "URL clients connect to, with ?token=<JWT>: wss://<custom_domains.websocket.domain_name> when set, else wss://<api>.execute-api.<region>.amazonaws.com/<stage>; on an emulator (allow_custom_management_endpoint), the websocket_management_endpoint template's ws:// form."
   value       = try(local.client_websocket_url, null)
 }
 
@@ -32,7 +32,7 @@ output "http_api_id" {
 }
 
 output "http_api_url" {
-  description = "Base URL of the HTTP API (GET <url>/events); no trailing slash. On an emulator (allow_custom_management_endpoint), the websocket_management_endpoint template with the HTTP API's id and the $default stage."
+  description = "Base URL of the HTTP API (GET <url>/events); no trailing slash: https://<custom_domains.http.domain_name> when set, else the stage's invoke URL; on an emulator (allow_custom_management_endpoint), the websocket_management_endpoint template with the HTTP API's id and the $default stage."
   value       = try(local.client_http_api_url, null)
 }
 
@@ -201,4 +201,17 @@ output "db_changes_event_source_mapping_uuids" {
 output "db_changes_filter_patterns" {
   description = "The Lambda event filter patterns generated from each source's rules, by source name."
   value       = try(local.db_changes_filter_patterns, {})
+}
+
+################################################################################
+# Custom domains
+################################################################################
+
+output "custom_domain_targets" {
+  description = "Where to point the DNS of each custom_domains name: key (websocket, http) => { domain_name, target_domain_name, hosted_zone_id } (a Route 53 alias record, or a CNAME to target_domain_name). Empty without custom_domains."
+  value = try({ for k, d in aws_apigatewayv2_domain_name.this : k => {
+    domain_name        = d.domain_name
+    target_domain_name = d.domain_name_configuration[0].target_domain_name
+    hosted_zone_id     = d.domain_name_configuration[0].hosted_zone_id
+  } }, {})
 }

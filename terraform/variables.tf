@@ -777,6 +777,27 @@ variable "http_route_throttling" {
 }
 
 ################################################################################
+# Custom domains
+################################################################################
+
+variable "custom_domains" {
+  description = "Your own names for the APIs, each with an ACM certificate in this Region that covers it: `websocket` (clients connect to wss://<domain_name>) and `http` (the events API at https://<domain_name>); either may be left out. A regional API Gateway domain name (TLS 1.2) and its API mapping are created for each, and the websocket_url and http_api_url outputs become these names. DNS is yours: point each name at its custom_domain_targets output (an alias, or a CNAME to target_domain_name). The execute-api names keep working, and delivery keeps posting to the execute-api @connections endpoint."
+  type = object({
+    websocket = optional(object({ domain_name = string, certificate_arn = string }))
+    http      = optional(object({ domain_name = string, certificate_arn = string }))
+  })
+  default = {}
+
+  validation {
+    condition = alltrue([for d in [var.custom_domains.websocket, var.custom_domains.http] : d == null || (
+      can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", d.domain_name)) &&
+      can(regex("^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[0-9a-f-]+$", d.certificate_arn))
+    )])
+    error_message = "Each custom_domains entry needs a lower-case host name (e.g. ws.example.com) and the ARN of an ACM certificate (arn:aws:acm:<region>:<account>:certificate/<id>)."
+  }
+}
+
+################################################################################
 # Monitoring
 ################################################################################
 

@@ -41,14 +41,15 @@ locals {
   # template gives (allowed by allow_custom_management_endpoint): the client URLs follow it there, so
   # the module's outputs are right on AWS and on the emulator alike.
   custom_api_urls = var.websocket_management_endpoint != null && var.allow_custom_management_endpoint
+  # Your own names (custom_domains) come first.
   client_websocket_url = (
-    local.custom_api_urls
-    ? replace(local.websocket_management_endpoint, "/^http/", "ws")
+    var.custom_domains.websocket != null ? "wss://${var.custom_domains.websocket.domain_name}"
+    : local.custom_api_urls ? replace(local.websocket_management_endpoint, "/^http/", "ws")
     : aws_apigatewayv2_stage.websocket.invoke_url
   )
   client_http_api_url = trimsuffix(
-    local.custom_api_urls
-    ? replace(replace(var.websocket_management_endpoint, "{api_id}", aws_apigatewayv2_api.http.id), "{stage}", "$default")
+    var.custom_domains.http != null ? "https://${var.custom_domains.http.domain_name}"
+    : local.custom_api_urls ? replace(replace(var.websocket_management_endpoint, "{api_id}", aws_apigatewayv2_api.http.id), "{stage}", "$default")
     : aws_apigatewayv2_stage.http.invoke_url,
     "/",
   )

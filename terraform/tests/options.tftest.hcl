@@ -242,3 +242,69 @@ run "cors_allows_the_applications_origins_only" {
   }
 }
 
+
+################################################################################
+# Custom domains
+################################################################################
+
+run "custom_domains_give_the_clients_your_names" {
+  command = apply
+
+  variables {
+    custom_domains = {
+      websocket = { domain_name = "ws.example.com", certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0" }
+      http      = { domain_name = "events.example.com", certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0" }
+    }
+  }
+
+  assert {
+    condition     = output.websocket_url == "wss://ws.example.com" && output.http_api_url == "https://events.example.com"
+    error_message = "With custom domains, the clients' URLs are those names."
+  }
+
+  assert {
+    condition = (
+      aws_apigatewayv2_api_mapping.this["websocket"].api_id == aws_apigatewayv2_api.websocket.id &&
+      aws_apigatewayv2_api_mapping.this["websocket"].stage == aws_apigatewayv2_stage.websocket.id &&
+      aws_apigatewayv2_api_mapping.this["http"].api_id == aws_apigatewayv2_api.http.id &&
+      aws_apigatewayv2_api_mapping.this["http"].stage == aws_apigatewayv2_stage.http.id
+    )
+    error_message = "Each name maps to its own API's stage."
+  }
+
+  assert {
+    condition = alltrue([for d in aws_apigatewayv2_domain_name.this :
+    d.domain_name_configuration[0].endpoint_type == "REGIONAL" && d.domain_name_configuration[0].security_policy == "TLS_1_2"])
+    error_message = "Custom domains are regional and refuse TLS below 1.2."
+  }
+
+  assert {
+    condition     = startswith(aws_lambda_function.this["process-events"].environment[0].variables.CONNECTIONS_ENDPOINT, "https://${aws_apigatewayv2_api.websocket.id}.execute-api.")
+    error_message = "Delivery keeps posting to the execute-api @connections endpoint."
+  }
+}
+
+run "only_the_websocket_name_leaves_the_http_url_alone" {
+  command = apply
+
+  variables {
+    custom_domains = {
+      websocket = { domain_name = "ws.example.com", certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0" }
+    }
+  }
+
+  assert {
+    condition     = output.http_api_url == trimsuffix(aws_apigatewayv2_stage.http.invoke_url, "/") && keys(aws_apigatewayv2_api_mapping.this) == ["websocket"]
+    error_message = "A name for one API changes only that API's URL."
+  }
+}
+
+run "a_custom_domain_needs_an_acm_certificate_arn" {
+  command = plan
+
+  variables {
+    custom_domains = { http = { domain_name = "events.example.com", certificate_arn = "not-an-arn" } }
+  }
+
+  expect_failures = [var.custom_domains]
+}
