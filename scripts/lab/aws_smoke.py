@@ -33,6 +33,8 @@ from typing import Any
 from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
+from realtime.events.pipeline import producer_of
+
 from scripts.local.emulator import emulator_client
 from scripts.local.mint_token import LOCAL_AUDIENCE, LOCAL_ISSUER, local_secret, mint_token
 
@@ -64,12 +66,6 @@ class Report:
     @property
     def failed(self) -> list[Check]:
         return [check for check in self.checks if check.outcome == FAIL]
-
-
-def producer_of(sender_id: str) -> str:
-    """The idempotency namespace of a SenderId, as process-events derives it (realtime.events.pipeline)."""
-    principal, colon, _session = sender_id.partition(":")
-    return principal if colon and principal.startswith("AROA") else sender_id.replace(":", "/")
 
 
 class Smoke:

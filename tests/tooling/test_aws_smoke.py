@@ -1,17 +1,6 @@
 """make aws-smoke's own logic (the checks themselves need an AWS account: docs/environments.md)."""
 
-import pytest
-from realtime.events.pipeline import producer_of as functions_producer_of
-
 from scripts.lab import aws_smoke
-
-
-@pytest.mark.parametrize(
-    "sender_id",
-    ["AROAEXAMPLEROLEID:my-session", "AIDAJQABLZS4A3QDU576Q", "123456789012", "123456789012:federated-bob"],
-)
-def test_the_namespace_it_expects_is_the_one_process_events_derives(sender_id):
-    assert aws_smoke.producer_of(sender_id) == functions_producer_of(sender_id)
 
 
 def test_a_check_that_raises_is_a_fail_and_the_run_goes_on(capsys):

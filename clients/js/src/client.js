@@ -176,12 +176,7 @@ export class RealtimeClient {
         token = await this._freshToken();
         continue;
       }
-      if (!response.ok) {
-        const body = await response.json().catch(() => null);
-        throw new HttpError(response.status, body?.error, {
-          retryAfterMs: retryAfterMs(response.headers?.get?.('Retry-After') ?? null, this._clock.now()),
-        });
-      }
+      if (!response.ok) throw await this._httpError(response);
       return response.json();
     }
   }
@@ -538,10 +533,7 @@ export class RealtimeClient {
         continue;
       }
       if (!response.ok) {
-        const body = await response.json().catch(() => null);
-        const error = new HttpError(response.status, body?.error, {
-          retryAfterMs: retryAfterMs(response.headers?.get?.('Retry-After') ?? null, this._clock.now()),
-        });
+        const error = await this._httpError(response);
         if (error.code === 'invalid_cursor' && query.cursor) {
           // Not a cursor of this deployment (a saved one from elsewhere, a table rebuilt): say so, start over.
           this._emitError(error);
@@ -552,6 +544,14 @@ export class RealtimeClient {
       }
       return response.json();
     }
+  }
+
+  /** An answer other than 2xx as the HttpError it means, with its Retry-After. */
+  async _httpError(response) {
+    const body = await response.json().catch(() => null);
+    return new HttpError(response.status, body?.error, {
+      retryAfterMs: retryAfterMs(response.headers?.get?.('Retry-After') ?? null, this._clock.now()),
+    });
   }
 
   _request(url, token, signal, timeoutMs) {

@@ -19,16 +19,16 @@ provider, `token.jwks_url`) when you have one; docs/tokens.md compares the two. 
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from .publisher import TOPIC_PATTERN  # the contract's topic grammar, as the publisher checks audiences
 
 MIN_SECRET_BYTES = 32  # RFC 7518: an HS256 key has at least 256 bits; the functions refuse shorter
 MAX_TOPICS_PER_TOKEN = 100  # the functions' limit, the user's own topic and `all` included
 DEFAULT_MAX_LIFETIME_SECONDS = 86400  # the module's token.max_lifetime_seconds default
 DEFAULT_LIFETIME_SECONDS = 3600
-TOPIC_PATTERN = re.compile(r"^(all|(user|group|presence):[A-Za-z0-9_.@:|+-]{1,128})$")
 RESERVED_CLAIMS = {"sub", "iss", "aud", "iat", "exp", "groups", "topics"}
 
 
