@@ -135,9 +135,9 @@ def process_events() -> ProcessEvents:
     presence = settings.presence
     return ProcessEvents(
         pipeline=pipeline,
-        dead_letters=DeadLetterQueue(aws.sqs(), settings.dlq_url),
+        dead_letters=DeadLetterQueue(aws.sqs_on_first_send(), settings.dlq_url),
         retries=RetrySoon(
-            aws.sqs(),
+            aws.sqs_on_first_send(),
             settings.events_queue_url,
             {presence.presence_events_queue_arn: presence.presence_events_queue_url} if presence else {},
         ),
@@ -279,7 +279,7 @@ def _event_delivery(
         connections=_connection_store(connections_table, SubscriptionLayout.from_json(subscription_shards)),
         events=events,
         poster=Poster(aws.connections_gateway(endpoint, concurrency), concurrency, on_gone, PostPace(posts_per_second)),
-        queue=DeliveryQueue(aws.sqs(), queue_url),
+        queue=DeliveryQueue(aws.sqs_on_first_send(), queue_url),
         max_attempts=max_attempts,
         page_size=page_size,
         turns=turns,

@@ -8,7 +8,18 @@ counter at (topic, 0) with `lastSeq`, its delivery turn at (topic, -1) with
 A batch is stored topic by topic: one consistent BatchGetItem reads every
 counter and idempotency record the batch needs, then each topic's new events
 take their seqs from one counter update in one transaction (49 events a
-transaction: 1 + 2 x 49 items, under DynamoDB's 100).
+transaction: 1 + 2 x 49 items, under DynamoDB's 100), the topics' transactions
+side by side.
+
+A store that was the last writer of a topic skips the read: while no other
+writer has moved the topic's counter since this container's last transaction
+on it (which the read before confirmed), the counter it left is the one to
+condition on, and a batch of events each told to that one topic cannot find
+an idempotency record on another topic that would date it. A guess that turns
+out stale costs the read it skipped: the transaction is cancelled (the counter
+moved, or an idempotency record exists), and the topic is read and retried as
+after any lost race. Conditions on the counter and on each idempotency record
+keep exactly-once and gapless seqs whatever was guessed.
 """
 
 from __future__ import annotations
@@ -16,9 +27,11 @@ from __future__ import annotations
 import heapq
 import json
 import random
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -40,6 +53,10 @@ BATCH_GET_KEYS = 100  # DynamoDB's BatchGetItem limit
 _LOST_RACE_CODES = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
 # How far one Query may look past retention's leftovers (DynamoDB stops at 1 MB anyway).
 MAX_QUERY_ITEMS = 1000
+# Topics of one batch whose transactions run at once (a batch of 10 events has at most 10 per event).
+PARALLEL_TOPICS = 10
+# Topics whose last counter this container remembers (the most recently written ones are kept).
+MAX_KNOWN_TOPICS = 10_000
 
 
 class StoreContentionError(TransientError):
@@ -133,13 +150,21 @@ class EventStore:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         max_attempts: int = MAX_APPEND_ATTEMPTS,
+        parallel_topics: int = PARALLEL_TOPICS,
     ) -> None:
+        """`parallel_topics`: how many topics of one batch are stored at once (1: one after another)."""
         self._table = table
         self._client = table.meta.client
         self._retention_seconds = retention_seconds
         self._clock = clock
         self._sleep = sleep
         self._max_attempts = max_attempts
+        self._parallel_topics = parallel_topics
+        # topic -> (the counter this container's last transaction on it left, whether nobody else had
+        # written the topic since the one before: only then is the next batch's read skipped)
+        self._known: dict[str, tuple[int, bool]] = {}
+        self._known_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
     def append(
         self,
@@ -168,22 +193,86 @@ class EventStore:
         if self._retention_seconds is None:
             raise RuntimeError("this EventStore was built without a retention: it can only read")
         by_topic: dict[str, dict[str, NewEvent]] = {}
+        topics_of: dict[str, set[str]] = {}
         for event in events:
             by_topic.setdefault(event.topic, {}).setdefault(event.event_id, event)
-        counters, recorded = self._read({topic: list(entries) for topic, entries in by_topic.items()})
+            topics_of.setdefault(event.event_id, set()).add(event.topic)
+        guessed = self._guessed_counters(by_topic, topics_of)
+        if guessed is not None:
+            counters, recorded = guessed, {}
+        else:
+            counters, recorded = self._read({topic: list(entries) for topic, entries in by_topic.items()})
         first_published = {
             event_id: found.published_at for (_, event_id), found in recorded.items() if found.published_at
         }
         result = BatchResult(stored=_dated(recorded, first_published, published_at))
-        for topic, entries in by_topic.items():
-            new = [event for event_id, event in entries.items() if (topic, event_id) not in recorded]
-            if not new:
-                continue
+        work = [
+            (topic, [event for event_id, event in entries.items() if (topic, event_id) not in recorded])
+            for topic, entries in by_topic.items()
+        ]
+        work = [(topic, new) for topic, new in work if new]
+        # Nobody else wrote the topic since this container's last transaction on it: the next batch may guess.
+        alone = {topic: guessed is not None or self._left(topic) == counters.get(topic, 0) for topic, _ in work}
+
+        def attempt(
+            item: tuple[str, list[NewEvent]],
+        ) -> tuple[str, dict[tuple[str, str], AppendResult], Exception | None]:
+            topic, new = item
+            stored: dict[tuple[str, str], AppendResult] = {}
             try:
-                self._append_topic(topic, new, counters.get(topic, 0), first_published, published_at, result.stored)
+                self._append_topic(
+                    topic,
+                    new,
+                    counters.get(topic, 0),
+                    first_published,
+                    published_at,
+                    stored,
+                    guessed=guessed is not None,
+                    alone=alone[topic],
+                )
             except Exception as error:  # throttling, contention...: these events' messages are retried
+                return topic, stored, error
+            return topic, stored, None
+
+        # Each topic's transactions touch only its own items: the topics of a batch are stored side by side.
+        outcomes = (
+            self._threads().map(attempt, work) if len(work) > 1 and self._parallel_topics > 1 else map(attempt, work)
+        )
+        for topic, stored, error in outcomes:
+            result.stored.update(stored)  # the chunks stored before a failure stay stored
+            if error is not None:
                 result.failed[topic] = error
         return result
+
+    def _threads(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._parallel_topics, thread_name_prefix="store")
+        return self._pool
+
+    def _guessed_counters(
+        self, by_topic: Mapping[str, Mapping[str, NewEvent]], topics_of: Mapping[str, set[str]]
+    ) -> dict[str, int] | None:
+        """The counters to condition on without reading, when every topic's is known and every event has one topic."""
+        if any(len(topics) > 1 for topics in topics_of.values()):
+            return None
+        with self._known_lock:
+            known = [self._known.get(topic) for topic in by_topic]
+        if not all(entry is not None and entry[1] for entry in known):
+            return None
+        return {topic: entry[0] for topic, entry in zip(by_topic, known, strict=True) if entry is not None}
+
+    def _left(self, topic: str) -> int | None:
+        """The counter this container's last transaction on the topic left (None: it has not written it)."""
+        with self._known_lock:
+            entry = self._known.get(topic)
+        return entry[0] if entry is not None else None
+
+    def _remember(self, topic: str, last_seq: int, alone: bool) -> None:
+        with self._known_lock:
+            self._known.pop(topic, None)  # re-inserted last: the oldest entries go first
+            self._known[topic] = (last_seq, alone)
+            while len(self._known) > MAX_KNOWN_TOPICS:
+                del self._known[next(iter(self._known))]
 
     def _append_topic(
         self,
@@ -193,6 +282,9 @@ class EventStore:
         first_published: Mapping[str, str],
         published_at: str,
         stored: dict[tuple[str, str], AppendResult],
+        *,
+        guessed: bool = False,
+        alone: bool = False,
     ) -> None:
         """Give the pending events the next seqs of the topic, a transaction per 49, exactly once each.
 
@@ -200,6 +292,11 @@ class EventStore:
         means another delivery stored that event (its seq is read back and it
         leaves the batch); a moved counter or a conflict means another writer
         took the seqs. Either way: read again, back off with jitter, retry.
+        `guessed`: `last_seq` was not read but remembered; a first cancellation
+        only says the guess was stale, so it is read and retried at once.
+        `alone`: no other writer has written the topic since this container's
+        last transaction on it; remembered with the counter, so the next batch
+        guesses only while this container is the topic's only writer.
         """
         failures = 0
         while pending:
@@ -209,13 +306,19 @@ class EventStore:
                 self._client.transact_write_items(TransactItems=self._append_items(topic, last_seq, chunk, published))
             except ClientError as error:
                 if not _lost_race(error):
+                    self._forget(topic)
                     raise
-                failures += 1
-                if failures >= self._max_attempts:
-                    raise StoreContentionError(
-                        f"could not get seqs on topic {topic!r} after {self._max_attempts} attempts"
-                    ) from None
-                self._sleep(random.uniform(0, min(MAX_BACKOFF_SECONDS, 0.01 * 2**failures)))
+                alone = False
+                if guessed:
+                    guessed = False
+                else:
+                    failures += 1
+                    if failures >= self._max_attempts:
+                        self._forget(topic)
+                        raise StoreContentionError(
+                            f"could not get seqs on topic {topic!r} after {self._max_attempts} attempts"
+                        ) from None
+                    self._sleep(random.uniform(0, min(MAX_BACKOFF_SECONDS, 0.01 * 2**failures)))
                 counters, recorded = self._read({topic: [event.event_id for event in pending]})
                 last_seq = counters.get(topic, 0)
                 stored.update(_dated(recorded, first_published, published_at))
@@ -225,6 +328,11 @@ class EventStore:
                 stored[(topic, event.event_id)] = AppendResult(last_seq + offset, True, published[event.event_id])
             last_seq += len(chunk)
             pending = pending[len(chunk) :]
+            self._remember(topic, last_seq, alone)
+
+    def _forget(self, topic: str) -> None:
+        with self._known_lock:
+            self._known.pop(topic, None)
 
     def _append_items(
         self, topic: str, last_seq: int, chunk: Sequence[NewEvent], published: Mapping[str, str]

@@ -104,6 +104,92 @@ def test_a_batch_on_one_topic_is_one_read_and_one_transaction(events_table):
     assert stored_ids(events_table, "user:1") == ([(n + 1, f"e{n}") for n in range(10)], 10)
 
 
+def operations(table):
+    calls = []
+    table.meta.client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    return calls
+
+
+def test_a_container_that_is_a_topics_only_writer_stores_its_next_batch_in_one_transaction(events_table):
+    store = EventStore(events_table, RETENTION)
+    store.append_batch([new_event("a")], PUBLISHED)  # read, write: the counter is now this container's
+    store.append_batch([new_event("b")], PUBLISHED)  # read: nobody else wrote in between
+    calls = operations(events_table)
+
+    result = store.append_batch([new_event("c"), new_event("d")], PUBLISHED)
+
+    assert calls == ["TransactWriteItems"]
+    assert seqs(result) == {("user:1", "c"): (3, True), ("user:1", "d"): (4, True)}
+    assert stored_ids(events_table, "user:1") == ([(1, "a"), (2, "b"), (3, "c"), (4, "d")], 4)
+
+
+def test_a_guess_another_writer_made_stale_is_read_and_retried_without_backing_off(events_table):
+    slept = []
+    store = EventStore(events_table, RETENTION, sleep=slept.append)
+    store.append_batch([new_event("a")], PUBLISHED)
+    store.append_batch([new_event("b")], PUBLISHED)
+    EventStore(events_table, RETENTION).append_batch([new_event("rival")], PUBLISHED)  # another container
+    calls = operations(events_table)
+
+    result = store.append_batch([new_event("c")], PUBLISHED)
+
+    assert calls == ["TransactWriteItems", "BatchGetItem", "TransactWriteItems"]
+    assert slept == []  # a stale guess is not contention
+    assert seqs(result) == {("user:1", "c"): (4, True)}
+    assert stored_ids(events_table, "user:1") == ([(1, "a"), (2, "b"), (3, "rival"), (4, "c")], 4)
+    calls.clear()
+    store.append_batch([new_event("d")], PUBLISHED)
+    assert calls == ["BatchGetItem", "TransactWriteItems"]  # it guesses again only once it is alone again
+
+
+def test_a_redelivered_event_under_a_guess_keeps_its_seq_and_is_not_stored_twice(events_table):
+    store = EventStore(events_table, RETENTION)
+    store.append_batch([new_event("a")], PUBLISHED)
+    store.append_batch([new_event("b")], PUBLISHED)
+
+    result = store.append_batch([new_event("b"), new_event("c")], "2026-01-01T00:00:09.000Z")
+
+    assert seqs(result) == {("user:1", "b"): (2, False), ("user:1", "c"): (3, True)}
+    assert result.stored[("user:1", "b")].published_at == PUBLISHED
+    assert stored_ids(events_table, "user:1") == ([(1, "a"), (2, "b"), (3, "c")], 3)
+
+
+def test_a_batch_with_an_event_told_to_two_topics_always_reads_first(events_table):
+    # Its idempotency record on one topic dates it on the other: only a read finds it.
+    store = EventStore(events_table, RETENTION)
+    for event_id in ("a", "b"):
+        store.append_batch([new_event(event_id, "user:1"), new_event(f"{event_id}-2", "group:ops")], PUBLISHED)
+    calls = operations(events_table)
+
+    store.append_batch([new_event("c", "user:1"), new_event("c", "group:ops")], PUBLISHED)
+
+    assert calls[0] == "BatchGetItem"
+
+
+def test_a_batchs_topics_are_stored_side_by_side(events_table):
+    in_flight, most = [], []
+    client = events_table.meta.client
+    transact = client.transact_write_items
+
+    def slow_transaction(**request):
+        in_flight.append(1)
+        most.append(len(in_flight))
+        time.sleep(0.05)
+        try:
+            return transact(**request)
+        finally:
+            in_flight.pop()
+
+    client.transact_write_items = slow_transaction
+    store = EventStore(events_table, RETENTION)
+
+    result = store.append_batch([new_event(f"e{n}", f"group:g{n}") for n in range(5)], PUBLISHED)
+
+    assert not result.failed
+    assert seqs(result) == {(f"group:g{n}", f"e{n}"): (1, True) for n in range(5)}
+    assert max(most) > 1
+
+
 def test_a_topic_with_more_than_49_new_events_takes_a_transaction_per_49(events_backend):
     store = EventStore(events_backend, RETENTION)
 

@@ -131,3 +131,40 @@ def test_inline_delivery_takes_turns_only_on_topics_it_posts_to_and_marks_them_a
     assert [json.loads(data)["id"] for _, data in client.posts] == ["e7", "e8"]
     assert marks_when_posting == [6, 6]  # not marked before its own posts were made
     assert store.posted_through(["all", "user:1", "group:empty"]) == {"all": 8, "user:1": 2, "group:empty": 1}
+
+
+def test_a_batch_after_one_this_container_posted_does_not_read_the_mark(store, clock, events_table):
+    waiting = turns(store, clock)
+    waiting.done({"all": 20})  # this container posted seqs up to 20 and marked them
+    reads = []
+    events_table.meta.client.meta.events.register("before-call.dynamodb.BatchGetItem", lambda **_: reads.append(1))
+
+    report = waiting.wait({"all": 21})
+
+    assert (report.waited_ms, report.late, len(reads)) == (0, [], 0)
+    store.mark_posted("all", 30)  # another invocation posted 21-30 meanwhile
+    assert waiting.wait({"all": 31}).late == []
+    assert len(reads) == 1  # past what it marked itself, it reads the mark as before
+
+
+def test_a_mark_that_failed_is_not_remembered(store, clock, monkeypatch):
+    waiting = turns(store, clock, bound=0.1)
+    monkeypatch.setattr(store, "mark_posted", lambda topic, seq: (_ for _ in ()).throw(RuntimeError("throttled")))
+    waiting.done({"all": 20})
+    monkeypatch.undo()
+    store.mark_posted("all", 10)
+
+    assert waiting.wait({"all": 21}).late == ["all"]  # the mark says 10: the batch before has not posted
+
+
+def test_the_batch_next_in_line_reads_the_mark_more_often_than_those_behind_it(store, clock, events_table):
+    store.mark_posted("all", 10)
+    reads = []
+    events_table.meta.client.meta.events.register("before-call.dynamodb.BatchGetItem", lambda **_: reads.append(1))
+
+    turns(store, clock, bound=0.1).wait({"all": 21})  # seqs 11-20 are posting: it goes next
+    next_in_line, reads[:] = len(reads), []
+    turns(store, clock, bound=0.1).wait({"all": 41})  # 30 seqs ahead of it: several batches
+
+    assert next_in_line >= 20  # every 5 ms over the 100 ms bound
+    assert len(reads) <= 7  # every 20 ms

@@ -445,3 +445,46 @@ def test_dynamodb_requests_per_batch(stack, lambda_context, audiences, requests)
     assert process_events.handler({"Records": records}, lambda_context) == {"batchItemFailures": []}
 
     assert {name: made.count(name) for name in set(made)} == requests
+
+
+def test_a_warm_container_that_is_a_topics_only_writer_reads_neither_its_counter_nor_its_turn(stack, lambda_context):
+    def batch(number):
+        return {
+            "Records": [
+                sqs_record(json.dumps({"type": "t", "data": {}, "audience": ["user:alice"]}), f"b{number}-m{n}")
+                for n in range(10)
+            ]
+        }
+
+    for number in range(2):  # the first batch writes; the second finds the counter where the first left it
+        process_events.handler(batch(number), lambda_context)
+    made = []
+    aws.dynamodb().meta.client.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: made.append(model.name)
+    )
+
+    assert process_events.handler(batch(2), lambda_context) == {"batchItemFailures": []}
+
+    # The store's BatchGetItem and the turn's are left out: a transaction, the subscribers, the mark.
+    assert sorted(made) == ["Query", "TransactWriteItems", "UpdateItem"]
+    assert [event.seq for event in stack.read_after(["user:alice"], {}, 100).events] == list(range(1, 31))
+
+
+def test_a_batch_that_sends_nothing_to_sqs_never_builds_the_sqs_client(stack, dlq, lambda_context, monkeypatch):
+    built = []
+    create = aws.sqs.__wrapped__
+
+    def counted():
+        built.append(1)
+        return create()
+
+    monkeypatch.setattr(aws, "sqs", lifecycle.per_container(counted))
+    lifecycle.reset()
+    good = sqs_record('{"type": "notice", "data": {}, "audience": ["user:bob"]}', "good")
+
+    assert process_events.handler({"Records": [good]}, lambda_context) == {"batchItemFailures": []}
+    assert built == []  # a cold start that delivers only pays for the clients it uses
+
+    process_events.handler({"Records": [sqs_record("{not json", "poison")]}, lambda_context)
+    assert built == [1]
+    assert "poison" in dead_letters(dlq)
