@@ -21,6 +21,9 @@ locals {
 
   function_names = { for k in keys(local.functions) : k => "${var.name}-${k}" }
 
+  # In jwks mode, the functions that verify tokens also get the JWKS layer (cryptography); nothing else loads it.
+  jwks_layer_functions = var.token.mode == "jwks" ? toset([for k, f in local.functions : k if contains(keys(f.sections), "token")]) : toset([])
+
   common_environment = {
     POWERTOOLS_SERVICE_NAME      = var.name
     POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
@@ -121,7 +124,7 @@ resource "aws_iam_role_policy_attachment" "xray" {
 }
 
 ################################################################################
-# Shared dependencies layer
+# Dependencies layers: the shared one, and in jwks mode cryptography for the token verifiers
 ################################################################################
 
 resource "aws_lambda_layer_version" "this" {
@@ -130,6 +133,19 @@ resource "aws_lambda_layer_version" "this" {
 
   filename         = var.lambda_layer_zip
   source_code_hash = filebase64sha256(var.lambda_layer_zip)
+
+  compatible_runtimes      = ["python3.12"]
+  compatible_architectures = [var.lambda_architecture]
+}
+
+resource "aws_lambda_layer_version" "jwks" {
+  count = var.token.mode == "jwks" ? 1 : 0
+
+  layer_name  = "${var.name}-jwks"
+  description = "cryptography for the ${var.name} functions that verify JWKS-signed tokens"
+
+  filename         = var.lambda_jwks_layer_zip
+  source_code_hash = filebase64sha256(var.lambda_jwks_layer_zip)
 
   compatible_runtimes      = ["python3.12"]
   compatible_architectures = [var.lambda_architecture]
@@ -163,7 +179,7 @@ resource "aws_lambda_function" "this" {
 
   filename         = var.lambda_code_zip
   source_code_hash = filebase64sha256(var.lambda_code_zip)
-  layers           = [aws_lambda_layer_version.this.arn]
+  layers           = concat([aws_lambda_layer_version.this.arn], contains(local.jwks_layer_functions, each.key) ? aws_lambda_layer_version.jwks[*].arn : [])
 
   kms_key_arn = var.kms_key_arn
 

@@ -480,6 +480,22 @@ variable "lambda_layer_zip" {
   }
 }
 
+variable "lambda_jwks_layer_zip" {
+  description = "Path to the JWKS layer zip (`python/` at its root: cryptography, for RS256/ES256 token signatures), e.g. dist/arm64/layer-jwks.zip. Required when token.mode is \"jwks\", and then attached to ws-connect and events-api only; unused in hs256 mode. Kept out of the dependencies layer so that no other function unpacks it at a cold start (about half the layer's bytes)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.lambda_jwks_layer_zip == null || endswith(coalesce(var.lambda_jwks_layer_zip, "x.zip"), ".zip")
+    error_message = "The lambda_jwks_layer_zip must be the path of a .zip file."
+  }
+
+  validation {
+    condition     = var.token.mode != "jwks" || var.lambda_jwks_layer_zip != null
+    error_message = "In jwks mode, lambda_jwks_layer_zip is required: the layer-jwks.zip built beside layer.zip (make build, or the release's layer-jwks-<arch>.zip)."
+  }
+}
+
 variable "lambda_architecture" {
   description = "Instruction set of the functions and layer; the zips must be built for it."
   type        = string

@@ -2,9 +2,16 @@
 
     python -m scripts.release.build [--arch arm64|x86_64|host] [--out dist] [--force]
 
-Writes ``<out>/<arch>/functions.zip`` (the ``realtime`` package, all handlers)
-and ``<out>/<arch>/layer.zip`` (``python/`` with functions/requirements.txt
-installed for the Lambda python3.12 runtime on that architecture).
+Writes ``<out>/<arch>/functions.zip`` (the ``realtime`` package, all handlers),
+``<out>/<arch>/layer.zip`` (``python/`` with functions/requirements.txt installed
+for the Lambda python3.12 runtime on that architecture) and
+``<out>/<arch>/layer-jwks.zip`` (``cryptography`` and what it needs, taken out of
+the first: only the token-verifying functions in jwks mode load it, and every
+cold start of every function unpacked it).
+
+Powertools is shipped as far as the functions use it: the modules their imports
+of it reach (every ``import`` in those modules' source, lazy ones included),
+not its event handlers, parser, idempotency and other utilities.
 
 Both zips are byte-identical when their inputs are unchanged: entries are
 sorted, timestamps and permissions fixed, caches left out. The layer is only
@@ -15,6 +22,7 @@ pip is the slow part; ``--force`` rebuilds it anyway.
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import os
 import platform
@@ -37,6 +45,9 @@ MANYLINUX_TAGS = ("manylinux_2_34", "manylinux_2_28", "manylinux2014")
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 SKIPPED_NAMES = {"__pycache__", ".pytest_cache", ".DS_Store"}
 SKIPPED_SUFFIXES = (".pyc", ".pyo")
+# Top-level names of the JWKS layer: RSA/EC/EdDSA signatures for PyJWT (realtime.core.auth, jwks mode).
+JWKS_TOP_LEVEL = ("cryptography", "cffi", "pycparser", "_cffi_backend")
+POWERTOOLS = "aws_lambda_powertools"
 
 
 def host_arch() -> str:
@@ -111,13 +122,6 @@ def build_code(out_dir: Path) -> Path:
     return target
 
 
-def layer_key(arch: str) -> str:
-    digest = hashlib.sha256()
-    for part in (REQUIREMENTS.read_bytes(), arch.encode(), PYTHON_VERSION.encode(), Path(__file__).read_bytes()):
-        digest.update(hashlib.sha256(part).digest())
-    return digest.hexdigest()
-
-
 def pip_install_layer(arch: str, site_dir: Path) -> None:
     machine = "aarch64" if arch == "arm64" else "x86_64"
     command = [
@@ -145,32 +149,132 @@ def pip_install_layer(arch: str, site_dir: Path) -> None:
         record.write_bytes(b"".join(line for line in lines if not line.startswith(b"../../bin/")))
 
 
-def build_layer(out_dir: Path, arch: str, force: bool) -> tuple[Path, bool]:
-    target = out_dir / "layer.zip"
+def _imported_modules(source: Path, module: str, is_package: bool) -> set[str]:
+    """Every module name an `import` in this file names (absolute, relative resolved), wherever it sits
+    (in functions and `try` blocks too), but for those under `if TYPE_CHECKING:`, which never run."""
+    names: set[str] = set()
+    package = module if is_package else module.rpartition(".")[0]
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([node.module] if node.module else []))
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)  # `from package import submodule`
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(source.read_bytes(), str(source)))
+    return names
+
+
+def powertools_used(site_dir: Path, roots: set[str]) -> set[Path]:
+    """The files of Powertools that importing `roots` can reach: their modules, the packages above them,
+    and, from each, what its source imports (closed over); with each kept package's data files."""
+
+    def file_of(name: str) -> tuple[Path, bool] | None:
+        path = site_dir.joinpath(*name.split("."))
+        if (path / "__init__.py").is_file():
+            return path / "__init__.py", True
+        if path.with_suffix(".py").is_file():
+            return path.with_suffix(".py"), False
+        return None
+
+    kept: set[Path] = set()
+    pending = list(roots)
+    seen: set[str] = set()
+    while pending:
+        name = pending.pop()
+        parts = name.split(".")
+        for depth in range(1, len(parts) + 1):  # importing a.b.c runs a and a.b first
+            module = ".".join(parts[:depth])
+            if module in seen or not module.startswith(POWERTOOLS):
+                continue
+            seen.add(module)
+            found = file_of(module)
+            if found is None:
+                continue  # a name imported from a module, not a module
+            source, is_package = found
+            kept.add(source)
+            if is_package:  # data files (py.typed, JSON, templates) of a kept package
+                kept.update(p for p in source.parent.iterdir() if p.is_file() and p.suffix != ".py")
+            pending.extend(_imported_modules(source, module, is_package))
+    return kept
+
+
+def functions_powertools_imports() -> set[str]:
+    """The Powertools modules the functions' source imports."""
+    names: set[str] = set()
+    for source in (FUNCTIONS_DIR / PACKAGE).rglob("*.py"):
+        module = ".".join(source.relative_to(FUNCTIONS_DIR).with_suffix("").parts)
+        names.update(
+            n for n in _imported_modules(source, module, source.name == "__init__.py") if n.startswith(POWERTOOLS)
+        )
+    return names
+
+
+def layer_key(arch: str) -> str:
+    digest = hashlib.sha256()
+    powertools_imports = "\n".join(sorted(functions_powertools_imports())).encode()
+    parts = (
+        REQUIREMENTS.read_bytes(),
+        arch.encode(),
+        PYTHON_VERSION.encode(),
+        Path(__file__).read_bytes(),
+        powertools_imports,
+    )
+    for part in parts:
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()
+
+
+def build_layer(out_dir: Path, arch: str, force: bool) -> tuple[dict[str, Path], bool]:
+    targets = {"layer": out_dir / "layer.zip", "jwks_layer": out_dir / "layer-jwks.zip"}
     key_file = out_dir / "layer.key"
     key = layer_key(arch)
-    if not force and target.exists() and key_file.exists() and key_file.read_text().strip() == key:
-        return target, False
+    fresh = all(target.exists() for target in targets.values())
+    if not force and fresh and key_file.exists() and key_file.read_text().strip() == key:
+        return targets, False
     with tempfile.TemporaryDirectory(prefix="layer-") as tmp:
         site_dir = Path(tmp) / "python"
         pip_install_layer(arch, site_dir)
-        entries = [(p.relative_to(tmp).as_posix(), p) for p in files_under(site_dir)]
-        write_zip(target, with_bytecode(entries, Path(tmp) / "bytecode"))
+        used = powertools_used(site_dir, functions_powertools_imports())
+        layer, jwks = [], []
+        for path in files_under(site_dir):
+            top = path.relative_to(site_dir).parts[0]
+            if top == POWERTOOLS and path not in used:
+                continue
+            entry = (path.relative_to(tmp).as_posix(), path)
+            if top.split("-")[0].split(".")[0] in JWKS_TOP_LEVEL:  # the package, its .dist-info, a module's .so
+                jwks.append(entry)
+            else:
+                layer.append(entry)
+        write_zip(targets["layer"], with_bytecode(layer, Path(tmp) / "bytecode"))
+        write_zip(targets["jwks_layer"], with_bytecode(jwks, Path(tmp) / "bytecode-jwks"))
     key_file.write_text(key + "\n")
-    return target, True
+    return targets, True
 
 
 def build(arch: str, out: Path, force: bool = False) -> dict[str, Path]:
     arch = host_arch() if arch == "host" else arch
     out_dir = out / arch
     code = build_code(out_dir)
-    layer, rebuilt = build_layer(out_dir, arch, force)
-    for path, note in ((code, ""), (layer, "" if rebuilt else " (unchanged, reused)")):
+    layers, rebuilt = build_layer(out_dir, arch, force)
+    note = "" if rebuilt else " (unchanged, reused)"
+    for path, said in ((code, ""), (layers["layer"], note), (layers["jwks_layer"], note)):
         print(
             f"  {path.relative_to(out.parent) if out.is_relative_to(ROOT) else path}  "
-            f"{path.stat().st_size / 1024:,.0f} KiB{note}"
+            f"{path.stat().st_size / 1024:,.0f} KiB{said}"
         )
-    return {"code": code, "layer": layer}
+    return {"code": code, **layers}
 
 
 def main() -> None:

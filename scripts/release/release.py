@@ -6,6 +6,7 @@ Writes ``release/<VERSION>/``:
 
     functions.zip                                   the Lambda code (any architecture)
     layer-arm64.zip, layer-x86_64.zip               the dependencies layer per architecture
+    layer-jwks-arm64.zip, layer-jwks-x86_64.zip     cryptography, for jwks token mode (lambda_jwks_layer_zip)
     realtime-events-client-<v>.tgz                  the browser client (npm)
     realtime_events_client-<v>-py3-none-any.whl     the Python client
     realtime_events_publisher-<v>-py3-none-any.whl  the Python publisher SDK
@@ -117,11 +118,12 @@ def build_wheels(out_dir: Path, epoch: str) -> list[Path]:
 
 
 def build_zips(out_dir: Path) -> list[Path]:
-    """functions.zip and one layer per architecture, through scripts/release/build.py (its layer cache in dist/)."""
+    """functions.zip and both layers per architecture, through scripts/release/build.py (its layer cache in dist/)."""
     zips = []
     for arch in ARCHITECTURES:
         built = build.build(arch, ROOT / "dist")
         zips.append(Path(shutil.copyfile(built["layer"], out_dir / f"layer-{arch}.zip")))
+        zips.append(Path(shutil.copyfile(built["jwks_layer"], out_dir / f"layer-jwks-{arch}.zip")))
     # The code zip holds no compiled code, so the last architecture's is everyone's.
     zips.append(Path(shutil.copyfile(built["code"], out_dir / "functions.zip")))
     return zips

@@ -127,6 +127,24 @@ run "jwks_token_needs_no_secret_access" {
     )
     error_message = "ws-connect gets the JWKS settings, issuer, audience and max lifetime, and no secret location."
   }
+
+  assert {
+    condition = alltrue([for k, f in aws_lambda_function.this :
+      f.layers == (contains(["ws-connect", "events-api"], k)
+        ? [aws_lambda_layer_version.this.arn, aws_lambda_layer_version.jwks[0].arn]
+      : [aws_lambda_layer_version.this.arn])
+    ])
+    error_message = "In jwks mode the token verifiers, and only they, get the JWKS layer (cryptography) after the dependencies layer."
+  }
+}
+
+run "hs256_token_ships_no_jwks_layer" {
+  command = apply
+
+  assert {
+    condition     = length(aws_lambda_layer_version.jwks) == 0 && alltrue([for f in aws_lambda_function.this : f.layers == tolist([aws_lambda_layer_version.this.arn])])
+    error_message = "In hs256 mode there is no JWKS layer: every function has the dependencies layer only."
+  }
 }
 
 run "emulator_endpoint_template_and_toggles" {

@@ -3,6 +3,8 @@
 name             = "rt-test"
 lambda_code_zip  = "tests/fixtures/lambda.zip"
 lambda_layer_zip = "tests/fixtures/lambda.zip"
+# Used only by the runs in jwks mode.
+lambda_jwks_layer_zip = "tests/fixtures/lambda.zip"
 token = {
   secret_ssm_parameter_name = "/rt-test/token-secret"
   issuer                    = "https://auth.rt-test.example/"

@@ -56,6 +56,17 @@ run "jwks_needs_its_url" {
   expect_failures = [var.token]
 }
 
+run "jwks_needs_its_layer" {
+  command = plan
+
+  variables {
+    token                 = { mode = "jwks", jwks_url = "https://auth.example.com/.well-known/jwks.json", issuer = "https://auth.example.com/", audience = "realtime" }
+    lambda_jwks_layer_zip = null
+  }
+
+  expect_failures = [var.lambda_jwks_layer_zip]
+}
+
 run "jwks_takes_no_shared_secret" {
   command = plan
 

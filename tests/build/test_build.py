@@ -42,10 +42,48 @@ def test_code_zip_is_byte_identical_when_nothing_changed(tmp_path, built):
     assert again.read_bytes() == built["code"].read_bytes()
 
 
-def test_layer_zip_is_byte_identical_when_rebuilt(tmp_path, built):
+def test_layer_zips_are_byte_identical_when_rebuilt(tmp_path, built):
     again, rebuilt = build.build_layer(tmp_path, build.host_arch(), force=True)
     assert rebuilt
-    assert again.read_bytes() == built["layer"].read_bytes()
+    assert again["layer"].read_bytes() == built["layer"].read_bytes()
+    assert again["jwks_layer"].read_bytes() == built["jwks_layer"].read_bytes()
+
+
+def test_cryptography_ships_in_the_jwks_layer_only(built):
+    def top_level(path):
+        return {name.split("/")[1].split("-")[0].split(".")[0] for name in zipfile.ZipFile(path).namelist()}
+
+    jwks = top_level(built["jwks_layer"])
+    assert {"cryptography", "cffi", "pycparser", "_cffi_backend"} <= jwks
+    assert jwks <= set(build.JWKS_TOP_LEVEL) | {"__pycache__"}
+    assert not top_level(built["layer"]) & set(build.JWKS_TOP_LEVEL)
+
+
+def test_powertools_ships_what_the_functions_import_and_not_its_unused_utilities(built):
+    names = zipfile.ZipFile(built["layer"]).namelist()
+    for unused in ("idempotency", "feature_flags", "streaming", "data_masking", "kafka", "circuit_breaker"):
+        assert not any(name.startswith(f"python/aws_lambda_powertools/utilities/{unused}/") for name in names), unused
+    for used in (
+        "logging/logger.py",
+        "metrics/metrics.py",
+        "tracing/tracer.py",
+        "utilities/batch/base.py",
+        "utilities/typing/__init__.py",
+    ):
+        assert f"python/aws_lambda_powertools/{used}" in names, used
+
+
+@pytest.mark.parametrize("layers", [("layer",), ("layer", "jwks_layer")], ids=["hs256", "jwks"])
+def test_pyjwt_has_its_asymmetric_algorithms_with_the_jwks_layer_only(tmp_path, built, layers):
+    paths = []
+    for layer in layers:
+        zipfile.ZipFile(built[layer]).extractall(tmp_path / layer)
+        paths.append(str(tmp_path / layer / "python"))
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join(paths)}
+    script = "import jwt.algorithms as a; print(a.has_crypto, 'RS256' in a.get_default_algorithms())"
+    result = subprocess.run([sys.executable, "-P", "-s", "-S", "-c", script], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == (["True", "True"] if "jwks_layer" in layers else ["False", "False"])
 
 
 def test_zips_hold_fixed_timestamps_and_only_the_runtimes_bytecode(built):
