@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 from pathlib import Path
 
 from scripts.lab.provenance import source_revision
@@ -278,27 +279,53 @@ def render_post_cpu(results: dict) -> str:
     return post_cpu.render_markdown(results["post_cpu"])
 
 
+# Loaded by boto3 itself or provided by the runtime: not a function's own choice.
+RUNTIME_TOP_LEVEL = {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six", "_cffi_backend"}
+
+
+def own_packages(modules: list[str]) -> list[str]:
+    """The top-level packages a handler's import loaded beyond the standard library and the runtime's SDK."""
+    return sorted(
+        name
+        for name in modules
+        if name not in sys.stdlib_module_names and name not in RUNTIME_TOP_LEVEL and not name.startswith("_")
+    )
+
+
 def render_cold_start(cold_start: dict) -> str:
     boto3_ms = cold_start["boto3_ms"]
     body = table(
-        ["function", "import", "import + setup", "setup - import boto3"],
+        ["function", "import", "import + setup", "setup - import boto3", "/ import boto3", "packages at init"],
         [
             [
                 name,
                 f"{figures['import_ms']:.0f} ms",
                 f"{figures['setup_ms']:.0f} ms",
                 f"{figures['setup_ms'] - boto3_ms:+.0f} ms",
+                f"{(figures['setup_ms'] - boto3_ms) / boto3_ms:.2f}x",
+                ", ".join(own_packages(figures.get("packages", []))),
             ]
             for name, figures in cold_start["handlers"].items()
         ],
     )
+    zips = cold_start.get("zips", {})
+    sizes = "; ".join(
+        f"`{label}` {zips[key]['kib']:,} KiB ({zips[key]['files']:,} files, {zips[key]['unpacked_mb']} MB unpacked)"
+        for key, label in (("code", "functions.zip"), ("layer", "layer.zip"), ("jwks_layer", "layer-jwks.zip"))
+        if key in zips
+    )
+    load = cold_start.get("load_average")
     return f"""## Cold start (measured)
 
 Each function's handler imported from the code zip and the layer in a fresh `python -I -B`
 (Python {cold_start["python"]}, the runtime's stand-in), median of {cold_start["runs"]}; "setup"
 adds building what its first invocation builds (`scripts/lab/cold_start.py`).
-`import boto3` alone, in the same runs: **{boto3_ms:.0f} ms**, what every Python function pays.
-On AWS this is the first request of each new execution environment.
+`import boto3` alone, in the same runs: **{boto3_ms:.0f} ms**, what every Python function pays{
+        f" (load average {load} when the runs began)" if load is not None else ""
+    }.
+On AWS this is the first request of each new execution environment. "packages at init": the
+top-level packages the handler's import and setup load besides the standard library and the
+runtime's SDK (boto3, botocore and what they bring).{f" Zips: {sizes}." if sizes else ""}
 
 {body}
 """

@@ -130,13 +130,22 @@ def environment(function: str) -> dict[str, str]:
     return {**BASE_ENVIRONMENT, "PATH": os.environ.get("PATH", ""), **{n: DUMMY_ENVIRONMENT[n] for n in wanted}}
 
 
-def unpack(target: Path) -> tuple[Path, Path]:
+def unpack(target: Path) -> tuple[Path, Path, dict[str, dict[str, float]]]:
+    """The code and layer directories, and each zip's size (KiB, files, MB unpacked)."""
     with contextlib.redirect_stdout(sys.stderr):  # the build's lines stay out of the figures
         zips = build(host_arch(), ROOT / "dist")
     code, layer = target / "task", target / "opt"
     zipfile.ZipFile(zips["code"]).extractall(code)
     zipfile.ZipFile(zips["layer"]).extractall(layer)
-    return code, layer / "python"
+    sizes = {}
+    for name, path in zips.items():
+        infos = zipfile.ZipFile(path).infolist()
+        sizes[name] = {
+            "kib": round(path.stat().st_size / 1024),
+            "files": len(infos),
+            "unpacked_mb": round(sum(info.file_size for info in infos) / 1e6, 1),
+        }
+    return code, layer / "python", sizes
 
 
 def probe(python: Path, code: Path, layer: Path, function: str | None, module: str = "") -> dict[str, Any]:
@@ -159,8 +168,9 @@ def measure(runs: int = 5, python: Path | None = None) -> dict[str, Any]:
     table = handlers()
     boto3_ms: list[float] = []
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in table}
+    load_average = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="cold-start-") as tmp:
-        code, layer = unpack(Path(tmp))
+        code, layer, zips = unpack(Path(tmp))
         for _ in range(runs):
             # Interleaved, so a busy moment of the machine weighs on boto3 and the handlers alike.
             boto3_ms.append(probe(python, code, layer, None)["import_ms"])
@@ -170,6 +180,8 @@ def measure(runs: int = 5, python: Path | None = None) -> dict[str, Any]:
     return {
         "python": version.stdout.decode().strip(),
         "runs": runs,
+        "load_average": round(load_average, 2),
+        "zips": zips,
         "boto3_ms": round(statistics.median(boto3_ms), 1),
         "handlers": {
             name: {
