@@ -52,6 +52,24 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     lifecycle.reset()
 
 
+_MOTO_LOCK = threading.RLock()  # re-entrant: a test hook may send a request from inside one
+
+
+@pytest.fixture(autouse=True)
+def moto_one_request_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto is not thread-safe (two threads' transactions can break its tables: "dictionary changed
+    size during iteration"), and the functions send requests from several threads (the store writes
+    a batch's topics side by side, delivery reads shards in parallel), as DynamoDB allows. One lock
+    around every request keeps each request atomic, as it is in DynamoDB."""
+    make_api_call = botocore.client.BaseClient._make_api_call
+
+    def one_at_a_time(self: Any, operation: str, params: dict) -> Any:
+        with _MOTO_LOCK:
+            return make_api_call(self, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", one_at_a_time)
+
+
 @pytest.fixture
 def aws_mock() -> Iterator[None]:
     with mock_aws():
