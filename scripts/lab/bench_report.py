@@ -331,6 +331,32 @@ runtime's SDK (boto3, botocore and what they bring).{f" Zips: {sizes}." if sizes
 """
 
 
+def render_dependencies(choices: dict) -> str:
+    rows = []
+    for what in ("json", "validation"):
+        choice = choices[what]
+        for side in ("kept", "candidate"):
+            rows.append(
+                [
+                    what if side == "kept" else "",
+                    choice[side]["name"] + (" (used)" if side == "kept" else ""),
+                    f"{choice[side]['import_ms']:.1f} ms",
+                    f"{choice[f'{side}_us']:.2f} µs",
+                    choice["call"] if side == "kept" else "",
+                ]
+            )
+    body = table(["need", "library", "import at a cold start", "one call", "the call"], rows)
+    return f"""## Dependencies (measured)
+
+What the functions use for JSON and for validating producer messages, against a faster candidate
+(`scripts/lab/dependency_choice.py`): the import in fresh interpreters after `import boto3` (median of
+{choices["runs"]}; for validation, with the producer message's model built), and one call on a typical
+message in one process. What was kept and why: docs/internals.md, "Cold starts".
+
+{body}
+"""
+
+
 def render_request_counts(counts: dict) -> str:
     body = table(
         ["operation", "DynamoDB requests", "read units", "write units", "SQS requests", "posts", "requests"],
@@ -404,6 +430,7 @@ at scale and the quotas: [scaling.md](scaling.md).
 {render_ordering(results)}
 {render_post_cpu(results)}
 {render_cold_start(results["cold_start"])}
+{render_dependencies(results["dependencies"]) if "dependencies" in results else ""}
 {render_request_counts(results["request_counts"])}
 ## Cost (reasoned)
 
@@ -590,10 +617,11 @@ def run_facts(scale: str) -> dict:
 
 def measure_offline() -> dict:
     """Cold starts and request counts: no emulator needed."""
-    from scripts.lab import cold_start, post_cpu, request_counts
+    from scripts.lab import cold_start, dependency_choice, post_cpu, request_counts
 
     return {
         "cold_start": cold_start.measure(runs=5),
+        "dependencies": dependency_choice.measure(),
         "request_counts": request_counts.measure(),
         "post_cpu": post_cpu.measure(latency_ms=SIMULATED_POST_MS),
     }

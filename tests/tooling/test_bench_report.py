@@ -197,3 +197,32 @@ def test_the_floor_posts_the_frame_it_is_given(tmp_path):
     frame = {"id": "e1", "type": "bench.tick"}
     echo.handler({"Records": [{"body": floor_message("conn-1", frame)}]}, None)
     client.post_to_connection.assert_called_once_with(ConnectionId="conn-1", Data=json.dumps(frame).encode())
+
+
+def test_the_dependency_choices_show_what_is_used_beside_its_candidate(results):
+    results = results | {
+        "dependencies": {
+            "runs": 7,
+            "json": {
+                "kept": {"name": "json (standard library)", "import_ms": 0.0},
+                "candidate": {"name": "orjson", "import_ms": 0.9},
+                "call": "serialize a frame",
+                "kept_us": 4.5,
+                "candidate_us": 0.24,
+            },
+            "validation": {
+                "kept": {"name": "pydantic", "import_ms": 41.3},
+                "candidate": {"name": "msgspec", "import_ms": 4.2},
+                "call": "parse and validate a producer message",
+                "kept_us": 7.2,
+                "candidate_us": 4.6,
+            },
+        }
+    }
+
+    page = bench_report.render(results, "| cost table |")
+
+    assert "## Dependencies (measured)" in page
+    assert "| validation | pydantic (used) | 41.3 ms | 7.20 µs | parse and validate a producer message |" in page
+    assert "|  | msgspec | 4.2 ms | 4.60 µs |  |" in page
+    assert "| json | json (standard library) (used) | 0.0 ms | 4.50 µs | serialize a frame |" in page
