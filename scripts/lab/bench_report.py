@@ -279,12 +279,12 @@ def render_post_cpu(results: dict) -> str:
     return post_cpu.render_markdown(results["post_cpu"])
 
 
-# Loaded by boto3 itself or provided by the runtime: not a function's own choice.
+# The AWS SDK (shipped in the layer) and what it loads: what every function pays, not its own choice.
 RUNTIME_TOP_LEVEL = {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six", "_cffi_backend"}
 
 
 def own_packages(modules: list[str]) -> list[str]:
-    """The top-level packages a handler's import loaded beyond the standard library and the runtime's SDK."""
+    """The top-level packages a handler's import loaded beyond the standard library and the AWS SDK."""
     return sorted(
         name
         for name in modules
@@ -320,12 +320,13 @@ def render_cold_start(cold_start: dict) -> str:
 Each function's handler imported from the code zip and the layer in a fresh `python -I -B`
 (Python {cold_start["python"]}, the runtime's stand-in), median of {cold_start["runs"]}; "setup"
 adds building what its first invocation builds (`scripts/lab/cold_start.py`).
-`import boto3` alone, in the same runs: **{boto3_ms:.0f} ms**, what every Python function pays{
+`import boto3` alone (the layer's SDK), in the same runs: **{boto3_ms:.0f} ms**, what every Python function pays{
         f" (load average {load} when the runs began)" if load is not None else ""
     }.
 On AWS this is the first request of each new execution environment. "packages at init": the
 top-level packages the handler's import and setup load besides the standard library and the
-runtime's SDK (boto3, botocore and what they bring).{f" Zips: {sizes}." if sizes else ""}
+AWS SDK (boto3, botocore and what they bring; the layer ships them, their data cut to the
+services the functions call).{f" Zips: {sizes}." if sizes else ""}
 
 {body}
 """

@@ -7,10 +7,10 @@ the layer reused when unchanged), unpacks them into a temporary directory laid
 out as Lambda does (/var/task, /opt/python) and, in fresh `python -I -B`
 interpreters (the median of `runs` of each), times:
 
-- `import boto3` alone: what every function pays, the runtime's own floor;
+- `import boto3` alone (the layer's SDK, which the functions import): what every function pays;
 - per function of the Terraform module, the import of its handler module
   (`import_ms`, boto3 included; `beyond_boto3_ms`, the handler's own share,
-  timed after `import boto3` in the same process: the issue's target is 60 ms),
+  timed after `import boto3` in the same process),
   and that import plus building what its first invocation builds (`setup_ms`:
   the `realtime.services` builder of the function, with dummy settings;
   building creates clients and objects, it sends no request).
@@ -18,7 +18,7 @@ interpreters (the median of `runs` of each), times:
 `-B` because Lambda's /var/task and /opt are read-only: no bytecode is cached
 there, so what the zips do not ship compiled is compiled on every cold start,
 as here. The interpreter stands in for the python3.12 runtime: by default the
-emulator's venv, which has the runtime's boto3.
+emulator's venv's (the zips bring their own SDK, found first on the path as on Lambda).
 """
 
 from __future__ import annotations

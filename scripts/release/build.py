@@ -11,7 +11,11 @@ cold start of every function unpacked it).
 
 Powertools is shipped as far as the functions use it: the modules their imports
 of it reach (every ``import`` in those modules' source, lazy ones included),
-not its event handlers, parser, idempotency and other utilities.
+not its event handlers, parser, idempotency and other utilities. The AWS SDK
+ships pinned, with botocore's data cut to the services the functions call
+(``SDK_SERVICES``): the first client of a cold start lists every service's
+folder and parses every service's endpoints, which on the full SDK costs more
+than the handlers' own imports.
 
 Both zips are byte-identical when their inputs are unchanged: entries are
 sorted, timestamps and permissions fixed, caches left out. The layer is only
@@ -23,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import gzip
 import hashlib
+import json
 import os
 import platform
 import py_compile
@@ -48,6 +54,8 @@ SKIPPED_SUFFIXES = (".pyc", ".pyo")
 # Top-level names of the JWKS layer: RSA/EC/EdDSA signatures for PyJWT (realtime.core.auth, jwks mode).
 JWKS_TOP_LEVEL = ("cryptography", "cffi", "pycparser", "_cffi_backend")
 POWERTOOLS = "aws_lambda_powertools"
+# The services realtime.core.aws builds clients for (a build test checks the list against its source).
+SDK_SERVICES = ("apigatewaymanagementapi", "dynamodb", "secretsmanager", "sqs", "ssm")
 
 
 def host_arch() -> str:
@@ -131,8 +139,7 @@ def pip_install_layer(arch: str, site_dir: Path) -> None:
         "--implementation", "cp",
         "--python-version", PYTHON_VERSION,
         "--only-binary=:all:",
-        # Every package is pinned, transitive ones included; what the runtime provides
-        # (botocore, which aws-xray-sdk asks for) must not come along.
+        # Every package is pinned, transitive ones included: nothing unlisted comes along.
         "--no-deps",
         "-r", str(REQUIREMENTS),
     ]  # fmt: skip
@@ -147,6 +154,33 @@ def pip_install_layer(arch: str, site_dir: Path) -> None:
     for record in site_dir.glob("*.dist-info/RECORD"):
         lines = record.read_bytes().splitlines(keepends=True)
         record.write_bytes(b"".join(line for line in lines if not line.startswith(b"../../bin/")))
+
+
+def prune_sdk_data(site_dir: Path) -> None:
+    """Cut the SDK's data to `SDK_SERVICES`: their folders in botocore/data and boto3/data, and their
+    entries in botocore's endpoints.json (every partition, with its regions and defaults, is kept).
+
+    A client's first creation in a process lists every service folder for each kind of file it loads
+    (model, endpoint rules, resources) and parses endpoints.json (1.2 MB) whole: on the full SDK that
+    is about two thirds of what building the first DynamoDB resource costs (make bench, "Cold start").
+    """
+    botocore_data = site_dir / "botocore" / "data"
+    missing = [name for name in SDK_SERVICES if not (botocore_data / name).is_dir()]
+    if missing:
+        sys.exit(f"botocore {botocore_data} has no model for {missing}: check SDK_SERVICES")
+    for data in (botocore_data, site_dir / "boto3" / "data"):
+        for entry in data.iterdir():
+            if entry.is_dir() and entry.name not in SDK_SERVICES:
+                shutil.rmtree(entry)
+    prefixes = set()
+    for model in sorted(botocore_data.glob("*/*/service-2.json*")):
+        raw = gzip.decompress(model.read_bytes()) if model.suffix == ".gz" else model.read_bytes()
+        prefixes.add(json.loads(raw)["metadata"]["endpointPrefix"])
+    endpoints_file = botocore_data / "endpoints.json"
+    endpoints = json.loads(endpoints_file.read_bytes())
+    for partition in endpoints["partitions"]:
+        partition["services"] = {name: spec for name, spec in partition["services"].items() if name in prefixes}
+    endpoints_file.write_text(json.dumps(endpoints, indent=2) + "\n")
 
 
 def _imported_modules(source: Path, module: str, is_package: bool) -> set[str]:
@@ -246,6 +280,7 @@ def build_layer(out_dir: Path, arch: str, force: bool) -> tuple[dict[str, Path],
     with tempfile.TemporaryDirectory(prefix="layer-") as tmp:
         site_dir = Path(tmp) / "python"
         pip_install_layer(arch, site_dir)
+        prune_sdk_data(site_dir)
         used = powertools_used(site_dir, functions_powertools_imports())
         layer, jwks = [], []
         for path in files_under(site_dir):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -16,8 +16,6 @@ import pytest
 from scripts.release import build
 
 ROOT = Path(__file__).resolve().parents[2]
-# What the Lambda python3.12 runtime provides besides the standard library.
-RUNTIME_PACKAGES = ["boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"]
 
 
 @pytest.fixture(scope="module")
@@ -150,10 +148,64 @@ def test_handlers_import_from_the_zips_without_compiling(tmp_path, built):
     assert result.stdout.strip() == "[]"
 
 
-def test_layer_leaves_boto3_to_the_runtime(built):
+def test_layer_ships_the_sdk_with_the_data_of_the_services_the_functions_call(built):
     names = zipfile.ZipFile(built["layer"]).namelist()
     assert all(name.startswith("python/") for name in names)
-    assert not [name for name in names if name.startswith(("python/boto3/", "python/botocore/"))]
+    for package in ("boto3", "botocore", "urllib3", "dateutil", "jmespath"):
+        assert f"python/{package}/__init__.py" in names, package
+
+    def services(data: str) -> set[str]:
+        return {name.split("/")[3] for name in names if name.startswith(f"python/{data}/data/") and name.count("/") > 4}
+
+    assert services("botocore") == set(build.SDK_SERVICES)
+    assert services("boto3") <= set(build.SDK_SERVICES)
+
+
+def test_the_sdk_services_are_those_the_functions_build_clients_for():
+    sources = "\n".join(path.read_text() for path in (ROOT / "functions" / "realtime").rglob("*.py"))
+    called = set(re.findall(r'boto3\.(?:client|resource)\(\s*"([\w-]+)"', sources))
+    assert called == set(build.SDK_SERVICES)
+
+
+# Endpoint, signing name and region of every service's client, as the functions build them.
+RESOLVE = """
+import json, sys, boto3
+found = {"boto3": boto3.__file__}
+for region in ("us-east-1", "eu-west-1", "ap-southeast-2", "cn-north-1", "us-gov-west-1", "eu-isoe-west-1"):
+    for service in sys.argv[1:]:
+        url = f"https://abc.execute-api.{region}.amazonaws.com/live"
+        extra = {"endpoint_url": url} if service == "apigatewaymanagementapi" else {}
+        client = boto3.client(service, region_name=region, **extra)
+        found[f"{service} {region}"] = [client.meta.endpoint_url, client.meta.region_name,
+                                        client.meta.service_model.signing_name, client.meta.partition]
+    found[f"dynamodb resource {region}"] = boto3.resource("dynamodb", region_name=region).meta.client.meta.endpoint_url
+print(json.dumps(found))
+"""
+
+
+def test_the_cut_sdk_resolves_every_endpoint_as_the_whole_sdk_does(tmp_path, built):
+    """The layer's SDK (data cut to SDK_SERVICES) against the same version whole (the test's own, installed
+    from functions/requirements.txt): the same endpoints, signing names and partitions in every partition."""
+    zipfile.ZipFile(built["layer"]).extractall(tmp_path / "layer")
+    layer = str(tmp_path / "layer" / "python")
+    env = {"PATH": os.environ["PATH"], "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+
+    def resolve(*command: str, path: str = "") -> dict:
+        run = subprocess.run(
+            [*command, "-c", RESOLVE, *build.SDK_SERVICES],
+            env={**env, **({"PYTHONPATH": path} if path else {})},
+            capture_output=True,
+            text=True,
+        )
+        assert run.returncode == 0, run.stderr
+        return json.loads(run.stdout)
+
+    cut = resolve(sys.executable, "-P", "-s", "-S", path=layer)
+    whole = resolve(sys.executable, "-P")
+    assert cut.pop("boto3").startswith(layer)
+    assert not whole.pop("boto3").startswith(layer)
+    assert cut == whole
+    assert cut["dynamodb cn-north-1"][0] == "https://dynamodb.cn-north-1.amazonaws.com.cn"
 
 
 def test_layer_does_not_depend_on_where_it_was_built(built):
@@ -173,7 +225,7 @@ def test_every_terraform_handler_is_in_the_code_zip(built):
 
 @pytest.mark.parametrize("tracing", [False, True], ids=["tracing-off", "tracing-on"])
 def test_every_handler_imports_from_the_zips_alone(tmp_path, built, tracing):
-    """Import each handler in a clean interpreter that sees only code + layer + runtime SDK.
+    """Import each handler in a clean interpreter that sees only code + layer, the SDK included.
 
     The emulator's own packages would hide a missing dependency, so this is the
     guard against a layer that works locally and fails on AWS. With tracing on,
@@ -182,15 +234,6 @@ def test_every_handler_imports_from_the_zips_alone(tmp_path, built, tracing):
     """
     zipfile.ZipFile(built["code"]).extractall(tmp_path / "code")
     zipfile.ZipFile(built["layer"]).extractall(tmp_path / "layer")
-    runtime = tmp_path / "runtime"
-    for package in RUNTIME_PACKAGES:
-        spec = importlib.util.find_spec(package)
-        origin = Path(spec.origin)
-        if origin.name == "__init__.py":
-            shutil.copytree(origin.parent, runtime / package)
-        else:
-            runtime.mkdir(exist_ok=True)
-            shutil.copy(origin, runtime / origin.name)
     modules = handler_modules(built["code"])
     assert len(modules) >= 6
     code, layer = str(tmp_path / "code"), str(tmp_path / "layer")
@@ -207,7 +250,7 @@ def test_every_handler_imports_from_the_zips_alone(tmp_path, built, tracing):
         "PATH": os.environ["PATH"],
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
-        "PYTHONPATH": os.pathsep.join([code, str(tmp_path / "layer" / "python"), str(runtime)]),
+        "PYTHONPATH": os.pathsep.join([code, str(tmp_path / "layer" / "python")]),
         # What the module sets; LAMBDA_TASK_ROOT as on Lambda, where Tracer does not switch itself off.
         "POWERTOOLS_TRACE_DISABLED": "false" if tracing else "true",
         "LAMBDA_TASK_ROOT": code,
