@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from realtime.core.auth import TokenVerifier
     from realtime.core.sqs import DeadLetterQueue, RetrySoon
     from realtime.db_changes.publish import ChangePublisher
+    from realtime.events.audience import EventTypeRules
     from realtime.events.delivery import EventDelivery
     from realtime.events.feed import EventFeed
     from realtime.events.pipeline import EventPipeline
@@ -103,7 +104,6 @@ def ws_disconnect() -> SessionTracker:
 @per_container
 def process_events() -> ProcessEvents:
     from realtime.core.sqs import DeadLetterQueue, RetrySoon
-    from realtime.events.audience import EventTypeRules
     from realtime.events.pipeline import EventPipeline
     from realtime.events.store import EventStore
 
@@ -129,7 +129,7 @@ def process_events() -> ProcessEvents:
             posts_per_second=settings.posts_per_second,
             turns=turns,
         ),
-        rules=EventTypeRules.from_json(settings.event_type_rules),
+        rules=_event_type_rules(settings.event_type_rules),
         max_data_bytes=settings.max_data_bytes,
     )
     presence = settings.presence
@@ -143,6 +143,16 @@ def process_events() -> ProcessEvents:
         ),
         internal_source_arn=presence.presence_events_queue_arn if presence else None,
     )
+
+
+def _event_type_rules(text: str) -> EventTypeRules | None:
+    """The event-type rules, or None when there are none (the module's default): they are pydantic models,
+    and without them a process-events cold start does not import pydantic at all."""
+    if text.strip() == "[]":
+        return None
+    from realtime.events.audience import EventTypeRules
+
+    return EventTypeRules.from_json(text)
 
 
 @per_container

@@ -9,12 +9,13 @@ a typical message (min of 5 repeats of 20,000 calls):
 
 - JSON: the standard library's `json` (what `realtime.core.encoding.compact_json`
   uses; boto3 imports it anyway, so a function pays nothing for it) against `orjson`;
-- validation: pydantic's `ProducerMessage` (realtime/events/producer.py) against
-  `msgspec` with a Struct of the same fields and constraints (scripts/lab/msgspec_producer.py).
+- validation: msgspec's `ProducerMessage` (realtime/events/producer.py, what validates
+  every producer message) against the pydantic model of the same fields and constraints
+  (realtime/events/producer_model.py, which the functions import only to explain a refused
+  message; its import includes the msgspec module it builds on).
 
 `make bench` writes the figures into docs/benchmarks.md; docs/internals.md says what
-was kept and why. The candidates are development dependencies (requirements-dev.txt),
-never in the layer.
+was kept and why. orjson is a development dependency (requirements-dev.txt), never in the layer.
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ FRAME = {
 IMPORTS = {
     "json": "import json",
     "orjson": "import orjson",
-    "pydantic": "from realtime.events.producer import ProducerMessage",
-    "msgspec": "from scripts.lab.msgspec_producer import decode",
+    "msgspec": "from realtime.events.producer import parse_producer_message",
+    "pydantic": "from realtime.events.producer_model import ProducerMessageModel",
 }
 # What a process-events cold start already has loaded when these imports run (so `json` costs nothing).
 PRELUDE = (
@@ -79,11 +80,11 @@ def measure(runs: int = 7) -> dict[str, Any]:
 
     sys.path.insert(0, str(FUNCTIONS))
     from realtime.core.encoding import compact_json
-    from realtime.events.producer import ProducerMessage
+    from realtime.events.producer import parse_producer_message
+    from realtime.events.producer_model import ProducerMessageModel
 
-    from scripts.lab.msgspec_producer import decode
-
-    assert decode(MESSAGE).audience == ProducerMessage.model_validate(json.loads(MESSAGE)).audience
+    expected = ProducerMessageModel.model_validate_json(MESSAGE)
+    assert parse_producer_message(json.loads(MESSAGE)).audience == expected.audience
     return {
         "runs": runs,
         "json": {
@@ -94,11 +95,11 @@ def measure(runs: int = 7) -> dict[str, Any]:
             "candidate_us": call_us(lambda: orjson.dumps(FRAME)),
         },
         "validation": {
-            "kept": {"name": "pydantic", "import_ms": import_ms(IMPORTS["pydantic"], runs)},
-            "candidate": {"name": "msgspec", "import_ms": import_ms(IMPORTS["msgspec"], runs)},
+            "kept": {"name": "msgspec", "import_ms": import_ms(IMPORTS["msgspec"], runs)},
+            "candidate": {"name": "pydantic", "import_ms": import_ms(IMPORTS["pydantic"], runs)},
             "call": "parse and validate a producer message",
-            "kept_us": call_us(lambda: ProducerMessage.model_validate(json.loads(MESSAGE))),
-            "candidate_us": call_us(lambda: decode(MESSAGE)),
+            "kept_us": call_us(lambda: parse_producer_message(json.loads(MESSAGE))),
+            "candidate_us": call_us(lambda: ProducerMessageModel.model_validate(json.loads(MESSAGE))),
         },
     }
 

@@ -21,7 +21,7 @@ from scripts.lab.cold_start import environment, handlers
 ROOT = Path(__file__).resolve().parents[2]
 
 TOKENS = ("jwt", "cryptography")  # only ws-connect and events-api verify tokens
-VALIDATION = ("pydantic",)  # producer messages (process-events) and db-changes rules
+VALIDATION = ("pydantic",)  # db-changes rules; event-type rules and refused producer messages (process-events)
 EVENT_STORE = ("realtime.events.store", "realtime.events.pipeline", "realtime.events.feed")
 DELIVERY = ("realtime.events.delivery", "realtime.connections.posting")
 # Powertools' HTTP router, its catalogue of event classes, and X-Ray (tracing is off here).
@@ -32,7 +32,9 @@ DB_CHANGES = ("realtime.db_changes",)
 FORBIDDEN = {
     "ws-connect": (*DB_CHANGES, *VALIDATION, *EVENT_STORE, *DELIVERY, *POWERTOOLS_EXTRAS),
     "ws-disconnect": (*DB_CHANGES, *TOKENS, *VALIDATION, *EVENT_STORE, *DELIVERY, *POWERTOOLS_EXTRAS),
-    "process-events": (*DB_CHANGES, *TOKENS, "realtime.events.feed", *POWERTOOLS_EXTRAS),
+    # Producer messages are validated with msgspec; pydantic only explains a refused one, or validates event-type
+    # rules when there are some (none here: the module's default).
+    "process-events": (*DB_CHANGES, *TOKENS, *VALIDATION, "realtime.events.feed", *POWERTOOLS_EXTRAS),
     # fanout reads the events its jobs refer to back from the store, but never stores or pages a feed.
     "fanout": (
         *DB_CHANGES,

@@ -36,6 +36,27 @@ def timestamp_at(epoch_seconds: float) -> str:
     return format_timestamp(datetime.fromtimestamp(epoch_seconds, UTC))
 
 
+def aware_datetime(value: object, name: str) -> datetime | None:
+    """An ISO 8601 date-time string with a time zone (`name` is the field, for the errors), as a datetime;
+    None stays None, and a datetime is taken as it is. ValueError for anything else."""
+    if value is None or isinstance(value, datetime):
+        return value
+    problem = f"{name} must be an ISO 8601 date-time string with a time zone, e.g. 2026-11-26T10:00:00Z"
+    if not isinstance(value, str):
+        raise ValueError(problem)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(problem) from None
+    if moment.tzinfo is None:
+        raise ValueError(problem)
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{name} is outside the years 1 to 9999 in UTC") from None
+    return moment
+
+
 def parse_timestamp(value: str | None) -> float | None:
     """Epoch seconds of a stored ISO timestamp (None stays None)."""
     if not value:

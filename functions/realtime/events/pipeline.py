@@ -6,21 +6,19 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from realtime.core.contract import MAX_DATA_DEPTH, RESERVED_ID_PREFIX, RESERVED_TYPE_PREFIX
 from realtime.core.encoding import compact_json, format_timestamp, nesting_depth
 from realtime.core.errors import PermanentError, TransientError
 from realtime.core.topics import group_topic, presence_topic
-from realtime.events.audience import EventTypeRules
 from realtime.events.delivery import DeliveryReport, EventDelivery
 from realtime.events.models import Event, Publication, event_key
-from realtime.events.producer import ProducerMessage
+from realtime.events.producer import ProducerMessage, parse_producer_message
 from realtime.events.store import AppendResult, EventStore, NewEvent
 
-MAX_REPORTED_ERRORS = 5
+if TYPE_CHECKING:  # its rule models are pydantic's: imported only when there are rules (realtime.services)
+    from realtime.events.audience import EventTypeRules
 
 
 @dataclass(frozen=True)
@@ -140,23 +138,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _field_errors(error: ValidationError) -> str:
-    details = error.errors(include_url=False)
-    parts = [
-        f"{'.'.join(str(p) for p in d['loc']) or 'message'}: {d['msg'].removeprefix('Value error, ')}" for d in details
-    ]
-    if len(parts) > MAX_REPORTED_ERRORS:
-        parts = [*parts[:MAX_REPORTED_ERRORS], f"and {len(parts) - MAX_REPORTED_ERRORS} more"]
-    return "; ".join(parts)
-
-
 class EventPipeline:
     def __init__(
         self,
         *,
         store: EventStore,
         delivery: EventDelivery,
-        rules: EventTypeRules,
+        rules: EventTypeRules | None,
         max_data_bytes: int,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -194,10 +182,7 @@ class EventPipeline:
         # Before anything walks it recursively (validation, serialization, the clients' parsers).
         if isinstance(raw, dict) and nesting_depth(raw.get("data"), MAX_DATA_DEPTH) > MAX_DATA_DEPTH:
             raise PermanentError("too_deep", f"data nests objects and lists more than {MAX_DATA_DEPTH} levels deep")
-        try:
-            message = ProducerMessage.model_validate(raw)
-        except ValidationError as error:
-            raise PermanentError("invalid_message", _field_errors(error)) from None
+        message = parse_producer_message(raw)
         if internal:
             _refuse_foreign(message)
         else:
@@ -208,7 +193,7 @@ class EventPipeline:
             raise PermanentError("invalid_message", "data: contains invalid Unicode (lone surrogate)") from None
         if size > self._max_data_bytes:
             raise PermanentError("too_large", f"data is {size} bytes serialized; the limit is {self._max_data_bytes}")
-        topics = message.audience or self._rules.audience_for(message.type, message.data)
+        topics = message.audience or (self._rules and self._rules.audience_for(message.type, message.data))
         if not topics:
             raise PermanentError(
                 "no_audience", f"message has no audience and no EVENT_TYPE_RULES entry matches type {message.type!r}"

@@ -2,14 +2,14 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from pydantic import ValidationError
 from realtime.core.encoding import format_timestamp
+from realtime.core.errors import PermanentError
 from realtime.events.models import EVENT_KEY, Event, event_key
-from realtime.events.producer import ProducerMessage
+from realtime.events.producer import parse_producer_message
 
 
 def test_minimal_message():
-    message = ProducerMessage.model_validate({"type": "order.updated", "data": {"orderId": 1}})
+    message = parse_producer_message({"type": "order.updated", "data": {"orderId": 1}})
 
     assert (message.type, message.data, message.audience, message.id, message.occurred_at) == (
         "order.updated",
@@ -21,7 +21,7 @@ def test_minimal_message():
 
 
 def test_full_message():
-    message = ProducerMessage.model_validate(
+    message = parse_producer_message(
         {
             "type": "order.updated",
             "data": {},
@@ -58,10 +58,11 @@ def test_full_message():
     ],
 )
 def test_invalid_messages_name_the_field(message, field):
-    with pytest.raises(ValidationError) as caught:
-        ProducerMessage.model_validate(message)
+    with pytest.raises(PermanentError) as caught:
+        parse_producer_message(message)
 
-    assert field in {str(part) for error in caught.value.errors() for part in error["loc"]}
+    assert caught.value.code == "invalid_message"
+    assert field in {problem.split(":")[0].split(".")[0] for problem in caught.value.reason.split("; ")}
 
 
 def test_format_timestamp_is_utc_with_milliseconds_and_z():
