@@ -61,6 +61,7 @@ def test_powertools_ships_what_the_functions_import_and_not_its_unused_utilities
     names = zipfile.ZipFile(built["layer"]).namelist()
     for unused in ("idempotency", "feature_flags", "streaming", "data_masking", "kafka", "circuit_breaker"):
         assert not any(name.startswith(f"python/aws_lambda_powertools/utilities/{unused}/") for name in names), unused
+    assert not any(name.startswith("python/aws_lambda_powertools/event_handler/") for name in names)
     for used in (
         "logging/logger.py",
         "metrics/metrics.py",

@@ -44,7 +44,7 @@ FORBIDDEN = {
         "realtime.events.feed",
         *POWERTOOLS_EXTRAS,
     ),
-    "events-api": (*DB_CHANGES, *VALIDATION, "realtime.events.pipeline", *DELIVERY),
+    "events-api": (*DB_CHANGES, *VALIDATION, "realtime.events.pipeline", *DELIVERY, *POWERTOOLS_EXTRAS),
     # maintenance closes connections whose token expired with the posting code delivery uses (stdlib only).
     "maintenance": (*DB_CHANGES, *TOKENS, *VALIDATION, *EVENT_STORE, "realtime.events", *POWERTOOLS_EXTRAS),
     "presence-checks": (*DB_CHANGES, *TOKENS, *VALIDATION, *EVENT_STORE, *DELIVERY, *POWERTOOLS_EXTRAS),
