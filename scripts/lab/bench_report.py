@@ -349,10 +349,11 @@ def render_dependencies(choices: dict) -> str:
     body = table(["need", "library", "import at a cold start", "one call", "the call"], rows)
     return f"""## Dependencies (measured)
 
-What the functions use for JSON and for validating producer messages, against a faster candidate
+What the functions use for JSON and for validating producer messages, against the alternative
 (`scripts/lab/dependency_choice.py`): the import in fresh interpreters after `import boto3` (median of
-{choices["runs"]}; for validation, with the producer message's model built), and one call on a typical
-message in one process. What was kept and why: docs/internals.md, "Cold starts".
+{choices["runs"]}; for validation, with the producer message's model built: pydantic's is imported by the
+functions only to explain a message msgspec refused), and one call on a typical message (decoded from
+JSON) in one process. What was chosen and why: docs/internals.md, "Cold starts".
 
 {body}
 """

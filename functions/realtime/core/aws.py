@@ -26,16 +26,20 @@ from realtime.core.lifecycle import per_container
 # The @connections calls' timeouts, as the boto3 client had them.
 CONNECT_TIMEOUT_SECONDS = 3
 READ_TIMEOUT_SECONDS = 5
+# Said rather than left to the SDK's default, which botocore 1.44 changed from legacy to standard: the
+# functions' own retries (a batch's failed records, delivery's later tries) are built on legacy's many quick
+# tries, DynamoDB's ten among them, and docs/reliability.md measures them so.
+SDK_CONFIG = Config(retries={"mode": "legacy"})
 
 
 @per_container
 def dynamodb() -> Any:
-    return boto3.resource("dynamodb")
+    return boto3.resource("dynamodb", config=SDK_CONFIG)
 
 
 @per_container
 def sqs() -> Any:
-    return boto3.client("sqs")
+    return boto3.client("sqs", config=SDK_CONFIG)
 
 
 @per_container
@@ -61,12 +65,12 @@ class CreatedOnFirstUse:
 
 @per_container
 def ssm() -> Any:
-    return boto3.client("ssm")
+    return boto3.client("ssm", config=SDK_CONFIG)
 
 
 @per_container
 def secretsmanager() -> Any:
-    return boto3.client("secretsmanager")
+    return boto3.client("secretsmanager", config=SDK_CONFIG)
 
 
 @per_container
