@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
+
+import msgspec
+from msgspec.structs import asdict
 
 from realtime.connections.scan_positions import ScanReport
 from realtime.connections.sweep import ConnectionSweep, SweepReport
@@ -31,14 +33,13 @@ from realtime.core.ttl import sample_expired
 from realtime.presence.repair import PresenceRepair, RepairReport
 
 
-@dataclass
-class MaintenanceReport:
-    connections: SweepReport = field(default_factory=SweepReport)
-    presence: RepairReport = field(default_factory=RepairReport)
+class MaintenanceReport(msgspec.Struct):
+    connections: SweepReport = msgspec.field(default_factory=SweepReport)
+    presence: RepairReport = msgspec.field(default_factory=RepairReport)
     # Per table with TTL: its size (DynamoDB's count, about six hours old at most) and, estimated from
     # a sample, how many of its items are past expiresAt but not deleted by TTL yet.
-    table_items: dict[str, int] = field(default_factory=dict)
-    expired_items: dict[str, int] = field(default_factory=dict)
+    table_items: dict[str, int] = msgspec.field(default_factory=dict)
+    expired_items: dict[str, int] = msgspec.field(default_factory=dict)
     errors: int = 0  # connections or users whose step failed (logged); the next run tries them again
     complete: bool = True
 

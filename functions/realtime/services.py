@@ -8,8 +8,9 @@ never loads pydantic, the rule engines or the token libraries).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from realtime.core import aws
 from realtime.core.lifecycle import per_container
@@ -23,6 +24,7 @@ from realtime.core.settings import (
     PresenceChecksSettings,
     PresenceTable,
     ProcessEventsSettings,
+    RepairingPresence,
     WsConnectSettings,
     WsDisconnectSettings,
     load,
@@ -47,30 +49,26 @@ if TYPE_CHECKING:
     from realtime.presence.store import PresenceStore
 
 
-@dataclass(frozen=True)
-class WsConnect:
+class WsConnect(msgspec.Struct, frozen=True):
     verifier: TokenVerifier
     sessions: SessionTracker
     connection_ttl_seconds: int
     max_sessions_per_user: int
 
 
-@dataclass(frozen=True)
-class ProcessEvents:
+class ProcessEvents(msgspec.Struct, frozen=True):
     pipeline: EventPipeline
     dead_letters: DeadLetterQueue
     retries: RetrySoon
     internal_source_arn: str | None  # records from this queue (presence events) are the module's own
 
 
-@dataclass(frozen=True)
-class Fanout:
+class Fanout(msgspec.Struct, frozen=True):
     delivery: EventDelivery
     retries: RetrySoon
 
 
-@dataclass(frozen=True)
-class EventsApi:
+class EventsApi(msgspec.Struct, frozen=True):
     verifier: TokenVerifier
     feed: EventFeed
     presence: PresenceReader | None  # None: presence is turned off (GET /presence answers 404)
@@ -310,7 +308,7 @@ def _presence_store(presence: PresenceTable) -> PresenceStore:
     return PresenceStore(aws.dynamodb(), presence.table)
 
 
-def _announcer(presence: AnnouncingPresence) -> PresenceAnnouncer:
+def _announcer(presence: AnnouncingPresence | RepairingPresence) -> PresenceAnnouncer:
     from realtime.presence.announcer import PresenceAnnouncer
 
     return PresenceAnnouncer(
@@ -332,7 +330,8 @@ def _sessions(
     connections = _connection_store(connections_table, layout)
     if presence is None:
         return SessionTracker(connections)
-    announce = _announcer(presence).announce if isinstance(presence, AnnouncingPresence) else None
+    announces = isinstance(presence, AnnouncingPresence | RepairingPresence)
+    announce = _announcer(presence).announce if announces else None
     schedule_check = None
     if isinstance(presence, EndingSessions):
         from realtime.presence.announcer import OfflineChecks

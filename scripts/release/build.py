@@ -39,6 +39,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS_DIR = ROOT / "functions"
@@ -186,6 +187,35 @@ def prune_sdk_data(site_dir: Path) -> None:
     for partition in endpoints["partitions"]:
         partition["services"] = {name: spec for name, spec in partition["services"].items() if name in prefixes}
     endpoints_file.write_text(json.dumps(endpoints, indent=2) + "\n")
+    for model in sorted(botocore_data.glob("*/*/service-2.json*")):
+        _write_model_without_documentation(model)
+    for examples in botocore_data.glob("*/*/examples-1.json*"):
+        examples.unlink()
+
+
+# Keys of a service model that only feed docstrings and generated docs.
+DOCUMENTATION_KEYS = frozenset({"documentation", "documentationUrl"})
+
+
+def _without_documentation(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {key: _without_documentation(value) for key, value in node.items() if key not in DOCUMENTATION_KEYS}
+    if isinstance(node, list):
+        return [_without_documentation(value) for value in node]
+    return node
+
+
+def _write_model_without_documentation(model: Path) -> None:
+    """Rewrite a service model (service-2.json[.gz]) as plain, compact JSON without its documentation.
+
+    A client parses its whole model when it is built: DynamoDB's is 556 KB, four fifths of it
+    prose for docstrings (SSM's 948 KB). Without it, and not gzipped, the first DynamoDB client
+    of a cold start is built about 4 ms sooner (make bench, "Cold start"). Only docstrings change:
+    botocore reads no documentation to validate, serialize or parse."""
+    raw = gzip.decompress(model.read_bytes()) if model.suffix == ".gz" else model.read_bytes()
+    plain = model.with_name("service-2.json")
+    model.unlink()
+    plain.write_text(json.dumps(_without_documentation(json.loads(raw)), separators=(",", ":")))
 
 
 def _imported_modules(source: Path, module: str, is_package: bool) -> set[str]:

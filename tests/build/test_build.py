@@ -11,6 +11,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import botocore.loaders
 import pytest
 
 from scripts.release import build
@@ -160,6 +161,34 @@ def test_layer_ships_the_sdk_with_the_data_of_the_services_the_functions_call(bu
 
     assert services("botocore") == set(build.SDK_SERVICES)
     assert services("boto3") <= set(build.SDK_SERVICES)
+
+
+def test_the_layers_service_models_are_the_sdks_without_their_documentation(built):
+    """Each service model in the layer is the installed SDK's (same version, functions/requirements.txt),
+    every operation, shape and rule kept, only the prose for docstrings left out."""
+
+    def documentation_left_out(node):
+        if isinstance(node, dict):
+            return {
+                k: documentation_left_out(v) for k, v in node.items() if k not in ("documentation", "documentationUrl")
+            }
+        if isinstance(node, list):
+            return [documentation_left_out(v) for v in node]
+        return node
+
+    layer = zipfile.ZipFile(built["layer"])
+    models = [
+        name for name in layer.namelist() if re.fullmatch(r"python/botocore/data/[\w-]+/[\d-]+/service-2\.json", name)
+    ]
+    assert {name.split("/")[3] for name in models} == set(build.SDK_SERVICES)
+    loader = botocore.loaders.Loader()
+    for name in models:
+        service, version = name.split("/")[3:5]
+        shipped = json.loads(layer.read(name))
+        whole = loader.load_service_model(service, "service-2", api_version=version)
+        assert '"documentation"' not in layer.read(name).decode(), service
+        assert whole["operations"], service
+        assert shipped == documentation_left_out(whole), service
 
 
 def test_the_sdk_services_are_those_the_functions_build_clients_for():

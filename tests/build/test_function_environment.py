@@ -8,7 +8,6 @@ provider call), with presence on and one db_changes source, so that all nine fun
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -16,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from realtime.core.settings import FUNCTION_SETTINGS, variables
+from realtime.core.settings import FUNCTION_SETTINGS, Section, declarations, variables
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE_DIR = ROOT / "terraform"
@@ -66,8 +65,8 @@ def module_functions(tmp_path_factory) -> dict[str, dict]:
 
 def section_variables(model: type, name: str) -> set[str]:
     """The variables of the model's section `name` (none if it has no such section)."""
-    fields = {field.name: field for field in dataclasses.fields(model)}
-    return set(variables(fields[name].metadata["section"])) if name in fields else set()
+    declared = declarations(model).get(name)
+    return set(variables(declared.model)) if isinstance(declared, Section) else set()
 
 
 def test_every_function_of_the_module_has_a_settings_model(module_functions):
@@ -88,7 +87,7 @@ def test_the_module_builds_the_environment_from_the_models_sections(module_funct
     """Each section of the model is one section local of the module: its variables come and go together."""
     model = FUNCTION_SETTINGS[function]
     built = module_functions[function]
-    model_sections = {field.name for field in dataclasses.fields(model) if "section" in field.metadata}
+    model_sections = {name for name, declared in declarations(model).items() if isinstance(declared, Section)}
 
     assert set(built["sections"]) == model_sections
     for name, names in built["sections"].items():
@@ -105,6 +104,6 @@ def test_variables_the_module_may_leave_out_are_the_ones_the_function_can_do_wit
     assert set(sections.get("presence", [])) == section_variables(model, "presence")
     assert set(sections.get("token", [])) == section_variables(model, "token")
     # A model's presence section may be left out only where the function also runs without presence.
-    fields = {field.name: field for field in dataclasses.fields(model)}
-    if "presence" in fields and function != "presence-checks":
-        assert fields["presence"].metadata["optional"], "the module turns presence off; this function must cope"
+    presence = declarations(model).get("presence")
+    if presence is not None and function != "presence-checks":
+        assert presence.optional, "the module turns presence off; this function must cope"

@@ -24,8 +24,9 @@ import json
 import time
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from realtime.core.contract import is_topic
 from realtime.core.errors import ConfigError
@@ -47,11 +48,10 @@ def shard_of(connection_id: str, shards: int) -> int:
     return zlib.crc32(connection_id.encode("utf-8")) % shards if shards > 1 else 0
 
 
-@dataclass(frozen=True)
-class SubscriptionLayout:
+class SubscriptionLayout(msgspec.Struct, frozen=True):
     """How many keys each topic's subscription rows are spread over: a topic or `kind:*` -> count."""
 
-    shards: Mapping[str, int] = field(default_factory=dict)
+    shards: Mapping[str, int] = msgspec.field(default_factory=dict)
 
     def count(self, topic: str) -> int:
         if topic in self.shards:

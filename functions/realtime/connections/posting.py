@@ -9,9 +9,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
 from realtime.core.contract import TOKEN_EXPIRED
@@ -39,13 +39,13 @@ class Outcome(enum.Enum):
     THROTTLED = "throttled"  # 429: may succeed later, and slows this invocation down
 
 
-@dataclass
-class PostReport:
+class PostReport(msgspec.Struct):
     sent: int = 0
     gone: int = 0
     failed: int = 0
     throttled: int = 0
-    retry: list[int] = field(default_factory=list)  # indexes of the posts that may succeed later (throttled too)
+    # indexes of the posts that may succeed later (throttled too)
+    retry: list[int] = msgspec.field(default_factory=list)
     concurrency: int = 0  # posts allowed in flight when the last post ended
     cpu_seconds: float = 0.0  # CPU time of this process while posting (scripts/lab/post_cpu.py: per post)
 

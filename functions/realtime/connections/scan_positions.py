@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from botocore.exceptions import ClientError
 
 from realtime.core.encoding import parse_timestamp, timestamp_at
@@ -41,8 +41,7 @@ def position_key(scan: str) -> Key:
     return {"pk": f"maintenance#{scan}", "sk": POSITION_SK}
 
 
-@dataclass(frozen=True)
-class ScanPosition:
+class ScanPosition(msgspec.Struct, frozen=True):
     start_key: Key | None = None  # where the pass in progress resumes; None: at the table's start
     cycle: int = 0  # full passes ended so far
     pass_started_at: str | None = None
@@ -63,8 +62,7 @@ class ScanPosition:
         )
 
 
-@dataclass
-class ScanReport:
+class ScanReport(msgspec.Struct):
     """What one run's share of a scan did, for the run's log line and metrics."""
 
     items_scanned: int = 0  # items read, matching or not: at most the budget

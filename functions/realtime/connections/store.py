@@ -12,10 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 from botocore.exceptions import ClientError
 
 from realtime.connections.layout import ONE_KEY_EACH, StoredLayout, SubscriptionLayout, shard_of, subscription_key
@@ -59,21 +59,18 @@ class TooManySessions(Exception):
         self.claimed_at = dict(claimed_at or {})
 
 
-@dataclass(frozen=True)
-class Subscriber:
+class Subscriber(msgspec.Struct, frozen=True):
     connection_id: str
     topics: tuple[str, ...] | None  # all the connection's topics; None on items written before they were kept
     token_expires_at: int | None = None  # its token's `exp`; None on items written before it was kept
 
 
-@dataclass(frozen=True)
-class ConnectionRecord:
+class ConnectionRecord(msgspec.Struct, frozen=True):
     topics: tuple[str, ...]  # every topic the connection holds
     token_expires_at: int | None  # its token's `exp`; None on records written before it was kept
 
 
-@dataclass(frozen=True)
-class SubscriberPage:
+class SubscriberPage(msgspec.Struct, frozen=True):
     subscribers: list[Subscriber]
     next_key: dict[str, Any] | None  # where the next page starts; None: this was the last one
 

@@ -26,9 +26,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
 from realtime.connections.posting import Outcome, close_expired
@@ -43,14 +43,13 @@ CHECKS_IN_FLIGHT = 16  # GetConnection answers in ~20 ms: 16 at a time allow abo
 SCAN = "connections"  # this scan's position item (realtime.connections.scan_positions)
 
 
-@dataclass
-class SweepReport:
+class SweepReport(msgspec.Struct):
     checked: int = 0
     alive: int = 0
     removed: int = 0
     unknown: int = 0  # GetConnection failed for another reason: left for the next pass
     expired: int = 0  # closed because their token had expired
-    scan: ScanReport = field(default_factory=ScanReport)
+    scan: ScanReport = msgspec.field(default_factory=ScanReport)
 
 
 class RateLimit:

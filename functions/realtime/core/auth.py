@@ -10,10 +10,11 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from types import ModuleType
 from typing import Any
+
+import msgspec
 
 from realtime.core import aws
 from realtime.core.contract import MAX_TOPICS_PER_TOKEN
@@ -82,8 +83,7 @@ class InvalidToken(Exception):
         self.detail = detail
 
 
-@dataclass(frozen=True)
-class Principal:
+class Principal(msgspec.Struct, frozen=True):
     user_id: str
     groups: tuple[str, ...]
     topics: tuple[str, ...]

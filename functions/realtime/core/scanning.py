@@ -10,14 +10,14 @@ and says where the next read should start.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 Key = dict[str, Any]  # a table's primary key: an ExclusiveStartKey
 
 
-@dataclass(frozen=True)
-class ScanPage[T]:
+class ScanPage[T](msgspec.Struct, frozen=True):
     entries: tuple[tuple[Key, T], ...]  # the items that matched the filter, each with its primary key
     start_key: Key | None  # where this page began (None: at the table's start)
     end_key: Key | None  # where the next page begins; None: this page reached the table's end

@@ -8,18 +8,21 @@ inputs are the only place they live. A missing or malformed variable raises
 ConfigError naming it when the function's objects are first built, whatever path
 that invocation takes.
 
-A settings model is a frozen dataclass whose fields are variables (`text`,
+A settings model is a frozen msgspec Struct whose fields are variables (`text`,
 `integer`, `boolean`) or sections (`section`): a group of variables that is
 either wholly present or, when optional, wholly absent (presence turned off).
+Each field's declaration is its default, read by `load`: models are only built by it.
+(Structs, not dataclasses: a frozen dataclass costs about 0.7 ms to define on Python 3.12,
+a Struct a tenth of that, and every function defines these at its cold start.)
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
+
+import msgspec
 
 from realtime.core.contract import MAX_DATA_BYTES, MAX_PRESENCE_USERS, MAX_TOPICS_PER_TOKEN
 from realtime.core.errors import ConfigError
@@ -32,10 +35,14 @@ MAX_SESSIONS_PER_USER = 1000
 # --- declaring variables -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Variable:
+class Variable(msgspec.Struct, frozen=True):
     name: str
     parse: Callable[[str, str], Any]  # (name, raw text) -> value, or ConfigError
+    optional: bool = False
+
+
+class Section(msgspec.Struct, frozen=True):
+    model: type
     optional: bool = False
 
 
@@ -63,52 +70,58 @@ def _boolean(name: str, raw: str) -> bool:
 
 
 def text(name: str, *, optional: bool = False) -> Any:
-    return dataclasses.field(metadata={"variable": _Variable(name, _text, optional)})
+    return Variable(name, _text, optional)
 
 
 def integer(name: str, minimum: int, maximum: int) -> Any:
-    return dataclasses.field(metadata={"variable": _Variable(name, _integer(minimum, maximum))})
+    return Variable(name, _integer(minimum, maximum))
 
 
 def boolean(name: str) -> Any:
-    return dataclasses.field(metadata={"variable": _Variable(name, _boolean)})
+    return Variable(name, _boolean)
 
 
 def section(model: type, *, optional: bool = False) -> Any:
     """A nested model; an optional one is None when none of its variables is set."""
-    return dataclasses.field(metadata={"section": model, "optional": optional})
+    return Section(model, optional)
 
 
 # --- reading them --------------------------------------------------------------------------------
 
 
+def declarations(model: type) -> dict[str, Variable | Section]:
+    """Field name -> what it reads, in the model's field order."""
+    names, declared = model.__struct_fields__, model.__struct_defaults__  # type: ignore[attr-defined]
+    if len(names) != len(declared) or not all(isinstance(d, Variable | Section) for d in declared):
+        raise TypeError(f"every field of {model.__name__} must be declared with text, integer, boolean or section")
+    return dict(zip(names, declared, strict=True))
+
+
 def variables(model: type) -> Iterator[str]:
     """Every variable the model may read, sections included."""
-    for field in dataclasses.fields(model):
-        if "variable" in field.metadata:
-            yield field.metadata["variable"].name
+    for declared in declarations(model).values():
+        if isinstance(declared, Variable):
+            yield declared.name
         else:
-            yield from variables(field.metadata["section"])
+            yield from variables(declared.model)
 
 
 def load[M](model: type[M], environ: Environment | None = None) -> M:
     """Read and check every variable of the model at once. Raises ConfigError naming the first problem."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    for field in dataclasses.fields(model):  # type: ignore[arg-type]
-        if "variable" in field.metadata:
-            variable: _Variable = field.metadata["variable"]
-            raw = environ.get(variable.name, "").strip()
+    for name, declared in declarations(model).items():
+        if isinstance(declared, Variable):
+            raw = environ.get(declared.name, "").strip()
             if raw:
-                values[field.name] = variable.parse(variable.name, raw)
-            elif variable.optional:
-                values[field.name] = None
+                values[name] = declared.parse(declared.name, raw)
+            elif declared.optional:
+                values[name] = None
             else:
-                raise ConfigError(f"environment variable {variable.name} is required but not set")
+                raise ConfigError(f"environment variable {declared.name} is required but not set")
             continue
-        nested = field.metadata["section"]
-        absent = not any(environ.get(name, "").strip() for name in variables(nested))
-        values[field.name] = None if field.metadata["optional"] and absent else load(nested, environ)
+        absent = not any(environ.get(variable, "").strip() for variable in variables(declared.model))
+        values[name] = None if declared.optional and absent else load(declared.model, environ)
     settings = model(**values)
     check = getattr(settings, "check", None)
     if check is not None:
@@ -119,8 +132,7 @@ def load[M](model: type[M], environ: Environment | None = None) -> M:
 # --- sections ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TokenSettings:
+class TokenSettings(msgspec.Struct, frozen=True):
     """How tokens are verified: a shared HS256 secret (SSM or Secrets Manager), or keys from a JWKS URL.
 
     Issuer and audience are checked in both modes: a token another service got from the same
@@ -148,13 +160,11 @@ class TokenSettings:
             raise ConfigError(f"environment variable TOKEN_MODE must be 'hs256' or 'jwks', got {self.mode!r}")
 
 
-@dataclass(frozen=True)
-class PresenceTable:
+class PresenceTable(msgspec.Struct, frozen=True):
     table: str = text("PRESENCE_TABLE")
 
 
-@dataclass(frozen=True)
-class AnnouncingPresence(PresenceTable):
+class AnnouncingPresence(PresenceTable, frozen=True):
     """Sends presence events, to presence:<user> and optionally the user's groups.
 
     They go to the presence-events queue, which only the module's functions may
@@ -165,37 +175,37 @@ class AnnouncingPresence(PresenceTable):
     group_presence: bool = boolean("GROUP_PRESENCE_ENABLED")
 
 
-@dataclass(frozen=True)
-class EndingSessions(PresenceTable):
+class EndingSessions(PresenceTable, frozen=True):
     """Ends sessions; the last one schedules the delayed offline check."""
 
     checks_queue_url: str = text("PRESENCE_CHECKS_QUEUE_URL")
     grace_seconds: int = integer("PRESENCE_GRACE_SECONDS", 0, 900)  # 900: the longest SQS DelaySeconds
 
 
-@dataclass(frozen=True)
-class StoringPresence(EndingSessions):
+class StoringPresence(EndingSessions, frozen=True):
     """process-events: also consumes the presence-events queue, and trusts only what comes from it."""
 
     presence_events_queue_url: str = text("PRESENCE_EVENTS_QUEUE_URL")  # failed records are made visible sooner
     presence_events_queue_arn: str = text("PRESENCE_EVENTS_QUEUE_ARN")  # the eventSourceARN of its records
 
 
-@dataclass(frozen=True)
-class RepairingPresence(EndingSessions, AnnouncingPresence):
-    """maintenance: ends orphaned sessions, decides overdue checks, re-sends unconfirmed events."""
+class RepairingPresence(EndingSessions, frozen=True):
+    """maintenance: ends orphaned sessions, decides overdue checks, re-sends unconfirmed events.
+
+    It announces too, with AnnouncingPresence's variables (a Struct's bases with fields are one line)."""
+
+    presence_events_queue_url: str = text("PRESENCE_EVENTS_QUEUE_URL")
+    group_presence: bool = boolean("GROUP_PRESENCE_ENABLED")
 
 
-@dataclass(frozen=True)
-class ReadingPresence(PresenceTable):
+class ReadingPresence(PresenceTable, frozen=True):
     max_users: int = integer("MAX_PRESENCE_USERS", 1, MAX_PRESENCE_USERS)
 
 
 # --- one model per function ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class WsConnectSettings:
+class WsConnectSettings(msgspec.Struct, frozen=True):
     connections_table: str = text("CONNECTIONS_TABLE")
     connection_ttl_seconds: int = integer("CONNECTION_TTL_SECONDS", 300, 86400)
     max_sessions_per_user: int = integer("MAX_SESSIONS_PER_USER", 1, MAX_SESSIONS_PER_USER)
@@ -204,14 +214,12 @@ class WsConnectSettings:
     presence: AnnouncingPresence | None = section(AnnouncingPresence, optional=True)
 
 
-@dataclass(frozen=True)
-class WsDisconnectSettings:
+class WsDisconnectSettings(msgspec.Struct, frozen=True):
     connections_table: str = text("CONNECTIONS_TABLE")
     presence: EndingSessions | None = section(EndingSessions, optional=True)
 
 
-@dataclass(frozen=True)
-class ProcessEventsSettings:
+class ProcessEventsSettings(msgspec.Struct, frozen=True):
     connections_table: str = text("CONNECTIONS_TABLE")
     events_table: str = text("EVENTS_TABLE")
     events_queue_url: str = text("EVENTS_QUEUE_URL")  # failed records are made visible again sooner
@@ -232,8 +240,7 @@ class ProcessEventsSettings:
     presence: StoringPresence | None = section(StoringPresence, optional=True)
 
 
-@dataclass(frozen=True)
-class FanoutSettings:
+class FanoutSettings(msgspec.Struct, frozen=True):
     connections_table: str = text("CONNECTIONS_TABLE")
     events_table: str = text("EVENTS_TABLE")  # jobs refer to stored events: read back from here
     connections_endpoint: str = text("CONNECTIONS_ENDPOINT")
@@ -247,21 +254,18 @@ class FanoutSettings:
     presence: EndingSessions | None = section(EndingSessions, optional=True)
 
 
-@dataclass(frozen=True)
-class EventsApiSettings:
+class EventsApiSettings(msgspec.Struct, frozen=True):
     events_table: str = text("EVENTS_TABLE")
     max_topics_per_token: int = integer("MAX_TOPICS_PER_TOKEN", 1, MAX_TOPICS_PER_TOKEN)
     token: TokenSettings = section(TokenSettings)
     presence: ReadingPresence | None = section(ReadingPresence, optional=True)
 
 
-@dataclass(frozen=True)
-class PresenceChecksSettings:
+class PresenceChecksSettings(msgspec.Struct, frozen=True):
     presence: AnnouncingPresence = section(AnnouncingPresence)
 
 
-@dataclass(frozen=True)
-class MaintenanceSettings:
+class MaintenanceSettings(msgspec.Struct, frozen=True):
     connections_table: str = text("CONNECTIONS_TABLE")
     events_table: str = text("EVENTS_TABLE")  # sampled for items past retention
     connections_endpoint: str = text("CONNECTIONS_ENDPOINT")
@@ -273,8 +277,7 @@ class MaintenanceSettings:
     presence: RepairingPresence | None = section(RepairingPresence, optional=True)
 
 
-@dataclass(frozen=True)
-class DbChangesSettings:
+class DbChangesSettings(msgspec.Struct, frozen=True):
     events_queue_url: str = text("EVENTS_QUEUE_URL")
     sources: str = text("DB_CHANGE_SOURCES")  # JSON, parsed by realtime.db_changes.sources
     failures_queue_url: str = text("FAILURES_QUEUE_URL")  # where refused records go, with their reason

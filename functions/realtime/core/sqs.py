@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
 from realtime.core.contract import QUEUE_MESSAGE_BYTES
@@ -24,8 +24,7 @@ MAX_BATCH_BYTES = QUEUE_MESSAGE_BYTES  # ...and its limit on the sum of the bodi
 MAX_REASON_LENGTH = 1024  # of the reason attached to a dead letter
 
 
-@dataclass(frozen=True)
-class QueueRecord:
+class QueueRecord(msgspec.Struct, frozen=True):
     """One record of an SQS -> Lambda event, the fields the functions read.
 
     Not Powertools' SQSRecord or batch utilities: importing them loads every event

@@ -17,9 +17,9 @@ import itertools
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from realtime.core.contract import is_topic
@@ -37,8 +37,7 @@ class InvalidTopic(ValueError):
         self.topic = topic
 
 
-@dataclass(frozen=True)
-class TopicTemplate:
+class TopicTemplate(msgspec.Struct, frozen=True):
     text: str
     fields: tuple[str, ...]  # placeholders in order of appearance
 

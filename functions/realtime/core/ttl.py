@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 SAMPLE_ITEMS = 100
 MAX_SCANS = 10
 
 
-@dataclass(frozen=True)
-class ExpirySample:
+class ExpirySample(msgspec.Struct, frozen=True):
     items: int  # the table's item count (DescribeTable: DynamoDB refreshes it about every six hours)
     sampled: int
     expired_in_sample: int

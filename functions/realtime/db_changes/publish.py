@@ -16,9 +16,9 @@ if that send fails is the record reported as failed, so nothing is lost.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
 from realtime.core.encoding import compact_json
@@ -44,14 +44,13 @@ class EventsQueueSender:
         return send_batches(self._sqs, self._queue_url, [{"MessageBody": body} for body in bodies])
 
 
-@dataclass
-class PublishReport:
+class PublishReport(msgspec.Struct):
     records: int = 0
     matched: int = 0  # (record, rule) pairs that fired
     events_queued: int = 0  # distinct event ids whose messages were all accepted
     skipped: int = 0
     refused: int = 0  # records sent to the failures queue with their reason
-    failed: dict[str, str] = field(default_factory=dict)  # sequence number -> reason
+    failed: dict[str, str] = msgspec.field(default_factory=dict)  # sequence number -> reason
 
     def raise_if_unpublished(self, record: Any) -> None:
         """Record handler for Powertools' BatchProcessor: fails the records whose events were not sent."""

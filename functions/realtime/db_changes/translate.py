@@ -17,11 +17,11 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 from boto3.dynamodb.types import TypeDeserializer
 
 from realtime.core.contract import MAX_AUDIENCE_TOPICS, QUEUE_MESSAGE_BYTES
@@ -38,8 +38,7 @@ class MissingImageError(Exception):
     """The record lacks an image a rule needs: the stream's view type is too narrow."""
 
 
-@dataclass(frozen=True)
-class StreamChange:
+class StreamChange(msgspec.Struct, frozen=True):
     """The parts of a DynamoDB Streams record the rules look at; images stay in DynamoDB JSON."""
 
     source_arn: str
@@ -246,34 +245,30 @@ def project(image: Mapping[str, Any], attributes: tuple[str, ...]) -> dict[str, 
 # --- translation ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class OutgoingMessage:
+class OutgoingMessage(msgspec.Struct, frozen=True):
     event_id: str
     rule: str
     body: str  # a producer message (docs/design.md), JSON
 
 
-@dataclass(frozen=True)
-class SkippedRule:
+class SkippedRule(msgspec.Struct, frozen=True):
     rule: str
     code: str
     reason: str
     attribute: str | None = None
 
 
-@dataclass(frozen=True)
-class Refusal:
+class Refusal(msgspec.Struct, frozen=True):
     """Why a record gives no event at all (it goes to the failures queue with this reason)."""
 
     code: str
     reason: str
 
 
-@dataclass
-class Translation:
+class Translation(msgspec.Struct):
     change: StreamChange
-    messages: list[OutgoingMessage] = field(default_factory=list)
-    skipped: list[SkippedRule] = field(default_factory=list)
+    messages: list[OutgoingMessage] = msgspec.field(default_factory=list)
+    skipped: list[SkippedRule] = msgspec.field(default_factory=list)
     matched: int = 0
     refused: Refusal | None = None
 

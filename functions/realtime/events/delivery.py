@@ -31,9 +31,10 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import msgspec
 
 from realtime.connections.layout import MAX_SHARDS
 from realtime.connections.posting import Poster
@@ -51,8 +52,7 @@ RETRY_BASE_SECONDS = 1
 RETRY_MAX_SECONDS = 900  # the longest SQS DelaySeconds
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(msgspec.Struct, frozen=True):
     connection_id: str
     topics: tuple[str, ...]  # the event's topics that reach this connection, sorted: its frame's seqs
     token_expires_at: int | None = None  # its token's `exp`: from then on it gets no event, it is closed
@@ -91,8 +91,7 @@ class InvalidJob(PermanentError):
         super().__init__("invalid_delivery_job", reason)
 
 
-@dataclass(frozen=True)
-class PageJob:
+class PageJob(msgspec.Struct, frozen=True):
     """Post the page of `topic`'s subscribers (of one of its shards) that starts after `start_key`
     (None: the shard's first page), and queue the next page at once, so pages are read ahead and
     posted in parallel: one chain of pages per shard."""
@@ -108,8 +107,7 @@ class PageJob:
         return message | ({"shard": self.shard} if self.shard else {})
 
 
-@dataclass(frozen=True)
-class RetryJob:
+class RetryJob(msgspec.Struct, frozen=True):
     """Post these connections again: their post failed transiently `attempt` times."""
 
     event: EventRef
@@ -212,8 +210,7 @@ class DeliveryQueue:
 # --- delivery ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class DeliveryReport:
+class DeliveryReport(msgspec.Struct):
     """What one delivery (a batch inline, or one job) did: process-events and fanout log and count it alike."""
 
     sent: int = 0
@@ -229,7 +226,7 @@ class DeliveryReport:
     turns_late: int = 0  # topics whose batch before had not posted within the bound
     lowest_concurrency: int | None = None
     lag_ms: int | None = None  # publishedAt to the end of first posts, the most of its events; None: none made
-    unqueued: set[str] = field(default_factory=set)  # ids of events whose jobs the queue did not take
+    unqueued: set[str] = msgspec.field(default_factory=set)  # ids of events whose jobs the queue did not take
 
     def metrics(self) -> dict[str, int]:
         """The counts, by metric name."""

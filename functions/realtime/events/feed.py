@@ -6,7 +6,8 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from realtime.core.contract import DEFAULT_PAGE_EVENTS, MAX_PAGE_EVENTS, MAX_WAIT_SECONDS
 from realtime.core.errors import BadRequest
@@ -19,8 +20,7 @@ FIRST_TICK_SECONDS = 0.25
 MAX_TICK_SECONDS = 1.0
 
 
-@dataclass(frozen=True)
-class FeedRequest:
+class FeedRequest(msgspec.Struct, frozen=True):
     positions: dict[str, int]
     limit: int = DEFAULT_PAGE_EVENTS
     wait_seconds: float = 0.0
@@ -74,8 +74,7 @@ def _since(raw: str | None, *, has_cursor: bool) -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class FeedPage:
+class FeedPage(msgspec.Struct, frozen=True):
     events: list[str]  # stored frames, JSON text
     cursor: str
     has_more: bool

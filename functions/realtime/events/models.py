@@ -6,8 +6,9 @@ import base64
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from realtime.core.contract import MAX_AUDIENCE_TOPICS, MAX_SEQ
 from realtime.core.encoding import compact_json
@@ -27,8 +28,7 @@ def event_key(idempotency_key: str) -> str:
     return base64.urlsafe_b64encode(digest).decode("ascii")[:EVENT_KEY_LENGTH]
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(msgspec.Struct, frozen=True):
     """An event on one topic: each item of `GET /events`, stored as is; with `seqs`, a WebSocket frame."""
 
     id: str
@@ -53,8 +53,7 @@ class Event:
         )
 
 
-@dataclass(frozen=True)
-class EventRef:
+class EventRef(msgspec.Struct, frozen=True):
     """A stored event named by its id and its seq on each of its topics: what a delivery job carries."""
 
     id: str
@@ -74,8 +73,7 @@ class EventRef:
         return cls(event_id, {str(topic): seq for topic, seq in seqs.items()})
 
 
-@dataclass(frozen=True)
-class Publication:
+class Publication(msgspec.Struct, frozen=True):
     """A stored event as delivery sees it: its content and its seq on each of its topics."""
 
     id: str

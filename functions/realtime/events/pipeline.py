@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from realtime.core.contract import MAX_DATA_DEPTH, RESERVED_ID_PREFIX, RESERVED_TYPE_PREFIX
 from realtime.core.encoding import compact_json, format_timestamp, nesting_depth
@@ -21,8 +22,7 @@ if TYPE_CHECKING:  # its rule models are pydantic's: imported only when there ar
     from realtime.events.audience import EventTypeRules
 
 
-@dataclass(frozen=True)
-class PendingEvent:
+class PendingEvent(msgspec.Struct, frozen=True):
     """A validated message with its id and audience settled, ready to store."""
 
     event_id: str
@@ -51,18 +51,16 @@ class PendingEvent:
         ).to_json()
 
 
-@dataclass
-class StoredOne:
+class StoredOne(msgspec.Struct):
     event: PendingEvent
     seqs: dict[str, int]
     created: list[str]  # the topics this batch stored it on (the others had it already)
 
 
-@dataclass
-class BatchReport:
-    stored: list[StoredOne] = field(default_factory=list)
-    failed: dict[int, Exception] = field(default_factory=dict)  # index in the batch -> why it must be retried
-    delivery: DeliveryReport = field(default_factory=DeliveryReport)
+class BatchReport(msgspec.Struct):
+    stored: list[StoredOne] = msgspec.field(default_factory=list)
+    failed: dict[int, Exception] = msgspec.field(default_factory=dict)  # index in the batch -> why it must be retried
+    delivery: DeliveryReport = msgspec.field(default_factory=DeliveryReport)
 
 
 # Role ids (`AROA...`): a SenderId starting with one goes on with `:<session name>`, which varies.

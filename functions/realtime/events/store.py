@@ -32,9 +32,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import msgspec
 from botocore.exceptions import ClientError
 
 from realtime.core.contract import DEFAULT_PAGE_EVENTS, MAX_PAGE_BYTES, MAX_PAGE_EVENTS
@@ -69,8 +69,7 @@ class AppendResult(NamedTuple):
     published_at: str  # when the event was first stored (a redelivery keeps it)
 
 
-@dataclass(frozen=True)
-class NewEvent:
+class NewEvent(msgspec.Struct, frozen=True):
     """One event to store on one of its topics."""
 
     topic: str
@@ -79,22 +78,21 @@ class NewEvent:
     body: Callable[[int, str], str]  # (seq, publishedAt) -> the stored frame, JSON text
 
 
-@dataclass
-class BatchResult:
-    stored: dict[tuple[str, str], AppendResult] = field(default_factory=dict)  # (topic, event id) ->
-    failed: dict[str, Exception] = field(default_factory=dict)  # topic -> why some of its events were not stored
+class BatchResult(msgspec.Struct):
+    # (topic, event id) -> where it was stored
+    stored: dict[tuple[str, str], AppendResult] = msgspec.field(default_factory=dict)
+    # topic -> why some of its events were not stored
+    failed: dict[str, Exception] = msgspec.field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class StoredEvent:
+class StoredEvent(msgspec.Struct, frozen=True):
     topic: str
     seq: int
     published_at: str
     body: str  # the delivered frame, JSON text
 
 
-@dataclass(frozen=True)
-class ReadResult:
+class ReadResult(msgspec.Struct, frozen=True):
     events: list[StoredEvent]
     positions: dict[str, int]  # per topic, the last seq returned, already seen, or past retention
     has_more: bool
@@ -591,14 +589,13 @@ class EventStore:
             count = min(2 * count, MAX_QUERY_ITEMS)
 
 
-@dataclass
-class _TopicRead:
+class _TopicRead(msgspec.Struct):
     """One topic's events after a position, fetched as the merge needs them, never past `head`."""
 
     topic: str
     evaluated: int  # the last seq DynamoDB has looked at: handed on, buffered, or past retention
     head: int  # the topic's last seq when this read began
-    buffered: deque[StoredEvent] = field(default_factory=deque)
+    buffered: deque[StoredEvent] = msgspec.field(default_factory=deque)
     chunk: int = 0  # how many seqs the last query asked for
 
     @property

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+
+import msgspec
 
 from realtime.core.observability import logger
 from realtime.events.store import EventStore
@@ -39,10 +40,9 @@ NEXT_IN_LINE_SEQS = 10
 MAX_KNOWN_MARKS = 10_000  # topics whose last mark this container remembers
 
 
-@dataclass
-class TurnReport:
+class TurnReport(msgspec.Struct):
     waited_ms: int = 0  # how long the batch waited for the batches before it
-    late: list[str] = field(default_factory=list)  # topics whose predecessor had not posted within the bound
+    late: list[str] = msgspec.field(default_factory=list)  # topics whose predecessor had not posted within the bound
 
 
 class DeliveryTurns:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -29,18 +29,16 @@ RESPONSE_MARGIN_SECONDS = 1.5
 JSON = "application/json"
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(msgspec.Struct, frozen=True):
     headers: Mapping[str, str]  # lower-case names
     query: Mapping[str, str] | None
     context: LambdaContext | None
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(msgspec.Struct, frozen=True):
     status: int
     body: str
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
 
     def to_http_api(self) -> dict[str, Any]:
         """The HTTP API's Lambda proxy answer (payload 2.0)."""

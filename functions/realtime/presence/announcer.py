@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from realtime.core.contract import MAX_AUDIENCE_TOPICS, is_topic
 from realtime.core.encoding import compact_json
@@ -74,8 +75,7 @@ class PresenceAnnouncer:
         return message["id"]
 
 
-@dataclass(frozen=True)
-class OfflineCheck:
+class OfflineCheck(msgspec.Struct, frozen=True):
     user_id: str
     version: int  # the user's version when the last session ended
 

@@ -27,7 +27,8 @@ import itertools
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+
+import msgspec
 
 from realtime.connections.scan_positions import ResumedScan, ScanPositions, ScanReport
 from realtime.connections.store import ConnectionStore
@@ -47,12 +48,11 @@ USERS_PER_CHECK = 50  # users whose records one BatchGetItem (at most 100 keys a
 SCAN = "presence"  # this scan's position item (realtime.connections.scan_positions)
 
 
-@dataclass
-class RepairReport:
+class RepairReport(msgspec.Struct):
     orphan_sessions_removed: int = 0
     offline_decided: int = 0
     events_resent: int = 0
-    scan: ScanReport = field(default_factory=ScanReport)
+    scan: ScanReport = msgspec.field(default_factory=ScanReport)
 
 
 class PresenceRepair:

@@ -27,9 +27,9 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from botocore.exceptions import ClientError
 
 from realtime.connections.store import TooManySessions, claim_attribute, claims_on
@@ -54,8 +54,7 @@ def _condition_failed(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
-@dataclass(frozen=True)
-class PresenceState:
+class PresenceState(msgspec.Struct, frozen=True):
     user_id: str
     connection_ids: frozenset[str] = frozenset()
     online: bool = False
@@ -103,8 +102,7 @@ class PresenceState:
         return {"online": self.online, "sessions": self.sessions, "lastSeen": self.last_seen, "version": self.version}
 
 
-@dataclass(frozen=True)
-class SessionStarted:
+class SessionStarted(msgspec.Struct, frozen=True):
     state: PresenceState
     came_online: bool  # this connect flipped the user online: it announces presence.online
 

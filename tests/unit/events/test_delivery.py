@@ -1,9 +1,9 @@
-import dataclasses
 import json
 from collections import Counter
 from unittest.mock import ANY
 
 import boto3
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -465,7 +465,7 @@ def test_a_page_job_reads_its_own_shard_and_one_queued_before_shards_reads_shard
 
 def published(seconds_before_now, event_id="e1", seqs=None):
     """An event stored `seconds_before_now` before NOW (its publishedAt)."""
-    return dataclasses.replace(
+    return msgspec.structs.replace(
         publication(seqs or {"all": 1}, event_id=event_id), published_at=timestamp_at(NOW - seconds_before_now)
     )
 
@@ -506,7 +506,7 @@ def test_no_lag_without_a_first_post_nor_for_retries_nor_from_an_unreadable_time
     delivery = fanout(store, client, queue)
 
     nobody = delivery.deliver_stored([published(1, seqs={"user:9": 1})], first_page=10)
-    unreadable = delivery.deliver_stored([dataclasses.replace(published(1), published_at="")], first_page=10)
+    unreadable = delivery.deliver_stored([msgspec.structs.replace(published(1), published_at="")], first_page=10)
     failed = delivery.deliver_stored([published(1, "e2")], first_page=10)
     del client.failures["c1"]
     retried = delivery.run_job(queue.jobs[-1], page_size=10)  # e2's retry: backed off by design, not late

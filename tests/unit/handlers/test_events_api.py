@@ -1,9 +1,9 @@
 import base64
-import dataclasses
 import json
 import logging
 import time
 
+import msgspec
 import pytest
 from realtime import services
 from realtime.events import cursor
@@ -22,7 +22,7 @@ def store(events_table, hs256_token_mode):
 def use_feed(monkeypatch, feed):
     """events-api as deployed, but reading through `feed` (a fake clock and sleep)."""
     deployed = services.events_api()
-    monkeypatch.setattr(services, "events_api", lambda: dataclasses.replace(deployed, feed=feed))
+    monkeypatch.setattr(services, "events_api", lambda: msgspec.structs.replace(deployed, feed=feed))
 
 
 def publish(store, event_id, topic, published_at):
