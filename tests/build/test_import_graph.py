@@ -21,7 +21,7 @@ from scripts.lab.cold_start import environment, handlers
 ROOT = Path(__file__).resolve().parents[2]
 
 TOKENS = ("jwt", "cryptography")  # only ws-connect and events-api verify tokens
-VALIDATION = ("pydantic",)  # db-changes rules; event-type rules and refused producer messages (process-events)
+VALIDATION = ("pydantic",)  # only for a refused input or rule, and event-type rules (process-events) when set
 EVENT_STORE = ("realtime.events.store", "realtime.events.pipeline", "realtime.events.feed")
 DELIVERY = ("realtime.events.delivery", "realtime.connections.posting")
 # Powertools' HTTP router, its catalogue of event classes, and X-Ray (tracing is off here).
@@ -48,7 +48,15 @@ FORBIDDEN = {
     # maintenance closes connections whose token expired with the posting code delivery uses (stdlib only).
     "maintenance": (*DB_CHANGES, *TOKENS, *VALIDATION, *EVENT_STORE, "realtime.events", *POWERTOOLS_EXTRAS),
     "presence-checks": (*DB_CHANGES, *TOKENS, *VALIDATION, *EVENT_STORE, *DELIVERY, *POWERTOOLS_EXTRAS),
-    "db-changes": (*TOKENS, *EVENT_STORE, *DELIVERY, "aws_lambda_powertools.event_handler"),
+    # Sources are validated with msgspec; pydantic only explains a refused one.
+    "db-changes": (
+        *TOKENS,
+        *VALIDATION,
+        *EVENT_STORE,
+        *DELIVERY,
+        *POWERTOOLS_EXTRAS,
+        "aws_lambda_powertools.utilities.batch",
+    ),
 }
 
 PROBE = """

@@ -7,8 +7,9 @@ such as `user:{data.userId}` or `group:{clinicIds}`. A template is text with
 its values up; a field with several values (a list) gives one topic per value,
 and several such fields give every combination.
 
-Rules are pydantic models validated once, at cold start; a bad rule fails the
-function's start with a ConfigError that names the rule and the field.
+Rules are validated once, at cold start; a bad rule fails the function's start
+with a ConfigError that names the rule and the field, in pydantic's words
+(realtime.core.rule_model).
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ import itertools
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from realtime.core.contract import is_topic
 from realtime.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
@@ -75,12 +78,6 @@ def unique_texts(templates: Sequence[TopicTemplate]) -> Sequence[TopicTemplate]:
     if len({template.text for template in templates}) != len(templates):
         raise ValueError("lists a template twice")
     return templates
-
-
-class RuleModel(BaseModel):
-    """Rules are data: strict about unknown keys, immutable once parsed."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def json_list(text: str, variable: str, items: str) -> list[Any]:

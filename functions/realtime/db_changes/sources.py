@@ -30,20 +30,31 @@ from its `db_changes_sources` input):
   so nothing the table holds leaks unless named).
 
 Everything is validated at cold start: a bad rule raises ConfigError naming it.
+
+msgspec and the checks below validate the sources: importing pydantic and
+building its validators cost db-changes about 80 ms at every cold start (make
+bench, "Cold start"). The pydantic models (realtime.db_changes.sources_model)
+stay the reference and the voice: a source refused here is validated again by
+them, which say what is wrong in the words the refused-input corpus pins, and
+are imported only then. The two accept the same sources (tests/unit/db_changes/
+test_sources.py compares them on generated ones); should this path ever refuse
+a source that pydantic accepts, pydantic's reading of it is used.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, InstanceOf, ValidationError, model_validator
+import msgspec
 
 from realtime.core.contract import EVENT_TYPE_PATTERN, MAX_AUDIENCE_TOPICS
 from realtime.core.errors import ConfigError
-from realtime.core.templates import RuleModel, TopicTemplate, explain, json_list, name_of, path, unique_texts
+from realtime.core.templates import TopicTemplate, json_list, unique_texts
+
+if TYPE_CHECKING:
+    from realtime.db_changes import sources_model
 
 ENVIRONMENT_VARIABLE = "DB_CHANGE_SOURCES"
 CHANGE_KINDS = ("INSERT", "MODIFY", "REMOVE")
@@ -53,139 +64,192 @@ NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,63}"
 # Top-level attribute names usable in rules (DynamoDB allows more; these are safe in templates and patterns).
 ATTRIBUTE_PATTERN = r"[A-Za-z0-9_.-]{1,255}"
 STREAM_ARN_PATTERN = r"arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[A-Za-z0-9_.-]{3,255}/stream/\S+"
-_ATTRIBUTE = re.compile(ATTRIBUTE_PATTERN)
+EVENT_TYPE_RULE_PATTERN = EVENT_TYPE_PATTERN[1:-1]
+ATTRIBUTE = re.compile(ATTRIBUTE_PATTERN)
+ATTRIBUTE_HINT = "name a top-level attribute ([A-Za-z0-9_.-])"
+Kind = Literal["INSERT", "MODIFY", "REMOVE"]
 
 
-def _matching(pattern: str, requirement: str) -> AfterValidator:
-    compiled = re.compile(pattern)
-
-    def check(value: str) -> str:
-        if not compiled.fullmatch(value):
-            raise ValueError(f"must be {requirement}, got {value!r}")
-        return value
-
-    return AfterValidator(check)
+class Refused(ValueError):
+    """A source this path does not accept: pydantic's model says why (or accepts it after all)."""
 
 
-def _distinct[T](items: Sequence[T]) -> Sequence[T]:
+def typed_value(raw: dict[str, Any]) -> tuple[str, str | Decimal | bool]:
+    """`{"S": null, "N": null, "BOOL": true}` (Terraform writes every key) -> ("BOOL", True)."""
+    given = {k: v for k, v in raw.items() if v is not None}
+    if len(given) != 1 or next(iter(given)) not in ("S", "N", "BOOL"):
+        raise ValueError(f'must set exactly one of S, N, BOOL (e.g. {{"BOOL": true}}), got {raw!r}')
+    kind, value = next(iter(given.items()))
+    if kind == "S" and isinstance(value, str):
+        return "S", value
+    if kind == "BOOL" and isinstance(value, bool):
+        return "BOOL", value
+    if kind == "N" and isinstance(value, str | int | float) and not isinstance(value, bool):
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            number = None
+        if number is not None and number.is_finite():
+            return "N", number
+    raise ValueError(f"{kind} has the wrong type: {value!r} (S: string, N: number, BOOL: true/false)")
+
+
+def distinct[T](items: list[T]) -> list[T]:
     if len(set(items)) != len(items):
         raise ValueError(f"lists an attribute twice: {list(items)}")
     return items
 
 
-Name = Annotated[str, _matching(NAME_PATTERN, "1-64 characters [a-z0-9_-] starting with a letter or digit")]
-Attribute = Annotated[str, _matching(ATTRIBUTE_PATTERN, "an attribute name of 1-255 characters [A-Za-z0-9_.-]")]
-EventType = Annotated[str, _matching(EVENT_TYPE_PATTERN[1:-1], "1-64 characters [a-z0-9_.-]")]
-StreamArn = Annotated[
-    str,
-    _matching(
-        STREAM_ARN_PATTERN, "a DynamoDB stream ARN (arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>)"
-    ),
-]
-AttributeTemplate = Annotated[
-    InstanceOf[TopicTemplate],
-    BeforeValidator(lambda text: TopicTemplate.parse(text, _ATTRIBUTE, "name a top-level attribute ([A-Za-z0-9_.-])")),
-]
-Kind = Literal["INSERT", "MODIFY", "REMOVE"]
+def default_kinds(kinds: frozenset[str] | None, becomes: bool) -> frozenset[str]:
+    if kinds is None:
+        return frozenset(("INSERT", "MODIFY") if becomes else CHANGE_KINDS)
+    if becomes and "REMOVE" in kinds:
+        raise ValueError("a 'becomes' trigger cannot fire on REMOVE (a removed item has no new value); drop REMOVE")
+    return kinds
 
 
-class TypedValue(RuleModel):
+def unused_placeholders(audience: list[TopicTemplate], list_placeholders: list[str]) -> None:
+    used = {name for template in audience for name in template.fields}
+    unused = [name for name in list_placeholders if name not in used]
+    if unused:
+        raise ValueError(f"list_placeholders names {unused}, which no audience template uses")
+
+
+def duplicate_rule_names(names: list[str]) -> None:
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"rule names must be unique within a source (they are part of each event id): {duplicates}")
+
+
+# --- the sources as the functions read them ------------------------------------------------------
+
+
+class TypedValue(msgspec.Struct, frozen=True):
     """A DynamoDB scalar as the rule states it: type tag and value (N as Decimal)."""
 
     type: Literal["S", "N", "BOOL"]
     value: str | Decimal | bool
 
-    @model_validator(mode="before")
-    @classmethod
-    def _from_terraform(cls, raw: Any) -> Any:
-        """`{"S": null, "N": null, "BOOL": true}` (Terraform writes every key) -> type BOOL, value true."""
-        if not isinstance(raw, dict) or "type" in raw:
-            return raw
-        given = {k: v for k, v in raw.items() if v is not None}
-        if len(given) != 1 or next(iter(given)) not in ("S", "N", "BOOL"):
-            raise ValueError(f'must set exactly one of S, N, BOOL (e.g. {{"BOOL": true}}), got {raw!r}')
-        kind, value = next(iter(given.items()))
-        if kind == "S" and isinstance(value, str):
-            return {"type": "S", "value": value}
-        if kind == "BOOL" and isinstance(value, bool):
-            return {"type": "BOOL", "value": value}
-        if kind == "N" and isinstance(value, str | int | float) and not isinstance(value, bool):
-            try:
-                number = Decimal(str(value))
-            except InvalidOperation:
-                number = None
-            if number is not None and number.is_finite():
-                return {"type": "N", "value": number}
-        raise ValueError(f"{kind} has the wrong type: {value!r} (S: string, N: number, BOOL: true/false)")
 
-
-class Trigger(RuleModel):
-    attribute: Attribute
+class Trigger(msgspec.Struct, frozen=True):
+    attribute: str
     becomes: TypedValue | None = None
 
 
-class ChangeRule(RuleModel):
-    source: str = ""  # the source's name, filled in by ChangeSource
-    name: Name
-    event_type: EventType
-    kinds: Annotated[frozenset[Kind], Field(min_length=1)] | None = None
-    when: Trigger | None = None
-    audience: Annotated[
-        list[AttributeTemplate],
-        Field(min_length=1, max_length=MAX_AUDIENCE_TOPICS),
-        AfterValidator(unique_texts),
-    ]
-    list_placeholders: Annotated[list[Attribute], Field(default_factory=list), AfterValidator(_distinct)]
-    data: Annotated[
-        list[Attribute], Field(default_factory=list, max_length=MAX_DATA_ATTRIBUTES), AfterValidator(_distinct)
-    ]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _distinct_kinds(cls, raw: Any) -> Any:
-        kinds = raw.get("kinds") if isinstance(raw, dict) else None
-        if isinstance(kinds, list) and len(set(map(str, kinds))) != len(kinds):
-            raise ValueError(f"kinds must list distinct INSERT, MODIFY, REMOVE, got {kinds!r}")
-        return raw
-
-    @model_validator(mode="after")
-    def _default_kinds(self) -> ChangeRule:
-        becomes = self.when is not None and self.when.becomes is not None
-        if self.kinds is None:
-            # Frozen: set the default the one time it is derived.
-            object.__setattr__(self, "kinds", frozenset(("INSERT", "MODIFY") if becomes else CHANGE_KINDS))
-        elif becomes and "REMOVE" in self.kinds:
-            raise ValueError("a 'becomes' trigger cannot fire on REMOVE (a removed item has no new value); drop REMOVE")
-        return self
-
-    @model_validator(mode="after")
-    def _list_placeholders_are_placeholders(self) -> ChangeRule:
-        used = {name for template in self.audience for name in template.fields}
-        unused = [name for name in self.list_placeholders if name not in used]
-        if unused:
-            raise ValueError(f"list_placeholders names {unused}, which no audience template uses")
-        return self
+class ChangeRule(msgspec.Struct, frozen=True):
+    source: str  # the source's name
+    name: str
+    event_type: str
+    kinds: frozenset[str]
+    when: Trigger | None
+    audience: list[TopicTemplate]
+    list_placeholders: list[str]
+    data: list[str]
 
     @property
     def label(self) -> str:
         return f"{self.source}/{self.name}"
 
 
-class ChangeSource(RuleModel):
-    name: Name
-    stream_arn: StreamArn
-    rules: Annotated[list[ChangeRule], Field(min_length=1)]
+class ChangeSource(msgspec.Struct, frozen=True):
+    name: str
+    stream_arn: str
+    rules: list[ChangeRule]
 
-    @model_validator(mode="after")
-    def _rules_know_their_source(self) -> ChangeSource:
-        names = [rule.name for rule in self.rules]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(
-                f"rule names must be unique within a source (they are part of each event id): {duplicates}"
+
+# --- their JSON, as msgspec checks it ------------------------------------------------------------
+
+
+def _whole(pattern: str) -> str:
+    """Matched by msgspec (re.search) as pydantic's validators match it (re.fullmatch)."""
+    return rf"^(?:{pattern})\Z"
+
+
+_Name = Annotated[str, msgspec.Meta(pattern=_whole(NAME_PATTERN))]
+_Attribute = Annotated[str, msgspec.Meta(pattern=_whole(ATTRIBUTE_PATTERN))]
+
+
+class _TriggerJson(msgspec.Struct, forbid_unknown_fields=True):
+    attribute: _Attribute
+    becomes: dict[str, Any] | None = None
+
+
+class _RuleJson(msgspec.Struct, forbid_unknown_fields=True):
+    name: _Name
+    event_type: Annotated[str, msgspec.Meta(pattern=_whole(EVENT_TYPE_RULE_PATTERN))]
+    audience: Annotated[list[Any], msgspec.Meta(min_length=1, max_length=MAX_AUDIENCE_TOPICS)]
+    kinds: Annotated[list[Kind], msgspec.Meta(min_length=1)] | None = None
+    when: _TriggerJson | None = None
+    list_placeholders: list[_Attribute] = []
+    data: Annotated[list[_Attribute], msgspec.Meta(max_length=MAX_DATA_ATTRIBUTES)] = []
+
+
+class _SourceJson(msgspec.Struct, forbid_unknown_fields=True):
+    name: _Name
+    stream_arn: Annotated[str, msgspec.Meta(pattern=_whole(STREAM_ARN_PATTERN))]
+    rules: Annotated[list[_RuleJson], msgspec.Meta(min_length=1)]
+
+
+def _rule(source: str, raw: _RuleJson) -> ChangeRule:
+    if raw.kinds is not None and len(set(raw.kinds)) != len(raw.kinds):
+        raise Refused("kinds listed twice")
+    when = None
+    if raw.when is not None:
+        if raw.when.becomes is not None and "type" in raw.when.becomes:
+            raise Refused("the model's own form of a typed value")  # pydantic reads it, or says why not
+        becomes = None if raw.when.becomes is None else TypedValue(*typed_value(raw.when.becomes))
+        when = Trigger(raw.when.attribute, becomes)
+    audience = unique_texts([TopicTemplate.parse(text, ATTRIBUTE, ATTRIBUTE_HINT) for text in raw.audience])
+    unused_placeholders(audience, distinct(raw.list_placeholders))
+    becomes = when is not None and when.becomes is not None
+    kinds = default_kinds(None if raw.kinds is None else frozenset(raw.kinds), becomes)
+    return ChangeRule(
+        source, raw.name, raw.event_type, kinds, when, list(audience), raw.list_placeholders, distinct(raw.data)
+    )
+
+
+def _source(raw: object) -> ChangeSource:
+    """The source, or Refused / ValueError / msgspec.ValidationError."""
+    source = msgspec.convert(raw, _SourceJson)
+    duplicate_rule_names([rule.name for rule in source.rules])
+    return ChangeSource(source.name, source.stream_arn, [_rule(source.name, rule) for rule in source.rules])
+
+
+def from_model(model: sources_model.ChangeSource) -> ChangeSource:
+    """pydantic's reading of a source, as the functions read it."""
+    return ChangeSource(
+        model.name,
+        model.stream_arn,
+        [
+            ChangeRule(
+                model.name,
+                rule.name,
+                rule.event_type,
+                frozenset(rule.kinds or ()),
+                None
+                if rule.when is None
+                else Trigger(
+                    rule.when.attribute,
+                    None if rule.when.becomes is None else TypedValue(rule.when.becomes.type, rule.when.becomes.value),
+                ),
+                list(rule.audience),
+                list(rule.list_placeholders),
+                list(rule.data),
             )
-        object.__setattr__(self, "rules", [rule.model_copy(update={"source": self.name}) for rule in self.rules])
-        return self
+            for rule in model.rules
+        ],
+    )
+
+
+def parse_source(index: int, raw: object) -> ChangeSource:
+    """Validate one source; the error names the source and, inside a rule, the rule and its field."""
+    try:
+        return _source(raw)
+    except (msgspec.ValidationError, ValueError):
+        pass
+    from realtime.db_changes.sources_model import validate  # pydantic: only for a source refused above
+
+    return from_model(validate(index, raw))  # raises ConfigError in pydantic's words, or accepts it
 
 
 class ChangeSources:
@@ -199,7 +263,7 @@ class ChangeSources:
     def from_json(cls, text: str) -> ChangeSources:
         """Parse and validate everything up front, so a bad rule fails the cold start, not a record."""
         raw = json_list(text, ENVIRONMENT_VARIABLE, "sources")
-        sources = [_parse_source(index, source) for index, source in enumerate(raw)]
+        sources = [parse_source(index, source) for index, source in enumerate(raw)]
         for field in ("name", "stream_arn"):
             values = [getattr(source, field) for source in sources]
             duplicates = sorted({v for v in values if values.count(v) > 1})
@@ -209,20 +273,3 @@ class ChangeSources:
 
     def for_stream(self, stream_arn: str) -> ChangeSource | None:
         return self._by_arn.get(stream_arn)
-
-
-def _parse_source(index: int, raw: object) -> ChangeSource:
-    """Validate one source; the error names the source and, inside a rule, the rule and its field."""
-    where = f"{ENVIRONMENT_VARIABLE}[{index}]"
-    if (name := name_of(raw)) is not None:
-        where += f" (source {name!r})"
-    try:
-        return ChangeSource.model_validate(raw)
-    except ValidationError as error:
-        location, problem = explain(error)
-    if location[:1] == ("rules",) and len(location) > 1 and isinstance(location[1], int):
-        rule_index = location[1]
-        rule_name = name_of(raw["rules"][rule_index]) if isinstance(raw, dict) else None
-        where += f" rule {rule_name!r}" if rule_name is not None else f" rules[{rule_index}]"
-        location = location[2:]
-    raise ConfigError(f"{where}: {path(location)}: {problem}" if location else f"{where}: {problem}")

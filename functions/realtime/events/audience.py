@@ -17,7 +17,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, InstanceOf, Validat
 
 from realtime.core.contract import MAX_AUDIENCE_TOPICS
 from realtime.core.errors import ConfigError, PermanentError
-from realtime.core.templates import InvalidTopic, RuleModel, TopicTemplate, explain, json_list, path, unique_texts
+from realtime.core.rule_model import RuleModel
+from realtime.core.templates import InvalidTopic, TopicTemplate, explain, json_list, path, unique_texts
 
 ENVIRONMENT_VARIABLE = "EVENT_TYPE_RULES"
 _DATA_FIELD = re.compile(r"data(\.[A-Za-z0-9_-]+)+")

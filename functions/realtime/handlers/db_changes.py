@@ -11,13 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from realtime import services
 from realtime.core.observability import logger, metrics, traced
-
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
 
 
 @traced
@@ -26,7 +23,8 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Built before the batch so a bad rule fails the invocation loudly (cold start), naming the rule.
     publisher = services.db_changes()
-    report = publisher.publish(event.get("Records") or [])
+    records = event.get("Records") or []
+    report = publisher.publish(records)
 
     metrics.add_metric(name="StreamRecords", unit=MetricUnit.Count, value=report.records)
     metrics.add_metric(name="RulesMatched", unit=MetricUnit.Count, value=report.matched)
@@ -45,7 +43,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "failed": len(report.failed),
         },
     )
-    # Powertools builds the partial-batch response (itemIdentifier = SequenceNumber) from the outcome above.
-    return process_partial_response(
-        event=event, record_handler=report.raise_if_unpublished, processor=processor, context=context
-    )
+    return report.batch_item_failures(records)
