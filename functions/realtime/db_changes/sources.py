@@ -31,130 +31,50 @@ from its `db_changes_sources` input):
 
 Everything is validated at cold start: a bad rule raises ConfigError naming it.
 
-msgspec and the checks below validate the sources: importing pydantic and
-building its validators cost db-changes about 80 ms at every cold start (make
-bench, "Cold start"). The pydantic models (realtime.db_changes.sources_model)
+msgspec and the checks of realtime.db_changes.rules validate the sources:
+importing pydantic and building its validators cost db-changes about 70 ms at
+every cold start (scripts/lab/cold_start.py). The pydantic models (realtime.db_changes.sources_model)
 stay the reference and the voice: a source refused here is validated again by
 them, which say what is wrong in the words the refused-input corpus pins, and
 are imported only then. The two accept the same sources (tests/unit/db_changes/
-test_sources.py compares them on generated ones); should this path ever refuse
+test_sources_validators.py compares them on generated ones); should this path ever refuse
 a source that pydantic accepts, pydantic's reading of it is used.
 """
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 
-from realtime.core.contract import EVENT_TYPE_PATTERN, MAX_AUDIENCE_TOPICS
+from realtime.core.contract import MAX_AUDIENCE_TOPICS
 from realtime.core.errors import ConfigError
 from realtime.core.templates import TopicTemplate, json_list, unique_texts
-
-if TYPE_CHECKING:
-    from realtime.db_changes import sources_model
+from realtime.db_changes.rules import (
+    ATTRIBUTE,
+    ATTRIBUTE_HINT,
+    ATTRIBUTE_PATTERN,
+    EVENT_TYPE_RULE_PATTERN,
+    MAX_DATA_ATTRIBUTES,
+    NAME_PATTERN,
+    STREAM_ARN_PATTERN,
+    ChangeRule,
+    ChangeSource,
+    Kind,
+    Trigger,
+    TypedValue,
+    default_kinds,
+    distinct,
+    duplicate_rule_names,
+    typed_value,
+    unused_placeholders,
+)
 
 ENVIRONMENT_VARIABLE = "DB_CHANGE_SOURCES"
-CHANGE_KINDS = ("INSERT", "MODIFY", "REMOVE")
-MAX_DATA_ATTRIBUTES = 100
-
-NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,63}"
-# Top-level attribute names usable in rules (DynamoDB allows more; these are safe in templates and patterns).
-ATTRIBUTE_PATTERN = r"[A-Za-z0-9_.-]{1,255}"
-STREAM_ARN_PATTERN = r"arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[A-Za-z0-9_.-]{3,255}/stream/\S+"
-EVENT_TYPE_RULE_PATTERN = EVENT_TYPE_PATTERN[1:-1]
-ATTRIBUTE = re.compile(ATTRIBUTE_PATTERN)
-ATTRIBUTE_HINT = "name a top-level attribute ([A-Za-z0-9_.-])"
-Kind = Literal["INSERT", "MODIFY", "REMOVE"]
 
 
 class Refused(ValueError):
     """A source this path does not accept: pydantic's model says why (or accepts it after all)."""
-
-
-def typed_value(raw: dict[str, Any]) -> tuple[str, str | Decimal | bool]:
-    """`{"S": null, "N": null, "BOOL": true}` (Terraform writes every key) -> ("BOOL", True)."""
-    given = {k: v for k, v in raw.items() if v is not None}
-    if len(given) != 1 or next(iter(given)) not in ("S", "N", "BOOL"):
-        raise ValueError(f'must set exactly one of S, N, BOOL (e.g. {{"BOOL": true}}), got {raw!r}')
-    kind, value = next(iter(given.items()))
-    if kind == "S" and isinstance(value, str):
-        return "S", value
-    if kind == "BOOL" and isinstance(value, bool):
-        return "BOOL", value
-    if kind == "N" and isinstance(value, str | int | float) and not isinstance(value, bool):
-        try:
-            number = Decimal(str(value))
-        except InvalidOperation:
-            number = None
-        if number is not None and number.is_finite():
-            return "N", number
-    raise ValueError(f"{kind} has the wrong type: {value!r} (S: string, N: number, BOOL: true/false)")
-
-
-def distinct[T](items: list[T]) -> list[T]:
-    if len(set(items)) != len(items):
-        raise ValueError(f"lists an attribute twice: {list(items)}")
-    return items
-
-
-def default_kinds(kinds: frozenset[str] | None, becomes: bool) -> frozenset[str]:
-    if kinds is None:
-        return frozenset(("INSERT", "MODIFY") if becomes else CHANGE_KINDS)
-    if becomes and "REMOVE" in kinds:
-        raise ValueError("a 'becomes' trigger cannot fire on REMOVE (a removed item has no new value); drop REMOVE")
-    return kinds
-
-
-def unused_placeholders(audience: list[TopicTemplate], list_placeholders: list[str]) -> None:
-    used = {name for template in audience for name in template.fields}
-    unused = [name for name in list_placeholders if name not in used]
-    if unused:
-        raise ValueError(f"list_placeholders names {unused}, which no audience template uses")
-
-
-def duplicate_rule_names(names: list[str]) -> None:
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ValueError(f"rule names must be unique within a source (they are part of each event id): {duplicates}")
-
-
-# --- the sources as the functions read them ------------------------------------------------------
-
-
-class TypedValue(msgspec.Struct, frozen=True):
-    """A DynamoDB scalar as the rule states it: type tag and value (N as Decimal)."""
-
-    type: Literal["S", "N", "BOOL"]
-    value: str | Decimal | bool
-
-
-class Trigger(msgspec.Struct, frozen=True):
-    attribute: str
-    becomes: TypedValue | None = None
-
-
-class ChangeRule(msgspec.Struct, frozen=True):
-    source: str  # the source's name
-    name: str
-    event_type: str
-    kinds: frozenset[str]
-    when: Trigger | None
-    audience: list[TopicTemplate]
-    list_placeholders: list[str]
-    data: list[str]
-
-    @property
-    def label(self) -> str:
-        return f"{self.source}/{self.name}"
-
-
-class ChangeSource(msgspec.Struct, frozen=True):
-    name: str
-    stream_arn: str
-    rules: list[ChangeRule]
 
 
 # --- their JSON, as msgspec checks it ------------------------------------------------------------
@@ -215,32 +135,6 @@ def _source(raw: object) -> ChangeSource:
     return ChangeSource(source.name, source.stream_arn, [_rule(source.name, rule) for rule in source.rules])
 
 
-def from_model(model: sources_model.ChangeSource) -> ChangeSource:
-    """pydantic's reading of a source, as the functions read it."""
-    return ChangeSource(
-        model.name,
-        model.stream_arn,
-        [
-            ChangeRule(
-                model.name,
-                rule.name,
-                rule.event_type,
-                frozenset(rule.kinds or ()),
-                None
-                if rule.when is None
-                else Trigger(
-                    rule.when.attribute,
-                    None if rule.when.becomes is None else TypedValue(rule.when.becomes.type, rule.when.becomes.value),
-                ),
-                list(rule.audience),
-                list(rule.list_placeholders),
-                list(rule.data),
-            )
-            for rule in model.rules
-        ],
-    )
-
-
 def parse_source(index: int, raw: object) -> ChangeSource:
     """Validate one source; the error names the source and, inside a rule, the rule and its field."""
     try:
@@ -249,7 +143,7 @@ def parse_source(index: int, raw: object) -> ChangeSource:
         pass
     from realtime.db_changes.sources_model import validate  # pydantic: only for a source refused above
 
-    return from_model(validate(index, raw))  # raises ConfigError in pydantic's words, or accepts it
+    return validate(index, raw)  # raises ConfigError in pydantic's words, or accepts it
 
 
 class ChangeSources:

@@ -3,8 +3,8 @@ what is wrong with one.
 
 realtime.db_changes.sources validates the sources without pydantic and imports
 this module only for a source it refused: pydantic then says what is wrong, in
-the words the refused-input corpus pins (docs/refused-inputs.md). Both share
-the checks pydantic cannot state (the functions below sources' banner).
+the words the refused-input corpus pins (docs/refused-inputs.md). Both make
+the checks of realtime.db_changes.rules, and both give a rules.ChangeSource.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from realtime.core.contract import MAX_AUDIENCE_TOPICS
 from realtime.core.errors import ConfigError
 from realtime.core.rule_model import RuleModel
 from realtime.core.templates import TopicTemplate, explain, name_of, path, unique_texts
-from realtime.db_changes.sources import (
+from realtime.db_changes import rules
+from realtime.db_changes.rules import (
     ATTRIBUTE,
     ATTRIBUTE_HINT,
     ATTRIBUTE_PATTERN,
-    ENVIRONMENT_VARIABLE,
     EVENT_TYPE_RULE_PATTERN,
     MAX_DATA_ATTRIBUTES,
     NAME_PATTERN,
@@ -36,6 +36,8 @@ from realtime.db_changes.sources import (
     typed_value,
     unused_placeholders,
 )
+
+ENVIRONMENT_VARIABLE = "DB_CHANGE_SOURCES"
 
 
 def _matching(pattern: str, requirement: str) -> AfterValidator:
@@ -134,13 +136,13 @@ class ChangeSource(RuleModel):
         return self
 
 
-def validate(index: int, raw: object) -> ChangeSource:
+def validate(index: int, raw: object) -> rules.ChangeSource:
     """The source as pydantic reads it, or ConfigError naming the source and, inside a rule, the rule and its field."""
     where = f"{ENVIRONMENT_VARIABLE}[{index}]"
     if (name := name_of(raw)) is not None:
         where += f" (source {name!r})"
     try:
-        return ChangeSource.model_validate(raw)
+        return read(ChangeSource.model_validate(raw))
     except ValidationError as error:
         location, problem = explain(error)
     if location[:1] == ("rules",) and len(location) > 1 and isinstance(location[1], int):
@@ -149,3 +151,27 @@ def validate(index: int, raw: object) -> ChangeSource:
         where += f" rule {rule_name!r}" if rule_name is not None else f" rules[{rule_index}]"
         location = location[2:]
     raise ConfigError(f"{where}: {path(location)}: {problem}" if location else f"{where}: {problem}")
+
+
+def read(model: ChangeSource) -> rules.ChangeSource:
+    """The model's reading of a source, as the functions read it."""
+    return rules.ChangeSource(model.name, model.stream_arn, [_read_rule(model.name, rule) for rule in model.rules])
+
+
+def _read_rule(source: str, rule: ChangeRule) -> rules.ChangeRule:
+    when = None
+    if rule.when is not None:
+        becomes = rule.when.becomes
+        when = rules.Trigger(
+            rule.when.attribute, None if becomes is None else rules.TypedValue(becomes.type, becomes.value)
+        )
+    return rules.ChangeRule(
+        source,
+        rule.name,
+        rule.event_type,
+        frozenset(rule.kinds or ()),
+        when,
+        list(rule.audience),
+        list(rule.list_placeholders),
+        list(rule.data),
+    )

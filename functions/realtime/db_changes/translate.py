@@ -27,7 +27,8 @@ from boto3.dynamodb.types import TypeDeserializer
 from realtime.core.contract import MAX_AUDIENCE_TOPICS, QUEUE_MESSAGE_BYTES
 from realtime.core.encoding import compact_json, format_timestamp
 from realtime.core.templates import InvalidTopic, TopicTemplate
-from realtime.db_changes.sources import ChangeRule, ChangeSources, TypedValue
+from realtime.db_changes.rules import ChangeRule, TypedValue
+from realtime.db_changes.sources import ChangeSources
 
 EVENT_ID_PREFIX = "db-"
 _deserializer = TypeDeserializer()

@@ -53,7 +53,8 @@ BATCH_GET_KEYS = 100  # DynamoDB's BatchGetItem limit
 _LOST_RACE_CODES = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
 # How far one Query may look past retention's leftovers (DynamoDB stops at 1 MB anyway).
 MAX_QUERY_ITEMS = 1000
-# Topics of one batch whose transactions run at once (a batch of 10 events has at most 10 per event).
+# Topics of one batch whose transactions run at once: as many as the DynamoDB client's connection pool holds
+# (botocore's default, 10), so none waits for a connection; the other topics of the batch follow as they finish.
 PARALLEL_TOPICS = 10
 # Topics whose last counter this container remembers (the most recently written ones are kept).
 MAX_KNOWN_TOPICS = 10_000

@@ -5,7 +5,8 @@ from decimal import Decimal
 
 import pytest
 from realtime.core.errors import ConfigError
-from realtime.db_changes.sources import ChangeSources, Trigger, TypedValue
+from realtime.db_changes.rules import Trigger, TypedValue
+from realtime.db_changes.sources import ChangeSources
 
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
 

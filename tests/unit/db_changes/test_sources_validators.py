@@ -10,8 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from realtime.core.errors import ConfigError
-from realtime.db_changes import sources
-from realtime.db_changes.sources_model import ChangeSource as ChangeSourceModel
+from realtime.db_changes import rules, sources, sources_model
 
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/clinic/stream/2026-01-01T00:00:00.000"
 
@@ -107,14 +106,14 @@ SOURCES = weighted(
 )
 
 
-def pydantic_reading(raw: object) -> sources.ChangeSource | None:
+def pydantic_reading(raw: object) -> rules.ChangeSource | None:
     try:
-        return sources.from_model(ChangeSourceModel.model_validate(raw))
+        return sources_model.read(sources_model.ChangeSource.model_validate(raw))
     except ValidationError:
         return None
 
 
-def cold_start_reading(raw: object) -> sources.ChangeSource | None:
+def cold_start_reading(raw: object) -> rules.ChangeSource | None:
     try:
         return sources._source(raw)
     except (msgspec.ValidationError, ValueError):
@@ -167,4 +166,4 @@ def test_the_generated_sources_reach_both_outcomes_of_the_cold_start_path():
         "rules": [{**valid["rules"][0], "when": {"attribute": "a", "becomes": {"type": "S", "value": "x"}}}],
     }
     assert cold_start_reading(own_form) is None
-    assert sources.parse_source(0, own_form).rules[0].when.becomes == sources.TypedValue("S", "x")
+    assert sources.parse_source(0, own_form).rules[0].when.becomes == rules.TypedValue("S", "x")
