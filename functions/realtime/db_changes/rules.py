@@ -13,6 +13,7 @@ import msgspec
 from realtime.core.contract import EVENT_TYPE_PATTERN
 from realtime.core.templates import TopicTemplate
 
+ENVIRONMENT_VARIABLE = "DB_CHANGE_SOURCES"
 CHANGE_KINDS = ("INSERT", "MODIFY", "REMOVE")
 MAX_DATA_ATTRIBUTES = 100
 

@@ -54,6 +54,7 @@ from realtime.db_changes.rules import (
     ATTRIBUTE,
     ATTRIBUTE_HINT,
     ATTRIBUTE_PATTERN,
+    ENVIRONMENT_VARIABLE,
     EVENT_TYPE_RULE_PATTERN,
     MAX_DATA_ATTRIBUTES,
     NAME_PATTERN,
@@ -69,8 +70,6 @@ from realtime.db_changes.rules import (
     typed_value,
     unused_placeholders,
 )
-
-ENVIRONMENT_VARIABLE = "DB_CHANGE_SOURCES"
 
 
 class Refused(ValueError):
@@ -113,16 +112,16 @@ class _SourceJson(msgspec.Struct, forbid_unknown_fields=True):
 def _rule(source: str, raw: _RuleJson) -> ChangeRule:
     if raw.kinds is not None and len(set(raw.kinds)) != len(raw.kinds):
         raise Refused("kinds listed twice")
-    when = None
+    when = becomes = None
     if raw.when is not None:
-        if raw.when.becomes is not None and "type" in raw.when.becomes:
-            raise Refused("the model's own form of a typed value")  # pydantic reads it, or says why not
-        becomes = None if raw.when.becomes is None else TypedValue(*typed_value(raw.when.becomes))
+        if raw.when.becomes is not None:
+            if "type" in raw.when.becomes:
+                raise Refused("the model's own form of a typed value")  # pydantic reads it, or says why not
+            becomes = TypedValue(*typed_value(raw.when.becomes))
         when = Trigger(raw.when.attribute, becomes)
     audience = unique_texts([TopicTemplate.parse(text, ATTRIBUTE, ATTRIBUTE_HINT) for text in raw.audience])
     unused_placeholders(audience, distinct(raw.list_placeholders))
-    becomes = when is not None and when.becomes is not None
-    kinds = default_kinds(None if raw.kinds is None else frozenset(raw.kinds), becomes)
+    kinds = default_kinds(None if raw.kinds is None else frozenset(raw.kinds), becomes is not None)
     return ChangeRule(
         source, raw.name, raw.event_type, kinds, when, list(audience), raw.list_placeholders, distinct(raw.data)
     )

@@ -25,6 +25,7 @@ from realtime.db_changes.rules import (
     ATTRIBUTE,
     ATTRIBUTE_HINT,
     ATTRIBUTE_PATTERN,
+    ENVIRONMENT_VARIABLE,
     EVENT_TYPE_RULE_PATTERN,
     MAX_DATA_ATTRIBUTES,
     NAME_PATTERN,
@@ -36,8 +37,6 @@ from realtime.db_changes.rules import (
     typed_value,
     unused_placeholders,
 )
-
-ENVIRONMENT_VARIABLE = "DB_CHANGE_SOURCES"
 
 
 def _matching(pattern: str, requirement: str) -> AfterValidator:
