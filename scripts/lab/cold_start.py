@@ -13,7 +13,10 @@ interpreters (the median of `runs` of each), times:
   timed after `import boto3` in the same process),
   and that import plus building what its first invocation builds (`setup_ms`:
   the `realtime.services` builder of the function, with dummy settings;
-  building creates clients and objects, it sends no request).
+  building creates clients and objects, it sends no request);
+- `own_ms`, the function's own share of that: the handler's import and setup, timed after
+  `import boto3` in the same process (not the difference of two medians, each of its own
+  processes, which adds both medians' noise to it).
 
 `-B` because Lambda's /var/task and /opt are read-only: no bytecode is cached
 there, so what the zips do not ship compiled is compiled on every cold start,
@@ -107,6 +110,7 @@ print(json.dumps({
     "import_ms": (imported - start) * 1000,
     "beyond_boto3_ms": (imported - with_boto3) * 1000,
     "setup_ms": (built - start) * 1000,
+    "own_ms": (built - with_boto3) * 1000,
     "modules": sorted({name.split(".")[0] for name in sys.modules}),
 }))
 """
@@ -188,6 +192,7 @@ def measure(runs: int = 5, python: Path | None = None) -> dict[str, Any]:
                 "import_ms": round(statistics.median(s["import_ms"] for s in measured), 1),
                 "beyond_boto3_ms": round(statistics.median(s["beyond_boto3_ms"] for s in measured), 1),
                 "setup_ms": round(statistics.median(s["setup_ms"] for s in measured), 1),
+                "own_ms": round(statistics.median(s["own_ms"] for s in measured), 1),
                 "packages": measured[0]["modules"],
             }
             for name, measured in samples.items()
@@ -203,13 +208,13 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         f"Python {result['python']}, median of {result['runs']} fresh interpreters; import boto3 alone: {boto3_ms} ms",
         "",
-        f"{'function':<16} {'import ms':>9} {'beyond boto3':>12} {'setup ms':>9}  notable packages loaded",
+        f"{'function':<16} {'import ms':>9} {'setup ms':>9} {'own ms':>7} {'/ boto3':>7}  notable packages loaded",
     ]
     for name, figures in result["handlers"].items():
         loaded = ", ".join(p for p in NOTABLE if p in figures["packages"]) or "-"
         lines.append(
-            f"{name:<16} {figures['import_ms']:>9.1f} {figures['beyond_boto3_ms']:>12.1f} "
-            f"{figures['setup_ms']:>9.1f}  {loaded}"
+            f"{name:<16} {figures['import_ms']:>9.1f} {figures['setup_ms']:>9.1f} {figures['own_ms']:>7.1f} "
+            f"{figures['own_ms'] / boto3_ms:>6.2f}x  {loaded}"
         )
     return "\n".join(lines)
 
