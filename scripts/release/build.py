@@ -199,7 +199,12 @@ DOCUMENTATION_KEYS = frozenset({"documentation", "documentationUrl"})
 
 def _without_documentation(node: Any) -> Any:
     if isinstance(node, dict):
-        return {key: _without_documentation(value) for key, value in node.items() if key not in DOCUMENTATION_KEYS}
+        # A string only: a member of a shape may be named "documentation" too.
+        return {
+            key: _without_documentation(value)
+            for key, value in node.items()
+            if not (key in DOCUMENTATION_KEYS and isinstance(value, str))
+        }
     if isinstance(node, list):
         return [_without_documentation(value) for value in node]
     return node

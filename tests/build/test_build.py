@@ -170,9 +170,8 @@ def test_the_layers_service_models_are_the_sdks_without_their_documentation(buil
 
     def documentation_left_out(node):
         if isinstance(node, dict):
-            return {
-                k: documentation_left_out(v) for k, v in node.items() if k not in ("documentation", "documentationUrl")
-            }
+            prose = ("documentation", "documentationUrl")
+            return {k: documentation_left_out(v) for k, v in node.items() if not (k in prose and isinstance(v, str))}
         if isinstance(node, list):
             return [documentation_left_out(v) for v in node]
         return node

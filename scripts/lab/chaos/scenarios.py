@@ -5,6 +5,9 @@ events, and records what the clients ended with (`SCENARIOS`, run by `scripts.la
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -36,7 +39,6 @@ from scripts.lab.fault_proxy import (
     TcpDropProxy,
     TransactionConflicts,
 )
-from scripts.local.emulator import free_port
 
 
 async def no_fault(stack: Stack, proxies: ProxyThread, outcome: Outcome) -> None:
@@ -114,13 +116,38 @@ async def crash_before_delivery(stack: Stack, proxies: ProxyThread, outcome: Out
     outcome.figures["messages sent"] = 2 * count
 
 
+class RefusingEndpoint:
+    """A loopback port that accepts each connection and closes it at once, counting them: the DynamoDB
+    endpoint of a function that must fail, which shows when it has tried (and failed)."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):  # closed by __exit__
+            while True:
+                connection, _ = self._server.accept()
+                self.attempts += 1
+                connection.close()
+
+    def __enter__(self) -> RefusingEndpoint:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.close()
+
+
 async def missed_disconnects(stack: Stack, proxies: ProxyThread, outcome: Outcome) -> None:
     group = f"chaos-gone-{uuid.uuid4().hex[:6]}"
     ids = event_ids("gone", 30)
     stale_after = 60  # STALE_CONNECTION_SECONDS' minimum
-    # ws-disconnect cannot reach DynamoDB (nothing listens there, one try): its $disconnect runs and fails.
-    unreachable = {"AWS_ENDPOINT_URL_DYNAMODB": f"http://127.0.0.1:{free_port()}", "AWS_MAX_ATTEMPTS": "1"}
-    broken = Reconfigured(stack, {"ws-disconnect": {"Environment": unreachable}})
     async with (
         fleet(stack, group) as recorders,
         # Two vanish from the group the events go to (delivery finds them gone), two from a quiet one.
@@ -129,13 +156,33 @@ async def missed_disconnects(stack: Stack, proxies: ProxyThread, outcome: Outcom
     ):
         vanishing = [*posted_to, *quiet]
         opened = time.time()
-        await asyncio.to_thread(broken.apply)
-        try:
-            for recorder in vanishing:
-                await recorder.client.close()
-            await asyncio.sleep(3)  # their $disconnect runs, and fails
-        finally:
-            await asyncio.to_thread(broken.restore)
+        with RefusingEndpoint() as dynamodb:
+            # ws-disconnect's DynamoDB closes every connection (one try): each $disconnect runs, and fails.
+            broken = Reconfigured(
+                stack,
+                {
+                    "ws-disconnect": {
+                        "Environment": {"AWS_ENDPOINT_URL_DYNAMODB": dynamodb.url, "AWS_MAX_ATTEMPTS": "1"}
+                    }
+                },
+            )
+            await asyncio.to_thread(broken.apply)
+            try:
+                closed = time.monotonic()
+                for recorder in vanishing:
+                    await recorder.client.close()
+                # Held until every $disconnect has tried (the emulator starts a new worker first): restored
+                # after a fixed wait instead, a late one found DynamoDB again and the fault did not hold.
+                deadline = time.monotonic() + 60
+                while dynamodb.attempts < len(vanishing) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.2)
+                outcome.figures["seconds from the closes to the last $disconnect's try"] = round(
+                    time.monotonic() - closed, 1
+                )
+                await asyncio.sleep(1)
+            finally:
+                await asyncio.to_thread(broken.restore)
+            outcome.figures["$disconnects that tried DynamoDB and failed"] = dynamodb.attempts
         vanished = [recorder.client.name for recorder in vanishing]
         left = await asyncio.to_thread(connection_records, stack, vanished)
         outcome.figures["connection records left by the lost $disconnects"] = left
@@ -265,10 +312,11 @@ SCENARIOS = [
     Spec(
         "disconnects",
         "$disconnect never arrives",
-        "Four more clients connect and close while ws-disconnect cannot reach DynamoDB, so their connection "
-        "records and sessions stay: two in the group the events go to (delivery finds them gone once they are "
-        "30 s old), two in a quiet group; maintenance (STALE_CONNECTION_SECONDS=60) is invoked once they are "
-        "stale. Their users must end with no record, no session and offline.",
+        "Four more clients connect and close while ws-disconnect's DynamoDB endpoint closes every connection "
+        "(held until each $disconnect has tried), so their connection records and sessions stay: two in the "
+        "group the events go to (delivery finds them gone once they are 30 s old), two in a quiet group; "
+        "maintenance (STALE_CONNECTION_SECONDS=60) is invoked once they are stale. Their users must end with no "
+        "record, no session and offline.",
         missed_disconnects,
     ),
     Spec(
