@@ -21,22 +21,6 @@ from realtime.core.errors import ConfigError
 from realtime.core.rule_model import RuleModel
 from realtime.core.templates import TopicTemplate, explain, name_of, path, unique_texts
 from realtime.db_changes import rules
-from realtime.db_changes.rules import (
-    ATTRIBUTE,
-    ATTRIBUTE_HINT,
-    ATTRIBUTE_PATTERN,
-    ENVIRONMENT_VARIABLE,
-    EVENT_TYPE_RULE_PATTERN,
-    MAX_DATA_ATTRIBUTES,
-    NAME_PATTERN,
-    STREAM_ARN_PATTERN,
-    Kind,
-    default_kinds,
-    distinct,
-    duplicate_rule_names,
-    typed_value,
-    unused_placeholders,
-)
 
 
 def _matching(pattern: str, requirement: str) -> AfterValidator:
@@ -51,20 +35,17 @@ def _matching(pattern: str, requirement: str) -> AfterValidator:
 
 
 def _distinct[T](items: Sequence[T]) -> Sequence[T]:
-    return distinct(list(items))
+    return rules.distinct(list(items))
 
 
-Name = Annotated[str, _matching(NAME_PATTERN, "1-64 characters [a-z0-9_-] starting with a letter or digit")]
-Attribute = Annotated[str, _matching(ATTRIBUTE_PATTERN, "an attribute name of 1-255 characters [A-Za-z0-9_.-]")]
-EventType = Annotated[str, _matching(EVENT_TYPE_RULE_PATTERN, "1-64 characters [a-z0-9_.-]")]
-StreamArn = Annotated[
-    str,
-    _matching(
-        STREAM_ARN_PATTERN, "a DynamoDB stream ARN (arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>)"
-    ),
-]
+Name = Annotated[str, _matching(rules.NAME_PATTERN, "1-64 characters [a-z0-9_-] starting with a letter or digit")]
+Attribute = Annotated[str, _matching(rules.ATTRIBUTE_PATTERN, "an attribute name of 1-255 characters [A-Za-z0-9_.-]")]
+EventType = Annotated[str, _matching(rules.EVENT_TYPE_RULE_PATTERN, "1-64 characters [a-z0-9_.-]")]
+STREAM_ARN_REQUIREMENT = "a DynamoDB stream ARN (arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>)"
+StreamArn = Annotated[str, _matching(rules.STREAM_ARN_PATTERN, STREAM_ARN_REQUIREMENT)]
 AttributeTemplate = Annotated[
-    InstanceOf[TopicTemplate], BeforeValidator(lambda text: TopicTemplate.parse(text, ATTRIBUTE, ATTRIBUTE_HINT))
+    InstanceOf[TopicTemplate],
+    BeforeValidator(lambda text: TopicTemplate.parse(text, rules.ATTRIBUTE, rules.ATTRIBUTE_HINT)),
 ]
 
 
@@ -77,7 +58,7 @@ class TypedValue(RuleModel):
     def _from_terraform(cls, raw: Any) -> Any:
         if not isinstance(raw, dict) or "type" in raw:
             return raw
-        kind, value = typed_value(raw)
+        kind, value = rules.typed_value(raw)
         return {"type": kind, "value": value}
 
 
@@ -90,7 +71,7 @@ class ChangeRule(RuleModel):
     source: str = ""  # the source's name, filled in by ChangeSource
     name: Name
     event_type: EventType
-    kinds: Annotated[frozenset[Kind], Field(min_length=1)] | None = None
+    kinds: Annotated[frozenset[rules.Kind], Field(min_length=1)] | None = None
     when: Trigger | None = None
     audience: Annotated[
         list[AttributeTemplate],
@@ -99,7 +80,7 @@ class ChangeRule(RuleModel):
     ]
     list_placeholders: Annotated[list[Attribute], Field(default_factory=list), AfterValidator(_distinct)]
     data: Annotated[
-        list[Attribute], Field(default_factory=list, max_length=MAX_DATA_ATTRIBUTES), AfterValidator(_distinct)
+        list[Attribute], Field(default_factory=list, max_length=rules.MAX_DATA_ATTRIBUTES), AfterValidator(_distinct)
     ]
 
     @model_validator(mode="before")
@@ -107,19 +88,19 @@ class ChangeRule(RuleModel):
     def _distinct_kinds(cls, raw: Any) -> Any:
         kinds = raw.get("kinds") if isinstance(raw, dict) else None
         if isinstance(kinds, list) and len(set(map(str, kinds))) != len(kinds):
-            raise ValueError(f"kinds must list distinct INSERT, MODIFY, REMOVE, got {kinds!r}")
+            raise ValueError(f"kinds must list rules.distinct INSERT, MODIFY, REMOVE, got {kinds!r}")
         return raw
 
     @model_validator(mode="after")
     def _default_kinds(self) -> ChangeRule:
         becomes = self.when is not None and self.when.becomes is not None
         # Frozen: set the default the one time it is derived.
-        object.__setattr__(self, "kinds", default_kinds(self.kinds, becomes))
+        object.__setattr__(self, "kinds", rules.default_kinds(self.kinds, becomes))
         return self
 
     @model_validator(mode="after")
     def _list_placeholders_are_placeholders(self) -> ChangeRule:
-        unused_placeholders(self.audience, self.list_placeholders)
+        rules.unused_placeholders(self.audience, self.list_placeholders)
         return self
 
 
@@ -130,14 +111,14 @@ class ChangeSource(RuleModel):
 
     @model_validator(mode="after")
     def _rules_know_their_source(self) -> ChangeSource:
-        duplicate_rule_names([rule.name for rule in self.rules])
+        rules.duplicate_rule_names([rule.name for rule in self.rules])
         object.__setattr__(self, "rules", [rule.model_copy(update={"source": self.name}) for rule in self.rules])
         return self
 
 
 def validate(index: int, raw: object) -> rules.ChangeSource:
     """The source as pydantic reads it, or ConfigError naming the source and, inside a rule, the rule and its field."""
-    where = f"{ENVIRONMENT_VARIABLE}[{index}]"
+    where = f"{rules.ENVIRONMENT_VARIABLE}[{index}]"
     if (name := name_of(raw)) is not None:
         where += f" (source {name!r})"
     try:

@@ -166,6 +166,19 @@ def test_a_failed_call_fails_only_the_records_it_carried(recording_sqs, lambda_c
     assert result == {"batchItemFailures": [{"itemIdentifier": "110"}, {"itemIdentifier": "111"}]}
 
 
+def test_an_unreadable_record_fails_the_whole_batch_in_batch_order(recording_sqs, lambda_context):
+    """A record without its stream fields is reported with an empty identifier, which Lambda reads as the
+    whole batch failed (nothing after it is checkpointed); the readable records' events are still sent."""
+    sqs = recording_sqs(fail_bodies_containing='"doctorId":"d-3"')
+    unreadable = coming_online(2) | {"dynamodb": {"ApproximateCreationDateTime": "yesterday"}}  # no SequenceNumber
+    records = [coming_online(3), unreadable, coming_online(1)]
+
+    result = db_changes.handler({"Records": records}, lambda_context)
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": "103"}, {"itemIdentifier": ""}]}
+    assert sum(len(call) for call in sqs.calls) == 2
+
+
 def test_a_missing_template_attribute_is_a_logged_skip_not_a_failure(events_queue, lambda_context, caplog, capsys):
     no_clinic = stream_record(
         "MODIFY",
