@@ -191,7 +191,7 @@ test-integration: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.i
 test-browser: $(VENV)/.installed $(MINISTACK_ENV)/.installed node_modules/.installed $(CHROMIUM) $(JS_BUNDLE) ## Only the demo page in headless Chromium on the emulator
 	$(PY) -m pytest tests/browser -q $(PYTEST_ARGS)
 
-test-upgrade: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## On the emulator: UPGRADE_FROM_REF (default 9c04c14, the last landed main) applied, then this tree applied under traffic: nothing replaced, no event lost
+test-upgrade: $(VENV)/.installed $(MINISTACK_ENV)/.installed ## On the emulator: UPGRADE_FROM_REF (default 71d7b89, the last landed main) applied, then this tree applied under traffic: nothing replaced, no event lost
 	$(PY) -m pytest tests/upgrade -q -s $(PYTEST_ARGS)
 
 # .pre-commit-config.yaml runs these same targets (tests/build/test_hygiene.py keeps them in step).

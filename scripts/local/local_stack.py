@@ -116,6 +116,10 @@ class ApplyProgress:
             self._printed_at = time.monotonic()
 
 
+class ApplyFailed(SystemExit):
+    """`terraform apply` failed; its message names the errors (a SystemExit, so `make up` prints it and exits)."""
+
+
 def terraform_apply(*args: str, data_dir: Path, state_dir: Path) -> None:
     """`terraform apply`, showing its progress; a failure names its errors and the next step."""
     command, env = terraform_command("apply", "-json", *args, data_dir=data_dir)
@@ -131,7 +135,7 @@ def terraform_apply(*args: str, data_dir: Path, state_dir: Path) -> None:
     progress.show(final=True)
     if process.returncode != 0:
         errors = "\n".join(progress.errors) or "".join(other_output)[-4000:]
-        sys.exit(
+        raise ApplyFailed(
             f"terraform apply failed:\n{errors}\n"
             f"The emulator's log is {state_dir / 'ministack.log'}. Fix the cause, then `make down` and `make up`."
         )
@@ -173,12 +177,29 @@ def stack_on_free_port(
 
     Its HTTP API allows the origin of a demo page on another free port (`demo_port` in the endpoints).
     `emulator_command` and `emulator_env`: see `start_emulator`.
+
+    A failed apply is tried once more on a fresh emulator (its state in `state_dir/second-attempt`):
+    an emulator loaded by suites running beside it has once answered a create it had done with
+    ResourceAlreadyExistsException. A failure of the module itself fails both attempts, and both are printed.
     """
-    emulator = start_emulator(free_port(), state_dir, command=emulator_command, extra_env=emulator_env)
-    try:
-        yield deploy(emulator, state_dir, free_port())
-    finally:
-        emulator.stop()
+    for attempt_dir in (state_dir, state_dir / "second-attempt"):
+        emulator = start_emulator(free_port(), attempt_dir, command=emulator_command, extra_env=emulator_env)
+        try:
+            endpoints = deploy(emulator, attempt_dir, free_port())
+        except ApplyFailed as failure:
+            emulator.stop()
+            if attempt_dir != state_dir:
+                raise
+            print(f"{failure}\n==> Applying once more, on a fresh emulator", file=sys.stderr, flush=True)
+            continue
+        except BaseException:
+            emulator.stop()
+            raise
+        try:
+            yield endpoints
+        finally:
+            emulator.stop()
+        return
 
 
 def start_demo_server(state_dir: Path, port: int, timeout: float = 30.0) -> str:

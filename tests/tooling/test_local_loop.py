@@ -5,7 +5,10 @@ from __future__ import annotations
 import io
 import json
 
-from scripts.local.local_stack import ApplyProgress
+import pytest
+
+from scripts.local import local_stack
+from scripts.local.local_stack import ApplyFailed, ApplyProgress
 from scripts.local.logs import format_line
 
 
@@ -35,6 +38,55 @@ def test_apply_progress_keeps_the_errors_to_report():
     progress.read({"type": "diagnostic", "diagnostic": {"severity": "error", "summary": "Bad", "detail": "why"}})
     progress.read({"type": "diagnostic", "diagnostic": {"severity": "warning", "summary": "Meh"}})
     assert progress.errors == ["Bad: why"]
+
+
+class FakeEmulator:
+    def __init__(self, started: list, state_dir):
+        self.state_dir, self.stopped = state_dir, False
+        started.append(self)
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def stack_with_applies(monkeypatch, tmp_path, outcomes: list) -> tuple[list, list]:
+    """stack_on_free_port with emulators that start nothing and applies that fail or succeed in turn."""
+    started: list[FakeEmulator] = []
+    monkeypatch.setattr(local_stack, "free_port", lambda: 0)
+    monkeypatch.setattr(local_stack, "start_emulator", lambda port, state_dir, **_: FakeEmulator(started, state_dir))
+
+    def deploy(emulator, state_dir, demo_port):
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(local_stack, "deploy", deploy)
+    return started, outcomes
+
+
+def test_a_failed_apply_is_tried_once_more_on_a_fresh_emulator(monkeypatch, tmp_path, capsys):
+    started, _ = stack_with_applies(monkeypatch, tmp_path, [ApplyFailed("ResourceAlreadyExistsException"), {"ok": 1}])
+    with local_stack.stack_on_free_port(tmp_path) as endpoints:
+        assert endpoints == {"ok": 1}
+        assert [e.stopped for e in started] == [True, False]
+    assert started[1].stopped
+    assert [e.state_dir for e in started] == [tmp_path, tmp_path / "second-attempt"]
+    assert "ResourceAlreadyExistsException" in capsys.readouterr().err
+
+
+def test_an_apply_that_fails_twice_fails_the_stack_and_stops_both_emulators(monkeypatch, tmp_path):
+    started, _ = stack_with_applies(monkeypatch, tmp_path, [ApplyFailed("first"), ApplyFailed("second")])
+    with pytest.raises(ApplyFailed, match="second"), local_stack.stack_on_free_port(tmp_path):
+        pass
+    assert [e.stopped for e in started] == [True, True]
+
+
+def test_other_failures_are_not_retried(monkeypatch, tmp_path):
+    started, _ = stack_with_applies(monkeypatch, tmp_path, [RuntimeError("build failed"), {"ok": 1}])
+    with pytest.raises(RuntimeError), local_stack.stack_on_free_port(tmp_path):
+        pass
+    assert [e.stopped for e in started] == [True]
 
 
 def log_event(message: str) -> dict:

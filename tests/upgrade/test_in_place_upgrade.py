@@ -1,6 +1,6 @@
 """An in-place upgrade under traffic: apply the previous release, connect clients, apply this tree, lose nothing.
 
-On the emulator (ministack, a free loopback port), the whole tree at UPGRADE_FROM_REF (default 9c04c14,
+On the emulator (ministack, a free loopback port), the whole tree at UPGRADE_FROM_REF (default 71d7b89,
 the last landed main) is exported with `git archive`, its zips are built with its own build script and
 its terraform/examples/local is applied. Current Python clients connect to that stack (three on the
 WebSocket, one held on HTTP long polling) and a publisher thread sends a numbered event every 100 ms to
@@ -57,7 +57,7 @@ from scripts.local.emulator import MINISTACK, ROOT, emulator_client, free_port, 
 from scripts.local.mint_token import local_secret, mint_token
 from scripts.release import build
 
-UPGRADE_FROM_REF = os.environ.get("UPGRADE_FROM_REF", "9c04c14")
+UPGRADE_FROM_REF = os.environ.get("UPGRADE_FROM_REF", "71d7b89")
 EXAMPLE = Path("terraform") / "examples" / "local"
 
 PUBLISH_INTERVAL = 0.1  # seconds between two published events
