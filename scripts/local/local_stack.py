@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -169,6 +169,39 @@ def deploy(emulator: Emulator, state_dir: Path, demo_port: int) -> dict:
     return {**outputs, "emulator_endpoint": emulator.endpoint}
 
 
+def started_and_deployed(
+    port: Callable[[], int],
+    state_dir: Path,
+    demo_port: int,
+    *,
+    emulator_command: Sequence[str] = (),
+    emulator_env: Mapping[str, str] = {},
+) -> tuple[Emulator, dict]:
+    """Start the emulator on `port()` and apply examples/local on it; returns it, running, and the endpoints.
+
+    A failed apply is tried once more on a fresh emulator (its state and the Terraform state wiped, its
+    log kept): ministack, loaded, has answered a create on a fresh emulator with "already exists"
+    (CreateLogGroup in CI, CreateRole here, once each). A failure of the module itself fails both
+    attempts, and both are printed.
+    """
+    for attempt in (1, 2):
+        emulator = start_emulator(port(), state_dir, command=emulator_command, extra_env=emulator_env)
+        try:
+            return emulator, deploy(emulator, state_dir, demo_port)
+        except ApplyFailed as failure:
+            emulator.stop()
+            if attempt == 2:
+                raise
+            print(f"{failure}\n==> Applying once more, on a fresh emulator", file=sys.stderr, flush=True)
+            shutil.rmtree(state_dir / "ministack", ignore_errors=True)
+            for state_file in ("terraform.tfstate", "terraform.tfstate.backup"):
+                (state_dir / state_file).unlink(missing_ok=True)
+        except BaseException:
+            emulator.stop()
+            raise
+    raise AssertionError("unreachable: the second attempt returns or raises")
+
+
 @contextlib.contextmanager
 def stack_on_free_port(
     state_dir: Path, *, emulator_command: Sequence[str] = (), emulator_env: Mapping[str, str] = {}
@@ -177,29 +210,14 @@ def stack_on_free_port(
 
     Its HTTP API allows the origin of a demo page on another free port (`demo_port` in the endpoints).
     `emulator_command` and `emulator_env`: see `start_emulator`.
-
-    A failed apply is tried once more on a fresh emulator (its state in `state_dir/second-attempt`):
-    an emulator loaded by suites running beside it has once answered a create it had done with
-    ResourceAlreadyExistsException. A failure of the module itself fails both attempts, and both are printed.
     """
-    for attempt_dir in (state_dir, state_dir / "second-attempt"):
-        emulator = start_emulator(free_port(), attempt_dir, command=emulator_command, extra_env=emulator_env)
-        try:
-            endpoints = deploy(emulator, attempt_dir, free_port())
-        except ApplyFailed as failure:
-            emulator.stop()
-            if attempt_dir != state_dir:
-                raise
-            print(f"{failure}\n==> Applying once more, on a fresh emulator", file=sys.stderr, flush=True)
-            continue
-        except BaseException:
-            emulator.stop()
-            raise
-        try:
-            yield endpoints
-        finally:
-            emulator.stop()
-        return
+    emulator, endpoints = started_and_deployed(
+        free_port, state_dir, free_port(), emulator_command=emulator_command, emulator_env=emulator_env
+    )
+    try:
+        yield endpoints
+    finally:
+        emulator.stop()
 
 
 def start_demo_server(state_dir: Path, port: int, timeout: float = 30.0) -> str:
@@ -233,11 +251,9 @@ def up(port: int, state_dir: Path, demo_port: int) -> dict:
     if port_in_use(demo_port):  # found now rather than after two minutes of apply
         sys.exit(f"port {demo_port} on 127.0.0.1 is in use: `make down` if it is an earlier demo page; or DEMO_PORT=")
     print(f"==> Starting ministack on 127.0.0.1:{port}")
-    emulator = start_emulator(port, state_dir)
     try:
-        outputs = deploy(emulator, state_dir, demo_port)
+        _, outputs = started_and_deployed(lambda: port, state_dir, demo_port)  # it runs on after `up`
     except BaseException:
-        emulator.stop()
         print("==> ministack stopped; `make down` clears what is left in .local", file=sys.stderr)
         raise
     (state_dir / ENDPOINTS_FILE).write_text(json.dumps(outputs, indent=2, sort_keys=True) + "\n")

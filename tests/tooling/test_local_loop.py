@@ -66,12 +66,19 @@ def stack_with_applies(monkeypatch, tmp_path, outcomes: list) -> tuple[list, lis
 
 
 def test_a_failed_apply_is_tried_once_more_on_a_fresh_emulator(monkeypatch, tmp_path, capsys):
+    (tmp_path / "ministack").mkdir()
+    (tmp_path / "ministack" / "state.json").write_text("{}")
+    (tmp_path / "terraform.tfstate").write_text("{}")
+    (tmp_path / "ministack.log").write_text("the first attempt's log\n")
     started, _ = stack_with_applies(monkeypatch, tmp_path, [ApplyFailed("ResourceAlreadyExistsException"), {"ok": 1}])
     with local_stack.stack_on_free_port(tmp_path) as endpoints:
         assert endpoints == {"ok": 1}
         assert [e.stopped for e in started] == [True, False]
     assert started[1].stopped
-    assert [e.state_dir for e in started] == [tmp_path, tmp_path / "second-attempt"]
+    # The second emulator and apply start from nothing; the log of the first stays to read.
+    assert not (tmp_path / "ministack").exists()
+    assert not (tmp_path / "terraform.tfstate").exists()
+    assert (tmp_path / "ministack.log").read_text() == "the first attempt's log\n"
     assert "ResourceAlreadyExistsException" in capsys.readouterr().err
 
 
