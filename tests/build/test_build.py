@@ -71,7 +71,7 @@ def test_powertools_ships_what_the_functions_import_and_not_its_unused_utilities
         "tracing/tracer.py",
         "utilities/typing/__init__.py",
     ):
-        assert f"python/aws_lambda_powertools/{used}" in names, used
+        assert f"python/aws_lambda_powertools/{used}c" in names, used  # as bytecode alone
 
 
 @pytest.mark.parametrize("layers", [("layer",), ("layer", "jwks_layer")], ids=["hs256", "jwks"])
@@ -95,7 +95,7 @@ def test_zips_hold_fixed_timestamps_and_only_the_runtimes_bytecode(built):
         assert [info.filename for info in infos] == sorted(info.filename for info in infos)
         assert {info.date_time for info in infos} == {build.ZIP_EPOCH}
         names = {info.filename for info in infos}
-        caches = [name for name in names if "__pycache__" in name or name.endswith((".pyc", ".pyo"))]
+        caches = [name for name in names if "__pycache__" in name or name.endswith(".pyo")]
         # Only what the build compiled: one pyc per module, beside it, for the python3.12 runtime.
         expected = {_pyc_of(name) for name in names if name.endswith(".py")}
         assert set(caches) <= expected, sorted(set(caches) - expected)[:5]
@@ -106,23 +106,49 @@ def _pyc_of(module: str) -> str:
     return f"{folder}/__pycache__/{name[:-3]}.cpython-312.pyc".lstrip("/")
 
 
+def _assert_unchecked_bytecode(archive: zipfile.ZipFile, name: str) -> None:
+    header = archive.read(name)[:8]
+    assert header[:4] == importlib.util.MAGIC_NUMBER, name
+    assert int.from_bytes(header[4:8], "little") == 1, f"{name}: not an unchecked-hash pyc"
+
+
 def test_every_module_ships_bytecode_the_runtime_uses_without_checking(built):
     """Lambda's /var/task and /opt are read-only: Python cannot cache what it compiles there, so
     without bytecode in the zips every cold start compiles every module it imports. Unchecked-hash
-    pycs (PEP 552, flags = 1) are used whatever the files' times, which the zips fix at 1980."""
-    for path in built.values():
-        with zipfile.ZipFile(path) as archive:
+    pycs (PEP 552, flags = 1) are used whatever the files' times, which the zips fix at 1980.
+    The functions' code keeps its sources beside; the layers ship their modules as bytecode alone."""
+    with zipfile.ZipFile(built["code"]) as archive:
+        names = set(archive.namelist())
+        modules = [name for name in names if name.endswith(".py")]
+        assert modules
+        assert [name for name in modules if _pyc_of(name) not in names] == []
+        for name in modules:
+            _assert_unchecked_bytecode(archive, _pyc_of(name))
+    for layer in ("layer", "jwks_layer"):
+        with zipfile.ZipFile(built[layer]) as archive:
             names = set(archive.namelist())
-            modules = [name for name in names if name.endswith(".py")]
-            missing = [name for name in modules if _pyc_of(name) not in names]
-            # A few files no import reaches do not compile (templates, other Pythons' code): never ours.
-            assert not [name for name in missing if name.startswith("realtime/")]
-            assert len(missing) <= len(modules) // 50, missing[:5]
-            for name in modules:
-                if _pyc_of(name) in names:
-                    header = archive.read(_pyc_of(name))[:8]
-                    assert header[:4] == importlib.util.MAGIC_NUMBER, name
-                    assert int.from_bytes(header[4:8], "little") == 1, f"{name}: not an unchecked-hash pyc"
+            sources = [name for name in names if name.endswith(".py")]
+            compiled = [name for name in names if name.endswith(".pyc")]
+            # A few files no import reaches do not compile (templates, other Pythons' code) and stay sources.
+            assert len(sources) <= len(compiled) // 50, sources[:5]
+            assert not [name for name in names if "__pycache__" in name]
+            for name in compiled:
+                _assert_unchecked_bytecode(archive, name)
+
+
+def test_layer_tracebacks_name_the_files_where_lambda_unpacks_them(tmp_path, built):
+    zipfile.ZipFile(built["layer"]).extractall(tmp_path)
+    probe = (
+        f"import sys; sys.path[:0] = [{str(tmp_path / 'python')!r}]\n"
+        "import boto3, traceback\n"
+        "try:\n"
+        "    boto3.client('not-a-service', region_name='us-east-1')\n"
+        "except Exception as error:\n"
+        "    print(traceback.extract_tb(error.__traceback__)[-1].filename)\n"
+    )
+    result = subprocess.run([sys.executable, "-I", "-B", "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("/opt/python/botocore/")
 
 
 def test_handlers_import_from_the_zips_without_compiling(tmp_path, built):
@@ -155,7 +181,7 @@ def test_layer_ships_the_sdk_with_the_data_of_the_services_the_functions_call(bu
     names = zipfile.ZipFile(built["layer"]).namelist()
     assert all(name.startswith("python/") for name in names)
     for package in ("boto3", "botocore", "urllib3", "dateutil", "jmespath"):
-        assert f"python/{package}/__init__.py" in names, package
+        assert f"python/{package}/__init__.pyc" in names, package
 
     def services(data: str) -> set[str]:
         return {name.split("/")[3] for name in names if name.startswith(f"python/{data}/data/") and name.count("/") > 4}
