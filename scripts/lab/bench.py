@@ -16,8 +16,8 @@ What it measures, in this order:
      emulator, SQS -> Lambda -> PostToConnection, no storage; then
      publish-to-receive latency on one WebSocket, an event through the
      pipeline and one through the floor in turn;
-  3. throughput, publish to last receipt, through one topic and across 100
-     topics, pipeline and floor in turn;
+  3. throughput, publish to last receipt, through one topic (with process-events'
+     delivery turns, then without) and across 100 topics, pipeline and floor in turn;
   4. fan-out of one event to 1, 10 and 100 WebSocket sessions, and to 100
      with DELIVERY_CONCURRENCY=1;
 then, with the stack stopped, cold starts, request counts and the cost model
@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,8 @@ BROADCAST_TOPIC = "all"  # the broadcasts to simulated connections: every token'
 ORDERING_SOCKETS = 200  # issue 22: a burst of 30 broadcast events to 200 real sockets
 ORDERING_EVENTS = 30
 MANY_TOPICS = 100  # across two sessions of 50 groups each: a token grants at most 100 topics
+# One topic again with process-events' delivery turns off: what per-topic order costs a burst.
+TURNS_OFF_CASE = "one topic without delivery turns"
 SEND_BATCH = 10  # messages per SendMessageBatch
 
 
@@ -277,6 +280,15 @@ class StackBench:
             "floor_warm_up_seconds": seconds["floor"][0],
         }
 
+    async def without_delivery_turns(self, measure: Callable[[], Awaitable[dict]]) -> dict:
+        """`measure()` with process-events' delivery turns off (DELIVERY_ORDER_WAIT_MS=0), then as deployed
+        again (each change replaces its workers: the measurement's warm-up round starts them)."""
+        deployed = self.set_process_events_variable("DELIVERY_ORDER_WAIT_MS", "0")
+        try:
+            return await measure()
+        finally:
+            self.set_process_events_variable("DELIVERY_ORDER_WAIT_MS", deployed)
+
     def set_delivery_concurrency(self, value: int) -> None:
         self.set_process_events_variable("DELIVERY_CONCURRENCY", str(value))
 
@@ -455,6 +467,9 @@ async def measure_stack(endpoints: dict, scale: Scale) -> dict:
         half = MANY_TOPICS // 2
         results["throughput"] = [
             await bench.throughput("one topic", [[]], scale.throughput_events, scale.throughput_rounds),
+            await bench.without_delivery_turns(
+                lambda: bench.throughput(TURNS_OFF_CASE, [[]], scale.throughput_events, scale.throughput_rounds)
+            ),
             await bench.throughput(
                 f"{MANY_TOPICS} topics",
                 [[f"bench-rate-{bench.run}-{n}" for n in range(start, start + half)] for start in (0, half)],
