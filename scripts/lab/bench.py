@@ -16,8 +16,8 @@ What it measures, in this order:
      emulator, SQS -> Lambda -> PostToConnection, no storage; then
      publish-to-receive latency on one WebSocket, an event through the
      pipeline and one through the floor in turn;
-  3. throughput, publish to last receipt, through one topic (with process-events'
-     delivery turns, then without) and across 100 topics, pipeline and floor in turn;
+  3. throughput, publish to last receipt, through one topic, across 100 topics, and
+     through one topic without process-events' delivery turns, pipeline and floor in turn;
   4. fan-out of one event to 1, 10 and 100 WebSocket sessions, and to 100
      with DELIVERY_CONCURRENCY=1;
 then, with the stack stopped, cold starts, request counts and the cost model
@@ -467,14 +467,15 @@ async def measure_stack(endpoints: dict, scale: Scale) -> dict:
         half = MANY_TOPICS // 2
         results["throughput"] = [
             await bench.throughput("one topic", [[]], scale.throughput_events, scale.throughput_rounds),
-            await bench.without_delivery_turns(
-                lambda: bench.throughput(TURNS_OFF_CASE, [[]], scale.throughput_events, scale.throughput_rounds)
-            ),
             await bench.throughput(
                 f"{MANY_TOPICS} topics",
                 [[f"bench-rate-{bench.run}-{n}" for n in range(start, start + half)] for start in (0, half)],
                 scale.throughput_events,
                 scale.throughput_rounds,
+            ),
+            # Last: turning the turns off and on replaces process-events' workers.
+            await bench.without_delivery_turns(
+                lambda: bench.throughput(TURNS_OFF_CASE, [[]], scale.throughput_events, scale.throughput_rounds)
             ),
         ]
     section("Fan-out to WebSocket sessions")

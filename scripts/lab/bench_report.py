@@ -148,13 +148,14 @@ def render_throughput(cases: list[dict]) -> str:
 All events of a round sent at once (SendMessageBatch, ten at a time), timed from the
 first send to the last receipt; the pipeline and the floor take turns, {rounds} rounds
 each, the median round shown. "One topic": every event to one user's topic, one
-session. "{cases[-1]["topics"]} topics": two sessions holding 50 group topics each, event n to
+session. "{max(case["topics"] for case in cases)} topics": two sessions holding 50 group topics each, event n to
 topic n mod 100 (the floor posts each to the connection holding that topic). Both
 sides have the same event source mapping (batch size, concurrency), so the ratio is
 what the module's work per event costs on the emulator. One topic's batches take their
 seqs from one counter, one after another, and post in turn (delivery turns, so that a
 socket gets the topic's frames in order); "without delivery turns" is the same burst with
-`delivery_order_wait_ms` at 0, to show what the order costs (the floor keeps no order).
+`delivery_order_wait_ms` at 0, to show what the order costs (the floor keeps no order); it
+comes last, as changing the setting replaces process-events' workers (its warm-up is a first burst too).
 
 {body}
 

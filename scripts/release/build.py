@@ -112,8 +112,8 @@ def with_bytecode(
     `sources=False` (the layers): each module that compiles ships as its bytecode alone, in the
     module's place (`client.pyc` for `client.py`, which Python imports without a source), under
     the name it has in the runtime (`runtime_dir` + its path, e.g. /opt/python/botocore/client.py)
-    for tracebacks, which show that file and line but not the line's text. Half the files and a
-    quarter less to unpack; the functions' own code keeps its sources.
+    for tracebacks, which show that file and line but not the line's text. Half the files and
+    about 30% fewer bytes to unpack; the functions' own code keeps its sources.
     """
     if sys.version_info[:2] != tuple(int(part) for part in PYTHON_VERSION.split(".")):
         sys.exit(f"the build compiles for python{PYTHON_VERSION}: run it with that interpreter (make build does)")
