@@ -280,14 +280,17 @@ class StackBench:
             "floor_warm_up_seconds": seconds["floor"][0],
         }
 
-    async def without_delivery_turns(self, measure: Callable[[], Awaitable[dict]]) -> dict:
+    async def without_delivery_turns(self, measure: Callable[[], Awaitable[dict]], events: int) -> dict:
         """`measure()` with process-events' delivery turns off (DELIVERY_ORDER_WAIT_MS=0), then as deployed
-        again (each change replaces its workers: the measurement's warm-up round starts them)."""
+        again. Each change replaces its workers: the measurement's warm-up round starts them, and a burst
+        of `events` after the second starts them again, so that what follows is measured warm."""
         deployed = self.set_process_events_variable("DELIVERY_ORDER_WAIT_MS", "0")
         try:
-            return await measure()
+            result = await measure()
         finally:
             self.set_process_events_variable("DELIVERY_ORDER_WAIT_MS", deployed)
+        await self.throughput("warm again", [[]], events, rounds=0)
+        return result
 
     def set_delivery_concurrency(self, value: int) -> None:
         self.set_process_events_variable("DELIVERY_CONCURRENCY", str(value))
@@ -475,7 +478,8 @@ async def measure_stack(endpoints: dict, scale: Scale) -> dict:
             ),
             # Last: turning the turns off and on replaces process-events' workers.
             await bench.without_delivery_turns(
-                lambda: bench.throughput(TURNS_OFF_CASE, [[]], scale.throughput_events, scale.throughput_rounds)
+                lambda: bench.throughput(TURNS_OFF_CASE, [[]], scale.throughput_events, scale.throughput_rounds),
+                scale.throughput_events,
             ),
         ]
     section("Fan-out to WebSocket sessions")

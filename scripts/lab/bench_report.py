@@ -155,7 +155,8 @@ what the module's work per event costs on the emulator. One topic's batches take
 seqs from one counter, one after another, and post in turn (delivery turns, so that a
 socket gets the topic's frames in order); "without delivery turns" is the same burst with
 `delivery_order_wait_ms` at 0, to show what the order costs (the floor keeps no order); it
-comes last, as changing the setting replaces process-events' workers (its warm-up is a first burst too).
+comes last, as changing the setting replaces process-events' workers (its warm-up is a first burst too;
+a burst after it starts them again for the fan-out below).
 
 {body}
 
